@@ -1,0 +1,45 @@
+# Two commands on a fresh machine:  make serve  |  make test
+# Each makes a virtualenv in .venv and installs what it needs (pins in constraints.txt).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+HOST ?= 127.0.0.1
+PORT ?= 8000
+MODEL_REPOSITORY ?= models
+
+.PHONY: serve test test-all install install-test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The service alone: numpy, flask, gunicorn, onnxruntime(-gpu); no torch.
+$(VENV)/.installed-serve: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e .
+	touch $@
+
+# Service + trainer (torch pinned to the local CPU build by constraints.txt) + test tools.
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e '.[trainer,test]'
+	touch $@
+
+install: $(VENV)/.installed-serve
+install-test: $(VENV)/.installed-test
+
+serve: install
+	HOST=$(HOST) PORT=$(PORT) MODEL_REPOSITORY=$(abspath $(MODEL_REPOSITORY)) \
+		$(BIN)/gunicorn -c service/gunicorn.conf.py
+
+test: install-test
+	$(BIN)/python -m pytest -q
+
+# Slow and GPU tests too (GPU tests skip themselves without CUDA).
+test-all: install-test
+	$(BIN)/python -m pytest -q -m ''
+
+lint: install-test
+	$(BIN)/python -m ruff check . && $(BIN)/python -m ruff format --check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""The online half: a Flask + gunicorn + onnxruntime service that serves the model repository."""

@@ -1,0 +1,10 @@
+"""HTTP routes, one blueprint per resource. Each route parses, calls the core, formats."""
+
+from flask import Flask
+
+from service.api import diagnostics, health, models, references
+
+
+def register_blueprints(app: Flask) -> None:
+    for module in (health, models, references, diagnostics):
+        app.register_blueprint(module.blueprint)

@@ -1,0 +1,72 @@
+"""What the routes share: the loaded repository, JSON bodies, content negotiation."""
+
+import json
+
+from flask import current_app, request
+
+from service.config import ServiceConfig
+from service.errors import ApiError
+from service.repository import Entry, Repository
+
+
+def repository() -> Repository:
+    return current_app.extensions["repository"]
+
+
+def service_config() -> ServiceConfig:
+    return current_app.config["SERVICE"]
+
+
+def ready_entry(name: str, kind: str) -> Entry:
+    """The named entry of `kind`: 404 when unknown, 503 when it failed to load."""
+    entry = repository().get(name)
+    if entry is None or (entry.kind is not None and entry.kind != kind):
+        noun = "reference" if kind == "reference" else "model"
+        known = ", ".join(e.name for e in repository().of_kind(kind)) or "none"
+        raise ApiError(404, f"no {noun} named {name!r} (known: {known})", f"unknown-{noun}")
+    if not entry.ready:
+        raise ApiError(503, f"{name!r} is not ready: {entry.error}", "not-ready")
+    return entry
+
+
+def json_body(allowed: tuple[str, ...]) -> dict:
+    """The request body as a JSON object (an empty body is {}), whatever its Content-Type."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ApiError(400, f"request body is not valid JSON: {error}", "malformed-json") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object", "malformed-json")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ApiError(400, f"unknown field(s) {', '.join(unknown)}; allowed: "
+                       f"{', '.join(allowed)}", "unknown-field")
+    return body
+
+
+def int_field(body: dict, name: str, default: int | None, low: int, high: int) -> int | None:
+    """body[name] as an int in [low, high] (default when absent or null); 400 otherwise."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, f"'{name}' must be an integer, got {json.dumps(value)[:40]}",
+                       "invalid-field")
+    if not low <= value <= high:
+        raise ApiError(400, f"'{name}' must be between {low} and {high}, got {value}",
+                       "invalid-field")
+    return value
+
+
+def negotiate(offered: tuple[str, ...]) -> str:
+    """The media type to answer with, from the request's Accept header (406 if none fits)."""
+    if not request.accept_mimetypes:
+        return offered[0]
+    best = request.accept_mimetypes.best_match(offered)
+    if best is None:
+        raise ApiError(406, f"cannot answer with {request.headers.get('Accept')!r}; "
+                       f"offered: {', '.join(offered)}", "not-acceptable")
+    return best

@@ -1,0 +1,31 @@
+"""Diagnose an uploaded batch of samples against a reference."""
+
+from flask import Blueprint, request
+
+from service.api.common import ready_entry, service_config
+from service.diagnostics import DiagnosticsError, diagnose
+from service.errors import ApiError
+from service.uploads import UploadLimits, parse_batch
+
+blueprint = Blueprint("diagnostics", __name__, url_prefix="/v1/diagnostics")
+
+
+@blueprint.post("")
+def diagnostics() -> dict:
+    """multipart/form-data: `file` (the batch) and `reference` (a reference name) -> report."""
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(415, "send multipart/form-data with a 'file' part and a 'reference' field "
+                       "(curl -F file=@samples.npy -F reference=ring8 ...)", "unsupported-format")
+    upload = request.files.get("file")
+    name = request.form.get("reference") or request.args.get("reference")
+    if upload is None or not name:
+        raise ApiError(400, "both the 'file' part and the 'reference' field are required",
+                       "missing-field")
+    reference = ready_entry(name, "reference")
+    config = service_config()
+    limits = UploadLimits(config.max_upload_samples, config.max_upload_dim)
+    batch = parse_batch(upload.read(), upload.filename, upload.mimetype, limits)
+    try:
+        return diagnose(batch, reference.card["reference"], name)
+    except DiagnosticsError as error:
+        raise ApiError(422, str(error), "unusable-samples") from None

@@ -1,0 +1,24 @@
+"""Liveness and readiness, for load balancers and Kubernetes probes."""
+
+from flask import Blueprint
+
+from service.api.common import repository
+from service.errors import ApiError
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/healthz")
+def healthz() -> dict:
+    """200 while the process serves requests."""
+    return {"status": "ok"}
+
+
+@blueprint.get("/readyz")
+def readyz() -> dict:
+    """200 when every model in the repository is loaded; 503 naming those that are not."""
+    not_ready = repository().not_ready()
+    if not_ready:
+        names = ", ".join(sorted(not_ready))
+        raise ApiError(503, f"not ready: {names}", "not-ready", extra={"not_ready": not_ready})
+    return {"status": "ready", "models": sorted(repository().entries)}

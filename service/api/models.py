@@ -1,0 +1,78 @@
+"""Generators: list, describe, draw samples."""
+
+import io
+import secrets
+
+import numpy as np
+from flask import Blueprint, Response, jsonify
+
+from service import runtime
+from service.api.common import int_field, json_body, negotiate, ready_entry, repository, service_config
+from service.errors import ApiError
+from service.repository import SERVABLE_KINDS, Entry
+from service.sampling import MAX_SEED, gaussian_latents
+
+blueprint = Blueprint("models", __name__, url_prefix="/v1/models")
+SAMPLE_FORMATS = ("application/json", "application/x-npy")
+
+
+def describe(entry: Entry) -> dict:
+    """Name, kind, readiness, the provider in use and the card (None when unreadable)."""
+    return {
+        "name": entry.name,
+        "kind": entry.kind,
+        "ready": entry.ready,
+        "error": entry.error,
+        "provider": entry.provider,
+        "versions": sorted(entry.sessions),
+        "card": entry.card,
+    }
+
+
+@blueprint.get("")
+def list_models() -> dict:
+    entries = [e for e in repository().entries.values() if e.kind in SERVABLE_KINDS or not e.card]
+    return {"models": [describe(entry) for entry in entries]}
+
+
+@blueprint.get("/<name>")
+def get_model(name: str) -> dict:
+    entry = repository().get(name)
+    if entry is None or entry.kind == "reference":
+        raise ApiError(404, f"no model named {name!r}", "unknown-model")
+    return describe(entry)
+
+
+@blueprint.post("/<name>/samples")
+def samples(name: str) -> Response:
+    """Body {"n", "seed", "version"}: n samples from G(z), z ~ N(0, I) drawn with `seed`."""
+    config = service_config()
+    entry = ready_entry(name, "gan")
+    body = json_body(("n", "seed", "version"))
+    n = int_field(body, "n", config.default_samples, 1, config.max_samples)
+    seed = int_field(body, "seed", secrets.randbits(63), 0, MAX_SEED)
+    version = int_field(body, "version", entry.latest_version(), 1, 2**31)
+    if version not in entry.sessions:
+        raise ApiError(404, f"{name} has no version {version} (versions: "
+                       f"{sorted(entry.sessions)})", "unknown-version")
+    media_type = negotiate(SAMPLE_FORMATS)
+    batch = generate(entry, version, n, seed, config.max_batch)
+    headers = {"X-Seed": str(seed), "X-Model-Version": str(version)}
+    if media_type == "application/x-npy":
+        return Response(npy_bytes(batch), mimetype=media_type, headers=headers)
+    response = jsonify(model=name, version=version, seed=seed, shape=list(batch.shape),
+                       samples=batch.tolist())
+    response.headers.update(headers)
+    return response
+
+
+def generate(entry: Entry, version: int, n: int, seed: int, max_batch: int) -> np.ndarray:
+    """G(z) for z = gaussian_latents(n, latent_dim, seed): [n, *output] float32."""
+    z = gaussian_latents(n, entry.card["latent_dim"], seed)
+    return runtime.run_batched(entry.sessions[version], entry.card["input"]["name"], z, max_batch)
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()

@@ -1,0 +1,44 @@
+"""The Flask application factory: `create_app(config)` runs named steps in order.
+
+gunicorn calls `create_app()` inside each worker (preload_app is off), so onnxruntime sessions
+are created after the fork, one set per worker.
+"""
+
+import logging
+import sys
+
+from flask import Flask
+
+from service.api import register_blueprints
+from service.config import ServiceConfig
+from service.errors import register_error_handlers
+from service.repository import Repository
+
+
+def create_app(config: ServiceConfig | None = None) -> Flask:
+    """A ready-to-serve app; `config` defaults to `ServiceConfig.from_env()`."""
+    config = (config or ServiceConfig.from_env()).validated()
+    app = Flask(__name__)
+    app.config["SERVICE"] = config
+    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes
+    app.json.sort_keys = False
+    configure_logging(config.log_level)
+    register_blueprints(app)
+    register_error_handlers(app)
+    load_models(app, config)
+    return app
+
+
+def configure_logging(level: str) -> None:
+    """One line per record on stdout, for container log collectors."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("service")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def load_models(app: Flask, config: ServiceConfig) -> None:
+    """Read the model repository; broken entries are kept as not ready, never fatal."""
+    app.extensions["repository"] = Repository(config.model_repository, config.device).load()

@@ -1,0 +1,51 @@
+"""Service settings: one frozen dataclass holds the defaults; the environment overrides them."""
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything the app factory needs. Tests build one directly; gunicorn uses `from_env()`."""
+
+    model_repository: Path = REPO_MODELS  # MODEL_REPOSITORY: folder of <name>/card.json
+    device: str = "auto"  # DEVICE: auto (CUDA when it works, else CPU) | cuda | cpu
+    max_samples: int = 100_000  # MAX_SAMPLES: largest n a generation request may ask for
+    max_batch: int = 8_192  # MAX_BATCH: generation runs in batches of at most this many rows
+    default_samples: int = 2_500  # DEFAULT_SAMPLES: n when a request does not say (papers' protocol)
+    max_upload_bytes: int = 64 * 2**20  # MAX_UPLOAD_BYTES: request bodies beyond this get 413
+    max_upload_samples: int = 1_000_000  # MAX_UPLOAD_SAMPLES: rows in one diagnostics upload
+    max_upload_dim: int = 4_096  # MAX_UPLOAD_DIM: values per row in one diagnostics upload
+    log_level: str = "INFO"  # LOG_LEVEL
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "ServiceConfig":
+        """Defaults overridden by upper-case environment variables of the same names."""
+        environ = os.environ if environ is None else environ
+        config = cls()
+        overrides = {}
+        for field in fields(cls):
+            raw = environ.get(field.name.upper())
+            if raw is None or raw == "":
+                continue
+            default = getattr(config, field.name)
+            try:
+                overrides[field.name] = type(default)(raw)
+            except ValueError as error:
+                raise ValueError(f"{field.name.upper()}={raw!r}: {error}") from None
+        return replace(config, **overrides).validated()
+
+    def validated(self) -> "ServiceConfig":
+        """Return self, or raise ValueError naming the first setting out of range."""
+        if self.device not in ("auto", "cuda", "cpu"):
+            raise ValueError(f"DEVICE must be auto, cuda or cpu, not {self.device!r}")
+        for name in ("max_samples", "max_batch", "default_samples", "max_upload_bytes",
+                     "max_upload_samples", "max_upload_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.upper()} must be >= 1")
+        if self.default_samples > self.max_samples:
+            raise ValueError("DEFAULT_SAMPLES must be <= MAX_SAMPLES")
+        return self

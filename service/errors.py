@@ -1,0 +1,81 @@
+"""One error type and the handlers that turn every failure into RFC 9457 problem+json.
+
+Each body has `type`, `title`, `status`, `detail` and an `error` member repeating `detail`,
+which is where KServe/Triton clients read a failed call's message.
+"""
+
+import logging
+from http import HTTPStatus
+
+from flask import Flask, Response, g, json
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+
+PROBLEM_MIME = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """A failure to report to the client.
+
+    `slug` names the problem type (`/problems/<slug>`, listed in docs/api.md); `extra` adds
+    members to the body (e.g. `not_ready`); `headers` adds response headers (e.g. Retry-After).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        slug: str | None = None,
+        extra: dict | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+
+def problem_response(error: ApiError) -> Response:
+    """The problem+json response for `error`."""
+    body = {
+        "type": f"/problems/{error.slug}" if error.slug else "about:blank",
+        "title": HTTPStatus(error.status).phrase,
+        "status": error.status,
+        "detail": error.detail,
+        "error": error.detail,
+        **error.extra,
+    }
+    request_id = g.get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    response = Response(json.dumps(body), status=error.status, mimetype=PROBLEM_MIME)
+    response.headers.update(error.headers)
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Route ApiError, werkzeug's HTTP errors and anything unexpected to problem+json."""
+    max_bytes = app.config["SERVICE"].max_upload_bytes
+
+    @app.errorhandler(ApiError)
+    def handle_api_error(error: ApiError) -> Response:
+        return problem_response(error)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def handle_too_large(error: RequestEntityTooLarge) -> Response:
+        detail = f"request body exceeds the limit of {max_bytes} bytes (MAX_UPLOAD_BYTES)"
+        return problem_response(ApiError(413, detail, "too-large"))
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error: HTTPException) -> Response:
+        response = problem_response(ApiError(error.code or 500, error.description or ""))
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception) -> Response:
+        log.exception("unhandled error")
+        return problem_response(ApiError(500, "internal error; see the service log", "internal"))

@@ -1,0 +1,40 @@
+"""gunicorn settings for the service. Every value can be overridden from the environment.
+
+Run from the repository root: `gunicorn -c service/gunicorn.conf.py`.
+"""
+
+import os
+
+# The app factory, called in each worker after the fork: onnxruntime sessions (and CUDA
+# contexts) must never be created in the master and inherited across fork().
+wsgi_app = "service.app:create_app()"
+preload_app = False
+
+# HOST:PORT to listen on; 0.0.0.0 inside a container, `make serve` passes HOST=127.0.0.1.
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+
+# gthread: one process holds the sessions and its threads share them (onnxruntime's run() is
+# thread-safe and releases the GIL). One worker per GPU; add workers on CPU-only hosts.
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+threads = int(os.environ.get("THREADS", "4"))
+
+# Seconds a worker may stay silent before the master replaces it; generation of the largest
+# allowed batch and diagnostics of the largest upload finish well within it.
+timeout = int(os.environ.get("TIMEOUT", "120"))
+
+# Seconds in-flight requests get to finish after SIGTERM before workers are killed.
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
+
+# Seconds an idle keep-alive connection stays open (behind a load balancer, keep it short).
+keepalive = int(os.environ.get("KEEPALIVE", "5"))
+
+# Access and error logs to stdout/stderr, one line per request, for the container runtime.
+accesslog = os.environ.get("ACCESS_LOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+# Reject absurd request lines and header blocks before Flask sees them.
+limit_request_line = 8190
+limit_request_fields = 100

@@ -1,0 +1,158 @@
+"""The model repository: `<root>/<name>/card.json` + `<root>/<name>/<version>/model.onnx`.
+
+Loaded in each gunicorn worker after the fork. Every folder becomes an entry; a card that
+fails its schema, a missing or altered ONNX file, or a session that will not load makes that
+entry not ready, with the reason, and never stops the others from serving.
+"""
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import onnxruntime as ort
+
+from service import runtime
+
+log = logging.getLogger(__name__)
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "card.schema.json"
+SERVABLE_KINDS = ("gan",)
+
+
+@dataclass
+class Entry:
+    """One folder of the repository: its card, readiness and (for generators) sessions."""
+
+    name: str
+    path: Path
+    card: dict | None = None
+    error: str | None = None
+    sessions: dict[int, ort.InferenceSession] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        return self.error is None and self.card is not None
+
+    @property
+    def kind(self) -> str | None:
+        return self.card.get("kind") if isinstance(self.card, dict) else None
+
+    @property
+    def provider(self) -> str | None:
+        """The execution provider really in use (None for entries without sessions)."""
+        session = next(iter(self.sessions.values()), None)
+        return runtime.session_provider(session) if session else None
+
+    def latest_version(self) -> int:
+        return max(self.sessions)
+
+
+@cache
+def card_schema() -> dict:
+    """The JSON Schema every card must satisfy (service/schemas/card.schema.json)."""
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def validate_card(card: object) -> None:
+    """Raise ValueError with the first schema violation, as `path: message`."""
+    validator = jsonschema.Draft202012Validator(card_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(card))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "(card)"
+        raise ValueError(f"card.json invalid at {where}: {error.message}")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Repository:
+    """All entries of one model repository folder, keyed by name."""
+
+    def __init__(self, root: Path, device: str) -> None:
+        self.root = root
+        self.device = device
+        self.entries: dict[str, Entry] = {}
+
+    def load(self) -> "Repository":
+        """Read every folder; then check that each generator's reference is ready."""
+        if not self.root.is_dir():
+            log.error("model repository %s is not a folder", self.root)
+            return self
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            if not folder.name.startswith("."):
+                self.entries[folder.name] = self._load_entry(folder)
+        for entry in self.entries.values():
+            if entry.ready and entry.kind in SERVABLE_KINDS:
+                self._check_reference(entry)
+        for entry in self.entries.values():
+            log.info("model %s: %s", entry.name, "ready" if entry.ready else entry.error)
+        return self
+
+    def _load_entry(self, folder: Path) -> Entry:
+        entry = Entry(name=folder.name, path=folder)
+        try:
+            entry.card = json.loads((folder / "card.json").read_text())
+            validate_card(entry.card)
+            if entry.card["name"] != folder.name:
+                raise ValueError(f"card name {entry.card['name']!r} != folder {folder.name!r}")
+            if entry.kind in SERVABLE_KINDS:
+                entry.sessions = self._load_sessions(entry)
+            elif entry.kind not in ("reference",):
+                raise ValueError(f"kind {entry.kind!r} is not served by this version")
+        except FileNotFoundError as error:
+            entry.error = f"missing file: {Path(error.filename).relative_to(self.root)}"
+        except (ValueError, OSError, runtime.RuntimeUnavailable) as error:
+            entry.error = str(error)
+        except Exception as error:  # onnxruntime raises its own types for broken files
+            entry.error = f"cannot load ONNX: {type(error).__name__}: {error}"
+        return entry
+
+    def _load_sessions(self, entry: Entry) -> dict[int, ort.InferenceSession]:
+        sessions = {}
+        for version in entry.card["versions"]:
+            path = entry.path / version["file"]
+            if sha256(path) != version["sha256"]:
+                raise ValueError(f"{version['file']}: sha256 differs from the card")
+            session = runtime.create_session(path, self.device)
+            check_signature(session, entry.card)
+            sessions[version["version"]] = session
+        return sessions
+
+    def _check_reference(self, entry: Entry) -> None:
+        reference = self.entries.get(entry.card["reference"])
+        if reference is None or reference.kind != "reference":
+            entry.error = f"reference {entry.card['reference']!r} not in the repository"
+        elif not reference.ready:
+            entry.error = f"reference {reference.name!r} not ready: {reference.error}"
+
+    def get(self, name: str, kind: str | None = None) -> Entry | None:
+        entry = self.entries.get(name)
+        if entry is None or (kind is not None and entry.kind != kind):
+            return None
+        return entry
+
+    def of_kind(self, *kinds: str) -> list[Entry]:
+        return [entry for entry in self.entries.values() if entry.kind in kinds]
+
+    def not_ready(self) -> dict[str, str]:
+        return {e.name: e.error or "not loaded" for e in self.entries.values() if not e.ready}
+
+
+def check_signature(session: ort.InferenceSession, card: dict) -> None:
+    """Raise ValueError when the ONNX file's input/output names or widths differ from the card."""
+    for expected, actual in ((card["input"], session.get_inputs()[0]),
+                             (card["output"], session.get_outputs()[0])):
+        if actual.name != expected["name"]:
+            raise ValueError(f"ONNX tensor {actual.name!r} != card {expected['name']!r}")
+        fixed = [(a, b) for a, b in zip(actual.shape[1:], expected["shape"][1:], strict=False)
+                 if isinstance(a, int) and b != -1]
+        if len(actual.shape) != len(expected["shape"]) or any(a != b for a, b in fixed):
+            raise ValueError(f"ONNX {actual.name} shape {actual.shape} != card {expected['shape']}")

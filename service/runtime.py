@@ -1,0 +1,66 @@
+"""onnxruntime sessions: the CUDA provider when it works, else the CPU provider, honestly reported.
+
+onnxruntime-gpu lists CUDAExecutionProvider as available even where the CUDA libraries are
+missing, then falls back to the CPU with loud log lines; only `session.get_providers()` says
+what a session really uses, so that is what we report.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+_QUIET = 4  # onnxruntime logger severity: fatal only
+_DEFAULT_SEVERITY = 2  # warnings and above
+
+
+def requested_providers(device: str) -> list[str]:
+    """Providers to ask for, best first, for DEVICE = auto | cuda | cpu."""
+    if device != "cpu" and CUDA in ort.get_available_providers():
+        return [CUDA, CPU]
+    return [CPU]
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The requested device cannot be used (e.g. DEVICE=cuda on a machine without CUDA)."""
+
+
+def create_session(path: Path, device: str) -> ort.InferenceSession:
+    """Load one ONNX file for `device`; raise RuntimeUnavailable when DEVICE=cuda cannot be met."""
+    options = ort.SessionOptions()
+    options.log_severity_level = _DEFAULT_SEVERITY
+    providers = requested_providers(device)
+    # A failed CUDA provider load is logged at error level by onnxruntime itself; we report it
+    # once, in our own words, below.
+    ort.set_default_logger_severity(_QUIET)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    finally:
+        ort.set_default_logger_severity(_DEFAULT_SEVERITY)
+    used = session.get_providers()
+    if device == "cuda" and CUDA not in used:
+        raise RuntimeUnavailable("DEVICE=cuda but the CUDA execution provider failed to load")
+    if CUDA in providers and CUDA not in used:
+        log.warning("%s: CUDA provider unavailable, running on the CPU provider", path)
+    return session
+
+
+def session_provider(session: ort.InferenceSession) -> str:
+    """The provider that runs the session's nodes first: CUDAExecutionProvider or CPU..."""
+    return session.get_providers()[0]
+
+
+def run_batched(
+    session: ort.InferenceSession, input_name: str, inputs: np.ndarray, max_batch: int
+) -> np.ndarray:
+    """Run `session` on `inputs` [N, ...] in batches of at most `max_batch` rows; concatenate."""
+    outputs = [
+        session.run(None, {input_name: inputs[start : start + max_batch]})[0]
+        for start in range(0, len(inputs), max_batch)
+    ]
+    return np.concatenate(outputs, axis=0)

@@ -1,0 +1,44 @@
+"""Shared fixtures: a tiny model repository really trained and exported by the trainer."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from service.app import create_app
+from tests.helpers import make_config, train_and_export
+
+
+@pytest.fixture(scope="session")
+def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """models/ with the references ring8 and grid25 and a tiny ring8 GAN (`ring8-gan`)."""
+    from trainer.export import export_reference
+
+    root = tmp_path_factory.mktemp("repo")
+    models = root / "models"
+    for dataset in ("ring8", "grid25"):
+        export_reference(dataset, models)
+    train_and_export(root / "runs", models, "ring8", "ring8-gan")
+    return models
+
+
+@pytest.fixture
+def repo_copy(model_repo: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny repository, for tests that break it."""
+    return Path(shutil.copytree(model_repo, tmp_path / "models"))
+
+
+@pytest.fixture
+def app(model_repo: Path):
+    return create_app(make_config(model_repo))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def ring8_reference(model_repo: Path) -> dict:
+    return json.loads((model_repo / "ring8" / "card.json").read_text())["reference"]

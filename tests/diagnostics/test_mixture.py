@@ -1,0 +1,103 @@
+"""GaussianMixture validation, blockwise nearest modes and the papers' counting protocol."""
+
+import numpy as np
+import pytest
+
+from service.diagnostics import DiagnosticsError, GaussianMixture
+from service.diagnostics.mixture import (
+    expected_coverage_ideal,
+    high_quality_probability,
+    mode_metrics,
+    nearest_modes,
+)
+
+VALID = {
+    "type": "gaussian_mixture",
+    "dim": 2,
+    "centres": [[0, 0], [1, 0], [0, 1]],
+    "std": 0.1,
+    "weights": [1, 1, 2],
+}
+
+
+def test_from_spec_normalises_weights() -> None:
+    mixture = GaussianMixture.from_spec(VALID)
+    np.testing.assert_allclose(mixture.weights, [0.25, 0.25, 0.5])
+    assert (mixture.centres.dtype, mixture.centres.shape, mixture.std) == (np.float64, (3, 2), 0.1)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"type": "classifier"}, "unsupported reference type"),
+        ({"std": None}, "std"),
+        ({"std": 0}, "std must be > 0"),
+        ({"std": -0.1}, "std must be > 0"),
+        ({"dim": 3}, "need \\[K >= 1, 3\\]"),
+        ({"dim": True}, "dim must be a positive integer"),
+        ({"centres": [[0, 0], [1]]}, "ragged"),
+        ({"centres": [0, 1]}, "centres must have 2 dimension"),
+        ({"centres": [[0, np.nan], [1, 0], [0, 1]]}, "NaN or Inf"),
+        ({"weights": [1, 1]}, "3 centres but 2 weights"),
+        ({"weights": [1, -1, 2]}, "weights must be >= 0"),
+        ({"weights": [0, 0, 0]}, "positive sum"),
+    ],
+)
+def test_from_spec_rejects_invalid(change: dict, message: str) -> None:
+    with pytest.raises(DiagnosticsError, match=message):
+        GaussianMixture.from_spec({**VALID, **change})
+
+
+def test_from_spec_names_missing_keys() -> None:
+    with pytest.raises(DiagnosticsError, match="lacks centres, weights"):
+        GaussianMixture.from_spec({"type": "gaussian_mixture", "dim": 2, "std": 1.0})
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 4096])
+def test_nearest_modes_equals_brute_force(block_size: int) -> None:
+    rng = np.random.default_rng(3)
+    samples, centres = rng.normal(size=(500, 3)) * 4, rng.normal(size=(13, 3)) * 4
+    brute = np.linalg.norm(samples[:, None, :] - centres[None, :, :], axis=2)
+    index, distance = nearest_modes(samples, centres, block_size=block_size)
+    assert index.dtype == np.int64 and distance.dtype == np.float64
+    np.testing.assert_array_equal(index, np.argmin(brute, axis=1))
+    np.testing.assert_allclose(distance, brute.min(axis=1), rtol=1e-12)
+
+
+def test_nearest_modes_rejects_empty_blocks() -> None:
+    with pytest.raises(ValueError, match="block_size"):
+        nearest_modes(np.zeros((2, 2)), np.zeros((1, 2)), block_size=0)
+
+
+@pytest.mark.parametrize("stds, high_quality", [(2.9, True), (2.9999, True), (3.0001, False)])
+def test_high_quality_means_within_three_std(stds: float, high_quality: bool) -> None:
+    mixture = GaussianMixture.from_spec(VALID)
+    sample = np.array([[1.0, stds * 0.1]])  # offset from centre [1, 0], std 0.1
+    metrics = mode_metrics(sample, mixture)
+    assert bool(metrics["high_quality"][0]) is high_quality
+    assert metrics["histogram"].tolist() == ([0, 1, 0] if high_quality else [0, 0, 0])
+
+
+def test_mode_is_captured_by_its_nearest_high_quality_samples() -> None:
+    mixture = GaussianMixture.from_spec(VALID)
+    samples = np.array([[0.01, 0.0], [0.0, 0.02], [0.0, 1.0], [0.5, 0.5]])  # last: far from all
+    metrics = mode_metrics(samples, mixture)
+    assert metrics["histogram"].tolist() == [2, 0, 1]
+    assert metrics["captured"].tolist() == [True, False, True]
+    assert (metrics["covered"], metrics["high_quality_count"]) == (2, 3)
+
+
+@pytest.mark.parametrize("dim, expected", [(1, 0.9973002039367398), (2, 1.0 - np.exp(-4.5))])
+def test_high_quality_probability(dim: int, expected: float) -> None:
+    assert high_quality_probability(dim) == pytest.approx(expected, rel=1e-12)
+
+
+def test_expected_coverage_matches_monte_carlo(references: dict, draw) -> None:
+    mixture = GaussianMixture.from_spec(references["grid25"])
+    covered = [
+        mode_metrics(draw(references["grid25"], 30, seed=seed), mixture)["covered"]
+        for seed in range(200)
+    ]
+    mean, std = expected_coverage_ideal(mixture, 30)
+    assert abs(np.mean(covered) - mean) < 4 * np.std(covered) / np.sqrt(len(covered))
+    assert std == pytest.approx(np.std(covered), rel=0.2)

@@ -1,0 +1,99 @@
+"""The verdict rules on the benchmark geometries (thresholds from service.diagnostics.verdict)."""
+
+import numpy as np
+import pytest
+
+from service.diagnostics import diagnose
+from service.diagnostics.verdict import (
+    COLLAPSE_COVERAGE_RATIO,
+    DUPLICATE_COLLAPSE_FRACTION,
+    LOW_QUALITY_FRACTION,
+)
+
+
+@pytest.mark.parametrize("name, mode", [("ring8", 0), ("ring8", 5), ("grid25", 12)])
+def test_every_sample_on_one_centre_is_collapsed(references: dict, name: str, mode: int) -> None:
+    samples = np.tile(references[name]["centres"][mode], (2500, 1))
+    report = diagnose(samples, references[name], name)
+    assert report["verdict"]["status"] == "collapsed"
+    assert any("identical outputs" in reason for reason in report["verdict"]["reasons"])
+
+
+@pytest.mark.parametrize("name", ["ring8", "grid25"])
+def test_every_sample_far_away_is_collapsed(references: dict, name: str) -> None:
+    report = diagnose(np.tile([[30.0, -30.0]], (2500, 1)), references[name], name)
+    assert (report["verdict"]["status"], report["high_quality_fraction"]) == ("collapsed", 0.0)
+    assert report["kl"] is None and report["chi_square"]["p_value"] is None
+
+
+@pytest.mark.parametrize("name", ["ring8", "grid25"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_exact_sampler_is_healthy(references: dict, draw, name: str, seed: int) -> None:
+    report = diagnose(draw(references[name], 2500, seed=seed), references[name], name)
+    assert report["verdict"]["status"] == "healthy"
+    assert report["modes"]["covered"] == report["modes"]["total"] and report["kl"] < 0.02
+    assert "covers" in report["verdict"]["reasons"][0]
+
+
+def test_three_of_eight_modes_is_collapsed(references: dict, draw) -> None:
+    # 3 < COLLAPSE_COVERAGE_RATIO * 8 modes an exact sampler of 2500 covers: collapsed.
+    report = diagnose(draw(references["ring8"], 2500, [0, 3, 5]), references["ring8"], "ring8")
+    assert 3 < COLLAPSE_COVERAGE_RATIO * report["expected_covered_ideal"]
+    assert report["verdict"]["status"] == "collapsed"
+
+
+@pytest.mark.parametrize("name, modes", [("ring8", range(7)), ("grid25", range(1, 25))])
+def test_one_missing_mode_is_partial_collapse(references: dict, draw, name: str, modes) -> None:
+    report = diagnose(draw(references[name], 2500, list(modes)), references[name], name)
+    assert report["verdict"]["status"] == "partial_collapse"
+    assert any("more modes are missing" in reason for reason in report["verdict"]["reasons"])
+
+
+def test_imbalance_alone_is_partial_collapse(references: dict, draw) -> None:
+    ring8 = references["ring8"]
+    samples = np.concatenate([draw(ring8, 2500, seed=8), draw(ring8, 2500, [0], seed=9)])
+    report = diagnose(samples, ring8, "ring8")
+    assert report["modes"]["covered"] == 8 and report["verdict"]["status"] == "partial_collapse"
+    assert report["verdict"]["reasons"][0].startswith("mode imbalance")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_small_exact_batch_is_healthy(references: dict, draw, seed: int) -> None:
+    # 10 samples cannot see 25 modes: compared with an exact sampler of 10, nothing is wrong.
+    report = diagnose(draw(references["grid25"], 10, seed=seed), references["grid25"], "grid25")
+    assert report["verdict"]["status"] == "healthy"
+
+
+def test_thousand_modes_from_thousand_samples_is_healthy(draw) -> None:
+    # An exact sampler covers about 632 of 1000 equal modes with 1000 samples: not collapse.
+    centres = [[float(x), float(y)] for x in range(40) for y in range(25)]
+    reference = {
+        "type": "gaussian_mixture",
+        "dim": 2,
+        "centres": centres,
+        "std": 0.01,
+        "weights": [1.0] * 1000,
+    }
+    report = diagnose(draw(reference, 1000, seed=10), reference, "grid1000")
+    assert 580 < report["modes"]["covered"] < 680
+    assert report["verdict"]["status"] == "healthy"
+
+
+def test_half_duplicated_rows_are_collapsed(references: dict, draw) -> None:
+    half = draw(references["grid25"], 1250, seed=11)
+    report = diagnose(np.concatenate([half, half]), references["grid25"], "grid25")
+    assert report["duplicates"]["exact_fraction"] == DUPLICATE_COLLAPSE_FRACTION
+    assert report["verdict"]["status"] == "collapsed"
+
+
+def test_low_quality_warns_without_changing_status(references: dict, draw) -> None:
+    blurred = {**references["ring8"], "std": 0.05}  # draw with 5x the reference std
+    report = diagnose(draw(blurred, 2500, seed=12), references["ring8"], "ring8")
+    assert report["high_quality_fraction"] < LOW_QUALITY_FRACTION
+    assert report["verdict"]["status"] == "healthy"
+    assert report["verdict"]["reasons"][-1].startswith("low sample quality")
+
+
+def test_single_sample_is_not_blamed_for_one_mode(references: dict) -> None:
+    report = diagnose(np.array([[1.0, 0.0]]), references["ring8"], "ring8")
+    assert report["verdict"]["status"] == "healthy"

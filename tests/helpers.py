@@ -1,0 +1,36 @@
+"""Helpers the tests import: configs, tiny trained models, exact mixture draws."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from service.config import ServiceConfig
+
+TINY_GAN = {"steps": 20, "g_hidden": 16, "g_depth": 2, "d_hidden": 16, "d_depth": 2,
+            "batch_size": 32, "eval_every": 0,
+            "snapshot_every": 10}
+
+
+def train_and_export(runs: Path, models: Path, dataset: str, name: str) -> None:
+    """A few real training steps on `dataset`, exported by the trainer as `name`."""
+    from trainer.config import TrainConfig
+    from trainer.export import export_gan
+    from trainer.training_loop import training_loop
+
+    config = replace(TrainConfig(), dataset=dataset, **TINY_GAN)
+    training_loop(config, runs / name, resume=False, progress=False)
+    export_gan(runs / name, models, name)
+
+
+def make_config(repository: Path, **overrides: object) -> ServiceConfig:
+    return replace(ServiceConfig(model_repository=repository, device="cpu"), **overrides)
+
+
+def draw_mixture(reference: dict, n: int, modes: list[int] | None, seed: int = 0) -> np.ndarray:
+    """n exact draws from the mixture in `reference`, restricted to `modes` (all when None)."""
+    rng = np.random.default_rng(seed)
+    centres = np.asarray(reference["centres"])
+    chosen = np.arange(len(centres)) if modes is None else np.asarray(modes)
+    index = rng.choice(chosen, size=n)
+    return centres[index] + reference["std"] * rng.standard_normal((n, centres.shape[1]))

@@ -1,0 +1,101 @@
+"""The real gunicorn with the repo's config on a free loopback port: generate, diagnose, stop."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+        try:
+            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("gunicorn did not become ready")
+
+
+@pytest.fixture(scope="module")
+def server(model_repo: Path, tmp_path_factory: pytest.TempPathFactory):
+    port = free_port()
+    log = (tmp_path_factory.mktemp("gunicorn") / "log.txt").open("w+")
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DEVICE": "cpu",
+           "MODEL_REPOSITORY": str(model_repo), "WEB_CONCURRENCY": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn.conf.py"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        yield url, process, log
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        log.close()
+
+
+def test_generate_then_diagnose_over_http(server):
+    url, _, _ = server
+    models = requests.get(f"{url}/v1/models", timeout=5).json()["models"]
+    assert [m["name"] for m in models] == ["ring8-gan"]
+    drawn = requests.post(f"{url}/v1/models/ring8-gan/samples", json={"n": 2500, "seed": 1},
+                          headers={"Accept": "application/x-npy"}, timeout=30)
+    assert drawn.status_code == 200 and drawn.headers["Content-Type"] == "application/x-npy"
+    report = requests.post(f"{url}/v1/diagnostics", data={"reference": "ring8"},
+                           files={"file": ("samples.npy", drawn.content)}, timeout=30)
+    assert report.status_code == 200
+    body = report.json()
+    assert body["n_samples"] == 2500 and body["modes"]["total"] == 8
+    assert body["verdict"]["status"] in ("healthy", "partial_collapse", "collapsed")
+
+
+def test_same_seed_across_workers(server):
+    url, _, _ = server
+    answers = {
+        tuple(map(tuple, requests.post(f"{url}/v1/models/ring8-gan/samples",
+                                       json={"n": 8, "seed": 5}, timeout=10).json()["samples"]))
+        for _ in range(6)
+    }
+    assert len(answers) == 1
+
+
+def test_errors_are_problem_json_over_http(server):
+    url, _, _ = server
+    response = requests.post(f"{url}/v1/models/nope/samples", json={"n": 1}, timeout=5)
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["error"]
+
+
+def test_sessions_are_created_in_the_workers(server):
+    """Each of the two workers loads the models itself, after the fork; the master never does."""
+    _, process, log = server
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the second worker may still be loading
+        lines = [line for line in Path(log.name).read_text().splitlines()
+                 if "model ring8-gan: ready" in line]
+        pids = {line.split("[")[1].split("]")[0] for line in lines}
+        if len(pids) == 2:
+            break
+        time.sleep(0.2)
+    assert len(pids) == 2 and str(process.pid) not in pids

@@ -1,0 +1,70 @@
+"""Loading the model repository: broken entries are not ready; the rest serve."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service.app import create_app
+from service.repository import validate_card
+from tests.helpers import make_config
+
+
+def break_card(repo: Path, name: str, change) -> None:
+    path = repo / name / "card.json"
+    card = json.loads(path.read_text())
+    change(card)
+    path.write_text(json.dumps(card))
+
+
+BREAKAGES = {
+    "onnx file corrupted": lambda repo: (repo / "ring8-gan/1/model.onnx").write_bytes(b"junk"),
+    "onnx file missing": lambda repo: (repo / "ring8-gan/1/model.onnx").unlink(),
+    "card not json": lambda repo: (repo / "ring8-gan/card.json").write_text("{"),
+    "card fails schema": lambda repo: break_card(repo, "ring8-gan", lambda c: c.pop("latent_dim")),
+    "reference missing": lambda repo: break_card(
+        repo, "ring8-gan", lambda c: c.update(reference="nowhere")),
+    "card name differs": lambda repo: break_card(
+        repo, "ring8-gan", lambda c: c.update(name="other")),
+    "card without folder card": lambda repo: (repo / "ring8-gan/card.json").unlink(),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_broken_model_is_not_ready_and_others_serve(repo_copy, breakage):
+    BREAKAGES[breakage](repo_copy)
+    client = create_app(make_config(repo_copy)).test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "ring8-gan" in ready.get_json()["not_ready"]
+    assert client.get("/healthz").status_code == 200
+    models = {m["name"]: m for m in client.get("/v1/models").get_json()["models"]}
+    assert models["ring8-gan"]["ready"] is False and models["ring8-gan"]["error"]
+    response = client.post("/v1/models/ring8-gan/samples", json={"n": 1})
+    assert response.status_code in (404, 503)
+    assert response.mimetype == "application/problem+json"
+    assert client.get("/v1/references/ring8").status_code == 200
+
+
+def test_sha256_mismatch_is_not_ready(repo_copy):
+    break_card(repo_copy, "ring8-gan", lambda c: c["versions"][0].update(sha256="0" * 64))
+    entry = create_app(make_config(repo_copy)).extensions["repository"].entries["ring8-gan"]
+    assert not entry.ready and "sha256" in entry.error
+
+
+def test_missing_repository_serves_nothing_but_lives(tmp_path):
+    client = create_app(make_config(tmp_path / "absent")).test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/v1/models").get_json() == {"models": []}
+
+
+def test_ready_when_everything_loads(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["models"] == ["grid25", "ring8", "ring8-gan"]
+
+
+def test_validate_card_names_the_field(model_repo):
+    card = json.loads((model_repo / "ring8-gan" / "card.json").read_text())
+    card["versions"][0]["sha256"] = "xyz"
+    with pytest.raises(ValueError, match="versions/0/sha256"):
+        validate_card(card)

@@ -1,0 +1,74 @@
+"""The CLI: --dry-run shows the resolved config; bad input is a usage error (exit 2)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trainer.cli import main
+
+REPO = Path(__file__).parents[2]
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    """main(argv) in-process -> (exit status, stdout, stderr)."""
+    try:
+        status = main(argv)
+    except SystemExit as exit_:
+        status = exit_.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_dry_run_prints_the_resolved_config(capsys):
+    status, out, _ = run_main(["train", "grid25-gan", "--dry-run"], capsys)
+    assert status == 0
+    config = json.loads(out)
+    assert config["dataset"] == "grid25" and config["eval_samples"] == 2500
+
+
+def test_flags_override_the_preset(capsys, tmp_path):
+    argv = ["train", "ring8-gan", "--steps", "12", "--seed", "5", "--lr-d", "0.002", "--dry-run"]
+    status, out, _ = run_main(argv + ["--run-dir", str(tmp_path / "run")], capsys)
+    config = json.loads(out)
+    assert status == 0
+    assert (config["steps"], config["seed"], config["lr_d"]) == (12, 5, 0.002)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "no-such-preset"], "unknown preset"),
+        (["train", "ring8-gan", "--dataset", "ring9"], "invalid choice"),
+        (["train", "ring8-gan", "--loss", "nope"], "invalid choice"),
+        (["train", "ring8-gan", "--arch", "resnet"], "invalid choice"),
+        (["train", "ring8-gan", "--steps", "-5"], "steps must be >= 0"),
+        (["train", "ring8-gan", "--steps", "ten"], "invalid int value"),
+        (["export", "/nonexistent/run", "--name", "x"], "no checkpoint.pt"),
+        (["export", "/tmp", "--name", "x", "--version", "0"], "must be >= 1"),
+        (["reference", "ring9"], "invalid choice"),
+        (["fly"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_a_usage_error(capsys, argv, message):
+    status, _, err = run_main(argv, capsys)
+    assert status == 2
+    assert message in err and "usage:" in err
+    assert "Traceback" not in err
+
+
+def test_export_refuses_a_bad_name(capsys, trained_run, tmp_path):
+    argv = ["export", str(trained_run), "--name", "Bad Name", "--models-dir", str(tmp_path)]
+    status, _, err = run_main(argv, capsys)
+    assert status == 2 and "invalid model name" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_module_entry_point_reports_usage_errors_without_traceback():
+    command = [sys.executable, "-m", "trainer", "train", "ring8-gan", "--steps", "-1"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "steps must be >= 0" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,1 @@
+"""collapse-lab trainer: trains GANs on collapse benchmarks and exports generators to ONNX."""

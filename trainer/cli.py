@@ -1,0 +1,126 @@
+"""The trainer's command line: a thin layer that validates choices and calls one library
+function with named parameters.
+
+    python -m trainer train PRESET_OR_CONFIG [--steps N --seed S ...] [--run-dir DIR]
+                                             [--dry-run] [--no-resume]
+    python -m trainer export RUN_DIR --name NAME [--models-dir models] [--version V]
+    python -m trainer reference DATASET [--models-dir models]
+
+Bad choices and ranges are argparse usage errors (exit status 2, a message, no traceback).
+"""
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from trainer.config import TrainConfig, preset_names, resolve_config
+from trainer.datasets import DATASETS
+from trainer.losses import LOSSES
+from trainer.nets import ARCHITECTURES
+
+REGISTRIES = {"dataset": DATASETS, "arch": ARCHITECTURES, "loss": LOSSES}
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, typed from the dataclass; default None = not given."""
+    for field in dataclasses.fields(TrainConfig):
+        registry = REGISTRIES.get(field.name)
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}",
+            dest=field.name,
+            type=field.type,
+            default=None,
+            choices=registry.names() if registry else None,
+            metavar=None if registry else field.type.__name__.upper(),
+            help=f"default {field.default!r} (or the preset's)",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `train`, `export` and `reference` subcommands."""
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a GAN from a preset or a JSON config file")
+    train.add_argument("preset", help=f"a preset ({', '.join(preset_names())}) or a .json file")
+    add_config_flags(train)
+    train.add_argument("--run-dir", type=Path, help="default runs/<preset>-seed<seed>")
+    train.add_argument("--dry-run", action="store_true", help="print the resolved config, exit")
+    train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(handler=run_train, parser=train)
+
+    export = commands.add_parser("export", help="checkpoint -> ONNX + card in the model repo")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--name", required=True, help="model name (folder under models/)")
+    export.add_argument("--models-dir", type=Path, default=Path("models"))
+    export.add_argument("--version", type=positive_int, help="default: previous largest + 1")
+    export.add_argument("--description", help="default: generated from the training config")
+    export.set_defaults(handler=run_export, parser=export)
+
+    reference = commands.add_parser("reference", help="write a dataset's reference card")
+    reference.add_argument("dataset", choices=DATASETS.names())
+    reference.add_argument("--models-dir", type=Path, default=Path("models"))
+    reference.set_defaults(handler=run_reference, parser=reference)
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Resolve the config (defaults < preset < flags), then call training_loop."""
+    parser = args.parser
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    try:
+        config = resolve_config(args.preset, overrides)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.dry_run:
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
+    from trainer.training_loop import training_loop  # heavy imports only when training
+
+    run_dir = args.run_dir or Path("runs") / f"{Path(args.preset).stem}-seed{config.seed}"
+    try:
+        training_loop(config, run_dir, resume=not args.no_resume, progress=not args.no_progress)
+    except ValueError as error:  # e.g. resuming a run dir trained with another recipe
+        parser.error(str(error))
+    print(f"run dir: {run_dir}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Call export_gan and print the card's path."""
+    parser = args.parser
+    if not (args.run_dir / "checkpoint.pt").is_file():
+        parser.error(f"no checkpoint.pt in {args.run_dir}")
+    from trainer.export import check_name, export_gan
+
+    try:
+        check_name(args.name)
+    except ValueError as error:
+        parser.error(str(error))
+    card = export_gan(args.run_dir, args.models_dir, args.name, args.version, args.description)
+    print(card)
+    return 0
+
+
+def run_reference(args: argparse.Namespace) -> int:
+    """Call export_reference and print the card's path."""
+    from trainer.export import export_reference
+
+    print(export_reference(args.dataset, args.models_dir))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (argparse exits 2 on usage errors)."""
+    args = build_parser().parse_args(argv)
+    return args.handler(args)

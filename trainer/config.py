@@ -1,0 +1,126 @@
+"""Training configuration: the defaults live once, in `TrainConfig`.
+
+Resolution order: TrainConfig defaults < preset (a small JSON file in trainer/presets/, or any
+JSON file path) < explicit overrides (CLI flags). Unknown keys are an error everywhere.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainer.datasets import DATASETS
+from trainer.losses import LOSSES
+from trainer.nets import ARCHITECTURES
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on. Sizes in units, lr per Adam step."""
+
+    dataset: str = "ring8"  # registered dataset name (trainer.datasets.DATASETS)
+    arch: str = "mlp"  # registered architecture (trainer.nets.ARCHITECTURES)
+    loss: str = "non-saturating"  # registered loss (trainer.losses.LOSSES)
+    latent_dim: int = 2
+    g_hidden: int = 400  # PacGAN/VEEGAN 2-D setup: G 4 x 400 ReLU
+    g_depth: int = 4
+    d_hidden: int = 200  # D 3 x 200 LeakyReLU(0.2)
+    d_depth: int = 3
+    batch_size: int = 100
+    steps: int = 10_000  # generator updates (one D update each)
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    seed: int = 0
+    log_every: int = 100  # steps between metrics.jsonl lines
+    eval_every: int = 1000  # steps between diagnostics, and at the end (0: never)
+    snapshot_every: int = 1000  # steps between checkpoints, and at the end (0: only there)
+    eval_samples: int = 2500  # the papers' protocol: 2,500 samples per evaluation
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (what config.json and the card's `training` hold)."""
+        return dataclasses.asdict(self)
+
+
+def check_config(config: TrainConfig) -> None:
+    """Validate names and ranges; ValueError with a readable message otherwise."""
+    for field, registry in (("dataset", DATASETS), ("arch", ARCHITECTURES), ("loss", LOSSES)):
+        value = getattr(config, field)
+        if value not in registry:
+            raise ValueError(
+                f"unknown {field} {value!r}; choose from {', '.join(registry.names())}"
+            )
+    positive = ("latent_dim", "g_hidden", "g_depth", "d_hidden", "d_depth", "batch_size")
+    positive += ("log_every", "eval_samples")
+    for field in positive:
+        if getattr(config, field) < 1:
+            raise ValueError(f"{field} must be >= 1, got {getattr(config, field)}")
+    for field in ("steps", "seed", "eval_every", "snapshot_every"):
+        if getattr(config, field) < 0:
+            raise ValueError(f"{field} must be >= 0, got {getattr(config, field)}")
+    for field in ("lr_g", "lr_d"):
+        if not getattr(config, field) > 0:
+            raise ValueError(f"{field} must be > 0, got {getattr(config, field)}")
+    for field in ("beta1", "beta2"):
+        if not 0 <= getattr(config, field) < 1:
+            raise ValueError(f"{field} must be in [0, 1), got {getattr(config, field)}")
+
+
+def preset_names() -> list[str]:
+    """Names of the bundled presets (trainer/presets/<name>.json)."""
+    return sorted(path.stem for path in PRESETS_DIR.glob("*.json"))
+
+
+def preset_path(preset: str) -> Path:
+    """A bundled preset name or a path to a JSON config file -> its path (ValueError if none)."""
+    if (PRESETS_DIR / f"{preset}.json").is_file():
+        return PRESETS_DIR / f"{preset}.json"
+    if preset.endswith(".json") and Path(preset).is_file():
+        return Path(preset)
+    raise ValueError(
+        f"unknown preset {preset!r}; choose from {', '.join(preset_names())} "
+        "or give a path to a .json config file"
+    )
+
+
+def check_types(fields: dict[str, Any], source: str) -> None:
+    """ValueError unless every key is a TrainConfig field holding a value of its type."""
+    types = {field.name: field.type for field in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(fields) - set(types))
+    if unknown:
+        raise ValueError(f"{source}: unknown config keys {unknown}; known: {sorted(types)}")
+    for key, value in fields.items():
+        expected = types[key]
+        ok = isinstance(value, expected) and not isinstance(value, bool)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True  # JSON writes 1e-4 as a float but 1 as an int
+        if not ok:
+            raise ValueError(f"{source}: {key} must be {expected.__name__}, got {value!r}")
+
+
+def load_preset(preset: str) -> dict[str, Any]:
+    """A preset's (or config file's) fields as a dict; ValueError on unknown keys or types."""
+    path = preset_path(preset)
+    fields = json.loads(path.read_text())
+    if not isinstance(fields, dict):
+        raise ValueError(f"{path}: a preset must be a JSON object")
+    check_types(fields, str(path))
+    return fields
+
+
+def resolve_config(
+    preset: str | None = None, overrides: dict[str, Any] | None = None
+) -> TrainConfig:
+    """Defaults < preset < overrides (None values in overrides are skipped)."""
+    fields = load_preset(preset) if preset is not None else {}
+    explicit = {key: value for key, value in (overrides or {}).items() if value is not None}
+    check_types(explicit, "overrides")
+    fields.update(explicit)
+    return TrainConfig(**fields)

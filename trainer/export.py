@@ -1,0 +1,306 @@
+"""Export a trained generator to the model repository (models/<name>/<version>/model.onnx)
+with a card (models/<name>/card.json) valid against service/schemas/card.schema.json.
+
+The card records what the service and a reader need: input/output tensors, the reference the
+diagnostics compare against, the architecture arguments and resolved training config, the
+torch-vs-onnxruntime parity error, the file's sha256 and the diagnostics measured at export on
+the same latents the service would draw (service.sampling.gaussian_latents).
+"""
+
+import contextlib
+import datetime
+import hashlib
+import json
+import logging
+import re
+import shutil
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime
+import torch
+from torch import nn
+
+from service.sampling import gaussian_latents
+from trainer.datasets import get_dataset
+from trainer.nets import ARCHITECTURES
+
+OPSET = 18
+MAX_IR_VERSION = 10  # onnxruntime 1.31 loads IR <= 13; onnx 1.23 writes 14 unless told
+PARITY_TOLERANCE = 1e-4  # max |torch - onnxruntime| allowed at export
+PARITY_INPUTS = 4096
+PARITY_SEED = 1
+DIAGNOSTICS_SAMPLES = 2500  # the papers' protocol
+DIAGNOSTICS_SEED = 0
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # card.schema.json $defs.name
+EXPORT_BATCH = 8  # >= 2, so torch.export keeps the batch axis symbolic
+
+
+def check_name(name: str) -> None:
+    """ValueError unless `name` is a valid model-repository folder name (card.schema.json)."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"invalid model name {name!r}: lower-case letters, digits, '.', '_', "
+            "'-', starting with a letter or digit, at most 64 characters"
+        )
+
+
+def load_generator(run_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The generator of run_dir/checkpoint.pt in eval mode, and the checkpoint's metadata."""
+    checkpoint = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=True)
+    architecture = checkpoint["architecture"]
+    generator, _ = ARCHITECTURES.get(architecture["name"])(**architecture["args"])
+    generator.load_state_dict(checkpoint["generator"])
+    meta = {k: checkpoint[k] for k in ("architecture", "config", "step")}
+    return generator.eval(), meta
+
+
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's known third-party chatter (not our warnings)."""
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping ..."
+    try:
+        with warnings.catch_warnings():
+            # torch.export's pytree still calls a deprecated LeafSpec check (torch 2.13).
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+            yield
+    finally:
+        registration.setLevel(level)
+
+
+def to_onnx(generator: nn.Module, latent_dim: int) -> onnx.ModelProto:
+    """G -> ONNX (opset 18, IR <= 10): input z [batch, latent_dim], output samples [batch, d]."""
+    z = torch.zeros(EXPORT_BATCH, latent_dim)
+    with quiet_exporter(), torch.no_grad():
+        program = torch.onnx.export(
+            generator,
+            (z,),
+            input_names=["z"],
+            output_names=["samples"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            opset_version=OPSET,
+            dynamo=True,
+            verbose=False,
+            report=False,
+        )
+    model = program.model_proto
+    model.ir_version = min(model.ir_version, MAX_IR_VERSION)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def run_onnx(path: Path, z: np.ndarray) -> np.ndarray:
+    """The ONNX file on the CPU provider: z [n, latent_dim] float32 -> samples [n, d] float32."""
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["samples"], {"z": z})[0]
+
+
+def measure_parity(generator: nn.Module, path: Path, latent_dim: int) -> dict[str, Any]:
+    """torch vs onnxruntime on PARITY_INPUTS service latents; ValueError above the tolerance.
+
+    max_rel_error is elementwise |torch - ort| / max(|torch|, 1e-3), the floor keeping
+    coordinates near 0 from dividing by ~0.
+    """
+    z = gaussian_latents(PARITY_INPUTS, latent_dim, PARITY_SEED)
+    with torch.no_grad():
+        expected = generator(torch.from_numpy(z)).numpy().astype(np.float64)
+    actual = run_onnx(path, z).astype(np.float64)
+    error = np.abs(expected - actual)
+    parity = {
+        "max_abs_error": float(error.max()),
+        "max_rel_error": float((error / np.maximum(np.abs(expected), 1e-3)).max()),
+        "n_inputs": PARITY_INPUTS,
+    }
+    if not parity["max_abs_error"] <= PARITY_TOLERANCE:
+        raise ValueError(f"ONNX parity failed: {parity} (tolerance {PARITY_TOLERANCE})")
+    return parity
+
+
+def export_diagnostics(path: Path, latent_dim: int, dataset_name: str) -> dict[str, Any]:
+    """diagnose() on DIAGNOSTICS_SAMPLES onnxruntime samples from service latents (seed 0)."""
+    from service.diagnostics import diagnose  # the shared metric core (numpy only)
+
+    z = gaussian_latents(DIAGNOSTICS_SAMPLES, latent_dim, DIAGNOSTICS_SEED)
+    samples = run_onnx(path, z)
+    report = diagnose(samples, get_dataset(dataset_name).reference_spec(), dataset_name)
+    return {**to_jsonable(report), "n": DIAGNOSTICS_SAMPLES, "seed": DIAGNOSTICS_SEED}
+
+
+def to_jsonable(value: Any) -> Any:
+    """numpy scalars/arrays and tuples -> plain JSON values, recursively."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_card(model_dir: Path) -> dict[str, Any] | None:
+    """models/<name>/card.json as a dict, or None when absent."""
+    path = model_dir / "card.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def next_version(model_dir: Path, card: dict[str, Any] | None) -> int:
+    """1 + the largest version in the card or among the numeric sub-folders (1 when none)."""
+    versions = [entry["version"] for entry in (card or {}).get("versions", [])]
+    if model_dir.is_dir():
+        versions += [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def write_card(model_dir: Path, card: dict[str, Any]) -> Path:
+    """Write card.json atomically; returns its path."""
+    path = model_dir / "card.json"
+    temporary = model_dir / "card.json.tmp"
+    temporary.write_text(json.dumps(to_jsonable(card), indent=2) + "\n")
+    temporary.replace(path)
+    return path
+
+
+def utc_now() -> str:
+    """ISO 8601 UTC time, seconds precision."""
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def gan_card(
+    name: str, description: str, meta: dict[str, Any], versions: list[dict], diagnostics: dict
+) -> dict[str, Any]:
+    """The `gan` card for the newest version; `meta` is load_generator's checkpoint metadata."""
+    config, architecture = meta["config"], meta["architecture"]
+    latent_dim, data_dim = architecture["args"]["latent_dim"], architecture["args"]["data_dim"]
+    return {
+        "schema_version": 1,
+        "name": name,
+        "kind": "gan",
+        "description": description,
+        "created": utc_now(),
+        "versions": versions,
+        "latent_dim": latent_dim,
+        "input": {"name": "z", "dtype": "float32", "shape": [-1, latent_dim]},
+        "output": {
+            "name": "samples",
+            "dtype": "float32",
+            "shape": [-1, data_dim],
+            "value_range": None,
+        },
+        "reference": config["dataset"],
+        "dataset": config["dataset"],
+        "architecture": architecture,
+        "training": config,
+        "diagnostics": diagnostics,
+    }
+
+
+def export_gan(
+    run_dir: Path,
+    models_dir: Path,
+    name: str,
+    version: int | None = None,
+    description: str | None = None,
+) -> Path:
+    """Export run_dir's generator as models_dir/<name>/<version>/model.onnx; returns the card.
+
+    version defaults to the previous largest + 1; older versions stay listed in the card.
+    Raises ValueError when the version exists or parity exceeds PARITY_TOLERANCE.
+    """
+    check_name(name)
+    generator, meta = load_generator(Path(run_dir))
+    model_dir = Path(models_dir) / name
+    previous = read_card(model_dir)
+    if previous is not None and previous.get("kind") != "gan":
+        raise ValueError(f"{model_dir} holds a {previous.get('kind')!r} card, not a gan")
+    version = next_version(model_dir, previous) if version is None else version
+    latent_dim = meta["architecture"]["args"]["latent_dim"]
+    entry = write_version(generator, model_dir / str(version), version, latent_dim)
+    try:
+        diagnostics = export_diagnostics(
+            model_dir / entry["file"], latent_dim, meta["config"]["dataset"]
+        )
+    except BaseException:
+        shutil.rmtree(model_dir / str(version))
+        raise
+    older = [v for v in (previous or {}).get("versions", []) if v["version"] != version]
+    versions = sorted(older + [entry], key=lambda v: v["version"])
+    description = description or default_description(meta)
+    return write_card(model_dir, gan_card(name, description, meta, versions, diagnostics))
+
+
+def write_version(generator: nn.Module, version_dir: Path, version: int, latent_dim: int) -> dict:
+    """Export, save, hash and parity-check one version; the card's `versions` entry.
+
+    Nothing is left behind on failure. ValueError when version_dir exists or parity fails.
+    """
+    if version_dir.exists():
+        raise ValueError(f"{version_dir} already exists; choose another version")
+    model = to_onnx(generator, latent_dim)
+    version_dir.mkdir(parents=True)
+    path = version_dir / "model.onnx"
+    try:
+        onnx.save_model(model, path)
+        parity = measure_parity(generator, path, latent_dim)
+    except BaseException:
+        shutil.rmtree(version_dir)
+        raise
+    return {
+        "version": version,
+        "file": f"{version}/model.onnx",
+        "sha256": sha256(path),
+        "opset": OPSET,
+        "ir_version": int(model.ir_version),
+        "parity": parity,
+    }
+
+
+def default_description(meta: dict[str, Any]) -> str:
+    """A one-line description from the training config."""
+    config = meta["config"]
+    return (
+        f"{config['loss']} GAN ({config['arch']}) trained on {config['dataset']} for "
+        f"{meta['step']} steps, seed {config['seed']}."
+    )
+
+
+def export_reference(dataset_name: str, models_dir: Path, description: str | None = None) -> Path:
+    """models_dir/<dataset>/card.json of kind `reference` (the analytic mixture); its path."""
+    dataset = get_dataset(dataset_name)
+    model_dir = Path(models_dir) / dataset_name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    card = {
+        "schema_version": 1,
+        "name": dataset_name,
+        "kind": "reference",
+        "description": description or reference_description(dataset_name),
+        "created": utc_now(),
+        "dataset": dataset_name,
+        "reference": dataset.reference_spec(),
+    }
+    return write_card(model_dir, card)
+
+
+def reference_description(dataset_name: str) -> str:
+    """A one-line description of a mixture reference."""
+    dataset = get_dataset(dataset_name)
+    return (
+        f"{dataset.num_modes}-mode isotropic Gaussian mixture ({dataset_name}), std "
+        f"{dataset.std}, equal weights: the analytic reference for mode counting."
+    )

@@ -1,0 +1,245 @@
+"""The GAN training loop, as named steps: build, maybe_resume, train_step, evaluate,
+maybe_snapshot, log.
+
+A run directory holds config.json (the resolved config), checkpoint.pt (everything needed to
+resume bit-exactly: weights, optimizer moments, step, RNG states) and metrics.jsonl (one JSON
+line per logged step). No global RNG is used: initialisation runs under a forked, seeded RNG and
+data and latents come from their own torch.Generator, so a run is a function of its config.
+"""
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from service.sampling import gaussian_latents
+from trainer.config import TrainConfig
+from trainer.datasets import GaussianMixture, get_dataset
+from trainer.losses import GANLoss, get_loss
+from trainer.nets import ARCHITECTURES
+
+# Fields that may change between a run and its resumption (how long and how often, not what).
+RESUMABLE_FIELDS = ("steps", "log_every", "eval_every", "snapshot_every", "eval_samples")
+EVAL_SEED = 0  # eval latents come from service.sampling, like the export-time diagnostics
+
+
+@dataclass
+class TrainState:
+    """Mutable state of one run; `step` counts completed generator updates."""
+
+    config: TrainConfig
+    dataset: GaussianMixture
+    architecture: dict[str, Any]
+    generator: nn.Module
+    discriminator: nn.Module
+    loss: GANLoss
+    optimizer_g: torch.optim.Optimizer
+    optimizer_d: torch.optim.Optimizer
+    data_rng: torch.Generator
+    latent_rng: torch.Generator
+    step: int = 0
+
+
+def architecture_spec(config: TrainConfig, data_dim: int) -> dict[str, Any]:
+    """The card's `architecture` object: registered name and plain-int constructor args."""
+    args = {"latent_dim": config.latent_dim, "data_dim": data_dim}
+    args |= {"g_hidden": config.g_hidden, "g_depth": config.g_depth}
+    args |= {"d_hidden": config.d_hidden, "d_depth": config.d_depth}
+    return {"name": config.arch, "args": args}
+
+
+def derive_seeds(seed: int, count: int) -> list[int]:
+    """`count` independent 63-bit seeds from one run seed (numpy SeedSequence)."""
+    state = np.random.SeedSequence(seed).generate_state(count, dtype=np.uint64)
+    return [int(s) >> 1 for s in state]
+
+
+def build(config: TrainConfig) -> TrainState:
+    """Dataset, networks (seeded init), loss, Adam optimizers and the data/latent generators."""
+    init_seed, data_seed, latent_seed = derive_seeds(config.seed, 3)
+    dataset = get_dataset(config.dataset)
+    architecture = architecture_spec(config, dataset.dim)
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+        torch.manual_seed(init_seed)
+        generator, discriminator = ARCHITECTURES.get(config.arch)(**architecture["args"])
+    betas = (config.beta1, config.beta2)
+    return TrainState(
+        config=config,
+        dataset=dataset,
+        architecture=architecture,
+        generator=generator,
+        discriminator=discriminator,
+        loss=get_loss(config.loss),
+        optimizer_g=torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=betas),
+        optimizer_d=torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=betas),
+        data_rng=torch.Generator().manual_seed(data_seed),
+        latent_rng=torch.Generator().manual_seed(latent_seed),
+    )
+
+
+def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
+    """ValueError if the checkpoint was trained with a different recipe than `config`."""
+    current = config.to_dict()
+    changed = sorted(k for k in current if k not in RESUMABLE_FIELDS and saved.get(k) != current[k])
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+        raise ValueError(f"cannot resume: config changed ({details}); use a new run dir")
+
+
+def maybe_resume(state: TrainState, run_dir: Path, resume: bool) -> None:
+    """Load run_dir/checkpoint.pt into `state` if it exists and `resume` is set."""
+    path = run_dir / "checkpoint.pt"
+    if not (resume and path.is_file()):
+        return
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    check_resumable(checkpoint["config"], state.config)
+    state.generator.load_state_dict(checkpoint["generator"])
+    state.discriminator.load_state_dict(checkpoint["discriminator"])
+    state.optimizer_g.load_state_dict(checkpoint["optimizer_g"])
+    state.optimizer_d.load_state_dict(checkpoint["optimizer_d"])
+    state.data_rng.set_state(checkpoint["data_rng"])
+    state.latent_rng.set_state(checkpoint["latent_rng"])
+    state.step = int(checkpoint["step"])
+
+
+def train_step(state: TrainState) -> dict[str, float]:
+    """One D update then one G update on the same fake batch; returns both losses."""
+    batch, latent_dim = state.config.batch_size, state.config.latent_dim
+    real = state.dataset.sample(batch, state.data_rng)  # [batch, data_dim]
+    z = torch.randn(batch, latent_dim, generator=state.latent_rng)  # [batch, latent_dim]
+    fake = state.generator(z)
+
+    d_loss = state.loss.discriminator_loss(state.discriminator, real, fake.detach())
+    state.optimizer_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    state.optimizer_d.step()
+
+    state.discriminator.requires_grad_(False)  # G's step needs no gradient for D's weights
+    g_loss = state.loss.generator_loss(state.discriminator, fake)
+    state.optimizer_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    state.optimizer_g.step()
+    state.discriminator.requires_grad_(True)
+    state.step += 1
+    return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
+
+
+def generate(generator: nn.Module, n: int, latent_dim: int, seed: int) -> np.ndarray:
+    """G on service-compatible latents gaussian_latents(n, latent_dim, seed): [n, out] float32."""
+    z = torch.from_numpy(gaussian_latents(n, latent_dim, seed))
+    was_training = generator.training
+    generator.eval()
+    with torch.no_grad():
+        samples = generator(z).numpy()
+    generator.train(was_training)
+    return samples
+
+
+def evaluate(state: TrainState) -> dict[str, Any]:
+    """The papers' protocol on `eval_samples` samples: modes covered, high quality, KL."""
+    from service.diagnostics import diagnose  # the shared metric core (numpy only)
+
+    config = state.config
+    samples = generate(state.generator, config.eval_samples, config.latent_dim, EVAL_SEED)
+    report = diagnose(samples, state.dataset.reference_spec(), state.dataset.name)
+    return {
+        "modes_covered": report["modes"]["covered"],
+        "modes_total": report["modes"]["total"],
+        "high_quality_fraction": report["high_quality_fraction"],
+        "kl": report["kl"],
+    }
+
+
+def checkpoint_dict(state: TrainState) -> dict[str, Any]:
+    """Everything maybe_resume needs; tensors and plain values only (weights_only loadable)."""
+    return {
+        "step": state.step,
+        "config": state.config.to_dict(),
+        "architecture": state.architecture,
+        "generator": state.generator.state_dict(),
+        "discriminator": state.discriminator.state_dict(),
+        "optimizer_g": state.optimizer_g.state_dict(),
+        "optimizer_d": state.optimizer_d.state_dict(),
+        "data_rng": state.data_rng.get_state(),
+        "latent_rng": state.latent_rng.get_state(),
+    }
+
+
+def maybe_snapshot(state: TrainState, run_dir: Path, force: bool = False) -> bool:
+    """Write run_dir/checkpoint.pt atomically every `snapshot_every` steps (or when forced)."""
+    every = state.config.snapshot_every
+    if not (force or (every > 0 and state.step % every == 0)):
+        return False
+    temporary = run_dir / "checkpoint.pt.tmp"
+    torch.save(checkpoint_dict(state), temporary)
+    os.replace(temporary, run_dir / "checkpoint.pt")
+    return True
+
+
+def is_due(step: int, every: int, last: bool) -> bool:
+    """True on multiples of `every` (> 0) and on the last step."""
+    return last or (every > 0 and step % every == 0)
+
+
+def finite_or_none(value: Any) -> Any:
+    """NaN and inf -> None (strict JSON has neither); anything else unchanged."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def log(run_dir: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to run_dir/metrics.jsonl (NaN/inf written as null)."""
+    clean = {k: finite_or_none(v) for k, v in record.items()}
+    with open(run_dir / "metrics.jsonl", "a") as file:
+        file.write(json.dumps(clean) + "\n")
+
+
+def truncate_log(run_dir: Path, step: int) -> None:
+    """Drop metrics.jsonl lines past `step` (written after the checkpoint we resume from)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def write_config(config: TrainConfig, run_dir: Path) -> None:
+    """run_dir/config.json: the resolved config."""
+    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+def training_loop(
+    config: TrainConfig, run_dir: Path, resume: bool = True, progress: bool = True
+) -> TrainState:
+    """Train until `config.steps` generator updates, resuming from run_dir if asked.
+
+    Returns the final state; run_dir receives config.json, checkpoint.pt and metrics.jsonl.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = build(config)
+    maybe_resume(state, run_dir, resume)
+    truncate_log(run_dir, state.step)
+    write_config(config, run_dir)
+    bar = tqdm(total=config.steps, initial=state.step, disable=not progress, desc=run_dir.name)
+    while state.step < config.steps:
+        losses = train_step(state)
+        last = state.step == config.steps
+        bar.update(1)
+        evaluate_now = config.eval_every > 0 and is_due(state.step, config.eval_every, last)
+        if evaluate_now or is_due(state.step, config.log_every, last):
+            record = {"step": state.step, **losses}
+            if evaluate_now:
+                record |= evaluate(state)
+            log(run_dir, record)
+            bar.set_postfix({k: round(v, 3) for k, v in record.items() if isinstance(v, float)})
+        maybe_snapshot(state, run_dir, force=last)
+    bar.close()
+    return state
