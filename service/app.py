@@ -11,7 +11,10 @@ from flask import Flask
 
 from service.api import register_blueprints
 from service.config import ServiceConfig
+from service import metrics
 from service.errors import register_error_handlers
+from service.guard import Guard
+from service.middleware import register_request_hooks
 from service.repository import Repository
 
 
@@ -23,9 +26,11 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes
     app.json.sort_keys = False
     configure_logging(config.log_level)
+    register_request_hooks(app)
     register_blueprints(app)
     register_error_handlers(app)
     load_models(app, config)
+    app.extensions["guard"] = Guard(config.max_in_flight, config.request_deadline)
     return app
 
 
@@ -41,4 +46,8 @@ def configure_logging(level: str) -> None:
 
 def load_models(app: Flask, config: ServiceConfig) -> None:
     """Read the model repository; broken entries are kept as not ready, never fatal."""
-    app.extensions["repository"] = Repository(config.model_repository, config.device).load()
+    repository = Repository(config.model_repository, config.device).load()
+    for entry in repository.entries.values():
+        if entry.provider:
+            metrics.MODEL_PROVIDER.labels(model=entry.name, provider=entry.provider).set(1)
+    app.extensions["repository"] = repository

@@ -7,7 +7,7 @@ from pathlib import Path
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ServiceConfig:
     """Everything the app factory needs. Tests build one directly; gunicorn uses `from_env()`."""
 
@@ -19,7 +19,14 @@ class ServiceConfig:
     max_upload_bytes: int = 64 * 2**20  # MAX_UPLOAD_BYTES: request bodies beyond this get 413
     max_upload_samples: int = 1_000_000  # MAX_UPLOAD_SAMPLES: rows in one diagnostics upload
     max_upload_dim: int = 4_096  # MAX_UPLOAD_DIM: values per row in one diagnostics upload
+    max_in_flight: int = 4  # MAX_IN_FLIGHT: heavy requests computing at once per worker; 503 beyond
+    request_deadline: float = 60.0  # REQUEST_DEADLINE: seconds before a heavy request gets 504
+    api_key: str = ""  # API_KEY: when set, required as `Authorization: Bearer` (not on probes)
     log_level: str = "INFO"  # LOG_LEVEL
+
+    def __repr__(self) -> str:  # never print the API key
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
+        return f"ServiceConfig({shown}, api_key={'set' if self.api_key else 'unset'})"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "ServiceConfig":
@@ -43,9 +50,11 @@ class ServiceConfig:
         if self.device not in ("auto", "cuda", "cpu"):
             raise ValueError(f"DEVICE must be auto, cuda or cpu, not {self.device!r}")
         for name in ("max_samples", "max_batch", "default_samples", "max_upload_bytes",
-                     "max_upload_samples", "max_upload_dim"):
+                     "max_upload_samples", "max_upload_dim", "max_in_flight"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.upper()} must be >= 1")
+        if not self.request_deadline > 0:
+            raise ValueError("REQUEST_DEADLINE must be > 0")
         if self.default_samples > self.max_samples:
             raise ValueError("DEFAULT_SAMPLES must be <= MAX_SAMPLES")
         return self

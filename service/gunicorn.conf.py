@@ -4,6 +4,8 @@ Run from the repository root: `gunicorn -c service/gunicorn.conf.py`.
 """
 
 import os
+import shutil
+import tempfile
 
 # The app factory, called in each worker after the fork: onnxruntime sessions (and CUDA
 # contexts) must never be created in the master and inherited across fork().
@@ -15,9 +17,11 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 
 # gthread: one process holds the sessions and its threads share them (onnxruntime's run() is
 # thread-safe and releases the GIL). One worker per GPU; add workers on CPU-only hosts.
+# Threads exceed MAX_IN_FLIGHT (service/config.py, default 4) so that cheap requests (health,
+# metrics, listings) are still answered, and a heavy request beyond the limit gets a fast 503.
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-threads = int(os.environ.get("THREADS", "4"))
+threads = int(os.environ.get("THREADS", "8"))
 
 # Seconds a worker may stay silent before the master replaces it; generation of the largest
 # allowed batch and diagnostics of the largest upload finish well within it.
@@ -33,8 +37,26 @@ keepalive = int(os.environ.get("KEEPALIVE", "5"))
 accesslog = os.environ.get("ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# One line per request: client, request line, status, bytes, milliseconds, request id.
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 
 # Reject absurd request lines and header blocks before Flask sees them.
 limit_request_line = 8190
 limit_request_fields = 100
+
+# Prometheus multiprocess mode: every worker writes its metrics to files in this folder and
+# /metrics aggregates them. Set here, in the master, so that workers inherit it before they
+# import prometheus_client; emptied at start so that no stale worker files are counted.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="collapse-lab-metrics-"))
+
+
+def on_starting(server) -> None:
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

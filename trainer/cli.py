@@ -85,13 +85,14 @@ def run_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
-    from trainer.training_loop import training_loop  # heavy imports only when training
+    from trainer.training_loop import check_run_dir, training_loop  # heavy imports
 
     run_dir = args.run_dir or Path("runs") / f"{Path(args.preset).stem}-seed{config.seed}"
     try:
-        training_loop(config, run_dir, resume=not args.no_resume, progress=not args.no_progress)
-    except ValueError as error:  # e.g. resuming a run dir trained with another recipe
+        check_run_dir(config, run_dir, resume=not args.no_resume)
+    except ValueError as error:  # resuming a run dir trained with another recipe
         parser.error(str(error))
+    training_loop(config, run_dir, resume=not args.no_resume, progress=not args.no_progress)
     print(f"run dir: {run_dir}")
     return 0
 
@@ -101,13 +102,12 @@ def run_export(args: argparse.Namespace) -> int:
     parser = args.parser
     if not (args.run_dir / "checkpoint.pt").is_file():
         parser.error(f"no checkpoint.pt in {args.run_dir}")
-    from trainer.export import check_name, export_gan
+    from trainer.export import export_gan
 
     try:
-        check_name(args.name)
-    except ValueError as error:
+        card = export_gan(args.run_dir, args.models_dir, args.name, args.version, args.description)
+    except ValueError as error:  # bad name, existing version, a non-gan card of that name
         parser.error(str(error))
-    card = export_gan(args.run_dir, args.models_dir, args.name, args.version, args.description)
     print(card)
     return 0
 

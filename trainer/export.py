@@ -102,7 +102,7 @@ def run_onnx(path: Path, z: np.ndarray) -> np.ndarray:
 
 
 def measure_parity(generator: nn.Module, path: Path, latent_dim: int) -> dict[str, Any]:
-    """torch vs onnxruntime on PARITY_INPUTS service latents; ValueError above the tolerance.
+    """torch vs onnxruntime on PARITY_INPUTS service latents; RuntimeError above tolerance.
 
     max_rel_error is elementwise |torch - ort| / max(|torch|, 1e-3), the floor keeping
     coordinates near 0 from dividing by ~0.
@@ -117,8 +117,8 @@ def measure_parity(generator: nn.Module, path: Path, latent_dim: int) -> dict[st
         "max_rel_error": float((error / np.maximum(np.abs(expected), 1e-3)).max()),
         "n_inputs": PARITY_INPUTS,
     }
-    if not parity["max_abs_error"] <= PARITY_TOLERANCE:
-        raise ValueError(f"ONNX parity failed: {parity} (tolerance {PARITY_TOLERANCE})")
+    if not parity["max_abs_error"] <= PARITY_TOLERANCE:  # also catches NaN
+        raise RuntimeError(f"ONNX parity failed: {parity} (tolerance {PARITY_TOLERANCE})")
     return parity
 
 
@@ -221,7 +221,8 @@ def export_gan(
     """Export run_dir's generator as models_dir/<name>/<version>/model.onnx; returns the card.
 
     version defaults to the previous largest + 1; older versions stay listed in the card.
-    Raises ValueError when the version exists or parity exceeds PARITY_TOLERANCE.
+    ValueError for bad requests (invalid name, existing version, a non-gan card of that name);
+    RuntimeError when parity exceeds PARITY_TOLERANCE (nothing is left behind).
     """
     check_name(name)
     generator, meta = load_generator(Path(run_dir))
@@ -248,7 +249,8 @@ def export_gan(
 def write_version(generator: nn.Module, version_dir: Path, version: int, latent_dim: int) -> dict:
     """Export, save, hash and parity-check one version; the card's `versions` entry.
 
-    Nothing is left behind on failure. ValueError when version_dir exists or parity fails.
+    Nothing is left behind on failure. ValueError when version_dir exists, RuntimeError when
+    parity fails.
     """
     if version_dir.exists():
         raise ValueError(f"{version_dir} already exists; choose another version")

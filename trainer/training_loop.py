@@ -93,6 +93,13 @@ def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
         raise ValueError(f"cannot resume: config changed ({details}); use a new run dir")
 
 
+def check_run_dir(config: TrainConfig, run_dir: Path, resume: bool = True) -> None:
+    """ValueError if training_loop(config, run_dir, resume) would resume another recipe."""
+    path = Path(run_dir) / "checkpoint.pt"
+    if resume and path.is_file():
+        check_resumable(torch.load(path, map_location="cpu", weights_only=True)["config"], config)
+
+
 def maybe_resume(state: TrainState, run_dir: Path, resume: bool) -> None:
     """Load run_dir/checkpoint.pt into `state` if it exists and `resume` is set."""
     path = run_dir / "checkpoint.pt"

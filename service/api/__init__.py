@@ -2,9 +2,9 @@
 
 from flask import Flask
 
-from service.api import diagnostics, health, models, references
+from service.api import diagnostics, health, models, references, v2
 
 
 def register_blueprints(app: Flask) -> None:
-    for module in (health, models, references, diagnostics):
+    for module in (health, models, references, diagnostics, v2):
         app.register_blueprint(module.blueprint)

@@ -1,11 +1,15 @@
 """What the routes share: the loaded repository, JSON bodies, content negotiation."""
 
 import json
+import time
 
+import numpy as np
 from flask import current_app, request
 
+from service import metrics, runtime
 from service.config import ServiceConfig
 from service.errors import ApiError
+from service.guard import Guard
 from service.repository import Entry, Repository
 
 
@@ -15,6 +19,24 @@ def repository() -> Repository:
 
 def service_config() -> ServiceConfig:
     return current_app.config["SERVICE"]
+
+
+def guard() -> Guard:
+    return current_app.extensions["guard"]
+
+
+def run_generator(entry: Entry, version: int, z: np.ndarray) -> np.ndarray:
+    """G(z) for latents z [n, latent_dim] under the concurrency guard, with metrics."""
+    session = entry.sessions[version]
+    started = time.perf_counter()
+    try:
+        samples = guard().run(runtime.run_batched, session, entry.card["input"]["name"], z,
+                              service_config().max_batch)
+    except Exception:
+        metrics.INFERENCE_FAILURE.labels(model=entry.name, version=str(version)).inc()
+        raise
+    metrics.observe_inference(entry.name, version, len(z), time.perf_counter() - started)
+    return samples
 
 
 def ready_entry(name: str, kind: str) -> Entry:

@@ -1,8 +1,11 @@
 """Diagnose an uploaded batch of samples against a reference."""
 
+import time
+
 from flask import Blueprint, request
 
-from service.api.common import ready_entry, service_config
+from service import metrics
+from service.api.common import guard, ready_entry, service_config
 from service.diagnostics import DiagnosticsError, diagnose
 from service.errors import ApiError
 from service.uploads import UploadLimits, parse_batch
@@ -25,7 +28,10 @@ def diagnostics() -> dict:
     config = service_config()
     limits = UploadLimits(config.max_upload_samples, config.max_upload_dim)
     batch = parse_batch(upload.read(), upload.filename, upload.mimetype, limits)
+    started = time.perf_counter()
     try:
-        return diagnose(batch, reference.card["reference"], name)
+        report = guard().run(diagnose, batch, reference.card["reference"], name)
     except DiagnosticsError as error:
         raise ApiError(422, str(error), "unusable-samples") from None
+    metrics.DIAGNOSTICS_SECONDS.labels(reference=name).observe(time.perf_counter() - started)
+    return report

@@ -1,6 +1,8 @@
 """Liveness and readiness, for load balancers and Kubernetes probes."""
 
-from flask import Blueprint
+from flask import Blueprint, Response
+
+from service import metrics
 
 from service.api.common import repository
 from service.errors import ApiError
@@ -22,3 +24,10 @@ def readyz() -> dict:
         names = ", ".join(sorted(not_ready))
         raise ApiError(503, f"not ready: {names}", "not-ready", extra={"not_ready": not_ready})
     return {"status": "ready", "models": sorted(repository().entries)}
+
+
+@blueprint.get("/metrics")
+def prometheus_metrics() -> Response:
+    """Prometheus text format, aggregated over all gunicorn workers."""
+    body, content_type = metrics.exposition()
+    return Response(body, content_type=content_type)

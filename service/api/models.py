@@ -6,8 +6,15 @@ import secrets
 import numpy as np
 from flask import Blueprint, Response, jsonify
 
-from service import runtime
-from service.api.common import int_field, json_body, negotiate, ready_entry, repository, service_config
+from service.api.common import (
+    int_field,
+    json_body,
+    negotiate,
+    ready_entry,
+    repository,
+    run_generator,
+    service_config,
+)
 from service.errors import ApiError
 from service.repository import SERVABLE_KINDS, Entry
 from service.sampling import MAX_SEED, gaussian_latents
@@ -56,7 +63,7 @@ def samples(name: str) -> Response:
         raise ApiError(404, f"{name} has no version {version} (versions: "
                        f"{sorted(entry.sessions)})", "unknown-version")
     media_type = negotiate(SAMPLE_FORMATS)
-    batch = generate(entry, version, n, seed, config.max_batch)
+    batch = run_generator(entry, version, gaussian_latents(n, entry.card["latent_dim"], seed))
     headers = {"X-Seed": str(seed), "X-Model-Version": str(version)}
     if media_type == "application/x-npy":
         return Response(npy_bytes(batch), mimetype=media_type, headers=headers)
@@ -64,12 +71,6 @@ def samples(name: str) -> Response:
                        samples=batch.tolist())
     response.headers.update(headers)
     return response
-
-
-def generate(entry: Entry, version: int, n: int, seed: int, max_batch: int) -> np.ndarray:
-    """G(z) for z = gaussian_latents(n, latent_dim, seed): [n, *output] float32."""
-    z = gaussian_latents(n, entry.card["latent_dim"], seed)
-    return runtime.run_batched(entry.sessions[version], entry.card["input"]["name"], z, max_batch)
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -1,5 +1,6 @@
 """The bundled repository (models/): every card valid, every ONNX file the one it names."""
 
+import io
 import json
 from pathlib import Path
 
@@ -39,10 +40,8 @@ def test_card_diagnostics_reproduce_through_the_service(name):
     client = create_app(make_config(REPO_MODELS)).test_client()
     card = json.loads((REPO_MODELS / name / "card.json").read_text())
     measured = card["diagnostics"]
-    drawn = client.post(f"/v1/models/{name}/samples", json={"n": measured["n_samples"],
-                                                             "seed": card["diagnostics_seed"]})
-    import io
-
+    body = {"n": measured["n"], "seed": measured["seed"]}
+    drawn = client.post(f"/v1/models/{name}/samples", json=body)
     form = {"file": (io.BytesIO(drawn.data), "samples.json"), "reference": card["reference"]}
     report = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
     assert report.get_json()["modes"] == measured["modes"]

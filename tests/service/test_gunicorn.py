@@ -1,58 +1,9 @@
 """The real gunicorn with the repo's config on a free loopback port: generate, diagnose, stop."""
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import pytest
 import requests
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
-        try:
-            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("gunicorn did not become ready")
-
-
-@pytest.fixture(scope="module")
-def server(model_repo: Path, tmp_path_factory: pytest.TempPathFactory):
-    port = free_port()
-    log = (tmp_path_factory.mktemp("gunicorn") / "log.txt").open("w+")
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DEVICE": "cpu",
-           "MODEL_REPOSITORY": str(model_repo), "WEB_CONCURRENCY": "2"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn.conf.py"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process)
-        yield url, process, log
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-        log.close()
-
 
 def test_generate_then_diagnose_over_http(server):
     url, _, _ = server

@@ -72,3 +72,17 @@ def test_module_entry_point_reports_usage_errors_without_traceback():
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "steps must be >= 0" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_refuses_an_existing_version(capsys, trained_run, tmp_path):
+    (tmp_path / "taken" / "1").mkdir(parents=True)
+    argv = ["export", str(trained_run), "--name", "taken", "--models-dir", str(tmp_path)]
+    status, _, err = run_main(argv + ["--version", "1"], capsys)
+    assert status == 2 and "already exists" in err
+
+
+def test_train_refuses_to_resume_another_recipe(capsys, trained_run, tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes((trained_run / "checkpoint.pt").read_bytes())
+    argv = ["train", "ring8-gan", "--run-dir", str(tmp_path), "--no-progress"]
+    status, _, err = run_main(argv, capsys)
+    assert status == 2 and "cannot resume: config changed" in err

@@ -1,0 +1,54 @@
+"""The concurrency guard: a bounded number of heavy requests in flight per worker, a deadline.
+
+Generation and diagnostics run on a small thread pool whose size is the in-flight limit. A
+request beyond the limit gets a fast 503 with Retry-After instead of queueing; a request past
+its deadline gets 504 while its computation finishes in the background, still holding its slot
+so that late work cannot pile up.
+"""
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TypeVar
+
+from service import metrics
+from service.errors import ApiError
+
+T = TypeVar("T")
+
+
+class Guard:
+    """Runs heavy work with at most `max_in_flight` at once, each within `deadline_s` seconds."""
+
+    def __init__(self, max_in_flight: int, deadline_s: float, retry_after_s: int = 1) -> None:
+        self.max_in_flight = max_in_flight
+        self.deadline_s = deadline_s
+        self.retry_after_s = retry_after_s
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="guarded")
+
+    def run(self, work: Callable[..., T], *args: object) -> T:
+        """work(*args), or ApiError 503 (no free slot) / 504 (deadline passed)."""
+        if not self._slots.acquire(blocking=False):
+            metrics.GUARD_REJECTIONS.inc()
+            raise ApiError(503, f"busy: {self.max_in_flight} requests already in flight "
+                           "(MAX_IN_FLIGHT); retry shortly", "busy",
+                           headers={"Retry-After": str(self.retry_after_s)})
+        metrics.IN_FLIGHT.inc()
+        try:
+            future = self._pool.submit(work, *args)
+        except BaseException:
+            self._release()
+            raise
+        future.add_done_callback(lambda _: self._release())
+        try:
+            return future.result(timeout=self.deadline_s)
+        except FutureTimeout:
+            metrics.DEADLINE_EXCEEDED.inc()
+            raise ApiError(504, f"not done within the deadline of {self.deadline_s:g} s "
+                           "(REQUEST_DEADLINE); ask for fewer samples", "deadline") from None
+
+    def _release(self) -> None:
+        metrics.IN_FLIGHT.dec()
+        self._slots.release()

@@ -1,0 +1,48 @@
+"""Per-request steps around every route: request id, optional API key, HTTP metrics."""
+
+import hmac
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+from service import metrics
+from service.errors import ApiError
+
+REQUEST_ID = "X-Request-ID"
+VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+# Open without a key: probes, metrics scrapers and the documentation.
+OPEN_PATHS = re.compile(r"^/(healthz|readyz|metrics|docs|openapi\.json|v2/health/(live|ready))$")
+
+
+def register_request_hooks(app: Flask) -> None:
+    api_key = app.config["SERVICE"].api_key
+
+    @app.before_request
+    def begin() -> None:
+        g.started = time.perf_counter()
+        incoming = request.headers.get(REQUEST_ID, "")
+        g.request_id = incoming if VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        if api_key and not OPEN_PATHS.match(request.path):
+            check_api_key(api_key)
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        response.headers[REQUEST_ID] = g.get("request_id", "")
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        labels = {"method": request.method, "route": route, "status": str(response.status_code)}
+        metrics.REQUESTS.labels(**labels).inc()
+        started = g.get("started")
+        if started is not None:
+            metrics.REQUEST_DURATION.labels(**labels).observe(time.perf_counter() - started)
+        return response
+
+
+def check_api_key(api_key: str) -> None:
+    """401 unless `Authorization: Bearer <API_KEY>`; constant-time comparison."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
+                                                             api_key.encode()):
+        raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                       "unauthorized", headers={"WWW-Authenticate": 'Bearer realm="collapse-lab"'})
