@@ -21,7 +21,7 @@ from service.repository import Repository
 def create_app(config: ServiceConfig | None = None) -> Flask:
     """A ready-to-serve app; `config` defaults to `ServiceConfig.from_env()`."""
     config = (config or ServiceConfig.from_env()).validated()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.config["SERVICE"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes
     app.json.sort_keys = False

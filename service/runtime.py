@@ -5,7 +5,9 @@ missing, then falls back to the CPU with loud log lines; only `session.get_provi
 what a session really uses, so that is what we report.
 """
 
+import importlib.util
 import logging
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +21,21 @@ _QUIET = 4  # onnxruntime logger severity: fatal only
 _DEFAULT_SEVERITY = 2  # warnings and above
 
 
+@cache
+def preload_cuda_libraries() -> None:
+    """Load the CUDA/cuDNN libraries of the pip `nvidia-*` wheels (the container's CUDA), once.
+
+    Skipped where those wheels are absent (a host CUDA install, or no CUDA at all), since
+    onnxruntime would only print a line per missing library.
+    """
+    if importlib.util.find_spec("nvidia") is not None and hasattr(ort, "preload_dlls"):
+        ort.preload_dlls()
+
+
 def requested_providers(device: str) -> list[str]:
     """Providers to ask for, best first, for DEVICE = auto | cuda | cpu."""
     if device != "cpu" and CUDA in ort.get_available_providers():
+        preload_cuda_libraries()
         return [CUDA, CPU]
     return [CPU]
 
@@ -55,12 +69,23 @@ def session_provider(session: ort.InferenceSession) -> str:
     return session.get_providers()[0]
 
 
+class InferenceFailed(RuntimeError):
+    """onnxruntime failed while running (out of device memory, a device fault, ...)."""
+
+
 def run_batched(
     session: ort.InferenceSession, input_name: str, inputs: np.ndarray, max_batch: int
 ) -> np.ndarray:
-    """Run `session` on `inputs` [N, ...] in batches of at most `max_batch` rows; concatenate."""
-    outputs = [
-        session.run(None, {input_name: inputs[start : start + max_batch]})[0]
-        for start in range(0, len(inputs), max_batch)
-    ]
+    """Run `session` on `inputs` [N, ...] in batches of at most `max_batch` rows; concatenate.
+
+    Raises InferenceFailed for any onnxruntime error: the inputs were checked before, so such
+    a failure is the runtime's (typically transient), not the client's.
+    """
+    try:
+        outputs = [
+            session.run(None, {input_name: inputs[start : start + max_batch]})[0]
+            for start in range(0, len(inputs), max_batch)
+        ]
+    except Exception as error:  # onnxruntime's own exception types (Fail, RuntimeException, ...)
+        raise InferenceFailed(f"{type(error).__name__}: {error}") from error
     return np.concatenate(outputs, axis=0)

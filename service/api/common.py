@@ -1,6 +1,7 @@
 """What the routes share: the loaded repository, JSON bodies, content negotiation."""
 
 import json
+import logging
 import time
 
 import numpy as np
@@ -11,6 +12,8 @@ from service.config import ServiceConfig
 from service.errors import ApiError
 from service.guard import Guard
 from service.repository import Entry, Repository
+
+log = logging.getLogger(__name__)
 
 
 def repository() -> Repository:
@@ -32,6 +35,11 @@ def run_generator(entry: Entry, version: int, z: np.ndarray) -> np.ndarray:
     try:
         samples = guard().run(runtime.run_batched, session, entry.card["input"]["name"], z,
                               service_config().max_batch)
+    except runtime.InferenceFailed as error:
+        metrics.INFERENCE_FAILURE.labels(model=entry.name, version=str(version)).inc()
+        log.error("%s v%d: inference failed: %s", entry.name, version, error)
+        raise ApiError(503, f"inference failed on the server ({error}); retry shortly",
+                       "inference-failed", headers={"Retry-After": "1"}) from None
     except Exception:
         metrics.INFERENCE_FAILURE.labels(model=entry.name, version=str(version)).inc()
         raise

@@ -4,7 +4,7 @@ GAN models take `z` [batch, latent_dim] FP32 and return `samples`. Inputs and ou
 JSON or binary (Triton's binary tensor extension); the request `id` is echoed.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata
 
 import numpy as np
 from flask import Blueprint, Response, request
@@ -20,8 +20,8 @@ SERVER_NAME = "collapse-lab"
 
 def server_version() -> str:
     try:
-        return version(SERVER_NAME)
-    except PackageNotFoundError:
+        return metadata.version(SERVER_NAME)
+    except metadata.PackageNotFoundError:
         return "0+unknown"
 
 
@@ -42,15 +42,15 @@ def ready() -> Response:
     return Response(status=200 if is_ready else 503)
 
 
-def model_version(name: str, version_text: str | None) -> tuple[Entry, int]:
+def model_version(name: str, version: str | None) -> tuple[Entry, int]:
     """The ready GAN entry and the version (the latest when the path names none)."""
     entry = ready_entry(name, "gan")
-    if version_text is None:
+    if version is None:
         return entry, entry.latest_version()
-    if not version_text.isdigit() or int(version_text) not in entry.sessions:
-        raise ApiError(404, f"{name} has no version {version_text!r} (versions: "
+    if not version.isdigit() or int(version) not in entry.sessions:
+        raise ApiError(404, f"{name} has no version {version!r} (versions: "
                        f"{sorted(entry.sessions)})", "unknown-version")
-    return entry, int(version_text)
+    return entry, int(version)
 
 
 def tensor_metadata(spec: dict) -> dict:
@@ -59,25 +59,25 @@ def tensor_metadata(spec: dict) -> dict:
 
 
 @blueprint.get("/models/<name>")
-@blueprint.get("/models/<name>/versions/<version_text>")
-def model_metadata(name: str, version_text: str | None = None) -> dict:
-    entry, _ = model_version(name, version_text)
+@blueprint.get("/models/<name>/versions/<version>")
+def model_metadata(name: str, version: str | None = None) -> dict:
+    entry, _ = model_version(name, version)
     return {"name": name, "versions": [str(v) for v in sorted(entry.sessions)],
             "platform": "onnxruntime_onnx", "inputs": [tensor_metadata(entry.card["input"])],
             "outputs": [tensor_metadata(entry.card["output"])]}
 
 
 @blueprint.get("/models/<name>/ready")
-@blueprint.get("/models/<name>/versions/<version_text>/ready")
-def model_ready(name: str, version_text: str | None = None) -> dict:
-    model_version(name, version_text)
+@blueprint.get("/models/<name>/versions/<version>/ready")
+def model_ready(name: str, version: str | None = None) -> dict:
+    model_version(name, version)
     return {"name": name, "ready": True}
 
 
 @blueprint.post("/models/<name>/infer")
-@blueprint.post("/models/<name>/versions/<version_text>/infer")
-def infer(name: str, version_text: str | None = None) -> Response:
-    entry, chosen = model_version(name, version_text)
+@blueprint.post("/models/<name>/versions/<version>/infer")
+def infer(name: str, version: str | None = None) -> Response:
+    entry, chosen = model_version(name, version)
     inference = kserve.decode_request(request.get_data(), request.headers.get(kserve.HEADER_LENGTH))
     z = latent_input(entry, inference.inputs)
     output_name = entry.card["output"]["name"]

@@ -105,3 +105,23 @@ def test_metrics_aggregate_over_gunicorn_workers(server):
     assert metric_value(text, "nv_inference_count", model="ring8-gan") == 24
     assert metric_value(text, "model_execution_provider", model="ring8-gan",
                         provider="CPUExecutionProvider") == 1
+
+
+class FailingSession:
+    """Stands in for an onnxruntime session that runs out of device memory."""
+
+    def run(self, *args, **kwargs):
+        raise RuntimeError("CUDA failure 2: out of memory")
+
+
+def test_runtime_failure_is_503_and_the_next_request_succeeds(app, client):
+    entry = app.extensions["repository"].entries["ring8-gan"]
+    real = entry.sessions[1]
+    entry.sessions[1] = FailingSession()
+    try:
+        failed = client.post("/v1/models/ring8-gan/samples", json={"n": 4})
+    finally:
+        entry.sessions[1] = real
+    assert failed.status_code == 503 and failed.headers["Retry-After"] == "1"
+    assert "out of memory" in failed.get_json()["detail"]
+    assert client.post("/v1/models/ring8-gan/samples", json={"n": 4}).status_code == 200
