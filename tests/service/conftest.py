@@ -46,7 +46,11 @@ def server(model_repo: Path, tmp_path_factory: pytest.TempPathFactory):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, process)
+        try:
+            wait_ready(url, process)
+        except (RuntimeError, TimeoutError) as error:
+            log.flush()
+            raise RuntimeError(f"{error}; log:\n{Path(log.name).read_text()[-3000:]}") from None
         yield url, process, log
     finally:
         process.send_signal(signal.SIGTERM)
