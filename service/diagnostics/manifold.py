@@ -20,7 +20,13 @@ import math
 
 import numpy as np
 
-from .blocks import DEFAULT_BLOCK_SIZE, block_ranges, squared_distances, squared_norms
+from .blocks import (
+    DEFAULT_BLOCK_SIZE,
+    block_ranges,
+    squared_distances,
+    squared_norms,
+    tile_buffer,
+)
 from .errors import DiagnosticsError
 
 PRECISION_RECALL_K = 3  # Kynkaanniemi et al. 2019, section 3
@@ -71,14 +77,14 @@ def nearest_neighbour_squared_distances(
     the point itself (0) and column k the squared distance to its k-th nearest neighbour,
     exact duplicates counting as neighbours at 0 (prdc's get_kth_value(..., k + 1)).
     """
-    norms = squared_norms(features)
+    norms, buffer = squared_norms(features), tile_buffer(block_size)
     smallest = np.empty((features.shape[0], k + 1))
     for row_slice in block_ranges(features.shape[0], block_size):
         running = np.full((row_slice.stop - row_slice.start, k + 1), np.inf)
         for column_slice in block_ranges(features.shape[0], block_size):
             tile = squared_distances(
                 features[row_slice], features[column_slice], norms[row_slice],
-                norms[column_slice],
+                norms[column_slice], buffer,
             )
             running = _merge_smallest(running, tile)
         smallest[row_slice] = np.sort(running, axis=1)
@@ -105,19 +111,20 @@ def membership_threshold(radius: np.ndarray, inclusive: bool) -> np.ndarray:
     """
     radius = np.asarray(radius, dtype=np.float64)
     if not inclusive:
-        radius = np.where(radius > 0, np.nextafter(radius, 0.0), -np.inf)
+        radius = np.where(radius > 0, np.nextafter(radius, 0.0), -1.0)  # -1: nothing inside
+    empty, radius = radius < 0, np.maximum(radius, 0.0)
     threshold = np.square(radius)
     while True:  # step up while the next double still rounds to <= r
         step = np.nextafter(threshold, np.inf)
-        grow = np.sqrt(np.maximum(step, 0.0)) <= radius
+        grow = np.sqrt(step) <= radius
         if not grow.any():
             break
         threshold = np.where(grow, step, threshold)
-    too_far = np.sqrt(np.maximum(threshold, 0.0)) > radius
+    too_far = np.sqrt(threshold) > radius
     while too_far.any():  # step down until every threshold rounds to <= r
-        threshold = np.where(too_far, np.nextafter(threshold, -np.inf), threshold)
-        too_far = np.sqrt(np.maximum(threshold, 0.0)) > radius
-    return np.where(radius < 0, -np.inf, threshold)
+        threshold = np.where(too_far, np.nextafter(threshold, 0.0), threshold)
+        too_far = np.sqrt(threshold) > radius
+    return np.where(empty, -np.inf, threshold)
 
 
 def _cross_sweep(
@@ -133,15 +140,18 @@ def _cross_sweep(
     fake_in_real = np.zeros(fake.shape[0], dtype=bool)
     real_in_fake = np.zeros(real.shape[0], dtype=bool)
     real_covered = np.zeros(real.shape[0], dtype=bool)
-    density_count = 0
+    density_count, buffer = 0, tile_buffer(block_size)
+    shared = thresholds["real_pr"] is thresholds["real_dc"]  # k_pr == k_dc: one comparison
     for rows in block_ranges(real.shape[0], block_size):
         real_pr, real_dc = thresholds["real_pr"][rows, None], thresholds["real_dc"][rows, None]
         for columns in block_ranges(fake.shape[0], block_size):
-            tile = squared_distances(real[rows], fake[columns], real_norms[rows], fake_norms[columns])
+            tile = squared_distances(
+                real[rows], fake[columns], real_norms[rows], fake_norms[columns], buffer
+            )
             in_dc = tile <= real_dc
             density_count += int(np.count_nonzero(in_dc))  # Naeem eq. 3
             real_covered[rows] |= in_dc.any(axis=1)  # Naeem eq. 4
-            in_pr = in_dc if real_pr is real_dc else tile <= real_pr
+            in_pr = in_dc if shared else tile <= real_pr
             fake_in_real[columns] |= in_pr.any(axis=0)  # Kynkaanniemi eq. 1 (precision)
             real_in_fake[rows] |= (tile <= thresholds["fake_pr"][None, columns]).any(axis=1)
     return {

@@ -1,0 +1,103 @@
+"""Exact and near duplicates in a batch, and the birthday-paradox support estimate.
+
+Identical outputs are the bluntest collapse. Exact duplicates are identical rows. Near
+duplicates are pairs closer than a threshold: by default a tenth of the median
+nearest-neighbour distance within the reference (two independent draws of the reference are
+rarely that close), or, without a reference, a hundredth of the batch's own typical distance
+sqrt(2 trace Cov) (the root-mean-square distance between two independent rows; it does not
+shrink when a few rows collapse together).
+
+Support estimate (Arora & Zhang 2017, "Do GANs actually learn the distribution? An empirical
+study", section 2): for a uniform distribution on S items, n draws contain on average
+n (n - 1) / (2 S) colliding pairs, so D observed near-duplicate pairs give S ~ n (n - 1) / (2 D).
+With D = 0 the support is only bounded: larger than about n (n - 1) / 2.
+"""
+
+import numpy as np
+
+from .blocks import DEFAULT_BLOCK_SIZE, tiles
+from .errors import DiagnosticsError
+from .manifold import nearest_neighbour_squared_distances
+
+REFERENCE_RELATIVE_THRESHOLD = 0.1  # x median nearest-neighbour distance of the reference
+BATCH_RELATIVE_THRESHOLD = 0.01  # x sqrt(2 trace Cov) of the batch, without a reference
+
+
+def near_duplicate_threshold(
+    samples: np.ndarray, reference: np.ndarray | None = None, block_size: int = DEFAULT_BLOCK_SIZE
+) -> float:
+    """The default near-duplicate distance (see the module docstring), in feature units.
+
+    samples: float64 [n, d]; reference: float64 [N, d] with N >= 2, or None.
+    """
+    if reference is not None:
+        nearest = nearest_neighbour_squared_distances(reference, 1, block_size)[:, 1]
+        return REFERENCE_RELATIVE_THRESHOLD * float(np.sqrt(np.median(nearest)))
+    spread = float(np.sum(np.var(samples, axis=0)))
+    return BATCH_RELATIVE_THRESHOLD * float(np.sqrt(2.0 * spread))
+
+
+def exact_duplicates(samples: np.ndarray) -> dict[str, int | float]:
+    """Identical rows of samples [n, d]: "exact_repeats" (rows equal to an earlier row),
+    "exact_fraction" (repeats / n) and "exact_pairs" (sum over groups of C(size, 2))."""
+    counts = np.unique(samples, axis=0, return_counts=True)[1]
+    repeats = int(samples.shape[0] - counts.size)
+    pairs = int(np.sum(counts * (counts - 1) // 2))
+    return {"exact_repeats": repeats, "exact_fraction": repeats / samples.shape[0], "exact_pairs": pairs}
+
+
+def near_duplicate_pairs(
+    samples: np.ndarray, threshold: float, block_size: int = DEFAULT_BLOCK_SIZE
+) -> tuple[int, np.ndarray]:
+    """(pairs i < j with |x_i - x_j| <= threshold, bool [n]: row has such a partner).
+
+    samples: float64 [n, d]; blockwise, memory O(n d + block_size^2). Exact duplicates count.
+    """
+    limit = threshold * threshold
+    ordered_pairs = 0
+    has_partner = np.zeros(samples.shape[0], dtype=bool)
+    for rows, columns, tile in tiles(samples, samples, block_size):
+        close = tile <= limit
+        if rows.start < columns.stop and columns.start < rows.stop:  # tile crosses the diagonal
+            own = np.arange(max(rows.start, columns.start), min(rows.stop, columns.stop))
+            close[own - rows.start, own - columns.start] = False
+        ordered_pairs += int(np.count_nonzero(close))
+        has_partner[rows] |= close.any(axis=1)
+    return ordered_pairs // 2, has_partner
+
+
+def support_estimate(n_samples: int, pairs: int) -> float | None:
+    """Arora & Zhang's S ~ n (n - 1) / (2 D) from D colliding pairs; None when D = 0."""
+    return n_samples * (n_samples - 1) / (2.0 * pairs) if pairs > 0 else None
+
+
+def duplicates(
+    samples: np.ndarray,
+    reference: np.ndarray | None = None,
+    threshold: float | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> dict[str, int | float | None]:
+    """Exact and near duplicates of samples [n, d] (any int/float dtype) and the support.
+
+    threshold: near-duplicate distance in feature units (default near_duplicate_threshold).
+    Returns exact_duplicates' keys plus "near_threshold", "near_pairs", "near_fraction"
+    (rows with a partner within the threshold), "support_estimate" (None when no pair) and
+    "support_lower_bound" (n (n - 1) / 2, meaningful when support_estimate is None).
+    """
+    points = np.ascontiguousarray(samples, dtype=np.float64)
+    if points.ndim != 2 or points.shape[0] < 2:
+        raise DiagnosticsError("duplicates need an [n, d] array with n >= 2")
+    if reference is not None:
+        reference = np.ascontiguousarray(reference, dtype=np.float64)
+    if threshold is None:
+        threshold = near_duplicate_threshold(points, reference, block_size)
+    pairs, has_partner = near_duplicate_pairs(points, threshold, block_size)
+    n = points.shape[0]
+    return {
+        **exact_duplicates(points),
+        "near_threshold": float(threshold),
+        "near_pairs": pairs,
+        "near_fraction": float(has_partner.mean()),
+        "support_estimate": support_estimate(n, pairs),
+        "support_lower_bound": n * (n - 1) / 2.0,
+    }
