@@ -9,7 +9,6 @@ the same latents the service would draw (service.sampling.gaussian_latents).
 
 import contextlib
 import datetime
-import hashlib
 import json
 import logging
 import re
@@ -25,6 +24,7 @@ import onnxruntime
 import torch
 from torch import nn
 
+from service.repository import sha256, validate_card
 from service.sampling import gaussian_latents
 from trainer.datasets import get_dataset
 from trainer.nets import ARCHITECTURES
@@ -145,15 +145,6 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_card(model_dir: Path) -> dict[str, Any] | None:
     """models/<name>/card.json as a dict, or None when absent."""
     path = model_dir / "card.json"
@@ -169,10 +160,12 @@ def next_version(model_dir: Path, card: dict[str, Any] | None) -> int:
 
 
 def write_card(model_dir: Path, card: dict[str, Any]) -> Path:
-    """Write card.json atomically; returns its path."""
+    """Validate against the card schema, then write card.json atomically; returns its path."""
+    card = to_jsonable(card)
+    validate_card(card)
     path = model_dir / "card.json"
     temporary = model_dir / "card.json.tmp"
-    temporary.write_text(json.dumps(to_jsonable(card), indent=2) + "\n")
+    temporary.write_text(json.dumps(card, indent=2) + "\n")
     temporary.replace(path)
     return path
 

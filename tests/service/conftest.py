@@ -39,7 +39,8 @@ def server(model_repo: Path, tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     log = (tmp_path_factory.mktemp("gunicorn") / "log.txt").open("w+")
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DEVICE": "cpu",
-           "MODEL_REPOSITORY": str(model_repo), "WEB_CONCURRENCY": "2"}
+           "MODEL_REPOSITORY": str(model_repo), "WEB_CONCURRENCY": "2",
+           "GRACEFUL_TIMEOUT": "5"}
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn.conf.py"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -54,5 +55,9 @@ def server(model_repo: Path, tmp_path_factory: pytest.TempPathFactory):
         yield url, process, log
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
         log.close()

@@ -50,3 +50,15 @@ def test_sessions_are_created_in_the_workers(server):
             break
         time.sleep(0.2)
     assert len(pids) == 2 and str(process.pid) not in pids
+
+
+def test_access_log_line_carries_the_request_id(server):
+    url, _, log = server
+    requests.get(f"{url}/v1/models", headers={"X-Request-ID": "trace-42"}, timeout=5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = [line for line in Path(log.name).read_text().splitlines() if "rid=trace-42" in line]
+        if lines:
+            break
+        time.sleep(0.1)
+    assert len(lines) == 1 and '"GET /v1/models HTTP/1.1" 200' in lines[0]

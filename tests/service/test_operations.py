@@ -1,5 +1,6 @@
 """Request ids, the optional API key, the concurrency guard and /metrics."""
 
+import io
 import threading
 import time
 
@@ -125,3 +126,9 @@ def test_runtime_failure_is_503_and_the_next_request_succeeds(app, client):
     assert failed.status_code == 503 and failed.headers["Retry-After"] == "1"
     assert "out of memory" in failed.get_json()["detail"]
     assert client.post("/v1/models/ring8-gan/samples", json={"n": 4}).status_code == 200
+
+
+def test_upload_without_key_is_401(keyed_client):
+    form = {"file": (io.BytesIO(b"0,0\n1,1\n"), "x.csv"), "reference": "ring8"}
+    response = keyed_client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
+    assert response.status_code == 401 and response.get_json()["error"]
