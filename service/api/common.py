@@ -12,6 +12,7 @@ from service.config import ServiceConfig
 from service.errors import ApiError
 from service.guard import Guard
 from service.repository import Entry, Repository
+from service.uploads import UploadLimits
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,12 @@ def repository() -> Repository:
 
 def service_config() -> ServiceConfig:
     return current_app.config["SERVICE"]
+
+
+def upload_limits() -> UploadLimits:
+    config = service_config()
+    return UploadLimits(config.max_upload_samples, config.max_upload_dim, config.max_image_pixels,
+                        config.max_zip_files, config.max_decompressed_bytes)
 
 
 def guard() -> Guard:

@@ -5,10 +5,10 @@ import time
 from flask import Blueprint, request
 
 from service import metrics
-from service.api.common import guard, ready_entry, service_config
+from service.api.common import guard, ready_entry, upload_limits
 from service.diagnostics import DiagnosticsError, diagnose
 from service.errors import ApiError
-from service.uploads import UploadLimits, parse_batch
+from service.uploads import parse_batch
 
 blueprint = Blueprint("diagnostics", __name__, url_prefix="/v1/diagnostics")
 
@@ -25,9 +25,8 @@ def diagnostics() -> dict:
         raise ApiError(400, "both the 'file' part and the 'reference' field are required",
                        "missing-field")
     reference = ready_entry(name, "reference")
-    config = service_config()
-    limits = UploadLimits(config.max_upload_samples, config.max_upload_dim)
-    batch = parse_batch(upload.read(), upload.filename, upload.mimetype, limits)
+    batch = parse_batch(upload.read(), upload.filename, upload.mimetype, upload_limits(),
+                        request.form.get("key"))
     started = time.perf_counter()
     try:
         report = guard().run(diagnose, batch, reference.card["reference"], name)

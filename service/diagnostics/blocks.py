@@ -106,7 +106,10 @@ def tiles(
     for row_slice in block_ranges(rows.shape[0], block_size):
         for column_slice in block_ranges(columns.shape[0], block_size):
             tile = squared_distances(
-                rows[row_slice], columns[column_slice], row_norms[row_slice],
-                column_norms[column_slice], buffer,
+                rows[row_slice],
+                columns[column_slice],
+                row_norms[row_slice],
+                column_norms[column_slice],
+                buffer,
             )
             yield row_slice, column_slice, tile

@@ -43,7 +43,11 @@ def exact_duplicates(samples: np.ndarray) -> dict[str, int | float]:
     counts = np.unique(samples, axis=0, return_counts=True)[1]
     repeats = int(samples.shape[0] - counts.size)
     pairs = int(np.sum(counts * (counts - 1) // 2))
-    return {"exact_repeats": repeats, "exact_fraction": repeats / samples.shape[0], "exact_pairs": pairs}
+    return {
+        "exact_repeats": repeats,
+        "exact_fraction": repeats / samples.shape[0],
+        "exact_pairs": pairs,
+    }
 
 
 def near_duplicate_pairs(

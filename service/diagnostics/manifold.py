@@ -16,8 +16,6 @@ row-block x column-block tiles with a running k+1 smallest per row, and one swee
 real x fake tiles gives all four numbers (memory O((N + M) d + block_size^2)).
 """
 
-import math
-
 import numpy as np
 
 from .blocks import (
@@ -83,8 +81,11 @@ def nearest_neighbour_squared_distances(
         running = np.full((row_slice.stop - row_slice.start, k + 1), np.inf)
         for column_slice in block_ranges(features.shape[0], block_size):
             tile = squared_distances(
-                features[row_slice], features[column_slice], norms[row_slice],
-                norms[column_slice], buffer,
+                features[row_slice],
+                features[column_slice],
+                norms[row_slice],
+                norms[column_slice],
+                buffer,
             )
             running = _merge_smallest(running, tile)
         smallest[row_slice] = np.sort(running, axis=1)
@@ -209,8 +210,10 @@ def manifold_metrics(
     real_smallest = nearest_neighbour_squared_distances(real, max(k_pr, k_dc), block_size)
     fake_smallest = nearest_neighbour_squared_distances(fake, k_pr, block_size)
     real_pr = membership_threshold(np.sqrt(real_smallest[:, k_pr]), inclusive)
-    real_dc = real_pr if k_dc == k_pr else membership_threshold(
-        np.sqrt(real_smallest[:, k_dc]), inclusive
+    real_dc = (
+        real_pr
+        if k_dc == k_pr
+        else membership_threshold(np.sqrt(real_smallest[:, k_dc]), inclusive)
     )
     fake_pr = membership_threshold(np.sqrt(fake_smallest[:, k_pr]), inclusive)
     sweep = _cross_sweep(

@@ -1,0 +1,97 @@
+"""Image batches: one .png, or a .zip of .png files (sorted by member name).
+
+Images become float64 [N, C, H, W] with values in [0, 1] (8-bit pixels / 255); grayscale
+images have C = 1, RGB images C = 3 (alpha is dropped). Nothing is written to disk, so member
+names cannot escape anywhere; sizes are checked from headers before pixels are decoded, and
+decompression is capped while it happens (a zip bomb stops at the cap, not at its claim).
+"""
+
+import io
+import zipfile
+
+import numpy as np
+from PIL import Image
+
+from service.uploads.limits import UploadLimits, check_limits, malformed, too_large
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ZIP_MAGIC = b"PK\x03\x04"
+GRAY_MODES = ("1", "L", "LA", "I", "I;16")
+
+
+def decode_png(data: bytes, limits: UploadLimits) -> np.ndarray:
+    """One PNG as float64 [C, H, W] in [0, 1]; the size is checked before decoding."""
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            width, height = image.size
+            if width * height > limits.max_image_pixels:
+                raise too_large("image pixels", width * height, limits.max_image_pixels,
+                                "MAX_IMAGE_PIXELS")
+            gray = image.mode in GRAY_MODES or (image.mode == "P" and not has_colour(image))
+            mode = "L" if gray else "RGB"
+            pixels = np.asarray(image.convert(mode), dtype=np.float64) / 255.0
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise malformed(f"not a readable PNG image: {error}") from None
+    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+def has_colour(image: Image.Image) -> bool:
+    """True for palette images whose palette is not gray."""
+    if image.mode != "P":
+        return False
+    palette = np.asarray(image.getpalette() or [], dtype=np.int64).reshape(-1, 3)
+    return bool(np.any(palette != palette[:, :1]))
+
+
+def parse_png(data: bytes, limits: UploadLimits) -> np.ndarray:
+    """A single .png: a batch of one image, [1, C, H, W]."""
+    return decode_png(data, limits)[None]
+
+
+def zip_members(data: bytes, suffix: str, limits: UploadLimits) -> list[tuple[str, bytes]]:
+    """(name, bytes) of the archive's `suffix` members, sorted by name, within the limits."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise malformed(f"not a readable .zip archive: {error}") from None
+    if len(infos) > limits.max_zip_files:
+        raise too_large("files in the archive", len(infos), limits.max_zip_files, "MAX_ZIP_FILES")
+    chosen = sorted((i for i in infos if i.filename.lower().endswith(suffix)),
+                    key=lambda i: i.filename)
+    if not chosen:
+        raise malformed(f"the archive holds no {suffix} file")
+    budget, members = limits.max_decompressed_bytes, []
+    for info in chosen:
+        payload = read_capped(archive, info, budget, limits)
+        budget -= len(payload)
+        members.append((info.filename, payload))
+    return members
+
+
+def read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int,
+                limits: UploadLimits) -> bytes:
+    """One member's bytes, refusing to decompress past the remaining `budget`."""
+    if info.file_size > budget:
+        raise too_large("decompressed size", info.file_size, limits.max_decompressed_bytes,
+                        "MAX_DECOMPRESSED_BYTES")
+    try:
+        with archive.open(info) as stream:
+            payload = stream.read(budget + 1)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise malformed(f"archive member {info.filename!r} is damaged: {error}") from None
+    if len(payload) > budget:
+        raise too_large("decompressed size", len(payload), limits.max_decompressed_bytes,
+                        "MAX_DECOMPRESSED_BYTES")
+    return payload
+
+
+def parse_zip(data: bytes, limits: UploadLimits) -> np.ndarray:
+    """A .zip of .png files: [N, C, H, W]; every image must have the same size and channels."""
+    members = zip_members(data, ".png", limits)
+    check_limits((len(members),), limits)
+    images = [decode_png(payload, limits) for _, payload in members]
+    shapes = {image.shape for image in images}
+    if len(shapes) > 1:
+        raise malformed(f"the images differ in shape (C, H, W): {sorted(shapes)[:4]}")
+    return np.stack(images)
