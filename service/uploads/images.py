@@ -12,6 +12,7 @@ import zipfile
 import numpy as np
 from PIL import Image
 
+from service.errors import ApiError
 from service.uploads.limits import UploadLimits, check_limits, malformed, too_large
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -30,7 +31,10 @@ def decode_png(data: bytes, limits: UploadLimits) -> np.ndarray:
             gray = image.mode in GRAY_MODES or (image.mode == "P" and not has_colour(image))
             mode = "L" if gray else "RGB"
             pixels = np.asarray(image.convert(mode), dtype=np.float64) / 255.0
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:  # PIL's own guard, far above ours
+        raise ApiError(413, f"image too large: {error} (MAX_IMAGE_PIXELS is "
+                       f"{limits.max_image_pixels})", "too-large") from None
+    except (OSError, SyntaxError, ValueError) as error:
         raise malformed(f"not a readable PNG image: {error}") from None
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
