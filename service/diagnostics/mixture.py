@@ -63,6 +63,12 @@ class GaussianMixture:
         weights.setflags(write=False)
         return cls(centres=centres, std=float(std), weights=weights)
 
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """n exact draws, float64 [n, d], from numpy's PCG64(seed): mode ~ weights, then noise."""
+        rng = np.random.Generator(np.random.PCG64(seed))
+        modes = rng.choice(self.n_modes, size=n, p=self.weights)
+        return self.centres[modes] + self.std * rng.standard_normal((n, self.dim))
+
 
 def _float_array(value: Any, name: str, ndim: int) -> np.ndarray:
     """value as a finite float64 array of ndim dimensions, or DiagnosticsError naming `name`."""

@@ -11,11 +11,16 @@ from typing import Any
 
 import numpy as np
 
+from .duplicates import exact_duplicates
+from .embedding import embed
 from .errors import DiagnosticsError
+from .features import feature_metrics
 from .mixture import GaussianMixture, expected_coverage_ideal, mode_metrics
 from .special import chi2_sf, log_gamma
 from .verdict import verdict
 
+MIXTURE_REFERENCE_SIZE = (1_000, 10_000)  # exact draws: the batch size, clipped to this range
+MIXTURE_REFERENCE_SEED = 0
 JEFFREYS_PSEUDO_COUNT = 0.5  # added to every mode's count before the reverse KL
 _WINDOW_STDS = 12.0  # binomial support kept around the mean for the exact expected KL
 
@@ -122,11 +127,6 @@ def chi_square(histogram: np.ndarray, weights: np.ndarray) -> dict[str, float | 
     return {"statistic": statistic, "dof": dof, "p_value": float(chi2_sf(statistic, dof))}
 
 
-def duplicate_fraction(samples: np.ndarray) -> float:
-    """Fraction of rows of samples [N, d] that exactly repeat an earlier row, in [0, 1)."""
-    return 1.0 - np.unique(samples, axis=0).shape[0] / samples.shape[0]
-
-
 def _mode_statistics(samples: np.ndarray, mixture: GaussianMixture) -> dict[str, Any]:
     """Coverage, divergences and ideal-sampler expectations of validated samples [N, d]."""
     metrics = mode_metrics(samples, mixture)
@@ -149,23 +149,19 @@ def _mode_statistics(samples: np.ndarray, mixture: GaussianMixture) -> dict[str,
         "chi_square": chi_square(histogram, mixture.weights),
         "expected_covered": covered_ideal[0],
         "expected_covered_std": covered_ideal[1],
-        "duplicate_fraction": duplicate_fraction(samples),
+        "duplicate_fraction": exact_duplicates(samples)["exact_fraction"],
     }
 
 
-def diagnose(samples: np.ndarray, reference: dict[str, Any], reference_name: str) -> dict[str, Any]:
-    """The report of samples [N, d] (any int/float dtype) against a reference card's object.
+def mixture_reference_size(n_samples: int) -> int:
+    """Exact mixture draws that stand in for real data in the feature metrics."""
+    return int(np.clip(n_samples, *MIXTURE_REFERENCE_SIZE))
 
-    reference: the card's `reference` object ({"type": "gaussian_mixture", ...}).
-    Raises DiagnosticsError (HTTP 422) for an unusable batch or reference. The keys are
-    described in docs/diagnostics.md; values are plain Python, never NaN or inf.
-    """
-    mixture = GaussianMixture.from_spec(reference)
-    stats = _mode_statistics(validate_samples(samples, mixture.dim), mixture)
+
+def _mode_report(stats: dict[str, Any], mixture: GaussianMixture) -> dict[str, Any]:
+    """The mode keys of the report (None-free apart from kl when it is undefined)."""
     kl = stats["kl"]
     return {
-        "reference": reference_name,
-        "n_samples": stats["n_samples"],
         "modes": {
             "total": mixture.n_modes,
             "covered": stats["covered"],
@@ -180,6 +176,70 @@ def diagnose(samples: np.ndarray, reference: dict[str, Any], reference_name: str
         "chi_square": stats["chi_square"],
         "expected_covered_ideal": stats["expected_covered"],
         "expected_covered_ideal_std": stats["expected_covered_std"],
-        "duplicates": {"exact_fraction": stats["duplicate_fraction"]},
+    }
+
+
+NO_MODES = dict.fromkeys(("modes", "high_quality_fraction", "kl", "kl_expected_ideal",
+                          "kl_expected_ideal_std", "reverse_kl", "chi_square",
+                          "expected_covered_ideal", "expected_covered_ideal_std"))
+
+
+def diagnose(
+    samples: np.ndarray,
+    reference: dict[str, Any],
+    reference_name: str,
+    reference_features: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The report of a batch against a reference card's `reference` object.
+
+    reference: {"type": "gaussian_mixture", ...} (samples [N, d]; the mode metrics, and the
+    feature metrics against exact mixture draws unless reference_features is given) or
+    {"type": "features", "embedding", "sample_shape", ...} (samples embedded by
+    embedding.embed; reference_features float64 [N_ref, D] required).
+    Raises DiagnosticsError (HTTP 422) for an unusable batch or reference. The keys are
+    described in docs/diagnostics.md; values are plain Python, never NaN or inf.
+    """
+    kind = reference.get("type") if isinstance(reference, dict) else None
+    if kind == "gaussian_mixture":
+        mixture = GaussianMixture.from_spec(reference)
+        features = validate_samples(samples, mixture.dim)
+        stats = _mode_statistics(features, mixture)
+        if reference_features is None:
+            size = mixture_reference_size(features.shape[0])
+            reference_features = mixture.sample(size, MIXTURE_REFERENCE_SEED)
+        report = _mode_report(stats, mixture)
+    elif kind == "features":
+        if reference_features is None:
+            raise DiagnosticsError("a features reference needs its reference features")
+        embedded = embed(samples, reference["embedding"], tuple(reference["sample_shape"]))
+        features = validate_samples(embedded, reference_features.shape[1])
+        stats = {"n_samples": features.shape[0]}
+        report = dict(NO_MODES)
+    else:
+        raise DiagnosticsError(f"unsupported reference type {kind!r}")
+    section = feature_metrics(features, np.asarray(reference_features, dtype=np.float64))
+    stats |= feature_statistics(section)
+    return {
+        "reference": reference_name,
+        "n_samples": stats["n_samples"],
+        **report,
+        "duplicates": section["duplicates"] or {"exact_fraction": stats["duplicate_fraction"]},
+        "features": {key: value for key, value in section.items() if key != "duplicates"},
         "verdict": verdict(stats),
     }
+
+
+def feature_statistics(section: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of the feature section that the verdict rules read (None when skipped)."""
+    manifold, bins, repeats = section["manifold"], section["ndb"], section["duplicates"]
+    stats: dict[str, Any] = {
+        "coverage": manifold and manifold["coverage"],
+        "coverage_expected": manifold and manifold["coverage_expected_identical"],
+        "n_reference": section["n_reference"],
+        "ndb": bins and bins["ndb"],
+        "ndb_bins": bins and bins["n_bins"],
+    }
+    if repeats is not None:
+        stats["duplicate_fraction"] = repeats["exact_fraction"]
+    stats.setdefault("duplicate_fraction", 0.0)
+    return stats

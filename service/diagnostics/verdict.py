@@ -18,12 +18,30 @@ COVERAGE_SIGMAS = 3.0  # covered < expected - max(COVERAGE_MIN_MARGIN, 3 std) ..
 COVERAGE_MIN_MARGIN = 0.5  # ... i.e. at least one mode more missing than chance explains
 KL_MARGIN_NATS = 0.1  # kl > kl_expected_ideal + max(0.1 nats, 3 std): mode imbalance
 KL_SIGMAS = 3.0
+# feature-space rules (any reference with features)
+FEATURE_COLLAPSE_COVERAGE_RATIO = 0.5  # coverage < 0.5 x what identical distributions score
+COVERAGE_DEFICIT = 0.05  # coverage < expected - max(0.05, 4 se): mode dropping (Naeem 2020)
+COVERAGE_SE_MULTIPLE = 4.0
+NDB_ALPHA = 0.05  # the z-test level of ndb.py: a perfect sampler flags ~alpha K bins
+NDB_SIGMAS = 3.0  # NDB > alpha K + 3 sqrt(K alpha (1 - alpha)): more bins than chance
 # warning only
 LOW_QUALITY_FRACTION = 0.5  # high_quality_fraction below this adds a reason
 
 
 def _collapse_reasons(stats: dict[str, Any]) -> list[str]:
     """Reasons for `collapsed`, one per rule that fires (see verdict for the keys)."""
+    reasons = []
+    if stats["duplicate_fraction"] >= DUPLICATE_COLLAPSE_FRACTION:
+        reasons.append(
+            f"identical outputs: {stats['duplicate_fraction']:.1%} of rows repeat an earlier row "
+            f"(rule: >= {DUPLICATE_COLLAPSE_FRACTION:.0%})"
+        )
+    if "covered" in stats:  # a reference with modes: the papers' protocol decides collapse
+        return reasons + _mode_collapse_reasons(stats)
+    return reasons + _feature_collapse_reasons(stats)
+
+
+def _mode_collapse_reasons(stats: dict[str, Any]) -> list[str]:
     reasons = []
     covered, total, expected = stats["covered"], stats["support"], stats["expected_covered"]
     if stats["high_quality_count"] == 0:
@@ -41,17 +59,48 @@ def _collapse_reasons(stats: dict[str, Any]) -> list[str]:
             f"covers {covered} of {total} modes, fewer than {COLLAPSE_COVERAGE_RATIO:g} x the "
             f"{expected:.1f} an exact sampler of {stats['n_samples']} samples covers"
         )
-    if stats["duplicate_fraction"] >= DUPLICATE_COLLAPSE_FRACTION:
-        reasons.append(
-            f"identical outputs: {stats['duplicate_fraction']:.1%} of rows repeat an earlier row "
-            f"(rule: >= {DUPLICATE_COLLAPSE_FRACTION:.0%})"
-        )
+    return reasons
+
+
+def _feature_collapse_reasons(stats: dict[str, Any]) -> list[str]:
+    coverage, expected = stats.get("coverage"), stats.get("coverage_expected")
+    if coverage is None or coverage >= FEATURE_COLLAPSE_COVERAGE_RATIO * expected:
+        return []
+    return [f"coverage {coverage:.3f} is below {FEATURE_COLLAPSE_COVERAGE_RATIO:g} x the "
+            f"{expected:.3f} that two identical distributions of these sizes score"]
+
+
+def _feature_partial_reasons(stats: dict[str, Any]) -> list[str]:
+    reasons = []
+    coverage, expected = stats.get("coverage"), stats.get("coverage_expected")
+    if coverage is not None:
+        se = math.sqrt(max(expected * (1 - expected), 1e-12) / stats["n_reference"])
+        floor = expected - max(COVERAGE_DEFICIT, COVERAGE_SE_MULTIPLE * se)
+        if coverage < floor:
+            reasons.append(
+                f"coverage {coverage:.3f} below the {expected:.3f} of identical distributions "
+                f"(rule: coverage < expected - max({COVERAGE_DEFICIT:g}, "
+                f"{COVERAGE_SE_MULTIPLE:g} se) = {floor:.3f}): parts of the reference are missed"
+            )
+    bins, ndb = stats.get("ndb_bins"), stats.get("ndb")
+    if bins:
+        limit = NDB_ALPHA * bins + NDB_SIGMAS * math.sqrt(bins * NDB_ALPHA * (1 - NDB_ALPHA))
+        if ndb > limit:
+            reasons.append(
+                f"{ndb} of {bins} K-means bins differ significantly from the reference "
+                f"(rule: NDB > {NDB_ALPHA:g} K + {NDB_SIGMAS:g} sd = {limit:.1f})"
+            )
     return reasons
 
 
 def _partial_reasons(stats: dict[str, Any]) -> list[str]:
     """Reasons for `partial_collapse`, one per rule that fires (see verdict for the keys)."""
-    reasons = []
+    if "covered" not in stats:
+        return _feature_partial_reasons(stats)
+    # With modes, the feature rules add evidence only for sharp samples: blurred samples fall
+    # outside the reference's k-NN balls whatever their diversity (a quality, not a collapse).
+    sharp = stats["high_quality_fraction"] >= LOW_QUALITY_FRACTION
+    reasons = _feature_partial_reasons(stats) if sharp else []
     expected, spread = stats["expected_covered"], stats["expected_covered_std"]
     floor = expected - max(COVERAGE_MIN_MARGIN, COVERAGE_SIGMAS * spread)
     if stats["covered"] < floor:
@@ -78,13 +127,31 @@ def _partial_reasons(stats: dict[str, Any]) -> list[str]:
     return reasons
 
 
+def _healthy_reason(stats: dict[str, Any]) -> str:
+    parts = []
+    if "covered" in stats:
+        parts.append(
+            f"covers {stats['covered']} of {stats['support']} modes (an exact sampler of the same "
+            f"size covers {stats['expected_covered']:.2f} +- {stats['expected_covered_std']:.2f}) "
+            f"with KL {stats['kl']:.3f} nats"
+        )
+    if stats.get("coverage") is not None:
+        parts.append(f"coverage {stats['coverage']:.3f} (identical distributions: "
+                     f"{stats['coverage_expected']:.3f})")
+    if stats.get("ndb_bins"):
+        parts.append(f"{stats['ndb']} of {stats['ndb_bins']} bins differ (NDB)")
+    return "; ".join(parts) or "no rule fired (too few samples for most metrics)"
+
+
 def verdict(stats: dict[str, Any]) -> dict[str, Any]:
     """Apply the rules to the report's numbers; returns {"status": str, "reasons": [str]}.
 
     stats keys: n_samples, support (modes of positive weight), covered, expected_covered,
     expected_covered_std, kl (nats; None without high-quality samples; inf possible),
     kl_expected, kl_expected_std (None likewise), duplicate_fraction, high_quality_count,
-    high_quality_fraction. status is "collapsed" if any collapse rule fires, else
+    high_quality_fraction (the mode keys only for references with modes); coverage,
+    coverage_expected, n_reference, ndb, ndb_bins (None when the feature metrics were skipped).
+    status is "collapsed" if any collapse rule fires, else
     "partial_collapse" if any partial rule fires, else "healthy".
     """
     reasons = _collapse_reasons(stats)
@@ -93,14 +160,11 @@ def verdict(stats: dict[str, Any]) -> dict[str, Any]:
         reasons = _partial_reasons(stats)
         status = "partial_collapse" if reasons else "healthy"
     if status == "healthy":
+        reasons.append(_healthy_reason(stats))
+    quality = stats.get("high_quality_fraction")
+    if quality is not None and quality < LOW_QUALITY_FRACTION:
         reasons.append(
-            f"covers {stats['covered']} of {stats['support']} modes (an exact sampler of the same "
-            f"size covers {stats['expected_covered']:.2f} +- {stats['expected_covered_std']:.2f}) "
-            f"with KL {stats['kl']:.3f} nats"
-        )
-    if stats["high_quality_fraction"] < LOW_QUALITY_FRACTION:
-        reasons.append(
-            f"low sample quality: only {stats['high_quality_fraction']:.1%} of samples lie within "
+            f"low sample quality: only {quality:.1%} of samples lie within "
             f"3 std of a mode centre (warning below {LOW_QUALITY_FRACTION:.0%})"
         )
     return {"status": status, "reasons": reasons}

@@ -54,7 +54,7 @@ def test_imbalance_alone_is_partial_collapse(references: dict, draw) -> None:
     samples = np.concatenate([draw(ring8, 2500, seed=8), draw(ring8, 2500, [0], seed=9)])
     report = diagnose(samples, ring8, "ring8")
     assert report["modes"]["covered"] == 8 and report["verdict"]["status"] == "partial_collapse"
-    assert report["verdict"]["reasons"][0].startswith("mode imbalance")
+    assert any(reason.startswith("mode imbalance") for reason in report["verdict"]["reasons"])
 
 
 @pytest.mark.parametrize("seed", range(5))

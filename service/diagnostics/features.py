@@ -1,0 +1,52 @@
+"""The feature-space section of the report: k-NN manifold metrics, NDB/K, Vendi, duplicates.
+
+Works for any reference with features (vectors drawn from a mixture, an uploaded batch of
+real samples). A metric that the batch or the reference is too small for is None, and the
+reason is listed under "skipped".
+"""
+
+from typing import Any
+
+import numpy as np
+
+from .duplicates import duplicates
+from .errors import DiagnosticsError
+from .manifold import DENSITY_COVERAGE_K, PRECISION_RECALL_K, manifold_metrics
+from .ndb import MIN_POINTS_PER_BIN, ndb
+from .vendi import vendi_score
+
+MIN_REFERENCE = max(PRECISION_RECALL_K, DENSITY_COVERAGE_K) + 1
+MIN_BATCH = PRECISION_RECALL_K + 1
+
+
+def feature_metrics(samples: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    """Metrics of samples [M, D] against reference [N, D] (float64 features, same D)."""
+    m, n = samples.shape[0], reference.shape[0]
+    section: dict[str, Any] = {"n_reference": n, "skipped": []}
+    section["manifold"] = attempt(
+        section, "manifold", m >= MIN_BATCH and n >= MIN_REFERENCE,
+        f"needs >= {MIN_BATCH} samples and >= {MIN_REFERENCE} reference rows",
+        lambda: manifold_metrics(reference, samples),
+    )
+    section["ndb"] = attempt(
+        section, "ndb", n >= 2 * MIN_POINTS_PER_BIN,
+        f"needs >= {2 * MIN_POINTS_PER_BIN} reference rows", lambda: ndb(reference, samples),
+    )
+    section["vendi"] = attempt(section, "vendi", True, "", lambda: vendi_score(samples))
+    section["duplicates"] = attempt(
+        section, "duplicates", m >= 2, "needs >= 2 samples",
+        lambda: duplicates(samples, reference if n >= 2 else None),
+    )
+    return section
+
+
+def attempt(section: dict, name: str, possible: bool, requirement: str, compute) -> Any:
+    """compute(), or None with the reason added to section["skipped"]."""
+    if not possible:
+        section["skipped"].append(f"{name}: {requirement}")
+        return None
+    try:
+        return compute()
+    except DiagnosticsError as error:  # e.g. Vendi on all-zero rows
+        section["skipped"].append(f"{name}: {error}")
+        return None
