@@ -15,6 +15,7 @@ from service import metrics
 from service.errors import register_error_handlers
 from service.guard import Guard
 from service.middleware import register_request_hooks
+from service.references import ReferenceStore
 from service.repository import Repository
 
 
@@ -31,6 +32,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     register_error_handlers(app)
     load_models(app, config)
     app.extensions["guard"] = Guard(config.max_in_flight, config.request_deadline)
+    app.extensions["references"] = ReferenceStore(config.data_dir, config.max_references)
     return app
 
 

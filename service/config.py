@@ -22,6 +22,9 @@ class ServiceConfig:
     max_image_pixels: int = 1 << 20  # MAX_IMAGE_PIXELS: width x height of one uploaded image
     max_zip_files: int = 50_000  # MAX_ZIP_FILES: members of one uploaded .zip or .npz
     max_decompressed_bytes: int = 256 << 20  # MAX_DECOMPRESSED_BYTES: an archive, unpacked
+    data_dir: Path = Path("data")  # DATA_DIR: writable; uploaded references live here
+    max_references: int = 32  # MAX_REFERENCES: uploaded references stored at once
+    max_reference_samples: int = 50_000  # MAX_REFERENCE_SAMPLES: rows of one uploaded reference
     max_in_flight: int = 4  # MAX_IN_FLIGHT: heavy requests computing at once per worker; 503 beyond
     request_deadline: float = 60.0  # REQUEST_DEADLINE: seconds before a heavy request gets 504
     api_key: str = ""  # API_KEY: when set, required as `Authorization: Bearer` (not on probes)
@@ -54,7 +57,8 @@ class ServiceConfig:
             raise ValueError(f"DEVICE must be auto, cuda or cpu, not {self.device!r}")
         for name in ("max_samples", "max_batch", "default_samples", "max_upload_bytes",
                      "max_upload_samples", "max_upload_dim", "max_in_flight", "max_image_pixels",
-                     "max_zip_files", "max_decompressed_bytes"):
+                     "max_zip_files", "max_decompressed_bytes", "max_references",
+                     "max_reference_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.upper()} must be >= 1")
         if not self.request_deadline > 0:

@@ -8,6 +8,7 @@ import logging
 from http import HTTPStatus
 
 from flask import Flask, Response, g, json
+from service.diagnostics import DiagnosticsError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 PROBLEM_MIME = "application/problem+json"
@@ -62,6 +63,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError) -> Response:
         return problem_response(error)
+
+    @app.errorhandler(DiagnosticsError)
+    def handle_unusable(error: DiagnosticsError) -> Response:
+        return problem_response(ApiError(422, str(error), "unusable-samples"))
 
     @app.errorhandler(RequestEntityTooLarge)
     def handle_too_large(error: RequestEntityTooLarge) -> Response:

@@ -26,7 +26,7 @@ def problems(*statuses: int) -> dict:
 
 
 DESCRIPTIONS = {
-    400: "Bad input", 401: "Missing or wrong API key", 404: "Unknown model, reference or version",
+    400: "Bad input", 409: "Conflict (name taken, built in, or storage full)", 401: "Missing or wrong API key", 404: "Unknown model, reference or version",
     406: "No acceptable response format", 413: "Upload over a limit", 415: "Unsupported format",
     422: "Parsed but unusable samples", 500: "Internal error", 503: "Not ready, busy or failed",
     504: "Deadline exceeded",
@@ -90,7 +90,15 @@ def schemas(config: ServiceConfig) -> dict:
             "type": "object", "required": ["file", "reference"],
             "properties": {"file": {"type": "string", "contentMediaType": "application/octet-stream",
                                     "description": ".npy, .csv or .json batch [N, d]"},
-                           "reference": {"type": "string"}},
+                           "reference": {"type": "string"},
+                           "key": {"type": "string", "description": "Array name in a .npz"}},
+        },
+        "ReferenceUpload": {
+            "type": "object", "required": ["file", "name"],
+            "properties": {"file": {"type": "string", "contentMediaType": "application/octet-stream",
+                                    "description": "A batch of real samples (any upload format)"},
+                           "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$"},
+                           "key": {"type": "string", "description": "Array name in a .npz"}},
         },
         "Report": {
             "type": "object",
@@ -99,13 +107,16 @@ def schemas(config: ServiceConfig) -> dict:
             "description": "See docs/diagnostics.md",
             "properties": {
                 "reference": {"type": "string"}, "n_samples": {"type": "integer"},
-                "modes": {"type": "object", "properties": {
+                "modes": {"type": ["object", "null"], "properties": {
                     "total": {"type": "integer"}, "covered": {"type": "integer"},
                     "missing": {"type": "array", "items": {"type": "integer"}},
                     "histogram": {"type": "array", "items": {"type": "integer"}}}},
-                "high_quality_fraction": {"type": "number"},
+                "high_quality_fraction": {"type": ["number", "null"]},
                 "kl": {"type": ["number", "null"]}, "reverse_kl": {"type": ["number", "null"]},
-                "expected_covered_ideal": {"type": "number"},
+                "expected_covered_ideal": {"type": ["number", "null"]},
+                "duplicates": {"type": "object"},
+                "features": {"type": "object", "description": "manifold (precision, recall, "
+                             "density, coverage), ndb, vendi, skipped"},
                 "verdict": {"type": "object", "properties": {
                     "status": {"enum": ["healthy", "partial_collapse", "collapsed"]},
                     "reasons": {"type": "array", "items": {"type": "string"}}}},
@@ -147,6 +158,8 @@ def v1_paths() -> dict:
         JSON: {"schema": ref("Samples")}, NPY: {"schema": {"type": "string", "format": "binary"}}}}}
     upload = {"required": True,
               "content": {"multipart/form-data": {"schema": ref("DiagnosticsUpload")}}}
+    reference_upload = {"required": True, "content": {
+        "multipart/form-data": {"schema": ref("ReferenceUpload")}}}
     return {
         "/v1/models": {"get": operation("List models", "models", ok({
             "type": "object", "properties": {"models": {"type": "array", "items": ref("Model")}}}),
@@ -157,13 +170,28 @@ def v1_paths() -> dict:
         "/v1/models/{name}/samples": {"parameters": [NAME], "post": operation(
             "Draw samples", "models", {**samples_ok, **problems(400, 404, 406, 503, 504)},
             operationId="drawSamples", requestBody=samples_body)},
-        "/v1/references": {"get": operation("List references", "references", ok({
-            "type": "object", "properties": {"references": {"type": "array",
-                                                            "items": {"type": "object"}}}}),
-            operationId="listReferences")},
-        "/v1/references/{name}": {"parameters": [NAME], "get": operation(
-            "A reference card", "references", {**ok(ref("Card")), **problems(404, 503)},
-            operationId="getReference")},
+        "/v1/models/{name}/diagnose": {"parameters": [NAME], "post": operation(
+            "Generate and diagnose in one call", "models",
+            {**ok(ref("Report")), **problems(400, 404, 503, 504)},
+            operationId="diagnoseModel", requestBody=samples_body)},
+        "/v1/references": {
+            "get": operation("List references", "references", ok({
+                "type": "object", "properties": {"references": {"type": "array",
+                                                                "items": {"type": "object"}}}}),
+                operationId="listReferences"),
+            "post": operation(
+                "Build a reference from a batch of real samples", "references",
+                {"201": {"description": "Created", "content": {JSON: {"schema": ref("Card")}}},
+                 **problems(400, 409, 413, 415, 422)},
+                operationId="createReference", requestBody=reference_upload)},
+        "/v1/references/{name}": {
+            "parameters": [NAME],
+            "get": operation("A reference card", "references",
+                             {**ok(ref("Card")), **problems(404, 503)},
+                             operationId="getReference"),
+            "delete": operation("Delete an uploaded reference", "references",
+                                {"204": {"description": "Deleted"}, **problems(404, 409)},
+                                operationId="deleteReference")},
         "/v1/diagnostics": {"post": operation(
             "Diagnose an uploaded batch", "diagnostics",
             {**ok(ref("Report")), **problems(400, 404, 413, 415, 422, 503, 504)},

@@ -1,5 +1,6 @@
 """Helpers the tests import: configs, tiny trained models, exact mixture draws."""
 
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +25,10 @@ def train_and_export(runs: Path, models: Path, dataset: str, name: str) -> None:
 
 
 def make_config(repository: Path, **overrides: object) -> ServiceConfig:
-    return replace(ServiceConfig(model_repository=repository, device="cpu"), **overrides)
+    """CPU, the given repository, a fresh data folder (unless overridden)."""
+    config = ServiceConfig(model_repository=repository, device="cpu",
+                           data_dir=Path(tempfile.mkdtemp(prefix="collapse-lab-data-")))
+    return replace(config, **overrides)
 
 
 def draw_mixture(reference: dict, n: int, modes: list[int] | None, seed: int = 0) -> np.ndarray:

@@ -6,13 +6,15 @@ import time
 
 import numpy as np
 from flask import current_app, request
+from werkzeug.datastructures import FileStorage
 
 from service import metrics, runtime
 from service.config import ServiceConfig
 from service.errors import ApiError
 from service.guard import Guard
 from service.repository import Entry, Repository
-from service.uploads import UploadLimits
+from service.references import ReferenceStore
+from service.uploads import UploadLimits, parse_batch
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,41 @@ def upload_limits() -> UploadLimits:
     config = service_config()
     return UploadLimits(config.max_upload_samples, config.max_upload_dim, config.max_image_pixels,
                         config.max_zip_files, config.max_decompressed_bytes)
+
+
+def reference_store() -> ReferenceStore:
+    return current_app.extensions["references"]
+
+
+def require_upload(*fields: str) -> tuple[FileStorage, dict[str, str]]:
+    """The multipart `file` part and the named form fields (also accepted as query parameters)."""
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(415, "send multipart/form-data with a 'file' part and the field(s) "
+                       f"{', '.join(fields)} (curl -F file=@batch.npy -F {fields[0]}=...)",
+                       "unsupported-format")
+    upload = request.files.get("file")
+    values = {name: request.form.get(name) or request.args.get(name) for name in fields}
+    absent = [name for name in ("file", *fields)
+              if (upload is None if name == "file" else not values[name])]
+    if absent:
+        raise ApiError(400, f"required: {', '.join(repr(n) for n in absent)} (multipart fields)",
+                       "missing-field")
+    return upload, values
+
+
+def read_batch(upload: FileStorage) -> np.ndarray:
+    """The uploaded batch, parsed within the limits (`key` picks an array of a .npz)."""
+    return parse_batch(upload.read(), upload.filename, upload.mimetype, upload_limits(),
+                       request.form.get("key") or request.args.get("key"))
+
+
+def resolve_reference(name: str) -> tuple[dict, np.ndarray | None]:
+    """(the card's reference object, stored features or None) of a built-in or uploaded one."""
+    stored = reference_store().get(name)
+    if stored is not None:
+        return stored.card["reference"], stored.features
+    entry = ready_entry(name, "reference")
+    return entry.card["reference"], None
 
 
 def guard() -> Guard:

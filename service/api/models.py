@@ -7,14 +7,17 @@ import numpy as np
 from flask import Blueprint, Response, jsonify
 
 from service.api.common import (
+    guard,
     int_field,
     json_body,
     negotiate,
     ready_entry,
     repository,
+    resolve_reference,
     run_generator,
     service_config,
 )
+from service.diagnostics import diagnose
 from service.errors import ApiError
 from service.repository import SERVABLE_KINDS, Entry
 from service.sampling import MAX_SEED, gaussian_latents
@@ -50,9 +53,8 @@ def get_model(name: str) -> dict:
     return describe(entry)
 
 
-@blueprint.post("/<name>/samples")
-def samples(name: str) -> Response:
-    """Body {"n", "seed", "version"}: n samples from G(z), z ~ N(0, I) drawn with `seed`."""
+def sample_request(name: str) -> tuple[Entry, int, int, int]:
+    """(entry, version, n, seed) from the JSON body {"n", "seed", "version"}, validated."""
     config = service_config()
     entry = ready_entry(name, "gan")
     body = json_body(("n", "seed", "version"))
@@ -62,8 +64,20 @@ def samples(name: str) -> Response:
     if version not in entry.sessions:
         raise ApiError(404, f"{name} has no version {version} (versions: "
                        f"{sorted(entry.sessions)})", "unknown-version")
+    return entry, version, n, seed
+
+
+def draw(entry: Entry, version: int, n: int, seed: int) -> np.ndarray:
+    """n samples of G(z), z = gaussian_latents(n, latent_dim, seed)."""
+    return run_generator(entry, version, gaussian_latents(n, entry.card["latent_dim"], seed))
+
+
+@blueprint.post("/<name>/samples")
+def samples(name: str) -> Response:
+    """Body {"n", "seed", "version"}: n samples from G(z), z ~ N(0, I) drawn with `seed`."""
+    entry, version, n, seed = sample_request(name)
     media_type = negotiate(SAMPLE_FORMATS)
-    batch = run_generator(entry, version, gaussian_latents(n, entry.card["latent_dim"], seed))
+    batch = draw(entry, version, n, seed)
     headers = {"X-Seed": str(seed), "X-Model-Version": str(version)}
     if media_type == "application/x-npy":
         return Response(npy_bytes(batch), mimetype=media_type, headers=headers)
@@ -71,6 +85,18 @@ def samples(name: str) -> Response:
                        samples=batch.tolist())
     response.headers.update(headers)
     return response
+
+
+@blueprint.post("/<name>/diagnose")
+def diagnose_model(name: str) -> dict:
+    """Body {"n", "seed", "version"}: generate n samples and diagnose them against the
+    model's reference, in one call (the report gains "model", "version" and "seed")."""
+    entry, version, n, seed = sample_request(name)
+    reference = entry.card["reference"]
+    spec, features = resolve_reference(reference)
+    batch = draw(entry, version, n, seed)
+    report = guard().run(diagnose, batch, spec, reference, features)
+    return {"model": name, "version": version, "seed": seed, **report}
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -1,21 +1,72 @@
-"""References: what diagnostics compare against."""
+"""References: what diagnostics compare against. Built-in ones come from the model repository;
+more are built from uploaded batches of real samples."""
 
-from flask import Blueprint
+from flask import Blueprint, Response, jsonify
 
-from service.api.common import ready_entry, repository
+from service.api.common import read_batch, reference_store, repository, require_upload, service_config
+from service.errors import ApiError
+from service.references import NAME
 
 blueprint = Blueprint("references", __name__, url_prefix="/v1/references")
 
 
+def summary(card: dict | None, name: str, source: str, error: str | None = None) -> dict:
+    card = card or {}
+    return {"name": name, "source": source, "ready": error is None, "error": error,
+            "type": (card.get("reference") or {}).get("type"), "dataset": card.get("dataset"),
+            "description": card.get("description")}
+
+
 @blueprint.get("")
 def list_references() -> dict:
-    entries = repository().of_kind("reference")
-    return {"references": [{"name": e.name, "ready": e.ready, "error": e.error,
-                            "dataset": (e.card or {}).get("dataset"),
-                            "description": (e.card or {}).get("description")} for e in entries]}
+    built_in = [summary(e.card, e.name, "builtin", e.error if not e.ready else None)
+                for e in repository().of_kind("reference")]
+    store = reference_store()
+    uploaded = [summary(stored.card, name, "upload")
+                for name in store.names() if (stored := store.get(name)) is not None]
+    return {"references": built_in + uploaded}
 
 
 @blueprint.get("/<name>")
 def get_reference(name: str) -> dict:
     """The whole reference card (centres, std and weights for mixtures)."""
-    return ready_entry(name, "reference").card
+    stored = reference_store().get(name)
+    if stored is not None:
+        return stored.card
+    entry = repository().get(name, "reference")
+    if entry is None:
+        raise ApiError(404, f"no reference named {name!r}", "unknown-reference")
+    if not entry.ready:
+        raise ApiError(503, f"{name!r} is not ready: {entry.error}", "not-ready")
+    return entry.card
+
+
+@blueprint.post("")
+def create_reference() -> Response:
+    """multipart/form-data: `file` (a batch of real samples) and `name` -> 201 + the card."""
+    upload, fields = require_upload("name")
+    name = fields["name"]
+    if not NAME.fullmatch(name):
+        raise ApiError(400, f"invalid reference name {name!r}: 1-64 of a-z 0-9 . _ -, starting "
+                       "with a letter or digit", "invalid-field")
+    if repository().get(name) is not None:
+        raise ApiError(409, f"{name!r} is a built-in name; choose another", "conflict")
+    batch = read_batch(upload)
+    limit = service_config().max_reference_samples
+    if len(batch) > limit:
+        raise ApiError(413, f"number of samples ({len(batch)}) exceeds the limit of {limit} "
+                       "(MAX_REFERENCE_SAMPLES)", "too-large")
+    card = reference_store().create(name, batch, upload.filename)
+    response = jsonify(card)
+    response.status_code = 201
+    response.headers["Location"] = f"/v1/references/{name}"
+    return response
+
+
+@blueprint.delete("/<name>")
+def delete_reference(name: str) -> Response:
+    if repository().get(name, "reference") is not None:
+        raise ApiError(409, f"{name!r} is built in (read-only)", "conflict")
+    if not reference_store().delete(name):
+        raise ApiError(404, f"no uploaded reference named {name!r}", "unknown-reference")
+    return Response(status=204)

@@ -17,12 +17,30 @@ Entries within the rounding bound of 0 are therefore recomputed directly as sum(
 identical rows are at distance exactly 0, every entry is >= 0, and no clamp is needed.
 """
 
-from collections.abc import Iterator
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
+try:  # optional: without it BLAS keeps its own thread count
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
+
 DEFAULT_BLOCK_SIZE = 2048  # 2048 x 2048 float64 tile = 32 MiB
+MAX_WORKERS = 4  # a small fixed pool: tiles are memory-bandwidth bound beyond a few cores
 _EPSILON = float(np.finfo(np.float64).eps)
+
+
+def _blas_single_threaded() -> contextlib.AbstractContextManager:
+    """Limit BLAS to one thread for the duration (a no-op without threadpoolctl)."""
+    if threadpool_limits is None:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def squared_norms(points: np.ndarray) -> np.ndarray:
@@ -113,3 +131,143 @@ def tiles(
                 buffer,
             )
             yield row_slice, column_slice, tile
+
+
+# Float32 filter tiles. Most pairs are far from every decision threshold, so their squared
+# distance is only needed to within a bound: float32 tiles (about twice as fast as float64)
+# find the few candidate pairs, and those are recomputed exactly in float64.
+_UNIT_ROUNDOFF_32 = 2.0**-24  # u of float32 (round to nearest)
+_MIN_NORMAL_32 = 2.0**-126
+
+
+@dataclass(frozen=True)
+class Float32Points:
+    """Points prepared for float32 filter tiles (see float32_points).
+
+    exact: float64 [N, d], the points as given (exact recomputation uses these).
+    as_rows, as_columns: float32 [N, d + 2] with as_rows[i] . as_columns[j] =
+    scale_squared |x_i - x_j|^2 up to rounding (float32_error bounds it).
+    norms: float64 [N], scale_squared |x_i - centre|^2. scale_squared: a power of four.
+    """
+
+    exact: np.ndarray
+    as_rows: np.ndarray
+    as_columns: np.ndarray
+    norms: np.ndarray
+    scale_squared: float
+
+
+def centre_and_scale(*point_sets: np.ndarray) -> tuple[np.ndarray, float]:
+    """(centre float64 [d], scale_squared) for float32_points of all these sets together.
+
+    point_sets: float64 [N, d] each. The centre is their mean: distances do not change, and
+    the float32 error, which grows with |x - centre|^2, shrinks to the spread of the points
+    (a collapsed cluster far from the origin is resolved). scale_squared is a power of four
+    with scale_squared max |x - centre|^2 <= 1 (exact scaling that keeps float32 away from
+    overflow and from the subnormal range, where the relative error bound would fail).
+    """
+    total = sum(points.shape[0] for points in point_sets)
+    centre = sum(points.sum(axis=0) for points in point_sets) / max(total, 1)
+    largest = max(float(squared_norms(points - centre).max(initial=0.0)) for points in point_sets)
+    if not 0.0 < largest < np.inf:
+        return centre, 1.0
+    exponent = int(np.frexp(largest)[1])  # largest = f 2^exponent, f in [0.5, 1)
+    return centre, float(np.ldexp(1.0, -2 * ((exponent + 1) // 2)))
+
+
+def float32_points(points: np.ndarray, centre: np.ndarray, scale_squared: float) -> Float32Points:
+    """Augmented float32 copies of x = s (points - centre): [x, |x|^2, 1] and [-2 x, 1, |x|^2].
+
+    One matrix product of the two gives s^2 (|u|^2 - 2 u.v + |v|^2) with no passes to add
+    the norms. points: float64 [N, d]; centre, scale_squared from centre_and_scale.
+    """
+    shifted = (points - centre) * np.sqrt(scale_squared)  # scale: exact power of two
+    norms = squared_norms(shifted)
+    ones = np.ones((points.shape[0], 1))
+    as_rows = np.hstack([shifted, norms[:, None], ones]).astype(np.float32)
+    as_columns = np.hstack([-2.0 * shifted, ones, norms[:, None]]).astype(np.float32)
+    return Float32Points(points, as_rows, as_columns, norms, scale_squared)
+
+
+def float32_error(dim: int, norms: np.ndarray, other_largest: float) -> np.ndarray:
+    """Bound on |float32 tile entry - exact scaled squared distance| per point: float64 [n].
+
+    norms: float64 [n], scaled |u|^2 of the points; other_largest: the largest scaled |v|^2
+    they are compared with. The tile entry is a float32 dot product of d + 2 terms whose
+    absolute values sum to 2 |u.v|_abs + |u|^2 + |v|^2 <= 2 (|u|^2 + |v|^2). Higham
+    (Accuracy and Stability, eq. 3.5): |fl(x.y) - x.y| <= gamma_n |x|.|y|, gamma_n =
+    n u / (1 - n u), for any summation order; so the product errs by at most
+    2 gamma_{d+2} (|u|^2 + |v|^2). Rounding the inputs to float32 adds at most
+    3 u (|u|^2 + |v|^2) (2 u for the -2 u.v terms, u for each norm). The factor 2 covers the
+    float64 errors of centring, of the norms and of the exact recomputation (each ~1e-9 of
+    this bound); the absolute term covers underflow (scaled |v|^2 <= 1, so products below
+    2^-126 matter little).
+    """
+    terms = dim + 2
+    gamma = terms * _UNIT_ROUNDOFF_32 / (1.0 - terms * _UNIT_ROUNDOFF_32)
+    relative = 2.0 * (2.0 * gamma + 3.0 * _UNIT_ROUNDOFF_32)
+    return relative * (norms + other_largest) + 4.0 * terms * _MIN_NORMAL_32
+
+
+def float32_at_least(values: np.ndarray) -> np.ndarray:
+    """The smallest float32 >= each float64 value (x <= value iff x <= result for float32 x)."""
+    rounded = values.astype(np.float32)
+    return np.where(rounded < values, np.nextafter(rounded, np.float32(np.inf)), rounded)
+
+
+def float32_tile(rows: np.ndarray, columns: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Scaled squared distances, float32 [n, m], of as_rows[n] x as_columns[m] into out."""
+    return np.matmul(rows, columns.T, out=out)
+
+
+def exact_squared_distances(
+    rows: np.ndarray, columns: np.ndarray, row_index: np.ndarray, column_index: np.ndarray
+) -> np.ndarray:
+    """sum((rows[i] - columns[j])^2) for each pair (row_index, column_index): float64 [p].
+
+    rows: float64 [N, d], columns: float64 [M, d]. No cancellation: duplicates give exactly
+    0, and a pair's value does not depend on the tiling. Chunks of at most 2^22 numbers.
+    """
+    values = np.empty(row_index.size)
+    chunk = max(1, 2**22 // max(rows.shape[1], 1))
+    for start in range(0, row_index.size, chunk):
+        pairs = slice(start, start + chunk)
+        difference = rows[row_index[pairs]] - columns[column_index[pairs]]
+        values[pairs] = np.einsum("nd,nd->n", difference, difference)
+    return values
+
+
+class Scratch(threading.local):
+    """Reusable per-thread arrays (a fresh tile per call would page-fault every time)."""
+
+    def get(self, name: str, shape: tuple[int, int], dtype: type) -> np.ndarray:
+        """An uninitialised array of this shape and dtype, the same memory on each call."""
+        arrays = self.__dict__.setdefault("arrays", {})
+        size = shape[0] * shape[1]
+        if name not in arrays or arrays[name].size < size:
+            arrays[name] = np.empty(size, dtype)
+        return arrays[name][:size].reshape(shape)
+
+
+def default_workers() -> int:
+    """Threads for tile sweeps: the usable CPUs, at most MAX_WORKERS."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        available = os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, available))
+
+
+def run_tiles(task: Callable[..., None], arguments: list[tuple], workers: int) -> None:
+    """task(*each) for each of arguments, on `workers` threads (in order when workers == 1).
+
+    numpy releases the GIL in matrix products, comparisons and nonzero, so tiles overlap.
+    BLAS is limited to one thread meanwhile (two levels of threads would oversubscribe).
+    """
+    if workers <= 1:
+        for each in arguments:
+            task(*each)
+        return
+    with _blas_single_threaded(), ThreadPoolExecutor(workers) as pool:
+        for future in [pool.submit(task, *each) for each in arguments]:
+            future.result()

@@ -24,8 +24,9 @@ def image_layout(batch: np.ndarray) -> tuple[int, ...]:
         return (batch.shape[3], batch.shape[1], batch.shape[2])
     if batch.ndim == 4:
         return tuple(batch.shape[1:])
-    raise DiagnosticsError(f"images must be [N, C, H, W], [N, H, W, C] or [N, H, W]; "
-                           f"got shape {list(batch.shape)}")
+    raise DiagnosticsError(
+        f"images must be [N, C, H, W], [N, H, W, C] or [N, H, W]; got shape {list(batch.shape)}"
+    )
 
 
 def to_channels_first(batch: np.ndarray, sample_shape: tuple[int, ...]) -> np.ndarray:
@@ -35,8 +36,10 @@ def to_channels_first(batch: np.ndarray, sample_shape: tuple[int, ...]) -> np.nd
     if tuple(batch.shape[1:]) != tuple(sample_shape) and batch.ndim == 4:
         batch = batch.transpose(0, 3, 1, 2)
     if tuple(batch.shape[1:]) != tuple(sample_shape):
-        raise DiagnosticsError(f"images of shape {list(batch.shape[1:])} do not fit the "
-                               f"reference's (C, H, W) = {list(sample_shape)}")
+        raise DiagnosticsError(
+            f"images of shape {list(batch.shape[1:])} do not fit the "
+            f"reference's (C, H, W) = {list(sample_shape)}"
+        )
     return batch
 
 
@@ -45,8 +48,9 @@ def embed(batch: np.ndarray, embedding: str, sample_shape: tuple[int, ...]) -> n
     batch = np.asarray(batch, dtype=np.float64)
     if embedding == "raw":
         if batch.ndim != 2 or batch.shape[1:] != tuple(sample_shape):
-            raise DiagnosticsError(f"samples must be [N, {sample_shape[0]}] vectors; got shape "
-                                   f"{list(batch.shape)}")
+            raise DiagnosticsError(
+                f"samples must be [N, {sample_shape[0]}] vectors; got shape {list(batch.shape)}"
+            )
         return batch
     if embedding == "pixels":
         images = to_channels_first(batch, sample_shape)

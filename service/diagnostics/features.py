@@ -24,17 +24,25 @@ def feature_metrics(samples: np.ndarray, reference: np.ndarray) -> dict[str, Any
     m, n = samples.shape[0], reference.shape[0]
     section: dict[str, Any] = {"n_reference": n, "skipped": []}
     section["manifold"] = attempt(
-        section, "manifold", m >= MIN_BATCH and n >= MIN_REFERENCE,
+        section,
+        "manifold",
+        m >= MIN_BATCH and n >= MIN_REFERENCE,
         f"needs >= {MIN_BATCH} samples and >= {MIN_REFERENCE} reference rows",
         lambda: manifold_metrics(reference, samples),
     )
     section["ndb"] = attempt(
-        section, "ndb", n >= 2 * MIN_POINTS_PER_BIN,
-        f"needs >= {2 * MIN_POINTS_PER_BIN} reference rows", lambda: ndb(reference, samples),
+        section,
+        "ndb",
+        n >= 2 * MIN_POINTS_PER_BIN,
+        f"needs >= {2 * MIN_POINTS_PER_BIN} reference rows",
+        lambda: ndb(reference, samples),
     )
     section["vendi"] = attempt(section, "vendi", True, "", lambda: vendi_score(samples))
     section["duplicates"] = attempt(
-        section, "duplicates", m >= 2, "needs >= 2 samples",
+        section,
+        "duplicates",
+        m >= 2,
+        "needs >= 2 samples",
         lambda: duplicates(samples, reference if n >= 2 else None),
     )
     return section

@@ -16,14 +16,24 @@ row-block x column-block tiles with a running k+1 smallest per row, and one swee
 real x fake tiles gives all four numbers (memory O((N + M) d + block_size^2)).
 """
 
+import threading
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from .blocks import (
     DEFAULT_BLOCK_SIZE,
+    Float32Points,
+    Scratch,
     block_ranges,
-    squared_distances,
-    squared_norms,
-    tile_buffer,
+    centre_and_scale,
+    default_workers,
+    exact_squared_distances,
+    float32_at_least,
+    float32_error,
+    float32_points,
+    float32_tile,
+    run_tiles,
 )
 from .errors import DiagnosticsError
 
@@ -42,54 +52,114 @@ def _as_features(features: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
-def _merge_smallest(running: np.ndarray, tile: np.ndarray) -> np.ndarray:
-    """The m smallest of each row of [running | tile]; running float64 [n, m] (inf = empty).
+def _merge_smallest(running: np.ndarray, owner: np.ndarray, values: np.ndarray) -> None:
+    """Merge values into the m smallest of their owner rows of running, in place.
 
-    Only tile entries below the row's current m-th smallest can enter, and after the first
-    column block few do: they are gathered sparsely instead of partitioning the whole tile.
+    running: float64 [N, m], each row's m smallest so far (inf = empty); owner: int [p] rows
+    of running; values: float64 [p]. Only values below the row's current m-th can enter.
     """
+    keep = values < running[owner].max(axis=1)
+    owner, values = owner[keep], values[keep]
+    if owner.size == 0:
+        return
+    order = np.argsort(owner, kind="stable")
+    owner, values = owner[order], values[order]
+    touched, starts, counts = np.unique(owner, return_index=True, return_counts=True)
+    padded = np.full((touched.size, int(counts.max())), np.inf)
+    slot = np.arange(owner.size) - np.repeat(starts, counts)
+    padded[np.repeat(np.arange(touched.size), counts), slot] = values
+    both = np.concatenate([running[touched], padded], axis=1)
     m = running.shape[1]
-    hit = tile < running.max(axis=1)[:, None]
-    counts = np.count_nonzero(hit, axis=1)
-    if counts.sum() * 8 > tile.size:  # dense (first block): partition everything
-        both = np.concatenate([running, tile], axis=1)
-        return np.partition(both, m - 1, axis=1)[:, :m]
-    rows, columns = np.nonzero(hit)
-    if rows.size == 0:
-        return running
-    padded = np.full((tile.shape[0], int(counts.max())), np.inf)
-    starts = np.cumsum(counts) - counts
-    padded[rows, np.arange(rows.size) - starts[rows]] = tile[rows, columns]
-    touched = np.flatnonzero(counts)
-    both = np.concatenate([running[touched], padded[touched]], axis=1)
     running[touched] = np.partition(both, m - 1, axis=1)[:, :m]
-    return running
+
+
+@dataclass
+class _KnnState:
+    """Shared by the tile tasks of one k-NN sweep: the running k + 1 smallest exact squared
+    distances per point (float64 [N, k + 1]), the lock guarding them, per-thread scratch."""
+
+    running: np.ndarray
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    scratch: Scratch = field(default_factory=Scratch)
+
+
+def _candidate_limits(
+    tile: np.ndarray, running_largest: np.ndarray, error: np.ndarray, k: int, scale: float
+) -> np.ndarray:
+    """float32 [n]: row i of tile (float32 [n, m]) can hold one of row i's k + 1 smallest
+    exact squared distances only at entries <= limit i.
+
+    running_largest: float64 [n], the largest of each row's k + 1 smallest exact squared
+    distances so far (inf while fewer are known); error: float64 [n], float32_error of the
+    rows. An entry is within error of its exact value, so an entry whose exact value could
+    still enter (exact <= running_largest) is <= scale * running_largest + error. For rows
+    with nothing known yet, the (k + 1)-th smallest entry t of this tile row bounds the final
+    value by t + error: candidates are then <= t + 2 error. Rows whose k + 1 smallest are
+    all 0 (k + 1 copies) take nothing more: no distance is below 0.
+    """
+    limit = np.where(running_largest > 0, scale * running_largest + error, -np.inf)
+    unknown = np.flatnonzero(np.isinf(running_largest))
+    if unknown.size and tile.shape[1] > k:
+        kth = np.partition(tile[unknown], k, axis=1)[:, k].astype(np.float64)
+        limit[unknown] = kth + 2.0 * error[unknown]
+    return float32_at_least(limit)
+
+
+def _knn_tile(
+    points: Float32Points, error: np.ndarray, state: _KnnState, rows: slice, columns: slice
+) -> None:
+    """Fold the pairs of one tile (rows x columns, rows <= columns) into state.running.
+
+    An off-diagonal tile serves both its rows and its columns (the distance is symmetric), so
+    only tiles on and above the diagonal are computed.
+    """
+    shape = (rows.stop - rows.start, columns.stop - columns.start)
+    tile = float32_tile(
+        points.as_rows[rows],
+        points.as_columns[columns],
+        state.scratch.get("tile", shape, np.float32),
+    )
+    with state.lock:  # another thread may be rewriting these rows
+        row_largest = state.running[rows].max(axis=1)
+        column_largest = state.running[columns].max(axis=1)
+    k, scale = state.running.shape[1] - 1, points.scale_squared
+    limit = _candidate_limits(tile, row_largest, error[rows], k, scale)
+    hits = np.less_equal(tile, limit[:, None], out=state.scratch.get("hits", shape, np.bool_))
+    if rows != columns:
+        limit = _candidate_limits(tile.T, column_largest, error[columns], k, scale)
+        hits |= np.less_equal(tile, limit[None, :], out=state.scratch.get("more", shape, np.bool_))
+    row_index, column_index = np.divmod(np.flatnonzero(hits), shape[1])
+    row_index += rows.start
+    column_index += columns.start
+    values = exact_squared_distances(points.exact, points.exact, row_index, column_index)
+    with state.lock:
+        _merge_smallest(state.running, row_index, values)
+        if rows != columns:
+            _merge_smallest(state.running, column_index, values)
 
 
 def nearest_neighbour_squared_distances(
-    features: np.ndarray, k: int, block_size: int = DEFAULT_BLOCK_SIZE
+    features: np.ndarray,
+    k: int,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    workers: int | None = None,
 ) -> np.ndarray:
     """The k + 1 smallest squared distances of each row to all rows, itself included.
 
     features: float64 [N, d], N > k. Returns float64 [N, k + 1], sorted ascending; column 0 is
     the point itself (0) and column k the squared distance to its k-th nearest neighbour,
-    exact duplicates counting as neighbours at 0 (prdc's get_kth_value(..., k + 1)).
+    exact duplicates counting as neighbours at 0 (prdc's get_kth_value(..., k + 1)). Values
+    are sum((u - v)^2) in float64, whatever block_size and workers (default_workers()).
     """
-    norms, buffer = squared_norms(features), tile_buffer(block_size)
-    smallest = np.empty((features.shape[0], k + 1))
-    for row_slice in block_ranges(features.shape[0], block_size):
-        running = np.full((row_slice.stop - row_slice.start, k + 1), np.inf)
-        for column_slice in block_ranges(features.shape[0], block_size):
-            tile = squared_distances(
-                features[row_slice],
-                features[column_slice],
-                norms[row_slice],
-                norms[column_slice],
-                buffer,
-            )
-            running = _merge_smallest(running, tile)
-        smallest[row_slice] = np.sort(running, axis=1)
-    return smallest
+    points = float32_points(features, *centre_and_scale(features))
+    error = float32_error(features.shape[1], points.norms, points.norms.max(initial=0.0))
+    state = _KnnState(np.full((features.shape[0], k + 1), np.inf))
+    blocks = list(block_ranges(features.shape[0], block_size))
+    diagonal = [(rows, rows) for rows in blocks]  # first: they make every row's bound finite
+    above = [(rows, columns) for i, rows in enumerate(blocks) for columns in blocks[i + 1 :]]
+    tasks = [(points, error, state, rows, columns) for rows, columns in diagonal + above]
+    run_tiles(_knn_tile, tasks, default_workers() if workers is None else workers)
+    return np.sort(state.running, axis=1)
 
 
 def knn_radii(features: np.ndarray, k: int, block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
@@ -128,39 +198,97 @@ def membership_threshold(radius: np.ndarray, inclusive: bool) -> np.ndarray:
     return np.where(empty, -np.inf, threshold)
 
 
+@dataclass
+class _CrossState:
+    """Shared by the tile tasks of the real x fake sweep.
+
+    thresholds: float64 "real_pr" [N], "real_dc" [N], "fake_pr" [M] (membership_threshold);
+    limits: float32 "real" [N], "fake" [M], above which a tile entry is outside every ball of
+    that point (see _cross_limits). The rest accumulate the answers (see _cross_sweep).
+    """
+
+    thresholds: dict[str, np.ndarray]
+    limits: dict[str, np.ndarray]
+    fake_in_real: np.ndarray
+    real_in_fake: np.ndarray
+    real_covered: np.ndarray
+    density_count: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    scratch: Scratch = field(default_factory=Scratch)
+
+
+def _cross_limits(
+    real: Float32Points, fake: Float32Points, thresholds: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """float32 limits: a pair can be inside a ball only if its tile entry is <= the limit.
+
+    Entries are within float32_error of the exact scaled squared distance, so an entry above
+    scale * threshold + error is outside; the float32 limit is rounded up, never down.
+    """
+    dim, scale = real.exact.shape[1], real.scale_squared
+    real_error = float32_error(dim, real.norms, fake.norms.max(initial=0.0))
+    fake_error = float32_error(dim, fake.norms, real.norms.max(initial=0.0))
+    real_threshold = np.maximum(thresholds["real_pr"], thresholds["real_dc"])
+    return {
+        "real": float32_at_least(scale * real_threshold + real_error),
+        "fake": float32_at_least(scale * thresholds["fake_pr"] + fake_error),
+    }
+
+
+def _cross_tile(
+    real: Float32Points, fake: Float32Points, state: _CrossState, rows: slice, columns: slice
+) -> None:
+    """Decide the pairs of one real x fake tile: the float32 tile finds the candidates (the
+    few pairs inside or near a ball), their exact distances decide."""
+    shape = (rows.stop - rows.start, columns.stop - columns.start)
+    tile = float32_tile(
+        real.as_rows[rows], fake.as_columns[columns], state.scratch.get("tile", shape, np.float32)
+    )
+    real_limit, fake_limit = state.limits["real"][rows], state.limits["fake"][columns]
+    hits = np.less_equal(tile, real_limit[:, None], out=state.scratch.get("hits", shape, np.bool_))
+    hits |= np.less_equal(tile, fake_limit[None, :], out=state.scratch.get("more", shape, np.bool_))
+    row_index, column_index = np.divmod(np.flatnonzero(hits), shape[1])
+    row_index += rows.start
+    column_index += columns.start
+    values = exact_squared_distances(real.exact, fake.exact, row_index, column_index)
+    in_dc = values <= state.thresholds["real_dc"][row_index]
+    in_pr = values <= state.thresholds["real_pr"][row_index]
+    in_fake = values <= state.thresholds["fake_pr"][column_index]
+    with state.lock:
+        state.density_count += int(np.count_nonzero(in_dc))  # Naeem eq. 3
+        state.real_covered[row_index[in_dc]] = True  # Naeem eq. 4
+        state.fake_in_real[column_index[in_pr]] = True  # Kynkaanniemi eq. 1 (precision)
+        state.real_in_fake[row_index[in_fake]] = True  # Kynkaanniemi eq. 2 (recall)
+
+
 def _cross_sweep(
-    real: np.ndarray, fake: np.ndarray, thresholds: dict[str, np.ndarray], block_size: int
-) -> dict[str, np.ndarray | int]:
+    real: Float32Points,
+    fake: Float32Points,
+    thresholds: dict[str, np.ndarray],
+    block_size: int,
+    workers: int,
+) -> _CrossState:
     """One pass over real x fake tiles; thresholds from membership_threshold.
 
     thresholds: "real_pr" [N], "real_dc" [N] (real balls at k_pr, k_dc), "fake_pr" [M].
-    Returns "fake_in_real" bool [M], "real_in_fake" bool [N], "real_covered" bool [N] and
-    "density_count" int (sum over fake of the real k_dc balls containing it).
+    Returns the state with fake_in_real bool [M], real_in_fake bool [N], real_covered
+    bool [N] and density_count (sum over fake of the real k_dc balls containing it).
     """
-    real_norms, fake_norms = squared_norms(real), squared_norms(fake)
-    fake_in_real = np.zeros(fake.shape[0], dtype=bool)
-    real_in_fake = np.zeros(real.shape[0], dtype=bool)
-    real_covered = np.zeros(real.shape[0], dtype=bool)
-    density_count, buffer = 0, tile_buffer(block_size)
-    shared = thresholds["real_pr"] is thresholds["real_dc"]  # k_pr == k_dc: one comparison
-    for rows in block_ranges(real.shape[0], block_size):
-        real_pr, real_dc = thresholds["real_pr"][rows, None], thresholds["real_dc"][rows, None]
-        for columns in block_ranges(fake.shape[0], block_size):
-            tile = squared_distances(
-                real[rows], fake[columns], real_norms[rows], fake_norms[columns], buffer
-            )
-            in_dc = tile <= real_dc
-            density_count += int(np.count_nonzero(in_dc))  # Naeem eq. 3
-            real_covered[rows] |= in_dc.any(axis=1)  # Naeem eq. 4
-            in_pr = in_dc if shared else tile <= real_pr
-            fake_in_real[columns] |= in_pr.any(axis=0)  # Kynkaanniemi eq. 1 (precision)
-            real_in_fake[rows] |= (tile <= thresholds["fake_pr"][None, columns]).any(axis=1)
-    return {
-        "fake_in_real": fake_in_real,
-        "real_in_fake": real_in_fake,
-        "real_covered": real_covered,
-        "density_count": density_count,
-    }
+    n_real, n_fake = real.exact.shape[0], fake.exact.shape[0]
+    state = _CrossState(
+        thresholds,
+        _cross_limits(real, fake, thresholds),
+        fake_in_real=np.zeros(n_fake, dtype=bool),
+        real_in_fake=np.zeros(n_real, dtype=bool),
+        real_covered=np.zeros(n_real, dtype=bool),
+    )
+    tasks = [
+        (real, fake, state, rows, columns)
+        for rows in block_ranges(n_real, block_size)
+        for columns in block_ranges(n_fake, block_size)
+    ]
+    run_tiles(_cross_tile, tasks, workers)
+    return state
 
 
 def expected_coverage_identical(n_real: int, n_fake: int, k: int = DENSITY_COVERAGE_K) -> float:
@@ -193,13 +321,15 @@ def manifold_metrics(
     k_dc: int = DENSITY_COVERAGE_K,
     inclusive: bool = True,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    workers: int | None = None,
 ) -> dict[str, float]:
     """Precision, recall (k_pr), density, coverage (k_dc) of fake against real features.
 
     real: [N, d], fake: [M, d], any int/float dtype, computed in float64; N > max(k_pr, k_dc),
     M > k_pr. inclusive: a point at distance exactly r is inside a ball of radius r (`<=`);
     prdc uses `<` (inclusive=False), which puts a duplicate outside the zero-radius ball of its
-    copies. Returns floats: precision, recall, coverage in [0, 1], density in [0, N / k_dc],
+    copies. block_size: tile side; workers: threads (default_workers()); neither changes the
+    result. Returns floats: precision, recall, coverage in [0, 1], density in [0, N / k_dc],
     and coverage_expected_identical (expected_coverage_identical(N, M, k_dc)).
     """
     real, fake = _as_features(real, "real"), _as_features(fake, "fake")
@@ -207,23 +337,23 @@ def manifold_metrics(
         raise DiagnosticsError(f"real has {real.shape[1]} columns but fake has {fake.shape[1]}")
     _check_k(real.shape[0], max(k_pr, k_dc), "real")
     _check_k(fake.shape[0], k_pr, "fake")
-    real_smallest = nearest_neighbour_squared_distances(real, max(k_pr, k_dc), block_size)
-    fake_smallest = nearest_neighbour_squared_distances(fake, k_pr, block_size)
-    real_pr = membership_threshold(np.sqrt(real_smallest[:, k_pr]), inclusive)
-    real_dc = (
-        real_pr
-        if k_dc == k_pr
-        else membership_threshold(np.sqrt(real_smallest[:, k_dc]), inclusive)
-    )
-    fake_pr = membership_threshold(np.sqrt(fake_smallest[:, k_pr]), inclusive)
-    sweep = _cross_sweep(
-        real, fake, {"real_pr": real_pr, "real_dc": real_dc, "fake_pr": fake_pr}, block_size
-    )
+    workers = default_workers() if workers is None else workers
+    real_smallest = nearest_neighbour_squared_distances(real, max(k_pr, k_dc), block_size, workers)
+    fake_smallest = nearest_neighbour_squared_distances(fake, k_pr, block_size, workers)
+    thresholds = {
+        "real_pr": membership_threshold(np.sqrt(real_smallest[:, k_pr]), inclusive),
+        "real_dc": membership_threshold(np.sqrt(real_smallest[:, k_dc]), inclusive),
+        "fake_pr": membership_threshold(np.sqrt(fake_smallest[:, k_pr]), inclusive),
+    }
+    centre, scale_squared = centre_and_scale(real, fake)
+    real_points = float32_points(real, centre, scale_squared)
+    fake_points = float32_points(fake, centre, scale_squared)
+    sweep = _cross_sweep(real_points, fake_points, thresholds, block_size, workers)
     return {
-        "precision": float(sweep["fake_in_real"].mean()),
-        "recall": float(sweep["real_in_fake"].mean()),
-        "density": sweep["density_count"] / (k_dc * fake.shape[0]),
-        "coverage": float(sweep["real_covered"].mean()),
+        "precision": float(sweep.fake_in_real.mean()),
+        "recall": float(sweep.real_in_fake.mean()),
+        "density": sweep.density_count / (k_dc * fake.shape[0]),
+        "coverage": float(sweep.real_covered.mean()),
         "coverage_expected_identical": expected_coverage_identical(
             real.shape[0], fake.shape[0], k_dc
         ),

@@ -179,9 +179,19 @@ def _mode_report(stats: dict[str, Any], mixture: GaussianMixture) -> dict[str, A
     }
 
 
-NO_MODES = dict.fromkeys(("modes", "high_quality_fraction", "kl", "kl_expected_ideal",
-                          "kl_expected_ideal_std", "reverse_kl", "chi_square",
-                          "expected_covered_ideal", "expected_covered_ideal_std"))
+NO_MODES = dict.fromkeys(
+    (
+        "modes",
+        "high_quality_fraction",
+        "kl",
+        "kl_expected_ideal",
+        "kl_expected_ideal_std",
+        "reverse_kl",
+        "chi_square",
+        "expected_covered_ideal",
+        "expected_covered_ideal_std",
+    )
+)
 
 
 def diagnose(

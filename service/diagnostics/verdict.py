@@ -66,8 +66,10 @@ def _feature_collapse_reasons(stats: dict[str, Any]) -> list[str]:
     coverage, expected = stats.get("coverage"), stats.get("coverage_expected")
     if coverage is None or coverage >= FEATURE_COLLAPSE_COVERAGE_RATIO * expected:
         return []
-    return [f"coverage {coverage:.3f} is below {FEATURE_COLLAPSE_COVERAGE_RATIO:g} x the "
-            f"{expected:.3f} that two identical distributions of these sizes score"]
+    return [
+        f"coverage {coverage:.3f} is below {FEATURE_COLLAPSE_COVERAGE_RATIO:g} x the "
+        f"{expected:.3f} that two identical distributions of these sizes score"
+    ]
 
 
 def _feature_partial_reasons(stats: dict[str, Any]) -> list[str]:
@@ -136,8 +138,10 @@ def _healthy_reason(stats: dict[str, Any]) -> str:
             f"with KL {stats['kl']:.3f} nats"
         )
     if stats.get("coverage") is not None:
-        parts.append(f"coverage {stats['coverage']:.3f} (identical distributions: "
-                     f"{stats['coverage_expected']:.3f})")
+        parts.append(
+            f"coverage {stats['coverage']:.3f} (identical distributions: "
+            f"{stats['coverage_expected']:.3f})"
+        )
     if stats.get("ndb_bins"):
         parts.append(f"{stats['ndb']} of {stats['ndb_bins']} bins differ (NDB)")
     return "; ".join(parts) or "no rule fired (too few samples for most metrics)"

@@ -7,11 +7,18 @@ import numpy as np
 import pytest
 
 from service.diagnostics import DiagnosticsError
+from service.diagnostics.blocks import (
+    centre_and_scale,
+    float32_error,
+    float32_points,
+    float32_tile,
+)
 from service.diagnostics.manifold import (
     expected_coverage_identical,
     knn_radii,
     manifold_metrics,
     membership_threshold,
+    nearest_neighbour_squared_distances,
 )
 
 prdc = pytest.importorskip("prdc")  # the authors' package, the reference implementation
@@ -110,8 +117,10 @@ def test_membership_threshold_decides_like_sqrt() -> None:
     candidates = np.maximum(candidates, 0.0)
     for inclusive in (True, False):
         threshold = membership_threshold(radius, inclusive)[:, None]
-        by_sqrt = np.sqrt(candidates) <= radius[:, None] if inclusive else (
-            np.sqrt(candidates) < radius[:, None]
+        by_sqrt = (
+            np.sqrt(candidates) <= radius[:, None]
+            if inclusive
+            else (np.sqrt(candidates) < radius[:, None])
         )
         np.testing.assert_array_equal(candidates <= threshold, by_sqrt)
 
@@ -133,6 +142,90 @@ def test_expected_coverage_monte_carlo() -> None:
     standard_error = np.std(coverages, ddof=1) / np.sqrt(len(coverages))
     expected = expected_coverage_identical(200, 200, 5)
     assert abs(np.mean(coverages) - expected) < 3 * standard_error
+
+
+def brute_force_metrics(
+    real: np.ndarray, fake: np.ndarray, k_pr: int, k_dc: int, inclusive: bool
+) -> dict[str, float]:
+    """All four metrics from full float64 matrices of sum((u - v)^2): the pure float64 path."""
+
+    def squared(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.square(a[:, None, :] - b[None, :, :]).sum(axis=2)
+
+    real_real, fake_fake, real_fake = squared(real, real), squared(fake, fake), squared(real, fake)
+    real_sorted, fake_sorted = np.sort(real_real, axis=1), np.sort(fake_fake, axis=1)
+
+    def inside(distance: np.ndarray, radius: np.ndarray) -> np.ndarray:
+        return distance <= radius if inclusive else distance < radius
+
+    distances, fake_distances = np.sqrt(real_fake), np.sqrt(real_fake).T
+    in_pr = inside(distances, np.sqrt(real_sorted[:, k_pr])[:, None])
+    in_dc = inside(distances, np.sqrt(real_sorted[:, k_dc])[:, None])
+    in_fake = inside(fake_distances, np.sqrt(fake_sorted[:, k_pr])[:, None])
+    return {
+        "precision": float(in_pr.any(axis=0).mean()),
+        "recall": float(in_fake.any(axis=0).mean()),
+        "density": float(in_dc.sum() / (k_dc * fake.shape[0])),
+        "coverage": float(in_dc.any(axis=1).mean()),
+    }
+
+
+def integer_features(offset: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Features in {0, 1, 2}^6 (+ offset): exact squared distances, ties everywhere."""
+    rng = np.random.default_rng(seed)
+    real = rng.integers(0, 3, (260, 6)).astype(np.float64) + offset
+    fake = rng.integers(0, 3, (230, 6)).astype(np.float64) + offset
+    return real, fake
+
+
+@pytest.mark.parametrize("offset", [0.0, 4096.0])  # 4096: float32 tiles mostly cancellation
+@pytest.mark.parametrize("inclusive", [False, True])
+def test_float32_filter_equals_float64_on_ties(offset: float, inclusive: bool) -> None:
+    real, fake = integer_features(offset, 9)
+    ours = manifold_metrics(real, fake, k_pr=3, k_dc=5, inclusive=inclusive, block_size=64)
+    expected = brute_force_metrics(real, fake, 3, 5, inclusive)
+    assert {key: ours[key] for key in KEYS} == expected
+
+
+def test_neighbour_distances_exact_on_ties() -> None:
+    real, _ = integer_features(4096.0, 10)
+    expected = np.sort(np.square(real[:, None, :] - real[None, :, :]).sum(axis=2), axis=1)
+    ours = nearest_neighbour_squared_distances(real, 7, block_size=50)
+    np.testing.assert_array_equal(ours, expected[:, :8])
+
+
+def test_float32_error_bounds_tile() -> None:
+    # Large common offsets (cancellation) and a spread of norms: every float32 entry is
+    # within float32_error of the exact scaled squared distance.
+    rng = np.random.default_rng(11)
+    rows = rng.standard_normal((300, 48)) * rng.uniform(0.01, 10.0, (300, 1)) + 30.0
+    columns = rng.standard_normal((200, 48)) + 30.0
+    centre, scale = centre_and_scale(rows, columns)
+    row_points = float32_points(rows, centre, scale)
+    column_points = float32_points(columns, centre, scale)
+    tile = float32_tile(row_points.as_rows, column_points.as_columns, np.empty((300, 200), "f4"))
+    exact = scale * np.square(rows[:, None, :] - columns[None, :, :]).sum(axis=2)
+    error = float32_error(48, row_points.norms, column_points.norms.max())
+    assert np.all(np.abs(tile - exact) <= error[:, None])
+    assert np.abs(tile - exact).max() > error.min() / 1000  # the bound is not vacuous
+
+
+@pytest.mark.parametrize("scale", [2.0**-120, 2.0**120])
+def test_scale_free(scale: float) -> None:
+    # Power-of-two scaling is exact in float64; float32 would underflow or overflow unscaled.
+    real, fake = with_duplicates(*features(150, 120, 8, 12))
+    assert manifold_metrics(real * scale, fake * scale) == manifold_metrics(real, fake)
+
+
+def test_thread_count_independent() -> None:
+    real, fake = with_duplicates(*features(700, 600, 16, 13))
+    one = manifold_metrics(real, fake, block_size=128, workers=1)
+    two = manifold_metrics(real, fake, block_size=128, workers=2)
+    assert one == two
+    np.testing.assert_array_equal(
+        nearest_neighbour_squared_distances(real, 5, block_size=100, workers=1),
+        nearest_neighbour_squared_distances(real, 5, block_size=100, workers=2),
+    )
 
 
 @pytest.mark.parametrize(

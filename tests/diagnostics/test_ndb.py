@@ -35,8 +35,9 @@ def test_dropped_cluster_flags_its_bins() -> None:
     reference = clusters(4000, 0)
     result = ndb(reference, clusters(4000, 1, keep=[0, 1, 2, 3, 4, 5, 6]), n_bins=16)
     centres = kmeans(reference, 16, seed=0)
-    dropped_bins = np.flatnonzero(np.argmin(np.linalg.norm(
-        centres[:, None, :] - CENTRES[None, :, :], axis=2), axis=1) == 7)
+    dropped_bins = np.flatnonzero(
+        np.argmin(np.linalg.norm(centres[:, None, :] - CENTRES[None, :, :], axis=2), axis=1) == 7
+    )
     assert dropped_bins.size >= 1
     assert set(dropped_bins.tolist()) <= set(result["different_bins"])
     assert all(result["sample_histogram"][b] == 0 for b in dropped_bins)

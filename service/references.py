@@ -1,0 +1,115 @@
+"""References built from uploads, stored under `<DATA_DIR>/references/<name>/`.
+
+Each is a card (kind "reference", reference type "features") and `features.npy`, the
+reference batch's features (float64 [N, D]). Every gunicorn worker reads the same folder, so a
+reference created through one worker is seen by all. Writes are atomic: a reference is built
+in a temporary folder and renamed into place, and deleted by renaming it away first, so a
+reader never sees half a reference. Built-in references (the model repository) are read-only.
+"""
+
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from service.diagnostics.embedding import embed, image_layout
+from service.diagnostics.report import validate_samples
+from service.errors import ApiError
+
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class StoredReference:
+    card: dict
+    features: np.ndarray  # float64 [N, D], read-only
+
+
+def features_spec(batch: np.ndarray, source: str | None) -> tuple[dict, np.ndarray]:
+    """The card's `reference` object and the features of a reference batch [N, ...]."""
+    if batch.ndim == 2:
+        embedding, sample_shape = "raw", [batch.shape[1]]
+    else:
+        embedding, sample_shape = "pixels", list(image_layout(batch))
+    features = validate_samples(embed(batch, embedding, tuple(sample_shape)), int(np.prod(
+        sample_shape)))
+    spec = {"type": "features", "embedding": embedding, "sample_shape": sample_shape,
+            "n": int(features.shape[0]), "feature_dim": int(features.shape[1]),
+            "source": source or "upload"}
+    return spec, features
+
+
+class ReferenceStore:
+    """Uploaded references on disk: list, get, create, delete."""
+
+    def __init__(self, root: Path, max_count: int) -> None:
+        self.root = root / "references"
+        self.max_count = max_count
+        self._cache: dict[str, tuple[float, StoredReference]] = {}
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and NAME.fullmatch(p.name) and (p / "card.json").is_file())
+
+    def get(self, name: str) -> StoredReference | None:
+        """The stored reference, re-read when another worker replaced it (mtime changed)."""
+        folder = self.root / name
+        if not NAME.fullmatch(name) or not (folder / "card.json").is_file():
+            return None
+        try:
+            stamp = (folder / "card.json").stat().st_mtime_ns
+            cached = self._cache.get(name)
+            if cached is None or cached[0] != stamp:
+                card = json.loads((folder / "card.json").read_text())
+                features = np.load(folder / "features.npy", allow_pickle=False)
+                features.setflags(write=False)
+                self._cache[name] = (stamp, StoredReference(card, features))
+        except (OSError, ValueError):  # deleted meanwhile by another worker
+            return None
+        return self._cache[name][1]
+
+    def create(self, name: str, batch: np.ndarray, source: str | None) -> dict:
+        """Store a reference built from batch [N, ...]; 409 if the name exists or when full."""
+        if len(self.names()) >= self.max_count:
+            raise ApiError(409, f"{self.max_count} uploaded references already stored "
+                           "(MAX_REFERENCES); delete one first", "too-many-references")
+        spec, features = features_spec(batch, source)
+        card = {"schema_version": 1, "name": name, "kind": "reference",
+                "description": f"uploaded reference of {spec['n']} samples",
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "dataset": "upload", "reference": spec}
+        staging = self.root / f".staging-{uuid.uuid4().hex}"
+        staging.mkdir(parents=True)
+        try:
+            np.save(staging / "features.npy", features, allow_pickle=False)
+            (staging / "card.json").write_text(json.dumps(card, indent=2))
+            os.rename(staging, self.root / name)  # atomic; fails if the name exists
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if (self.root / name).exists():
+                raise ApiError(409, f"a reference named {name!r} exists; delete it first or "
+                               "choose another name", "conflict") from None
+            raise
+        return card
+
+    def delete(self, name: str) -> bool:
+        """Remove a stored reference; False when there is none of that name."""
+        folder = self.root / name
+        if not NAME.fullmatch(name) or not folder.is_dir():
+            return False
+        doomed = self.root / f".deleting-{uuid.uuid4().hex}"
+        try:
+            os.rename(folder, doomed)
+        except FileNotFoundError:  # another worker was faster
+            return False
+        shutil.rmtree(doomed, ignore_errors=True)
+        self._cache.pop(name, None)
+        return True

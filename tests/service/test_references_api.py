@@ -1,0 +1,134 @@
+"""Uploaded references (POST/DELETE /v1/references) and self-diagnosis of a model."""
+
+import io
+
+import numpy as np
+import pytest
+
+from service.app import create_app
+from tests.helpers import make_config
+
+PROBLEM = "application/problem+json"
+
+
+def npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def post_file(client, path: str, data: bytes, filename: str = "batch.npy", **fields):
+    form = {"file": (io.BytesIO(data), filename), **fields}
+    return client.post(path, data=form, content_type="multipart/form-data")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's 1,797 real 8x8 digits (shipped inside the package), [N, 1, 8, 8] in [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return data.images[:, None] / 16.0, data.target
+
+
+def test_create_list_get_delete(client):
+    points = np.random.default_rng(0).normal(size=(200, 3))
+    created = post_file(client, "/v1/references", npy(points), name="my-ref")
+    assert created.status_code == 201 and created.headers["Location"] == "/v1/references/my-ref"
+    card = created.get_json()
+    assert card["reference"]["embedding"] == "raw" and card["reference"]["n"] == 200
+    listed = {r["name"]: r for r in client.get("/v1/references").get_json()["references"]}
+    assert listed["my-ref"]["source"] == "upload" and listed["ring8"]["source"] == "builtin"
+    assert client.get("/v1/references/my-ref").get_json() == card
+    assert client.delete("/v1/references/my-ref").status_code == 204
+    assert client.get("/v1/references/my-ref").status_code == 404
+    assert client.delete("/v1/references/my-ref").status_code == 404
+
+
+def test_uploaded_reference_is_seen_by_another_worker(model_repo, tmp_path):
+    """Two app instances (two gunicorn workers) sharing DATA_DIR see the same references."""
+    first, second = (create_app(make_config(model_repo, data_dir=tmp_path)).test_client()
+                     for _ in range(2))
+    post_file(first, "/v1/references", npy(np.ones((50, 2)) * np.arange(50)[:, None]), name="r")
+    assert second.get("/v1/references/r").status_code == 200
+    assert second.delete("/v1/references/r").status_code == 204
+    assert first.get("/v1/references/r").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "status"), [("ring8", 409), ("Bad Name", 400), ("../escape", 400), ("", 400)]
+)
+def test_bad_reference_names(client, name, status):
+    response = post_file(client, "/v1/references", npy(np.zeros((10, 2))), name=name)
+    assert response.status_code == status and response.mimetype == PROBLEM
+
+
+def test_name_taken_is_409(client):
+    post_file(client, "/v1/references", npy(np.eye(10)), name="twice")
+    again = post_file(client, "/v1/references", npy(np.eye(10)), name="twice")
+    assert again.status_code == 409 and "exists" in again.get_json()["detail"]
+
+
+def test_caps_on_count_and_size(model_repo):
+    client = create_app(make_config(model_repo, max_references=1,
+                                    max_reference_samples=20)).test_client()
+    assert post_file(client, "/v1/references", npy(np.eye(10)), name="a").status_code == 201
+    full = post_file(client, "/v1/references", npy(np.eye(10)), name="b")
+    assert full.status_code == 409 and "MAX_REFERENCES" in full.get_json()["detail"]
+    client.delete("/v1/references/a")
+    big = post_file(client, "/v1/references", npy(np.zeros((21, 2))), name="c")
+    assert big.status_code == 413 and "MAX_REFERENCE_SAMPLES" in big.get_json()["detail"]
+
+
+def test_built_in_reference_cannot_be_deleted(client):
+    assert client.delete("/v1/references/ring8").status_code == 409
+
+
+def test_nan_reference_is_422(client):
+    response = post_file(client, "/v1/references", npy(np.full((10, 2), np.nan)), name="nan")
+    assert response.status_code == 422
+
+
+def test_digits_with_one_class_removed_is_partial_collapse(client, digits):
+    """The issue's acceptance: a reference of real digits, a batch missing one class."""
+    images, labels = digits
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(images))
+    reference, batch = order[: len(order) // 2], order[len(order) // 2 :]
+    post_file(client, "/v1/references", npy(images[reference]), name="digits-real")
+    whole = post_file(client, "/v1/diagnostics", npy(images[batch]),
+                      reference="digits-real").get_json()
+    without_3 = batch[labels[batch] != 3]
+    dropped = post_file(client, "/v1/diagnostics", npy(images[without_3]),
+                        reference="digits-real").get_json()
+    assert whole["verdict"]["status"] == "healthy", whole["verdict"]
+    assert dropped["verdict"]["status"] == "partial_collapse", dropped["verdict"]
+    coverage = [r["features"]["manifold"]["coverage"] for r in (whole, dropped)]
+    assert coverage[1] < coverage[0] - 0.05
+    assert dropped["features"]["ndb"]["ndb"] > whole["features"]["ndb"]["ndb"]
+    assert dropped["modes"] is None  # no classifier yet: no mode names
+
+
+def test_images_in_channels_last_layout_fit_the_reference(client, digits):
+    images, _ = digits
+    post_file(client, "/v1/references", npy(images[:300]), name="d300")
+    last = np.ascontiguousarray(images[300:400].transpose(0, 2, 3, 1))  # [N, 8, 8, 1]
+    report = post_file(client, "/v1/diagnostics", npy(last), reference="d300")
+    assert report.status_code == 200 and report.get_json()["n_samples"] == 100
+
+
+def test_images_of_another_size_are_422(client, digits):
+    images, _ = digits
+    post_file(client, "/v1/references", npy(images[:100]), name="d100")
+    response = post_file(client, "/v1/diagnostics", npy(np.zeros((10, 1, 9, 9))),
+                         reference="d100")
+    assert response.status_code == 422 and "(C, H, W)" in response.get_json()["detail"]
+
+
+def test_self_diagnosis_equals_sampling_then_uploading(client):
+    report = client.post("/v1/models/ring8-gan/diagnose", json={"n": 500, "seed": 3}).get_json()
+    drawn = client.post("/v1/models/ring8-gan/samples", json={"n": 500, "seed": 3})
+    uploaded = post_file(client, "/v1/diagnostics", drawn.data, filename="s.json",
+                         reference="ring8").get_json()
+    assert report["model"] == "ring8-gan" and report["seed"] == 3
+    assert {k: v for k, v in report.items() if k not in ("model", "version", "seed")} == uploaded
