@@ -7,7 +7,6 @@ import numpy as np
 from flask import Blueprint, Response, jsonify
 
 from service.api.common import (
-    guard,
     int_field,
     json_body,
     negotiate,
@@ -17,7 +16,7 @@ from service.api.common import (
     run_generator,
     service_config,
 )
-from service.diagnostics import diagnose
+from service.api.diagnostics import REPORT_FORMATS, diagnosis_response
 from service.errors import ApiError
 from service.repository import SERVABLE_KINDS, Entry
 from service.sampling import MAX_SEED, gaussian_latents
@@ -88,15 +87,16 @@ def samples(name: str) -> Response:
 
 
 @blueprint.post("/<name>/diagnose")
-def diagnose_model(name: str) -> dict:
+def diagnose_model(name: str) -> Response:
     """Body {"n", "seed", "version"}: generate n samples and diagnose them against the
     model's reference, in one call (the report gains "model", "version" and "seed")."""
     entry, version, n, seed = sample_request(name)
+    media_type = negotiate(REPORT_FORMATS)
     reference = entry.card["reference"]
     spec, features = resolve_reference(reference)
     batch = draw(entry, version, n, seed)
-    report = guard().run(diagnose, batch, spec, reference, features)
-    return {"model": name, "version": version, "seed": seed, **report}
+    extra = {"model": name, "version": version, "seed": seed}
+    return diagnosis_response(batch, reference, spec, features, media_type, extra)
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

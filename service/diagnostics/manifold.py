@@ -79,30 +79,45 @@ class _KnnState:
     distances per point (float64 [N, k + 1]), the lock guarding them, per-thread scratch."""
 
     running: np.ndarray
+    k: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     scratch: Scratch = field(default_factory=Scratch)
 
 
-def _candidate_limits(
-    tile: np.ndarray, running_largest: np.ndarray, error: np.ndarray, k: int, scale: float
-) -> np.ndarray:
-    """float32 [n]: row i of tile (float32 [n, m]) can hold one of row i's k + 1 smallest
-    exact squared distances only at entries <= limit i.
+def _candidate_limits(running_largest: np.ndarray, error: np.ndarray, scale: float) -> np.ndarray:
+    """float32 [n]: a tile entry of row i can be one of row i's k + 1 smallest only if <= limit i.
 
     running_largest: float64 [n], the largest of each row's k + 1 smallest exact squared
     distances so far (inf while fewer are known); error: float64 [n], float32_error of the
-    rows. An entry is within error of its exact value, so an entry whose exact value could
-    still enter (exact <= running_largest) is <= scale * running_largest + error. For rows
-    with nothing known yet, the (k + 1)-th smallest entry t of this tile row bounds the final
-    value by t + error: candidates are then <= t + 2 error. Rows whose k + 1 smallest are
-    all 0 (k + 1 copies) take nothing more: no distance is below 0.
+    rows. An entry is within error of scale * its exact value, so an entry whose exact value
+    could still enter (exact < running_largest) is <= scale * running_largest + error.
+    Rows whose k + 1 smallest are all 0 (k + 1 copies) take nothing more: -inf.
     """
     limit = np.where(running_largest > 0, scale * running_largest + error, -np.inf)
-    unknown = np.flatnonzero(np.isinf(running_largest))
-    if unknown.size and tile.shape[1] > k:
-        kth = np.partition(tile[unknown], k, axis=1)[:, k].astype(np.float64)
-        limit[unknown] = kth + 2.0 * error[unknown]
     return float32_at_least(limit)
+
+
+def _first_pairs(tile: np.ndarray, running_largest: np.ndarray, k: int) -> np.ndarray:
+    """(rows, columns) [2, p] in tile of the k + 1 smallest entries of each row with nothing
+    known yet (running_largest inf): exact, they give the row a finite bound at once, so that
+    clusters of copies do not make the whole tile a candidate."""
+    unknown = np.flatnonzero(np.isinf(running_largest))
+    if unknown.size == 0 or tile.shape[1] <= k:
+        return np.empty((2, 0), dtype=np.intp)
+    columns = np.argpartition(tile[unknown], k, axis=1)[:, : k + 1]
+    return np.stack([np.repeat(unknown, k + 1), columns.ravel()])
+
+
+def _fold_pairs(
+    points: Float32Points, state: _KnnState, pairs: np.ndarray, symmetric: bool
+) -> None:
+    """Merge the exact squared distances of pairs (point indices [2, p]) into state.running:
+    into the rows of pairs[0], and also of pairs[1] when symmetric."""
+    values = exact_squared_distances(points.exact, points.exact, pairs[0], pairs[1])
+    with state.lock:
+        _merge_smallest(state.running, pairs[0], values)
+        if symmetric:
+            _merge_smallest(state.running, pairs[1], values)
 
 
 def _knn_tile(
@@ -113,29 +128,30 @@ def _knn_tile(
     An off-diagonal tile serves both its rows and its columns (the distance is symmetric), so
     only tiles on and above the diagonal are computed.
     """
-    shape = (rows.stop - rows.start, columns.stop - columns.start)
+    shape, both = (rows.stop - rows.start, columns.stop - columns.start), rows != columns
     tile = float32_tile(
-        points.as_rows[rows],
-        points.as_columns[columns],
-        state.scratch.get("tile", shape, np.float32),
+        points.as_rows[rows], points.as_columns[columns], state.scratch.get("tile", shape, "f4")
     )
+    offset = np.array([[rows.start], [columns.start]])
     with state.lock:  # another thread may be rewriting these rows
         row_largest = state.running[rows].max(axis=1)
         column_largest = state.running[columns].max(axis=1)
-    k, scale = state.running.shape[1] - 1, points.scale_squared
-    limit = _candidate_limits(tile, row_largest, error[rows], k, scale)
+    first = [_first_pairs(tile, row_largest, state.k)]
+    if both:
+        first.append(_first_pairs(tile.T, column_largest, state.k)[::-1])
+    first = np.unique(np.ravel_multi_index(np.concatenate(first, axis=1), shape))  # flat, once
+    if first.size:
+        _fold_pairs(points, state, np.stack(np.divmod(first, shape[1])) + offset, both)
+        with state.lock:
+            row_largest = state.running[rows].max(axis=1)
+            column_largest = state.running[columns].max(axis=1)
+    limit = _candidate_limits(row_largest, error[rows], points.scale_squared)
     hits = np.less_equal(tile, limit[:, None], out=state.scratch.get("hits", shape, np.bool_))
-    if rows != columns:
-        limit = _candidate_limits(tile.T, column_largest, error[columns], k, scale)
+    if both:
+        limit = _candidate_limits(column_largest, error[columns], points.scale_squared)
         hits |= np.less_equal(tile, limit[None, :], out=state.scratch.get("more", shape, np.bool_))
-    row_index, column_index = np.divmod(np.flatnonzero(hits), shape[1])
-    row_index += rows.start
-    column_index += columns.start
-    values = exact_squared_distances(points.exact, points.exact, row_index, column_index)
-    with state.lock:
-        _merge_smallest(state.running, row_index, values)
-        if rows != columns:
-            _merge_smallest(state.running, column_index, values)
+    hits.ravel()[first] = False  # each pair is merged once
+    _fold_pairs(points, state, np.stack(np.divmod(np.flatnonzero(hits), shape[1])) + offset, both)
 
 
 def nearest_neighbour_squared_distances(
@@ -153,7 +169,7 @@ def nearest_neighbour_squared_distances(
     """
     points = float32_points(features, *centre_and_scale(features))
     error = float32_error(features.shape[1], points.norms, points.norms.max(initial=0.0))
-    state = _KnnState(np.full((features.shape[0], k + 1), np.inf))
+    state = _KnnState(np.full((features.shape[0], k + 1), np.inf), k)
     blocks = list(block_ranges(features.shape[0], block_size))
     diagonal = [(rows, rows) for rows in blocks]  # first: they make every row's bound finite
     above = [(rows, columns) for i, rows in enumerate(blocks) for columns in blocks[i + 1 :]]

@@ -9,6 +9,7 @@ from service.app import create_app
 from tests.helpers import make_config
 
 PROBLEM = "application/problem+json"
+PNG = {"Accept": "image/png"}
 
 
 def npy(array: np.ndarray) -> bytes:
@@ -17,9 +18,10 @@ def npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def post_file(client, path: str, data: bytes, filename: str = "batch.npy", **fields):
+def post_file(client, path: str, data: bytes, filename: str = "batch.npy",
+              headers: dict | None = None, **fields):
     form = {"file": (io.BytesIO(data), filename), **fields}
-    return client.post(path, data=form, content_type="multipart/form-data")
+    return client.post(path, data=form, content_type="multipart/form-data", headers=headers)
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +134,24 @@ def test_self_diagnosis_equals_sampling_then_uploading(client):
                          reference="ring8").get_json()
     assert report["model"] == "ring8-gan" and report["seed"] == 3
     assert {k: v for k, v in report.items() if k not in ("model", "version", "seed")} == uploaded
+
+
+@pytest.mark.parametrize("kind", ["mixture", "images", "vectors"])
+def test_report_figure_is_a_png(client, digits, ring8_reference, kind):
+    from PIL import Image
+
+    from tests.helpers import draw_mixture
+
+    if kind == "mixture":
+        response = post_file(client, "/v1/diagnostics",
+                             npy(draw_mixture(ring8_reference, 500, [0, 1, 2])),
+                             reference="ring8", headers=PNG)
+    else:
+        batch = digits[0][:200] if kind == "images" else np.random.default_rng(1).normal(
+            size=(300, 5))
+        post_file(client, "/v1/references", npy(batch), name=f"fig-{kind}")
+        response = post_file(client, "/v1/diagnostics", npy(batch[:150]),
+                             reference=f"fig-{kind}", headers=PNG)
+    assert response.status_code == 200
+    with Image.open(io.BytesIO(response.data)) as image:
+        assert image.format == "PNG" and image.size == (1100, 500)
