@@ -17,7 +17,9 @@ class ServiceConfig:
     max_batch: int = 8_192  # MAX_BATCH: generation runs in batches of at most this many rows
     default_samples: int = 2_500  # DEFAULT_SAMPLES: n when a request does not say (papers' protocol)
     max_upload_bytes: int = 64 * 2**20  # MAX_UPLOAD_BYTES: request bodies beyond this get 413
-    max_upload_samples: int = 1_000_000  # MAX_UPLOAD_SAMPLES: rows in one diagnostics upload
+    # MAX_UPLOAD_SAMPLES: rows one diagnosis may have (uploaded or generated); the k-NN metrics
+    # cost O(N^2), and 50k x 50k is what fits REQUEST_DEADLINE on a 2-core machine.
+    max_upload_samples: int = 50_000
     max_upload_dim: int = 4_096  # MAX_UPLOAD_DIM: values per row in one diagnostics upload
     max_image_pixels: int = 1 << 20  # MAX_IMAGE_PIXELS: width x height of one uploaded image
     max_zip_files: int = 50_000  # MAX_ZIP_FILES: members of one uploaded .zip or .npz

@@ -8,6 +8,7 @@ tritonclient sends no Content-Type, so the raw body is parsed whatever the heade
 """
 
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,8 @@ DATATYPES = {  # KServe v2 tensor datatype -> numpy dtype (BYTES is not served)
     "FP64": np.dtype(np.float64),
 }
 NUMPY_TO_DATATYPE = {dtype: name for name, dtype in DATATYPES.items()}
+MAX_AXIS = 2**31 - 1
+MAX_TENSOR_BYTES = 1 << 30  # far above any request body the service accepts
 
 
 @dataclass
@@ -75,9 +78,12 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     if offset != len(binary):
         raise bad(f"{len(binary) - offset} bytes of binary data follow the declared tensors")
     outputs = header.get("outputs") or []
-    if not isinstance(outputs, list) or not all(isinstance(o, dict) and "name" in o
-                                                for o in outputs):
-        raise bad("'outputs' must be a list of objects with a 'name'")
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str)
+        and isinstance(o.get("parameters") or {}, dict) for o in outputs
+    ):
+        raise bad("'outputs' must be a list of objects with a string 'name' (and object "
+                  "'parameters')")
     binary_outputs = {o["name"]: bool((o.get("parameters") or {}).get("binary_data", False))
                       for o in outputs}
     request_id = header.get("id")
@@ -95,16 +101,24 @@ def decode_input(spec: object, binary: bytes, offset: int) -> tuple[str, np.ndar
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise bad("each input needs a 'name'")
     name, datatype, shape = spec["name"], spec.get("datatype"), spec.get("shape")
-    if datatype not in DATATYPES:
-        raise bad(f"input {name!r}: datatype {datatype!r} not supported "
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
+        raise bad(f"input {name!r}: datatype {str(datatype)[:20]!r} not supported "
                   f"(one of {', '.join(DATATYPES)})")
     if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_AXIS for d in shape
     ):
-        raise bad(f"input {name!r}: 'shape' must be a list of non-negative integers")
-    dtype, count = DATATYPES[datatype], int(np.prod(shape, dtype=np.int64))
-    size = (spec.get("parameters") or {}).get("binary_data_size")
+        raise bad(f"input {name!r}: 'shape' must be a list of integers in 0..{MAX_AXIS}")
+    dtype, count = DATATYPES[datatype], math.prod(shape)
+    if count * dtype.itemsize > MAX_TENSOR_BYTES:
+        raise ApiError(413, f"input {name!r}: {count} elements exceed the limit of "
+                       f"{MAX_TENSOR_BYTES} bytes per tensor", "too-large")
+    parameters = spec.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise bad(f"input {name!r}: 'parameters' must be an object")
+    size = parameters.get("binary_data_size")
     if size is not None:
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise bad(f"input {name!r}: binary_data_size must be an integer")
         if size != count * dtype.itemsize or offset + size > len(binary):
             raise bad(f"input {name!r}: binary_data_size {size} does not match shape {shape} "
                       f"{datatype} or the bytes sent")

@@ -91,6 +91,10 @@ def diagnose_model(name: str) -> Response:
     """Body {"n", "seed", "version"}: generate n samples and diagnose them against the
     model's reference, in one call (the report gains "model", "version" and "seed")."""
     entry, version, n, seed = sample_request(name)
+    limit = service_config().max_upload_samples
+    if n > limit:
+        raise ApiError(400, f"'n' must be at most {limit} to diagnose (MAX_UPLOAD_SAMPLES)",
+                       "invalid-field")
     media_type = negotiate(REPORT_FORMATS)
     reference = entry.card["reference"]
     spec, features = resolve_reference(reference)

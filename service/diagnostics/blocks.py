@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover
     threadpool_limits = None
 
 DEFAULT_BLOCK_SIZE = 2048  # 2048 x 2048 float64 tile = 32 MiB
+FILTER_BLOCK_SIZE = 1024  # float32 filter tiles: 4 MiB + 2 x 1 MiB of flags fit in cache
 MAX_WORKERS = 4  # a small fixed pool: tiles are memory-bandwidth bound beyond a few cores
 _EPSILON = float(np.finfo(np.float64).eps)
 

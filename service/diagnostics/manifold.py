@@ -12,8 +12,13 @@ coverage = (1 / N) sum_i 1[exists j: Y_j in B(X_i, r_i)].
 Definitions follow `prdc.compute_prdc` (the authors' package): a radius is the (k+1)-th
 smallest distance of a row that includes the point's own zero distance, so an exact duplicate
 counts as a neighbour at distance 0. Unlike prdc, nothing N x M is held: radii come from
-row-block x column-block tiles with a running k+1 smallest per row, and one sweep over
-real x fake tiles gives all four numbers (memory O((N + M) d + block_size^2)).
+tiles on and above the diagonal with a running k+1 smallest per point, and one sweep over
+real x fake tiles gives all four numbers (memory O((N + M) d + workers block_size^2)).
+
+Each tile is computed in float32 (blocks.float32_points), a filter whose error is bounded
+(blocks.float32_error): only pairs that could change a radius or a ball membership are
+recomputed exactly as sum((u - v)^2) in float64, and only exact values decide. Results do not
+depend on block_size or on the number of threads.
 """
 
 import threading
@@ -22,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .blocks import (
-    DEFAULT_BLOCK_SIZE,
+    FILTER_BLOCK_SIZE,
     Float32Points,
     Scratch,
     block_ranges,
@@ -157,7 +162,7 @@ def _knn_tile(
 def nearest_neighbour_squared_distances(
     features: np.ndarray,
     k: int,
-    block_size: int = DEFAULT_BLOCK_SIZE,
+    block_size: int = FILTER_BLOCK_SIZE,
     workers: int | None = None,
 ) -> np.ndarray:
     """The k + 1 smallest squared distances of each row to all rows, itself included.
@@ -178,7 +183,7 @@ def nearest_neighbour_squared_distances(
     return np.sort(state.running, axis=1)
 
 
-def knn_radii(features: np.ndarray, k: int, block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
+def knn_radii(features: np.ndarray, k: int, block_size: int = FILTER_BLOCK_SIZE) -> np.ndarray:
     """Distance of each row of features [N, d] to its k-th nearest other row: float64 [N].
 
     As prdc's compute_nearest_neighbour_distances(features, k), without the N x N matrix.
@@ -336,7 +341,7 @@ def manifold_metrics(
     k_pr: int = PRECISION_RECALL_K,
     k_dc: int = DENSITY_COVERAGE_K,
     inclusive: bool = True,
-    block_size: int = DEFAULT_BLOCK_SIZE,
+    block_size: int = FILTER_BLOCK_SIZE,
     workers: int | None = None,
 ) -> dict[str, float]:
     """Precision, recall (k_pr), density, coverage (k_dc) of fake against real features.
