@@ -43,7 +43,7 @@ def test_sessions_are_created_in_the_workers(server):
     _, process, log = server
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # the second worker may still be loading
-        lines = [line for line in Path(log.name).read_text().splitlines()
+        lines = [line for line in log.read_text().splitlines()
                  if "model ring8-gan: ready" in line]
         pids = {line.split("[")[1].split("]")[0] for line in lines}
         if len(pids) == 2:
@@ -57,7 +57,7 @@ def test_access_log_line_carries_the_request_id(server):
     requests.get(f"{url}/v1/models", headers={"X-Request-ID": "trace-42"}, timeout=5)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        lines = [line for line in Path(log.name).read_text().splitlines() if "rid=trace-42" in line]
+        lines = [line for line in log.read_text().splitlines() if "rid=trace-42" in line]
         if lines:
             break
         time.sleep(0.1)

@@ -1,0 +1,86 @@
+"""Start the real gunicorn with the repo's config on a free loopback port (benches and tests)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"gunicorn did not become ready within {seconds} s")
+
+
+@contextmanager
+def running_server(models: Path, log_path: Path, **settings: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """(url, master process) of a gunicorn serving `models`; stopped with SIGTERM on exit.
+
+    settings: extra environment (WEB_CONCURRENCY, THREADS, DATA_DIR, ...).
+    """
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DEVICE": "cpu",
+           "MODEL_REPOSITORY": str(models), "GRACEFUL_TIMEOUT": "5", **settings}
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn.conf.py"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            try:
+                wait_ready(url, process)
+            except (RuntimeError, TimeoutError) as error:
+                log.flush()
+                raise RuntimeError(f"{error}; log:\n{log_path.read_text()[-3000:]}") from None
+            yield url, process
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen, seconds: float = 20) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def worker_pids(master: int) -> list[int]:
+    """PIDs of the gunicorn workers (the master's children), from /proc."""
+    children = Path(f"/proc/{master}/task/{master}/children")
+    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process, from /proc/<pid>/status (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"no VmRSS for {pid}")
