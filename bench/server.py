@@ -21,13 +21,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60,
+               path: str = "/readyz") -> None:
+    """Poll `path` until it answers 200 (or the process dies, or `seconds` pass)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
+            with urllib.request.urlopen(f"{url}{path}", timeout=1) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -37,10 +39,12 @@ def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None
 
 
 @contextmanager
-def running_server(models: Path, log_path: Path, **settings: str) -> Iterator[tuple[str, subprocess.Popen]]:
+def running_server(models: Path, log_path: Path, ready_path: str = "/readyz",
+                   **settings: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """(url, master process) of a gunicorn serving `models`; stopped with SIGTERM on exit.
 
-    settings: extra environment (WEB_CONCURRENCY, THREADS, DATA_DIR, ...).
+    ready_path: polled until 200 before yielding (/healthz for a repository with broken
+    models); settings: extra environment (WEB_CONCURRENCY, THREADS, DATA_DIR, ...).
     """
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DEVICE": "cpu",
@@ -53,7 +57,7 @@ def running_server(models: Path, log_path: Path, **settings: str) -> Iterator[tu
         url = f"http://127.0.0.1:{port}"
         try:
             try:
-                wait_ready(url, process)
+                wait_ready(url, process, path=ready_path)
             except (RuntimeError, TimeoutError) as error:
                 log.flush()
                 raise RuntimeError(f"{error}; log:\n{log_path.read_text()[-3000:]}") from None

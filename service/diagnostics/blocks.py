@@ -134,35 +134,47 @@ def tiles(
             yield row_slice, column_slice, tile
 
 
-# Float32 filter tiles. Most pairs are far from every decision threshold, so their squared
-# distance is only needed to within a bound: float32 tiles (about twice as fast as float64)
-# find the few candidate pairs, and those are recomputed exactly in float64.
-_UNIT_ROUNDOFF_32 = 2.0**-24  # u of float32 (round to nearest)
-_MIN_NORMAL_32 = 2.0**-126
+class Scratch(threading.local):
+    """Reusable per-thread arrays (a fresh tile per call would page-fault every time)."""
+
+    def get(self, name: str, shape: tuple[int, int], dtype: type) -> np.ndarray:
+        """An uninitialised array of this shape and dtype, the same memory on each call."""
+        arrays = self.__dict__.setdefault("arrays", {})
+        size = shape[0] * shape[1]
+        if name not in arrays or arrays[name].size < size:
+            arrays[name] = np.empty(size, dtype)
+        return arrays[name][:size].reshape(shape)
+
+
+# Filter tiles. Most pairs are far from every decision threshold, so their squared distance
+# is only needed to within a bound: float32 tiles (about twice as fast as float64) find the
+# few candidate pairs, and those are recomputed exactly. Where float32 cannot resolve the
+# points (a tight cluster), a float64 tile narrows the candidates first.
+FILTER_DTYPES = (np.float32, np.float64)
 
 
 @dataclass(frozen=True)
-class Float32Points:
-    """Points prepared for float32 filter tiles (see float32_points).
+class FilterPoints:
+    """Points prepared for filter tiles (see filter_points).
 
     exact: float64 [N, d], the points as given (exact recomputation uses these).
-    as_rows, as_columns: float32 [N, d + 2] with as_rows[i] . as_columns[j] =
-    scale_squared |x_i - x_j|^2 up to rounding (float32_error bounds it).
+    as_rows, as_columns: dtype -> [N, d + 2] arrays (float32 and float64) with
+    as_rows[i] . as_columns[j] = scale_squared |x_i - x_j|^2 up to rounding (filter_error).
     norms: float64 [N], scale_squared |x_i - centre|^2. scale_squared: a power of four.
     """
 
     exact: np.ndarray
-    as_rows: np.ndarray
-    as_columns: np.ndarray
+    as_rows: dict[type, np.ndarray]
+    as_columns: dict[type, np.ndarray]
     norms: np.ndarray
     scale_squared: float
 
 
 def centre_and_scale(*point_sets: np.ndarray) -> tuple[np.ndarray, float]:
-    """(centre float64 [d], scale_squared) for float32_points of all these sets together.
+    """(centre float64 [d], scale_squared) for filter_points of all these sets together.
 
     point_sets: float64 [N, d] each. The centre is their mean: distances do not change, and
-    the float32 error, which grows with |x - centre|^2, shrinks to the spread of the points
+    the filter error, which grows with |x - centre|^2, shrinks to the spread of the points
     (a collapsed cluster far from the origin is resolved). scale_squared is a power of four
     with scale_squared max |x - centre|^2 <= 1 (exact scaling that keeps float32 away from
     overflow and from the subnormal range, where the relative error bound would fail).
@@ -176,8 +188,8 @@ def centre_and_scale(*point_sets: np.ndarray) -> tuple[np.ndarray, float]:
     return centre, float(np.ldexp(1.0, -2 * ((exponent + 1) // 2)))
 
 
-def float32_points(points: np.ndarray, centre: np.ndarray, scale_squared: float) -> Float32Points:
-    """Augmented float32 copies of x = s (points - centre): [x, |x|^2, 1] and [-2 x, 1, |x|^2].
+def filter_points(points: np.ndarray, centre: np.ndarray, scale_squared: float) -> FilterPoints:
+    """Augmented copies of x = s (points - centre): [x, |x|^2, 1] and [-2 x, 1, |x|^2].
 
     One matrix product of the two gives s^2 (|u|^2 - 2 u.v + |v|^2) with no passes to add
     the norms. points: float64 [N, d]; centre, scale_squared from centre_and_scale.
@@ -185,40 +197,61 @@ def float32_points(points: np.ndarray, centre: np.ndarray, scale_squared: float)
     shifted = (points - centre) * np.sqrt(scale_squared)  # scale: exact power of two
     norms = squared_norms(shifted)
     ones = np.ones((points.shape[0], 1))
-    as_rows = np.hstack([shifted, norms[:, None], ones]).astype(np.float32)
-    as_columns = np.hstack([-2.0 * shifted, ones, norms[:, None]]).astype(np.float32)
-    return Float32Points(points, as_rows, as_columns, norms, scale_squared)
+    as_rows = np.hstack([shifted, norms[:, None], ones])
+    as_columns = np.hstack([-2.0 * shifted, ones, norms[:, None]])
+    return FilterPoints(
+        points,
+        {dtype: as_rows.astype(dtype) for dtype in FILTER_DTYPES},
+        {dtype: as_columns.astype(dtype) for dtype in FILTER_DTYPES},
+        norms,
+        scale_squared,
+    )
 
 
-def float32_error(dim: int, norms: np.ndarray, other_largest: float) -> np.ndarray:
-    """Bound on |float32 tile entry - exact scaled squared distance| per point: float64 [n].
+def filter_error(dim: int, norms: np.ndarray, other_largest: float, dtype: type) -> np.ndarray:
+    """Bound on |filter tile entry - exact scaled squared distance| per point: float64 [n].
 
     norms: float64 [n], scaled |u|^2 of the points; other_largest: the largest scaled |v|^2
-    they are compared with. The tile entry is a float32 dot product of d + 2 terms whose
-    absolute values sum to 2 |u.v|_abs + |u|^2 + |v|^2 <= 2 (|u|^2 + |v|^2). Higham
-    (Accuracy and Stability, eq. 3.5): |fl(x.y) - x.y| <= gamma_n |x|.|y|, gamma_n =
-    n u / (1 - n u), for any summation order; so the product errs by at most
-    2 gamma_{d+2} (|u|^2 + |v|^2). Rounding the inputs to float32 adds at most
-    3 u (|u|^2 + |v|^2) (2 u for the -2 u.v terms, u for each norm). The factor 2 covers the
-    float64 errors of centring, of the norms and of the exact recomputation (each ~1e-9 of
-    this bound); the absolute term covers underflow (scaled |v|^2 <= 1, so products below
-    2^-126 matter little).
+    they are compared with; dtype: the tile's, float32 or float64, with unit roundoff u. The
+    entry is a dot product of d + 2 terms whose absolute values sum to
+    2 |u.v|_abs + |u|^2 + |v|^2 <= 2 (|u|^2 + |v|^2). Higham (Accuracy and Stability,
+    eq. 3.5): |fl(x.y) - x.y| <= gamma_n |x|.|y|, gamma_n = n u / (1 - n u), for any
+    summation order; so the product errs by at most 2 gamma_{d+2} (|u|^2 + |v|^2). Rounding
+    the inputs adds at most 3 u (|u|^2 + |v|^2) (2 u for the -2 u.v terms, u for each norm).
+    The factor 2 covers centring, the float64 norms and the exact recomputation (each at
+    most ~1e-9 of the float32 bound and a small fraction of the float64 one); the absolute
+    term covers underflow (scaled |v|^2 <= 1, so products below the smallest normal matter
+    little).
     """
+    unit, tiny = float(np.finfo(dtype).eps) / 2.0, float(np.finfo(dtype).tiny)
     terms = dim + 2
-    gamma = terms * _UNIT_ROUNDOFF_32 / (1.0 - terms * _UNIT_ROUNDOFF_32)
-    relative = 2.0 * (2.0 * gamma + 3.0 * _UNIT_ROUNDOFF_32)
-    return relative * (norms + other_largest) + 4.0 * terms * _MIN_NORMAL_32
+    gamma = terms * unit / (1.0 - terms * unit)
+    relative = 2.0 * (2.0 * gamma + 3.0 * unit)
+    return relative * (norms + other_largest) + 4.0 * terms * tiny
 
 
-def float32_at_least(values: np.ndarray) -> np.ndarray:
-    """The smallest float32 >= each float64 value (x <= value iff x <= result for float32 x)."""
-    rounded = values.astype(np.float32)
-    return np.where(rounded < values, np.nextafter(rounded, np.float32(np.inf)), rounded)
+def at_least(values: np.ndarray, dtype: type) -> np.ndarray:
+    """The smallest number of dtype >= each float64 value, one more step up for float64 (the
+    addition that formed the value rounded): x <= value implies x <= result for x of dtype."""
+    if dtype is np.float64:
+        return np.nextafter(values, np.inf)
+    rounded = values.astype(dtype)
+    return np.where(rounded < values, np.nextafter(rounded, dtype(np.inf)), rounded)
 
 
-def float32_tile(rows: np.ndarray, columns: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Scaled squared distances, float32 [n, m], of as_rows[n] x as_columns[m] into out."""
-    return np.matmul(rows, columns.T, out=out)
+def filter_tile(
+    row_points: FilterPoints,
+    column_points: FilterPoints,
+    rows: slice,
+    columns: slice,
+    dtype: type,
+    scratch: Scratch,
+) -> np.ndarray:
+    """Scaled squared distances of rows x columns in dtype, [n, m], in scratch memory."""
+    shape = (rows.stop - rows.start, columns.stop - columns.start)
+    out = scratch.get(f"tile {np.dtype(dtype).name}", shape, dtype)
+    row_part = row_points.as_rows[dtype][rows]
+    return np.matmul(row_part, column_points.as_columns[dtype][columns].T, out=out)
 
 
 def exact_squared_distances(
@@ -236,18 +269,6 @@ def exact_squared_distances(
         difference = rows[row_index[pairs]] - columns[column_index[pairs]]
         values[pairs] = np.einsum("nd,nd->n", difference, difference)
     return values
-
-
-class Scratch(threading.local):
-    """Reusable per-thread arrays (a fresh tile per call would page-fault every time)."""
-
-    def get(self, name: str, shape: tuple[int, int], dtype: type) -> np.ndarray:
-        """An uninitialised array of this shape and dtype, the same memory on each call."""
-        arrays = self.__dict__.setdefault("arrays", {})
-        size = shape[0] * shape[1]
-        if name not in arrays or arrays[name].size < size:
-            arrays[name] = np.empty(size, dtype)
-        return arrays[name][:size].reshape(shape)
 
 
 def default_workers() -> int:

@@ -15,10 +15,11 @@ counts as a neighbour at distance 0. Unlike prdc, nothing N x M is held: radii c
 tiles on and above the diagonal with a running k+1 smallest per point, and one sweep over
 real x fake tiles gives all four numbers (memory O((N + M) d + workers block_size^2)).
 
-Each tile is computed in float32 (blocks.float32_points), a filter whose error is bounded
-(blocks.float32_error): only pairs that could change a radius or a ball membership are
-recomputed exactly as sum((u - v)^2) in float64, and only exact values decide. Results do not
-depend on block_size or on the number of threads.
+Each tile is computed in float32 (blocks.filter_points), a filter whose error is bounded
+(blocks.filter_error), and again in float64 where float32 leaves many candidates (tight
+clusters): only pairs that could change a radius or a ball membership are recomputed
+exactly as sum((u - v)^2) in float64, and only exact values decide. Results do not depend
+on block_size or on the number of threads.
 """
 
 import threading
@@ -28,22 +29,23 @@ import numpy as np
 
 from .blocks import (
     FILTER_BLOCK_SIZE,
-    Float32Points,
+    FilterPoints,
     Scratch,
+    at_least,
     block_ranges,
     centre_and_scale,
     default_workers,
     exact_squared_distances,
-    float32_at_least,
-    float32_error,
-    float32_points,
-    float32_tile,
+    filter_error,
+    filter_points,
+    filter_tile,
     run_tiles,
 )
 from .errors import DiagnosticsError
 
 PRECISION_RECALL_K = 3  # Kynkaanniemi et al. 2019, section 3
 DENSITY_COVERAGE_K = 5  # Naeem et al. 2020, section 4 (k = 5 throughout their experiments)
+DENSE_FRACTION = 64  # a float32 tile with over 1/64 candidates is narrowed in float64 first
 
 
 def _as_features(features: np.ndarray, name: str) -> np.ndarray:
@@ -81,25 +83,35 @@ def _merge_smallest(running: np.ndarray, owner: np.ndarray, values: np.ndarray) 
 @dataclass
 class _KnnState:
     """Shared by the tile tasks of one k-NN sweep: the running k + 1 smallest exact squared
-    distances per point (float64 [N, k + 1]), the lock guarding them, per-thread scratch."""
+    distances per point (float64 [N, k + 1]), the lock guarding them, per-thread scratch,
+    and the filter_error of each point (float64 [N]) for each filter dtype."""
 
     running: np.ndarray
     k: int
+    errors: dict[type, np.ndarray]
     lock: threading.Lock = field(default_factory=threading.Lock)
     scratch: Scratch = field(default_factory=Scratch)
 
+    def largest(self, rows: slice) -> np.ndarray:
+        """float64 [n]: each row's current (k + 1)-th smallest (inf while fewer are known)."""
+        with self.lock:  # another thread may be rewriting these rows
+            return self.running[rows].max(axis=1)
 
-def _candidate_limits(running_largest: np.ndarray, error: np.ndarray, scale: float) -> np.ndarray:
-    """float32 [n]: a tile entry of row i can be one of row i's k + 1 smallest only if <= limit i.
+
+def _candidate_limits(
+    running_largest: np.ndarray, error: np.ndarray, scale: float, dtype: type
+) -> np.ndarray:
+    """[n] of dtype: a tile entry of row i can be one of row i's k + 1 smallest only if it is
+    <= limit i.
 
     running_largest: float64 [n], the largest of each row's k + 1 smallest exact squared
-    distances so far (inf while fewer are known); error: float64 [n], float32_error of the
+    distances so far (inf while fewer are known); error: float64 [n], filter_error of the
     rows. An entry is within error of scale * its exact value, so an entry whose exact value
     could still enter (exact < running_largest) is <= scale * running_largest + error.
     Rows whose k + 1 smallest are all 0 (k + 1 copies) take nothing more: -inf.
     """
     limit = np.where(running_largest > 0, scale * running_largest + error, -np.inf)
-    return float32_at_least(limit)
+    return at_least(limit, dtype)
 
 
 def _first_pairs(tile: np.ndarray, running_largest: np.ndarray, k: int) -> np.ndarray:
@@ -113,9 +125,7 @@ def _first_pairs(tile: np.ndarray, running_largest: np.ndarray, k: int) -> np.nd
     return np.stack([np.repeat(unknown, k + 1), columns.ravel()])
 
 
-def _fold_pairs(
-    points: Float32Points, state: _KnnState, pairs: np.ndarray, symmetric: bool
-) -> None:
+def _fold_pairs(points: FilterPoints, state: _KnnState, pairs: np.ndarray, symmetric: bool) -> None:
     """Merge the exact squared distances of pairs (point indices [2, p]) into state.running:
     into the rows of pairs[0], and also of pairs[1] when symmetric."""
     values = exact_squared_distances(points.exact, points.exact, pairs[0], pairs[1])
@@ -125,38 +135,44 @@ def _fold_pairs(
             _merge_smallest(state.running, pairs[1], values)
 
 
-def _knn_tile(
-    points: Float32Points, error: np.ndarray, state: _KnnState, rows: slice, columns: slice
-) -> None:
+def _knn_flags(
+    tile: np.ndarray, points: FilterPoints, state: _KnnState, rows: slice, columns: slice
+) -> np.ndarray:
+    """bool [n, m] in scratch: entries of tile (rows x columns, float32 or float64) that
+    could still enter the k + 1 smallest of their row or, off the diagonal, of their column."""
+    dtype, scale = tile.dtype.type, points.scale_squared
+    errors = state.errors[dtype]
+    limit = _candidate_limits(state.largest(rows), errors[rows], scale, dtype)
+    flags = state.scratch.get(f"flags {tile.dtype.name}", tile.shape, np.bool_)
+    np.less_equal(tile, limit[:, None], out=flags)
+    if rows != columns:
+        limit = _candidate_limits(state.largest(columns), errors[columns], scale, dtype)
+        flags |= np.less_equal(tile, limit[None, :], out=state.scratch.get("more", tile.shape, "?"))
+    return flags
+
+
+def _knn_tile(points: FilterPoints, state: _KnnState, rows: slice, columns: slice) -> None:
     """Fold the pairs of one tile (rows x columns, rows <= columns) into state.running.
 
     An off-diagonal tile serves both its rows and its columns (the distance is symmetric), so
     only tiles on and above the diagonal are computed.
     """
-    shape, both = (rows.stop - rows.start, columns.stop - columns.start), rows != columns
-    tile = float32_tile(
-        points.as_rows[rows], points.as_columns[columns], state.scratch.get("tile", shape, "f4")
-    )
+    both = rows != columns
+    tile = filter_tile(points, points, rows, columns, np.float32, state.scratch)
     offset = np.array([[rows.start], [columns.start]])
-    with state.lock:  # another thread may be rewriting these rows
-        row_largest = state.running[rows].max(axis=1)
-        column_largest = state.running[columns].max(axis=1)
-    first = [_first_pairs(tile, row_largest, state.k)]
+    first = [_first_pairs(tile, state.largest(rows), state.k)]
     if both:
-        first.append(_first_pairs(tile.T, column_largest, state.k)[::-1])
-    first = np.unique(np.ravel_multi_index(np.concatenate(first, axis=1), shape))  # flat, once
-    if first.size:
-        _fold_pairs(points, state, np.stack(np.divmod(first, shape[1])) + offset, both)
-        with state.lock:
-            row_largest = state.running[rows].max(axis=1)
-            column_largest = state.running[columns].max(axis=1)
-    limit = _candidate_limits(row_largest, error[rows], points.scale_squared)
-    hits = np.less_equal(tile, limit[:, None], out=state.scratch.get("hits", shape, np.bool_))
-    if both:
-        limit = _candidate_limits(column_largest, error[columns], points.scale_squared)
-        hits |= np.less_equal(tile, limit[None, :], out=state.scratch.get("more", shape, np.bool_))
+        first.append(_first_pairs(tile.T, state.largest(columns), state.k)[::-1])
+    first = np.unique(np.ravel_multi_index(np.concatenate(first, axis=1), tile.shape))
+    if first.size:  # flat indices, each pair once
+        _fold_pairs(points, state, np.stack(np.divmod(first, tile.shape[1])) + offset, both)
+    hits = _knn_flags(tile, points, state, rows, columns)
     hits.ravel()[first] = False  # each pair is merged once
-    _fold_pairs(points, state, np.stack(np.divmod(np.flatnonzero(hits), shape[1])) + offset, both)
+    if np.count_nonzero(hits) * DENSE_FRACTION > hits.size:
+        tile = filter_tile(points, points, rows, columns, np.float64, state.scratch)
+        hits &= _knn_flags(tile, points, state, rows, columns)
+    pairs = np.stack(np.divmod(np.flatnonzero(hits), tile.shape[1])) + offset
+    _fold_pairs(points, state, pairs, both)
 
 
 def nearest_neighbour_squared_distances(
@@ -172,13 +188,17 @@ def nearest_neighbour_squared_distances(
     exact duplicates counting as neighbours at 0 (prdc's get_kth_value(..., k + 1)). Values
     are sum((u - v)^2) in float64, whatever block_size and workers (default_workers()).
     """
-    points = float32_points(features, *centre_and_scale(features))
-    error = float32_error(features.shape[1], points.norms, points.norms.max(initial=0.0))
-    state = _KnnState(np.full((features.shape[0], k + 1), np.inf), k)
+    points = filter_points(features, *centre_and_scale(features))
+    largest_norm = points.norms.max(initial=0.0)
+    errors = {
+        dtype: filter_error(features.shape[1], points.norms, largest_norm, dtype)
+        for dtype in (np.float32, np.float64)
+    }
+    state = _KnnState(np.full((features.shape[0], k + 1), np.inf), k, errors)
     blocks = list(block_ranges(features.shape[0], block_size))
     diagonal = [(rows, rows) for rows in blocks]  # first: they make every row's bound finite
     above = [(rows, columns) for i, rows in enumerate(blocks) for columns in blocks[i + 1 :]]
-    tasks = [(points, error, state, rows, columns) for rows, columns in diagonal + above]
+    tasks = [(points, state, rows, columns) for rows, columns in diagonal + above]
     run_tiles(_knn_tile, tasks, default_workers() if workers is None else workers)
     return np.sort(state.running, axis=1)
 
@@ -224,12 +244,13 @@ class _CrossState:
     """Shared by the tile tasks of the real x fake sweep.
 
     thresholds: float64 "real_pr" [N], "real_dc" [N], "fake_pr" [M] (membership_threshold);
-    limits: float32 "real" [N], "fake" [M], above which a tile entry is outside every ball of
-    that point (see _cross_limits). The rest accumulate the answers (see _cross_sweep).
+    limits: dtype -> ("real" [N], "fake" [M]) in that dtype, above which a tile entry is
+    outside every ball of that point (see _cross_limits). The rest accumulate the answers
+    (see _cross_sweep).
     """
 
     thresholds: dict[str, np.ndarray]
-    limits: dict[str, np.ndarray]
+    limits: dict[type, tuple[np.ndarray, np.ndarray]]
     fake_in_real: np.ndarray
     real_in_fake: np.ndarray
     real_covered: np.ndarray
@@ -239,36 +260,46 @@ class _CrossState:
 
 
 def _cross_limits(
-    real: Float32Points, fake: Float32Points, thresholds: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """float32 limits: a pair can be inside a ball only if its tile entry is <= the limit.
+    real: FilterPoints, fake: FilterPoints, thresholds: dict[str, np.ndarray], dtype: type
+) -> tuple[np.ndarray, np.ndarray]:
+    """Limits of dtype for real [N] and fake [M]: a pair can be inside a ball only if its
+    tile entry is <= the limit.
 
-    Entries are within float32_error of the exact scaled squared distance, so an entry above
-    scale * threshold + error is outside; the float32 limit is rounded up, never down.
+    Entries are within filter_error of the exact scaled squared distance, so an entry above
+    scale * threshold + error is outside; the limit is rounded up, never down.
     """
     dim, scale = real.exact.shape[1], real.scale_squared
-    real_error = float32_error(dim, real.norms, fake.norms.max(initial=0.0))
-    fake_error = float32_error(dim, fake.norms, real.norms.max(initial=0.0))
+    real_error = filter_error(dim, real.norms, fake.norms.max(initial=0.0), dtype)
+    fake_error = filter_error(dim, fake.norms, real.norms.max(initial=0.0), dtype)
     real_threshold = np.maximum(thresholds["real_pr"], thresholds["real_dc"])
-    return {
-        "real": float32_at_least(scale * real_threshold + real_error),
-        "fake": float32_at_least(scale * thresholds["fake_pr"] + fake_error),
-    }
+    return (
+        at_least(scale * real_threshold + real_error, dtype),
+        at_least(scale * thresholds["fake_pr"] + fake_error, dtype),
+    )
+
+
+def _cross_flags(tile: np.ndarray, state: _CrossState, rows: slice, columns: slice) -> np.ndarray:
+    """bool [n, m] in scratch: entries of tile (float32 or float64) that could be in a ball."""
+    real_limit, fake_limit = state.limits[tile.dtype.type]
+    flags = state.scratch.get(f"flags {tile.dtype.name}", tile.shape, np.bool_)
+    np.less_equal(tile, real_limit[rows, None], out=flags)
+    flags |= np.less_equal(
+        tile, fake_limit[None, columns], out=state.scratch.get("more", tile.shape, "?")
+    )
+    return flags
 
 
 def _cross_tile(
-    real: Float32Points, fake: Float32Points, state: _CrossState, rows: slice, columns: slice
+    real: FilterPoints, fake: FilterPoints, state: _CrossState, rows: slice, columns: slice
 ) -> None:
-    """Decide the pairs of one real x fake tile: the float32 tile finds the candidates (the
-    few pairs inside or near a ball), their exact distances decide."""
-    shape = (rows.stop - rows.start, columns.stop - columns.start)
-    tile = float32_tile(
-        real.as_rows[rows], fake.as_columns[columns], state.scratch.get("tile", shape, np.float32)
-    )
-    real_limit, fake_limit = state.limits["real"][rows], state.limits["fake"][columns]
-    hits = np.less_equal(tile, real_limit[:, None], out=state.scratch.get("hits", shape, np.bool_))
-    hits |= np.less_equal(tile, fake_limit[None, :], out=state.scratch.get("more", shape, np.bool_))
-    row_index, column_index = np.divmod(np.flatnonzero(hits), shape[1])
+    """Decide the pairs of one real x fake tile: filter tiles find the candidates (the few
+    pairs inside or near a ball), their exact distances decide."""
+    tile = filter_tile(real, fake, rows, columns, np.float32, state.scratch)
+    hits = _cross_flags(tile, state, rows, columns)
+    if np.count_nonzero(hits) * DENSE_FRACTION > hits.size:
+        tile = filter_tile(real, fake, rows, columns, np.float64, state.scratch)
+        hits &= _cross_flags(tile, state, rows, columns)
+    row_index, column_index = np.divmod(np.flatnonzero(hits), tile.shape[1])
     row_index += rows.start
     column_index += columns.start
     values = exact_squared_distances(real.exact, fake.exact, row_index, column_index)
@@ -283,8 +314,8 @@ def _cross_tile(
 
 
 def _cross_sweep(
-    real: Float32Points,
-    fake: Float32Points,
+    real: FilterPoints,
+    fake: FilterPoints,
     thresholds: dict[str, np.ndarray],
     block_size: int,
     workers: int,
@@ -298,7 +329,7 @@ def _cross_sweep(
     n_real, n_fake = real.exact.shape[0], fake.exact.shape[0]
     state = _CrossState(
         thresholds,
-        _cross_limits(real, fake, thresholds),
+        {dtype: _cross_limits(real, fake, thresholds, dtype) for dtype in (np.float32, np.float64)},
         fake_in_real=np.zeros(n_fake, dtype=bool),
         real_in_fake=np.zeros(n_real, dtype=bool),
         real_covered=np.zeros(n_real, dtype=bool),
@@ -367,8 +398,8 @@ def manifold_metrics(
         "fake_pr": membership_threshold(np.sqrt(fake_smallest[:, k_pr]), inclusive),
     }
     centre, scale_squared = centre_and_scale(real, fake)
-    real_points = float32_points(real, centre, scale_squared)
-    fake_points = float32_points(fake, centre, scale_squared)
+    real_points = filter_points(real, centre, scale_squared)
+    fake_points = filter_points(fake, centre, scale_squared)
     sweep = _cross_sweep(real_points, fake_points, thresholds, block_size, workers)
     return {
         "precision": float(sweep.fake_in_real.mean()),

@@ -8,10 +8,11 @@ import pytest
 
 from service.diagnostics import DiagnosticsError
 from service.diagnostics.blocks import (
+    Scratch,
     centre_and_scale,
-    float32_error,
-    float32_points,
-    float32_tile,
+    filter_error,
+    filter_points,
+    filter_tile,
 )
 from service.diagnostics.manifold import (
     expected_coverage_identical,
@@ -87,7 +88,7 @@ def test_radii_equal_prdc() -> None:
 def test_block_size_independent(inclusive: bool) -> None:
     real, fake = with_duplicates(*features(130, 110, 6, 5))
     results = [
-        manifold_metrics(real, fake, inclusive=inclusive, block_size=size)
+        manifold_metrics(real, fake, inclusive=inclusive, block_size=size, workers=1)
         for size in (1, 7, 64, 4096)
     ]
     assert all(result == results[0] for result in results)
@@ -170,42 +171,49 @@ def brute_force_metrics(
     }
 
 
-def integer_features(offset: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Features in {0, 1, 2}^6 (+ offset): exact squared distances, ties everywhere."""
+def integer_features(clustered: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Features in {0, 1, 2}^6, exact squared distances with ties everywhere. clustered: the
+    same scaled by 2^-10 around 3 centres 2^12 apart, which float32 cannot resolve (float64
+    can, and every sum((u - v)^2) is still exact)."""
     rng = np.random.default_rng(seed)
-    real = rng.integers(0, 3, (260, 6)).astype(np.float64) + offset
-    fake = rng.integers(0, 3, (230, 6)).astype(np.float64) + offset
+    real = rng.integers(0, 3, (260, 6)).astype(np.float64)
+    fake = rng.integers(0, 3, (230, 6)).astype(np.float64)
+    if clustered:
+        centres = 2.0**12 * np.eye(3, 6)
+        real = centres[np.arange(260) % 3] + real * 2.0**-10
+        fake = centres[np.arange(230) % 3] + fake * 2.0**-10
     return real, fake
 
 
-@pytest.mark.parametrize("offset", [0.0, 4096.0])  # 4096: float32 tiles mostly cancellation
+@pytest.mark.parametrize("clustered", [False, True])
 @pytest.mark.parametrize("inclusive", [False, True])
-def test_float32_filter_equals_float64_on_ties(offset: float, inclusive: bool) -> None:
-    real, fake = integer_features(offset, 9)
+def test_filter_equals_float64_on_ties(clustered: bool, inclusive: bool) -> None:
+    real, fake = integer_features(clustered, 9)
     ours = manifold_metrics(real, fake, k_pr=3, k_dc=5, inclusive=inclusive, block_size=64)
     expected = brute_force_metrics(real, fake, 3, 5, inclusive)
     assert {key: ours[key] for key in KEYS} == expected
 
 
 def test_neighbour_distances_exact_on_ties() -> None:
-    real, _ = integer_features(4096.0, 10)
+    real, _ = integer_features(True, 10)
     expected = np.sort(np.square(real[:, None, :] - real[None, :, :]).sum(axis=2), axis=1)
     ours = nearest_neighbour_squared_distances(real, 7, block_size=50)
     np.testing.assert_array_equal(ours, expected[:, :8])
 
 
-def test_float32_error_bounds_tile() -> None:
-    # Large common offsets (cancellation) and a spread of norms: every float32 entry is
-    # within float32_error of the exact scaled squared distance.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_filter_error_bounds_tile(dtype: type) -> None:
+    # Large common offsets (cancellation) and a spread of norms: every filter tile entry is
+    # within filter_error of the exact scaled squared distance.
     rng = np.random.default_rng(11)
     rows = rng.standard_normal((300, 48)) * rng.uniform(0.01, 10.0, (300, 1)) + 30.0
     columns = rng.standard_normal((200, 48)) + 30.0
     centre, scale = centre_and_scale(rows, columns)
-    row_points = float32_points(rows, centre, scale)
-    column_points = float32_points(columns, centre, scale)
-    tile = float32_tile(row_points.as_rows, column_points.as_columns, np.empty((300, 200), "f4"))
+    row_points = filter_points(rows, centre, scale)
+    column_points = filter_points(columns, centre, scale)
+    tile = filter_tile(row_points, column_points, slice(0, 300), slice(0, 200), dtype, Scratch())
     exact = scale * np.square(rows[:, None, :] - columns[None, :, :]).sum(axis=2)
-    error = float32_error(48, row_points.norms, column_points.norms.max())
+    error = filter_error(48, row_points.norms, column_points.norms.max(), dtype)
     assert np.all(np.abs(tile - exact) <= error[:, None])
     assert np.abs(tile - exact).max() > error.min() / 1000  # the bound is not vacuous
 

@@ -44,5 +44,5 @@ def test_card_diagnostics_reproduce_through_the_service(name):
     drawn = client.post(f"/v1/models/{name}/samples", json=body)
     form = {"file": (io.BytesIO(drawn.data), "samples.json"), "reference": card["reference"]}
     report = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
-    assert report.get_json()["modes"] == measured["modes"]
-    assert report.get_json()["verdict"] == measured["verdict"]
+    expected = {key: value for key, value in measured.items() if key not in ("n", "seed")}
+    assert report.get_json() == expected
