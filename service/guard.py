@@ -28,14 +28,18 @@ class Guard:
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="guarded")
 
-    def run(self, work: Callable[..., T], *args: object) -> T:
-        """work(*args), or ApiError 503 (no free slot) / 504 (deadline passed)."""
-        if not self._slots.acquire(blocking=False):
-            metrics.GUARD_REJECTIONS.inc()
-            raise ApiError(503, f"busy: {self.max_in_flight} requests already in flight "
-                           "(MAX_IN_FLIGHT); retry shortly", "busy",
-                           headers={"Retry-After": str(self.retry_after_s)})
-        metrics.IN_FLIGHT.inc()
+    def run(self, work: Callable[..., T], *args: object, bounded: bool = False) -> T:
+        """work(*args), or ApiError 503 (no free slot) / 504 (deadline passed).
+
+        bounded: the work is known to be short (one generation batch), so it runs in the
+        calling thread, skipping the pool's hand-off (a slot is still taken; no deadline).
+        """
+        self._acquire()
+        if bounded:
+            try:
+                return work(*args)
+            finally:
+                self._release()
         try:
             future = self._pool.submit(work, *args)
         except BaseException:
@@ -48,6 +52,14 @@ class Guard:
             metrics.DEADLINE_EXCEEDED.inc()
             raise ApiError(504, f"not done within the deadline of {self.deadline_s:g} s "
                            "(REQUEST_DEADLINE); ask for fewer samples", "deadline") from None
+
+    def _acquire(self) -> None:
+        if not self._slots.acquire(blocking=False):
+            metrics.GUARD_REJECTIONS.inc()
+            raise ApiError(503, f"busy: {self.max_in_flight} requests already in flight "
+                           "(MAX_IN_FLIGHT); retry shortly", "busy",
+                           headers={"Retry-After": str(self.retry_after_s)})
+        metrics.IN_FLIGHT.inc()
 
     def _release(self) -> None:
         metrics.IN_FLIGHT.dec()

@@ -7,6 +7,7 @@ what a session really uses, so that is what we report.
 
 import importlib.util
 import logging
+import os
 from functools import cache
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def create_session(path: Path, device: str) -> ort.InferenceSession:
     """Load one ONNX file for `device`; raise RuntimeUnavailable when DEVICE=cuda cannot be met."""
     options = ort.SessionOptions()
     options.log_severity_level = _DEFAULT_SEVERITY
+    threads = int(os.environ.get("ORT_INTRA_OP_THREADS", "1"))
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = requested_providers(device)
     # A failed CUDA provider load is logged at error level by onnxruntime itself; we report it
     # once, in our own words, below.

@@ -77,8 +77,9 @@ def run_generator(entry: Entry, version: int, z: np.ndarray) -> np.ndarray:
     session = entry.sessions[version]
     started = time.perf_counter()
     try:
+        max_batch = service_config().max_batch
         samples = guard().run(runtime.run_batched, session, entry.card["input"]["name"], z,
-                              service_config().max_batch)
+                              max_batch, bounded=len(z) <= max_batch)
     except runtime.InferenceFailed as error:
         metrics.INFERENCE_FAILURE.labels(model=entry.name, version=str(version)).inc()
         log.error("%s v%d: inference failed: %s", entry.name, version, error)

@@ -132,3 +132,17 @@ def test_upload_without_key_is_401(keyed_client):
     form = {"file": (io.BytesIO(b"0,0\n1,1\n"), "x.csv"), "reference": "ring8"}
     response = keyed_client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
     assert response.status_code == 401 and response.get_json()["error"]
+
+
+def test_bounded_work_runs_inline_and_still_takes_a_slot():
+    guard = Guard(max_in_flight=1, deadline_s=5)
+    assert guard.run(threading.get_ident, bounded=True) == threading.get_ident()
+    release = threading.Event()
+    worker = threading.Thread(target=guard.run, args=(release.wait,))
+    worker.start()
+    time.sleep(0.05)
+    with pytest.raises(ApiError) as refused:
+        guard.run(lambda: None, bounded=True)
+    release.set()
+    worker.join()
+    assert refused.value.status == 503
