@@ -37,13 +37,14 @@ def ok(schema: dict, description: str = "OK", media: str = JSON) -> dict:
     return {"200": {"description": description, "content": {media: {"schema": schema}}}}
 
 
-def path_param(name: str, description: str) -> dict:
+def path_param(name: str, description: str, example: str) -> dict:
     return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": {"type": "string"}}
+            "schema": {"type": "string"}, "example": example}
 
 
-NAME = path_param("name", "Model or reference name")
-VERSION = path_param("version", "Model version (an integer)")
+NAME = path_param("name", "Model name", "ring8-gan")
+REFERENCE = path_param("name", "Reference name", "ring8")
+VERSION = path_param("version", "Model version (an integer)", "1")
 
 
 def operation(summary: str, tag: str, responses: dict, **extra: Any) -> dict:
@@ -185,7 +186,7 @@ def v1_paths() -> dict:
                  **problems(400, 409, 413, 415, 422)},
                 operationId="createReference", requestBody=reference_upload)},
         "/v1/references/{name}": {
-            "parameters": [NAME],
+            "parameters": [REFERENCE],
             "get": operation("A reference card", "references",
                              {**ok(ref("Card")), **problems(404, 503)},
                              operationId="getReference"),
