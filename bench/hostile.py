@@ -82,10 +82,15 @@ Payload = bytes | Callable[[], bytes]  # built when the case runs, if costly
 
 def upload(data: Payload, filename: str, reference: str = "ring8") -> Callable[[], dict]:
     """A multipart upload to /v1/diagnostics, its payload built only when asked for."""
+
     def build() -> dict:
         payload = data() if callable(data) else data
-        return {"path": "/v1/diagnostics", "data": {"reference": reference},
-                "files": {"file": (filename, payload)}}
+        return {
+            "path": "/v1/diagnostics",
+            "data": {"reference": reference},
+            "files": {"file": (filename, payload)},
+        }
+
     return build
 
 
@@ -98,11 +103,19 @@ def cases() -> list[Case]:
     tiny_png = png(np.zeros((8, 8), np.uint8))
     return [
         Case("zip bomb (300 MiB of zeros in ~300 kB)", 413, upload(zip_bomb, "bomb.zip")),
-        Case("PNG claiming 100000 x 100000 pixels", 413, upload(png_claiming(100_000, 100_000),
-                                                                 "bomb.png")),
-        Case(".npy with object dtype (a pickle)", 400,
-             upload(npy(np.array([{"x": 1}], dtype=object), allow_pickle=True), "p.npy")),
-        Case(".npy header claiming 10^12 rows", 413, upload(forged_npy_header((10**12, 2)), "h.npy")),
+        Case(
+            "PNG claiming 100000 x 100000 pixels",
+            413,
+            upload(png_claiming(100_000, 100_000), "bomb.png"),
+        ),
+        Case(
+            ".npy with object dtype (a pickle)",
+            400,
+            upload(npy(np.array([{"x": 1}], dtype=object), allow_pickle=True), "p.npy"),
+        ),
+        Case(
+            ".npy header claiming 10^12 rows", 413, upload(forged_npy_header((10**12, 2)), "h.npy")
+        ),
         Case(".npy header of 60 kB", 400, upload(forged_npy_header((2, 2), pad=60_000), "h.npy")),
         Case(".npy truncated", 400, upload(npy(np.zeros((100, 2)))[:-50], "t.npy")),
         Case(".png truncated", 400, upload(tiny_png[:30], "t.png")),
@@ -112,23 +125,43 @@ def cases() -> list[Case]:
         Case("3-D points for a 2-D reference", 422, upload(npy(np.zeros((10, 3))), "d.npy")),
         Case("images for a 2-D reference", 422, upload(zip_of({"a.png": tiny_png}), "i.zip")),
         Case("0 samples", 422, upload(npy(np.zeros((0, 2))), "z.npy")),
-        Case("50,001 samples (over MAX_UPLOAD_SAMPLES)", 413,
-             upload(lambda: npy(np.zeros((50_001, 2), np.float32)), "m.npy")),
+        Case(
+            "50,001 samples (over MAX_UPLOAD_SAMPLES)",
+            413,
+            upload(lambda: npy(np.zeros((50_001, 2), np.float32)), "m.npy"),
+        ),
         Case("CSV with text", 400, upload(b"x,y\n1,2\n3,hello\n", "t.csv")),
-        Case("zip with path-traversal names", 422,
-             upload(zip_of({"../../../tmp/evil.png": tiny_png, "/etc/passwd.png": tiny_png}),
-                    "p.zip")),
-        Case("zip with 60,000 entries", 413,
-             upload(lambda: zip_of({f"{i}.png": b"" for i in range(60_000)}), "many.zip")),
+        Case(
+            "zip with path-traversal names",
+            422,
+            upload(
+                zip_of({"../../../tmp/evil.png": tiny_png, "/etc/passwd.png": tiny_png}), "p.zip"
+            ),
+        ),
+        Case(
+            "zip with 60,000 entries",
+            413,
+            upload(lambda: zip_of({f"{i}.png": b"" for i in range(60_000)}), "many.zip"),
+        ),
         Case("no Content-Type, raw body", 415, raw_post("/v1/diagnostics", npy(np.zeros((3, 2))))),
-        Case("wrong Content-Type (text/plain)", 415,
-             raw_post("/v1/diagnostics", b"0,0\n", {"Content-Type": "text/plain"})),
-        Case("non-UTF-8 JSON body", 400,
-             raw_post("/v1/models/ring8-gan/samples", b'{"n": "\xff\xfe"}',
-                      {"Content-Type": "application/json"})),
+        Case(
+            "wrong Content-Type (text/plain)",
+            415,
+            raw_post("/v1/diagnostics", b"0,0\n", {"Content-Type": "text/plain"}),
+        ),
+        Case(
+            "non-UTF-8 JSON body",
+            400,
+            raw_post(
+                "/v1/models/ring8-gan/samples",
+                b'{"n": "\xff\xfe"}',
+                {"Content-Type": "application/json"},
+            ),
+        ),
         Case("non-UTF-8 JSON upload", 400, upload(b"\xff\xfe[[1, 2]]", "u.json")),
-        Case("65 MiB body (over MAX_UPLOAD_BYTES)", 413,
-             upload(lambda: b"0" * (65 << 20), "big.csv")),
+        Case(
+            "65 MiB body (over MAX_UPLOAD_BYTES)", 413, upload(lambda: b"0" * (65 << 20), "big.csv")
+        ),
     ]
 
 
@@ -147,8 +180,9 @@ def run_case(url: str, case: Case) -> Outcome:
     started = time.perf_counter()
     response = requests.post(f"{url}{path}", timeout=30, **arguments)
     seconds = time.perf_counter() - started
-    problem = (response.headers.get("Content-Type") == "application/problem+json"
-               and bool(json.loads(response.content).get("error")))
+    problem = response.headers.get("Content-Type") == "application/problem+json" and bool(
+        json.loads(response.content).get("error")
+    )
     return Outcome(case, response.status_code, seconds, problem)
 
 
@@ -162,17 +196,22 @@ def run_all(url: str, master_pid: int) -> tuple[list[Outcome], int, int]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        with running_server(ROOT / "models", Path(folder) / "log.txt", WEB_CONCURRENCY="1",
-                            DATA_DIR=folder) as (url, process):
+        with running_server(
+            ROOT / "models", Path(folder) / "log.txt", WEB_CONCURRENCY="1", DATA_DIR=folder
+        ) as (url, process):
             outcomes, before, after = run_all(url, process.pid)
             healthy = requests.get(f"{url}/healthz", timeout=5).status_code
     print("| input | status (expected) | seconds | problem+json |")
     print("|---|---|---|---|")
     for outcome in outcomes:
-        print(f"| {outcome.case.name} | {outcome.status} ({outcome.case.expected}) | "
-              f"{outcome.seconds:.3f} | {'yes' if outcome.problem else 'NO'} |")
-    print(f"\nworker RSS: {before / 2**20:.1f} MiB before, {after / 2**20:.1f} MiB after "
-          f"({(after - before) / 2**20:+.1f} MiB); /healthz afterwards: {healthy}")
+        print(
+            f"| {outcome.case.name} | {outcome.status} ({outcome.case.expected}) | "
+            f"{outcome.seconds:.3f} | {'yes' if outcome.problem else 'NO'} |"
+        )
+    print(
+        f"\nworker RSS: {before / 2**20:.1f} MiB before, {after / 2**20:.1f} MiB after "
+        f"({(after - before) / 2**20:+.1f} MiB); /healthz afterwards: {healthy}"
+    )
 
 
 if __name__ == "__main__":

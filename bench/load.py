@@ -46,7 +46,8 @@ function done(summary, latency, requests)
   local parts = {}
   for status, count in pairs(total) do table.insert(parts, status .. "=" .. count) end
   io.write("STATUSES " .. table.concat(parts, ",") .. "\\n")
-  io.write(string.format("P50_US %%d\\nP99_US %%d\\n", latency:percentile(50), latency:percentile(99)))
+  local p50, p99 = latency:percentile(50), latency:percentile(99)
+  io.write(string.format("P50_US %%d\\nP99_US %%d\\n", p50, p99))
   io.write(string.format("REQUESTS %%d\\nSECONDS %%f\\n", summary.requests, summary.duration / 1e6))
 end
 """
@@ -78,18 +79,37 @@ def run_wrk(url: str, body: str, clients: int, seconds: float, threads: int = 2)
         script.write(WRK_SCRIPT % body)
     output = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds:g}s", "-s", script.name, url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     Path(script.name).unlink()
     values = dict(re.findall(r"^([A-Z0-9_]+) (.*)$", output, flags=re.M))
-    statuses = Counter({int(k): int(v) for k, v in
-                        (part.split("=") for part in values["STATUSES"].split(",") if part)})
-    return LoadResult("wrk", float(values["SECONDS"]), statuses,
-                      int(values["P50_US"]) / 1e3, int(values["P99_US"]) / 1e3)
+    statuses = Counter(
+        {
+            int(k): int(v)
+            for k, v in (part.split("=") for part in values["STATUSES"].split(",") if part)
+        }
+    )
+    return LoadResult(
+        "wrk",
+        float(values["SECONDS"]),
+        statuses,
+        int(values["P50_US"]) / 1e3,
+        int(values["P99_US"]) / 1e3,
+    )
 
 
-def client_loop(host: str, port: int, path: str, body: bytes, deadline: float,
-                latencies: list, statuses: Counter, lock: threading.Lock) -> None:
+def client_loop(
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    deadline: float,
+    latencies: list,
+    statuses: Counter,
+    lock: threading.Lock,
+) -> None:
     connection = http.client.HTTPConnection(host, port, timeout=10)
     mine, counts = [], Counter()
     while time.perf_counter() < deadline:
@@ -115,10 +135,22 @@ def run_python(url: str, body: str, clients: int, seconds: float) -> LoadResult:
     path = "/" + url.removeprefix("http://").split("/", 1)[1]
     latencies, statuses, lock = [], Counter(), threading.Lock()
     started = time.perf_counter()
-    threads = [threading.Thread(target=client_loop, args=(host, int(port), path, body.encode(),
-                                                           started + seconds, latencies,
-                                                           statuses, lock))
-               for _ in range(clients)]
+    threads = [
+        threading.Thread(
+            target=client_loop,
+            args=(
+                host,
+                int(port),
+                path,
+                body.encode(),
+                started + seconds,
+                latencies,
+                statuses,
+                lock,
+            ),
+        )
+        for _ in range(clients)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -128,8 +160,16 @@ def run_python(url: str, body: str, clients: int, seconds: float) -> LoadResult:
     return LoadResult("python", elapsed, statuses, float(p50), float(p99))
 
 
-def load_test(models: Path, model: str, n: int, clients: int, seconds: float, client: str,
-              log_path: Path, **settings: str) -> LoadResult:
+def load_test(
+    models: Path,
+    model: str,
+    n: int,
+    clients: int,
+    seconds: float,
+    client: str,
+    log_path: Path,
+    **settings: str,
+) -> LoadResult:
     """Start gunicorn, drive it, stop it; the measured result."""
     body = json.dumps({"n": n, "seed": 1})
     with running_server(models, log_path, ACCESS_LOG="/dev/null", **settings) as (url, _):
@@ -140,15 +180,29 @@ def load_test(models: Path, model: str, n: int, clients: int, seconds: float, cl
 
 
 def table(result: LoadResult, clients: int, n: int, workers: str) -> str:
-    statuses = ", ".join(f"{status}: {count}" for status, count in sorted(result.statuses.items(),
-                                                                        key=str))
-    return "\n".join([
-        "| client | workers | clients | n | seconds | requests/s | 200/s | p50 ms | p99 ms | statuses |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        f"| {result.client} | {workers} | {clients} | {n} | {result.seconds:.1f} | "
-        f"{result.rate:.0f} | {result.ok_rate:.0f} | {result.p50_ms:.1f} | {result.p99_ms:.1f} | "
-        f"{statuses} |",
-    ])
+    statuses = ", ".join(
+        f"{status}: {count}" for status, count in sorted(result.statuses.items(), key=str)
+    )
+    columns = "client workers clients n seconds requests/s 200/s p50_ms p99_ms statuses".split()
+    values = [
+        result.client,
+        workers,
+        clients,
+        n,
+        f"{result.seconds:.1f}",
+        f"{result.rate:.0f}",
+        f"{result.ok_rate:.0f}",
+        f"{result.p50_ms:.1f}",
+        f"{result.p99_ms:.1f}",
+        statuses,
+    ]
+    return "\n".join(
+        [
+            "| " + " | ".join(c.replace("_", " ") for c in columns) + " |",
+            "|" + "---|" * len(columns),
+            "| " + " | ".join(str(v) for v in values) + " |",
+        ]
+    )
 
 
 def main() -> None:
@@ -157,17 +211,27 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=64, help="samples per request")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds")
-    parser.add_argument("--client", choices=("wrk", "python"),
-                        default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument(
+        "--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python"
+    )
     parser.add_argument("--workers", default="2", help="gunicorn WEB_CONCURRENCY")
     parser.add_argument("--threads", default="8", help="gunicorn THREADS per worker")
     parser.add_argument("--max-in-flight", default="4", help="MAX_IN_FLIGHT per worker")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        result = load_test(ROOT / "models", args.model, args.n, args.clients, args.duration,
-                           args.client, Path(folder) / "gunicorn.log",
-                           WEB_CONCURRENCY=args.workers, THREADS=args.threads,
-                           MAX_IN_FLIGHT=args.max_in_flight, DATA_DIR=folder)
+        result = load_test(
+            ROOT / "models",
+            args.model,
+            args.n,
+            args.clients,
+            args.duration,
+            args.client,
+            Path(folder) / "gunicorn.log",
+            WEB_CONCURRENCY=args.workers,
+            THREADS=args.threads,
+            MAX_IN_FLIGHT=args.max_in_flight,
+            DATA_DIR=folder,
+        )
     print(table(result, args.clients, args.n, f"{args.workers} x {args.threads} threads"))
 
 

@@ -21,8 +21,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60,
-               path: str = "/readyz") -> None:
+def wait_ready(
+    url: str, process: subprocess.Popen, seconds: float = 60, path: str = "/readyz"
+) -> None:
     """Poll `path` until it answers 200 (or the process dies, or `seconds` pass)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -39,20 +40,31 @@ def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60,
 
 
 @contextmanager
-def running_server(models: Path, log_path: Path, ready_path: str = "/readyz",
-                   **settings: str) -> Iterator[tuple[str, subprocess.Popen]]:
+def running_server(
+    models: Path, log_path: Path, ready_path: str = "/readyz", **settings: str
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """(url, master process) of a gunicorn serving `models`; stopped with SIGTERM on exit.
 
     ready_path: polled until 200 before yielding (/healthz for a repository with broken
     models); settings: extra environment (WEB_CONCURRENCY, THREADS, DATA_DIR, ...).
     """
     port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DEVICE": "cpu",
-           "MODEL_REPOSITORY": str(models), "GRACEFUL_TIMEOUT": "5", **settings}
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "DEVICE": "cpu",
+        "MODEL_REPOSITORY": str(models),
+        "GRACEFUL_TIMEOUT": "5",
+        **settings,
+    }
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn.conf.py"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         url = f"http://127.0.0.1:{port}"
         try:

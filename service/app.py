@@ -9,9 +9,9 @@ import sys
 
 from flask import Flask
 
+from service import metrics
 from service.api import register_blueprints
 from service.config import ServiceConfig
-from service import metrics
 from service.errors import register_error_handlers
 from service.guard import Guard
 from service.middleware import register_request_hooks
@@ -39,7 +39,9 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
 def configure_logging(level: str) -> None:
     """One line per record on stdout, for container log collectors."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger("service")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

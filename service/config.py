@@ -15,7 +15,9 @@ class ServiceConfig:
     device: str = "auto"  # DEVICE: auto (CUDA when it works, else CPU) | cuda | cpu
     max_samples: int = 100_000  # MAX_SAMPLES: largest n a generation request may ask for
     max_batch: int = 8_192  # MAX_BATCH: generation runs in batches of at most this many rows
-    default_samples: int = 2_500  # DEFAULT_SAMPLES: n when a request does not say (papers' protocol)
+    default_samples: int = (
+        2_500  # DEFAULT_SAMPLES: n when a request does not say (papers' protocol)
+    )
     max_upload_bytes: int = 64 * 2**20  # MAX_UPLOAD_BYTES: request bodies beyond this get 413
     # MAX_UPLOAD_SAMPLES: rows one diagnosis may have (uploaded or generated); the k-NN metrics
     # cost O(N^2), and 50k x 50k is what fits REQUEST_DEADLINE on a 2-core machine.
@@ -57,10 +59,20 @@ class ServiceConfig:
         """Return self, or raise ValueError naming the first setting out of range."""
         if self.device not in ("auto", "cuda", "cpu"):
             raise ValueError(f"DEVICE must be auto, cuda or cpu, not {self.device!r}")
-        for name in ("max_samples", "max_batch", "default_samples", "max_upload_bytes",
-                     "max_upload_samples", "max_upload_dim", "max_in_flight", "max_image_pixels",
-                     "max_zip_files", "max_decompressed_bytes", "max_references",
-                     "max_reference_samples"):
+        for name in (
+            "max_samples",
+            "max_batch",
+            "default_samples",
+            "max_upload_bytes",
+            "max_upload_samples",
+            "max_upload_dim",
+            "max_in_flight",
+            "max_image_pixels",
+            "max_zip_files",
+            "max_decompressed_bytes",
+            "max_references",
+            "max_reference_samples",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.upper()} must be >= 1")
         if not self.request_deadline > 0:

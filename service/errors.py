@@ -8,8 +8,9 @@ import logging
 from http import HTTPStatus
 
 from flask import Flask, Response, g, json
-from service.diagnostics import DiagnosticsError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+
+from service.diagnostics import DiagnosticsError
 
 PROBLEM_MIME = "application/problem+json"
 log = logging.getLogger(__name__)

@@ -16,8 +16,12 @@ SCATTER_POINTS = 5_000  # at most this many points are drawn (a seeded subsample
 GRID_IMAGES = 64
 
 
-def render_report(report: dict[str, Any], batch: np.ndarray, reference: dict[str, Any],
-                  reference_features: np.ndarray | None) -> bytes:
+def render_report(
+    report: dict[str, Any],
+    batch: np.ndarray,
+    reference: dict[str, Any],
+    reference_features: np.ndarray | None,
+) -> bytes:
     """PNG bytes of the report's figure for batch [N, ...] and the reference object."""
     import matplotlib
 
@@ -48,22 +52,39 @@ def subsample(points: np.ndarray, limit: int) -> np.ndarray:
     return points[np.sort(keep)]
 
 
-def draw_scatter(axes, report: dict, batch: np.ndarray, reference: dict,
-                 reference_features: np.ndarray | None) -> None:
+def draw_scatter(
+    axes, report: dict, batch: np.ndarray, reference: dict, reference_features: np.ndarray | None
+) -> None:
     """Samples over the mixture centres (captured circled, missing crossed) or reference points."""
     if reference.get("type") == "gaussian_mixture":
         centres = np.asarray(reference["centres"])
         missing = set(report["modes"]["missing"])
         captured = [i for i in range(len(centres)) if i not in missing]
         axes.scatter(*subsample(batch, SCATTER_POINTS).T, s=3, alpha=0.4, label="samples")
-        axes.scatter(*centres[captured].T, s=120, facecolors="none", edgecolors="green",
-                     linewidths=1.5, label=f"captured ({len(captured)})")
+        axes.scatter(
+            *centres[captured].T,
+            s=120,
+            facecolors="none",
+            edgecolors="green",
+            linewidths=1.5,
+            label=f"captured ({len(captured)})",
+        )
         if missing:
-            axes.scatter(*centres[sorted(missing)].T, s=80, marker="x", color="red",
-                         label=f"missing ({len(missing)})")
+            axes.scatter(
+                *centres[sorted(missing)].T,
+                s=80,
+                marker="x",
+                color="red",
+                label=f"missing ({len(missing)})",
+            )
     else:
-        axes.scatter(*subsample(reference_features, SCATTER_POINTS).T, s=3, alpha=0.3,
-                     color="gray", label="reference")
+        axes.scatter(
+            *subsample(reference_features, SCATTER_POINTS).T,
+            s=3,
+            alpha=0.3,
+            color="gray",
+            label="reference",
+        )
         axes.scatter(*subsample(batch, SCATTER_POINTS).T, s=3, alpha=0.4, label="samples")
     axes.set_aspect("equal", adjustable="datalim")
     axes.legend(loc="upper right", fontsize=8)
@@ -84,10 +105,13 @@ def draw_grid(axes, batch: np.ndarray) -> None:
     canvas = np.ones((side * (height + 1), side * (width + 1), channels))
     for index, image in enumerate(images):
         row, column = divmod(index, side)
-        canvas[row * (height + 1): row * (height + 1) + height,
-               column * (width + 1): column * (width + 1) + width] = image
-    axes.imshow(canvas.squeeze(-1) if channels == 1 else canvas, cmap="gray",
-                interpolation="nearest")
+        canvas[
+            row * (height + 1) : row * (height + 1) + height,
+            column * (width + 1) : column * (width + 1) + width,
+        ] = image
+    axes.imshow(
+        canvas.squeeze(-1) if channels == 1 else canvas, cmap="gray", interpolation="nearest"
+    )
     axes.set_axis_off()
     axes.set_title(f"first {len(images)} samples")
 
@@ -102,8 +126,9 @@ def draw_bins(axes, report: dict) -> None:
     reference = np.asarray(bins["reference_histogram"], dtype=float)
     samples = np.asarray(bins["sample_histogram"], dtype=float)
     positions = np.arange(len(reference))
-    axes.bar(positions, reference / reference.sum(), width=1.0, color="lightgray",
-             label="reference")
+    axes.bar(
+        positions, reference / reference.sum(), width=1.0, color="lightgray", label="reference"
+    )
     different = set(bins["different_bins"])
     colours = ["red" if i in different else "tab:blue" for i in positions]
     axes.bar(positions, samples / max(samples.sum(), 1), width=0.5, color=colours)

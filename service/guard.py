@@ -50,15 +50,23 @@ class Guard:
             return future.result(timeout=self.deadline_s)
         except FutureTimeout:
             metrics.DEADLINE_EXCEEDED.inc()
-            raise ApiError(504, f"not done within the deadline of {self.deadline_s:g} s "
-                           "(REQUEST_DEADLINE); ask for fewer samples", "deadline") from None
+            raise ApiError(
+                504,
+                f"not done within the deadline of {self.deadline_s:g} s "
+                "(REQUEST_DEADLINE); ask for fewer samples",
+                "deadline",
+            ) from None
 
     def _acquire(self) -> None:
         if not self._slots.acquire(blocking=False):
             metrics.GUARD_REJECTIONS.inc()
-            raise ApiError(503, f"busy: {self.max_in_flight} requests already in flight "
-                           "(MAX_IN_FLIGHT); retry shortly", "busy",
-                           headers={"Retry-After": str(self.retry_after_s)})
+            raise ApiError(
+                503,
+                f"busy: {self.max_in_flight} requests already in flight "
+                "(MAX_IN_FLIGHT); retry shortly",
+                "busy",
+                headers={"Retry-After": str(self.retry_after_s)},
+            )
         metrics.IN_FLIGHT.inc()
 
     def _release(self) -> None:

@@ -79,13 +79,17 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
         raise bad(f"{len(binary) - offset} bytes of binary data follow the declared tensors")
     outputs = header.get("outputs") or []
     if not isinstance(outputs, list) or not all(
-        isinstance(o, dict) and isinstance(o.get("name"), str)
-        and isinstance(o.get("parameters") or {}, dict) for o in outputs
+        isinstance(o, dict)
+        and isinstance(o.get("name"), str)
+        and isinstance(o.get("parameters") or {}, dict)
+        for o in outputs
     ):
-        raise bad("'outputs' must be a list of objects with a string 'name' (and object "
-                  "'parameters')")
-    binary_outputs = {o["name"]: bool((o.get("parameters") or {}).get("binary_data", False))
-                      for o in outputs}
+        raise bad(
+            "'outputs' must be a list of objects with a string 'name' (and object 'parameters')"
+        )
+    binary_outputs = {
+        o["name"]: bool((o.get("parameters") or {}).get("binary_data", False)) for o in outputs
+    }
     request_id = header.get("id")
     return InferRequest(
         id=str(request_id) if request_id is not None else None,
@@ -102,16 +106,22 @@ def decode_input(spec: object, binary: bytes, offset: int) -> tuple[str, np.ndar
         raise bad("each input needs a 'name'")
     name, datatype, shape = spec["name"], spec.get("datatype"), spec.get("shape")
     if not isinstance(datatype, str) or datatype not in DATATYPES:
-        raise bad(f"input {name!r}: datatype {str(datatype)[:20]!r} not supported "
-                  f"(one of {', '.join(DATATYPES)})")
+        raise bad(
+            f"input {name!r}: datatype {str(datatype)[:20]!r} not supported "
+            f"(one of {', '.join(DATATYPES)})"
+        )
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_AXIS for d in shape
     ):
         raise bad(f"input {name!r}: 'shape' must be a list of integers in 0..{MAX_AXIS}")
     dtype, count = DATATYPES[datatype], math.prod(shape)
     if count * dtype.itemsize > MAX_TENSOR_BYTES:
-        raise ApiError(413, f"input {name!r}: {count} elements exceed the limit of "
-                       f"{MAX_TENSOR_BYTES} bytes per tensor", "too-large")
+        raise ApiError(
+            413,
+            f"input {name!r}: {count} elements exceed the limit of "
+            f"{MAX_TENSOR_BYTES} bytes per tensor",
+            "too-large",
+        )
     parameters = spec.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise bad(f"input {name!r}: 'parameters' must be an object")
@@ -120,8 +130,10 @@ def decode_input(spec: object, binary: bytes, offset: int) -> tuple[str, np.ndar
         if not isinstance(size, int) or isinstance(size, bool):
             raise bad(f"input {name!r}: binary_data_size must be an integer")
         if size != count * dtype.itemsize or offset + size > len(binary):
-            raise bad(f"input {name!r}: binary_data_size {size} does not match shape {shape} "
-                      f"{datatype} or the bytes sent")
+            raise bad(
+                f"input {name!r}: binary_data_size {size} does not match shape {shape} "
+                f"{datatype} or the bytes sent"
+            )
         array = np.frombuffer(binary, dtype=dtype, count=count, offset=offset).reshape(shape)
         return name, array, offset + size
     try:
@@ -133,16 +145,20 @@ def decode_input(spec: object, binary: bytes, offset: int) -> tuple[str, np.ndar
     return name, array.reshape(shape), offset
 
 
-def encode_response(model: str, version: str, request: InferRequest,
-                    outputs: dict[str, np.ndarray]) -> tuple[bytes, dict[str, str]]:
+def encode_response(
+    model: str, version: str, request: InferRequest, outputs: dict[str, np.ndarray]
+) -> tuple[bytes, dict[str, str]]:
     """(body, headers) of an infer response; binary outputs follow the JSON header."""
     header: dict = {"model_name": model, "model_version": version, "outputs": []}
     if request.id is not None:
         header["id"] = request.id
     blobs = []
     for name, array in outputs.items():
-        tensor = {"name": name, "datatype": NUMPY_TO_DATATYPE[array.dtype],
-                  "shape": list(array.shape)}
+        tensor = {
+            "name": name,
+            "datatype": NUMPY_TO_DATATYPE[array.dtype],
+            "shape": list(array.shape),
+        }
         if request.binary_outputs.get(name, request.binary_by_default):
             blob = np.ascontiguousarray(array).tobytes()
             tensor["parameters"] = {"binary_data_size": len(blob)}

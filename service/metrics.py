@@ -21,38 +21,68 @@ from prometheus_client import (
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
-REQUESTS = Counter("http_requests_total", "HTTP requests answered.",
-                   ["method", "route", "status"])
-REQUEST_DURATION = Histogram("http_request_duration_seconds", "HTTP request latency.",
-                             ["method", "route", "status"], buckets=LATENCY_BUCKETS)
-IN_FLIGHT = Gauge("http_requests_in_flight", "Guarded (heavy) requests being computed.",
-                  multiprocess_mode="livesum")
-GUARD_REJECTIONS = Counter("http_requests_rejected_busy_total",
-                           "Requests refused with 503 because MAX_IN_FLIGHT were running.")
-DEADLINE_EXCEEDED = Counter("http_requests_deadline_exceeded_total",
-                            "Requests answered 504 because they passed REQUEST_DEADLINE.")
+REQUESTS = Counter("http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
+REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency.",
+    ["method", "route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+IN_FLIGHT = Gauge(
+    "http_requests_in_flight",
+    "Guarded (heavy) requests being computed.",
+    multiprocess_mode="livesum",
+)
+GUARD_REJECTIONS = Counter(
+    "http_requests_rejected_busy_total",
+    "Requests refused with 503 because MAX_IN_FLIGHT were running.",
+)
+DEADLINE_EXCEEDED = Counter(
+    "http_requests_deadline_exceeded_total",
+    "Requests answered 504 because they passed REQUEST_DEADLINE.",
+)
 
 # Triton exposes these cumulative values without a `_total` suffix, which prometheus_client adds
 # to every Counter; to keep Triton's exact names they are gauges summed over all workers.
-INFERENCE_SUCCESS = Gauge("nv_inference_request_success",
-                          "Successful inference requests (Triton's name).", ["model", "version"],
-                          multiprocess_mode="sum")
-INFERENCE_FAILURE = Gauge("nv_inference_request_failure",
-                          "Failed inference requests (Triton's name).", ["model", "version"],
-                          multiprocess_mode="sum")
-INFERENCE_COUNT = Gauge("nv_inference_count", "Samples generated, i.e. inferences (Triton's name).",
-                        ["model", "version"], multiprocess_mode="sum")
-INFERENCE_DURATION_US = Gauge("nv_inference_compute_infer_duration_us",
-                              "Cumulative compute time of inference, microseconds "
-                              "(Triton's name).", ["model", "version"], multiprocess_mode="sum")
-INFERENCE_SECONDS = Histogram("inference_duration_seconds", "Generation time per request.",
-                              ["model"], buckets=LATENCY_BUCKETS)
-DIAGNOSTICS_SECONDS = Histogram("diagnostics_duration_seconds",
-                                "Time to compute one diagnostics report.", ["reference"],
-                                buckets=LATENCY_BUCKETS)
-MODEL_PROVIDER = Gauge("model_execution_provider",
-                       "1 for the onnxruntime execution provider each model runs on.",
-                       ["model", "provider"], multiprocess_mode="max")
+INFERENCE_SUCCESS = Gauge(
+    "nv_inference_request_success",
+    "Successful inference requests (Triton's name).",
+    ["model", "version"],
+    multiprocess_mode="sum",
+)
+INFERENCE_FAILURE = Gauge(
+    "nv_inference_request_failure",
+    "Failed inference requests (Triton's name).",
+    ["model", "version"],
+    multiprocess_mode="sum",
+)
+INFERENCE_COUNT = Gauge(
+    "nv_inference_count",
+    "Samples generated, i.e. inferences (Triton's name).",
+    ["model", "version"],
+    multiprocess_mode="sum",
+)
+INFERENCE_DURATION_US = Gauge(
+    "nv_inference_compute_infer_duration_us",
+    "Cumulative compute time of inference, microseconds (Triton's name).",
+    ["model", "version"],
+    multiprocess_mode="sum",
+)
+INFERENCE_SECONDS = Histogram(
+    "inference_duration_seconds", "Generation time per request.", ["model"], buckets=LATENCY_BUCKETS
+)
+DIAGNOSTICS_SECONDS = Histogram(
+    "diagnostics_duration_seconds",
+    "Time to compute one diagnostics report.",
+    ["reference"],
+    buckets=LATENCY_BUCKETS,
+)
+MODEL_PROVIDER = Gauge(
+    "model_execution_provider",
+    "1 for the onnxruntime execution provider each model runs on.",
+    ["model", "provider"],
+    multiprocess_mode="max",
+)
 
 
 def exposition() -> tuple[bytes, str]:

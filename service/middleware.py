@@ -13,8 +13,17 @@ from service.errors import ApiError
 REQUEST_ID = "X-Request-ID"
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 # Open without a key: probes, metrics scrapers and the documentation.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json",
-                        "/v2/health/live", "/v2/health/ready"})
+OPEN_PATHS = frozenset(
+    {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/docs",
+        "/openapi.json",
+        "/v2/health/live",
+        "/v2/health/ready",
+    }
+)
 
 
 def register_request_hooks(app: Flask) -> None:
@@ -43,7 +52,12 @@ def register_request_hooks(app: Flask) -> None:
 def check_api_key(api_key: str) -> None:
     """401 unless `Authorization: Bearer <API_KEY>`; constant-time comparison."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
-                                                             api_key.encode()):
-        raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
-                       "unauthorized", headers={"WWW-Authenticate": 'Bearer realm="collapse-lab"'})
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), api_key.encode()
+    ):
+        raise ApiError(
+            401,
+            "missing or wrong API key: send 'Authorization: Bearer <key>'",
+            "unauthorized",
+            headers={"WWW-Authenticate": 'Bearer realm="collapse-lab"'},
+        )

@@ -21,14 +21,23 @@ def ref(name: str) -> dict:
 
 def problems(*statuses: int) -> dict:
     """Problem+json responses for the given statuses."""
-    return {str(s): {"description": DESCRIPTIONS[s], "content": {PROBLEM: {"schema": ref("Problem")}}}
-            for s in statuses}
+    return {
+        str(s): {"description": DESCRIPTIONS[s], "content": {PROBLEM: {"schema": ref("Problem")}}}
+        for s in statuses
+    }
 
 
 DESCRIPTIONS = {
-    400: "Bad input", 409: "Conflict (name taken, built in, or storage full)", 401: "Missing or wrong API key", 404: "Unknown model, reference or version",
-    406: "No acceptable response format", 413: "Upload over a limit", 415: "Unsupported format",
-    422: "Parsed but unusable samples", 500: "Internal error", 503: "Not ready, busy or failed",
+    400: "Bad input",
+    409: "Conflict (name taken, built in, or storage full)",
+    401: "Missing or wrong API key",
+    404: "Unknown model, reference or version",
+    406: "No acceptable response format",
+    413: "Upload over a limit",
+    415: "Unsupported format",
+    422: "Parsed but unusable samples",
+    500: "Internal error",
+    503: "Not ready, busy or failed",
     504: "Deadline exceeded",
 }
 
@@ -38,8 +47,14 @@ def ok(schema: dict, description: str = "OK", media: str = JSON) -> dict:
 
 
 def path_param(name: str, description: str, example: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": {"type": "string"}, "example": example}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+        "example": example,
+    }
 
 
 NAME = path_param("name", "Model name", "ring8-gan")
@@ -48,206 +63,406 @@ VERSION = path_param("version", "Model version (an integer)", "1")
 
 
 def operation(summary: str, tag: str, responses: dict, **extra: Any) -> dict:
-    return {"summary": summary, "tags": [tag], "responses": {**responses, **problems(500)},
-            **extra}
+    return {"summary": summary, "tags": [tag], "responses": {**responses, **problems(500)}, **extra}
 
 
 def schemas(config: ServiceConfig) -> dict:
     number_rows = {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}
     return {
         "Problem": {
-            "type": "object", "required": ["type", "title", "status", "detail", "error"],
-            "properties": {"type": {"type": "string"}, "title": {"type": "string"},
-                           "status": {"type": "integer"}, "detail": {"type": "string"},
-                           "error": {"type": "string", "description": "Same as detail (KServe)"},
-                           "request_id": {"type": "string"}},
+            "type": "object",
+            "required": ["type", "title", "status", "detail", "error"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "error": {"type": "string", "description": "Same as detail (KServe)"},
+                "request_id": {"type": "string"},
+            },
         },
-        "Card": {"type": "object", "description": "A model card (service/schemas/card.schema.json)"},
+        "Card": {
+            "type": "object",
+            "description": "A model card (service/schemas/card.schema.json)",
+        },
         "Model": {
-            "type": "object", "required": ["name", "ready", "versions"],
-            "properties": {"name": {"type": "string"}, "kind": {"type": ["string", "null"]},
-                           "ready": {"type": "boolean"}, "error": {"type": ["string", "null"]},
-                           "provider": {"type": ["string", "null"]},
-                           "versions": {"type": "array", "items": {"type": "integer"}},
-                           "card": {"type": ["object", "null"]}},
+            "type": "object",
+            "required": ["name", "ready", "versions"],
+            "properties": {
+                "name": {"type": "string"},
+                "kind": {"type": ["string", "null"]},
+                "ready": {"type": "boolean"},
+                "error": {"type": ["string", "null"]},
+                "provider": {"type": ["string", "null"]},
+                "versions": {"type": "array", "items": {"type": "integer"}},
+                "card": {"type": ["object", "null"]},
+            },
         },
         "SampleRequest": {
-            "type": "object", "additionalProperties": False,
+            "type": "object",
+            "additionalProperties": False,
             "properties": {
-                "n": {"type": "integer", "minimum": 1, "maximum": config.max_samples,
-                      "default": config.default_samples},
-                "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED,
-                         "description": "Same seed, same samples; random when absent"},
-                "version": {"type": "integer", "minimum": 1}},
+                "n": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": config.max_samples,
+                    "default": config.default_samples,
+                },
+                "seed": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": MAX_SEED,
+                    "description": "Same seed, same samples; random when absent",
+                },
+                "version": {"type": "integer", "minimum": 1},
+            },
         },
         "Samples": {
-            "type": "object", "required": ["model", "version", "seed", "shape", "samples"],
-            "properties": {"model": {"type": "string"}, "version": {"type": "integer"},
-                           "seed": {"type": "integer"},
-                           "shape": {"type": "array", "items": {"type": "integer"}},
-                           "samples": number_rows},
+            "type": "object",
+            "required": ["model", "version", "seed", "shape", "samples"],
+            "properties": {
+                "model": {"type": "string"},
+                "version": {"type": "integer"},
+                "seed": {"type": "integer"},
+                "shape": {"type": "array", "items": {"type": "integer"}},
+                "samples": number_rows,
+            },
         },
         "DiagnosticsUpload": {
-            "type": "object", "required": ["file", "reference"],
-            "properties": {"file": {"type": "string", "contentMediaType": "application/octet-stream",
-                                    "description": ".npy, .csv or .json batch [N, d]"},
-                           "reference": {"type": "string"},
-                           "key": {"type": "string", "description": "Array name in a .npz"}},
+            "type": "object",
+            "required": ["file", "reference"],
+            "properties": {
+                "file": {
+                    "type": "string",
+                    "contentMediaType": "application/octet-stream",
+                    "description": ".npy, .csv or .json batch [N, d]",
+                },
+                "reference": {"type": "string"},
+                "key": {"type": "string", "description": "Array name in a .npz"},
+            },
         },
         "ReferenceUpload": {
-            "type": "object", "required": ["file", "name"],
-            "properties": {"file": {"type": "string", "contentMediaType": "application/octet-stream",
-                                    "description": "A batch of real samples (any upload format)"},
-                           "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$"},
-                           "key": {"type": "string", "description": "Array name in a .npz"}},
+            "type": "object",
+            "required": ["file", "name"],
+            "properties": {
+                "file": {
+                    "type": "string",
+                    "contentMediaType": "application/octet-stream",
+                    "description": "A batch of real samples (any upload format)",
+                },
+                "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$"},
+                "key": {"type": "string", "description": "Array name in a .npz"},
+            },
         },
         "Report": {
             "type": "object",
-            "required": ["reference", "n_samples", "modes", "high_quality_fraction", "kl",
-                         "reverse_kl", "expected_covered_ideal", "verdict"],
+            "required": [
+                "reference",
+                "n_samples",
+                "modes",
+                "high_quality_fraction",
+                "kl",
+                "reverse_kl",
+                "expected_covered_ideal",
+                "verdict",
+            ],
             "description": "See docs/diagnostics.md",
             "properties": {
-                "reference": {"type": "string"}, "n_samples": {"type": "integer"},
-                "modes": {"type": ["object", "null"], "properties": {
-                    "total": {"type": "integer"}, "covered": {"type": "integer"},
-                    "missing": {"type": "array", "items": {"type": "integer"}},
-                    "histogram": {"type": "array", "items": {"type": "integer"}}}},
+                "reference": {"type": "string"},
+                "n_samples": {"type": "integer"},
+                "modes": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "total": {"type": "integer"},
+                        "covered": {"type": "integer"},
+                        "missing": {"type": "array", "items": {"type": "integer"}},
+                        "histogram": {"type": "array", "items": {"type": "integer"}},
+                    },
+                },
                 "high_quality_fraction": {"type": ["number", "null"]},
-                "kl": {"type": ["number", "null"]}, "reverse_kl": {"type": ["number", "null"]},
+                "kl": {"type": ["number", "null"]},
+                "reverse_kl": {"type": ["number", "null"]},
                 "expected_covered_ideal": {"type": ["number", "null"]},
                 "duplicates": {"type": "object"},
-                "features": {"type": "object", "description": "manifold (precision, recall, "
-                             "density, coverage), ndb, vendi, skipped"},
-                "verdict": {"type": "object", "properties": {
-                    "status": {"enum": ["healthy", "partial_collapse", "collapsed"]},
-                    "reasons": {"type": "array", "items": {"type": "string"}}}},
+                "features": {
+                    "type": "object",
+                    "description": "manifold (precision, recall, "
+                    "density, coverage), ndb, vendi, skipped",
+                },
+                "verdict": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"enum": ["healthy", "partial_collapse", "collapsed"]},
+                        "reasons": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
             },
         },
         "Tensor": {
-            "type": "object", "required": ["name", "shape", "datatype"],
-            "properties": {"name": {"type": "string"},
-                           "shape": {"type": "array", "items": {"type": "integer"}},
-                           "datatype": {"type": "string"}, "parameters": {"type": "object"},
-                           "data": {"type": "array"}},
+            "type": "object",
+            "required": ["name", "shape", "datatype"],
+            "properties": {
+                "name": {"type": "string"},
+                "shape": {"type": "array", "items": {"type": "integer"}},
+                "datatype": {"type": "string"},
+                "parameters": {"type": "object"},
+                "data": {"type": "array"},
+            },
         },
         "InferRequest": {
-            "type": "object", "required": ["inputs"],
-            "properties": {"id": {"type": "string"}, "parameters": {"type": "object"},
-                           "inputs": {"type": "array", "items": ref("Tensor")},
-                           "outputs": {"type": "array", "items": {"type": "object"}}},
+            "type": "object",
+            "required": ["inputs"],
+            "properties": {
+                "id": {"type": "string"},
+                "parameters": {"type": "object"},
+                "inputs": {"type": "array", "items": ref("Tensor")},
+                "outputs": {"type": "array", "items": {"type": "object"}},
+            },
         },
         "InferResponse": {
-            "type": "object", "required": ["model_name", "outputs"],
-            "properties": {"model_name": {"type": "string"}, "model_version": {"type": "string"},
-                           "id": {"type": "string"},
-                           "outputs": {"type": "array", "items": ref("Tensor")}},
+            "type": "object",
+            "required": ["model_name", "outputs"],
+            "properties": {
+                "model_name": {"type": "string"},
+                "model_version": {"type": "string"},
+                "id": {"type": "string"},
+                "outputs": {"type": "array", "items": ref("Tensor")},
+            },
         },
         "ModelMetadata": {
-            "type": "object", "required": ["name", "versions", "platform", "inputs", "outputs"],
-            "properties": {"name": {"type": "string"},
-                           "versions": {"type": "array", "items": {"type": "string"}},
-                           "platform": {"type": "string"},
-                           "inputs": {"type": "array", "items": ref("Tensor")},
-                           "outputs": {"type": "array", "items": ref("Tensor")}},
+            "type": "object",
+            "required": ["name", "versions", "platform", "inputs", "outputs"],
+            "properties": {
+                "name": {"type": "string"},
+                "versions": {"type": "array", "items": {"type": "string"}},
+                "platform": {"type": "string"},
+                "inputs": {"type": "array", "items": ref("Tensor")},
+                "outputs": {"type": "array", "items": ref("Tensor")},
+            },
         },
     }
 
 
 def v1_paths() -> dict:
     samples_body = {"required": False, "content": {JSON: {"schema": ref("SampleRequest")}}}
-    samples_ok = {"200": {"description": "Samples (format by Accept)", "content": {
-        JSON: {"schema": ref("Samples")}, NPY: {"schema": {"type": "string", "format": "binary"}}}}}
-    upload = {"required": True,
-              "content": {"multipart/form-data": {"schema": ref("DiagnosticsUpload")}}}
-    reference_upload = {"required": True, "content": {
-        "multipart/form-data": {"schema": ref("ReferenceUpload")}}}
+    samples_ok = {
+        "200": {
+            "description": "Samples (format by Accept)",
+            "content": {
+                JSON: {"schema": ref("Samples")},
+                NPY: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    }
+    upload = {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": ref("DiagnosticsUpload")}},
+    }
+    reference_upload = {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": ref("ReferenceUpload")}},
+    }
     return {
-        "/v1/models": {"get": operation("List models", "models", ok({
-            "type": "object", "properties": {"models": {"type": "array", "items": ref("Model")}}}),
-            operationId="listModels")},
-        "/v1/models/{name}": {"parameters": [NAME], "get": operation(
-            "Describe a model", "models", {**ok(ref("Model")), **problems(404)},
-            operationId="getModel")},
-        "/v1/models/{name}/samples": {"parameters": [NAME], "post": operation(
-            "Draw samples", "models", {**samples_ok, **problems(400, 404, 406, 503, 504)},
-            operationId="drawSamples", requestBody=samples_body)},
-        "/v1/models/{name}/diagnose": {"parameters": [NAME], "post": operation(
-            "Generate and diagnose in one call", "models",
-            {**ok(ref("Report")), **problems(400, 404, 503, 504)},
-            operationId="diagnoseModel", requestBody=samples_body)},
-        "/v1/references": {
-            "get": operation("List references", "references", ok({
-                "type": "object", "properties": {"references": {"type": "array",
-                                                                "items": {"type": "object"}}}}),
-                operationId="listReferences"),
+        "/v1/models": {
+            "get": operation(
+                "List models",
+                "models",
+                ok(
+                    {
+                        "type": "object",
+                        "properties": {"models": {"type": "array", "items": ref("Model")}},
+                    }
+                ),
+                operationId="listModels",
+            )
+        },
+        "/v1/models/{name}": {
+            "parameters": [NAME],
+            "get": operation(
+                "Describe a model",
+                "models",
+                {**ok(ref("Model")), **problems(404)},
+                operationId="getModel",
+            ),
+        },
+        "/v1/models/{name}/samples": {
+            "parameters": [NAME],
             "post": operation(
-                "Build a reference from a batch of real samples", "references",
-                {"201": {"description": "Created", "content": {JSON: {"schema": ref("Card")}}},
-                 **problems(400, 409, 413, 415, 422)},
-                operationId="createReference", requestBody=reference_upload)},
+                "Draw samples",
+                "models",
+                {**samples_ok, **problems(400, 404, 406, 503, 504)},
+                operationId="drawSamples",
+                requestBody=samples_body,
+            ),
+        },
+        "/v1/models/{name}/diagnose": {
+            "parameters": [NAME],
+            "post": operation(
+                "Generate and diagnose in one call",
+                "models",
+                {**ok(ref("Report")), **problems(400, 404, 503, 504)},
+                operationId="diagnoseModel",
+                requestBody=samples_body,
+            ),
+        },
+        "/v1/references": {
+            "get": operation(
+                "List references",
+                "references",
+                ok(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "references": {"type": "array", "items": {"type": "object"}}
+                        },
+                    }
+                ),
+                operationId="listReferences",
+            ),
+            "post": operation(
+                "Build a reference from a batch of real samples",
+                "references",
+                {
+                    "201": {"description": "Created", "content": {JSON: {"schema": ref("Card")}}},
+                    **problems(400, 409, 413, 415, 422),
+                },
+                operationId="createReference",
+                requestBody=reference_upload,
+            ),
+        },
         "/v1/references/{name}": {
             "parameters": [REFERENCE],
-            "get": operation("A reference card", "references",
-                             {**ok(ref("Card")), **problems(404, 503)},
-                             operationId="getReference"),
-            "delete": operation("Delete an uploaded reference", "references",
-                                {"204": {"description": "Deleted"}, **problems(404, 409)},
-                                operationId="deleteReference")},
-        "/v1/diagnostics": {"post": operation(
-            "Diagnose an uploaded batch", "diagnostics",
-            {**ok(ref("Report")), **problems(400, 404, 413, 415, 422, 503, 504)},
-            operationId="diagnose", requestBody=upload)},
+            "get": operation(
+                "A reference card",
+                "references",
+                {**ok(ref("Card")), **problems(404, 503)},
+                operationId="getReference",
+            ),
+            "delete": operation(
+                "Delete an uploaded reference",
+                "references",
+                {"204": {"description": "Deleted"}, **problems(404, 409)},
+                operationId="deleteReference",
+            ),
+        },
+        "/v1/diagnostics": {
+            "post": operation(
+                "Diagnose an uploaded batch",
+                "diagnostics",
+                {**ok(ref("Report")), **problems(400, 404, 413, 415, 422, 503, 504)},
+                operationId="diagnose",
+                requestBody=upload,
+            )
+        },
     }
 
 
 def v2_paths() -> dict:
-    infer = {"required": True, "content": {
-        JSON: {"schema": ref("InferRequest")},
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
-    infer_ok = {"200": {"description": "Outputs (binary after the JSON header when asked)",
-                        "content": {JSON: {"schema": ref("InferResponse")},
-                                    "application/octet-stream": {"schema": {
-                                        "type": "string", "format": "binary"}}}}}
+    infer = {
+        "required": True,
+        "content": {
+            JSON: {"schema": ref("InferRequest")},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+    infer_ok = {
+        "200": {
+            "description": "Outputs (binary after the JSON header when asked)",
+            "content": {
+                JSON: {"schema": ref("InferResponse")},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    }
     ready = ok({"type": "object"}, "Ready")
     paths = {
-        "/v2": {"get": operation("Server metadata", "v2", ok({"type": "object"}),
-                                 operationId="v2ServerMetadata")},
+        "/v2": {
+            "get": operation(
+                "Server metadata", "v2", ok({"type": "object"}), operationId="v2ServerMetadata"
+            )
+        },
         "/v2/health/live": {"get": operation("Server live", "v2", ready, operationId="v2Live")},
-        "/v2/health/ready": {"get": operation(
-            "Server ready", "v2", {"200": {"description": "Ready"},
-                                   "503": {"description": "Not ready"}},
-            operationId="v2Ready")},
+        "/v2/health/ready": {
+            "get": operation(
+                "Server ready",
+                "v2",
+                {"200": {"description": "Ready"}, "503": {"description": "Not ready"}},
+                operationId="v2Ready",
+            )
+        },
     }
-    for prefix, params, suffix in (("/v2/models/{name}", [NAME], ""),
-                                   ("/v2/models/{name}/versions/{version}", [NAME, VERSION],
-                                    "Version")):
-        paths[prefix] = {"parameters": params, "get": operation(
-            "Model metadata", "v2", {**ok(ref("ModelMetadata")), **problems(404, 503)},
-            operationId=f"v2ModelMetadata{suffix}")}
-        paths[f"{prefix}/ready"] = {"parameters": params, "get": operation(
-            "Model ready", "v2", {**ready, **problems(404, 503)},
-            operationId=f"v2ModelReady{suffix}")}
-        paths[f"{prefix}/infer"] = {"parameters": params, "post": operation(
-            "Infer", "v2", {**infer_ok, **problems(400, 404, 503, 504)},
-            operationId=f"v2Infer{suffix}", requestBody=infer)}
+    for prefix, params, suffix in (
+        ("/v2/models/{name}", [NAME], ""),
+        ("/v2/models/{name}/versions/{version}", [NAME, VERSION], "Version"),
+    ):
+        paths[prefix] = {
+            "parameters": params,
+            "get": operation(
+                "Model metadata",
+                "v2",
+                {**ok(ref("ModelMetadata")), **problems(404, 503)},
+                operationId=f"v2ModelMetadata{suffix}",
+            ),
+        }
+        paths[f"{prefix}/ready"] = {
+            "parameters": params,
+            "get": operation(
+                "Model ready",
+                "v2",
+                {**ready, **problems(404, 503)},
+                operationId=f"v2ModelReady{suffix}",
+            ),
+        }
+        paths[f"{prefix}/infer"] = {
+            "parameters": params,
+            "post": operation(
+                "Infer",
+                "v2",
+                {**infer_ok, **problems(400, 404, 503, 504)},
+                operationId=f"v2Infer{suffix}",
+                requestBody=infer,
+            ),
+        }
     return paths
 
 
 def operations_paths() -> dict:
     text = {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}
     return {
-        "/healthz": {"get": operation("Liveness", "operations", ok({"type": "object"}),
-                                      operationId="healthz")},
-        "/readyz": {"get": operation("Readiness", "operations",
-                                     {**ok({"type": "object"}), **problems(503)},
-                                     operationId="readyz")},
-        "/metrics": {"get": operation("Prometheus metrics", "operations", text,
-                                      operationId="metrics")},
-        "/openapi.json": {"get": operation("This document", "operations", ok({"type": "object"}),
-                                           operationId="openapi")},
-        "/docs": {"get": operation("Human-readable API documentation", "operations", {
-            "200": {"description": "HTML", "content": {"text/html": {"schema": {
-                "type": "string"}}}}}, operationId="docs")},
+        "/healthz": {
+            "get": operation(
+                "Liveness", "operations", ok({"type": "object"}), operationId="healthz"
+            )
+        },
+        "/readyz": {
+            "get": operation(
+                "Readiness",
+                "operations",
+                {**ok({"type": "object"}), **problems(503)},
+                operationId="readyz",
+            )
+        },
+        "/metrics": {
+            "get": operation("Prometheus metrics", "operations", text, operationId="metrics")
+        },
+        "/openapi.json": {
+            "get": operation(
+                "This document", "operations", ok({"type": "object"}), operationId="openapi"
+            )
+        },
+        "/docs": {
+            "get": operation(
+                "Human-readable API documentation",
+                "operations",
+                {
+                    "200": {
+                        "description": "HTML",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+                operationId="docs",
+            )
+        },
     }
 
 
@@ -255,14 +470,16 @@ def openapi_document(config: ServiceConfig, version: str) -> dict:
     """The whole OpenAPI 3.1 document for this service and its limits."""
     document = {
         "openapi": "3.1.0",
-        "info": {"title": "collapse-lab", "version": version,
-                 "description": "Generate samples from GANs and diagnose mode collapse."},
+        "info": {
+            "title": "collapse-lab",
+            "version": version,
+            "description": "Generate samples from GANs and diagnose mode collapse.",
+        },
         "paths": {**operations_paths(), **v1_paths(), **v2_paths()},
         "components": {"schemas": schemas(config)},
     }
     if config.api_key:
-        document["components"]["securitySchemes"] = {"bearer": {"type": "http",
-                                                                "scheme": "bearer"}}
+        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         document["security"] = [{"bearer": []}]
         for path, item in document["paths"].items():
             if path in OPEN_PATHS:

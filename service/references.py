@@ -37,11 +37,17 @@ def features_spec(batch: np.ndarray, source: str | None) -> tuple[dict, np.ndarr
         embedding, sample_shape = "raw", [batch.shape[1]]
     else:
         embedding, sample_shape = "pixels", list(image_layout(batch))
-    features = validate_samples(embed(batch, embedding, tuple(sample_shape)), int(np.prod(
-        sample_shape)))
-    spec = {"type": "features", "embedding": embedding, "sample_shape": sample_shape,
-            "n": int(features.shape[0]), "feature_dim": int(features.shape[1]),
-            "source": source or "upload"}
+    features = validate_samples(
+        embed(batch, embedding, tuple(sample_shape)), int(np.prod(sample_shape))
+    )
+    spec = {
+        "type": "features",
+        "embedding": embedding,
+        "sample_shape": sample_shape,
+        "n": int(features.shape[0]),
+        "feature_dim": int(features.shape[1]),
+        "source": source or "upload",
+    }
     return spec, features
 
 
@@ -56,8 +62,11 @@ class ReferenceStore:
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and NAME.fullmatch(p.name) and (p / "card.json").is_file())
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and NAME.fullmatch(p.name) and (p / "card.json").is_file()
+        )
 
     def get(self, name: str) -> StoredReference | None:
         """The stored reference, re-read when another worker replaced it (mtime changed)."""
@@ -79,13 +88,22 @@ class ReferenceStore:
     def create(self, name: str, batch: np.ndarray, source: str | None) -> dict:
         """Store a reference built from batch [N, ...]; 409 if the name exists or when full."""
         if len(self.names()) >= self.max_count:
-            raise ApiError(409, f"{self.max_count} uploaded references already stored "
-                           "(MAX_REFERENCES); delete one first", "too-many-references")
+            raise ApiError(
+                409,
+                f"{self.max_count} uploaded references already stored "
+                "(MAX_REFERENCES); delete one first",
+                "too-many-references",
+            )
         spec, features = features_spec(batch, source)
-        card = {"schema_version": 1, "name": name, "kind": "reference",
-                "description": f"uploaded reference of {spec['n']} samples",
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "dataset": "upload", "reference": spec}
+        card = {
+            "schema_version": 1,
+            "name": name,
+            "kind": "reference",
+            "description": f"uploaded reference of {spec['n']} samples",
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "dataset": "upload",
+            "reference": spec,
+        }
         staging = self.root / f".staging-{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
         try:
@@ -95,8 +113,11 @@ class ReferenceStore:
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
             if (self.root / name).exists():
-                raise ApiError(409, f"a reference named {name!r} exists; delete it first or "
-                               "choose another name", "conflict") from None
+                raise ApiError(
+                    409,
+                    f"a reference named {name!r} exists; delete it first or choose another name",
+                    "conflict",
+                ) from None
             raise
         return card
 

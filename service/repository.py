@@ -148,11 +148,16 @@ class Repository:
 
 def check_signature(session: ort.InferenceSession, card: dict) -> None:
     """Raise ValueError when the ONNX file's input/output names or widths differ from the card."""
-    for expected, actual in ((card["input"], session.get_inputs()[0]),
-                             (card["output"], session.get_outputs()[0])):
+    for expected, actual in (
+        (card["input"], session.get_inputs()[0]),
+        (card["output"], session.get_outputs()[0]),
+    ):
         if actual.name != expected["name"]:
             raise ValueError(f"ONNX tensor {actual.name!r} != card {expected['name']!r}")
-        fixed = [(a, b) for a, b in zip(actual.shape[1:], expected["shape"][1:], strict=False)
-                 if isinstance(a, int) and b != -1]
+        fixed = [
+            (a, b)
+            for a, b in zip(actual.shape[1:], expected["shape"][1:], strict=False)
+            if isinstance(a, int) and b != -1
+        ]
         if len(actual.shape) != len(expected["shape"]) or any(a != b for a, b in fixed):
             raise ValueError(f"ONNX {actual.name} shape {actual.shape} != card {expected['shape']}")

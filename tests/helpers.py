@@ -8,9 +8,16 @@ import numpy as np
 
 from service.config import ServiceConfig
 
-TINY_GAN = {"steps": 20, "g_hidden": 16, "g_depth": 2, "d_hidden": 16, "d_depth": 2,
-            "batch_size": 32, "eval_every": 0,
-            "snapshot_every": 10}
+TINY_GAN = {
+    "steps": 20,
+    "g_hidden": 16,
+    "g_depth": 2,
+    "d_hidden": 16,
+    "d_depth": 2,
+    "batch_size": 32,
+    "eval_every": 0,
+    "snapshot_every": 10,
+}
 
 
 def train_and_export(runs: Path, models: Path, dataset: str, name: str) -> None:
@@ -26,8 +33,11 @@ def train_and_export(runs: Path, models: Path, dataset: str, name: str) -> None:
 
 def make_config(repository: Path, **overrides: object) -> ServiceConfig:
     """CPU, the given repository, a fresh data folder (unless overridden)."""
-    config = ServiceConfig(model_repository=repository, device="cpu",
-                           data_dir=Path(tempfile.mkdtemp(prefix="collapse-lab-data-")))
+    config = ServiceConfig(
+        model_repository=repository,
+        device="cpu",
+        data_dir=Path(tempfile.mkdtemp(prefix="collapse-lab-data-")),
+    )
     return replace(config, **overrides)
 
 

@@ -12,8 +12,8 @@ from service import metrics, runtime
 from service.config import ServiceConfig
 from service.errors import ApiError
 from service.guard import Guard
-from service.repository import Entry, Repository
 from service.references import ReferenceStore
+from service.repository import Entry, Repository
 from service.uploads import UploadLimits, parse_batch
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,13 @@ def service_config() -> ServiceConfig:
 
 def upload_limits() -> UploadLimits:
     config = service_config()
-    return UploadLimits(config.max_upload_samples, config.max_upload_dim, config.max_image_pixels,
-                        config.max_zip_files, config.max_decompressed_bytes)
+    return UploadLimits(
+        config.max_upload_samples,
+        config.max_upload_dim,
+        config.max_image_pixels,
+        config.max_zip_files,
+        config.max_decompressed_bytes,
+    )
 
 
 def reference_store() -> ReferenceStore:
@@ -40,23 +45,37 @@ def reference_store() -> ReferenceStore:
 def require_upload(*fields: str) -> tuple[FileStorage, dict[str, str]]:
     """The multipart `file` part and the named form fields (also accepted as query parameters)."""
     if request.mimetype != "multipart/form-data":
-        raise ApiError(415, "send multipart/form-data with a 'file' part and the field(s) "
-                       f"{', '.join(fields)} (curl -F file=@batch.npy -F {fields[0]}=...)",
-                       "unsupported-format")
+        raise ApiError(
+            415,
+            "send multipart/form-data with a 'file' part and the field(s) "
+            f"{', '.join(fields)} (curl -F file=@batch.npy -F {fields[0]}=...)",
+            "unsupported-format",
+        )
     upload = request.files.get("file")
     values = {name: request.form.get(name) or request.args.get(name) for name in fields}
-    absent = [name for name in ("file", *fields)
-              if (upload is None if name == "file" else not values[name])]
+    absent = [
+        name
+        for name in ("file", *fields)
+        if (upload is None if name == "file" else not values[name])
+    ]
     if absent:
-        raise ApiError(400, f"required: {', '.join(repr(n) for n in absent)} (multipart fields)",
-                       "missing-field")
+        raise ApiError(
+            400,
+            f"required: {', '.join(repr(n) for n in absent)} (multipart fields)",
+            "missing-field",
+        )
     return upload, values
 
 
 def read_batch(upload: FileStorage) -> np.ndarray:
     """The uploaded batch, parsed within the limits (`key` picks an array of a .npz)."""
-    return parse_batch(upload.read(), upload.filename, upload.mimetype, upload_limits(),
-                       request.form.get("key") or request.args.get("key"))
+    return parse_batch(
+        upload.read(),
+        upload.filename,
+        upload.mimetype,
+        upload_limits(),
+        request.form.get("key") or request.args.get("key"),
+    )
 
 
 def resolve_reference(name: str) -> tuple[dict, np.ndarray | None]:
@@ -78,13 +97,23 @@ def run_generator(entry: Entry, version: int, z: np.ndarray) -> np.ndarray:
     started = time.perf_counter()
     try:
         max_batch = service_config().max_batch
-        samples = guard().run(runtime.run_batched, session, entry.card["input"]["name"], z,
-                              max_batch, bounded=len(z) <= max_batch)
+        samples = guard().run(
+            runtime.run_batched,
+            session,
+            entry.card["input"]["name"],
+            z,
+            max_batch,
+            bounded=len(z) <= max_batch,
+        )
     except runtime.InferenceFailed as error:
         metrics.INFERENCE_FAILURE.labels(model=entry.name, version=str(version)).inc()
         log.error("%s v%d: inference failed: %s", entry.name, version, error)
-        raise ApiError(503, f"inference failed on the server ({error}); retry shortly",
-                       "inference-failed", headers={"Retry-After": "1"}) from None
+        raise ApiError(
+            503,
+            f"inference failed on the server ({error}); retry shortly",
+            "inference-failed",
+            headers={"Retry-After": "1"},
+        ) from None
     except Exception:
         metrics.INFERENCE_FAILURE.labels(model=entry.name, version=str(version)).inc()
         raise
@@ -117,8 +146,11 @@ def json_body(allowed: tuple[str, ...]) -> dict:
         raise ApiError(400, "request body must be a JSON object", "malformed-json")
     unknown = sorted(set(body) - set(allowed))
     if unknown:
-        raise ApiError(400, f"unknown field(s) {', '.join(unknown)}; allowed: "
-                       f"{', '.join(allowed)}", "unknown-field")
+        raise ApiError(
+            400,
+            f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}",
+            "unknown-field",
+        )
     return body
 
 
@@ -128,11 +160,13 @@ def int_field(body: dict, name: str, default: int | None, low: int, high: int) -
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(400, f"'{name}' must be an integer, got {json.dumps(value)[:40]}",
-                       "invalid-field")
+        raise ApiError(
+            400, f"'{name}' must be an integer, got {json.dumps(value)[:40]}", "invalid-field"
+        )
     if not low <= value <= high:
-        raise ApiError(400, f"'{name}' must be between {low} and {high}, got {value}",
-                       "invalid-field")
+        raise ApiError(
+            400, f"'{name}' must be between {low} and {high}, got {value}", "invalid-field"
+        )
     return value
 
 
@@ -142,6 +176,9 @@ def negotiate(offered: tuple[str, ...]) -> str:
         return offered[0]
     best = request.accept_mimetypes.best_match(offered)
     if best is None:
-        raise ApiError(406, f"cannot answer with {request.headers.get('Accept')!r}; "
-                       f"offered: {', '.join(offered)}", "not-acceptable")
+        raise ApiError(
+            406,
+            f"cannot answer with {request.headers.get('Accept')!r}; offered: {', '.join(offered)}",
+            "not-acceptable",
+        )
     return best

@@ -25,8 +25,14 @@ def diagnostics() -> Response:
     return diagnosis_response(read_batch(upload), fields["reference"], spec, features, media_type)
 
 
-def diagnosis_response(batch: np.ndarray, name: str, spec: dict, features: np.ndarray | None,
-                       media_type: str, extra: dict | None = None) -> Response:
+def diagnosis_response(
+    batch: np.ndarray,
+    name: str,
+    spec: dict,
+    features: np.ndarray | None,
+    media_type: str,
+    extra: dict | None = None,
+) -> Response:
     """Diagnose under the guard; answer the report as JSON or as its figure."""
     started = time.perf_counter()
     report = guard().run(diagnose, batch, spec, name, features)

@@ -3,7 +3,6 @@
 from flask import Blueprint, Response
 
 from service import metrics
-
 from service.api.common import repository
 from service.errors import ApiError
 

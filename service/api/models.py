@@ -61,8 +61,11 @@ def sample_request(name: str) -> tuple[Entry, int, int, int]:
     seed = int_field(body, "seed", secrets.randbits(63), 0, MAX_SEED)
     version = int_field(body, "version", entry.latest_version(), 1, 2**31)
     if version not in entry.sessions:
-        raise ApiError(404, f"{name} has no version {version} (versions: "
-                       f"{sorted(entry.sessions)})", "unknown-version")
+        raise ApiError(
+            404,
+            f"{name} has no version {version} (versions: {sorted(entry.sessions)})",
+            "unknown-version",
+        )
     return entry, version, n, seed
 
 
@@ -80,8 +83,9 @@ def samples(name: str) -> Response:
     headers = {"X-Seed": str(seed), "X-Model-Version": str(version)}
     if media_type == "application/x-npy":
         return Response(npy_bytes(batch), mimetype=media_type, headers=headers)
-    response = jsonify(model=name, version=version, seed=seed, shape=list(batch.shape),
-                       samples=batch.tolist())
+    response = jsonify(
+        model=name, version=version, seed=seed, shape=list(batch.shape), samples=batch.tolist()
+    )
     response.headers.update(headers)
     return response
 
@@ -93,8 +97,9 @@ def diagnose_model(name: str) -> Response:
     entry, version, n, seed = sample_request(name)
     limit = service_config().max_upload_samples
     if n > limit:
-        raise ApiError(400, f"'n' must be at most {limit} to diagnose (MAX_UPLOAD_SAMPLES)",
-                       "invalid-field")
+        raise ApiError(
+            400, f"'n' must be at most {limit} to diagnose (MAX_UPLOAD_SAMPLES)", "invalid-field"
+        )
     media_type = negotiate(REPORT_FORMATS)
     reference = entry.card["reference"]
     spec, features = resolve_reference(reference)

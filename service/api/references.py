@@ -3,7 +3,13 @@ more are built from uploaded batches of real samples."""
 
 from flask import Blueprint, Response, jsonify
 
-from service.api.common import read_batch, reference_store, repository, require_upload, service_config
+from service.api.common import (
+    read_batch,
+    reference_store,
+    repository,
+    require_upload,
+    service_config,
+)
 from service.errors import ApiError
 from service.references import NAME
 
@@ -12,18 +18,29 @@ blueprint = Blueprint("references", __name__, url_prefix="/v1/references")
 
 def summary(card: dict | None, name: str, source: str, error: str | None = None) -> dict:
     card = card or {}
-    return {"name": name, "source": source, "ready": error is None, "error": error,
-            "type": (card.get("reference") or {}).get("type"), "dataset": card.get("dataset"),
-            "description": card.get("description")}
+    return {
+        "name": name,
+        "source": source,
+        "ready": error is None,
+        "error": error,
+        "type": (card.get("reference") or {}).get("type"),
+        "dataset": card.get("dataset"),
+        "description": card.get("description"),
+    }
 
 
 @blueprint.get("")
 def list_references() -> dict:
-    built_in = [summary(e.card, e.name, "builtin", e.error if not e.ready else None)
-                for e in repository().of_kind("reference")]
+    built_in = [
+        summary(e.card, e.name, "builtin", e.error if not e.ready else None)
+        for e in repository().of_kind("reference")
+    ]
     store = reference_store()
-    uploaded = [summary(stored.card, name, "upload")
-                for name in store.names() if (stored := store.get(name)) is not None]
+    uploaded = [
+        summary(stored.card, name, "upload")
+        for name in store.names()
+        if (stored := store.get(name)) is not None
+    ]
     return {"references": built_in + uploaded}
 
 
@@ -47,15 +64,23 @@ def create_reference() -> Response:
     upload, fields = require_upload("name")
     name = fields["name"]
     if not NAME.fullmatch(name):
-        raise ApiError(400, f"invalid reference name {name!r}: 1-64 of a-z 0-9 . _ -, starting "
-                       "with a letter or digit", "invalid-field")
+        raise ApiError(
+            400,
+            f"invalid reference name {name!r}: 1-64 of a-z 0-9 . _ -, starting "
+            "with a letter or digit",
+            "invalid-field",
+        )
     if repository().get(name) is not None:
         raise ApiError(409, f"{name!r} is a built-in name; choose another", "conflict")
     batch = read_batch(upload)
     limit = service_config().max_reference_samples
     if len(batch) > limit:
-        raise ApiError(413, f"number of samples ({len(batch)}) exceeds the limit of {limit} "
-                       "(MAX_REFERENCE_SAMPLES)", "too-large")
+        raise ApiError(
+            413,
+            f"number of samples ({len(batch)}) exceeds the limit of {limit} "
+            "(MAX_REFERENCE_SAMPLES)",
+            "too-large",
+        )
     card = reference_store().create(name, batch, upload.filename)
     response = jsonify(card)
     response.status_code = 201

@@ -52,12 +52,21 @@ def detect_format(filename: str | None, content_type: str | None, head: bytes) -
     if mime in MIME_FORMATS:
         return MIME_FORMATS[mime]
     supported = ", ".join(sorted(FORMATS))
-    raise ApiError(415, f"cannot tell the format of {filename or 'the upload'!r}; "
-                   f"send one of {supported} (by file name or Content-Type)", "unsupported-format")
+    raise ApiError(
+        415,
+        f"cannot tell the format of {filename or 'the upload'!r}; "
+        f"send one of {supported} (by file name or Content-Type)",
+        "unsupported-format",
+    )
 
 
-def parse_batch(data: bytes, filename: str | None, content_type: str | None,
-                limits: UploadLimits, key: str | None = None) -> np.ndarray:
+def parse_batch(
+    data: bytes,
+    filename: str | None,
+    content_type: str | None,
+    limits: UploadLimits,
+    key: str | None = None,
+) -> np.ndarray:
     """The uploaded batch as float64 [N, ...]: N samples (a 1-D upload is N samples of 1 value).
 
     key: the array to take from a .npz holding several (ignored by other formats).
@@ -68,8 +77,13 @@ def parse_batch(data: bytes, filename: str | None, content_type: str | None,
     if kind == "npz":
         array = parse_npz(data, limits, key)
     else:
-        parsers = {"npy": parse_npy, "csv": parse_csv, "json": parse_json, "png": parse_png,
-                   "zip": parse_zip}
+        parsers = {
+            "npy": parse_npy,
+            "csv": parse_csv,
+            "json": parse_json,
+            "png": parse_png,
+            "zip": parse_zip,
+        }
         array = parsers[kind](data, limits)
     if array.ndim == 1:
         array = array.reshape(-1, 1) if array.size else array.reshape(0, 0)

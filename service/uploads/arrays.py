@@ -24,8 +24,9 @@ def parse_npy(data: bytes, limits: UploadLimits) -> np.ndarray:
     except (ValueError, SyntaxError, TypeError) as error:
         raise malformed(f"not a valid .npy file: {error}") from None
     if dtype.kind not in "biuf":
-        raise malformed(f".npy dtype {dtype} is not numeric (object, string and structured "
-                        "arrays are refused)")
+        raise malformed(
+            f".npy dtype {dtype} is not numeric (object, string and structured arrays are refused)"
+        )
     check_limits(shape, limits)
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - stream.tell() < expected:
@@ -34,17 +35,18 @@ def parse_npy(data: bytes, limits: UploadLimits) -> np.ndarray:
     return np.load(stream, allow_pickle=False).astype(np.float64)
 
 
-
-
 def parse_npz(data: bytes, limits: UploadLimits, key: str | None = None) -> np.ndarray:
     """One array of a .npz archive: the only one, or the one named `key`."""
     from service.uploads.images import zip_members  # the capped, bomb-proof zip reader
 
-    arrays = {name.removesuffix(".npy"): payload
-              for name, payload in zip_members(data, ".npy", limits)}
+    arrays = {
+        name.removesuffix(".npy"): payload for name, payload in zip_members(data, ".npy", limits)
+    }
     if key is None and len(arrays) > 1:
-        raise malformed(f".npz holds several arrays ({', '.join(sorted(arrays))}); "
-                        "name one with the 'key' field")
+        raise malformed(
+            f".npz holds several arrays ({', '.join(sorted(arrays))}); "
+            "name one with the 'key' field"
+        )
     chosen = key if key is not None else next(iter(arrays))
     if chosen not in arrays:
         raise malformed(f".npz has no array {chosen!r} (it has {', '.join(sorted(arrays))})")

@@ -26,14 +26,18 @@ def decode_png(data: bytes, limits: UploadLimits) -> np.ndarray:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
             width, height = image.size
             if width * height > limits.max_image_pixels:
-                raise too_large("image pixels", width * height, limits.max_image_pixels,
-                                "MAX_IMAGE_PIXELS")
+                raise too_large(
+                    "image pixels", width * height, limits.max_image_pixels, "MAX_IMAGE_PIXELS"
+                )
             gray = image.mode in GRAY_MODES or (image.mode == "P" and not has_colour(image))
             mode = "L" if gray else "RGB"
             pixels = np.asarray(image.convert(mode), dtype=np.float64) / 255.0
     except Image.DecompressionBombError as error:  # PIL's own guard, far above ours
-        raise ApiError(413, f"image too large: {error} (MAX_IMAGE_PIXELS is "
-                       f"{limits.max_image_pixels})", "too-large") from None
+        raise ApiError(
+            413,
+            f"image too large: {error} (MAX_IMAGE_PIXELS is {limits.max_image_pixels})",
+            "too-large",
+        ) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise malformed(f"not a readable PNG image: {error}") from None
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
@@ -61,8 +65,9 @@ def zip_members(data: bytes, suffix: str, limits: UploadLimits) -> list[tuple[st
         raise malformed(f"not a readable .zip archive: {error}") from None
     if len(infos) > limits.max_zip_files:
         raise too_large("files in the archive", len(infos), limits.max_zip_files, "MAX_ZIP_FILES")
-    chosen = sorted((i for i in infos if i.filename.lower().endswith(suffix)),
-                    key=lambda i: i.filename)
+    chosen = sorted(
+        (i for i in infos if i.filename.lower().endswith(suffix)), key=lambda i: i.filename
+    )
     if not chosen:
         raise malformed(f"the archive holds no {suffix} file")
     budget, members = limits.max_decompressed_bytes, []
@@ -73,20 +78,29 @@ def zip_members(data: bytes, suffix: str, limits: UploadLimits) -> list[tuple[st
     return members
 
 
-def read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int,
-                limits: UploadLimits) -> bytes:
+def read_capped(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int, limits: UploadLimits
+) -> bytes:
     """One member's bytes, refusing to decompress past the remaining `budget`."""
     if info.file_size > budget:
-        raise too_large("decompressed size", info.file_size, limits.max_decompressed_bytes,
-                        "MAX_DECOMPRESSED_BYTES")
+        raise too_large(
+            "decompressed size",
+            info.file_size,
+            limits.max_decompressed_bytes,
+            "MAX_DECOMPRESSED_BYTES",
+        )
     try:
         with archive.open(info) as stream:
             payload = stream.read(budget + 1)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
         raise malformed(f"archive member {info.filename!r} is damaged: {error}") from None
     if len(payload) > budget:
-        raise too_large("decompressed size", len(payload), limits.max_decompressed_bytes,
-                        "MAX_DECOMPRESSED_BYTES")
+        raise too_large(
+            "decompressed size",
+            len(payload),
+            limits.max_decompressed_bytes,
+            "MAX_DECOMPRESSED_BYTES",
+        )
     return payload
 
 

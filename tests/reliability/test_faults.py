@@ -21,8 +21,9 @@ def hammer(url: str, stop: threading.Event, statuses: list) -> None:
     with requests.Session() as session:
         while not stop.is_set():
             try:
-                response = session.post(f"{url}/v1/models/ring8-gan/samples", json={"n": 64},
-                                        timeout=10)
+                response = session.post(
+                    f"{url}/v1/models/ring8-gan/samples", json={"n": 64}, timeout=10
+                )
                 statuses.append(response.status_code)
             except requests.RequestException:
                 statuses.append("error")
@@ -33,8 +34,7 @@ def wait_for_samples(url: str, seconds: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < seconds:
         try:
-            response = requests.post(f"{url}/v1/models/ring8-gan/samples", json={"n": 4},
-                                     timeout=1)
+            response = requests.post(f"{url}/v1/models/ring8-gan/samples", json={"n": 4}, timeout=1)
             if response.status_code == 200:
                 return time.monotonic() - started
         except requests.RequestException:
@@ -44,8 +44,9 @@ def wait_for_samples(url: str, seconds: float) -> float:
 
 
 def test_killed_worker_is_replaced_under_load(model_repo: Path, tmp_path: Path):
-    with running_server(model_repo, tmp_path / "log.txt", WEB_CONCURRENCY="1",
-                        DATA_DIR=str(tmp_path)) as (url, process):
+    with running_server(
+        model_repo, tmp_path / "log.txt", WEB_CONCURRENCY="1", DATA_DIR=str(tmp_path)
+    ) as (url, process):
         stop, statuses = threading.Event(), []
         clients = [threading.Thread(target=hammer, args=(url, stop, statuses)) for _ in range(4)]
         for client in clients:
@@ -67,19 +68,25 @@ def test_killed_worker_is_replaced_under_load(model_repo: Path, tmp_path: Path):
 def test_sigterm_drains_in_flight_requests(model_repo: Path, tmp_path: Path):
     """A diagnosis running when SIGTERM arrives still completes with 200."""
     points = np.random.default_rng(0).normal(size=(20_000, 2))
-    with running_server(model_repo, tmp_path / "log.txt", WEB_CONCURRENCY="1",
-                        DATA_DIR=str(tmp_path)) as (url, process):
-        post = requests.post(f"{url}/v1/references", data={"name": "wide"},
-                             files={"file": ("p.csv", "\n".join(f"{a},{b}" for a, b in points))},
-                             timeout=30)
+    with running_server(
+        model_repo, tmp_path / "log.txt", WEB_CONCURRENCY="1", DATA_DIR=str(tmp_path)
+    ) as (url, process):
+        post = requests.post(
+            f"{url}/v1/references",
+            data={"name": "wide"},
+            files={"file": ("p.csv", "\n".join(f"{a},{b}" for a, b in points))},
+            timeout=30,
+        )
         assert post.status_code == 201
         result: dict = {}
 
         def slow_request() -> None:
-            response = requests.post(f"{url}/v1/diagnostics", data={"reference": "wide"},
-                                     files={"file": ("p.csv", "\n".join(
-                                         f"{a},{b}" for a, b in points[:15_000] * 1.5))},
-                                     timeout=60)
+            response = requests.post(
+                f"{url}/v1/diagnostics",
+                data={"reference": "wide"},
+                files={"file": ("p.csv", "\n".join(f"{a},{b}" for a, b in points[:15_000] * 1.5))},
+                timeout=60,
+            )
             result["status"] = response.status_code
             result["finished"] = time.monotonic()
 
@@ -100,10 +107,15 @@ def test_corrupt_model_is_not_ready_and_the_rest_serve(model_repo: Path, tmp_pat
     (models / "ring8-gan" / "1" / "model.onnx").write_bytes(b"\x08\x07garbage")
     shutil.copytree(models / "ring8-gan", models / "ring8-gan-2")
     (models / "ring8-gan-2" / "1" / "model.onnx").unlink()  # card without its file
-    card = (models / "ring8-gan-2" / "card.json")
+    card = models / "ring8-gan-2" / "card.json"
     card.write_text(card.read_text().replace('"name": "ring8-gan"', '"name": "ring8-gan-2"'))
-    with running_server(models, tmp_path / "log.txt", ready_path="/healthz",
-                        WEB_CONCURRENCY="1", DATA_DIR=str(tmp_path)) as (url, _):
+    with running_server(
+        models,
+        tmp_path / "log.txt",
+        ready_path="/healthz",
+        WEB_CONCURRENCY="1",
+        DATA_DIR=str(tmp_path),
+    ) as (url, _):
         time.sleep(1.0)  # /healthz answers before the worker has finished loading
         ready = requests.get(f"{url}/readyz", timeout=5)
         assert ready.status_code == 503
@@ -123,8 +135,9 @@ def wait_for_workers(log: Path, count: int, seconds: float = 30) -> None:
 
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
 def test_server_stops_cleanly(model_repo: Path, tmp_path: Path, signal_name: str):
-    with running_server(model_repo, tmp_path / "log.txt", WEB_CONCURRENCY="2",
-                        DATA_DIR=str(tmp_path)) as (_, process):
+    with running_server(
+        model_repo, tmp_path / "log.txt", WEB_CONCURRENCY="2", DATA_DIR=str(tmp_path)
+    ) as (_, process):
         wait_for_workers(tmp_path / "log.txt", 2)
         process.send_signal(getattr(signal, signal_name))
         assert process.wait(timeout=15) == 0

@@ -8,17 +8,36 @@ from pathlib import Path
 
 import pytest
 
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance," \
-         "response_schema_conformance"
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,"
+    "response_schema_conformance"
+)
 
 
 def fuzz(url: str, max_examples: int, report: Path) -> tuple[int, str]:
     """(cases generated, output) of one schemathesis run; fails the test on any failure."""
-    command = [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()",
-               "run", f"{url}/openapi.json",
-               "--max-examples", str(max_examples), "--seed", "1", "--checks", CHECKS,
-               "--suppress-health-check", "all", "--request-timeout", "30", "--no-color",
-               "--report", "junit", "--report-dir", str(report)]
+    command = [
+        sys.executable,
+        "-c",
+        "from schemathesis.cli import schemathesis; schemathesis()",
+        "run",
+        f"{url}/openapi.json",
+        "--max-examples",
+        str(max_examples),
+        "--seed",
+        "1",
+        "--checks",
+        CHECKS,
+        "--suppress-health-check",
+        "all",
+        "--request-timeout",
+        "30",
+        "--no-color",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(report),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     generated = re.search(r"(\d+) generated", result.stdout)

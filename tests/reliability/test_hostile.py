@@ -34,8 +34,10 @@ def test_worker_survives_with_bounded_memory(one_worker, baseline_rss):
     assert len(worker) == 1
     assert rss_bytes(worker[0]) - baseline_rss < MEMORY_GROWTH_LIMIT
     assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
-    assert requests.post(f"{url}/v1/models/ring8-gan/samples", json={"n": 3},
-                         timeout=10).status_code == 200
+    assert (
+        requests.post(f"{url}/v1/models/ring8-gan/samples", json={"n": 3}, timeout=10).status_code
+        == 200
+    )
 
 
 def test_nothing_is_written_outside_the_data_folder(one_worker, tmp_path):

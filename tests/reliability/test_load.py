@@ -14,8 +14,17 @@ from bench.server import ROOT
 
 
 def test_short_load_has_no_errors(model_repo: Path, tmp_path: Path):
-    result = load_test(model_repo, "ring8-gan", 64, 8, 3.0, "python", tmp_path / "log.txt",
-                       WEB_CONCURRENCY="2", DATA_DIR=str(tmp_path))
+    result = load_test(
+        model_repo,
+        "ring8-gan",
+        64,
+        8,
+        3.0,
+        "python",
+        tmp_path / "log.txt",
+        WEB_CONCURRENCY="2",
+        DATA_DIR=str(tmp_path),
+    )
     assert result.statuses[200] > 50
     assert set(result.statuses) <= {200, 503}
 
@@ -23,7 +32,16 @@ def test_short_load_has_no_errors(model_repo: Path, tmp_path: Path):
 @pytest.mark.slow
 def test_sixty_seconds_at_32_clients_has_no_errors(tmp_path: Path):
     client = "wrk" if shutil.which("wrk") else "python"
-    result = load_test(ROOT / "models", "ring8-gan", 64, 32, 60.0, client, tmp_path / "log.txt",
-                       WEB_CONCURRENCY="2", DATA_DIR=str(tmp_path))
+    result = load_test(
+        ROOT / "models",
+        "ring8-gan",
+        64,
+        32,
+        60.0,
+        client,
+        tmp_path / "log.txt",
+        WEB_CONCURRENCY="2",
+        DATA_DIR=str(tmp_path),
+    )
     assert result.statuses[200] > 1000
     assert set(result.statuses) <= {200, 503}

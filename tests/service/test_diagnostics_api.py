@@ -25,8 +25,7 @@ def encode(array: np.ndarray, fmt: str) -> bytes:
     return json.dumps({"samples": array.tolist()}).encode()
 
 
-def upload(client, data: bytes, filename: str = "samples.npy", reference: str = "ring8",
-           **kwargs):
+def upload(client, data: bytes, filename: str = "samples.npy", reference: str = "ring8", **kwargs):
     form = {"file": (io.BytesIO(data), filename), "reference": reference}
     return client.post("/v1/diagnostics", data=form, content_type="multipart/form-data", **kwargs)
 
@@ -95,8 +94,9 @@ def test_unknown_reference_is_404(client, ring8_reference):
 
 
 def test_missing_fields_are_400(client):
-    response = client.post("/v1/diagnostics", data={"reference": "ring8"},
-                           content_type="multipart/form-data")
+    response = client.post(
+        "/v1/diagnostics", data={"reference": "ring8"}, content_type="multipart/form-data"
+    )
     assert response.status_code == 400 and "'file'" in response.get_json()["detail"]
 
 

@@ -1,19 +1,27 @@
 """The real gunicorn with the repo's config on a free loopback port: generate, diagnose, stop."""
 
 import time
-from pathlib import Path
 
 import requests
+
 
 def test_generate_then_diagnose_over_http(server):
     url, _, _ = server
     models = requests.get(f"{url}/v1/models", timeout=5).json()["models"]
     assert [m["name"] for m in models] == ["ring8-gan"]
-    drawn = requests.post(f"{url}/v1/models/ring8-gan/samples", json={"n": 2500, "seed": 1},
-                          headers={"Accept": "application/x-npy"}, timeout=30)
+    drawn = requests.post(
+        f"{url}/v1/models/ring8-gan/samples",
+        json={"n": 2500, "seed": 1},
+        headers={"Accept": "application/x-npy"},
+        timeout=30,
+    )
     assert drawn.status_code == 200 and drawn.headers["Content-Type"] == "application/x-npy"
-    report = requests.post(f"{url}/v1/diagnostics", data={"reference": "ring8"},
-                           files={"file": ("samples.npy", drawn.content)}, timeout=30)
+    report = requests.post(
+        f"{url}/v1/diagnostics",
+        data={"reference": "ring8"},
+        files={"file": ("samples.npy", drawn.content)},
+        timeout=30,
+    )
     assert report.status_code == 200
     body = report.json()
     assert body["n_samples"] == 2500 and body["modes"]["total"] == 8
@@ -23,8 +31,14 @@ def test_generate_then_diagnose_over_http(server):
 def test_same_seed_across_workers(server):
     url, _, _ = server
     answers = {
-        tuple(map(tuple, requests.post(f"{url}/v1/models/ring8-gan/samples",
-                                       json={"n": 8, "seed": 5}, timeout=10).json()["samples"]))
+        tuple(
+            map(
+                tuple,
+                requests.post(
+                    f"{url}/v1/models/ring8-gan/samples", json={"n": 8, "seed": 5}, timeout=10
+                ).json()["samples"],
+            )
+        )
         for _ in range(6)
     }
     assert len(answers) == 1
@@ -43,8 +57,7 @@ def test_sessions_are_created_in_the_workers(server):
     _, process, log = server
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # the second worker may still be loading
-        lines = [line for line in log.read_text().splitlines()
-                 if "model ring8-gan: ready" in line]
+        lines = [line for line in log.read_text().splitlines() if "model ring8-gan: ready" in line]
         pids = {line.split("[")[1].split("]")[0] for line in lines}
         if len(pids) == 2:
             break

@@ -13,8 +13,14 @@ PROBLEM = "application/problem+json"
 def binary_request(z: np.ndarray, request_id: str = "r1", binary_output: bool = True):
     header = {
         "id": request_id,
-        "inputs": [{"name": "z", "shape": list(z.shape), "datatype": "FP32",
-                    "parameters": {"binary_data_size": z.nbytes}}],
+        "inputs": [
+            {
+                "name": "z",
+                "shape": list(z.shape),
+                "datatype": "FP32",
+                "parameters": {"binary_data_size": z.nbytes},
+            }
+        ],
         "outputs": [{"name": "samples", "parameters": {"binary_data": binary_output}}],
     }
     encoded = json.dumps(header).encode()
@@ -23,9 +29,12 @@ def binary_request(z: np.ndarray, request_id: str = "r1", binary_output: bool = 
 
 def expected_samples(client, z: np.ndarray) -> np.ndarray:
     """What /v1 gives for the same latents (seeded there, so compare via the same seed)."""
-    return np.asarray(client.post("/v1/models/ring8-gan/samples",
-                                  json={"n": len(z), "seed": 4}).get_json()["samples"],
-                      dtype=np.float32)
+    return np.asarray(
+        client.post("/v1/models/ring8-gan/samples", json={"n": len(z), "seed": 4}).get_json()[
+            "samples"
+        ],
+        dtype=np.float32,
+    )
 
 
 def test_server_metadata(client):
@@ -42,16 +51,19 @@ def test_model_metadata(client):
 
 def test_infer_json_equals_v1_samples(client):
     z = gaussian_latents(6, 2, 4)
-    body = {"id": "abc", "inputs": [{"name": "z", "shape": [6, 2], "datatype": "FP32",
-                                     "data": z.ravel().tolist()}]}
+    body = {
+        "id": "abc",
+        "inputs": [{"name": "z", "shape": [6, 2], "datatype": "FP32", "data": z.ravel().tolist()}],
+    }
     response = client.post("/v2/models/ring8-gan/infer", data=json.dumps(body))
     assert response.status_code == 200
     answer = response.get_json()
     assert answer["id"] == "abc" and answer["model_version"] == "1"
     output = answer["outputs"][0]
     assert output["shape"] == [6, 2] and output["datatype"] == "FP32"
-    np.testing.assert_array_equal(np.asarray(output["data"], np.float32).reshape(6, 2),
-                                  expected_samples(client, z))
+    np.testing.assert_array_equal(
+        np.asarray(output["data"], np.float32).reshape(6, 2), expected_samples(client, z)
+    )
 
 
 def test_infer_binary_round_trip(client):
@@ -82,8 +94,11 @@ def test_bad_infer_requests_are_400_with_error(client, mutate, fragment):
     header = json.loads(data[:length])
     mutate(header)
     encoded = json.dumps(header).encode()
-    response = client.post("/v2/models/ring8-gan/infer", data=encoded + data[length:],
-                           headers={"Inference-Header-Content-Length": str(len(encoded))})
+    response = client.post(
+        "/v2/models/ring8-gan/infer",
+        data=encoded + data[length:],
+        headers={"Inference-Header-Content-Length": str(len(encoded))},
+    )
     assert response.status_code == 400 and response.mimetype == PROBLEM
     assert fragment in response.get_json()["error"]
 

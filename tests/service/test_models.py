@@ -58,8 +58,9 @@ def test_batch_split_does_not_change_samples(model_repo):
 def test_samples_npy_matches_json(client):
     body = {"n": 16, "seed": 11}
     as_json = client.post("/v1/models/ring8-gan/samples", json=body).get_json()
-    response = client.post("/v1/models/ring8-gan/samples", json=body,
-                           headers={"Accept": "application/x-npy"})
+    response = client.post(
+        "/v1/models/ring8-gan/samples", json=body, headers={"Accept": "application/x-npy"}
+    )
     assert response.mimetype == "application/x-npy"
     array = np.load(io.BytesIO(response.data), allow_pickle=False)
     assert array.dtype == np.float32 and array.shape == (16, 2)
@@ -92,8 +93,9 @@ def test_bad_sample_requests_are_400(client, body, fragment):
 
 
 def test_malformed_json_is_400(client):
-    response = client.post("/v1/models/ring8-gan/samples", data=b"{n: 5",
-                           content_type="application/json")
+    response = client.post(
+        "/v1/models/ring8-gan/samples", data=b"{n: 5", content_type="application/json"
+    )
     assert response.status_code == 400 and "not valid JSON" in response.get_json()["detail"]
 
 
@@ -103,8 +105,9 @@ def test_unknown_version_is_404(client):
 
 
 def test_unacceptable_format_is_406(client):
-    response = client.post("/v1/models/ring8-gan/samples", json={"n": 1},
-                           headers={"Accept": "image/gif"})
+    response = client.post(
+        "/v1/models/ring8-gan/samples", json={"n": 1}, headers={"Accept": "image/gif"}
+    )
     assert response.status_code == 406 and response.mimetype == PROBLEM
 
 

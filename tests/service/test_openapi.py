@@ -17,8 +17,12 @@ def flask_routes(app) -> set[tuple[str, str]]:
 
 
 def spec_routes(document: dict) -> set[tuple[str, str]]:
-    return {(path, method) for path, item in document["paths"].items()
-            for method in ("get", "post", "put", "delete") if method in item}
+    return {
+        (path, method)
+        for path, item in document["paths"].items()
+        for method in ("get", "post", "put", "delete")
+        if method in item
+    }
 
 
 def test_openapi_validates(client):

@@ -52,8 +52,9 @@ def test_wrong_or_missing_key_is_401(keyed_client, authorization):
 
 
 def test_right_key_passes(keyed_client):
-    response = keyed_client.post("/v1/models/ring8-gan/samples", json={"n": 1},
-                                 headers={"Authorization": "Bearer s3cret"})
+    response = keyed_client.post(
+        "/v1/models/ring8-gan/samples", json={"n": 1}, headers={"Authorization": "Bearer s3cret"}
+    )
     assert response.status_code == 200
 
 
@@ -90,22 +91,29 @@ def test_metrics_move_after_requests(client):
     client.post("/v1/models/ring8-gan/samples", json={"n": 10, "seed": 1})
     after = client.get("/metrics").get_data(as_text=True)
     labels = {"model": "ring8-gan", "version": "1"}
-    assert metric_value(after, "nv_inference_count", **labels) == metric_value(
-        before, "nv_inference_count", **labels) + 10
+    assert (
+        metric_value(after, "nv_inference_count", **labels)
+        == metric_value(before, "nv_inference_count", **labels) + 10
+    )
     route = {"route": "/v1/models/<name>/samples", "status": "200"}
-    assert metric_value(after, "http_requests_total", **route) == metric_value(
-        before, "http_requests_total", **route) + 1
+    assert (
+        metric_value(after, "http_requests_total", **route)
+        == metric_value(before, "http_requests_total", **route) + 1
+    )
 
 
 def test_metrics_aggregate_over_gunicorn_workers(server):
     url, _, _ = server
     for seed in range(8):
-        requests.post(f"{url}/v1/models/ring8-gan/samples", json={"n": 3, "seed": seed},
-                      timeout=10)
+        requests.post(f"{url}/v1/models/ring8-gan/samples", json={"n": 3, "seed": seed}, timeout=10)
     text = requests.get(f"{url}/metrics", timeout=5).text
     assert metric_value(text, "nv_inference_count", model="ring8-gan") == 24
-    assert metric_value(text, "model_execution_provider", model="ring8-gan",
-                        provider="CPUExecutionProvider") == 1
+    assert (
+        metric_value(
+            text, "model_execution_provider", model="ring8-gan", provider="CPUExecutionProvider"
+        )
+        == 1
+    )
 
 
 class FailingSession:

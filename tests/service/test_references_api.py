@@ -18,8 +18,14 @@ def npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def post_file(client, path: str, data: bytes, filename: str = "batch.npy",
-              headers: dict | None = None, **fields):
+def post_file(
+    client,
+    path: str,
+    data: bytes,
+    filename: str = "batch.npy",
+    headers: dict | None = None,
+    **fields,
+):
     form = {"file": (io.BytesIO(data), filename), **fields}
     return client.post(path, data=form, content_type="multipart/form-data", headers=headers)
 
@@ -49,8 +55,9 @@ def test_create_list_get_delete(client):
 
 def test_uploaded_reference_is_seen_by_another_worker(model_repo, tmp_path):
     """Two app instances (two gunicorn workers) sharing DATA_DIR see the same references."""
-    first, second = (create_app(make_config(model_repo, data_dir=tmp_path)).test_client()
-                     for _ in range(2))
+    first, second = (
+        create_app(make_config(model_repo, data_dir=tmp_path)).test_client() for _ in range(2)
+    )
     post_file(first, "/v1/references", npy(np.ones((50, 2)) * np.arange(50)[:, None]), name="r")
     assert second.get("/v1/references/r").status_code == 200
     assert second.delete("/v1/references/r").status_code == 204
@@ -72,8 +79,9 @@ def test_name_taken_is_409(client):
 
 
 def test_caps_on_count_and_size(model_repo):
-    client = create_app(make_config(model_repo, max_references=1,
-                                    max_reference_samples=20)).test_client()
+    client = create_app(
+        make_config(model_repo, max_references=1, max_reference_samples=20)
+    ).test_client()
     assert post_file(client, "/v1/references", npy(np.eye(10)), name="a").status_code == 201
     full = post_file(client, "/v1/references", npy(np.eye(10)), name="b")
     assert full.status_code == 409 and "MAX_REFERENCES" in full.get_json()["detail"]
@@ -98,11 +106,13 @@ def test_digits_with_one_class_removed_is_partial_collapse(client, digits):
     order = rng.permutation(len(images))
     reference, batch = order[: len(order) // 2], order[len(order) // 2 :]
     post_file(client, "/v1/references", npy(images[reference]), name="digits-real")
-    whole = post_file(client, "/v1/diagnostics", npy(images[batch]),
-                      reference="digits-real").get_json()
+    whole = post_file(
+        client, "/v1/diagnostics", npy(images[batch]), reference="digits-real"
+    ).get_json()
     without_3 = batch[labels[batch] != 3]
-    dropped = post_file(client, "/v1/diagnostics", npy(images[without_3]),
-                        reference="digits-real").get_json()
+    dropped = post_file(
+        client, "/v1/diagnostics", npy(images[without_3]), reference="digits-real"
+    ).get_json()
     assert whole["verdict"]["status"] == "healthy", whole["verdict"]
     assert dropped["verdict"]["status"] == "partial_collapse", dropped["verdict"]
     coverage = [r["features"]["manifold"]["coverage"] for r in (whole, dropped)]
@@ -122,16 +132,16 @@ def test_images_in_channels_last_layout_fit_the_reference(client, digits):
 def test_images_of_another_size_are_422(client, digits):
     images, _ = digits
     post_file(client, "/v1/references", npy(images[:100]), name="d100")
-    response = post_file(client, "/v1/diagnostics", npy(np.zeros((10, 1, 9, 9))),
-                         reference="d100")
+    response = post_file(client, "/v1/diagnostics", npy(np.zeros((10, 1, 9, 9))), reference="d100")
     assert response.status_code == 422 and "(C, H, W)" in response.get_json()["detail"]
 
 
 def test_self_diagnosis_equals_sampling_then_uploading(client):
     report = client.post("/v1/models/ring8-gan/diagnose", json={"n": 500, "seed": 3}).get_json()
     drawn = client.post("/v1/models/ring8-gan/samples", json={"n": 500, "seed": 3})
-    uploaded = post_file(client, "/v1/diagnostics", drawn.data, filename="s.json",
-                         reference="ring8").get_json()
+    uploaded = post_file(
+        client, "/v1/diagnostics", drawn.data, filename="s.json", reference="ring8"
+    ).get_json()
     assert report["model"] == "ring8-gan" and report["seed"] == 3
     assert {k: v for k, v in report.items() if k not in ("model", "version", "seed")} == uploaded
 
@@ -143,15 +153,21 @@ def test_report_figure_is_a_png(client, digits, ring8_reference, kind):
     from tests.helpers import draw_mixture
 
     if kind == "mixture":
-        response = post_file(client, "/v1/diagnostics",
-                             npy(draw_mixture(ring8_reference, 500, [0, 1, 2])),
-                             reference="ring8", headers=PNG)
+        response = post_file(
+            client,
+            "/v1/diagnostics",
+            npy(draw_mixture(ring8_reference, 500, [0, 1, 2])),
+            reference="ring8",
+            headers=PNG,
+        )
     else:
-        batch = digits[0][:200] if kind == "images" else np.random.default_rng(1).normal(
-            size=(300, 5))
+        batch = (
+            digits[0][:200] if kind == "images" else np.random.default_rng(1).normal(size=(300, 5))
+        )
         post_file(client, "/v1/references", npy(batch), name=f"fig-{kind}")
-        response = post_file(client, "/v1/diagnostics", npy(batch[:150]),
-                             reference=f"fig-{kind}", headers=PNG)
+        response = post_file(
+            client, "/v1/diagnostics", npy(batch[:150]), reference=f"fig-{kind}", headers=PNG
+        )
     assert response.status_code == 200
     with Image.open(io.BytesIO(response.data)) as image:
         assert image.format == "PNG" and image.size == (1100, 500)

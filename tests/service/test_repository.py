@@ -23,9 +23,11 @@ BREAKAGES = {
     "card not json": lambda repo: (repo / "ring8-gan/card.json").write_text("{"),
     "card fails schema": lambda repo: break_card(repo, "ring8-gan", lambda c: c.pop("latent_dim")),
     "reference missing": lambda repo: break_card(
-        repo, "ring8-gan", lambda c: c.update(reference="nowhere")),
+        repo, "ring8-gan", lambda c: c.update(reference="nowhere")
+    ),
     "card name differs": lambda repo: break_card(
-        repo, "ring8-gan", lambda c: c.update(name="other")),
+        repo, "ring8-gan", lambda c: c.update(name="other")
+    ),
     "card without folder card": lambda repo: (repo / "ring8-gan/card.json").unlink(),
 }
 

@@ -11,8 +11,13 @@ from PIL import Image
 from service.errors import ApiError
 from service.uploads import UploadLimits, parse_batch
 
-LIMITS = UploadLimits(max_samples=1000, max_dim=4096, max_image_pixels=64 * 64,
-                      max_zip_files=20, max_decompressed_bytes=1 << 20)
+LIMITS = UploadLimits(
+    max_samples=1000,
+    max_dim=4096,
+    max_image_pixels=64 * 64,
+    max_zip_files=20,
+    max_decompressed_bytes=1 << 20,
+)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
@@ -75,13 +80,26 @@ def test_format_from_magic_without_a_name():
 @pytest.mark.parametrize(
     ("make", "filename", "status", "fragment"),
     [
-        (lambda: zip_bytes({"a.png": b"\0" * (2 << 20)}), "bomb.zip", 413, "MAX_DECOMPRESSED_BYTES"),
+        (
+            lambda: zip_bytes({"a.png": b"\0" * (2 << 20)}),
+            "bomb.zip",
+            413,
+            "MAX_DECOMPRESSED_BYTES",
+        ),
         (lambda: zip_bytes({f"{i}.png": b"" for i in range(21)}), "many.zip", 413, "MAX_ZIP_FILES"),
         (lambda: png_bytes(np.zeros((65, 64), np.uint8)), "big.png", 413, "MAX_IMAGE_PIXELS"),
         (lambda: zip_bytes({"notes.txt": b"hi"}), "x.zip", 400, "no .png file"),
-        (lambda: zip_bytes({"a.png": png_bytes(np.zeros((8, 8), np.uint8)),
-                            "b.png": png_bytes(np.zeros((9, 8), np.uint8))}), "x.zip", 400,
-         "differ in shape"),
+        (
+            lambda: zip_bytes(
+                {
+                    "a.png": png_bytes(np.zeros((8, 8), np.uint8)),
+                    "b.png": png_bytes(np.zeros((9, 8), np.uint8)),
+                }
+            ),
+            "x.zip",
+            400,
+            "differ in shape",
+        ),
         (lambda: zip_bytes({"a.png": b"not a png"}), "x.zip", 400, "not a readable PNG"),
         (lambda: b"PK\x03\x04 truncated", "x.zip", 400, "not a readable .zip"),
         (lambda: png_bytes(np.zeros((8, 8), np.uint8))[:40], "x.png", 400, "not a readable PNG"),
