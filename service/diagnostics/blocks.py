@@ -293,3 +293,21 @@ def run_tiles(task: Callable[..., None], arguments: list[tuple], workers: int) -
     with _blas_single_threaded(), ThreadPoolExecutor(workers) as pool:
         for future in [pool.submit(task, *each) for each in arguments]:
             future.result()
+
+
+def nearest_centres(
+    points: np.ndarray, centres: np.ndarray, block_size: int = DEFAULT_BLOCK_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """(index int64 [N], squared distance float64 [N]) of each point's nearest centre.
+
+    points: float64 [N, d]; centres: float64 [K, d]; K is small, so tiles are
+    block_size x K. Ties go to the lower index (argmin).
+    """
+    point_norms, centre_norms = squared_norms(points), squared_norms(centres)
+    index = np.empty(points.shape[0], dtype=np.int64)
+    distance = np.empty(points.shape[0])
+    for rows in block_ranges(points.shape[0], block_size):
+        tile = squared_distances(points[rows], centres, point_norms[rows], centre_norms)
+        index[rows] = np.argmin(tile, axis=1)
+        distance[rows] = tile[np.arange(tile.shape[0]), index[rows]]
+    return index, distance

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from .blocks import DEFAULT_BLOCK_SIZE, nearest_centres
 from .errors import DiagnosticsError
 from .special import chi2_cdf
 
 HIGH_QUALITY_STDS = 3.0  # "within 3 standard deviations of its nearest mode" (VEEGAN, PacGAN)
-DEFAULT_BLOCK_SIZE = 4096
 _PAIR_BLOCK_ELEMENTS = 1 << 20  # mode pairs per block in expected_coverage_ideal
 
 
@@ -116,19 +116,9 @@ def nearest_modes(
         raise ValueError(f"block_size must be >= 1, got {block_size}")
     samples = np.asarray(samples, dtype=np.float64)
     centres = np.asarray(centres, dtype=np.float64)
-    centre_norms = np.einsum("kd,kd->k", centres, centres)
-    index = np.empty(samples.shape[0], dtype=np.int64)
-    distance = np.empty(samples.shape[0], dtype=np.float64)
-    for start in range(0, samples.shape[0], block_size):
-        block = samples[start : start + block_size]
-        squared = np.einsum("nd,nd->n", block, block)[:, None] - 2.0 * block @ centres.T
-        squared += centre_norms[None, :]
-        np.maximum(squared, 0.0, out=squared)
-        winner = np.argmin(squared, axis=1)
-        offset = block - centres[winner]
-        index[start : start + block.shape[0]] = winner
-        distance[start : start + block.shape[0]] = np.sqrt(np.einsum("nd,nd->n", offset, offset))
-    return index, distance
+    index, _ = nearest_centres(samples, centres, block_size)
+    offset = samples - centres[index]
+    return index, np.sqrt(np.einsum("nd,nd->n", offset, offset))
 
 
 def mode_metrics(

@@ -12,31 +12,13 @@ import math
 
 import numpy as np
 
-from .blocks import DEFAULT_BLOCK_SIZE, block_ranges, squared_distances, squared_norms
+from .blocks import nearest_centres
 from .errors import DiagnosticsError
 
 MAX_BINS = 100  # Richardson & Weiss use K = 100
 MIN_POINTS_PER_BIN = 20  # smaller references get K = N_ref // 20 bins (>= 20 points a bin)
 ALPHA = 0.05
 _KMEANS_ITERATIONS = 100
-
-
-def nearest_centres(
-    points: np.ndarray, centres: np.ndarray, block_size: int = DEFAULT_BLOCK_SIZE
-) -> tuple[np.ndarray, np.ndarray]:
-    """(index int64 [N], squared distance float64 [N]) of each point's nearest centre.
-
-    points: float64 [N, d]; centres: float64 [K, d]; K is small, so tiles are
-    block_size x K. Ties go to the lower index (argmin).
-    """
-    point_norms, centre_norms = squared_norms(points), squared_norms(centres)
-    index = np.empty(points.shape[0], dtype=np.int64)
-    distance = np.empty(points.shape[0])
-    for rows in block_ranges(points.shape[0], block_size):
-        tile = squared_distances(points[rows], centres, point_norms[rows], centre_norms)
-        index[rows] = np.argmin(tile, axis=1)
-        distance[rows] = tile[np.arange(tile.shape[0]), index[rows]]
-    return index, distance
 
 
 def kmeans_plus_plus(points: np.ndarray, n_bins: int, rng: np.random.Generator) -> np.ndarray:
