@@ -60,8 +60,8 @@ WORKDIR /app
 COPY service ./service
 COPY models ./models
 
-# PROMETHEUS_MULTIPROC_DIR: per-worker metric files (gunicorn.conf.py empties it at start); it
-# and CUDA_CACHE_PATH (the driver's PTX JIT cache) live under /tmp, the one writable place when
+# PROMETHEUS_MULTIPROC_DIR: per-worker metric files (gunicorn.conf.py empties it at start); it,
+# DATA_DIR (uploaded references; mount a volume there to keep them) and CUDA_CACHE_PATH (the driver's PTX JIT cache) live under /tmp, the one writable place when
 # the root filesystem is read-only (deploy/kubernetes.yaml mounts an emptyDir there).
 # NVIDIA_DRIVER_CAPABILITIES tells the NVIDIA container runtime to mount the compute libraries
 # (libcuda); which GPUs are visible is left to `docker run --gpus` or the device plugin.
@@ -69,6 +69,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MODEL_REPOSITORY=/app/models \
+    DATA_DIR=/tmp/data \
     PROMETHEUS_MULTIPROC_DIR=/tmp/metrics \
     CUDA_CACHE_PATH=/tmp/cuda-cache \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
