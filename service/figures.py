@@ -118,6 +118,8 @@ def draw_grid(axes, batch: np.ndarray) -> None:
 
 def draw_bins(axes, report: dict) -> None:
     """Reference vs sample share per K-means bin (NDB), differing bins in red."""
+    from matplotlib.patches import Patch
+
     bins = (report.get("features") or {}).get("ndb")
     if bins is None:
         axes.text(0.5, 0.5, "too few samples for NDB", ha="center", va="center")
@@ -132,9 +134,10 @@ def draw_bins(axes, report: dict) -> None:
     different = set(bins["different_bins"])
     colours = ["red" if i in different else "tab:blue" for i in positions]
     axes.bar(positions, samples / max(samples.sum(), 1), width=0.5, color=colours)
-    axes.bar([], [], color="tab:blue", label="samples")  # legend entries only
-    axes.bar([], [], color="red", label="samples, bin differs (p < 0.05)")
     axes.set_xlabel("K-means bin of the reference")
     axes.set_ylabel("share")
     axes.set_title(f"NDB: {bins['ndb']} of {bins['n_bins']} bins differ")
-    axes.legend(fontsize=8)
+    legend = [("lightgray", "reference"), ("tab:blue", "samples"),
+              ("red", "samples, bin differs (p < 0.05)")]
+    axes.legend(handles=[Patch(color=colour, label=label) for colour, label in legend],
+                fontsize=8)
