@@ -137,7 +137,9 @@ def draw_bins(axes, report: dict) -> None:
     axes.set_xlabel("K-means bin of the reference")
     axes.set_ylabel("share")
     axes.set_title(f"NDB: {bins['ndb']} of {bins['n_bins']} bins differ")
-    legend = [("lightgray", "reference"), ("tab:blue", "samples"),
-              ("red", "samples, bin differs (p < 0.05)")]
-    axes.legend(handles=[Patch(color=colour, label=label) for colour, label in legend],
-                fontsize=8)
+    legend = [
+        ("lightgray", "reference"),
+        ("tab:blue", "samples"),
+        ("red", "samples, bin differs (p < 0.05)"),
+    ]
+    axes.legend(handles=[Patch(color=colour, label=label) for colour, label in legend], fontsize=8)

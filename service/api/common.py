@@ -45,14 +45,14 @@ def reference_store() -> ReferenceStore:
 def require_upload(*fields: str) -> tuple[FileStorage, dict[str, str]]:
     """The multipart `file` part and the named form fields (also accepted as query parameters)."""
     if request.mimetype != "multipart/form-data":
+        named = "".join(f" -F {name}=..." for name in fields)
         raise ApiError(
             415,
-            "send multipart/form-data with a 'file' part and the field(s) "
-            f"{', '.join(fields)} (curl -F file=@batch.npy -F {fields[0]}=...)",
+            f"send multipart/form-data with a 'file' part (curl -F file=@batch.npy{named} ...)",
             "unsupported-format",
         )
     upload = request.files.get("file")
-    values = {name: request.form.get(name) or request.args.get(name) for name in fields}
+    values = {name: form_value(name) for name in fields}
     absent = [
         name
         for name in ("file", *fields)
@@ -65,6 +65,11 @@ def require_upload(*fields: str) -> tuple[FileStorage, dict[str, str]]:
             "missing-field",
         )
     return upload, values
+
+
+def form_value(name: str) -> str | None:
+    """A multipart form field, else the query parameter of that name, else None."""
+    return request.form.get(name) or request.args.get(name) or None
 
 
 def read_batch(upload: FileStorage) -> np.ndarray:

@@ -6,7 +6,14 @@ import numpy as np
 from flask import Blueprint, Response, jsonify
 
 from service import metrics
-from service.api.common import guard, negotiate, read_batch, require_upload, resolve_reference
+from service.api.common import (
+    form_value,
+    guard,
+    negotiate,
+    read_batch,
+    require_upload,
+    resolve_reference,
+)
 from service.diagnostics import diagnose
 from service.figures import render_report
 
@@ -18,11 +25,13 @@ blueprint = Blueprint("diagnostics", __name__, url_prefix="/v1/diagnostics")
 @blueprint.post("")
 def diagnostics() -> Response:
     """multipart/form-data: `file` (the batch) and `reference` (a reference name) -> report
-    (JSON, or a PNG figure with `Accept: image/png`)."""
-    upload, fields = require_upload("reference")
+    (JSON, or a PNG figure with `Accept: image/png`). Without `reference`: the Vendi score and
+    duplicates only."""
+    upload, _ = require_upload()
     media_type = negotiate(REPORT_FORMATS)
-    spec, features = resolve_reference(fields["reference"])
-    return diagnosis_response(read_batch(upload), fields["reference"], spec, features, media_type)
+    name = form_value("reference")
+    spec, features = resolve_reference(name) if name else (None, None)
+    return diagnosis_response(read_batch(upload), name, spec, features, media_type)
 
 
 def diagnosis_response(
@@ -36,7 +45,9 @@ def diagnosis_response(
     """Diagnose under the guard; answer the report as JSON or as its figure."""
     started = time.perf_counter()
     report = guard().run(diagnose, batch, spec, name, features)
-    metrics.DIAGNOSTICS_SECONDS.labels(reference=name).observe(time.perf_counter() - started)
+    metrics.DIAGNOSTICS_SECONDS.labels(reference=name or "none").observe(
+        time.perf_counter() - started
+    )
     if media_type == "image/png":
         png = guard().run(render_report, report, batch, spec, features)
         return Response(png, mimetype="image/png")

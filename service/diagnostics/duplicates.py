@@ -3,9 +3,10 @@
 Identical outputs are the bluntest collapse. Exact duplicates are identical rows. Near
 duplicates are pairs closer than a threshold: by default a tenth of the median
 nearest-neighbour distance within the reference (two independent draws of the reference are
-rarely that close), or, without a reference, a hundredth of the batch's own typical distance
-sqrt(2 trace Cov) (the root-mean-square distance between two independent rows; it does not
-shrink when a few rows collapse together).
+rarely that close), or, without a reference, the larger of a tenth of the batch's own median
+nearest-neighbour distance and a thousandth of its RMS row norm. The first scale is the
+reference rule applied to the batch; the second keeps the threshold from vanishing when most
+rows collapse onto one point (then the median nearest-neighbour distance is ~0 itself).
 
 Support estimate (Arora & Zhang 2017, "Do GANs actually learn the distribution? An empirical
 study", section 2): for a uniform distribution on S items, n draws contain on average
@@ -20,7 +21,7 @@ from .errors import DiagnosticsError
 from .manifold import nearest_neighbour_squared_distances
 
 REFERENCE_RELATIVE_THRESHOLD = 0.1  # x median nearest-neighbour distance of the reference
-BATCH_RELATIVE_THRESHOLD = 0.01  # x sqrt(2 trace Cov) of the batch, without a reference
+BATCH_NORM_THRESHOLD = 1e-3  # x RMS row norm of the batch: the floor without a reference
 
 
 def near_duplicate_threshold(
@@ -30,11 +31,13 @@ def near_duplicate_threshold(
 
     samples: float64 [n, d]; reference: float64 [N, d] with N >= 2, or None.
     """
-    if reference is not None:
-        nearest = nearest_neighbour_squared_distances(reference, 1, block_size)[:, 1]
-        return REFERENCE_RELATIVE_THRESHOLD * float(np.sqrt(np.median(nearest)))
-    spread = float(np.sum(np.var(samples, axis=0)))
-    return BATCH_RELATIVE_THRESHOLD * float(np.sqrt(2.0 * spread))
+    scale = samples if reference is None else reference
+    nearest = nearest_neighbour_squared_distances(scale, 1, block_size)[:, 1]
+    threshold = REFERENCE_RELATIVE_THRESHOLD * float(np.sqrt(np.median(nearest)))
+    if reference is None:
+        rms_norm = float(np.sqrt(np.mean(np.sum(samples**2, axis=1))))
+        threshold = max(threshold, BATCH_NORM_THRESHOLD * rms_norm)
+    return threshold
 
 
 def exact_duplicates(samples: np.ndarray) -> dict[str, int | float]:

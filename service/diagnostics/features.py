@@ -13,14 +13,21 @@ from .duplicates import duplicates
 from .errors import DiagnosticsError
 from .manifold import DENSITY_COVERAGE_K, PRECISION_RECALL_K, manifold_metrics
 from .ndb import MIN_POINTS_PER_BIN, ndb
+from .vendi import MAX_SAMPLES as VENDI_MAX_SAMPLES
 from .vendi import vendi_score
 
 MIN_REFERENCE = max(PRECISION_RECALL_K, DENSITY_COVERAGE_K) + 1
 MIN_BATCH = PRECISION_RECALL_K + 1
 
 
-def feature_metrics(samples: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
-    """Metrics of samples [M, D] against reference [N, D] (float64 features, same D)."""
+def feature_metrics(samples: np.ndarray, reference: np.ndarray | None) -> dict[str, Any]:
+    """Metrics of samples [M, D] against reference [N, D] (float64 features, same D).
+
+    Without a reference only the Vendi score and the duplicates (batch-relative threshold)
+    are computed; the reference-bound metrics are None.
+    """
+    if reference is None:
+        return unreferenced_metrics(samples)
     m, n = samples.shape[0], reference.shape[0]
     section: dict[str, Any] = {"n_reference": n, "skipped": []}
     section["manifold"] = attempt(
@@ -38,12 +45,42 @@ def feature_metrics(samples: np.ndarray, reference: np.ndarray) -> dict[str, Any
         lambda: ndb(reference, samples),
     )
     section["vendi"] = attempt(section, "vendi", True, "", lambda: vendi_score(samples))
+    # The reference's own Vendi score at the batch's size (the score grows with n up to the
+    # subsample cap), so that the two compare like with like.
+    size = min(m, n, VENDI_MAX_SAMPLES)
+    section["vendi_reference"] = attempt(
+        section,
+        "vendi_reference",
+        size >= 1,
+        "needs samples",
+        lambda: vendi_score(reference, max_samples=size),
+    )
     section["duplicates"] = attempt(
         section,
         "duplicates",
         m >= 2,
         "needs >= 2 samples",
         lambda: duplicates(samples, reference if n >= 2 else None),
+    )
+    return section
+
+
+def unreferenced_metrics(samples: np.ndarray) -> dict[str, Any]:
+    """The metrics that need no reference: Vendi score and duplicates of samples [M, D]."""
+    section: dict[str, Any] = {
+        "n_reference": 0,
+        "skipped": ["manifold, ndb: no reference"],
+        "manifold": None,
+        "ndb": None,
+        "vendi_reference": None,
+    }
+    section["vendi"] = attempt(section, "vendi", True, "", lambda: vendi_score(samples))
+    section["duplicates"] = attempt(
+        section,
+        "duplicates",
+        samples.shape[0] >= 2,
+        "needs >= 2 samples",
+        lambda: duplicates(samples),
     )
     return section
 

@@ -194,10 +194,16 @@ NO_MODES = dict.fromkeys(
 )
 
 
+def flatten(samples: np.ndarray) -> np.ndarray:
+    """A batch [N, ...] as [N, values per sample] (images: their pixels, C, H, W order)."""
+    samples = np.asarray(samples)
+    return samples.reshape(samples.shape[0], -1) if samples.ndim > 2 else samples
+
+
 def diagnose(
     samples: np.ndarray,
     reference: dict[str, Any],
-    reference_name: str,
+    reference_name: str | None,
     reference_features: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The report of a batch against a reference card's `reference` object.
@@ -205,12 +211,17 @@ def diagnose(
     reference: {"type": "gaussian_mixture", ...} (samples [N, d]; the mode metrics, and the
     feature metrics against exact mixture draws unless reference_features is given) or
     {"type": "features", "embedding", "sample_shape", ...} (samples embedded by
-    embedding.embed; reference_features float64 [N_ref, D] required).
+    embedding.embed; reference_features float64 [N_ref, D] required), or None (no reference:
+    the batch's flattened values as features, the Vendi score and duplicates only).
     Raises DiagnosticsError (HTTP 422) for an unusable batch or reference. The keys are
     described in docs/diagnostics.md; values are plain Python, never NaN or inf.
     """
     kind = reference.get("type") if isinstance(reference, dict) else None
-    if kind == "gaussian_mixture":
+    if reference is None:
+        features = validate_samples(flatten(samples), int(np.prod(np.shape(samples)[1:])))
+        stats = {"n_samples": features.shape[0]}
+        report = dict(NO_MODES)
+    elif kind == "gaussian_mixture":
         mixture = GaussianMixture.from_spec(reference)
         features = validate_samples(samples, mixture.dim)
         stats = _mode_statistics(features, mixture)
@@ -227,7 +238,9 @@ def diagnose(
         report = dict(NO_MODES)
     else:
         raise DiagnosticsError(f"unsupported reference type {kind!r}")
-    section = feature_metrics(features, np.asarray(reference_features, dtype=np.float64))
+    if reference_features is not None:
+        reference_features = np.asarray(reference_features, dtype=np.float64)
+    section = feature_metrics(features, reference_features)
     stats |= feature_statistics(section)
     return {
         "reference": reference_name,
@@ -242,14 +255,15 @@ def diagnose(
 def feature_statistics(section: dict[str, Any]) -> dict[str, Any]:
     """The numbers of the feature section that the verdict rules read (None when skipped)."""
     manifold, bins, repeats = section["manifold"], section["ndb"], section["duplicates"]
-    stats: dict[str, Any] = {
+    return {
         "coverage": manifold and manifold["coverage"],
         "coverage_expected": manifold and manifold["coverage_expected_identical"],
+        "precision": manifold and manifold["precision"],
         "n_reference": section["n_reference"],
         "ndb": bins and bins["ndb"],
         "ndb_bins": bins and bins["n_bins"],
+        "vendi": section["vendi"],
+        "vendi_reference": section["vendi_reference"],
+        "duplicate_fraction": repeats["exact_fraction"] if repeats else 0.0,
+        "near_duplicate_fraction": repeats["near_fraction"] if repeats else 0.0,
     }
-    if repeats is not None:
-        stats["duplicate_fraction"] = repeats["exact_fraction"]
-    stats.setdefault("duplicate_fraction", 0.0)
-    return stats

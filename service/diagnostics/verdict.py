@@ -24,6 +24,10 @@ COVERAGE_DEFICIT = 0.05  # coverage < expected - max(0.05, 4 se): mode dropping 
 COVERAGE_SE_MULTIPLE = 4.0
 NDB_ALPHA = 0.05  # the z-test level of ndb.py: a perfect sampler flags ~alpha K bins
 NDB_SIGMAS = 3.0  # NDB > alpha K + 3 sqrt(K alpha (1 - alpha)): more bins than chance
+NEAR_DUPLICATE_COLLAPSE_FRACTION = 0.5  # >= half the rows have a near-identical partner
+NEAR_DUPLICATE_PARTIAL_FRACTION = 0.1  # > 10%: samples pile up (exact draws: ~1% on ring8)
+VENDI_RATIO = 0.5  # Vendi score below half the reference's at the same size: low diversity
+LOW_PRECISION = 0.5  # warning: fewer than half the samples lie on the reference manifold
 # warning only
 LOW_QUALITY_FRACTION = 0.5  # high_quality_fraction below this adds a reason
 
@@ -35,6 +39,12 @@ def _collapse_reasons(stats: dict[str, Any]) -> list[str]:
         reasons.append(
             f"identical outputs: {stats['duplicate_fraction']:.1%} of rows repeat an earlier row "
             f"(rule: >= {DUPLICATE_COLLAPSE_FRACTION:.0%})"
+        )
+    near = stats.get("near_duplicate_fraction", 0.0)
+    if near >= NEAR_DUPLICATE_COLLAPSE_FRACTION:
+        reasons.append(
+            f"near-identical outputs: {near:.1%} of rows have a near-duplicate partner "
+            f"(rule: >= {NEAR_DUPLICATE_COLLAPSE_FRACTION:.0%})"
         )
     if "covered" in stats:  # a reference with modes: the papers' protocol decides collapse
         return reasons + _mode_collapse_reasons(stats)
@@ -72,6 +82,25 @@ def _feature_collapse_reasons(stats: dict[str, Any]) -> list[str]:
     ]
 
 
+def _diversity_reasons(stats: dict[str, Any]) -> list[str]:
+    """Partial-collapse reasons from near duplicates and the Vendi score."""
+    reasons = []
+    near = stats.get("near_duplicate_fraction", 0.0)
+    if NEAR_DUPLICATE_PARTIAL_FRACTION < near < NEAR_DUPLICATE_COLLAPSE_FRACTION:
+        reasons.append(
+            f"samples pile up: {near:.1%} of rows have a near-duplicate partner "
+            f"(rule: > {NEAR_DUPLICATE_PARTIAL_FRACTION:.0%})"
+        )
+    vendi, reference = stats.get("vendi"), stats.get("vendi_reference")
+    if "covered" not in stats and vendi is not None and reference:
+        if vendi < VENDI_RATIO * reference:
+            reasons.append(
+                f"low diversity: Vendi score {vendi:.2f} is below {VENDI_RATIO:g} x the "
+                f"reference's {reference:.2f} at the same size"
+            )
+    return reasons
+
+
 def _feature_partial_reasons(stats: dict[str, Any]) -> list[str]:
     reasons = []
     coverage, expected = stats.get("coverage"), stats.get("coverage_expected")
@@ -98,11 +127,11 @@ def _feature_partial_reasons(stats: dict[str, Any]) -> list[str]:
 def _partial_reasons(stats: dict[str, Any]) -> list[str]:
     """Reasons for `partial_collapse`, one per rule that fires (see verdict for the keys)."""
     if "covered" not in stats:
-        return _feature_partial_reasons(stats)
+        return _feature_partial_reasons(stats) + _diversity_reasons(stats)
     # With modes, the feature rules add evidence only for sharp samples: blurred samples fall
     # outside the reference's k-NN balls whatever their diversity (a quality, not a collapse).
     sharp = stats["high_quality_fraction"] >= LOW_QUALITY_FRACTION
-    reasons = _feature_partial_reasons(stats) if sharp else []
+    reasons = (_feature_partial_reasons(stats) if sharp else []) + _diversity_reasons(stats)
     expected, spread = stats["expected_covered"], stats["expected_covered_std"]
     floor = expected - max(COVERAGE_MIN_MARGIN, COVERAGE_SIGMAS * spread)
     if stats["covered"] < floor:
@@ -165,6 +194,12 @@ def verdict(stats: dict[str, Any]) -> dict[str, Any]:
         status = "partial_collapse" if reasons else "healthy"
     if status == "healthy":
         reasons.append(_healthy_reason(stats))
+    precision = stats.get("precision")
+    if "covered" not in stats and precision is not None and precision < LOW_PRECISION:
+        reasons.append(
+            f"low sample quality: precision {precision:.3f} (fewer than {LOW_PRECISION:.0%} "
+            "of samples lie within the reference's k-NN balls; warning only)"
+        )
     quality = stats.get("high_quality_fraction")
     if quality is not None and quality < LOW_QUALITY_FRACTION:
         reasons.append(

@@ -8,6 +8,7 @@ from service.diagnostics.verdict import (
     COLLAPSE_COVERAGE_RATIO,
     DUPLICATE_COLLAPSE_FRACTION,
     LOW_QUALITY_FRACTION,
+    verdict,
 )
 
 
@@ -97,3 +98,28 @@ def test_low_quality_warns_without_changing_status(references: dict, draw) -> No
 def test_single_sample_is_not_blamed_for_one_mode(references: dict) -> None:
     report = diagnose(np.array([[1.0, 0.0]]), references["ring8"], "ring8")
     assert report["verdict"]["status"] == "healthy"
+
+
+FEATURES_ONLY = {"n_samples": 1000, "duplicate_fraction": 0.0, "near_duplicate_fraction": 0.0,
+                 "coverage": 0.96, "coverage_expected": 0.96, "n_reference": 1000,
+                 "precision": 0.9, "ndb": 3, "ndb_bins": 50, "vendi": 40.0,
+                 "vendi_reference": 42.0}
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "fragment"),
+    [
+        ({}, "healthy", "coverage 0.960"),
+        ({"vendi": 15.0}, "partial_collapse", "low diversity"),
+        ({"near_duplicate_fraction": 0.2}, "partial_collapse", "samples pile up"),
+        ({"near_duplicate_fraction": 0.6}, "collapsed", "near-identical outputs"),
+        ({"coverage": 0.4}, "collapsed", "coverage 0.400"),
+        ({"coverage": 0.85}, "partial_collapse", "parts of the reference are missed"),
+        ({"ndb": 15}, "partial_collapse", "K-means bins differ"),
+        ({"precision": 0.3}, "healthy", "low sample quality: precision"),
+    ],
+)
+def test_feature_rules(change, status, fragment) -> None:
+    result = verdict({**FEATURES_ONLY, **change})
+    assert result["status"] == status
+    assert any(fragment in reason for reason in result["reasons"]), result["reasons"]

@@ -171,3 +171,16 @@ def test_report_figure_is_a_png(client, digits, ring8_reference, kind):
     assert response.status_code == 200
     with Image.open(io.BytesIO(response.data)) as image:
         assert image.format == "PNG" and image.size == (1100, 500)
+
+
+def test_without_a_reference_only_vendi_and_duplicates(client, digits):
+    images, _ = digits
+    report = post_file(client, "/v1/diagnostics", npy(images[:300])).get_json()
+    assert report["reference"] is None and report["modes"] is None
+    assert report["features"]["manifold"] is None and report["features"]["vendi"] > 2
+    assert report["verdict"]["status"] == "healthy"
+    copies = np.repeat(images[:1], 300, axis=0)
+    copies += np.random.default_rng(0).normal(scale=1e-6, size=copies.shape)
+    collapsed = post_file(client, "/v1/diagnostics", npy(copies)).get_json()
+    assert collapsed["verdict"]["status"] == "collapsed"
+    assert collapsed["verdict"]["reasons"][0].startswith("near-identical outputs")
