@@ -130,7 +130,7 @@ def schemas(config: ServiceConfig) -> dict:
         },
         "DiagnosticsUpload": {
             "type": "object",
-            "required": ["file", "reference"],
+            "required": ["file"],
             "properties": {
                 "file": {
                     "type": "string",
