@@ -100,10 +100,19 @@ def test_single_sample_is_not_blamed_for_one_mode(references: dict) -> None:
     assert report["verdict"]["status"] == "healthy"
 
 
-FEATURES_ONLY = {"n_samples": 1000, "duplicate_fraction": 0.0, "near_duplicate_fraction": 0.0,
-                 "coverage": 0.96, "coverage_expected": 0.96, "n_reference": 1000,
-                 "precision": 0.9, "ndb": 3, "ndb_bins": 50, "vendi": 40.0,
-                 "vendi_reference": 42.0}
+FEATURES_ONLY = {
+    "n_samples": 1000,
+    "duplicate_fraction": 0.0,
+    "near_duplicate_fraction": 0.0,
+    "coverage": 0.96,
+    "coverage_expected": 0.96,
+    "n_reference": 1000,
+    "precision": 0.9,
+    "ndb": 3,
+    "ndb_bins": 50,
+    "vendi": 40.0,
+    "vendi_reference": 42.0,
+}
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """Faults against the real gunicorn: a killed worker, a graceful stop, a broken model."""
 
+import io
 import os
 import shutil
 import signal
@@ -67,27 +68,35 @@ def test_killed_worker_is_replaced_under_load(model_repo: Path, tmp_path: Path):
 
 def test_sigterm_drains_in_flight_requests(model_repo: Path, tmp_path: Path):
     """A diagnosis running when SIGTERM arrives still completes with 200."""
-    points = np.random.default_rng(0).normal(size=(20_000, 2))
+    rng = np.random.default_rng(0)
+    reference, batch = rng.normal(size=(20_000, 2)), rng.normal(size=(15_000, 2)) * 1.5
     with running_server(
-        model_repo, tmp_path / "log.txt", WEB_CONCURRENCY="1", DATA_DIR=str(tmp_path)
+        model_repo,
+        tmp_path / "log.txt",
+        WEB_CONCURRENCY="1",
+        GRACEFUL_TIMEOUT="60",
+        DATA_DIR=str(tmp_path),
     ) as (url, process):
         post = requests.post(
             f"{url}/v1/references",
             data={"name": "wide"},
-            files={"file": ("p.csv", "\n".join(f"{a},{b}" for a, b in points))},
+            files={"file": ("r.npy", npy_bytes(reference))},
             timeout=30,
         )
         assert post.status_code == 201
-        result: dict = {}
+        payload, result = npy_bytes(batch), {}
 
         def slow_request() -> None:
-            response = requests.post(
-                f"{url}/v1/diagnostics",
-                data={"reference": "wide"},
-                files={"file": ("p.csv", "\n".join(f"{a},{b}" for a, b in points[:15_000] * 1.5))},
-                timeout=60,
-            )
-            result["status"] = response.status_code
+            try:
+                response = requests.post(
+                    f"{url}/v1/diagnostics",
+                    data={"reference": "wide"},
+                    files={"file": ("b.npy", payload)},
+                    timeout=90,
+                )
+                result["status"] = response.status_code
+            except requests.RequestException as error:
+                result["status"] = repr(error)
             result["finished"] = time.monotonic()
 
         request = threading.Thread(target=slow_request)
@@ -96,10 +105,16 @@ def test_sigterm_drains_in_flight_requests(model_repo: Path, tmp_path: Path):
         signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
         request.join()
-        process.wait(timeout=30)
+        process.wait(timeout=60)
     assert result["status"] == 200
     assert result["finished"] > signalled
     assert process.returncode == 0
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
 
 
 def test_corrupt_model_is_not_ready_and_the_rest_serve(model_repo: Path, tmp_path: Path):
