@@ -12,6 +12,7 @@ from typing import Any
 
 from trainer.datasets import DATASETS
 from trainer.losses import LOSSES
+from trainer.mitigations import check_mitigations
 from trainer.nets import ARCHITECTURES
 
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -30,7 +31,8 @@ class TrainConfig:
     d_hidden: int = 200  # D 3 x 200 LeakyReLU(0.2)
     d_depth: int = 3
     batch_size: int = 100
-    steps: int = 10_000  # generator updates (one D update each)
+    steps: int = 10_000  # generator updates (d_steps D updates each)
+    d_steps: int = 1  # D (critic) updates per G update; WGAN-GP's n_critic = 5
     lr_g: float = 1e-4
     lr_d: float = 1e-4
     beta1: float = 0.5
@@ -40,13 +42,27 @@ class TrainConfig:
     eval_every: int = 1000  # steps between diagnostics, and at the end (0: never)
     snapshot_every: int = 1000  # steps between checkpoints, and at the end (0: only there)
     eval_samples: int = 2500  # the papers' protocol: 2,500 samples per evaluation
+    gp_lambda: float = 0.1  # "wgan-gp" penalty weight: 0.1 on the 2-D mixtures (10 on images)
+    # Collapse mitigations by registered name (trainer.mitigations), and their parameters.
+    mitigations: tuple[str, ...] = ()
+    unroll_steps: int = 5  # "unrolled": K differentiable D steps (Metz et al. 2017: 5-10)
+    pack: int = 2  # "pack": m samples per D input (Lin et al. 2018: m = 2..4)
+    mbd_kernels: int = 5  # "minibatch-discrimination": B kernels (paper, images: 100)
+    mbd_kernel_dim: int = 3  # ... of C dims each (paper, images: 5)
+    instance_noise_std: float = 0.1  # "instance-noise": start std, annealed linearly to 0
+    r1_gamma: float = 10.0  # "r1": gamma (Mescheder et al. 2018 use 10 throughout)
 
     def __post_init__(self) -> None:
+        # JSON gives a list; keep the field a hashable tuple (the dataclass is frozen).
+        if isinstance(self.mitigations, list):
+            object.__setattr__(self, "mitigations", tuple(self.mitigations))
         check_config(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (what config.json and the card's `training` hold)."""
-        return dataclasses.asdict(self)
+        fields = dataclasses.asdict(self)
+        fields["mitigations"] = list(self.mitigations)  # equal to its JSON round trip
+        return fields
 
 
 def check_config(config: TrainConfig) -> None:
@@ -58,11 +74,11 @@ def check_config(config: TrainConfig) -> None:
                 f"unknown {field} {value!r}; choose from {', '.join(registry.names())}"
             )
     positive = ("latent_dim", "g_hidden", "g_depth", "d_hidden", "d_depth", "batch_size")
-    positive += ("log_every", "eval_samples")
+    positive += ("log_every", "eval_samples", "d_steps", "pack", "mbd_kernels", "mbd_kernel_dim")
     for field in positive:
         if getattr(config, field) < 1:
             raise ValueError(f"{field} must be >= 1, got {getattr(config, field)}")
-    for field in ("steps", "seed", "eval_every", "snapshot_every"):
+    for field in ("steps", "seed", "eval_every", "snapshot_every", "unroll_steps"):
         if getattr(config, field) < 0:
             raise ValueError(f"{field} must be >= 0, got {getattr(config, field)}")
     for field in ("lr_g", "lr_d"):
@@ -71,6 +87,15 @@ def check_config(config: TrainConfig) -> None:
     for field in ("beta1", "beta2"):
         if not 0 <= getattr(config, field) < 1:
             raise ValueError(f"{field} must be in [0, 1), got {getattr(config, field)}")
+    for field in ("gp_lambda", "instance_noise_std", "r1_gamma"):
+        if not getattr(config, field) >= 0:
+            raise ValueError(f"{field} must be >= 0, got {getattr(config, field)}")
+    if not (
+        isinstance(config.mitigations, tuple)
+        and all(isinstance(name, str) for name in config.mitigations)
+    ):
+        raise ValueError(f"mitigations must be a list of names, got {config.mitigations!r}")
+    check_mitigations(config)
 
 
 def preset_names() -> list[str]:
@@ -98,6 +123,11 @@ def check_types(fields: dict[str, Any], source: str) -> None:
         raise ValueError(f"{source}: unknown config keys {unknown}; known: {sorted(types)}")
     for key, value in fields.items():
         expected = types[key]
+        if key == "mitigations":  # a JSON list (or a tuple) of names
+            ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+            if not ok:
+                raise ValueError(f"{source}: mitigations must be a list of names, got {value!r}")
+            continue
         ok = isinstance(value, expected) and not isinstance(value, bool)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             ok = True  # JSON writes 1e-4 as a float but 1 as an int

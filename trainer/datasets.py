@@ -85,3 +85,6 @@ def grid25() -> GaussianMixture:
 def get_dataset(name: str) -> GaussianMixture:
     """Build the registered dataset `name` (KeyError listing the known names otherwise)."""
     return DATASETS.get(name)()
+
+
+from trainer import images  # noqa: E402,F401  (registers "digits" and "stacked-digits")

@@ -175,12 +175,32 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
+def output_spec(generator: nn.Module, latent_dim: int) -> dict[str, Any]:
+    """The card's `output` tensor: shape [-1, *sample shape] measured on the generator, and its
+    `value_range` attribute ([-1, 1] for tanh image generators) or null (unbounded points)."""
+    with torch.no_grad():
+        shape = generator(torch.zeros(2, latent_dim)).shape[1:]
+    value_range = getattr(generator, "value_range", None)
+    return {
+        "name": "samples",
+        "dtype": "float32",
+        "shape": [-1, *shape],
+        "value_range": None if value_range is None else list(value_range),
+    }
+
+
 def gan_card(
-    name: str, description: str, meta: dict[str, Any], versions: list[dict], diagnostics: dict
+    name: str,
+    description: str,
+    meta: dict[str, Any],
+    versions: list[dict],
+    diagnostics: dict,
+    output: dict[str, Any],
 ) -> dict[str, Any]:
-    """The `gan` card for the newest version; `meta` is load_generator's checkpoint metadata."""
+    """The `gan` card for the newest version; `meta` is load_generator's checkpoint metadata,
+    `output` is output_spec's tensor description."""
     config, architecture = meta["config"], meta["architecture"]
-    latent_dim, data_dim = architecture["args"]["latent_dim"], architecture["args"]["data_dim"]
+    latent_dim = architecture["args"]["latent_dim"]
     return {
         "schema_version": 1,
         "name": name,
@@ -190,12 +210,7 @@ def gan_card(
         "versions": versions,
         "latent_dim": latent_dim,
         "input": {"name": "z", "dtype": "float32", "shape": [-1, latent_dim]},
-        "output": {
-            "name": "samples",
-            "dtype": "float32",
-            "shape": [-1, data_dim],
-            "value_range": None,
-        },
+        "output": output,
         "reference": config["dataset"],
         "dataset": config["dataset"],
         "architecture": architecture,
@@ -236,7 +251,9 @@ def export_gan(
     older = [v for v in (previous or {}).get("versions", []) if v["version"] != version]
     versions = sorted(older + [entry], key=lambda v: v["version"])
     description = description or default_description(meta)
-    return write_card(model_dir, gan_card(name, description, meta, versions, diagnostics))
+    output = output_spec(generator, latent_dim)
+    card = gan_card(name, description, meta, versions, diagnostics, output)
+    return write_card(model_dir, card)
 
 
 def write_version(generator: nn.Module, version_dir: Path, version: int, latent_dim: int) -> dict:

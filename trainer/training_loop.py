@@ -4,7 +4,8 @@ maybe_snapshot, log.
 A run directory holds config.json (the resolved config), checkpoint.pt (everything needed to
 resume bit-exactly: weights, optimizer moments, step, RNG states) and metrics.jsonl (one JSON
 line per logged step). No global RNG is used: initialisation runs under a forked, seeded RNG and
-data and latents come from their own torch.Generator, so a run is a function of its config.
+data, latents and the losses'/mitigations' noise (WGAN-GP's interpolation, instance noise) come
+from their own torch.Generator, so a run is a function of its config.
 """
 
 import json
@@ -16,13 +17,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from service.sampling import gaussian_latents
 from trainer.config import TrainConfig
 from trainer.datasets import GaussianMixture, get_dataset
-from trainer.losses import GANLoss, get_loss
+from trainer.losses import Critic, GANLoss, get_loss
+from trainer.mitigations import (
+    add_instance_noise,
+    discriminator_args,
+    feature_matching_loss,
+    instance_noise_std,
+    r1_penalty,
+    unrolled_critic,
+)
 from trainer.nets import ARCHITECTURES
 
 # Fields that may change between a run and its resumption (how long and how often, not what).
@@ -44,6 +53,7 @@ class TrainState:
     optimizer_d: torch.optim.Optimizer
     data_rng: torch.Generator
     latent_rng: torch.Generator
+    noise_rng: torch.Generator
     step: int = 0
 
 
@@ -52,6 +62,7 @@ def architecture_spec(config: TrainConfig, data_dim: int) -> dict[str, Any]:
     args = {"latent_dim": config.latent_dim, "data_dim": data_dim}
     args |= {"g_hidden": config.g_hidden, "g_depth": config.g_depth}
     args |= {"d_hidden": config.d_hidden, "d_depth": config.d_depth}
+    args |= discriminator_args(config)  # D's mitigations; none for a plain D
     return {"name": config.arch, "args": args}
 
 
@@ -62,32 +73,37 @@ def derive_seeds(seed: int, count: int) -> list[int]:
 
 
 def build(config: TrainConfig) -> TrainState:
-    """Dataset, networks (seeded init), loss, Adam optimizers and the data/latent generators."""
-    init_seed, data_seed, latent_seed = derive_seeds(config.seed, 3)
+    """Dataset, networks (seeded init), loss, Adam optimizers and the data/latent/noise RNGs."""
+    init_seed, data_seed, latent_seed, noise_seed = derive_seeds(config.seed, 4)
     dataset = get_dataset(config.dataset)
     architecture = architecture_spec(config, dataset.dim)
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
         torch.manual_seed(init_seed)
         generator, discriminator = ARCHITECTURES.get(config.arch)(**architecture["args"])
     betas = (config.beta1, config.beta2)
+    noise_rng = torch.Generator().manual_seed(noise_seed)
     return TrainState(
         config=config,
         dataset=dataset,
         architecture=architecture,
         generator=generator,
         discriminator=discriminator,
-        loss=get_loss(config.loss),
+        loss=get_loss(config.loss, config, noise_rng),
         optimizer_g=torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=betas),
         optimizer_d=torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=betas),
         data_rng=torch.Generator().manual_seed(data_seed),
         latent_rng=torch.Generator().manual_seed(latent_seed),
+        noise_rng=noise_rng,
     )
 
 
 def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
     """ValueError if the checkpoint was trained with a different recipe than `config`."""
     current = config.to_dict()
-    changed = sorted(k for k in current if k not in RESUMABLE_FIELDS and saved.get(k) != current[k])
+    resumable = set(RESUMABLE_FIELDS)
+    if "instance-noise" in config.mitigations:
+        resumable.discard("steps")  # the noise anneals over `steps`: a new length, a new schedule
+    changed = sorted(k for k in current if k not in resumable and saved.get(k) != current[k])
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
         raise ValueError(f"cannot resume: config changed ({details}); use a new run dir")
@@ -113,29 +129,75 @@ def maybe_resume(state: TrainState, run_dir: Path, resume: bool) -> None:
     state.optimizer_d.load_state_dict(checkpoint["optimizer_d"])
     state.data_rng.set_state(checkpoint["data_rng"])
     state.latent_rng.set_state(checkpoint["latent_rng"])
+    if "noise_rng" in checkpoint:  # absent from checkpoints written before it existed
+        state.noise_rng.set_state(checkpoint["noise_rng"])
     state.step = int(checkpoint["step"])
 
 
-def train_step(state: TrainState) -> dict[str, float]:
-    """One D update then one G update on the same fake batch; returns both losses."""
+def discriminator_inputs(state: TrainState, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    """D's inputs: real and fake, with annealed instance noise when that mitigation is on."""
+    if "instance-noise" not in state.config.mitigations:
+        return real, fake
+    std = instance_noise_std(state.config, state.step)
+    noisy_real = add_instance_noise(real, std, state.noise_rng)
+    return noisy_real, add_instance_noise(fake, std, state.noise_rng)
+
+
+def discriminator_objective(
+    state: TrainState, critic: Critic, real: Tensor, fake: Tensor
+) -> Tensor:
+    """D's loss (with the R1 penalty when on), for D's update and for unrolled steps alike."""
+    loss = state.loss.discriminator_loss(critic, real, fake)
+    if "r1" in state.config.mitigations:
+        loss = loss + r1_penalty(critic, real, state.config.r1_gamma)
+    return loss
+
+
+def discriminator_step(state: TrainState) -> tuple[float, Tensor, Tensor]:
+    """One D update on a fresh real batch and fresh fakes.
+
+    Returns D's loss and D's inputs real [batch, ...] and fake [batch, ...] (fake keeps G's
+    graph, so the generator step can reuse the last batch, as with a single D step).
+    """
     batch, latent_dim = state.config.batch_size, state.config.latent_dim
     real = state.dataset.sample(batch, state.data_rng)  # [batch, data_dim]
     z = torch.randn(batch, latent_dim, generator=state.latent_rng)  # [batch, latent_dim]
-    fake = state.generator(z)
-
-    d_loss = state.loss.discriminator_loss(state.discriminator, real, fake.detach())
+    real, fake = discriminator_inputs(state, real, state.generator(z))
+    d_loss = discriminator_objective(state, state.discriminator, real, fake.detach())
     state.optimizer_d.zero_grad(set_to_none=True)
     d_loss.backward()
     state.optimizer_d.step()
+    return d_loss.item(), real, fake
 
+
+def generator_objective(state: TrainState, real: Tensor, fake: Tensor) -> Tensor:
+    """G's loss: feature matching, or the loss against D (unrolled when that mitigation is on)."""
+    config, discriminator = state.config, state.discriminator
+    if "feature-matching" in config.mitigations:  # replaces the adversarial loss (Salimans 2016)
+        return feature_matching_loss(discriminator, real, fake)
+    critic: Critic = discriminator
+    if "unrolled" in config.mitigations:
+        critic = unrolled_critic(
+            discriminator,
+            state.optimizer_d,
+            lambda unrolled: discriminator_objective(state, unrolled, real, fake),
+            config.unroll_steps,
+        )
+    return state.loss.generator_loss(critic, fake)
+
+
+def train_step(state: TrainState) -> dict[str, float]:
+    """`d_steps` D updates, then one G update on the last fake batch; returns both losses."""
+    for _ in range(state.config.d_steps):
+        d_loss, real, fake = discriminator_step(state)
     state.discriminator.requires_grad_(False)  # G's step needs no gradient for D's weights
-    g_loss = state.loss.generator_loss(state.discriminator, fake)
+    g_loss = generator_objective(state, real, fake)
     state.optimizer_g.zero_grad(set_to_none=True)
     g_loss.backward()
     state.optimizer_g.step()
     state.discriminator.requires_grad_(True)
     state.step += 1
-    return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
+    return {"d_loss": d_loss, "g_loss": g_loss.item()}
 
 
 def generate(generator: nn.Module, n: int, latent_dim: int, seed: int) -> np.ndarray:
@@ -176,6 +238,7 @@ def checkpoint_dict(state: TrainState) -> dict[str, Any]:
         "optimizer_d": state.optimizer_d.state_dict(),
         "data_rng": state.data_rng.get_state(),
         "latent_rng": state.latent_rng.get_state(),
+        "noise_rng": state.noise_rng.get_state(),
     }
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from trainer.training_loop import training_loop
+from trainer.training_loop import build, maybe_snapshot, train_step, training_loop
 
 EVAL_KEYS = {"modes_covered", "modes_total", "high_quality_fraction", "kl"}
 
@@ -52,6 +52,38 @@ def test_resume_is_bit_identical(trained_run, tiny_config, tmp_path):
     assert [r["step"] for r in read_metrics(tmp_path)] == [5, 10, 15, 20]
     records = zip(read_metrics(trained_run), read_metrics(tmp_path), strict=True)
     assert all(a == b for a, b in records)
+
+
+def test_resume_with_mitigations_is_bit_identical(tiny_config, tmp_path):
+    names = ("unrolled", "pack", "r1", "spectral-norm", "minibatch-stddev")
+    config = dataclasses.replace(
+        tiny_config, loss="wgan-gp", d_steps=2, mitigations=names, unroll_steps=2
+    )
+    training_loop(config, tmp_path / "straight", progress=False)
+    half = dataclasses.replace(config, steps=config.steps // 2)
+    training_loop(half, tmp_path / "resumed", progress=False)
+    training_loop(config, tmp_path / "resumed", progress=False)
+    assert_bit_identical(state_dicts(tmp_path / "straight"), state_dicts(tmp_path / "resumed"))
+    assert read_metrics(tmp_path / "straight") == read_metrics(tmp_path / "resumed")
+
+
+def test_interrupted_run_with_instance_noise_resumes_bit_identical(tiny_config, tmp_path):
+    config = dataclasses.replace(tiny_config, mitigations=("instance-noise",), eval_every=0)
+    training_loop(config, tmp_path / "straight", progress=False)
+    state = build(config)  # an interrupted run: a snapshot at step 10 of the same recipe
+    for _ in range(10):
+        train_step(state)
+    (tmp_path / "resumed").mkdir()
+    maybe_snapshot(state, tmp_path / "resumed", force=True)
+    training_loop(config, tmp_path / "resumed", progress=False)
+    assert_bit_identical(state_dicts(tmp_path / "straight"), state_dicts(tmp_path / "resumed"))
+
+
+def test_instance_noise_refuses_a_changed_length(tiny_config, tmp_path):
+    config = dataclasses.replace(tiny_config, mitigations=("instance-noise",), steps=2)
+    training_loop(config, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="steps"):
+        training_loop(dataclasses.replace(config, steps=4), tmp_path, progress=False)
 
 
 def test_a_different_seed_gives_different_weights(trained_run, tiny_config, tmp_path):

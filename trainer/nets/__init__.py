@@ -9,4 +9,4 @@ from trainer.registry import Registry
 
 ARCHITECTURES: Registry[Callable[..., tuple[nn.Module, nn.Module]]] = Registry("architecture")
 
-from trainer.nets import mlp  # noqa: E402,F401  (registers "mlp")
+from trainer.nets import dcgan, mlp  # noqa: E402,F401  (registers "dcgan" and "mlp")

@@ -1,12 +1,16 @@
 """MLP generator and discriminator for low-dimensional data (the 2-D mixtures).
 
 Default sizes follow the PacGAN / VEEGAN 2-D experiments: G has 4 hidden layers of 400 ReLU
-units, D 3 hidden layers of 200 LeakyReLU(0.2) units.
+units, D 3 hidden layers of 200 LeakyReLU(0.2) units. D's collapse mitigations are constructor
+arguments (stored in the card's architecture args): packing (PacGAN), minibatch discrimination
+(Salimans et al. 2016), minibatch stddev (Karras et al. 2018) and spectral norm (Miyato 2018).
 """
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from trainer.nets import ARCHITECTURES
 
@@ -35,22 +39,122 @@ class MLPGenerator(nn.Module):
         return self.net(z)
 
 
-class MLPDiscriminator(nn.Module):
-    """D(x): x [batch, in_dim] float32 -> logits [batch] float32 (real > 0)."""
+def pack_samples(x: Tensor, pack: int) -> Tensor:
+    """PacGAN packing: [batch, dim] -> [batch / pack, pack * dim] (consecutive samples joined).
 
-    def __init__(self, in_dim: int = 2, hidden: int = 200, depth: int = 3):
+    ValueError when batch is not a multiple of `pack`.
+    """
+    if x.shape[0] % pack:
+        raise ValueError(f"batch of {x.shape[0]} samples is not divisible by pack={pack}")
+    return x.reshape(x.shape[0] // pack, pack * x.shape[1])
+
+
+class MinibatchStddev(nn.Module):
+    """Karras et al. 2018, Sec. 3: append mean_f(std_batch(h_f)) to every sample.
+
+    h [batch, features] -> [batch, features + 1]; the extra feature is ~0 (sqrt(1e-8)) when the
+    batch's samples are identical, so D can spot a collapsed batch.
+    """
+
+    def forward(self, h: Tensor) -> Tensor:
+        std = torch.sqrt(h.var(dim=0, unbiased=False) + 1e-8)  # [features]
+        return torch.cat([h, std.mean().expand(h.shape[0], 1)], dim=1)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Salimans et al. 2016, Sec. 3.2: h [batch, A] -> [batch, A + B].
+
+    M = h T reshaped to [batch, B, C]; c_b(i, j) = exp(-||M_i,b - M_j,b||_L1);
+    o(i)_b = sum over j != i of c_b(i, j) (the self term, always 1, is left out).
+    """
+
+    def __init__(self, in_features: int, kernels: int, kernel_dim: int):
         super().__init__()
-        self.net = mlp_layers(in_dim, hidden, depth, 1, lambda: nn.LeakyReLU(0.2))
+        self.kernels, self.kernel_dim = kernels, kernel_dim
+        # T ~ N(0, 0.05^2), the initialisation of the paper's code (improved-gan).
+        self.T = nn.Parameter(0.05 * torch.randn(in_features, kernels * kernel_dim))
+
+    def forward(self, h: Tensor) -> Tensor:
+        M = (h @ self.T).reshape(h.shape[0], self.kernels, self.kernel_dim)  # [batch, B, C]
+        l1 = (M.unsqueeze(0) - M.unsqueeze(1)).abs().sum(dim=3)  # [batch, batch, B]
+        o = torch.exp(-l1).sum(dim=1) - 1.0  # [batch, B], minus the j == i term
+        return torch.cat([h, o], dim=1)
+
+
+class MLPDiscriminator(nn.Module):
+    """D(x): x [batch, in_dim] float32 -> logits [batch / pack] float32 (real > 0).
+
+    Layout: pack -> body (depth x Linear + LeakyReLU(0.2), the penultimate `features`) ->
+    optional minibatch discrimination (+kernels) -> optional minibatch stddev (+1) -> head.
+    """
+
+    def __init__(
+        self,
+        in_dim: int = 2,
+        hidden: int = 200,
+        depth: int = 3,
+        pack: int = 1,
+        minibatch_stddev: bool = False,
+        mbd_kernels: int = 0,
+        mbd_kernel_dim: int = 3,
+        spectral: bool = False,
+    ):
+        super().__init__()
+        self.pack = pack
+        body: list[nn.Module] = []
+        for layer in range(depth):
+            body += [nn.Linear(in_dim * pack if layer == 0 else hidden, hidden), nn.LeakyReLU(0.2)]
+        self.body = nn.Sequential(*body)
+        batch_layers: list[nn.Module] = []
+        width = hidden
+        if mbd_kernels > 0:
+            batch_layers.append(MinibatchDiscrimination(width, mbd_kernels, mbd_kernel_dim))
+            width += mbd_kernels
+        if minibatch_stddev:
+            batch_layers.append(MinibatchStddev())
+            width += 1
+        self.batch_layers = nn.Sequential(*batch_layers)
+        self.head = nn.Linear(width, 1)
+        if spectral:  # Miyato et al. 2018: every linear layer's weight divided by sigma_max
+            for module in [*self.body, self.head]:
+                if isinstance(module, nn.Linear):
+                    spectral_norm(module)
+
+    def features(self, x: Tensor) -> Tensor:
+        """Penultimate features f(x): [batch / pack, hidden] (before the minibatch layers)."""
+        return self.body(pack_samples(x, self.pack) if self.pack > 1 else x)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).squeeze(-1)
+        return self.head(self.batch_layers(self.features(x))).squeeze(-1)
 
 
 @ARCHITECTURES.register("mlp")
 def build_mlp(
-    latent_dim: int, data_dim: int, g_hidden: int, g_depth: int, d_hidden: int, d_depth: int
+    latent_dim: int,
+    data_dim: int,
+    g_hidden: int,
+    g_depth: int,
+    d_hidden: int,
+    d_depth: int,
+    d_pack: int = 1,
+    d_minibatch_stddev: bool = False,
+    d_mbd_kernels: int = 0,
+    d_mbd_kernel_dim: int = 3,
+    d_spectral_norm: bool = False,
 ) -> tuple[MLPGenerator, MLPDiscriminator]:
-    """The (G, D) pair; the arguments are what the card stores under architecture.args."""
+    """The (G, D) pair; the arguments are what the card stores under architecture.args.
+
+    The d_* keywords are D's mitigations (trainer.mitigations); their defaults build the plain D.
+    """
     generator = MLPGenerator(latent_dim, g_hidden, g_depth, data_dim)
-    discriminator = MLPDiscriminator(data_dim, d_hidden, d_depth)
+    discriminator = MLPDiscriminator(
+        data_dim,
+        d_hidden,
+        d_depth,
+        pack=d_pack,
+        minibatch_stddev=d_minibatch_stddev,
+        mbd_kernels=d_mbd_kernels,
+        mbd_kernel_dim=d_mbd_kernel_dim,
+        spectral=d_spectral_norm,
+    )
     return generator, discriminator

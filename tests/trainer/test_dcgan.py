@@ -1,0 +1,65 @@
+"""The DCGAN pair for 8x8 images: shapes, range, batch independence of D, ONNX export."""
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+
+from trainer.export import output_spec, to_onnx
+from trainer.nets import ARCHITECTURES
+
+LATENT_DIM = 16
+
+
+def build(channels: int, width: int = 16):
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return ARCHITECTURES.get("dcgan")(latent_dim=LATENT_DIM, channels=channels, width=width)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_generator_makes_images_in_minus_one_one(channels):
+    generator, discriminator = build(channels)
+    z = torch.randn(6, LATENT_DIM, generator=torch.Generator().manual_seed(0)) * 10
+    images = generator(z)
+    assert images.shape == (6, channels, 8, 8) and images.dtype == torch.float32
+    assert images.min() >= -1 and images.max() <= 1
+    logits = discriminator(images)
+    assert logits.shape == (6,)
+
+
+def test_discriminator_scores_each_sample_alone():
+    _, discriminator = build(3)
+    images = torch.rand(5, 3, 8, 8) * 2 - 1
+    together = discriminator(images)
+    alone = torch.cat([discriminator(image[None]) for image in images])
+    torch.testing.assert_close(together, alone)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_generator_exports_with_a_dynamic_batch(tmp_path, channels):
+    generator = build(channels)[0].eval()
+    path = tmp_path / "model.onnx"
+    model = to_onnx(generator, LATENT_DIM)
+    assert model.ir_version <= 10
+    onnx.save_model(model, path)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (1, 5):
+        z = np.random.default_rng(batch).standard_normal((batch, LATENT_DIM), dtype=np.float32)
+        (samples,) = session.run(["samples"], {"z": z})
+        assert samples.shape == (batch, channels, 8, 8)
+        with torch.no_grad():
+            expected = generator(torch.from_numpy(z)).numpy()
+        np.testing.assert_allclose(samples, expected, atol=1e-4, rtol=0)
+
+
+def test_output_spec_describes_image_output():
+    generator = build(3)[0].eval()
+    spec = output_spec(generator, LATENT_DIM)
+    assert spec == {
+        "name": "samples",
+        "dtype": "float32",
+        "shape": [-1, 3, 8, 8],
+        "value_range": [-1.0, 1.0],
+    }

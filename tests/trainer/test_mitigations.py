@@ -1,0 +1,148 @@
+"""Collapse mitigations: each one's defining property, and every one with every loss."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from trainer.cli import main
+from trainer.config import TrainConfig, resolve_config
+from trainer.losses import LOSSES
+from trainer.mitigations import (
+    MITIGATIONS,
+    feature_matching_loss,
+    instance_noise_std,
+    r1_penalty,
+)
+from trainer.nets.mlp import MinibatchDiscrimination, MinibatchStddev, MLPDiscriminator
+from trainer.training_loop import build, discriminator_step, generator_objective, train_step
+
+
+def mitigated(config: TrainConfig, *names: str, **fields) -> TrainConfig:
+    return dataclasses.replace(config, mitigations=names, **fields)
+
+
+def test_pack_widens_d_input_by_m(tiny_config):
+    plain = build(tiny_config).discriminator
+    packed = build(mitigated(tiny_config, "pack", pack=4)).discriminator
+    assert packed.body[0].in_features == 4 * plain.body[0].in_features
+    assert packed(torch.zeros(8, 2)).shape == (2,)
+
+
+def test_pack_rejects_a_batch_not_divisible_by_m(tiny_config):
+    with pytest.raises(ValueError, match="not divisible by pack 3"):
+        mitigated(tiny_config, "pack", pack=3, batch_size=64)
+    with pytest.raises(ValueError, match="not divisible by pack=2"):
+        MLPDiscriminator(pack=2)(torch.zeros(5, 2))
+
+
+def generator_gradient(config: TrainConfig) -> torch.Tensor:
+    """G's first-layer weight gradient after one D step, from the same seeded state."""
+    state = build(config)
+    _, real, fake = discriminator_step(state)
+    state.discriminator.requires_grad_(False)
+    generator_objective(state, real, fake).backward()
+    return state.generator.net[0].weight.grad.clone()
+
+
+def test_unrolled_changes_g_gradient_and_k0_leaves_it(tiny_config):
+    plain = generator_gradient(tiny_config)
+    k0 = generator_gradient(mitigated(tiny_config, "unrolled", unroll_steps=0))
+    k3 = generator_gradient(mitigated(tiny_config, "unrolled", unroll_steps=3))
+    assert torch.equal(k0, plain)
+    assert not torch.allclose(k3, plain)
+
+
+def test_spectral_norm_bounds_each_d_linear_layer(tiny_config):
+    discriminator = build(mitigated(tiny_config, "spectral-norm")).discriminator
+    for _ in range(30):  # power iterations run on each training-mode forward
+        discriminator(torch.randn(16, 2))
+    layers = [m for m in discriminator.modules() if isinstance(m, nn.Linear)]
+    assert len(layers) == tiny_config.d_depth + 1
+    for layer in layers:
+        sigma = torch.linalg.matrix_norm(layer.weight.detach(), ord=2)
+        assert sigma.item() == pytest.approx(1.0, abs=1e-2)
+
+
+def test_minibatch_stddev_adds_one_feature_zero_on_identical_samples():
+    h = torch.ones(6, 5) * torch.arange(5.0)
+    out = MinibatchStddev()(h)
+    assert out.shape == (6, 6)
+    assert torch.allclose(out[:, -1], torch.zeros(6), atol=1e-3)
+    assert MinibatchStddev()(torch.randn(6, 5))[0, -1] > 0.1
+
+
+def test_minibatch_discrimination_widens_by_b():
+    layer = MinibatchDiscrimination(in_features=7, kernels=4, kernel_dim=3)
+    assert layer(torch.randn(10, 7)).shape == (10, 7 + 4)
+
+
+def test_d_minibatch_layers_sit_before_the_last_layer(tiny_config):
+    names = ("minibatch-stddev", "minibatch-discrimination")
+    discriminator = build(mitigated(tiny_config, *names, mbd_kernels=5)).discriminator
+    assert discriminator.head.in_features == tiny_config.d_hidden + 5 + 1
+
+
+def test_feature_matching_is_zero_when_features_match(tiny_config):
+    discriminator = build(tiny_config).discriminator
+    real = torch.randn(32, 2)
+    assert feature_matching_loss(discriminator, real, real.clone()).item() == 0.0
+    assert feature_matching_loss(discriminator, real, real + 1.0).item() > 0.0
+
+
+def test_instance_noise_anneals_linearly_to_zero(tiny_config):
+    config = mitigated(tiny_config, "instance-noise", instance_noise_std=0.2, steps=100)
+    stds = [instance_noise_std(config, step) for step in (0, 50, 100, 120)]
+    assert stds == pytest.approx([0.2, 0.1, 0.0, 0.0])
+
+
+def test_r1_penalty_is_zero_for_a_constant_d():
+    discriminator = MLPDiscriminator(hidden=8, depth=2)
+    with torch.no_grad():
+        discriminator.head.weight.zero_()  # D(x) = bias, whatever x
+    assert r1_penalty(discriminator, torch.randn(16, 2), gamma=10.0).item() == 0.0
+    assert r1_penalty(MLPDiscriminator(hidden=8), torch.randn(16, 2), gamma=10.0).item() > 0.0
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"mitigations": ("nope",)}, "unknown mitigation 'nope'"),
+        ({"mitigations": ("r1", "r1")}, "repeat"),
+        ({"mitigations": ("ttur",), "lr_g": 1e-4, "lr_d": 1e-4}, "lr_d > lr_g"),
+        ({"mitigations": ("unrolled", "feature-matching")}, "choose one"),
+    ],
+)
+def test_bad_mitigations_fail(fields, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**fields)
+
+
+def test_a_preset_lists_mitigations():
+    config = resolve_config("ring8-pacgan4")
+    assert config.mitigations == ("pack",) and config.pack == 4
+
+
+@pytest.mark.parametrize("loss", LOSSES.names())
+@pytest.mark.parametrize("name", MITIGATIONS.names())
+def test_every_mitigation_trains_with_every_loss(tiny_config, loss, name):
+    fields = {"lr_d": 2 * tiny_config.lr_g} if name == "ttur" else {}
+    state = build(mitigated(tiny_config, name, loss=loss, unroll_steps=2, **fields))
+    losses = [train_step(state) for _ in range(3)]
+    assert state.step == 3
+    assert all(torch.isfinite(torch.tensor(list(r.values()))).all() for r in losses)
+
+
+def test_cli_takes_a_comma_separated_list(capsys):
+    status = main(["train", "ring8-gan", "--mitigations", "pack,r1", "--dry-run"])
+    assert status == 0
+    assert json.loads(capsys.readouterr().out)["mitigations"] == ["pack", "r1"]
+
+
+def test_cli_rejects_an_unknown_mitigation(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "ring8-gan", "--mitigations", "pack,nope", "--dry-run"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "unknown mitigation 'nope'" in err and "usage:" in err

@@ -1,0 +1,274 @@
+"""The digit classifier that counts modes of the image benchmarks, exported as a `reference`.
+
+A small CNN trained on the training split of the 8x8 digits (trainer.images.digits_split) with
+a fixed seed and +-1 pixel random shifts, scored on the held-out split no GAN ever trains on.
+Its ONNX file has one input, `images` [batch, 1, 8, 8] float32 in [-1, 1], and two outputs:
+`logits` [batch, 10] (the mode of a digit is their argmax) and `embedding` [batch, E] (the
+penultimate layer, the feature space of the k-NN metrics).
+
+The same file serves both references: `digits` (1 channel, 10 modes) and `stacked-digits`
+(3 channels, 1000 modes: each channel is classified as its own [1, 8, 8] image and the mode id
+is 100*d_R + 10*d_G + d_B, as in Stacked MNIST).
+"""
+
+import dataclasses
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from service.repository import sha256
+from trainer.datasets import get_dataset
+from trainer.export import (
+    EXPORT_BATCH,
+    MAX_IR_VERSION,
+    OPSET,
+    PARITY_TOLERANCE,
+    quiet_exporter,
+    utc_now,
+    write_card,
+)
+from trainer.images import HELD_OUT_FRACTION, SPLIT_SEED, load_digit_images, split_digits
+
+REFERENCE_DATASETS = ("digits", "stacked-digits")
+OUTPUT_NAMES = ("logits", "embedding")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Training recipe of the reference classifier (AdamW, cosine learning-rate decay)."""
+
+    steps: int = 2000  # optimiser steps (~90 epochs of the 1,437 training digits)
+    batch_size: int = 64
+    lr: float = 2e-3  # peak learning rate, cosine-decayed to 0
+    weight_decay: float = 1e-4
+    width: int = 32  # channels of the first conv layers
+    embedding_dim: int = 64  # E, the size of the `embedding` output
+    max_shift: int = 1  # augmentation: random translation by up to this many pixels
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "width", "embedding_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("weight_decay", "max_shift", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.max_shift > 3:
+            raise ValueError(f"max_shift must be <= 3 (8x8 images), got {self.max_shift}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class DigitClassifier(nn.Module):
+    """images [batch, 1, 8, 8] float32 in [-1, 1] -> (logits [batch, 10], embedding [batch, E])."""
+
+    def __init__(self, width: int = 32, embedding_dim: int = 64):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 8x8 -> 4x4
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 4x4 -> 2x2
+            nn.Flatten(),
+            nn.Linear(2 * width * 4, embedding_dim),
+            nn.ReLU(),
+        )
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(embedding_dim, 10))
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        embedding = self.features(images)
+        return self.head(embedding), embedding
+
+
+def random_shift(images: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
+    """Translate each image [n, 1, 8, 8] by up to max_shift pixels per axis, background -1."""
+    if max_shift == 0:
+        return images
+    size = images.shape[-1]
+    padded = F.pad(images, [max_shift] * 4, value=-1.0)
+    offsets = torch.randint(2 * max_shift + 1, (images.shape[0], 2), generator=generator)
+    rows = (offsets[:, :1] + torch.arange(size))[:, :, None]  # [n, size, 1]
+    cols = (offsets[:, 1:] + torch.arange(size))[:, None, :]  # [n, 1, size]
+    batch = torch.arange(images.shape[0])[:, None, None]
+    return padded[:, 0][batch, rows, cols].unsqueeze(1)
+
+
+def train_classifier(config: ClassifierConfig) -> DigitClassifier:
+    """The classifier trained on the training split, in eval mode; deterministic per seed."""
+    images, labels = split_digits("train")
+    generator = torch.Generator().manual_seed(config.seed)
+    with torch.random.fork_rng():  # seeded initialisation without touching the global RNG
+        torch.manual_seed(config.seed)
+        model = DigitClassifier(config.width, config.embedding_dim)
+    optimiser = torch.optim.AdamW(model.parameters(), config.lr, weight_decay=config.weight_decay)
+    model.train()
+    for step in range(config.steps):
+        for group in optimiser.param_groups:  # cosine decay to 0
+            group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+        batch = torch.randint(len(labels), (config.batch_size,), generator=generator)
+        inputs = random_shift(images[batch], config.max_shift, generator)
+        with torch.random.fork_rng():  # dropout draws from a seeded stream too
+            torch.manual_seed(config.seed * 1_000_003 + step)
+            logits, _ = model(inputs)
+        loss = F.cross_entropy(logits, labels[batch])
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+    return model.eval()
+
+
+def held_out_accuracy(model: nn.Module) -> float:
+    """Fraction of the 360 held-out digits whose argmax logit is the true digit."""
+    images, labels = split_digits("held_out")
+    with torch.no_grad():
+        logits, _ = model(images)
+    return int((logits.argmax(dim=1) == labels).sum()) / len(labels)
+
+
+def classifier_to_onnx(model: nn.Module) -> onnx.ModelProto:
+    """The classifier -> ONNX (opset 18, IR <= 10): images [batch, 1, 8, 8] -> logits, embedding."""
+    images = torch.zeros(EXPORT_BATCH, 1, 8, 8)
+    with quiet_exporter(), torch.no_grad():
+        program = torch.onnx.export(
+            model.eval(),
+            (images,),
+            input_names=["images"],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            opset_version=OPSET,
+            dynamo=True,
+            verbose=False,
+            report=False,
+        )
+    proto = program.model_proto
+    proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def run_classifier_onnx(path: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ONNX file on the CPU provider: images [n, 1, 8, 8] -> (logits, embedding) float32."""
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logits, embedding = session.run(list(OUTPUT_NAMES), {"images": images})
+    return logits, embedding
+
+
+def measure_classifier_parity(model: nn.Module, path: Path) -> dict[str, Any]:
+    """torch vs onnxruntime on all 1,797 digits, both outputs; RuntimeError above tolerance."""
+    images, _ = load_digit_images()
+    with torch.no_grad():
+        expected = [output.numpy().astype(np.float64) for output in model(images)]
+    actual = [output.astype(np.float64) for output in run_classifier_onnx(path, images.numpy())]
+    errors = [np.abs(e - a) for e, a in zip(expected, actual, strict=True)]
+    relative = [err / np.maximum(np.abs(e), 1e-3) for err, e in zip(errors, expected, strict=True)]
+    parity = {
+        "max_abs_error": float(max(err.max() for err in errors)),
+        "max_rel_error": float(max(rel.max() for rel in relative)),
+        "n_inputs": int(images.shape[0]),
+    }
+    if not parity["max_abs_error"] <= PARITY_TOLERANCE:  # also catches NaN
+        raise RuntimeError(f"ONNX parity failed: {parity} (tolerance {PARITY_TOLERANCE})")
+    return parity
+
+
+def reference_card(
+    dataset_name: str, model_file: dict[str, Any], accuracy: float, config: ClassifierConfig
+) -> dict[str, Any]:
+    """The `reference` card of an image dataset; model_file holds sha256, opset, ir, parity."""
+    spec = get_dataset(dataset_name).reference_spec()
+    channels = spec["channels"]
+    apply = (
+        "argmax of logits is the digit"
+        if channels == 1
+        else f"classify each of the {channels} channels as its own [batch, 1, 8, 8] image; "
+        "mode id = 100 * digit_R + 10 * digit_G + digit_B"
+    )
+    embedding_dim = config.embedding_dim
+    return {
+        "schema_version": 1,
+        "name": dataset_name,
+        "kind": "reference",
+        "description": (
+            f"Digit classifier reference for {dataset_name} ({spec['n_modes']} modes, uniform): "
+            f"{accuracy:.2%} held-out accuracy on the 8x8 digits."
+        ),
+        "created": utc_now(),
+        "dataset": dataset_name,
+        "reference": {
+            **spec,
+            "outputs": [
+                {"name": "logits", "dtype": "float32", "shape": [-1, 10]},
+                {"name": "embedding", "dtype": "float32", "shape": [-1, embedding_dim]},
+            ],
+            "apply": apply,
+            "held_out_accuracy": accuracy,
+            "held_out": {
+                "n": len(split_digits("held_out")[1]),
+                "fraction": HELD_OUT_FRACTION,
+                "seed": SPLIT_SEED,
+                "stratified": True,
+            },
+            **model_file,
+        },
+        "training": config.to_dict(),
+    }
+
+
+def export_classifier_references(
+    model: nn.Module, models_dir: Path, config: ClassifierConfig
+) -> list[Path]:
+    """Write models_dir/<dataset>/card.json + 1/model.onnx for digits and stacked-digits.
+
+    ValueError when a folder already holds a 1/ version (nothing written); RuntimeError when
+    parity fails (nothing left behind). Returns the card paths.
+    """
+    model_dirs = [Path(models_dir) / name for name in REFERENCE_DATASETS]
+    for model_dir in model_dirs:
+        if (model_dir / "1").exists() or (model_dir / "card.json").exists():
+            raise ValueError(f"{model_dir} already holds a reference; remove it first")
+    proto = classifier_to_onnx(model)
+    accuracy = held_out_accuracy(model)
+    cards = []
+    for name, model_dir in zip(REFERENCE_DATASETS, model_dirs, strict=True):
+        path = model_dir / "1" / "model.onnx"
+        path.parent.mkdir(parents=True)
+        try:
+            onnx.save_model(proto, path)
+            model_file = {
+                "file": "1/model.onnx",
+                "sha256": sha256(path),
+                "opset": OPSET,
+                "ir_version": int(proto.ir_version),
+                "parity": measure_classifier_parity(model, path),
+            }
+            cards.append(write_card(model_dir, reference_card(name, model_file, accuracy, config)))
+        except BaseException:
+            shutil.rmtree(model_dir)
+            raise
+    return cards
+
+
+def build_classifier_references(models_dir: Path, config: ClassifierConfig) -> dict[str, Any]:
+    """Train, score and export; returns {"cards", "held_out_accuracy", "train_seconds"}."""
+    start = time.perf_counter()
+    model = train_classifier(config)
+    seconds = time.perf_counter() - start
+    cards = export_classifier_references(model, models_dir, config)
+    return {"cards": cards, "held_out_accuracy": held_out_accuracy(model), "train_seconds": seconds}

@@ -1,0 +1,228 @@
+"""GAN mode-collapse mitigations by short name, composable through `TrainConfig.mitigations`.
+
+Each registered `Mitigation` validates its config fields (`check`) and may change D's
+architecture (`discriminator_args`, stored in the card's architecture args). The training-time
+pieces live here as plain functions the training loop calls:
+
+- "unrolled" (Metz et al. 2017): G's loss against D unrolled `unroll_steps` differentiable
+  Adam steps (`unrolled_critic`); D's own update is the ordinary one.
+- "pack" (PacGAN, Lin et al. 2018): D judges `pack` samples joined on the feature axis.
+- "minibatch-stddev" (Karras et al. 2018): the batch's mean feature std as an extra D feature.
+- "minibatch-discrimination" (Salimans et al. 2016): the tensor-T layer, B kernels of C dims.
+- "feature-matching" (Salimans et al. 2016): G minimises ||E f(x) - E f(G(z))||^2 on D's
+  penultimate features, replacing G's adversarial loss as in the paper.
+- "spectral-norm" (Miyato et al. 2018): every D linear layer divided by its top singular value.
+- "instance-noise" (Sonderby et al. 2017; Arjovsky & Bottou 2017): Gaussian noise on D's real
+  and fake inputs, std annealed linearly from `instance_noise_std` to 0 over the run.
+- "r1" (Mescheder et al. 2018): gamma/2 E||grad_x D(x)||^2 on real data added to D's loss.
+- "ttur" (Heusel et al. 2017): two time-scale learning rates are lr_g/lr_d; this name only
+  checks that D learns faster (lr_d > lr_g) so a preset can state the recipe.
+"""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from trainer.losses import Critic
+from trainer.registry import Registry
+
+if TYPE_CHECKING:
+    from trainer.config import TrainConfig
+
+MITIGATIONS: Registry[type["Mitigation"]] = Registry("mitigation")
+
+
+class Mitigation:
+    """Base class: a mitigation checks its config fields and may change D's architecture."""
+
+    def check(self, config: "TrainConfig") -> None:
+        """ValueError with a readable message when `config` cannot use this mitigation."""
+
+    def discriminator_args(self, config: "TrainConfig") -> dict[str, Any]:
+        """Extra keyword arguments for the architecture builder (d_* names), plain values."""
+        return {}
+
+
+@MITIGATIONS.register("unrolled")
+class Unrolled(Mitigation):
+    def check(self, config: "TrainConfig") -> None:
+        if "feature-matching" in config.mitigations:
+            raise ValueError(
+                "'unrolled' and 'feature-matching' both replace G's loss against D; choose one"
+            )
+
+
+@MITIGATIONS.register("pack")
+class Pack(Mitigation):
+    def check(self, config: "TrainConfig") -> None:
+        if config.batch_size % config.pack:
+            raise ValueError(
+                f"pack: batch_size {config.batch_size} is not divisible by pack {config.pack}"
+            )
+
+    def discriminator_args(self, config: "TrainConfig") -> dict[str, Any]:
+        return {"d_pack": config.pack}
+
+
+@MITIGATIONS.register("minibatch-stddev")
+class MinibatchStddev(Mitigation):
+    def discriminator_args(self, config: "TrainConfig") -> dict[str, Any]:
+        return {"d_minibatch_stddev": True}
+
+
+@MITIGATIONS.register("minibatch-discrimination")
+class MinibatchDiscrimination(Mitigation):
+    def discriminator_args(self, config: "TrainConfig") -> dict[str, Any]:
+        return {"d_mbd_kernels": config.mbd_kernels, "d_mbd_kernel_dim": config.mbd_kernel_dim}
+
+
+@MITIGATIONS.register("feature-matching")
+class FeatureMatching(Mitigation):
+    pass
+
+
+@MITIGATIONS.register("spectral-norm")
+class SpectralNorm(Mitigation):
+    def discriminator_args(self, config: "TrainConfig") -> dict[str, Any]:
+        return {"d_spectral_norm": True}
+
+
+@MITIGATIONS.register("instance-noise")
+class InstanceNoise(Mitigation):
+    pass
+
+
+@MITIGATIONS.register("r1")
+class R1(Mitigation):
+    pass
+
+
+@MITIGATIONS.register("ttur")
+class TwoTimeScale(Mitigation):
+    def check(self, config: "TrainConfig") -> None:
+        if not config.lr_d > config.lr_g:
+            raise ValueError(
+                f"ttur: needs lr_d > lr_g (Heusel et al. 2017), got lr_d {config.lr_d} "
+                f"and lr_g {config.lr_g}"
+            )
+
+
+def check_mitigations(config: "TrainConfig") -> None:
+    """ValueError on unknown or repeated names, or a config a mitigation cannot use."""
+    names = config.mitigations
+    for name in names:
+        if name not in MITIGATIONS:
+            raise ValueError(
+                f"unknown mitigation {name!r}; choose from {', '.join(MITIGATIONS.names())}"
+            )
+    if len(set(names)) != len(names):
+        raise ValueError(f"mitigations repeat a name: {list(names)}")
+    for name in names:
+        MITIGATIONS.get(name)().check(config)
+
+
+def discriminator_args(config: "TrainConfig") -> dict[str, Any]:
+    """The architecture args the config's mitigations add (empty for a plain D)."""
+    args: dict[str, Any] = {}
+    for name in config.mitigations:
+        args |= MITIGATIONS.get(name)().discriminator_args(config)
+    return args
+
+
+def instance_noise_std(config: "TrainConfig", step: int) -> float:
+    """Linear annealing: instance_noise_std at step 0, 0 at step `config.steps` and after."""
+    if config.steps == 0:
+        return 0.0
+    return config.instance_noise_std * max(0.0, 1.0 - step / config.steps)
+
+
+def add_instance_noise(x: Tensor, std: float, rng: torch.Generator) -> Tensor:
+    """x + N(0, std^2) with the noise drawn from `rng`; x itself when std is 0."""
+    if std == 0.0:
+        return x
+    return x + std * torch.randn(x.shape, generator=rng, dtype=x.dtype)
+
+
+def r1_penalty(discriminator: Critic, real: Tensor, gamma: float) -> Tensor:
+    """Mescheder et al. 2018, Eq. 9: gamma/2 * E ||grad_x D(x)||^2 over real x, scalar.
+
+    The squared norm is taken per D output (over all samples a packed D joins).
+    """
+    real = real.detach().requires_grad_(True)
+    output = discriminator(real)  # [batch']
+    (grad,) = torch.autograd.grad(output.sum(), real, create_graph=True)
+    return 0.5 * gamma * grad.reshape(output.shape[0], -1).pow(2).sum(dim=1).mean()
+
+
+def feature_matching_loss(discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    """Salimans et al. 2016, Sec. 3.1: ||E f(x) - E f(G(z))||_2^2 on D's `features`, scalar."""
+    real_mean = discriminator.features(real).detach().mean(dim=0)
+    return (real_mean - discriminator.features(fake).mean(dim=0)).pow(2).sum()
+
+
+def adam_step(
+    params: dict[str, Tensor],
+    grads: tuple[Tensor, ...],
+    moments: dict[str, tuple[Tensor, Tensor, float]],
+    optimizer: torch.optim.Optimizer,
+) -> dict[str, Tensor]:
+    """One differentiable Adam step (Kingma & Ba 2015, Algorithm 1) on copies of the moments.
+
+    sqrt(v_hat + eps^2) replaces sqrt(v_hat) + eps so the derivative stays finite at v_hat = 0.
+    """
+    group = optimizer.param_groups[0]
+    (beta1, beta2), lr, eps = group["betas"], group["lr"], group["eps"]
+    updated = {}
+    for (name, p), g in zip(params.items(), grads, strict=True):
+        m, v, t = moments[name]
+        m, v, t = beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * g * g, t + 1
+        moments[name] = (m, v, t)
+        m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
+        updated[name] = p - lr * m_hat / torch.sqrt(v_hat + eps * eps)
+    return updated
+
+
+def adam_moments(
+    discriminator: nn.Module, optimizer: torch.optim.Optimizer
+) -> dict[str, tuple[Tensor, Tensor, float]]:
+    """Detached copies of D's Adam moments (m, v, step) by parameter name; zeros when unset."""
+    moments = {}
+    for name, p in discriminator.named_parameters():
+        state = optimizer.state.get(p, {})
+        if "exp_avg" in state:
+            step = float(state["step"])
+            moments[name] = (state["exp_avg"].detach(), state["exp_avg_sq"].detach(), step)
+        else:
+            moments[name] = (torch.zeros_like(p), torch.zeros_like(p), 0.0)
+    return moments
+
+
+def unrolled_critic(
+    discriminator: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    objective: Callable[[Critic], Tensor],
+    steps: int,
+) -> Critic:
+    """Metz et al. 2017, Eq. 5-7: D after `steps` differentiable Adam steps on `objective`.
+
+    objective(critic) -> D's loss (on a fixed real and fake batch: fake keeps G's graph, so G's
+    gradient flows through the unrolled updates). D's module and optimizer are left unchanged
+    (spectral norm's power-iteration vectors still advance, as on any training forward).
+    The paper unrolls with Adam; here each step continues from D's current Adam moments.
+    """
+    if steps == 0:
+        return discriminator
+    params = {n: p.detach().requires_grad_(True) for n, p in discriminator.named_parameters()}
+    moments = adam_moments(discriminator, optimizer)
+
+    def critic_with(weights: dict[str, Tensor]) -> Critic:
+        return lambda x: functional_call(discriminator, weights, (x,))
+
+    for _ in range(steps):
+        loss = objective(critic_with(params))
+        grads = torch.autograd.grad(loss, tuple(params.values()), create_graph=True)
+        params = adam_step(params, grads, moments, optimizer)
+    return critic_with(params)
