@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import onnxruntime as ort
 
 from service import runtime
@@ -24,13 +25,16 @@ SERVABLE_KINDS = ("gan",)
 
 @dataclass
 class Entry:
-    """One folder of the repository: its card, readiness and (for generators) sessions."""
+    """One folder of the repository: its card, readiness and sessions (generators: one per
+    version; classifier references: version 1 is the classifier), and a classifier
+    reference's real-sample features (float64 [N, D])."""
 
     name: str
     path: Path
     card: dict | None = None
     error: str | None = None
     sessions: dict[int, ort.InferenceSession] = field(default_factory=dict)
+    features: np.ndarray | None = None
 
     @property
     def ready(self) -> bool:
@@ -105,6 +109,8 @@ class Repository:
                 raise ValueError(f"card name {entry.card['name']!r} != folder {folder.name!r}")
             if entry.kind in SERVABLE_KINDS:
                 entry.sessions = self._load_sessions(entry)
+            elif entry.kind == "reference" and entry.card["reference"]["type"] == "classifier":
+                self._load_classifier(entry)
             elif entry.kind not in ("reference",):
                 raise ValueError(f"kind {entry.kind!r} is not served by this version")
         except FileNotFoundError as error:
@@ -115,13 +121,29 @@ class Repository:
             entry.error = f"cannot load ONNX: {type(error).__name__}: {error}"
         return entry
 
+    def _load_classifier(self, entry: Entry) -> None:
+        """The classifier session (checked against the card) and the reference features."""
+        spec = entry.card["reference"]
+        entry.sessions = {1: self._checked_session(entry.path / spec["file"], spec["sha256"])}
+        stored = spec.get("features")
+        if stored is None:
+            raise ValueError("classifier reference without `features` (real-sample embeddings)")
+        path = entry.path / stored["file"]
+        if sha256(path) != stored["sha256"]:
+            raise ValueError(f"{path.relative_to(self.root)}: sha256 differs from the card")
+        features = np.load(path, allow_pickle=False).astype(np.float64)
+        features.setflags(write=False)
+        entry.features = features
+
+    def _checked_session(self, path: Path, expected_sha256: str) -> ort.InferenceSession:
+        if sha256(path) != expected_sha256:
+            raise ValueError(f"{path.relative_to(self.root)}: sha256 differs from the card")
+        return runtime.create_session(path, self.device)
+
     def _load_sessions(self, entry: Entry) -> dict[int, ort.InferenceSession]:
         sessions = {}
         for version in entry.card["versions"]:
-            path = entry.path / version["file"]
-            if sha256(path) != version["sha256"]:
-                raise ValueError(f"{version['file']}: sha256 differs from the card")
-            session = runtime.create_session(path, self.device)
+            session = self._checked_session(entry.path / version["file"], version["sha256"])
             check_signature(session, entry.card)
             sessions[version["version"]] = session
         return sessions

@@ -78,16 +78,23 @@ class InferenceFailed(RuntimeError):
 
 
 def run_batched(
-    session: ort.InferenceSession, input_name: str, inputs: np.ndarray, max_batch: int
+    session: ort.InferenceSession,
+    input_name: str,
+    inputs: np.ndarray,
+    max_batch: int,
+    output: str | None = None,
 ) -> np.ndarray:
-    """Run `session` on `inputs` [N, ...] in batches of at most `max_batch` rows; concatenate.
+    """Run `session` on `inputs` [N, ...] in batches of at most `max_batch` rows; concatenate
+    the named `output` (the first output when None).
 
     Raises InferenceFailed for any onnxruntime error: the inputs were checked before, so such
     a failure is the runtime's (typically transient), not the client's.
     """
     try:
         outputs = [
-            session.run(None, {input_name: inputs[start : start + max_batch]})[0]
+            session.run(
+                [output] if output else None, {input_name: inputs[start : start + max_batch]}
+            )[0]
             for start in range(0, len(inputs), max_batch)
         ]
     except Exception as error:  # onnxruntime's own exception types (Fail, RuntimeException, ...)

@@ -40,6 +40,8 @@ from trainer.export import (
 from trainer.images import HELD_OUT_FRACTION, SPLIT_SEED, load_digit_images, split_digits
 
 REFERENCE_DATASETS = ("digits", "stacked-digits")
+REFERENCE_FEATURES = 5_000  # real samples whose embeddings the k-NN metrics compare against
+REFERENCE_FEATURES_SEED = 0
 OUTPUT_NAMES = ("logits", "embedding")
 
 
@@ -231,6 +233,39 @@ def reference_card(
     }
 
 
+def reference_features(dataset_name: str, path: Path) -> np.ndarray:
+    """Embeddings of real samples of the dataset, [n, C * E] float32.
+
+    digits: each training digit once (resampling would put exact duplicates in the reference
+    and shrink its k-NN radii to 0); stacked digits: REFERENCE_FEATURES triples drawn with a
+    fixed seed. Each channel is embedded by the exported classifier (the service's own path),
+    channel embeddings side by side.
+    """
+    dataset = get_dataset(dataset_name)
+    if dataset.channels == 1:
+        images = dataset.images.numpy()  # [n, 1, 8, 8]
+    else:
+        generator = torch.Generator().manual_seed(REFERENCE_FEATURES_SEED)
+        images = dataset.sample(REFERENCE_FEATURES, generator).numpy()  # [n, C, 8, 8]
+    n, channels = images.shape[:2]
+    _, embedding = run_classifier_onnx(path, images.reshape(n * channels, 1, 8, 8))
+    return embedding.reshape(n, -1)
+
+
+def write_reference_features(dataset_name: str, model_dir: Path, model_path: Path) -> dict:
+    """Save 1/features.npy next to the classifier; the card's `features` entry."""
+    features = reference_features(dataset_name, model_path)
+    path = model_dir / "1" / "features.npy"
+    np.save(path, features, allow_pickle=False)
+    return {
+        "file": "1/features.npy",
+        "sha256": sha256(path),
+        "n": int(features.shape[0]),
+        "dim": int(features.shape[1]),
+        "seed": REFERENCE_FEATURES_SEED,
+    }
+
+
 def export_classifier_references(
     model: nn.Module, models_dir: Path, config: ClassifierConfig
 ) -> list[Path]:
@@ -257,6 +292,7 @@ def export_classifier_references(
                 "opset": OPSET,
                 "ir_version": int(proto.ir_version),
                 "parity": measure_classifier_parity(model, path),
+                "features": write_reference_features(name, model_dir, path),
             }
             cards.append(write_card(model_dir, reference_card(name, model_file, accuracy, config)))
         except BaseException:

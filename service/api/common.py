@@ -3,6 +3,7 @@
 import json
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from flask import current_app, request
@@ -14,7 +15,7 @@ from service.errors import ApiError
 from service.guard import Guard
 from service.references import ReferenceStore
 from service.repository import Entry, Repository
-from service.uploads import UploadLimits, parse_batch
+from service.uploads import UploadLimits, detect_format, parse_batch
 
 log = logging.getLogger(__name__)
 
@@ -72,24 +73,34 @@ def form_value(name: str) -> str | None:
     return request.form.get(name) or request.args.get(name) or None
 
 
-def read_batch(upload: FileStorage) -> np.ndarray:
-    """The uploaded batch, parsed within the limits (`key` picks an array of a .npz)."""
-    return parse_batch(
-        upload.read(),
-        upload.filename,
-        upload.mimetype,
-        upload_limits(),
-        request.form.get("key") or request.args.get("key"),
-    )
+def read_batch(upload: FileStorage) -> tuple[np.ndarray, str]:
+    """(the uploaded batch parsed within the limits, its format); `key` picks a .npz array."""
+    data = upload.read()
+    upload.close()  # large parts are spooled to a temporary file: release it now
+    kind = detect_format(upload.filename, upload.mimetype, data[:8]) if data else "empty"
+    batch = parse_batch(data, upload.filename, upload.mimetype, upload_limits(), form_value("key"))
+    return batch, kind
 
 
-def resolve_reference(name: str) -> tuple[dict, np.ndarray | None]:
-    """(the card's reference object, stored features or None) of a built-in or uploaded one."""
+@dataclass(frozen=True)
+class Reference:
+    """What a diagnosis compares against: the card's `reference` object, the real-sample
+    features (None for mixtures, which draw their own) and, for classifier references, the
+    classifier session."""
+
+    name: str
+    spec: dict
+    features: np.ndarray | None = None
+    classifier: object | None = None  # onnxruntime.InferenceSession
+
+
+def resolve_reference(name: str) -> Reference:
+    """A built-in or uploaded reference by name: 404 when unknown, 503 when not ready."""
     stored = reference_store().get(name)
     if stored is not None:
-        return stored.card["reference"], stored.features
+        return Reference(name, stored.card["reference"], stored.features)
     entry = ready_entry(name, "reference")
-    return entry.card["reference"], None
+    return Reference(name, entry.card["reference"], entry.features, entry.sessions.get(1))
 
 
 def guard() -> Guard:

@@ -5,8 +5,9 @@ import time
 import numpy as np
 from flask import Blueprint, Response, jsonify
 
-from service import metrics
+from service import metrics, runtime
 from service.api.common import (
+    Reference,
     form_value,
     guard,
     negotiate,
@@ -15,9 +16,12 @@ from service.api.common import (
     resolve_reference,
 )
 from service.diagnostics import diagnose
+from service.diagnostics.classifier import softmax, split_channels
 from service.figures import render_report
 
 REPORT_FORMATS = ("application/json", "image/png")
+IMAGE_FORMATS = ("png", "zip")
+CLASSIFIER_BATCH = 4096
 
 blueprint = Blueprint("diagnostics", __name__, url_prefix="/v1/diagnostics")
 
@@ -30,25 +34,48 @@ def diagnostics() -> Response:
     upload, _ = require_upload()
     media_type = negotiate(REPORT_FORMATS)
     name = form_value("reference")
-    spec, features = resolve_reference(name) if name else (None, None)
-    return diagnosis_response(read_batch(upload), name, spec, features, media_type)
+    reference = resolve_reference(name) if name else None
+    batch, kind = read_batch(upload)
+    if kind in IMAGE_FORMATS and reference is not None and "value_range" in reference.spec:
+        low, high = reference.spec["value_range"]  # PNG pixels come in [0, 1]
+        batch = low + (high - low) * batch
+    return diagnosis_response(batch, reference, media_type)
+
+
+def diagnose_with(batch: np.ndarray, reference: Reference | None) -> dict:
+    """The report; for a classifier reference the classifier runs on the batch first."""
+    if reference is None:
+        return diagnose(batch, None, None)
+    classified = None
+    if reference.classifier is not None:
+        classified = run_classifier(reference, batch)
+    return diagnose(batch, reference.spec, reference.name, reference.features, classified)
+
+
+def run_classifier(reference: Reference, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities [N, C, classes], embeddings [N, C * E]) of each sample's channels."""
+    images = split_channels(batch, reference.spec)
+    input_name = reference.spec["input"]["name"]
+    outputs = [
+        runtime.run_batched(reference.classifier, input_name, images, CLASSIFIER_BATCH, output)
+        for output in ("logits", "embedding")
+    ]
+    channels = reference.spec["channels"]
+    logits, embeddings = (output.reshape(-1, channels, output.shape[-1]) for output in outputs)
+    return softmax(logits.astype(np.float64)), embeddings.reshape(len(embeddings), -1)
 
 
 def diagnosis_response(
-    batch: np.ndarray,
-    name: str,
-    spec: dict,
-    features: np.ndarray | None,
-    media_type: str,
-    extra: dict | None = None,
+    batch: np.ndarray, reference: Reference | None, media_type: str, extra: dict | None = None
 ) -> Response:
     """Diagnose under the guard; answer the report as JSON or as its figure."""
+    name = reference.name if reference else "none"
     started = time.perf_counter()
-    report = guard().run(diagnose, batch, spec, name, features)
-    metrics.DIAGNOSTICS_SECONDS.labels(reference=name or "none").observe(
-        time.perf_counter() - started
-    )
+    report = guard().run(diagnose_with, batch, reference)
+    metrics.DIAGNOSTICS_SECONDS.labels(reference=name).observe(time.perf_counter() - started)
     if media_type == "image/png":
+        spec = reference.spec if reference else None
+        features = reference.features if reference else None
         png = guard().run(render_report, report, batch, spec, features)
         return Response(png, mimetype="image/png")
     return jsonify({**(extra or {}), **report})

@@ -102,10 +102,10 @@ def diagnose_model(name: str) -> Response:
         )
     media_type = negotiate(REPORT_FORMATS)
     reference = entry.card["reference"]
-    spec, features = resolve_reference(reference)
+    resolved = resolve_reference(reference)
     batch = draw(entry, version, n, seed)
     extra = {"model": name, "version": version, "seed": seed}
-    return diagnosis_response(batch, reference, spec, features, media_type, extra)
+    return diagnosis_response(batch, resolved, media_type, extra)
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

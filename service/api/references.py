@@ -72,7 +72,7 @@ def create_reference() -> Response:
         )
     if repository().get(name) is not None:
         raise ApiError(409, f"{name!r} is a built-in name; choose another", "conflict")
-    batch = read_batch(upload)
+    batch, _ = read_batch(upload)
     limit = service_config().max_reference_samples
     if len(batch) > limit:
         raise ApiError(

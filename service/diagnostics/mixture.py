@@ -156,10 +156,16 @@ def high_quality_probability(dim: int) -> float:
 
 
 def expected_coverage_ideal(mixture: GaussianMixture, n_samples: int) -> tuple[float, float]:
-    """(mean, std) of the number of modes an exact sampler of the mixture captures with N draws.
+    """expected_coverage with s_k = w_k q, q = high_quality_probability(d) (see below)."""
+    return expected_coverage(mixture.weights * high_quality_probability(mixture.dim), n_samples)
 
-    A draw is a high-quality hit on mode k with probability s_k = w_k q, where
-    q = high_quality_probability(d); mode k is captured with p_k = 1 - (1 - s_k)^N, so
+
+def expected_coverage(success: np.ndarray, n_samples: int) -> tuple[float, float]:
+    """(mean, std) of the number of modes an exact sampler captures with N draws.
+
+    success: float [K], s_k, the chance that one draw is a high-quality hit on mode k (for a
+    mixture, w_k q with q = high_quality_probability(d)); mode k is captured with
+    p_k = 1 - (1 - s_k)^N, so
     mean = sum_k p_k. This assumes a draw within 3 std of its own centre has that centre as
     its nearest one (well-separated modes: true for ring8 and grid25). The std is exact for
     the multinomial, not the independence approximation sqrt(sum p_k (1 - p_k)), which
@@ -167,7 +173,7 @@ def expected_coverage_ideal(mixture: GaussianMixture, n_samples: int) -> tuple[f
     Var = sum_k m_k (1 - m_k) + sum_{j != k} [(1 - s_j - s_k)^N - m_j m_k].
     Pairs are summed in row blocks, so memory is O(K * block).
     """
-    success = mixture.weights * high_quality_probability(mixture.dim)
+    success = np.asarray(success, dtype=np.float64)
     missed = np.exp(n_samples * np.log1p(-success))
     variance = 0.0
     rows_per_block = max(1, _PAIR_BLOCK_ELEMENTS // len(success))

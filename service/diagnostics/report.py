@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from .classifier import classified_histogram
 from .duplicates import exact_duplicates
 from .embedding import embed
 from .errors import DiagnosticsError
 from .features import feature_metrics
-from .mixture import GaussianMixture, expected_coverage_ideal, mode_metrics
+from .mixture import GaussianMixture, expected_coverage, high_quality_probability, mode_metrics
 from .special import chi2_sf, log_gamma
 from .verdict import verdict
 
@@ -130,26 +131,40 @@ def chi_square(histogram: np.ndarray, weights: np.ndarray) -> dict[str, float | 
 def _mode_statistics(samples: np.ndarray, mixture: GaussianMixture) -> dict[str, Any]:
     """Coverage, divergences and ideal-sampler expectations of validated samples [N, d]."""
     metrics = mode_metrics(samples, mixture)
-    histogram, n_hq = metrics["histogram"], metrics["high_quality_count"]
-    kl, reverse_kl = kl_divergences(histogram, mixture.weights)
-    kl_ideal = expected_kl_ideal(mixture.weights, n_hq) if n_hq else (None, None)
-    covered_ideal = expected_coverage_ideal(mixture, samples.shape[0])
+    success = mixture.weights * high_quality_probability(mixture.dim)
+    stats = histogram_statistics(metrics["histogram"], samples.shape[0], mixture.weights, success)
+    return {**stats, "duplicate_fraction": exact_duplicates(samples)["exact_fraction"]}
+
+
+def histogram_statistics(
+    histogram: np.ndarray, n_samples: int, weights: np.ndarray, success: np.ndarray
+) -> dict[str, Any]:
+    """Mode statistics from the high-quality histogram int [K] of a batch of n_samples.
+
+    weights: reference mode distribution [K] (sums to 1); success: [K], the chance one exact
+    draw is a high-quality hit on each mode (for expected_covered_ideal).
+    """
+    n_hq = int(histogram.sum())
+    captured = histogram > 0
+    kl, reverse_kl = kl_divergences(histogram, weights)
+    kl_ideal = expected_kl_ideal(weights, n_hq) if n_hq else (None, None)
+    covered_ideal = expected_coverage(success, n_samples)
     return {
-        "n_samples": samples.shape[0],
-        "support": int(np.sum(mixture.weights > 0)),
-        "covered": metrics["covered"],
-        "missing": np.flatnonzero(~metrics["captured"] & (mixture.weights > 0)).tolist(),
+        "n_samples": n_samples,
+        "n_modes": len(weights),
+        "support": int(np.sum(weights > 0)),
+        "covered": int(captured.sum()),
+        "missing": np.flatnonzero(~captured & (weights > 0)).tolist(),
         "histogram": histogram.tolist(),
         "high_quality_count": n_hq,
-        "high_quality_fraction": n_hq / samples.shape[0],
+        "high_quality_fraction": n_hq / n_samples,
         "kl": kl,
         "reverse_kl": reverse_kl if n_hq else None,
         "kl_expected": kl_ideal[0],
         "kl_expected_std": kl_ideal[1],
-        "chi_square": chi_square(histogram, mixture.weights),
+        "chi_square": chi_square(histogram, weights),
         "expected_covered": covered_ideal[0],
         "expected_covered_std": covered_ideal[1],
-        "duplicate_fraction": exact_duplicates(samples)["exact_fraction"],
     }
 
 
@@ -158,12 +173,12 @@ def mixture_reference_size(n_samples: int) -> int:
     return int(np.clip(n_samples, *MIXTURE_REFERENCE_SIZE))
 
 
-def _mode_report(stats: dict[str, Any], mixture: GaussianMixture) -> dict[str, Any]:
+def _mode_report(stats: dict[str, Any]) -> dict[str, Any]:
     """The mode keys of the report (None-free apart from kl when it is undefined)."""
     kl = stats["kl"]
     return {
         "modes": {
-            "total": mixture.n_modes,
+            "total": stats["n_modes"],
             "covered": stats["covered"],
             "missing": stats["missing"],
             "histogram": stats["histogram"],
@@ -205,13 +220,17 @@ def diagnose(
     reference: dict[str, Any],
     reference_name: str | None,
     reference_features: np.ndarray | None = None,
+    classified: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The report of a batch against a reference card's `reference` object.
 
     reference: {"type": "gaussian_mixture", ...} (samples [N, d]; the mode metrics, and the
     feature metrics against exact mixture draws unless reference_features is given) or
     {"type": "features", "embedding", "sample_shape", ...} (samples embedded by
-    embedding.embed; reference_features float64 [N_ref, D] required), or None (no reference:
+    embedding.embed; reference_features float64 [N_ref, D] required), or
+    {"type": "classifier", ...} (classified = (probabilities [N, C, classes] of each channel,
+    embeddings [N, D]) from the reference's classifier, see classifier.py; reference_features
+    the real samples' embeddings), or None (no reference:
     the batch's flattened values as features, the Vendi score and duplicates only).
     Raises DiagnosticsError (HTTP 422) for an unusable batch or reference. The keys are
     described in docs/diagnostics.md; values are plain Python, never NaN or inf.
@@ -228,7 +247,17 @@ def diagnose(
         if reference_features is None:
             size = mixture_reference_size(features.shape[0])
             reference_features = mixture.sample(size, MIXTURE_REFERENCE_SEED)
-        report = _mode_report(stats, mixture)
+        report = _mode_report(stats)
+    elif kind == "classifier":
+        if classified is None or reference_features is None:
+            raise DiagnosticsError("a classifier reference needs the classifier's outputs")
+        probabilities, features = classified
+        weights = np.asarray(reference["weights"], dtype=np.float64)
+        weights = weights / weights.sum()
+        histogram = classified_histogram(probabilities, reference)
+        stats = histogram_statistics(histogram, probabilities.shape[0], weights, weights)
+        stats["duplicate_fraction"] = exact_duplicates(flatten(samples))["exact_fraction"]
+        report = _mode_report(stats)
     elif kind == "features":
         if reference_features is None:
             raise DiagnosticsError("a features reference needs its reference features")

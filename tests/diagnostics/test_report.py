@@ -148,8 +148,13 @@ def test_diagnostics_error_is_a_value_error() -> None:
 
 
 def test_unsupported_reference_raises() -> None:
-    with pytest.raises(DiagnosticsError, match="unsupported reference type 'classifier'"):
-        diagnose(np.zeros((3, 2)), {"type": "classifier"}, "digits")
+    with pytest.raises(DiagnosticsError, match="unsupported reference type 'kernel'"):
+        diagnose(np.zeros((3, 2)), {"type": "kernel"}, "x")
+
+
+def test_classifier_reference_needs_the_classifier_outputs() -> None:
+    with pytest.raises(DiagnosticsError, match="needs the classifier's outputs"):
+        diagnose(np.zeros((3, 1, 8, 8)), {"type": "classifier"}, "digits")
 
 
 def test_integer_samples_are_accepted(references: dict) -> None:

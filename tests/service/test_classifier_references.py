@@ -1,0 +1,104 @@
+"""Image diagnostics against the bundled classifier references (digits, stacked-digits)."""
+
+import io
+
+import numpy as np
+import pytest
+
+from service.app import create_app
+from service.config import REPO_MODELS
+from tests.helpers import make_config
+
+
+@pytest.fixture(scope="module")
+def client():
+    return create_app(make_config(REPO_MODELS)).test_client()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's real 8x8 digits in the classifier's range [-1, 1], and their labels."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return (data.images[:, None] / 8.0 - 1.0).astype(np.float32), data.target
+
+
+def diagnose(client, batch: np.ndarray, reference: str, filename: str = "x.npy") -> dict:
+    buffer = io.BytesIO()
+    np.save(buffer, batch)
+    form = {"file": (io.BytesIO(buffer.getvalue()), filename), "reference": reference}
+    response = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_real_digits_are_healthy(client, digits):
+    images, _ = digits
+    report = diagnose(client, images, "digits")
+    assert report["modes"]["covered"] == 10 and report["modes"]["missing"] == []
+    assert report["high_quality_fraction"] > 0.95
+    assert report["verdict"]["status"] == "healthy", report["verdict"]
+
+
+def test_a_removed_class_is_named_missing(client, digits):
+    images, labels = digits
+    report = diagnose(client, images[labels != 3], "digits")
+    assert report["modes"]["missing"] == [3]
+    assert report["verdict"]["status"] == "partial_collapse"
+
+
+def test_channels_last_layout_is_accepted(client, digits):
+    images, _ = digits
+    report = diagnose(client, np.ascontiguousarray(images[:200].transpose(0, 2, 3, 1)), "digits")
+    assert report["n_samples"] == 200
+
+
+def test_stacked_digits_count_base_ten_modes(client, digits):
+    """Triples of one digit class per channel land on mode 100 R + 10 G + B."""
+    images, labels = digits
+    by_class = {d: images[labels == d][:20] for d in range(10)}
+    batch = np.concatenate([by_class[1], by_class[2], by_class[3]], axis=1)  # [20, 3, 8, 8]
+    report = diagnose(client, batch, "stacked-digits")
+    assert report["modes"]["covered"] == 1
+    assert report["modes"]["histogram"][123] == report["high_quality_fraction"] * 20
+
+
+def test_random_triples_cover_what_an_ideal_sampler_covers(client, digits):
+    images, _ = digits
+    picks = np.random.default_rng(0).integers(0, len(images), size=(600, 3))  # < 500 kB upload
+    report = diagnose(client, images[picks][:, :, 0], "stacked-digits")
+    expected = report["expected_covered_ideal"]
+    assert abs(report["modes"]["covered"] - expected) < 4 * report["expected_covered_ideal_std"] + 5
+    assert report["verdict"]["status"] == "healthy", report["verdict"]
+
+
+def test_png_pixels_are_mapped_to_the_classifier_range(client, digits):
+    """A zip of PNG digits (8-bit, [0, 1] once parsed) is scaled to [-1, 1] for the classifier."""
+    import zipfile
+
+    from PIL import Image
+
+    images, labels = digits
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for index in range(50):
+            pixels = np.round((images[index, 0] + 1) / 2 * 255).astype(np.uint8)
+            png = io.BytesIO()
+            Image.fromarray(pixels).save(png, format="PNG")
+            zipped.writestr(f"{index:03d}.png", png.getvalue())
+    form = {"file": (io.BytesIO(archive.getvalue()), "digits.zip"), "reference": "digits"}
+    report = client.post(
+        "/v1/diagnostics", data=form, content_type="multipart/form-data"
+    ).get_json()
+    histogram = np.asarray(report["modes"]["histogram"])
+    assert histogram.sum() >= 45
+    assert np.array_equal(np.flatnonzero(histogram), np.unique(labels[:50]))
+
+
+def test_wrong_image_size_is_422(client):
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((4, 1, 9, 9), np.float32))
+    form = {"file": (io.BytesIO(buffer.getvalue()), "x.npy"), "reference": "digits"}
+    response = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
+    assert response.status_code == 422
