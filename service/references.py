@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from service.diagnostics import DiagnosticsError
+from service.diagnostics.classifier import classified_histogram
 from service.diagnostics.embedding import embed, image_layout
 from service.diagnostics.report import validate_samples
 from service.errors import ApiError
@@ -49,6 +51,36 @@ def features_spec(batch: np.ndarray, source: str | None) -> tuple[dict, np.ndarr
         "source": source or "upload",
     }
     return spec, features
+
+
+def classified_spec(
+    batch_size: int,
+    source: str | None,
+    classifier: str,
+    classifier_spec: dict,
+    probabilities: np.ndarray,
+    embeddings: np.ndarray,
+) -> tuple[dict, np.ndarray]:
+    """The `reference` object and features of an image batch embedded by a built-in
+    classifier: its modes' weights are the batch's own confident-class histogram, so a
+    diagnosis can name missing classes; features are the classifier embeddings [N, C * E]."""
+    histogram = classified_histogram(probabilities, classifier_spec)
+    if histogram.sum() == 0:
+        raise DiagnosticsError(
+            f"no image of the batch is classified confidently by "
+            f"{classifier!r}; is it in the classifier's value range?"
+        )
+    spec = {
+        "type": "classifier",
+        "classifier": classifier,
+        "embedding": "classifier",
+        **{key: classifier_spec[key] for key in ("channels", "n_modes", "input", "value_range")},
+        "weights": (histogram / histogram.sum()).tolist(),
+        "n": batch_size,
+        "feature_dim": int(embeddings.shape[1]),
+        "source": source or "upload",
+    }
+    return spec, np.asarray(embeddings, dtype=np.float64)
 
 
 class ReferenceStore:
@@ -85,8 +117,9 @@ class ReferenceStore:
             return None
         return self._cache[name][1]
 
-    def create(self, name: str, batch: np.ndarray, source: str | None) -> dict:
-        """Store a reference built from batch [N, ...]; 409 if the name exists or when full."""
+    def create(self, name: str, spec: dict, features: np.ndarray) -> dict:
+        """Store a reference (its card's `reference` object and features float64 [N, D]);
+        409 if the name exists or when full."""
         if len(self.names()) >= self.max_count:
             raise ApiError(
                 409,
@@ -94,7 +127,6 @@ class ReferenceStore:
                 "(MAX_REFERENCES); delete one first",
                 "too-many-references",
             )
-        spec, features = features_spec(batch, source)
         card = {
             "schema_version": 1,
             "name": name,

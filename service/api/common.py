@@ -11,6 +11,8 @@ from werkzeug.datastructures import FileStorage
 
 from service import metrics, runtime
 from service.config import ServiceConfig
+from service.diagnostics.classifier import softmax, split_channels
+from service.diagnostics.embedding import image_layout
 from service.errors import ApiError
 from service.guard import Guard
 from service.references import ReferenceStore
@@ -18,6 +20,8 @@ from service.repository import Entry, Repository
 from service.uploads import UploadLimits, detect_format, parse_batch
 
 log = logging.getLogger(__name__)
+IMAGE_FORMATS = ("png", "zip")  # parsed into [0, 1]
+CLASSIFIER_BATCH = 4096
 
 
 def repository() -> Repository:
@@ -98,9 +102,48 @@ def resolve_reference(name: str) -> Reference:
     """A built-in or uploaded reference by name: 404 when unknown, 503 when not ready."""
     stored = reference_store().get(name)
     if stored is not None:
-        return Reference(name, stored.card["reference"], stored.features)
+        spec = stored.card["reference"]
+        classifier = None
+        if spec.get("type") == "classifier":  # embedded by a built-in classifier at upload
+            classifier = ready_entry(spec["classifier"], "reference").sessions.get(1)
+        return Reference(name, spec, stored.features, classifier)
     entry = ready_entry(name, "reference")
     return Reference(name, entry.card["reference"], entry.features, entry.sessions.get(1))
+
+
+def run_classifier(reference: Reference, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities [N, C, classes], embeddings [N, C * E]) of each sample's channels."""
+    images = split_channels(batch, reference.spec)
+    input_name = reference.spec["input"]["name"]
+    outputs = [
+        runtime.run_batched(reference.classifier, input_name, images, CLASSIFIER_BATCH, output)
+        for output in ("logits", "embedding")
+    ]
+    channels = reference.spec["channels"]
+    logits, embeddings = (output.reshape(-1, channels, output.shape[-1]) for output in outputs)
+    return softmax(logits.astype(np.float64)), embeddings.reshape(len(embeddings), -1)
+
+
+def to_value_range(batch: np.ndarray, kind: str, spec: dict) -> np.ndarray:
+    """PNG pixels (parsed into [0, 1]) mapped to a classifier's value_range; others as given."""
+    if kind not in IMAGE_FORMATS or "value_range" not in spec:
+        return batch
+    low, high = spec["value_range"]
+    return low + (high - low) * batch
+
+
+def matching_classifier(batch: np.ndarray) -> Reference | None:
+    """A built-in classifier reference whose input fits these images [N, C, H, W] (or channels
+    last), to embed an uploaded image reference; None for vectors or when none fits."""
+    if batch.ndim < 3:
+        return None
+    layout = image_layout(batch)
+    for entry in repository().of_kind("reference"):
+        spec = entry.card["reference"] if entry.ready else {}
+        if spec.get("type") == "classifier" and "classifier" not in spec:
+            if (spec["channels"], *spec["input"]["shape"][2:]) == tuple(layout):
+                return Reference(entry.name, spec, entry.features, entry.sessions.get(1))
+    return None
 
 
 def guard() -> Guard:

@@ -5,7 +5,7 @@ import time
 import numpy as np
 from flask import Blueprint, Response, jsonify
 
-from service import metrics, runtime
+from service import metrics
 from service.api.common import (
     Reference,
     form_value,
@@ -14,14 +14,14 @@ from service.api.common import (
     read_batch,
     require_upload,
     resolve_reference,
+    run_classifier,
+    to_value_range,
 )
 from service.diagnostics import diagnose
-from service.diagnostics.classifier import softmax, split_channels
 from service.figures import render_report
 
 REPORT_FORMATS = ("application/json", "image/png")
-IMAGE_FORMATS = ("png", "zip")
-CLASSIFIER_BATCH = 4096
+
 
 blueprint = Blueprint("diagnostics", __name__, url_prefix="/v1/diagnostics")
 
@@ -36,9 +36,8 @@ def diagnostics() -> Response:
     name = form_value("reference")
     reference = resolve_reference(name) if name else None
     batch, kind = read_batch(upload)
-    if kind in IMAGE_FORMATS and reference is not None and "value_range" in reference.spec:
-        low, high = reference.spec["value_range"]  # PNG pixels come in [0, 1]
-        batch = low + (high - low) * batch
+    if reference is not None:
+        batch = to_value_range(batch, kind, reference.spec)
     return diagnosis_response(batch, reference, media_type)
 
 
@@ -50,19 +49,6 @@ def diagnose_with(batch: np.ndarray, reference: Reference | None) -> dict:
     if reference.classifier is not None:
         classified = run_classifier(reference, batch)
     return diagnose(batch, reference.spec, reference.name, reference.features, classified)
-
-
-def run_classifier(reference: Reference, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities [N, C, classes], embeddings [N, C * E]) of each sample's channels."""
-    images = split_channels(batch, reference.spec)
-    input_name = reference.spec["input"]["name"]
-    outputs = [
-        runtime.run_batched(reference.classifier, input_name, images, CLASSIFIER_BATCH, output)
-        for output in ("logits", "embedding")
-    ]
-    channels = reference.spec["channels"]
-    logits, embeddings = (output.reshape(-1, channels, output.shape[-1]) for output in outputs)
-    return softmax(logits.astype(np.float64)), embeddings.reshape(len(embeddings), -1)
 
 
 def diagnosis_response(

@@ -4,14 +4,17 @@ more are built from uploaded batches of real samples."""
 from flask import Blueprint, Response, jsonify
 
 from service.api.common import (
+    matching_classifier,
     read_batch,
     reference_store,
     repository,
     require_upload,
+    run_classifier,
     service_config,
+    to_value_range,
 )
 from service.errors import ApiError
-from service.references import NAME
+from service.references import NAME, classified_spec, features_spec
 
 blueprint = Blueprint("references", __name__, url_prefix="/v1/references")
 
@@ -72,7 +75,7 @@ def create_reference() -> Response:
         )
     if repository().get(name) is not None:
         raise ApiError(409, f"{name!r} is a built-in name; choose another", "conflict")
-    batch, _ = read_batch(upload)
+    batch, kind = read_batch(upload)
     limit = service_config().max_reference_samples
     if len(batch) > limit:
         raise ApiError(
@@ -81,7 +84,16 @@ def create_reference() -> Response:
             "(MAX_REFERENCE_SAMPLES)",
             "too-large",
         )
-    card = reference_store().create(name, batch, upload.filename)
+    classifier = matching_classifier(batch)
+    if classifier is None:
+        spec, features = features_spec(batch, upload.filename)
+    else:
+        batch = to_value_range(batch, kind, classifier.spec)
+        probabilities, embeddings = run_classifier(classifier, batch)
+        spec, features = classified_spec(
+            len(batch), upload.filename, classifier.name, classifier.spec, probabilities, embeddings
+        )
+    card = reference_store().create(name, spec, features)
     response = jsonify(card)
     response.status_code = 201
     response.headers["Location"] = f"/v1/references/{name}"

@@ -102,3 +102,29 @@ def test_wrong_image_size_is_422(client):
     form = {"file": (io.BytesIO(buffer.getvalue()), "x.npy"), "reference": "digits"}
     response = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
     assert response.status_code == 422
+
+
+def test_uploaded_image_reference_uses_the_classifier(client, digits):
+    """The issue's acceptance with a classifier: a reference of real digits is embedded by the
+    `digits` classifier; a batch without one class loses coverage, NDB flags bins, the verdict
+    is partial_collapse and `missing` names the class."""
+    images, labels = digits
+    order = np.random.default_rng(0).permutation(len(images))
+    half, other = order[: len(order) // 2], order[len(order) // 2 :]
+    buffer = io.BytesIO()
+    np.save(buffer, images[half])
+    form = {"file": (io.BytesIO(buffer.getvalue()), "real.npy"), "name": "my-digits"}
+    created = client.post("/v1/references", data=form, content_type="multipart/form-data")
+    assert created.status_code == 201
+    spec = created.get_json()["reference"]
+    assert spec["type"] == "classifier" and spec["classifier"] == "digits"
+    assert spec["feature_dim"] == 64 and abs(sum(spec["weights"]) - 1) < 1e-9
+    whole = diagnose(client, images[other], "my-digits")
+    dropped = diagnose(client, images[other][labels[other] != 3], "my-digits")
+    client.delete("/v1/references/my-digits")
+    assert whole["verdict"]["status"] == "healthy", whole["verdict"]
+    assert dropped["verdict"]["status"] == "partial_collapse"
+    assert dropped["modes"]["missing"] == [3]
+    coverage = [r["features"]["manifold"]["coverage"] for r in (whole, dropped)]
+    assert coverage[1] < coverage[0] - 0.05
+    assert dropped["features"]["ndb"]["ndb"] > whole["features"]["ndb"]["ndb"]
