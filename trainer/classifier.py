@@ -30,10 +30,9 @@ from service.repository import sha256
 from trainer.datasets import get_dataset
 from trainer.export import (
     EXPORT_BATCH,
-    MAX_IR_VERSION,
     OPSET,
     PARITY_TOLERANCE,
-    quiet_exporter,
+    module_to_onnx,
     utc_now,
     write_card,
 )
@@ -145,24 +144,9 @@ def held_out_accuracy(model: nn.Module) -> float:
 
 
 def classifier_to_onnx(model: nn.Module) -> onnx.ModelProto:
-    """The classifier -> ONNX (opset 18, IR <= 10): images [batch, 1, 8, 8] -> logits, embedding."""
+    """The classifier -> ONNX: images [batch, 1, 8, 8] -> logits, embedding."""
     images = torch.zeros(EXPORT_BATCH, 1, 8, 8)
-    with quiet_exporter(), torch.no_grad():
-        program = torch.onnx.export(
-            model.eval(),
-            (images,),
-            input_names=["images"],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
-            opset_version=OPSET,
-            dynamo=True,
-            verbose=False,
-            report=False,
-        )
-    proto = program.model_proto
-    proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
-    onnx.checker.check_model(proto, full_check=True)
-    return proto
+    return module_to_onnx(model, images, "images", list(OUTPUT_NAMES))
 
 
 def run_classifier_onnx(path: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

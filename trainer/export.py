@@ -74,15 +74,19 @@ def quiet_exporter() -> Iterator[None]:
         registration.setLevel(level)
 
 
-def to_onnx(generator: nn.Module, latent_dim: int) -> onnx.ModelProto:
-    """G -> ONNX (opset 18, IR <= 10): input z [batch, latent_dim], output samples [batch, d]."""
-    z = torch.zeros(EXPORT_BATCH, latent_dim)
+def module_to_onnx(
+    module: nn.Module, example: torch.Tensor, input_name: str, output_names: list[str]
+) -> onnx.ModelProto:
+    """module(example) -> ONNX (opset 18, IR <= 10) with a dynamic batch axis, checked.
+
+    example: a batch of at least 2 (EXPORT_BATCH) so torch.export keeps the batch symbolic.
+    """
     with quiet_exporter(), torch.no_grad():
         program = torch.onnx.export(
-            generator,
-            (z,),
-            input_names=["z"],
-            output_names=["samples"],
+            module.eval(),
+            (example,),
+            input_names=[input_name],
+            output_names=output_names,
             dynamic_shapes=({0: torch.export.Dim("batch")},),
             opset_version=OPSET,
             dynamo=True,
@@ -93,6 +97,11 @@ def to_onnx(generator: nn.Module, latent_dim: int) -> onnx.ModelProto:
     model.ir_version = min(model.ir_version, MAX_IR_VERSION)
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def to_onnx(generator: nn.Module, latent_dim: int) -> onnx.ModelProto:
+    """G -> ONNX: input z [batch, latent_dim], output samples [batch, ...]."""
+    return module_to_onnx(generator, torch.zeros(EXPORT_BATCH, latent_dim), "z", ["samples"])
 
 
 def run_onnx(path: Path, z: np.ndarray) -> np.ndarray:
