@@ -42,31 +42,23 @@ DEADLINE_EXCEEDED = Counter(
     "Requests answered 504 because they passed REQUEST_DEADLINE.",
 )
 
-# Triton exposes these cumulative values without a `_total` suffix, which prometheus_client adds
-# to every Counter; to keep Triton's exact names they are gauges summed over all workers.
-INFERENCE_SUCCESS = Gauge(
-    "nv_inference_request_success",
-    "Successful inference requests (Triton's name).",
-    ["model", "version"],
-    multiprocess_mode="sum",
-)
-INFERENCE_FAILURE = Gauge(
-    "nv_inference_request_failure",
-    "Failed inference requests (Triton's name).",
-    ["model", "version"],
-    multiprocess_mode="sum",
-)
-INFERENCE_COUNT = Gauge(
-    "nv_inference_count",
-    "Samples generated, i.e. inferences (Triton's name).",
-    ["model", "version"],
-    multiprocess_mode="sum",
-)
-INFERENCE_DURATION_US = Gauge(
-    "nv_inference_compute_infer_duration_us",
-    "Cumulative compute time of inference, microseconds (Triton's name).",
-    ["model", "version"],
-    multiprocess_mode="sum",
+
+def triton_counter(name: str, documentation: str) -> Gauge:
+    """A cumulative value under Triton's exact name, by model and version.
+
+    Triton exposes these without the `_total` suffix that prometheus_client adds to every
+    Counter, so they are gauges that only grow, summed over all workers.
+    """
+    return Gauge(
+        name, f"{documentation} (Triton's name).", ["model", "version"], multiprocess_mode="sum"
+    )
+
+
+INFERENCE_SUCCESS = triton_counter("nv_inference_request_success", "Successful inference requests")
+INFERENCE_FAILURE = triton_counter("nv_inference_request_failure", "Failed inference requests")
+INFERENCE_COUNT = triton_counter("nv_inference_count", "Samples generated, i.e. inferences")
+INFERENCE_DURATION_US = triton_counter(
+    "nv_inference_compute_infer_duration_us", "Cumulative compute time of inference, microseconds"
 )
 INFERENCE_SECONDS = Histogram(
     "inference_duration_seconds", "Generation time per request.", ["model"], buckets=LATENCY_BUCKETS
