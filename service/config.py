@@ -15,6 +15,7 @@ class ServiceConfig:
     device: str = "auto"  # DEVICE: auto (CUDA when it works, else CPU) | cuda | cpu
     max_samples: int = 100_000  # MAX_SAMPLES: largest n a generation request may ask for
     max_batch: int = 8_192  # MAX_BATCH: generation runs in batches of at most this many rows
+    max_steps: int = 256  # MAX_STEPS: largest `steps` a score-model request may ask for
     default_samples: int = (
         2_500  # DEFAULT_SAMPLES: n when a request does not say (papers' protocol)
     )
@@ -62,6 +63,7 @@ class ServiceConfig:
         for name in (
             "max_samples",
             "max_batch",
+            "max_steps",
             "default_samples",
             "max_upload_bytes",
             "max_upload_samples",

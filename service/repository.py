@@ -20,7 +20,7 @@ from service import runtime
 
 log = logging.getLogger(__name__)
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "card.schema.json"
-SERVABLE_KINDS = ("gan",)
+SERVABLE_KINDS = ("gan", "score")
 
 
 @dataclass
@@ -169,11 +169,15 @@ class Repository:
 
 
 def check_signature(session: ort.InferenceSession, card: dict) -> None:
-    """Raise ValueError when the ONNX file's input/output names or widths differ from the card."""
-    for expected, actual in (
-        (card["input"], session.get_inputs()[0]),
-        (card["output"], session.get_outputs()[0]),
-    ):
+    """Raise ValueError when the ONNX file's inputs or output (names, ranks, fixed widths)
+    differ from the card: a gan takes `input`, a score model `input` and `sigma_input`."""
+    inputs = [card["input"]] + ([card["sigma_input"]] if card["kind"] == "score" else [])
+    actual_inputs = session.get_inputs()
+    if len(actual_inputs) != len(inputs):
+        names = [tensor.name for tensor in actual_inputs]
+        raise ValueError(f"ONNX inputs {names} != card {[spec['name'] for spec in inputs]}")
+    pairs = [*zip(inputs, actual_inputs, strict=True), (card["output"], session.get_outputs()[0])]
+    for expected, actual in pairs:
         if actual.name != expected["name"]:
             raise ValueError(f"ONNX tensor {actual.name!r} != card {expected['name']!r}")
         fixed = [

@@ -85,17 +85,30 @@ def run_batched(
     output: str | None = None,
 ) -> np.ndarray:
     """Run `session` on `inputs` [N, ...] in batches of at most `max_batch` rows; concatenate
-    the named `output` (the first output when None).
+    the named `output` (the first output when None). See run_rows."""
+    return run_rows(session, {input_name: inputs}, max_batch, output)
+
+
+def run_rows(
+    session: ort.InferenceSession,
+    inputs: dict[str, np.ndarray],
+    max_batch: int,
+    output: str | None = None,
+) -> np.ndarray:
+    """Run `session` on named inputs that share their first axis [N, ...], in batches of at
+    most `max_batch` rows; concatenate the named `output` (the first output when None).
 
     Raises InferenceFailed for any onnxruntime error: the inputs were checked before, so such
     a failure is the runtime's (typically transient), not the client's.
     """
+    rows = len(next(iter(inputs.values())))
     try:
         outputs = [
             session.run(
-                [output] if output else None, {input_name: inputs[start : start + max_batch]}
+                [output] if output else None,
+                {name: array[start : start + max_batch] for name, array in inputs.items()},
             )[0]
-            for start in range(0, len(inputs), max_batch)
+            for start in range(0, rows, max_batch)
         ]
     except Exception as error:  # onnxruntime's own exception types (Fail, RuntimeException, ...)
         raise InferenceFailed(f"{type(error).__name__}: {error}") from error

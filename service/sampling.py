@@ -1,15 +1,88 @@
-"""Seeded latent noise, shared by the service and the trainer's export.
+"""How a model's samples follow from a seed, shared by the service and the trainer's export.
 
 The same seed must give the same samples everywhere (service, export-time diagnostics, tests),
-so latents come from numpy's PCG64 stream, which is specified bit-for-bit across platforms.
+so all noise comes from numpy's PCG64 stream, which is specified bit-for-bit across platforms:
+a GAN's latents z, and a score model's initial noise followed, when churn is on, by its churn
+noise (service.samplers).
 """
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
+
+from service import runtime
+from service.samplers import NO_CHURN, Churn, Denoiser, sample, time_steps
 
 MAX_SEED = 2**63 - 1
 
 
+def seeded_generator(seed: int) -> np.random.Generator:
+    """numpy's PCG64 generator for `seed` (0 .. MAX_SEED)."""
+    return np.random.Generator(np.random.PCG64(seed))
+
+
 def gaussian_latents(n: int, dim: int, seed: int) -> np.ndarray:
     """Standard-normal latents z ~ N(0, I), shape [n, dim], float32, drawn from PCG64(seed)."""
-    rng = np.random.Generator(np.random.PCG64(seed))
-    return rng.standard_normal((n, dim), dtype=np.float32)
+    return seeded_generator(seed).standard_normal((n, dim), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """What sampling a score model needs beyond its denoiser (a `score` card's fields).
+
+    sample_shape: one sample's shape, e.g. (2,) or (3, 8, 8).
+    sigma_min, sigma_max, rho: the time steps of Eq. 5 (service.samplers.time_steps).
+    data_scale: the network's data are the samples times data_scale (std sigma_data).
+    """
+
+    sample_shape: tuple[int, ...]
+    sigma_min: float
+    sigma_max: float
+    rho: float
+    data_scale: float
+
+    @classmethod
+    def from_card(cls, card: dict) -> "ScoreSpec":
+        schedule = card["sampler"]
+        return cls(
+            sample_shape=tuple(card["input"]["shape"][1:]),
+            sigma_min=schedule["sigma_min"],
+            sigma_max=schedule["sigma_max"],
+            rho=schedule["rho"],
+            data_scale=card["data_scale"],
+        )
+
+
+def score_samples(
+    denoise: Denoiser,
+    spec: ScoreSpec,
+    n: int,
+    seed: int,
+    steps: int,
+    sampler: str,
+    churn: Churn = NO_CHURN,
+) -> np.ndarray:
+    """n samples [n, *sample_shape] float32 of a score model, a function of the arguments.
+
+    The initial noise is gaussian_latents(n, prod(sample_shape), seed) times sigma_max; churn
+    noise continues the same PCG64 stream. The sampler runs on all n rows at once (the
+    denoiser splits them into batches), so the batch size never changes the samples.
+    """
+    rng = seeded_generator(seed)
+    size = math.prod(spec.sample_shape)
+    noise = rng.standard_normal((n, size), dtype=np.float32).reshape(n, *spec.sample_shape)
+    t = time_steps(steps, spec.sigma_min, spec.sigma_max, spec.rho)
+    x = sample(denoise, noise.astype(np.float64) * t[0], t, sampler, churn, rng)
+    return (x / spec.data_scale).astype(np.float32)
+
+
+def onnx_denoiser(session: object, card: dict, max_batch: int) -> Denoiser:
+    """A `score` card's onnxruntime session as a Denoiser, run in batches of <= max_batch."""
+    x_name, sigma_name = card["input"]["name"], card["sigma_input"]["name"]
+    output = card["output"]["name"]
+
+    def denoise(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        return runtime.run_rows(session, {x_name: x, sigma_name: sigma}, max_batch, output)
+
+    return denoise

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from service.app import create_app
-from tests.helpers import make_config, train_and_export
+from tests.helpers import make_config, train_and_export, train_and_export_score
 
 
 @pytest.fixture(scope="session")
 def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """models/ with the references ring8 and grid25 and a tiny ring8 GAN (`ring8-gan`)."""
+    """models/ with the references ring8 and grid25, a tiny ring8 GAN (`ring8-gan`) and a tiny
+    grid25 score model (`grid25-edm`)."""
     from trainer.export import export_reference
 
     root = tmp_path_factory.mktemp("repo")
@@ -20,6 +21,7 @@ def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for dataset in ("ring8", "grid25"):
         export_reference(dataset, models)
     train_and_export(root / "runs", models, "ring8", "ring8-gan")
+    train_and_export_score(root / "runs", models, "grid25", "grid25-edm")
     return models
 
 

@@ -31,6 +31,28 @@ def train_and_export(runs: Path, models: Path, dataset: str, name: str) -> None:
     export_gan(runs / name, models, name)
 
 
+TINY_SCORE = {
+    "width": 16,
+    "depth": 1,
+    "sigma_max": 10.0,
+    "batch_size": 64,
+    "steps": 20,
+    "eval_every": 0,
+    "snapshot_every": 10,
+}
+
+
+def train_and_export_score(runs: Path, models: Path, dataset: str, name: str) -> None:
+    """A few real EDM training steps on `dataset`, exported by the trainer as `name`."""
+    from trainer.edm.config import ScoreConfig
+    from trainer.edm.export import export_score
+    from trainer.edm.training_loop import score_training_loop
+
+    config = ScoreConfig(dataset=dataset, **TINY_SCORE)
+    score_training_loop(config, runs / name, resume=False, progress=False)
+    export_score(runs / name, models, name)
+
+
 def make_config(repository: Path, **overrides: object) -> ServiceConfig:
     """CPU, the given repository, a fresh data folder (unless overridden)."""
     config = ServiceConfig(

@@ -17,6 +17,13 @@ from pathlib import Path
 
 from trainer.config import TrainConfig, preset_names, resolve_config
 from trainer.datasets import DATASETS
+from trainer.edm.cli import (
+    add_score_flags,
+    is_score_preset,
+    is_score_run,
+    run_score_export,
+    run_score_train,
+)
 from trainer.losses import LOSSES
 from trainer.mitigations import MITIGATIONS
 from trainer.nets import ARCHITECTURES
@@ -71,9 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train a GAN from a preset or a JSON config file")
+    train = commands.add_parser(
+        "train", help="train a GAN or a score model from a preset or a JSON config file"
+    )
     train.add_argument("preset", help=f"a preset ({', '.join(preset_names())}) or a .json file")
     add_config_flags(train)
+    add_score_flags(train)  # score presets ("kind": "score") take these as well
     train.add_argument("--run-dir", type=Path, help="default runs/<preset>-seed<seed>")
     train.add_argument("--dry-run", action="store_true", help="print the resolved config, exit")
     train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
@@ -110,6 +120,8 @@ def add_classifier_command(commands: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Resolve the config (defaults < preset < flags), then call training_loop."""
+    if is_score_preset(args.preset):
+        return run_score_train(args)
     parser = args.parser
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     try:
@@ -136,6 +148,8 @@ def run_export(args: argparse.Namespace) -> int:
     parser = args.parser
     if not (args.run_dir / "checkpoint.pt").is_file():
         parser.error(f"no checkpoint.pt in {args.run_dir}")
+    if is_score_run(args.run_dir):
+        return run_score_export(args)
     from trainer.export import export_gan
 
     try:

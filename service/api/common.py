@@ -10,18 +10,19 @@ from flask import current_app, request
 from werkzeug.datastructures import FileStorage
 
 from service import metrics, runtime
+from service.classify import classify
 from service.config import ServiceConfig
-from service.diagnostics.classifier import softmax, split_channels
 from service.diagnostics.embedding import image_layout
 from service.errors import ApiError
 from service.guard import Guard
 from service.references import ReferenceStore
 from service.repository import Entry, Repository
+from service.samplers import Churn
+from service.sampling import ScoreSpec, onnx_denoiser, score_samples
 from service.uploads import UploadLimits, detect_format, parse_batch
 
 log = logging.getLogger(__name__)
 IMAGE_FORMATS = ("png", "zip")  # parsed into [0, 1]
-CLASSIFIER_BATCH = 4096
 
 
 def repository() -> Repository:
@@ -113,15 +114,7 @@ def resolve_reference(name: str) -> Reference:
 
 def run_classifier(reference: Reference, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities [N, C, classes], embeddings [N, C * E]) of each sample's channels."""
-    images = split_channels(batch, reference.spec)
-    input_name = reference.spec["input"]["name"]
-    outputs = [
-        runtime.run_batched(reference.classifier, input_name, images, CLASSIFIER_BATCH, output)
-        for output in ("logits", "embedding")
-    ]
-    channels = reference.spec["channels"]
-    logits, embeddings = (output.reshape(-1, channels, output.shape[-1]) for output in outputs)
-    return softmax(logits.astype(np.float64)), embeddings.reshape(len(embeddings), -1)
+    return classify(reference.classifier, reference.spec, batch)
 
 
 def to_value_range(batch: np.ndarray, kind: str, spec: dict) -> np.ndarray:
@@ -153,17 +146,30 @@ def guard() -> Guard:
 def run_generator(entry: Entry, version: int, z: np.ndarray) -> np.ndarray:
     """G(z) for latents z [n, latent_dim] under the concurrency guard, with metrics."""
     session = entry.sessions[version]
+    max_batch = service_config().max_batch
+    work = (runtime.run_batched, session, entry.card["input"]["name"], z, max_batch)
+    return guarded_inference(entry, version, len(z), work, bounded=len(z) <= max_batch)
+
+
+def run_score_model(
+    entry: Entry, version: int, n: int, seed: int, steps: int, sampler: str, churn: float
+) -> np.ndarray:
+    """n samples of a score model (service.sampling.score_samples over its session) under the
+    concurrency guard and its deadline, with metrics."""
+    denoise = onnx_denoiser(entry.sessions[version], entry.card, service_config().max_batch)
+    spec = ScoreSpec.from_card(entry.card)
+    work = (score_samples, denoise, spec, n, seed, steps, sampler, Churn(churn))
+    return guarded_inference(entry, version, n, work, bounded=False)
+
+
+def guarded_inference(
+    entry: Entry, version: int, rows: int, work: tuple, bounded: bool
+) -> np.ndarray:
+    """work[0](*work[1:]) under the guard; onnxruntime failures become 503 problems; the
+    inference metrics count `rows` samples."""
     started = time.perf_counter()
     try:
-        max_batch = service_config().max_batch
-        samples = guard().run(
-            runtime.run_batched,
-            session,
-            entry.card["input"]["name"],
-            z,
-            max_batch,
-            bounded=len(z) <= max_batch,
-        )
+        samples = guard().run(*work, bounded=bounded)
     except runtime.InferenceFailed as error:
         metrics.INFERENCE_FAILURE.labels(model=entry.name, version=str(version)).inc()
         log.error("%s v%d: inference failed: %s", entry.name, version, error)
@@ -176,16 +182,16 @@ def run_generator(entry: Entry, version: int, z: np.ndarray) -> np.ndarray:
     except Exception:
         metrics.INFERENCE_FAILURE.labels(model=entry.name, version=str(version)).inc()
         raise
-    metrics.observe_inference(entry.name, version, len(z), time.perf_counter() - started)
+    metrics.observe_inference(entry.name, version, rows, time.perf_counter() - started)
     return samples
 
 
-def ready_entry(name: str, kind: str) -> Entry:
-    """The named entry of `kind`: 404 when unknown, 503 when it failed to load."""
+def ready_entry(name: str, *kinds: str) -> Entry:
+    """The named entry of one of `kinds`: 404 when unknown, 503 when it failed to load."""
     entry = repository().get(name)
-    if entry is None or (entry.kind is not None and entry.kind != kind):
-        noun = "reference" if kind == "reference" else "model"
-        known = ", ".join(e.name for e in repository().of_kind(kind)) or "none"
+    if entry is None or (entry.kind is not None and entry.kind not in kinds):
+        noun = "reference" if kinds == ("reference",) else "model"
+        known = ", ".join(e.name for e in repository().of_kind(*kinds)) or "none"
         raise ApiError(404, f"no {noun} named {name!r} (known: {known})", f"unknown-{noun}")
     if not entry.ready:
         raise ApiError(503, f"{name!r} is not ready: {entry.error}", "not-ready")
@@ -225,6 +231,36 @@ def int_field(body: dict, name: str, default: int | None, low: int, high: int) -
     if not low <= value <= high:
         raise ApiError(
             400, f"'{name}' must be between {low} and {high}, got {value}", "invalid-field"
+        )
+    return value
+
+
+def number_field(body: dict, name: str, default: float, low: float, high: float) -> float:
+    """body[name] as a number in [low, high] (default when absent or null); 400 otherwise."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(
+            400, f"'{name}' must be a number, got {json.dumps(value)[:40]}", "invalid-field"
+        )
+    if not low <= value <= high:
+        raise ApiError(
+            400, f"'{name}' must be between {low:g} and {high:g}, got {value}", "invalid-field"
+        )
+    return float(value)
+
+
+def choice_field(body: dict, name: str, default: str, choices: tuple[str, ...]) -> str:
+    """body[name] as one of `choices` (default when absent or null); 400 otherwise."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if value not in choices:
+        raise ApiError(
+            400,
+            f"'{name}' must be one of {', '.join(choices)}, got {json.dumps(value)[:40]}",
+            "invalid-field",
         )
     return value
 

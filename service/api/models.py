@@ -1,28 +1,35 @@
-"""Generators: list, describe, draw samples."""
+"""Models (GANs and score models): list, describe, draw samples, diagnose."""
 
 import io
 import secrets
+from dataclasses import dataclass
 
 import numpy as np
 from flask import Blueprint, Response, jsonify
 
 from service.api.common import (
+    choice_field,
     int_field,
     json_body,
     negotiate,
+    number_field,
     ready_entry,
     repository,
     resolve_reference,
     run_generator,
+    run_score_model,
     service_config,
 )
 from service.api.diagnostics import REPORT_FORMATS, diagnosis_response
 from service.errors import ApiError
 from service.repository import SERVABLE_KINDS, Entry
+from service.samplers import SAMPLERS, network_evaluations
 from service.sampling import MAX_SEED, gaussian_latents
 
 blueprint = Blueprint("models", __name__, url_prefix="/v1/models")
 SAMPLE_FORMATS = ("application/json", "application/x-npy")
+SCORE_FIELDS = ("steps", "sampler", "churn")
+MAX_CHURN = 100.0  # S_churn; gamma = min(S_churn / steps, sqrt(2) - 1) saturates well below
 
 
 def describe(entry: Entry) -> dict:
@@ -52,11 +59,34 @@ def get_model(name: str) -> dict:
     return describe(entry)
 
 
-def sample_request(name: str) -> tuple[Entry, int, int, int]:
-    """(entry, version, n, seed) from the JSON body {"n", "seed", "version"}, validated."""
+@dataclass(frozen=True)
+class SampleRequest:
+    """A validated samples/diagnose body. steps, sampler and churn: score models only."""
+
+    entry: Entry
+    version: int
+    n: int
+    seed: int
+    steps: int | None = None
+    sampler: str | None = None
+    churn: float = 0.0
+
+    def echo(self) -> dict:
+        """What the response repeats of the request (sampler settings for score models)."""
+        echoed = {"model": self.entry.name, "version": self.version, "seed": self.seed}
+        if self.entry.kind == "score":
+            nfe = network_evaluations(self.steps, self.sampler)
+            echoed |= {"steps": self.steps, "sampler": self.sampler, "network_evaluations": nfe}
+            echoed |= {"churn": self.churn} if self.churn else {}
+        return echoed
+
+
+def sample_request(name: str) -> SampleRequest:
+    """The validated JSON body {"n", "seed", "version"} (+ "steps", "sampler", "churn" for
+    score models, which gan models refuse with 400 rather than silently ignore)."""
     config = service_config()
-    entry = ready_entry(name, "gan")
-    body = json_body(("n", "seed", "version"))
+    entry = ready_entry(name, *SERVABLE_KINDS)
+    body = json_body(("n", "seed", "version", *SCORE_FIELDS))
     n = int_field(body, "n", config.default_samples, 1, config.max_samples)
     seed = int_field(body, "seed", secrets.randbits(63), 0, MAX_SEED)
     version = int_field(body, "version", entry.latest_version(), 1, 2**31)
@@ -66,46 +96,67 @@ def sample_request(name: str) -> tuple[Entry, int, int, int]:
             f"{name} has no version {version} (versions: {sorted(entry.sessions)})",
             "unknown-version",
         )
-    return entry, version, n, seed
+    if entry.kind != "score":
+        given = [field for field in SCORE_FIELDS if body.get(field) is not None]
+        if given:
+            raise ApiError(
+                400,
+                f"{', '.join(repr(f) for f in given)}: for score models only; {name} is a "
+                f"{entry.kind}, drawn in one pass",
+                "invalid-field",
+            )
+        return SampleRequest(entry, version, n, seed)
+    defaults = entry.card["sampler"]
+    steps = int_field(body, "steps", defaults["steps"], 1, config.max_steps)
+    sampler = choice_field(body, "sampler", defaults["name"], SAMPLERS)
+    churn = number_field(body, "churn", 0.0, 0.0, MAX_CHURN)
+    return SampleRequest(entry, version, n, seed, steps, sampler, churn)
 
 
-def draw(entry: Entry, version: int, n: int, seed: int) -> np.ndarray:
-    """n samples of G(z), z = gaussian_latents(n, latent_dim, seed)."""
+def draw(request: SampleRequest) -> np.ndarray:
+    """The samples: G(z) with z = gaussian_latents(n, latent_dim, seed) for a gan; the
+    sampler's integration from seeded noise (service.sampling.score_samples) for a score model."""
+    entry, version, n, seed = request.entry, request.version, request.n, request.seed
+    if entry.kind == "score":
+        return run_score_model(
+            entry, version, n, seed, request.steps, request.sampler, request.churn
+        )
     return run_generator(entry, version, gaussian_latents(n, entry.card["latent_dim"], seed))
 
 
 @blueprint.post("/<name>/samples")
 def samples(name: str) -> Response:
-    """Body {"n", "seed", "version"}: n samples from G(z), z ~ N(0, I) drawn with `seed`."""
-    entry, version, n, seed = sample_request(name)
+    """Body {"n", "seed", "version"} (+ "steps", "sampler", "churn" for score models): n
+    samples, a function of the body (the seed fixes all noise)."""
+    request = sample_request(name)
     media_type = negotiate(SAMPLE_FORMATS)
-    batch = draw(entry, version, n, seed)
-    headers = {"X-Seed": str(seed), "X-Model-Version": str(version)}
+    batch = draw(request)
+    echoed = request.echo()
+    headers = {"X-Seed": str(request.seed), "X-Model-Version": str(request.version)}
+    if "steps" in echoed:
+        headers |= {"X-Steps": str(echoed["steps"]), "X-Sampler": echoed["sampler"]}
     if media_type == "application/x-npy":
         return Response(npy_bytes(batch), mimetype=media_type, headers=headers)
-    response = jsonify(
-        model=name, version=version, seed=seed, shape=list(batch.shape), samples=batch.tolist()
-    )
+    response = jsonify(**echoed, shape=list(batch.shape), samples=batch.tolist())
     response.headers.update(headers)
     return response
 
 
 @blueprint.post("/<name>/diagnose")
 def diagnose_model(name: str) -> Response:
-    """Body {"n", "seed", "version"}: generate n samples and diagnose them against the
-    model's reference, in one call (the report gains "model", "version" and "seed")."""
-    entry, version, n, seed = sample_request(name)
+    """The samples body: generate n samples and diagnose them against the model's reference,
+    in one call (the report gains the echoed request: model, version, seed and, for score
+    models, steps, sampler, network_evaluations)."""
+    request = sample_request(name)
     limit = service_config().max_upload_samples
-    if n > limit:
+    if request.n > limit:
         raise ApiError(
             400, f"'n' must be at most {limit} to diagnose (MAX_UPLOAD_SAMPLES)", "invalid-field"
         )
     media_type = negotiate(REPORT_FORMATS)
-    reference = entry.card["reference"]
-    resolved = resolve_reference(reference)
-    batch = draw(entry, version, n, seed)
-    extra = {"model": name, "version": version, "seed": seed}
-    return diagnosis_response(batch, resolved, media_type, extra)
+    resolved = resolve_reference(request.entry.card["reference"])
+    batch = draw(request)
+    return diagnosis_response(batch, resolved, media_type, request.echo())
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -10,7 +10,7 @@ PROBLEM = "application/problem+json"
 
 def test_list_models_reports_provider_and_card(client):
     models = {m["name"]: m for m in client.get("/v1/models").get_json()["models"]}
-    assert set(models) == {"ring8-gan"}
+    assert set(models) == {"ring8-gan", "grid25-edm"}
     gan = models["ring8-gan"]
     assert gan["ready"] and gan["provider"] == "CPUExecutionProvider"
     assert gan["card"]["reference"] == "ring8" and gan["versions"] == [1]
@@ -82,7 +82,8 @@ def test_samples_without_body_uses_defaults(client, app):
         ({"n": True}, "'n' must be an integer"),
         ({"n": 2.5}, "'n' must be an integer"),
         ({"seed": -1}, "'seed' must be between 0"),
-        ({"steps": 5}, "unknown field(s) steps"),
+        ({"steps": 5}, "'steps': for score models only"),
+        ({"colour": 5}, "unknown field(s) colour"),
         ([1, 2], "must be a JSON object"),
     ],
 )

@@ -1,0 +1,133 @@
+"""Score-model training configuration: the defaults live once, in `ScoreConfig`.
+
+Resolution order, as for GANs: ScoreConfig defaults < preset (trainer/presets/<name>.json with
+"kind": "score", or any JSON file) < explicit overrides (CLI flags). Unknown keys are an error.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from trainer.config import preset_path
+from trainer.datasets import DATASETS
+from trainer.nets.edm import SCORE_NETWORKS
+
+KIND = "score"
+LR_SCHEDULES = ("constant", "cosine")
+SAMPLER_NAMES = ("euler", "heun")  # service.samplers.SAMPLERS
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Everything a score-model run depends on. Noise levels are in the units of the scaled
+    data (std sigma_data); lr per Adam step."""
+
+    kind: str = KIND  # tells a preset or run dir apart from a GAN's (TrainConfig)
+    dataset: str = "ring8"  # registered dataset name (trainer.datasets.DATASETS)
+    arch: str = "mlp"  # registered score network (trainer.nets.edm.SCORE_NETWORKS)
+    width: int = 256  # mlp: hidden units; unet: channels at 8x8 (twice that at 4x4)
+    depth: int = 4  # mlp: residual blocks (unused by unet)
+    input_frequencies: int = 0  # mlp: sin/cos(2^k pi x_in) input features, k < this (0: none)
+    sigma_data: float = 0.5  # EDM: data scaled to this std; c_skip, c_out, c_in use it
+    p_mean: float = -1.2  # EDM: ln(sigma) ~ N(P_mean, P_std^2) in training; lower for sharp modes
+    p_std: float = 1.2
+    sigma_min: float = 0.002  # the sampler's time steps (Eq. 5), exported into the card
+    sigma_max: float = 80.0  # EDM's images value; 10-20 is plenty for the 2-D mixtures
+    rho: float = 7.0
+    sample_steps: int = 18  # the card's default steps (18 Heun steps = 35 evaluations)
+    sampler: str = "heun"  # the card's default sampler
+    batch_size: int = 512
+    steps: int = 20_000  # Adam updates
+    lr: float = 1e-3
+    lr_schedule: str = "cosine"  # "constant" or "cosine" (to 0 at `steps`)
+    beta1: float = 0.9
+    beta2: float = 0.999
+    ema_decay: float = 0.999  # EMA of the weights, per step; the EMA network is exported
+    seed: int = 0
+    log_every: int = 100  # steps between metrics.jsonl lines
+    eval_every: int = 0  # steps between diagnostics, and at the end (0: never)
+    snapshot_every: int = 1000  # steps between checkpoints, and at the end (0: only there)
+    eval_samples: int = 2500  # the papers' protocol: 2,500 samples per evaluation
+
+    def __post_init__(self) -> None:
+        check_score_config(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (what config.json and the card's `training` hold)."""
+        return dataclasses.asdict(self)
+
+
+def check_score_config(config: ScoreConfig) -> None:
+    """Validate names and ranges; ValueError with a readable message otherwise."""
+    choices = {
+        "kind": [KIND],
+        "dataset": DATASETS.names(),
+        "arch": SCORE_NETWORKS.names(),
+        "lr_schedule": list(LR_SCHEDULES),
+        "sampler": list(SAMPLER_NAMES),
+    }
+    for field, names in choices.items():
+        if getattr(config, field) not in names:
+            raise ValueError(f"unknown {field} {getattr(config, field)!r}; choose from {names}")
+    for field in ("width", "depth", "sample_steps", "batch_size", "log_every", "eval_samples"):
+        if getattr(config, field) < 1:
+            raise ValueError(f"{field} must be >= 1, got {getattr(config, field)}")
+    for field in ("steps", "seed", "eval_every", "snapshot_every", "input_frequencies"):
+        if getattr(config, field) < 0:
+            raise ValueError(f"{field} must be >= 0, got {getattr(config, field)}")
+    for field in ("sigma_data", "p_std", "sigma_min", "rho", "lr"):
+        if not getattr(config, field) > 0:
+            raise ValueError(f"{field} must be > 0, got {getattr(config, field)}")
+    if not config.sigma_max > config.sigma_min:
+        raise ValueError(f"sigma_max must exceed sigma_min, got {config.sigma_max}")
+    for field in ("beta1", "beta2", "ema_decay"):
+        if not 0 <= getattr(config, field) < 1:
+            raise ValueError(f"{field} must be in [0, 1), got {getattr(config, field)}")
+
+
+def read_json(preset: str) -> dict[str, Any]:
+    """A preset's (or config file's) JSON object; ValueError when it is not one."""
+    path = preset_path(preset)
+    fields = json.loads(path.read_text())
+    if not isinstance(fields, dict):
+        raise ValueError(f"{path}: a preset must be a JSON object")
+    return fields
+
+
+def preset_kind(preset: str) -> str:
+    """ "score" for score-model presets, "gan" otherwise (ValueError for unknown presets)."""
+    return read_json(preset).get("kind", "gan")
+
+
+def check_types(fields: dict[str, Any], source: str) -> None:
+    """ValueError unless every key is a ScoreConfig field holding a value of its type."""
+    types = {field.name: field.type for field in dataclasses.fields(ScoreConfig)}
+    unknown = sorted(set(fields) - set(types))
+    if unknown:
+        raise ValueError(f"{source}: unknown config keys {unknown}; known: {sorted(types)}")
+    for key, value in fields.items():
+        expected = types[key]
+        ok = isinstance(value, expected) and not isinstance(value, bool)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True  # JSON writes 1e-3 as a float but 1 as an int
+        if not ok:
+            raise ValueError(f"{source}: {key} must be {expected.__name__}, got {value!r}")
+
+
+def resolve_score_config(
+    preset: str | None = None, overrides: dict[str, Any] | None = None
+) -> ScoreConfig:
+    """Defaults < preset < overrides (None values in overrides are skipped)."""
+    fields = read_json(preset) if preset is not None else {}
+    check_types(fields, str(preset))
+    explicit = {key: value for key, value in (overrides or {}).items() if value is not None}
+    check_types(explicit, "overrides")
+    fields.update(explicit)
+    return ScoreConfig(**as_field_types(fields))
+
+
+def as_field_types(fields: dict[str, Any]) -> dict[str, Any]:
+    """JSON ints given for float fields become floats (so config.json round-trips equal)."""
+    types = {field.name: field.type for field in dataclasses.fields(ScoreConfig)}
+    return {k: float(v) if types[k] is float else v for k, v in fields.items()}

@@ -1,0 +1,304 @@
+"""The score-model training loop, as named steps: build, maybe_resume, train_step, update_ema,
+evaluate, maybe_snapshot, log.
+
+The run directory has the GAN loop's layout: config.json (the resolved ScoreConfig),
+checkpoint.pt (network, EMA network, optimizer, step, RNG states: resume is bit-exact) and
+metrics.jsonl. Initialisation runs under a forked, seeded RNG; data and noise come from their own
+torch.Generator, so a run is a function of its config. Evaluations sample the EMA network with
+the service's own sampler (service.sampling.score_samples) and score with the shared metric core.
+"""
+
+import copy
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from service.samplers import Denoiser as DenoiseFunction
+from service.sampling import ScoreSpec, score_samples
+from trainer.datasets import GaussianMixture, get_dataset
+from trainer.edm.config import ScoreConfig, resolve_score_config
+from trainer.edm.precond import Denoiser, edm_loss
+from trainer.images import ImageDataset
+from trainer.nets.edm import SCORE_NETWORKS
+from trainer.training_loop import derive_seeds, is_due, log, truncate_log
+
+RESUMABLE_FIELDS = ("log_every", "eval_every", "snapshot_every", "eval_samples")
+EVAL_SEED = 1  # the export-time diagnostics' seed too (trainer.edm.export)
+EVAL_BATCH = 8192
+
+
+@dataclass
+class ScoreState:
+    """Mutable state of one run; `step` counts completed Adam updates."""
+
+    config: ScoreConfig
+    dataset: GaussianMixture | ImageDataset
+    data_scale: float
+    architecture: dict[str, Any]
+    denoiser: Denoiser
+    ema: Denoiser
+    optimizer: torch.optim.Optimizer
+    data_rng: torch.Generator
+    noise_rng: torch.Generator
+    step: int = 0
+
+
+def data_scale(dataset: GaussianMixture | ImageDataset, sigma_data: float) -> float:
+    """The factor that brings the data to std sigma_data (EDM's recipe for the 2-D mixtures):
+    sigma_data / (per-axis std of the mixture); 1 for images, already in [-1, 1] as in EDM."""
+    if isinstance(dataset, ImageDataset):
+        return 1.0
+    weights = dataset.weights[:, None]
+    mean = (weights * dataset.centres).sum(dim=0)
+    spread = (weights * (dataset.centres - mean) ** 2).sum() / dataset.dim  # per-axis variance
+    return sigma_data / math.sqrt(float(spread) + dataset.std**2)
+
+
+def architecture_spec(config: ScoreConfig, dataset: GaussianMixture | ImageDataset) -> dict:
+    """The card's `architecture` object: registered name and plain-int constructor args."""
+    if config.arch == "unet":
+        if not isinstance(dataset, ImageDataset):
+            raise ValueError(f"arch 'unet' needs an image dataset, not {config.dataset!r}")
+        return {"name": "unet", "args": {"channels": dataset.channels, "width": config.width}}
+    if isinstance(dataset, ImageDataset):
+        raise ValueError(f"arch 'mlp' is for points; use 'unet' for {config.dataset!r}")
+    args = {"data_dim": dataset.dim, "width": config.width, "depth": config.depth}
+    args["input_frequencies"] = config.input_frequencies
+    return {"name": config.arch, "args": args}
+
+
+def build_denoiser(architecture: dict, sigma_data: float) -> Denoiser:
+    """D(x, sigma) around the registered network described by `architecture`."""
+    network = SCORE_NETWORKS.get(architecture["name"])(**architecture["args"])
+    return Denoiser(network, sigma_data)
+
+
+def build(config: ScoreConfig) -> ScoreState:
+    """Dataset, denoiser (seeded init) and its EMA copy, Adam, and the data/noise RNGs."""
+    init_seed, data_seed, noise_seed = derive_seeds(config.seed, 3)
+    dataset = get_dataset(config.dataset)
+    architecture = architecture_spec(config, dataset)
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+        torch.manual_seed(init_seed)
+        denoiser = build_denoiser(architecture, config.sigma_data)
+    ema = copy.deepcopy(denoiser).eval().requires_grad_(False)
+    betas = (config.beta1, config.beta2)
+    return ScoreState(
+        config=config,
+        dataset=dataset,
+        data_scale=data_scale(dataset, config.sigma_data),
+        architecture=architecture,
+        denoiser=denoiser,
+        ema=ema,
+        optimizer=torch.optim.Adam(denoiser.parameters(), lr=config.lr, betas=betas),
+        data_rng=torch.Generator().manual_seed(data_seed),
+        noise_rng=torch.Generator().manual_seed(noise_seed),
+    )
+
+
+def check_resumable(saved: dict[str, Any], config: ScoreConfig) -> None:
+    """ValueError if the checkpoint was trained with a different recipe than `config`."""
+    current = config.to_dict()
+    resumable = set(RESUMABLE_FIELDS)
+    if config.lr_schedule == "constant":
+        resumable.add("steps")  # the cosine schedule spans `steps`: a new length, a new recipe
+    changed = sorted(k for k in current if k not in resumable and saved.get(k) != current[k])
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+        raise ValueError(f"cannot resume: config changed ({details}); use a new run dir")
+
+
+def check_run_dir(config: ScoreConfig, run_dir: Path, resume: bool = True) -> None:
+    """ValueError if score_training_loop(config, run_dir, resume) would resume another recipe."""
+    path = Path(run_dir) / "checkpoint.pt"
+    if resume and path.is_file():
+        check_resumable(torch.load(path, map_location="cpu", weights_only=True)["config"], config)
+
+
+def maybe_resume(state: ScoreState, run_dir: Path, resume: bool) -> None:
+    """Load run_dir/checkpoint.pt into `state` if it exists and `resume` is set."""
+    path = run_dir / "checkpoint.pt"
+    if not (resume and path.is_file()):
+        return
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    check_resumable(checkpoint["config"], state.config)
+    state.denoiser.load_state_dict(checkpoint["denoiser"])
+    state.ema.load_state_dict(checkpoint["ema"])
+    state.optimizer.load_state_dict(checkpoint["optimizer"])
+    state.data_rng.set_state(checkpoint["data_rng"])
+    state.noise_rng.set_state(checkpoint["noise_rng"])
+    state.step = int(checkpoint["step"])
+
+
+def learning_rate(config: ScoreConfig, step: int) -> float:
+    """lr at `step`: constant, or cosine from lr down to 0 at `steps`."""
+    if config.lr_schedule == "constant" or config.steps == 0:
+        return config.lr
+    return 0.5 * config.lr * (1.0 + math.cos(math.pi * min(step, config.steps) / config.steps))
+
+
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameter by parameter."""
+    with torch.no_grad():
+        for averaged, current in zip(ema.parameters(), model.parameters(), strict=True):
+            averaged.lerp_(current, 1.0 - decay)
+
+
+def train_step(state: ScoreState) -> dict[str, float]:
+    """One Adam update of the EDM loss on a fresh batch, then the EMA update; the loss."""
+    config = state.config
+    y = state.dataset.sample(config.batch_size, state.data_rng) * state.data_scale
+    loss = edm_loss(state.denoiser, y, config.p_mean, config.p_std, state.noise_rng)
+    for group in state.optimizer.param_groups:
+        group["lr"] = learning_rate(config, state.step)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    state.optimizer.step()
+    update_ema(state.ema, state.denoiser, config.ema_decay)
+    state.step += 1
+    return {"loss": loss.item()}
+
+
+def score_spec(state: ScoreState) -> ScoreSpec:
+    """What the service's sampler needs, as the card will state it."""
+    config = state.config
+    shape = state.dataset.shape if isinstance(state.dataset, ImageDataset) else (state.dataset.dim,)
+    return ScoreSpec(tuple(shape), config.sigma_min, config.sigma_max, config.rho, state.data_scale)
+
+
+def torch_denoiser(denoiser: nn.Module, batch: int = EVAL_BATCH) -> DenoiseFunction:
+    """The torch D as a service.samplers Denoiser (numpy float32 in and out, no grad)."""
+
+    def denoise(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            parts = [
+                denoiser(torch.from_numpy(x[i : i + batch]), torch.from_numpy(sigma[i : i + batch]))
+                for i in range(0, len(x), batch)
+            ]
+        return torch.cat(parts).numpy()
+
+    return denoise
+
+
+def evaluate(
+    state: ScoreState, n: int | None = None, seed: int = EVAL_SEED, steps: int | None = None
+) -> dict[str, Any]:
+    """The papers' protocol on the EMA network: modes covered, high quality, KL (mixtures).
+
+    n defaults to eval_samples, steps to the config's sample_steps, with its sampler.
+    """
+    from service.diagnostics import diagnose  # the shared metric core (numpy only)
+
+    if not isinstance(state.dataset, GaussianMixture):
+        raise ValueError(
+            f"{state.config.dataset}: image samples are scored by the classifier reference at "
+            "export (python -m trainer export); training-time evaluation covers the mixtures"
+        )
+    config = state.config
+    n, steps = n or config.eval_samples, steps or config.sample_steps
+    denoise = torch_denoiser(state.ema.eval())
+    samples = score_samples(denoise, score_spec(state), n, seed, steps, config.sampler)
+    report = diagnose(samples, state.dataset.reference_spec(), state.dataset.name)
+    return {
+        "modes_covered": report["modes"]["covered"],
+        "modes_total": report["modes"]["total"],
+        "high_quality_fraction": report["high_quality_fraction"],
+        "kl": report["kl"],
+    }
+
+
+def checkpoint_dict(state: ScoreState) -> dict[str, Any]:
+    """Everything maybe_resume and the export need; weights_only loadable."""
+    return {
+        "kind": "score",
+        "step": state.step,
+        "config": state.config.to_dict(),
+        "architecture": state.architecture,
+        "data_scale": state.data_scale,
+        "denoiser": state.denoiser.state_dict(),
+        "ema": state.ema.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "data_rng": state.data_rng.get_state(),
+        "noise_rng": state.noise_rng.get_state(),
+    }
+
+
+def maybe_snapshot(state: ScoreState, run_dir: Path, force: bool = False) -> bool:
+    """Write run_dir/checkpoint.pt atomically every `snapshot_every` steps (or when forced)."""
+    every = state.config.snapshot_every
+    if not (force or (every > 0 and state.step % every == 0)):
+        return False
+    temporary = run_dir / "checkpoint.pt.tmp"
+    torch.save(checkpoint_dict(state), temporary)
+    os.replace(temporary, run_dir / "checkpoint.pt")
+    return True
+
+
+def score_training_loop(
+    config: ScoreConfig, run_dir: Path, resume: bool = True, progress: bool = True
+) -> ScoreState:
+    """Train until `config.steps` updates, resuming from run_dir if asked; the final state.
+
+    run_dir receives config.json, checkpoint.pt and metrics.jsonl.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = build(config)
+    maybe_resume(state, run_dir, resume)
+    truncate_log(run_dir, state.step)
+    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    bar = tqdm(total=config.steps, initial=state.step, disable=not progress, desc=run_dir.name)
+    while state.step < config.steps:
+        losses = train_step(state)
+        last = state.step == config.steps
+        bar.update(1)
+        evaluate_now = config.eval_every > 0 and is_due(state.step, config.eval_every, last)
+        if evaluate_now or is_due(state.step, config.log_every, last):
+            record = {"step": state.step, **losses}
+            if evaluate_now:
+                record |= evaluate(state)
+            log(run_dir, record)
+            bar.set_postfix({k: round(v, 3) for k, v in record.items() if isinstance(v, float)})
+        maybe_snapshot(state, run_dir, force=last)
+    bar.close()
+    return state
+
+
+def train_score_preset(
+    preset: str,
+    run_dir: Path,
+    overrides: dict[str, Any] | None = None,
+    resume: bool = True,
+    progress: bool = False,
+) -> ScoreState:
+    """Resolve a score preset (defaults < preset < overrides) and train it into run_dir."""
+    return score_training_loop(resolve_score_config(preset, overrides), run_dir, resume, progress)
+
+
+def load_run(run_dir: Path) -> ScoreState:
+    """A run directory's final state (its checkpoint loaded), for evaluation and export."""
+    checkpoint = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=True)
+    state = build(ScoreConfig(**checkpoint["config"]))
+    maybe_resume(state, Path(run_dir), resume=True)
+    return state
+
+
+def evaluate_score_run(
+    run_dir: Path, seed: int = EVAL_SEED, n: int = 2500, steps: int | None = None
+) -> dict[str, Any]:
+    """The final EMA model of run_dir on the papers' protocol: modes_covered, modes_total,
+    high_quality_fraction, kl (and nfe, the network evaluations per sample)."""
+    from service.samplers import network_evaluations
+
+    state = load_run(run_dir)
+    steps = steps or state.config.sample_steps
+    nfe = network_evaluations(steps, state.config.sampler)
+    return {**evaluate(state, n=n, seed=seed, steps=steps), "nfe": nfe}
