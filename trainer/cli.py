@@ -6,6 +6,8 @@ function with named parameters.
     python -m trainer export RUN_DIR --name NAME [--models-dir models] [--version V]
     python -m trainer reference DATASET [--models-dir models]
     python -m trainer classifier [--models-dir models] [--steps N --seed S] [--dry-run]
+    python -m trainer table [--benchmarks ...] [--methods ...] [--seeds 5] [--jobs J]
+                            [--steps N] [--quick] [--runs-dir runs/table] [--out docs/results]
 
 Bad choices and ranges are argparse usage errors (exit status 2, a message, no traceback).
 """
@@ -13,6 +15,7 @@ Bad choices and ranges are argparse usage errors (exit status 2, a message, no t
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 from trainer.config import TrainConfig, preset_names, resolve_config
@@ -37,6 +40,17 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def steps_override(text: str) -> int | dict[str, int]:
+    """argparse type: "N" (every benchmark) or "BENCH=N,BENCH=N" (per benchmark), N >= 1."""
+    if "=" not in text:
+        return positive_int(text)
+    steps = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        steps[name.strip()] = positive_int(value)
+    return steps
 
 
 def mitigation_list(text: str) -> tuple[str, ...]:
@@ -103,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument("--models-dir", type=Path, default=Path("models"))
     reference.set_defaults(handler=run_reference, parser=reference)
     add_classifier_command(commands)
+    add_table_command(commands)
     return parser
 
 
@@ -116,6 +131,35 @@ def add_classifier_command(commands: argparse._SubParsersAction) -> None:
     classifier.add_argument("--seed", type=int, help="default: ClassifierConfig's")
     classifier.add_argument("--dry-run", action="store_true", help="print the config, exit")
     classifier.set_defaults(handler=run_classifier, parser=classifier)
+
+
+def add_table_command(commands: argparse._SubParsersAction) -> None:
+    """`table`: the collapse benchmarks x methods x seeds -> docs/results/collapse.{md,json,png}."""
+    from trainer.table import BENCHMARKS, METHODS
+
+    table = commands.add_parser(
+        "table", help="run the collapse benchmarks x methods x seeds; write the results table"
+    )
+    table.add_argument("--benchmarks", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
+    table.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    table.add_argument("--seeds", type=positive_int, default=5, help="seeds 0..N-1 (default 5)")
+    table.add_argument("--jobs", type=positive_int, default=1, help="runs trained in parallel")
+    table.add_argument(
+        "--steps",
+        type=steps_override,
+        help="override the presets' steps: N for every benchmark, or BENCH=N,BENCH=N",
+    )
+    table.add_argument(
+        "--no-train", action="store_true", help="write the table from the finished runs only"
+    )
+    table.add_argument("--runs-dir", type=Path, default=Path("runs/table"))
+    table.add_argument("--out", type=Path, default=Path("docs/results"))
+    table.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run in seconds: 2 benchmarks x 2 methods x 2 seeds, 20 steps each",
+    )
+    table.set_defaults(handler=run_table, parser=table)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -200,7 +244,41 @@ def run_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_table(args: argparse.Namespace) -> int:
+    """Call build_table with the chosen (or --quick) plan and print the table's path."""
+    import shlex
+
+    from trainer.table import QUICK, build_table
+
+    command = shlex.join(["python", "-m", "trainer", *args.argv])
+    if args.quick:
+        plan = {**QUICK, "overrides": {k: dict(v) for k, v in QUICK["overrides"].items()}}
+    else:
+        plan = {"benchmarks": args.benchmarks, "methods": args.methods, "seeds": args.seeds}
+        plan["overrides"] = {benchmark: {} for benchmark in args.benchmarks}
+    for benchmark, fields in plan["overrides"].items():
+        if isinstance(args.steps, int):
+            fields["steps"] = args.steps
+        elif args.steps and benchmark in args.steps:
+            fields["steps"] = args.steps[benchmark]
+    try:
+        path = build_table(
+            runs_dir=args.runs_dir,
+            out_dir=args.out,
+            command=command,
+            jobs=args.jobs,
+            train=not args.no_train,
+            **plan,
+        )
+    except ValueError as error:  # a cell without a preset, a run dir of another recipe
+        args.parser.error(str(error))
+    print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (argparse exits 2 on usage errors)."""
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the table records the command that made it
     return args.handler(args)

@@ -16,7 +16,9 @@ from trainer.mitigations import check_mitigations
 from trainer.nets import ARCHITECTURES
 
 IMAGE_DATASETS = ("digits", "stacked-digits")  # registered by trainer.images
+IMAGE_ARCHITECTURES = ("dcgan",)  # the others take points [batch, dim]
 PRESETS_DIR = Path(__file__).parent / "presets"
+LR_SCHEDULES = ("constant", "linear")
 
 
 @dataclass(frozen=True)
@@ -31,11 +33,13 @@ class TrainConfig:
     g_depth: int = 4
     d_hidden: int = 200  # D 3 x 200 LeakyReLU(0.2)
     d_depth: int = 3
+    conv_width: int = 64  # "dcgan": channels of G's and D's 8x8 layers (4x4 layers: twice)
     batch_size: int = 100
     steps: int = 10_000  # generator updates (d_steps D updates each)
     d_steps: int = 1  # D (critic) updates per G update; WGAN-GP's n_critic = 5
     lr_g: float = 1e-4
     lr_d: float = 1e-4
+    lr_schedule: str = "constant"  # or "linear": both lrs decay linearly to 0 at `steps`
     beta1: float = 0.5
     beta2: float = 0.999
     seed: int = 0
@@ -74,12 +78,15 @@ def check_config(config: TrainConfig) -> None:
             raise ValueError(
                 f"unknown {field} {value!r}; choose from {', '.join(registry.names())}"
             )
-    if config.dataset in IMAGE_DATASETS:
+    image_data = config.dataset in IMAGE_DATASETS
+    if image_data != (config.arch in IMAGE_ARCHITECTURES):
+        wanted = "dcgan" if image_data else "mlp"
         raise ValueError(
-            f"GAN training on {config.dataset!r} is not wired into the training loop yet "
-            "(the image datasets serve the classifier for now); choose ring8 or grid25"
+            f"arch {config.arch!r} does not fit the {'image' if image_data else 'point'} "
+            f"dataset {config.dataset!r}; use arch {wanted!r}"
         )
-    positive = ("latent_dim", "g_hidden", "g_depth", "d_hidden", "d_depth", "batch_size")
+    positive = ("latent_dim", "g_hidden", "g_depth", "d_hidden", "d_depth", "conv_width")
+    positive += ("batch_size",)
     positive += ("log_every", "eval_samples", "d_steps", "pack", "mbd_kernels", "mbd_kernel_dim")
     for field in positive:
         if getattr(config, field) < 1:
@@ -90,6 +97,10 @@ def check_config(config: TrainConfig) -> None:
     for field in ("lr_g", "lr_d"):
         if not getattr(config, field) > 0:
             raise ValueError(f"{field} must be > 0, got {getattr(config, field)}")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(
+            f"unknown lr_schedule {config.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}"
+        )
     for field in ("beta1", "beta2"):
         if not 0 <= getattr(config, field) < 1:
             raise ValueError(f"{field} must be in [0, 1), got {getattr(config, field)}")

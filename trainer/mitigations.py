@@ -15,6 +15,9 @@ pieces live here as plain functions the training loop calls:
 - "instance-noise" (Sonderby et al. 2017; Arjovsky & Bottou 2017): Gaussian noise on D's real
   and fake inputs, std annealed linearly from `instance_noise_std` to 0 over the run.
 - "r1" (Mescheder et al. 2018): gamma/2 E||grad_x D(x)||^2 on real data added to D's loss.
+- "diffaugment" (Zhao et al. 2020): the same random translation and cutout, differentiable, on
+  every image D sees (real and fake, in D's and G's updates); no colour transform, which would
+  mix the channels of stacked digits.
 - "ttur" (Heusel et al. 2017): two time-scale learning rates are lr_g/lr_d; this name only
   checks that D learns faster (lr_d > lr_g) so a preset can state the recipe.
 """
@@ -98,6 +101,18 @@ class InstanceNoise(Mitigation):
 @MITIGATIONS.register("r1")
 class R1(Mitigation):
     pass
+
+
+@MITIGATIONS.register("diffaugment")
+class DiffAugment(Mitigation):
+    def check(self, config: "TrainConfig") -> None:
+        from trainer.config import IMAGE_DATASETS
+
+        if config.dataset not in IMAGE_DATASETS:
+            raise ValueError(
+                f"diffaugment transforms images; {config.dataset!r} is not an image dataset "
+                f"(choose from {', '.join(IMAGE_DATASETS)})"
+            )
 
 
 @MITIGATIONS.register("ttur")
@@ -226,3 +241,41 @@ def unrolled_critic(
         grads = torch.autograd.grad(loss, tuple(params.values()), create_graph=True)
         params = adam_step(params, grads, moments, optimizer)
     return critic_with(params)
+
+
+# DiffAugment's policy "translation,cutout" with the paper's ratios (Zhao et al. 2020, code:
+# DiffAugment_pytorch.py): shifts of up to 1/8 of the side, a cutout square of half the side.
+TRANSLATION_RATIO = 0.125
+CUTOUT_RATIO = 0.5
+
+
+def translate(x: Tensor, ratio: float, rng: torch.Generator) -> Tensor:
+    """Each image [N, C, H, W] shifted by its own random integer offset in
+    [-round(ratio * side), +round(ratio * side)] per axis, zeros shifted in; differentiable."""
+    n, _, height, width = x.shape
+    shift_y, shift_x = int(height * ratio + 0.5), int(width * ratio + 0.5)
+    dy = torch.randint(-shift_y, shift_y + 1, (n, 1, 1), generator=rng)
+    dx = torch.randint(-shift_x, shift_x + 1, (n, 1, 1), generator=rng)
+    padded = nn.functional.pad(x, (shift_x, shift_x, shift_y, shift_y))
+    rows = torch.arange(height).reshape(1, height, 1) + shift_y - dy  # [N, H, 1]
+    cols = torch.arange(width).reshape(1, 1, width) + shift_x - dx  # [N, 1, W]
+    batch = torch.arange(n).reshape(n, 1, 1)
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+
+
+def cutout(x: Tensor, ratio: float, rng: torch.Generator) -> Tensor:
+    """Each image [N, C, H, W] with a square of side round(ratio * side) zeroed at a random
+    centre (clipped at the borders), the same square on every channel."""
+    n, _, height, width = x.shape
+    size_y, size_x = int(height * ratio + 0.5), int(width * ratio + 0.5)
+    top = torch.randint(0, height + (1 - size_y % 2), (n, 1, 1), generator=rng) - size_y // 2
+    left = torch.randint(0, width + (1 - size_x % 2), (n, 1, 1), generator=rng) - size_x // 2
+    rows = torch.arange(height).reshape(1, height, 1)
+    cols = torch.arange(width).reshape(1, 1, width)
+    inside = (rows >= top) & (rows < top + size_y) & (cols >= left) & (cols < left + size_x)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+def diff_augment(x: Tensor, rng: torch.Generator) -> Tensor:
+    """DiffAugment's "translation,cutout" on images [N, C, H, W] (Zhao et al. 2020)."""
+    return cutout(translate(x, TRANSLATION_RATIO, rng), CUTOUT_RATIO, rng)

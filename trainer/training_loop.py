@@ -21,11 +21,14 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from service.sampling import gaussian_latents
-from trainer.config import TrainConfig
+from trainer.config import IMAGE_ARCHITECTURES, TrainConfig
 from trainer.datasets import GaussianMixture, get_dataset
+from trainer.evaluation import diagnose_samples
+from trainer.images import ImageDataset
 from trainer.losses import Critic, GANLoss, get_loss
 from trainer.mitigations import (
     add_instance_noise,
+    diff_augment,
     discriminator_args,
     feature_matching_loss,
     instance_noise_std,
@@ -36,6 +39,7 @@ from trainer.nets import ARCHITECTURES
 
 # Fields that may change between a run and its resumption (how long and how often, not what).
 RESUMABLE_FIELDS = ("steps", "log_every", "eval_every", "snapshot_every", "eval_samples")
+Dataset = GaussianMixture | ImageDataset
 EVAL_SEED = 0  # eval latents come from service.sampling, like the export-time diagnostics
 
 
@@ -44,7 +48,7 @@ class TrainState:
     """Mutable state of one run; `step` counts completed generator updates."""
 
     config: TrainConfig
-    dataset: GaussianMixture
+    dataset: Dataset
     architecture: dict[str, Any]
     generator: nn.Module
     discriminator: nn.Module
@@ -57,11 +61,15 @@ class TrainState:
     step: int = 0
 
 
-def architecture_spec(config: TrainConfig, data_dim: int) -> dict[str, Any]:
+def architecture_spec(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
     """The card's `architecture` object: registered name and plain-int constructor args."""
-    args = {"latent_dim": config.latent_dim, "data_dim": data_dim}
-    args |= {"g_hidden": config.g_hidden, "g_depth": config.g_depth}
-    args |= {"d_hidden": config.d_hidden, "d_depth": config.d_depth}
+    args: dict[str, Any] = {"latent_dim": config.latent_dim}
+    if config.arch in IMAGE_ARCHITECTURES:
+        args |= {"channels": dataset.channels, "width": config.conv_width}
+    else:
+        args |= {"data_dim": dataset.dim}
+        args |= {"g_hidden": config.g_hidden, "g_depth": config.g_depth}
+        args |= {"d_hidden": config.d_hidden, "d_depth": config.d_depth}
     args |= discriminator_args(config)  # D's mitigations; none for a plain D
     return {"name": config.arch, "args": args}
 
@@ -76,7 +84,7 @@ def build(config: TrainConfig) -> TrainState:
     """Dataset, networks (seeded init), loss, Adam optimizers and the data/latent/noise RNGs."""
     init_seed, data_seed, latent_seed, noise_seed = derive_seeds(config.seed, 4)
     dataset = get_dataset(config.dataset)
-    architecture = architecture_spec(config, dataset.dim)
+    architecture = architecture_spec(config, dataset)
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
         torch.manual_seed(init_seed)
         generator, discriminator = ARCHITECTURES.get(config.arch)(**architecture["args"])
@@ -101,8 +109,8 @@ def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
     """ValueError if the checkpoint was trained with a different recipe than `config`."""
     current = config.to_dict()
     resumable = set(RESUMABLE_FIELDS)
-    if "instance-noise" in config.mitigations:
-        resumable.discard("steps")  # the noise anneals over `steps`: a new length, a new schedule
+    if "instance-noise" in config.mitigations or config.lr_schedule != "constant":
+        resumable.discard("steps")  # annealed over `steps`: a new length, a new schedule
     changed = sorted(k for k in current if k not in resumable and saved.get(k) != current[k])
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
@@ -135,12 +143,16 @@ def maybe_resume(state: TrainState, run_dir: Path, resume: bool) -> None:
 
 
 def discriminator_inputs(state: TrainState, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
-    """D's inputs: real and fake, with annealed instance noise when that mitigation is on."""
-    if "instance-noise" not in state.config.mitigations:
-        return real, fake
-    std = instance_noise_std(state.config, state.step)
-    noisy_real = add_instance_noise(real, std, state.noise_rng)
-    return noisy_real, add_instance_noise(fake, std, state.noise_rng)
+    """D's inputs: real and fake, through DiffAugment and annealed instance noise when those
+    mitigations are on (in that order)."""
+    mitigations = state.config.mitigations
+    if "diffaugment" in mitigations:
+        real, fake = diff_augment(real, state.noise_rng), diff_augment(fake, state.noise_rng)
+    if "instance-noise" in mitigations:
+        std = instance_noise_std(state.config, state.step)
+        real = add_instance_noise(real, std, state.noise_rng)
+        fake = add_instance_noise(fake, std, state.noise_rng)
+    return real, fake
 
 
 def discriminator_objective(
@@ -186,8 +198,21 @@ def generator_objective(state: TrainState, real: Tensor, fake: Tensor) -> Tensor
     return state.loss.generator_loss(critic, fake)
 
 
+def set_learning_rates(state: TrainState) -> None:
+    """The step's learning rates: constant, or decayed linearly from lr_g/lr_d to 0 at `steps`
+    (a function of the step alone, so a resumed run continues the same schedule)."""
+    config = state.config
+    scale = 1.0
+    if config.lr_schedule == "linear" and config.steps > 0:
+        scale = max(0.0, 1.0 - state.step / config.steps)
+    for optimizer, lr in ((state.optimizer_g, config.lr_g), (state.optimizer_d, config.lr_d)):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * scale
+
+
 def train_step(state: TrainState) -> dict[str, float]:
     """`d_steps` D updates, then one G update on the last fake batch; returns both losses."""
+    set_learning_rates(state)
     for _ in range(state.config.d_steps):
         d_loss, real, fake = discriminator_step(state)
     state.discriminator.requires_grad_(False)  # G's step needs no gradient for D's weights
@@ -201,7 +226,8 @@ def train_step(state: TrainState) -> dict[str, float]:
 
 
 def generate(generator: nn.Module, n: int, latent_dim: int, seed: int) -> np.ndarray:
-    """G on service-compatible latents gaussian_latents(n, latent_dim, seed): [n, out] float32."""
+    """G on service-compatible latents gaussian_latents(n, latent_dim, seed): [n, ...] float32
+    (points [n, d] or images [n, C, H, W]), in eval mode."""
     z = torch.from_numpy(gaussian_latents(n, latent_dim, seed))
     was_training = generator.training
     generator.eval()
@@ -213,11 +239,9 @@ def generate(generator: nn.Module, n: int, latent_dim: int, seed: int) -> np.nda
 
 def evaluate(state: TrainState) -> dict[str, Any]:
     """The papers' protocol on `eval_samples` samples: modes covered, high quality, KL."""
-    from service.diagnostics import diagnose  # the shared metric core (numpy only)
-
     config = state.config
     samples = generate(state.generator, config.eval_samples, config.latent_dim, EVAL_SEED)
-    report = diagnose(samples, state.dataset.reference_spec(), state.dataset.name)
+    report = diagnose_samples(samples, state.dataset.name, modes_only=True)
     return {
         "modes_covered": report["modes"]["covered"],
         "modes_total": report["modes"]["total"],

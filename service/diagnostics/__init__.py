@@ -6,6 +6,6 @@ and the trainer both call it, so a number means the same thing everywhere.
 
 from .errors import DiagnosticsError
 from .mixture import GaussianMixture
-from .report import diagnose
+from .report import diagnose, diagnose_modes
 
-__all__ = ["DiagnosticsError", "GaussianMixture", "diagnose"]
+__all__ = ["DiagnosticsError", "GaussianMixture", "diagnose", "diagnose_modes"]

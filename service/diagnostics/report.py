@@ -136,6 +136,17 @@ def _mode_statistics(samples: np.ndarray, mixture: GaussianMixture) -> dict[str,
     return {**stats, "duplicate_fraction": exact_duplicates(samples)["exact_fraction"]}
 
 
+def _classified_statistics(
+    samples: np.ndarray, reference: dict[str, Any], probabilities: np.ndarray
+) -> dict[str, Any]:
+    """Mode statistics of a batch classified by its reference: probabilities [N, C, classes]."""
+    weights = np.asarray(reference["weights"], dtype=np.float64)
+    weights = weights / weights.sum()
+    histogram = classified_histogram(probabilities, reference)
+    stats = histogram_statistics(histogram, probabilities.shape[0], weights, weights)
+    return {**stats, "duplicate_fraction": exact_duplicates(flatten(samples))["exact_fraction"]}
+
+
 def histogram_statistics(
     histogram: np.ndarray, n_samples: int, weights: np.ndarray, success: np.ndarray
 ) -> dict[str, Any]:
@@ -252,11 +263,7 @@ def diagnose(
         if classified is None or reference_features is None:
             raise DiagnosticsError("a classifier reference needs the classifier's outputs")
         probabilities, features = classified
-        weights = np.asarray(reference["weights"], dtype=np.float64)
-        weights = weights / weights.sum()
-        histogram = classified_histogram(probabilities, reference)
-        stats = histogram_statistics(histogram, probabilities.shape[0], weights, weights)
-        stats["duplicate_fraction"] = exact_duplicates(flatten(samples))["exact_fraction"]
+        stats = _classified_statistics(samples, reference, probabilities)
         report = _mode_report(stats)
     elif kind == "features":
         if reference_features is None:
@@ -279,6 +286,29 @@ def diagnose(
         "features": {key: value for key, value in section.items() if key != "duplicates"},
         "verdict": verdict(stats),
     }
+
+
+def diagnose_modes(
+    samples: np.ndarray,
+    reference: dict[str, Any],
+    classified: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Only the mode keys of diagnose()'s report (modes, high_quality_fraction, kl, ...), the
+    same numbers without the feature-space section: for a mixture reference (samples [N, d]) or
+    a classifier reference (classified as for diagnose). What the trainer's collapse table reads:
+    the k-NN metrics on 26,000 stacked digits would cost a minute per evaluation.
+    """
+    kind = reference.get("type") if isinstance(reference, dict) else None
+    if kind == "gaussian_mixture":
+        mixture = GaussianMixture.from_spec(reference)
+        stats = _mode_statistics(validate_samples(samples, mixture.dim), mixture)
+    elif kind == "classifier":
+        if classified is None:
+            raise DiagnosticsError("a classifier reference needs the classifier's outputs")
+        stats = _classified_statistics(samples, reference, classified[0])
+    else:
+        raise DiagnosticsError(f"reference type {kind!r} has no modes to count")
+    return _mode_report(stats)
 
 
 def feature_statistics(section: dict[str, Any]) -> dict[str, Any]:

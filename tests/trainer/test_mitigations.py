@@ -113,6 +113,7 @@ def test_r1_penalty_is_zero_for_a_constant_d():
         ({"mitigations": ("r1", "r1")}, "repeat"),
         ({"mitigations": ("ttur",), "lr_g": 1e-4, "lr_d": 1e-4}, "lr_d > lr_g"),
         ({"mitigations": ("unrolled", "feature-matching")}, "choose one"),
+        ({"mitigations": ("diffaugment",)}, "not an image dataset"),
     ],
 )
 def test_bad_mitigations_fail(fields, message):
@@ -127,9 +128,10 @@ def test_a_preset_lists_mitigations():
 
 @pytest.mark.parametrize("loss", LOSSES.names())
 @pytest.mark.parametrize("name", MITIGATIONS.names())
-def test_every_mitigation_trains_with_every_loss(tiny_config, loss, name):
-    fields = {"lr_d": 2 * tiny_config.lr_g} if name == "ttur" else {}
-    state = build(mitigated(tiny_config, name, loss=loss, unroll_steps=2, **fields))
+def test_every_mitigation_trains_with_every_loss(tiny_config, tiny_image_config, loss, name):
+    config = tiny_image_config if name == "diffaugment" else tiny_config
+    fields = {"lr_d": 2 * config.lr_g} if name == "ttur" else {}
+    state = build(mitigated(config, name, loss=loss, unroll_steps=2, **fields))
     losses = [train_step(state) for _ in range(3)]
     assert state.step == 3
     assert all(torch.isfinite(torch.tensor(list(r.values()))).all() for r in losses)

@@ -81,6 +81,21 @@ class MinibatchDiscrimination(nn.Module):
         return torch.cat([h, o], dim=1)
 
 
+def minibatch_layers(
+    width: int, stddev: bool, mbd_kernels: int, mbd_kernel_dim: int
+) -> tuple[nn.Sequential, int]:
+    """D's batch-aware layers on features [batch, width] and the width they output:
+    minibatch discrimination (+mbd_kernels, when > 0), then minibatch stddev (+1, when on)."""
+    layers: list[nn.Module] = []
+    if mbd_kernels > 0:
+        layers.append(MinibatchDiscrimination(width, mbd_kernels, mbd_kernel_dim))
+        width += mbd_kernels
+    if stddev:
+        layers.append(MinibatchStddev())
+        width += 1
+    return nn.Sequential(*layers), width
+
+
 class MLPDiscriminator(nn.Module):
     """D(x): x [batch, in_dim] float32 -> logits [batch / pack] float32 (real > 0).
 
@@ -105,15 +120,9 @@ class MLPDiscriminator(nn.Module):
         for layer in range(depth):
             body += [nn.Linear(in_dim * pack if layer == 0 else hidden, hidden), nn.LeakyReLU(0.2)]
         self.body = nn.Sequential(*body)
-        batch_layers: list[nn.Module] = []
-        width = hidden
-        if mbd_kernels > 0:
-            batch_layers.append(MinibatchDiscrimination(width, mbd_kernels, mbd_kernel_dim))
-            width += mbd_kernels
-        if minibatch_stddev:
-            batch_layers.append(MinibatchStddev())
-            width += 1
-        self.batch_layers = nn.Sequential(*batch_layers)
+        self.batch_layers, width = minibatch_layers(
+            hidden, minibatch_stddev, mbd_kernels, mbd_kernel_dim
+        )
         self.head = nn.Linear(width, 1)
         if spectral:  # Miyato et al. 2018: every linear layer's weight divided by sigma_max
             for module in [*self.body, self.head]:

@@ -1,0 +1,75 @@
+"""`python -m trainer table`: the quick mode end to end, the summary arithmetic, reuse of runs."""
+
+import json
+
+import pytest
+
+from trainer.cli import main
+from trainer.table import mean_and_error, plan, summarise
+
+
+@pytest.fixture(scope="module")
+def quick_table(tmp_path_factory):
+    """`python -m trainer table --quick` into a temporary runs folder and output folder."""
+    root = tmp_path_factory.mktemp("table")
+    argv = ["table", "--quick", "--runs-dir", str(root / "runs"), "--out", str(root / "out")]
+    assert main(argv) == 0
+    return root
+
+
+def test_quick_table_writes_markdown_json_and_figure(quick_table):
+    out = quick_table / "out"
+    document = json.loads((out / "collapse.json").read_text())
+    assert len(document["runs"]) == 2 * 2 * 2  # benchmarks x methods x seeds
+    assert {row["benchmark"] for row in document["rows"]} == {"ring8", "stacked-digits"}
+    text = (out / "collapse.md").read_text()
+    assert "python -m trainer table --quick" in text
+    assert "| PacGAN2 | `ring8-pacgan2` | 2 | 20 |" in text
+    assert "PacGAN (Lin et al. 2018), Table 1" in text and "VEEGAN" in text
+    assert (out / "collapse.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quick_table_rows_are_the_mean_of_its_runs(quick_table):
+    document = json.loads((quick_table / "out" / "collapse.json").read_text())
+    for row in document["rows"]:
+        runs = [
+            r
+            for r in document["runs"]
+            if (r["benchmark"], r["method"]) == (row["benchmark"], row["method"])
+        ]
+        covered = [r["modes_covered"] for r in runs]
+        assert row["modes_covered"][0] == pytest.approx(sum(covered) / len(covered))
+        assert row["modes_total"] == (8 if row["benchmark"] == "ring8" else 1000)
+        assert {r["config"]["eval_samples"] for r in runs} == {
+            500 if row["benchmark"] == "ring8" else 1000
+        }
+
+
+def test_a_second_run_reuses_finished_runs(quick_table, capsys):
+    result = quick_table / "runs" / "ring8" / "gan" / "seed0" / "result.json"
+    before = result.read_text()
+    argv = ["table", "--quick", "--runs-dir", str(quick_table / "runs"), "--out", str(quick_table)]
+    assert main(argv) == 0
+    assert result.read_text() == before
+    assert "[1/" not in capsys.readouterr().out  # nothing was trained again
+
+
+def test_mean_and_standard_error():
+    assert mean_and_error([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0 / 3**0.5))
+    assert mean_and_error([5.0]) == (5.0, 0.0)
+
+
+def test_runs_without_high_quality_samples_leave_kl_out():
+    results = [
+        {"benchmark": "ring8", "method": "gan", "seconds": 1.0, "config": {"steps": 3}}
+        | {"modes_covered": covered, "modes_total": 8, "high_quality_fraction": hq, "kl": kl}
+        for covered, hq, kl in ((0, 0.0, None), (2, 0.5, 1.0), (4, 1.0, 0.5))
+    ]
+    (row,) = summarise(results)
+    assert row["kl_undefined"] == 1 and row["kl"][0] == pytest.approx(0.75)
+    assert row["modes_covered"][0] == pytest.approx(2.0)
+
+
+def test_a_cell_without_a_preset_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no preset ring8-nope"):
+        plan(["ring8"], ["nope"], 1, tmp_path)

@@ -1,0 +1,67 @@
+"""Diagnose generated samples the way the service does, with the service's own code.
+
+The 2-D mixtures are their own analytic reference (`GaussianMixture.reference_spec`). The image
+datasets are judged by the digit classifier the trainer exported as their reference card
+(`python -m trainer classifier` writes models/digits and models/stacked-digits): the card's ONNX
+classifier and real-sample features, run by onnxruntime on the CPU exactly as the service runs
+them, so a number means the same thing in the trainer, in a card and through the API.
+"""
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer.datasets import GaussianMixture, get_dataset
+
+REFERENCE_MODELS = Path(__file__).resolve().parents[1] / "models"  # the bundled repository
+
+
+@functools.cache
+def classifier_reference(dataset_name: str, models_dir: Path) -> tuple[dict, Any, np.ndarray]:
+    """(card's reference spec, CPU onnxruntime session, real features float64 [N, D]) of
+    models_dir/<dataset_name>; ValueError naming the command that writes it when missing."""
+    from service.repository import sha256
+    from service.runtime import create_session
+
+    folder = Path(models_dir) / dataset_name
+    card_path = folder / "card.json"
+    if not card_path.is_file():
+        raise ValueError(
+            f"no classifier reference {card_path}: write it with "
+            f"`python -m trainer classifier --models-dir {models_dir}`"
+        )
+    spec = json.loads(card_path.read_text())["reference"]
+    for stored in (spec, spec["features"]):
+        if sha256(folder / stored["file"]) != stored["sha256"]:
+            raise ValueError(f"{folder / stored['file']}: sha256 differs from the card")
+    session = create_session(folder / spec["file"], "cpu")
+    features = np.load(folder / spec["features"]["file"], allow_pickle=False)
+    return spec, session, features.astype(np.float64)
+
+
+def diagnose_samples(
+    samples: np.ndarray,
+    dataset_name: str,
+    models_dir: Path = REFERENCE_MODELS,
+    modes_only: bool = False,
+) -> dict[str, Any]:
+    """The service's report of samples [N, d] or images [N, C, 8, 8] against the dataset's
+    reference (service.diagnostics.diagnose), or only its mode keys when `modes_only`
+    (diagnose_modes: the same numbers without the k-NN feature metrics)."""
+    from service.diagnostics import diagnose, diagnose_modes  # the shared metric core
+
+    dataset = get_dataset(dataset_name)
+    if isinstance(dataset, GaussianMixture):
+        if modes_only:
+            return diagnose_modes(samples, dataset.reference_spec())
+        return diagnose(samples, dataset.reference_spec(), dataset_name)
+    from service.classify import classify
+
+    spec, session, features = classifier_reference(dataset_name, Path(models_dir))
+    classified = classify(session, spec, samples)
+    if modes_only:
+        return diagnose_modes(samples, spec, classified)
+    return diagnose(samples, spec, dataset_name, features, classified)

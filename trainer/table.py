@@ -1,0 +1,389 @@
+"""`python -m trainer table`: the collapse benchmarks x methods x seeds, on the papers' protocol.
+
+Each (benchmark, method) is a preset, `trainer/presets/<benchmark>-<method>.json`; each seed is
+one training run in `<runs_dir>/<benchmark>/<method>/seed<k>/` (the ordinary run directory plus
+`result.json`, the final evaluation). A run whose result.json holds the same resolved config is
+reused, so the command can be re-run to add seeds or methods, or to resume after an interruption
+(the training loop resumes from the run's checkpoint).
+
+The evaluation is the papers': 2,500 samples on the 2-D mixtures (PacGAN; VEEGAN), 26,000 on
+stacked digits, from the final generator on the service's seed-0 latents (so a bundled model
+exported from a seed-0 run reproduces its row through the service). The table reports mean +-
+standard error over seeds of modes captured, % high-quality samples and KL(generated mode
+histogram || reference); the figure shows each method's seed-0 samples.
+
+Outputs, in `out_dir`: `collapse.md` (the table next to the papers' numbers), `collapse.json`
+(every run's numbers and config) and `collapse.png` (the figure).
+"""
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer.config import TrainConfig, preset_names, resolve_config
+
+BENCHMARKS = ("ring8", "grid25", "stacked-digits")
+METHODS = (
+    "gan",
+    "unrolled",
+    "pacgan2",
+    "pacgan4",
+    "wgan-gp",
+    "mbstd",
+    "pacgan4-mbstd",
+    "diffaugment",
+)
+METHOD_LABELS = {
+    "gan": "GAN (non-saturating, no fix)",
+    "unrolled": "Unrolled GAN (K = 5)",
+    "pacgan2": "PacGAN2",
+    "pacgan4": "PacGAN4",
+    "wgan-gp": "WGAN-GP",
+    "mbstd": "Minibatch stddev",
+    "pacgan4-mbstd": "PacGAN4 + minibatch stddev",
+    "diffaugment": "DiffAugment (translation, cutout)",
+}
+QUICK_FIELDS = {"steps": 20, "eval_every": 0, "snapshot_every": 0}
+QUICK = {
+    "benchmarks": ("ring8", "stacked-digits"),
+    "methods": ("gan", "pacgan2"),
+    "seeds": 2,
+    "overrides": {
+        "ring8": {**QUICK_FIELDS, "eval_samples": 500},
+        "stacked-digits": {**QUICK_FIELDS, "eval_samples": 1000},
+    },
+}
+RESULT_FILE = "result.json"
+METRICS = ("modes_covered", "high_quality_fraction", "kl")
+
+# The papers' numbers, as printed in their tables (their setups and budgets, not ours).
+PACGAN = "PacGAN (Lin et al. 2018)"
+VEEGAN = "VEEGAN (Srivastava et al. 2017)"
+PAPERS: dict[str, list[tuple[str, str, str, str, str]]] = {
+    # (method, source, modes, high quality %, KL); "" where the paper gives no number.
+    "ring8": [
+        ("GAN", f"{VEEGAN}, Table 1", "1", "99.3", ""),
+        ("Unrolled GAN", f"{VEEGAN}, Table 1", "7.6", "35.6", ""),
+        ("VEEGAN", f"{VEEGAN}, Table 1", "8", "52.9", ""),
+        ("GAN", f"{PACGAN}, Table 1", "6.3 ± 0.5", "98.2 ± 0.2", "0.45 ± 0.09"),
+        ("PacGAN2", f"{PACGAN}, Table 1", "7.9 ± 0.1", "95.6 ± 2.0", "0.07 ± 0.03"),
+        ("PacGAN4", f"{PACGAN}, Table 1", "7.8 ± 0.1", "95.9 ± 1.4", "0.07 ± 0.02"),
+    ],
+    "grid25": [
+        ("GAN", f"{VEEGAN}, Table 1", "3.3", "0.5", ""),
+        ("Unrolled GAN", f"{VEEGAN}, Table 1", "23.6", "16", ""),
+        ("VEEGAN", f"{VEEGAN}, Table 1", "24.6", "40", ""),
+        ("GAN", f"{PACGAN}, Table 1", "17.3 ± 0.8", "94.8 ± 0.7", "0.70 ± 0.07"),
+        ("PacGAN2", f"{PACGAN}, Table 1", "23.8 ± 0.7", "91.3 ± 0.8", "0.13 ± 0.04"),
+        ("PacGAN4", f"{PACGAN}, Table 1", "24.8 ± 0.2", "93.6 ± 0.6", "0.04 ± 0.01"),
+    ],
+    "stacked-digits": [  # Stacked MNIST at 28x28, 26,000 samples
+        ("DCGAN", f"{VEEGAN}, Table 2", "99", "", "3.4"),
+        ("Unrolled GAN", f"{VEEGAN}, Table 2", "48.7", "", "4.32"),
+        ("VEEGAN", f"{VEEGAN}, Table 2", "150", "", "2.95"),
+        ("PacDCGAN2", f"{PACGAN}, Table 2", "1000.0 ± 0.0", "", "0.06 ± 0.003"),
+        ("PacDCGAN4", f"{PACGAN}, Table 2", "1000.0 ± 0.0", "", "0.07 ± 0.005"),
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One table cell's seed: the resolved config and where it trains."""
+
+    benchmark: str
+    method: str
+    seed: int
+    config: TrainConfig
+    run_dir: Path
+
+
+def has_preset(benchmark: str, method: str) -> bool:
+    """True when trainer/presets/<benchmark>-<method>.json exists."""
+    return f"{benchmark}-{method}" in preset_names()
+
+
+def plan(
+    benchmarks: Iterable[str],
+    methods: Iterable[str],
+    seeds: int,
+    runs_dir: Path,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> list[Run]:
+    """Every (benchmark, method, seed) run with a preset, seeds 0..seeds-1, configs resolved.
+
+    overrides: config fields per benchmark name. Cells without a preset are left out (DiffAugment
+    is for images only); a method without a preset on any of the benchmarks is a ValueError.
+    """
+    benchmarks, methods = list(benchmarks), list(methods)
+    for method in methods:
+        if not any(has_preset(benchmark, method) for benchmark in benchmarks):
+            names = ", ".join(f"{b}-{method}" for b in benchmarks)
+            raise ValueError(f"no preset {names} (trainer/presets/) for method {method!r}")
+    runs = []
+    for benchmark in benchmarks:
+        for method in methods:
+            if not has_preset(benchmark, method):
+                continue
+            for seed in range(seeds):
+                fields = {**(overrides or {}).get(benchmark, {}), "seed": seed}
+                config = resolve_config(f"{benchmark}-{method}", fields)
+                run_dir = Path(runs_dir) / benchmark / method / f"seed{seed}"
+                runs.append(Run(benchmark, method, seed, config, run_dir))
+    return runs
+
+
+def cached_result(run: Run) -> dict[str, Any] | None:
+    """The run's result.json when it was computed with exactly this config, else None."""
+    path = run.run_dir / RESULT_FILE
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    return result if result.get("config") == run.config.to_dict() else None
+
+
+def train_and_evaluate(run: Run) -> dict[str, Any]:
+    """Train (or resume) the run, evaluate the final generator, write and return result.json.
+
+    Runs in a worker process with one torch thread (the pool's jobs are the parallelism).
+    """
+    import torch
+
+    from trainer.training_loop import evaluate, generate, training_loop
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    state = training_loop(run.config, run.run_dir, resume=True, progress=False)
+    final = evaluate(state)
+    samples = generate(state.generator, 64, run.config.latent_dim, seed=0)
+    np.save(run.run_dir / "samples.npy", samples)  # the figure's panel
+    result = {
+        "benchmark": run.benchmark,
+        "method": run.method,
+        "seed": run.seed,
+        "config": run.config.to_dict(),
+        **final,
+        "seconds": time.perf_counter() - start,  # this call: training left + evaluation
+        "threads": torch.get_num_threads(),
+    }
+    (run.run_dir / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def execute(
+    runs: list[Run], jobs: int, progress: bool = True, train: bool = True
+) -> list[dict[str, Any]]:
+    """Results of the runs (cached ones read back), training the rest `jobs` at a time; with
+    train=False only the finished runs' results."""
+    results = {run.run_dir: cached_result(run) for run in runs}
+    missing = [run for run in runs if results[run.run_dir] is None] if train else []
+    if missing and jobs == 1:
+        for done, run in enumerate(missing, start=1):
+            results[run.run_dir] = train_and_evaluate(run)
+            report_progress(progress, done, len(missing), results[run.run_dir])
+    elif missing:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(train_and_evaluate, run): run for run in missing}
+            for done, future in enumerate(as_completed(futures), start=1):
+                results[futures[future].run_dir] = future.result()
+                report_progress(progress, done, len(missing), future.result())
+    return [results[run.run_dir] for run in runs if results[run.run_dir] is not None]
+
+
+def report_progress(progress: bool, done: int, total: int, result: dict[str, Any]) -> None:
+    """One line per finished run."""
+    if progress:
+        print(
+            f"[{done}/{total}] {result['benchmark']} {result['method']} seed {result['seed']}: "
+            f"{result['modes_covered']}/{result['modes_total']} modes, "
+            f"{100 * result['high_quality_fraction']:.1f}% high quality, KL {result['kl']}, "
+            f"{result['seconds']:.0f} s",
+            flush=True,
+        )
+
+
+def mean_and_error(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (sample std / sqrt(n); 0 for a single value)."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size < 2:
+        return float(array.mean()), 0.0
+    return float(array.mean()), float(array.std(ddof=1) / math.sqrt(array.size))
+
+
+def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (benchmark, method), in the order first seen: means and standard errors.
+
+    KL is undefined for a run without a high-quality sample; such runs are counted in
+    `kl_undefined` and left out of the KL mean.
+    """
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for result in results:
+        cells.setdefault((result["benchmark"], result["method"]), []).append(result)
+    rows = []
+    for (benchmark, method), cell in cells.items():
+        row = {"benchmark": benchmark, "method": method, "seeds": len(cell)}
+        row["modes_total"] = cell[0]["modes_total"]
+        for metric in METRICS:
+            values = [r[metric] for r in cell if r[metric] is not None]
+            row[metric] = mean_and_error(values) if values else None
+        row["kl_undefined"] = sum(r["kl"] is None for r in cell)
+        row["seconds"] = float(np.mean([r["seconds"] for r in cell]))
+        row["steps"] = cell[0]["config"]["steps"]
+        rows.append(row)
+    return rows
+
+
+def format_cell(value: tuple[float, float] | None, scale: float = 1.0, digits: int = 2) -> str:
+    """'mean ± error' with `digits` decimals, or 'n/a'."""
+    if value is None:
+        return "n/a"
+    mean, error = value
+    return f"{scale * mean:.{digits}f} ± {scale * error:.{digits}f}"
+
+
+def markdown(rows: list[dict[str, Any]], command: str, seconds: float) -> str:
+    """collapse.md: our rows per benchmark, then the papers' rows for the same benchmark."""
+    lines = [
+        "# The collapse table",
+        "",
+        "Generated by `python -m trainer table` (trainer/table.py); do not edit by hand.",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Each row: mean ± standard error over seeds 0..n-1 of the final generator, evaluated on",
+        "the papers' protocol (2,500 samples on ring8 and grid25, 26,000 on stacked digits;",
+        "high quality = within 3 std of the nearest centre, or a confident digit classifier;",
+        "a mode is captured when it holds a high-quality sample; KL(generated mode histogram ||",
+        "reference) in nats, over the high-quality samples). Presets:",
+        "`trainer/presets/<benchmark>-<method>.json`; per-run numbers: `collapse.json`.",
+        f"Machine: {os.cpu_count()} CPU cores, one torch thread per run; table built in "
+        f"{seconds / 60:.1f} min of wall time (runs already in the runs folder are reused).",
+        "",
+    ]
+    for benchmark in dict.fromkeys(row["benchmark"] for row in rows):
+        ours = [row for row in rows if row["benchmark"] == benchmark]
+        total = ours[0]["modes_total"]
+        lines += [
+            f"## {benchmark}",
+            "",
+            f"| method | preset | seeds | steps | modes (of {total}) | high quality % | KL | "
+            "train s/run |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in ours:
+            kl = format_cell(row["kl"], digits=3)
+            if row["kl_undefined"]:
+                kl += f" ({row['kl_undefined']} run(s) without high-quality samples: undefined)"
+            lines.append(
+                f"| {METHOD_LABELS.get(row['method'], row['method'])} "
+                f"| `{benchmark}-{row['method']}` | {row['seeds']} | {row['steps']} "
+                f"| {format_cell(row['modes_covered'], digits=1)} "
+                f"| {format_cell(row['high_quality_fraction'], 100.0, 1)} | {kl} "
+                f"| {row['seconds']:.0f} |"
+            )
+        papers = PAPERS.get(benchmark, [])
+        if papers:
+            lines += [
+                "",
+                "The papers' numbers (their architectures and training budgets, not ours):",
+                "",
+                "| method | source | modes | high quality % | KL |",
+                "|---|---|---|---|---|",
+            ]
+            lines += [f"| {m} | {s} | {modes} | {hq} | {kl} |" for m, s, modes, hq, kl in papers]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def draw_figure(runs: list[Run], path: Path) -> None:
+    """collapse.png: one panel per (benchmark, method), seed 0's samples (2-D scatter over the
+    mixture centres, or an 8x8 grid of images)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from trainer.datasets import GaussianMixture, get_dataset
+
+    first = [run for run in runs if run.seed == 0]
+    benchmarks = list(dict.fromkeys(run.benchmark for run in first))
+    methods = list(dict.fromkeys(run.method for run in first))
+    figure = Figure(figsize=(2.2 * len(methods), 2.3 * len(benchmarks)), dpi=100)
+    axes = figure.subplots(len(benchmarks), len(methods), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for run in first:
+        ax = axes[benchmarks.index(run.benchmark), methods.index(run.method)]
+        samples = np.load(run.run_dir / "samples.npy")
+        dataset = get_dataset(run.benchmark)
+        if isinstance(dataset, GaussianMixture):
+            centres = dataset.centres.numpy()
+            ax.scatter(centres[:, 0], centres[:, 1], s=30, c="tab:red", marker="x")
+            ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:blue", alpha=0.5)
+            span = 1.3 * float(np.abs(centres).max()) + 0.2
+            ax.set_xlim(-span, span)
+            ax.set_ylim(-span, span)
+            ax.set_aspect("equal")
+        else:
+            ax.imshow(image_grid(samples), interpolation="nearest")
+        ax.set_title(f"{run.benchmark}\n{run.method}", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+
+
+def image_grid(samples: np.ndarray, columns: int = 8) -> np.ndarray:
+    """Images [n, C, H, W] in [-1, 1] -> one [rows*H, columns*W, 3] array in [0, 1]."""
+    images = (np.clip(samples, -1.0, 1.0) + 1.0) / 2.0
+    if images.shape[1] == 1:
+        images = np.repeat(images, 3, axis=1)
+    n, _, height, width = images.shape
+    rows = -(-n // columns)
+    grid = np.ones((rows * height, columns * width, 3))
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = (
+            image.transpose(1, 2, 0)
+        )
+    return grid
+
+
+def build_table(
+    benchmarks: Iterable[str],
+    methods: Iterable[str],
+    seeds: int,
+    runs_dir: Path,
+    out_dir: Path,
+    command: str,
+    jobs: int = 1,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    train: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Run (or reuse) every run, then write collapse.md, collapse.json and collapse.png into
+    out_dir; returns the markdown's path. With train=False the table holds the finished runs."""
+    start = time.perf_counter()
+    runs = plan(benchmarks, methods, seeds, runs_dir, overrides)
+    results = execute(runs, jobs, progress, train)
+    if not results:
+        raise ValueError(f"no finished runs under {runs_dir} for this table")
+    finished = {(r["benchmark"], r["method"], r["seed"]) for r in results}
+    runs = [run for run in runs if (run.benchmark, run.method, run.seed) in finished]
+    rows = summarise(results)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seconds = time.perf_counter() - start
+    document = {"command": command, "rows": rows, "runs": results}
+    (out_dir / "collapse.json").write_text(json.dumps(document, indent=2) + "\n")
+    draw_figure(runs, out_dir / "collapse.png")
+    path = out_dir / "collapse.md"
+    path.write_text(markdown(rows, command, seconds))
+    return path
