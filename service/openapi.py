@@ -8,6 +8,7 @@ from typing import Any
 
 from service.config import ServiceConfig
 from service.middleware import OPEN_PATHS
+from service.samplers import MAX_CHURN, SAMPLERS
 from service.sampling import MAX_SEED
 
 JSON = "application/json"
@@ -115,6 +116,26 @@ def schemas(config: ServiceConfig) -> dict:
                     "description": "Same seed, same samples; random when absent",
                 },
                 "version": {"type": "integer", "minimum": 1},
+                "steps": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": config.max_steps,
+                    "description": "Score models only (400 for GANs): sampler steps; "
+                    "default the card's sampler.steps",
+                },
+                "sampler": {
+                    "enum": list(SAMPLERS),
+                    "description": "Score models only (400 for GANs): euler (steps network "
+                    "evaluations) or heun (2 steps - 1); default the card's sampler.name",
+                },
+                "churn": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": MAX_CHURN,
+                    "default": 0,
+                    "description": "Score models only: EDM's S_churn (0 = deterministic); "
+                    "the churn noise is drawn from the seed too",
+                },
             },
         },
         "Samples": {
@@ -126,6 +147,10 @@ def schemas(config: ServiceConfig) -> dict:
                 "seed": {"type": "integer"},
                 "shape": {"type": "array", "items": {"type": "integer"}},
                 "samples": number_rows,
+                "steps": {"type": "integer", "description": "Score models"},
+                "sampler": {"type": "string", "description": "Score models"},
+                "network_evaluations": {"type": "integer", "description": "Score models"},
+                "churn": {"type": "number", "description": "Score models, when not 0"},
             },
         },
         "DiagnosticsUpload": {
@@ -473,7 +498,8 @@ def openapi_document(config: ServiceConfig, version: str) -> dict:
         "info": {
             "title": "collapse-lab",
             "version": version,
-            "description": "Generate samples from GANs and diagnose mode collapse.",
+            "description": "Generate samples from GANs and score models and diagnose mode "
+            "collapse.",
         },
         "paths": {**operations_paths(), **v1_paths(), **v2_paths()},
         "components": {"schemas": schemas(config)},

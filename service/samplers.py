@@ -17,6 +17,7 @@ import numpy as np
 # D(x [batch, *shape] float32, sigma [batch] float32) -> denoised [batch, *shape] float32
 Denoiser = Callable[[np.ndarray, np.ndarray], np.ndarray]
 SAMPLERS = ("euler", "heun")
+MAX_CHURN = 100.0  # largest S_churn a request may ask for; gamma saturates at sqrt(2) - 1 anyway
 
 
 @dataclass(frozen=True)

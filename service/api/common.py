@@ -145,10 +145,16 @@ def guard() -> Guard:
 
 def run_generator(entry: Entry, version: int, z: np.ndarray) -> np.ndarray:
     """G(z) for latents z [n, latent_dim] under the concurrency guard, with metrics."""
-    session = entry.sessions[version]
+    return run_inputs(entry, version, {entry.card["input"]["name"]: z})
+
+
+def run_inputs(entry: Entry, version: int, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """One pass of the model's session over named inputs sharing a batch [n, ...] (split at
+    MAX_BATCH) under the concurrency guard, with metrics; its first output."""
     max_batch = service_config().max_batch
-    work = (runtime.run_batched, session, entry.card["input"]["name"], z, max_batch)
-    return guarded_inference(entry, version, len(z), work, bounded=len(z) <= max_batch)
+    rows = len(next(iter(inputs.values())))
+    work = (runtime.run_rows, entry.sessions[version], inputs, max_batch)
+    return guarded_inference(entry, version, rows, work, bounded=rows <= max_batch)
 
 
 def run_score_model(

@@ -23,13 +23,12 @@ from service.api.common import (
 from service.api.diagnostics import REPORT_FORMATS, diagnosis_response
 from service.errors import ApiError
 from service.repository import SERVABLE_KINDS, Entry
-from service.samplers import SAMPLERS, network_evaluations
+from service.samplers import MAX_CHURN, SAMPLERS, network_evaluations
 from service.sampling import MAX_SEED, gaussian_latents
 
 blueprint = Blueprint("models", __name__, url_prefix="/v1/models")
 SAMPLE_FORMATS = ("application/json", "application/x-npy")
 SCORE_FIELDS = ("steps", "sampler", "churn")
-MAX_CHURN = 100.0  # S_churn; gamma = min(S_churn / steps, sqrt(2) - 1) saturates well below
 
 
 def describe(entry: Entry) -> dict:

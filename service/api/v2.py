@@ -1,7 +1,9 @@
 """Open Inference Protocol (KServe v2 / Triton REST) under /v2, for standard clients.
 
-GAN models take `z` [batch, latent_dim] FP32 and return `samples`. Inputs and outputs may be
-JSON or binary (Triton's binary tensor extension); the request `id` is echoed.
+GAN models take `z` [batch, latent_dim] FP32 and return `samples`; score models expose their
+raw denoiser: `x` [batch, *sample_shape] and `sigma` [batch] FP32 in, `denoised` out (the
+sampler loop is /v1's). Inputs and outputs may be JSON or binary (Triton's binary tensor
+extension); the request `id` is echoed.
 """
 
 from importlib import metadata
@@ -10,9 +12,9 @@ import numpy as np
 from flask import Blueprint, Response, request
 
 from service import kserve
-from service.api.common import ready_entry, repository, run_generator, service_config
+from service.api.common import ready_entry, repository, run_inputs, service_config
 from service.errors import ApiError
-from service.repository import Entry
+from service.repository import SERVABLE_KINDS, Entry
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
 SERVER_NAME = "collapse-lab"
@@ -42,8 +44,8 @@ def ready() -> Response:
 
 
 def model_version(name: str, version: str | None) -> tuple[Entry, int]:
-    """The ready GAN entry and the version (the latest when the path names none)."""
-    entry = ready_entry(name, "gan")
+    """The ready model entry and the version (the latest when the path names none)."""
+    entry = ready_entry(name, *SERVABLE_KINDS)
     if version is None:
         return entry, entry.latest_version()
     if not version.isdigit() or int(version) not in entry.sessions:
@@ -71,7 +73,7 @@ def model_metadata(name: str, version: str | None = None) -> dict:
         "name": name,
         "versions": [str(v) for v in sorted(entry.sessions)],
         "platform": "onnxruntime_onnx",
-        "inputs": [tensor_metadata(entry.card["input"])],
+        "inputs": [tensor_metadata(spec) for spec in input_specs(entry.card)],
         "outputs": [tensor_metadata(entry.card["output"])],
     }
 
@@ -88,7 +90,7 @@ def model_ready(name: str, version: str | None = None) -> dict:
 def infer(name: str, version: str | None = None) -> Response:
     entry, chosen = model_version(name, version)
     inference = kserve.decode_request(request.get_data(), request.headers.get(kserve.HEADER_LENGTH))
-    z = latent_input(entry, inference.inputs)
+    inputs = model_inputs(entry, inference.inputs)
     output_name = entry.card["output"]["name"]
     unknown = sorted(set(inference.binary_outputs) - {output_name})
     if unknown:
@@ -97,35 +99,45 @@ def infer(name: str, version: str | None = None) -> Response:
             f"unknown output(s) {', '.join(unknown)}; {name} has {output_name!r}",
             "invalid-infer-request",
         )
-    samples = run_generator(entry, chosen, z)
-    body, headers = kserve.encode_response(name, str(chosen), inference, {output_name: samples})
+    outputs = run_inputs(entry, chosen, inputs)
+    body, headers = kserve.encode_response(name, str(chosen), inference, {output_name: outputs})
     return Response(body, headers=headers)
 
 
-def latent_input(entry: Entry, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    """The model's one input, checked against the card: FP32 [batch, latent_dim]."""
-    spec = entry.card["input"]
-    if set(inputs) != {spec["name"]}:
+def input_specs(card: dict) -> list[dict]:
+    """The card's input tensors: [z] for a gan, [x, sigma] for a score model."""
+    return [card["input"]] + ([card["sigma_input"]] if card["kind"] == "score" else [])
+
+
+def model_inputs(entry: Entry, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The model's inputs checked against the card: FP32 [batch, *card shape], one batch for
+    all, within MAX_SAMPLES rows; a score model's sigma finite and > 0."""
+    specs = input_specs(entry.card)
+    names = [spec["name"] for spec in specs]
+    if set(inputs) != set(names):
         raise ApiError(
             400,
-            f"{entry.name} takes exactly one input {spec['name']!r}, got {sorted(inputs)}",
+            f"{entry.name} takes the input(s) {names}, got {sorted(inputs)}",
             "invalid-infer-request",
         )
-    array = inputs[spec["name"]]
-    expected = [entry.card["latent_dim"]]
-    if array.dtype != np.float32 or array.ndim != 2 or list(array.shape[1:]) != expected:
-        raise ApiError(
-            400,
-            f"input {spec['name']!r} must be FP32 of shape [batch, "
-            f"{expected[0]}], got {kserve.NUMPY_TO_DATATYPE[array.dtype]} "
-            f"{list(array.shape)}",
-            "invalid-infer-request",
-        )
+    for spec in specs:
+        array, expected = inputs[spec["name"]], list(spec["shape"][1:])
+        if array.dtype != np.float32 or list(array.shape[1:]) != expected or array.ndim < 1:
+            raise ApiError(
+                400,
+                f"input {spec['name']!r} must be FP32 of shape "
+                f"[{', '.join(['batch', *map(str, expected)])}], got "
+                f"{kserve.NUMPY_TO_DATATYPE[array.dtype]} {list(array.shape)}",
+                "invalid-infer-request",
+            )
+    rows = {len(inputs[name]) for name in names}
     limit = service_config().max_samples
-    if not 1 <= len(array) <= limit:
+    if len(rows) != 1 or not 1 <= min(rows) <= limit:
         raise ApiError(
             400,
-            f"batch of {len(array)} rows outside 1..{limit} (MAX_SAMPLES)",
+            f"inputs need one batch size within 1..{limit} (MAX_SAMPLES), got {sorted(rows)}",
             "invalid-infer-request",
         )
-    return array
+    if entry.kind == "score" and not np.all(np.isfinite(sigma := inputs["sigma"]) & (sigma > 0)):
+        raise ApiError(400, "input 'sigma' must be finite and > 0", "invalid-infer-request")
+    return inputs

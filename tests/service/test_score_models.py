@@ -122,3 +122,45 @@ def test_npy_samples_equal_json_samples(client):
     )
     assert response.headers["X-Steps"] == "18" and response.headers["X-Sampler"] == "heun"
     np.testing.assert_array_equal(np.load(io.BytesIO(response.data)), as_json)
+
+
+def infer_body(x: np.ndarray, sigma: np.ndarray) -> dict:
+    tensors = (("x", x), ("sigma", sigma))
+    inputs = [
+        {"name": n, "shape": list(a.shape), "datatype": "FP32", "data": a.ravel().tolist()}
+        for n, a in tensors
+    ]
+    return {"inputs": inputs}
+
+
+def test_v2_exposes_the_raw_denoiser(client, model_repo):
+    import onnxruntime
+
+    metadata = client.get(f"/v2/models/{NAME}").get_json()
+    assert [t["name"] for t in metadata["inputs"]] == ["x", "sigma"]
+    assert metadata["inputs"][1]["shape"] == [-1] and metadata["outputs"][0]["name"] == "denoised"
+    x = np.random.default_rng(0).standard_normal((3, 2)).astype(np.float32)
+    sigma = np.array([0.01, 1.0, 10.0], dtype=np.float32)
+    response = client.post(f"/v2/models/{NAME}/infer", data=json.dumps(infer_body(x, sigma)))
+    assert response.status_code == 200, response.get_json()
+    output = response.get_json()["outputs"][0]
+    session = onnxruntime.InferenceSession(
+        str(model_repo / NAME / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    expected = session.run(None, {"x": x, "sigma": sigma})[0]
+    assert output["name"] == "denoised" and output["shape"] == [3, 2]
+    np.testing.assert_array_equal(np.asarray(output["data"], np.float32).reshape(3, 2), expected)
+
+
+@pytest.mark.parametrize(
+    ("sigma", "fragment"),
+    [
+        (np.array([1.0, 0.0, 1.0], np.float32), "'sigma' must be finite and > 0"),
+        (np.array([1.0, 1.0], np.float32), "one batch size"),
+        (np.ones((3, 1), np.float32), "'sigma' must be FP32 of shape [batch]"),
+    ],
+)
+def test_v2_bad_denoiser_inputs_are_400(client, sigma, fragment):
+    x = np.zeros((3, 2), np.float32)
+    response = client.post(f"/v2/models/{NAME}/infer", data=json.dumps(infer_body(x, sigma)))
+    assert response.status_code == 400 and fragment in response.get_json()["error"]
