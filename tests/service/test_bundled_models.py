@@ -16,7 +16,8 @@ CARDS = sorted(REPO_MODELS.glob("*/card.json"))
 
 def test_bundle_has_the_promised_models():
     names = {path.parent.name for path in CARDS}
-    assert {"ring8", "grid25", "ring8-gan", "grid25-gan", "digits", "stacked-digits"} <= names
+    promised = {"ring8", "grid25", "ring8-gan", "grid25-gan", "digits", "stacked-digits"}
+    assert promised | {"ring8-edm", "grid25-edm"} <= names
 
 
 @pytest.mark.parametrize("path", CARDS, ids=lambda p: p.parent.name)
@@ -38,15 +39,41 @@ def test_bundle_is_ready():
     assert response.status_code == 200, response.get_json()
 
 
-@pytest.mark.parametrize("name", ["ring8-gan", "grid25-gan"])
+REQUEST_KEYS = ("n", "seed", "steps", "sampler")  # steps and sampler: score models only
+
+
+@pytest.mark.parametrize("name", ["ring8-gan", "grid25-gan", "ring8-edm", "grid25-edm"])
 def test_card_diagnostics_reproduce_through_the_service(name):
-    """The numbers in the card are what the service gives for the same seed and n."""
+    """The numbers in the card are what the service gives for the same request."""
     client = create_app(make_config(REPO_MODELS)).test_client()
     card = json.loads((REPO_MODELS / name / "card.json").read_text())
     measured = card["diagnostics"]
-    body = {"n": measured["n"], "seed": measured["seed"]}
+    body = {key: measured[key] for key in REQUEST_KEYS if key in measured}
     drawn = client.post(f"/v1/models/{name}/samples", json=body)
     form = {"file": (io.BytesIO(drawn.data), "samples.json"), "reference": card["reference"]}
     report = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
-    expected = {key: value for key, value in measured.items() if key not in ("n", "seed")}
+    expected = {key: value for key, value in measured.items() if key not in REQUEST_KEYS}
     assert report.get_json() == expected
+
+
+def test_grid25_edm_acceptance():
+    """Issue 4's acceptance: {"n": 2500, "seed": 1, "steps": 18} diagnosed against grid25
+    through the service meets the card (25/25 modes, >= 95% high quality, 35 evaluations)."""
+    client = create_app(make_config(REPO_MODELS)).test_client()
+    drawn = client.post("/v1/models/grid25-edm/samples", json={"n": 2500, "seed": 1, "steps": 18})
+    assert drawn.get_json()["network_evaluations"] == 35
+    form = {"file": (io.BytesIO(drawn.data), "samples.json"), "reference": "grid25"}
+    report = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
+    report = report.get_json()
+    card = json.loads((REPO_MODELS / "grid25-edm" / "card.json").read_text())
+    assert report["modes"] == card["diagnostics"]["modes"]
+    assert report["high_quality_fraction"] == card["diagnostics"]["high_quality_fraction"]
+    assert report["modes"]["covered"] == 25 and report["high_quality_fraction"] >= 0.95
+
+
+def test_ring8_edm_meets_the_goal():
+    """ring8 (std 0.01): 8/8 modes with >= 95% high quality at 18 Heun steps, as measured."""
+    card = json.loads((REPO_MODELS / "ring8-edm" / "card.json").read_text())
+    diagnostics = card["diagnostics"]
+    assert diagnostics["steps"] == 18 and diagnostics["sampler"] == "heun"
+    assert diagnostics["modes"]["covered"] == 8 and diagnostics["high_quality_fraction"] >= 0.95
