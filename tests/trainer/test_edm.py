@@ -219,3 +219,23 @@ def test_cli_refuses_gan_flags_for_a_score_preset(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "grid25-edm", "--lr-g", "0.1", "--dry-run"])
     assert exit_info.value.code == 2 and "GAN settings" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # ~25 s on an idle 2-core CPU: U-Net trajectories and the classifier report
+def test_image_score_model_exports_with_classifier_diagnostics(tmp_path, card_validator):
+    """A tiny U-Net on digits: the card describes [1, 8, 8] images in [-1, 1], and its
+    diagnostics come from the classifier reference of the models folder it is exported to."""
+    import shutil
+
+    from service.config import REPO_MODELS
+
+    models_dir = tmp_path / "models"
+    shutil.copytree(REPO_MODELS / "digits", models_dir / "digits")
+    config = resolve_score_config("digits-edm", {"steps": 2, "width": 8, "snapshot_every": 1})
+    score_training_loop(config, tmp_path / "run", progress=False)
+    card = json.loads(export_score(tmp_path / "run", models_dir, "digits-tiny").read_text())
+    card_validator.validate(card)
+    assert card["input"]["shape"] == [-1, 1, 8, 8] and card["value_range"] == [-1.0, 1.0]
+    assert card["architecture"] == {"name": "unet", "args": {"channels": 1, "width": 8}}
+    assert card["diagnostics"]["modes"]["total"] == 10 and card["data_scale"] == 1.0
+    assert card["versions"][0]["parity"]["trajectory"]["max_abs_error"] <= 1e-3

@@ -21,9 +21,9 @@ from service.config import ServiceConfig
 from service.repository import sha256
 from service.samplers import network_evaluations
 from service.sampling import ScoreSpec, onnx_denoiser, score_samples, seeded_generator
-from trainer.datasets import get_dataset
 from trainer.edm.precond import Denoiser
 from trainer.edm.training_loop import ScoreState, load_run, score_spec, torch_denoiser
+from trainer.evaluation import diagnose_samples
 from trainer.export import (
     EXPORT_BATCH,
     OPSET,
@@ -128,20 +128,18 @@ def write_version(state: ScoreState, version_dir: Path, version: int) -> dict[st
     }
 
 
-def export_diagnostics(card: dict[str, Any], path: Path) -> dict[str, Any]:
-    """diagnose() on DIAGNOSTICS_SAMPLES samples drawn exactly as the service draws them
-    (its session factory, sampler and batch size) for seed DIAGNOSTICS_SEED and the card's
-    default steps and sampler: what POST /v1/models/{name}/samples returns for that request."""
-    from service.diagnostics import diagnose  # the shared metric core (numpy only)
-
+def export_diagnostics(card: dict[str, Any], path: Path, models_dir: Path) -> dict[str, Any]:
+    """The report on DIAGNOSTICS_SAMPLES samples drawn exactly as the service draws them (its
+    session factory, sampler and batch size) for seed DIAGNOSTICS_SEED and the card's default
+    steps and sampler: what POST /v1/models/{name}/diagnose returns for that request. Image
+    samples are judged by the classifier reference in models_dir, as the service would."""
     session = runtime.create_session(path, "cpu")
     denoise = onnx_denoiser(session, card, ServiceConfig().max_batch)
     steps, sampler = card["sampler"]["steps"], card["sampler"]["name"]
     samples = score_samples(
         denoise, ScoreSpec.from_card(card), DIAGNOSTICS_SAMPLES, DIAGNOSTICS_SEED, steps, sampler
     )
-    dataset = card["dataset"]
-    report = diagnose(samples, get_dataset(dataset).reference_spec(), dataset)
+    report = diagnose_samples(samples, card["dataset"], models_dir)
     return {
         **to_jsonable(report),
         "n": DIAGNOSTICS_SAMPLES,
@@ -211,7 +209,7 @@ def export_score(
     versions = sorted(older + [entry], key=lambda v: v["version"])
     card = score_card(name, description or default_description(state), state, versions)
     try:
-        card["diagnostics"] = export_diagnostics(card, model_dir / entry["file"])
+        card["diagnostics"] = export_diagnostics(card, model_dir / entry["file"], models_dir)
     except BaseException:
         shutil.rmtree(model_dir / str(version))
         raise

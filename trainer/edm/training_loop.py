@@ -26,6 +26,7 @@ from service.sampling import ScoreSpec, score_samples
 from trainer.datasets import GaussianMixture, get_dataset
 from trainer.edm.config import ScoreConfig, resolve_score_config
 from trainer.edm.precond import Denoiser, edm_loss
+from trainer.evaluation import REFERENCE_MODELS, diagnose_samples
 from trainer.images import ImageDataset
 from trainer.nets.edm import SCORE_NETWORKS
 from trainer.training_loop import derive_seeds, is_due, log, truncate_log
@@ -189,24 +190,22 @@ def torch_denoiser(denoiser: nn.Module, batch: int = EVAL_BATCH) -> DenoiseFunct
 
 
 def evaluate(
-    state: ScoreState, n: int | None = None, seed: int = EVAL_SEED, steps: int | None = None
+    state: ScoreState,
+    n: int | None = None,
+    seed: int = EVAL_SEED,
+    steps: int | None = None,
+    models_dir: Path = REFERENCE_MODELS,
 ) -> dict[str, Any]:
-    """The papers' protocol on the EMA network: modes covered, high quality, KL (mixtures).
+    """The papers' protocol on the EMA network: modes covered, high quality, KL.
 
-    n defaults to eval_samples, steps to the config's sample_steps, with its sampler.
+    n defaults to eval_samples, steps to the config's sample_steps, with its sampler. Image
+    samples are judged by the classifier reference in models_dir (trainer.evaluation).
     """
-    from service.diagnostics import diagnose  # the shared metric core (numpy only)
-
-    if not isinstance(state.dataset, GaussianMixture):
-        raise ValueError(
-            f"{state.config.dataset}: image samples are scored by the classifier reference at "
-            "export (python -m trainer export); training-time evaluation covers the mixtures"
-        )
     config = state.config
     n, steps = n or config.eval_samples, steps or config.sample_steps
     denoise = torch_denoiser(state.ema.eval())
     samples = score_samples(denoise, score_spec(state), n, seed, steps, config.sampler)
-    report = diagnose(samples, state.dataset.reference_spec(), state.dataset.name)
+    report = diagnose_samples(samples, config.dataset, models_dir, modes_only=True)
     return {
         "modes_covered": report["modes"]["covered"],
         "modes_total": report["modes"]["total"],
@@ -292,7 +291,11 @@ def load_run(run_dir: Path) -> ScoreState:
 
 
 def evaluate_score_run(
-    run_dir: Path, seed: int = EVAL_SEED, n: int = 2500, steps: int | None = None
+    run_dir: Path,
+    seed: int = EVAL_SEED,
+    n: int = 2500,
+    steps: int | None = None,
+    models_dir: Path = REFERENCE_MODELS,
 ) -> dict[str, Any]:
     """The final EMA model of run_dir on the papers' protocol: modes_covered, modes_total,
     high_quality_fraction, kl (and nfe, the network evaluations per sample)."""
@@ -301,4 +304,4 @@ def evaluate_score_run(
     state = load_run(run_dir)
     steps = steps or state.config.sample_steps
     nfe = network_evaluations(steps, state.config.sampler)
-    return {**evaluate(state, n=n, seed=seed, steps=steps), "nfe": nfe}
+    return {**evaluate(state, n, seed, steps, models_dir), "nfe": nfe}
