@@ -239,3 +239,11 @@ def test_image_score_model_exports_with_classifier_diagnostics(tmp_path, card_va
     assert card["architecture"] == {"name": "unet", "args": {"channels": 1, "width": 8}}
     assert card["diagnostics"]["modes"]["total"] == 10 and card["data_scale"] == 1.0
     assert card["versions"][0]["parity"]["trajectory"]["max_abs_error"] <= 1e-3
+
+
+def test_cli_export_dispatches_score_runs(tiny_run, tmp_path, capsys):
+    assert (
+        main(["export", str(tiny_run), "--name", "grid25-cli", "--models-dir", str(tmp_path)]) == 0
+    )
+    card = json.loads((tmp_path / "grid25-cli" / "card.json").read_text())
+    assert card["kind"] == "score" and capsys.readouterr().out.strip().endswith("card.json")

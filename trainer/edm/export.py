@@ -78,8 +78,9 @@ def measure_parity(state: ScoreState, path: Path) -> dict[str, Any]:
     config, spec = state.config, score_spec(state)
     session = runtime.create_session(path, "cpu")
     x, sigma = call_inputs(spec, config.sigma_data)
-    card_like = {"input": {"name": "x"}, "sigma_input": {"name": "sigma"}}
-    onnx_denoise = onnx_denoiser(session, card_like | {"output": {"name": OUTPUT_NAME}}, 8192)
+    names = {"input": INPUT_NAMES[0], "sigma_input": INPUT_NAMES[1], "output": OUTPUT_NAME}
+    tensors = {key: {"name": name} for key, name in names.items()}  # what onnx_denoiser reads
+    onnx_denoise = onnx_denoiser(session, tensors, ServiceConfig().max_batch)
     torch_denoise = torch_denoiser(state.ema.eval())
     parity = {**errors(torch_denoise(x, sigma), onnx_denoise(x, sigma)), "n_inputs": len(x)}
     steps, sampler = config.sample_steps, config.sampler
