@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from trainer.config import TrainConfig, preset_names, resolve_config
+from trainer.edm.config import ScoreConfig, preset_kind, resolve_score_config
 
 BENCHMARKS = ("ring8", "grid25", "stacked-digits")
 METHODS = (
@@ -41,6 +42,7 @@ METHODS = (
     "mbstd",
     "pacgan4-mbstd",
     "diffaugment",
+    "edm",
 )
 METHOD_LABELS = {
     "gan": "GAN (non-saturating, no fix)",
@@ -51,6 +53,7 @@ METHOD_LABELS = {
     "mbstd": "Minibatch stddev",
     "pacgan4-mbstd": "PacGAN4 + minibatch stddev",
     "diffaugment": "DiffAugment (translation, cutout)",
+    "edm": "Score model (EDM, Heun, 18 steps = 35 evaluations)",
 }
 QUICK_FIELDS = {"steps": 20, "eval_every": 0, "snapshot_every": 0}
 QUICK = {
@@ -103,8 +106,13 @@ class Run:
     benchmark: str
     method: str
     seed: int
-    config: TrainConfig
+    config: "TrainConfig | ScoreConfig"
     run_dir: Path
+
+    @property
+    def is_score(self) -> bool:
+        """True for a score-model (EDM) run, trained by trainer.edm."""
+        return isinstance(self.config, ScoreConfig)
 
 
 def has_preset(benchmark: str, method: str) -> bool:
@@ -136,10 +144,17 @@ def plan(
                 continue
             for seed in range(seeds):
                 fields = {**(overrides or {}).get(benchmark, {}), "seed": seed}
-                config = resolve_config(f"{benchmark}-{method}", fields)
+                config = resolve_any(f"{benchmark}-{method}", fields)
                 run_dir = Path(runs_dir) / benchmark / method / f"seed{seed}"
                 runs.append(Run(benchmark, method, seed, config, run_dir))
     return runs
+
+
+def resolve_any(preset: str, fields: dict[str, Any]) -> "TrainConfig | ScoreConfig":
+    """A GAN preset's TrainConfig, or a score preset's ScoreConfig ("kind": "score")."""
+    if preset_kind(preset) == "score":
+        return resolve_score_config(preset, fields)
+    return resolve_config(preset, fields)
 
 
 def cached_result(run: Run) -> dict[str, Any] | None:
@@ -158,13 +173,9 @@ def train_and_evaluate(run: Run) -> dict[str, Any]:
     """
     import torch
 
-    from trainer.training_loop import evaluate, generate, training_loop
-
     torch.set_num_threads(1)
     start = time.perf_counter()
-    state = training_loop(run.config, run.run_dir, resume=True, progress=False)
-    final = evaluate(state)
-    samples = generate(state.generator, 64, run.config.latent_dim, seed=0)
+    final, samples = (train_score if run.is_score else train_gan)(run)
     np.save(run.run_dir / "samples.npy", samples)  # the figure's panel
     result = {
         "benchmark": run.benchmark,
@@ -177,6 +188,27 @@ def train_and_evaluate(run: Run) -> dict[str, Any]:
     }
     (run.run_dir / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def train_gan(run: Run) -> tuple[dict[str, Any], np.ndarray]:
+    """Train (or resume) a GAN run: its final evaluation and 64 samples (seed 0) for the figure."""
+    from trainer.training_loop import evaluate, generate, training_loop
+
+    state = training_loop(run.config, run.run_dir, resume=True, progress=False)
+    return evaluate(state), generate(state.generator, 64, run.config.latent_dim, seed=0)
+
+
+def train_score(run: Run) -> tuple[dict[str, Any], np.ndarray]:
+    """Train (or resume) a score-model run: the EMA network's evaluation with the config's
+    sampler and steps, and 64 samples (seed 0) for the figure."""
+    from service.sampling import score_samples
+    from trainer.edm.training_loop import evaluate, score_spec, score_training_loop, torch_denoiser
+
+    config = run.config
+    state = score_training_loop(config, run.run_dir, resume=True, progress=False)
+    denoise = torch_denoiser(state.ema.eval())
+    samples = score_samples(denoise, score_spec(state), 64, 0, config.sample_steps, config.sampler)
+    return evaluate(state), samples
 
 
 def execute(

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from trainer.cli import main
-from trainer.table import mean_and_error, plan, summarise
+from trainer.table import execute, mean_and_error, plan, summarise
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +73,14 @@ def test_runs_without_high_quality_samples_leave_kl_out():
 def test_a_cell_without_a_preset_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no preset ring8-nope"):
         plan(["ring8"], ["nope"], 1, tmp_path)
+
+
+def test_score_model_cells_train_with_the_score_loop(tmp_path):
+    tiny = {"steps": 3, "eval_every": 0, "snapshot_every": 0, "eval_samples": 200}
+    tiny |= {"sample_steps": 2, "width": 8, "depth": 1, "batch_size": 16}
+    runs = plan(["ring8"], ["edm"], 1, tmp_path / "runs", {"ring8": tiny})
+    assert runs[0].is_score and runs[0].config.steps == 3
+    (result,) = execute(runs, jobs=1, progress=False)
+    assert result["method"] == "edm" and result["modes_total"] == 8
+    assert 0.0 <= result["high_quality_fraction"] <= 1.0
+    assert (runs[0].run_dir / "samples.npy").is_file()
