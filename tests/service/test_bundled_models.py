@@ -17,7 +17,7 @@ CARDS = sorted(REPO_MODELS.glob("*/card.json"))
 def test_bundle_has_the_promised_models():
     names = {path.parent.name for path in CARDS}
     promised = {"ring8", "grid25", "ring8-gan", "grid25-gan", "digits", "stacked-digits"}
-    assert promised | {"ring8-edm", "grid25-edm"} <= names
+    assert promised | {"ring8-edm", "grid25-edm", "digits-edm"} <= names
 
 
 @pytest.mark.parametrize("path", CARDS, ids=lambda p: p.parent.name)
@@ -54,6 +54,18 @@ def test_card_diagnostics_reproduce_through_the_service(name):
     report = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
     expected = {key: value for key, value in measured.items() if key not in REQUEST_KEYS}
     assert report.get_json() == expected
+
+
+def test_image_score_card_diagnostics_reproduce_through_diagnose():
+    """digits-edm: the card's report is what /diagnose gives for the card's request (the
+    samples are judged by the digits classifier reference, as at export)."""
+    client = create_app(make_config(REPO_MODELS)).test_client()
+    card = json.loads((REPO_MODELS / "digits-edm" / "card.json").read_text())
+    measured = card["diagnostics"]
+    body = {key: measured[key] for key in REQUEST_KEYS}
+    report = client.post("/v1/models/digits-edm/diagnose", json=body).get_json()
+    echoed = {"model": "digits-edm", "version": 1, "network_evaluations": 35}
+    assert report == {**{k: v for k, v in measured.items() if k != "n"}, **echoed}
 
 
 def test_grid25_edm_acceptance():
