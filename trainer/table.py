@@ -20,7 +20,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -190,11 +190,22 @@ def train_and_evaluate(run: Run) -> dict[str, Any]:
     return result
 
 
+def can_resume(check: Callable[[Any, Path], None], run: Run) -> bool:
+    """False when run_dir holds a checkpoint of another recipe (an older table's run): the
+    table owns its runs folder, so such a run starts over instead of failing."""
+    try:
+        check(run.config, run.run_dir)
+    except ValueError:
+        return False
+    return True
+
+
 def train_gan(run: Run) -> tuple[dict[str, Any], np.ndarray]:
     """Train (or resume) a GAN run: its final evaluation and 64 samples (seed 0) for the figure."""
-    from trainer.training_loop import evaluate, generate, training_loop
+    from trainer.training_loop import check_run_dir, evaluate, generate, training_loop
 
-    state = training_loop(run.config, run.run_dir, resume=True, progress=False)
+    resume = can_resume(check_run_dir, run)
+    state = training_loop(run.config, run.run_dir, resume=resume, progress=False)
     return evaluate(state), generate(state.generator, 64, run.config.latent_dim, seed=0)
 
 
@@ -202,10 +213,17 @@ def train_score(run: Run) -> tuple[dict[str, Any], np.ndarray]:
     """Train (or resume) a score-model run: the EMA network's evaluation with the config's
     sampler and steps, and 64 samples (seed 0) for the figure."""
     from service.sampling import score_samples
-    from trainer.edm.training_loop import evaluate, score_spec, score_training_loop, torch_denoiser
+    from trainer.edm.training_loop import (
+        check_run_dir,
+        evaluate,
+        score_spec,
+        score_training_loop,
+        torch_denoiser,
+    )
 
     config = run.config
-    state = score_training_loop(config, run.run_dir, resume=True, progress=False)
+    resume = can_resume(check_run_dir, run)
+    state = score_training_loop(config, run.run_dir, resume=resume, progress=False)
     denoise = torch_denoiser(state.ema.eval())
     samples = score_samples(denoise, score_spec(state), 64, 0, config.sample_steps, config.sampler)
     return evaluate(state), samples
@@ -218,6 +236,7 @@ def execute(
     train=False only the finished runs' results."""
     results = {run.run_dir: cached_result(run) for run in runs}
     missing = [run for run in runs if results[run.run_dir] is None] if train else []
+    failures: list[str] = []
     if missing and jobs == 1:
         for done, run in enumerate(missing, start=1):
             results[run.run_dir] = train_and_evaluate(run)
@@ -226,8 +245,16 @@ def execute(
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
             futures = {pool.submit(train_and_evaluate, run): run for run in missing}
             for done, future in enumerate(as_completed(futures), start=1):
-                results[futures[future].run_dir] = future.result()
-                report_progress(progress, done, len(missing), future.result())
+                run = futures[future]
+                try:
+                    results[run.run_dir] = future.result()
+                except Exception as error:  # the other runs go on; reported below
+                    failures.append(f"{run.run_dir}: {type(error).__name__}: {error}")
+                    print(f"[{done}/{len(missing)}] FAILED {failures[-1]}", flush=True)
+                    continue
+                report_progress(progress, done, len(missing), results[run.run_dir])
+    if failures:
+        raise RuntimeError(f"{len(failures)} run(s) failed: " + "; ".join(failures))
     return [results[run.run_dir] for run in runs if results[run.run_dir] is not None]
 
 

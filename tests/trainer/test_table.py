@@ -84,3 +84,12 @@ def test_score_model_cells_train_with_the_score_loop(tmp_path):
     assert result["method"] == "edm" and result["modes_total"] == 8
     assert 0.0 <= result["high_quality_fraction"] <= 1.0
     assert (runs[0].run_dir / "samples.npy").is_file()
+
+
+def test_a_run_of_another_recipe_in_the_runs_folder_starts_over(quick_table):
+    fields = {"steps": 10, "eval_every": 0, "snapshot_every": 0, "eval_samples": 500}
+    runs = plan(["ring8"], ["gan"], 1, quick_table / "runs", {"ring8": fields})
+    (result,) = execute(runs, jobs=1, progress=False)  # the folder holds a 20-step run
+    assert result["config"]["steps"] == 10
+    lines = (runs[0].run_dir / "metrics.jsonl").read_text().splitlines()
+    assert max(json.loads(line)["step"] for line in lines) == 10
