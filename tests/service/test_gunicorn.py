@@ -8,7 +8,7 @@ import requests
 def test_generate_then_diagnose_over_http(server):
     url, _, _ = server
     models = requests.get(f"{url}/v1/models", timeout=5).json()["models"]
-    assert [m["name"] for m in models] == ["ring8-gan"]
+    assert [m["name"] for m in models] == ["grid25-edm", "ring8-gan"]
     drawn = requests.post(
         f"{url}/v1/models/ring8-gan/samples",
         json={"n": 2500, "seed": 1},
@@ -75,3 +75,15 @@ def test_access_log_line_carries_the_request_id(server):
             break
         time.sleep(0.1)
     assert len(lines) == 1 and '"GET /v1/models HTTP/1.1" 200' in lines[0]
+
+
+def test_score_samples_are_the_same_in_every_worker(server):
+    """Same seed, same samples, whichever of the 2 workers runs the sampler."""
+    url, _, _ = server
+    body = {"n": 50, "seed": 3, "steps": 6, "sampler": "heun"}
+    answers = [
+        requests.post(f"{url}/v1/models/grid25-edm/samples", json=body, timeout=10).json()
+        for _ in range(6)
+    ]
+    assert all(answer["samples"] == answers[0]["samples"] for answer in answers)
+    assert answers[0]["network_evaluations"] == 11

@@ -62,7 +62,7 @@ def test_missing_repository_serves_nothing_but_lives(tmp_path):
 def test_ready_when_everything_loads(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.get_json()["models"] == ["grid25", "ring8", "ring8-gan"]
+    assert response.get_json()["models"] == ["grid25", "grid25-edm", "ring8", "ring8-gan"]
 
 
 def test_validate_card_names_the_field(model_repo):
