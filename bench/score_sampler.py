@@ -1,0 +1,74 @@
+"""Benchmark: a score model's sampler, the service path (numpy Heun/Euler over onnxruntime)
+vs the same sampler calling the PyTorch network directly, on the same model in the same run.
+
+    python -m bench.score_sampler                       # models/grid25-edm, n 2,500 and 10,000
+    python -m bench.score_sampler --model digits-edm --sizes 1000
+    python -m bench.score_sampler --run-dir RUN_DIR     # torch from that run (else: none)
+
+Both paths run service.sampling.score_samples (so the samples agree to float32 rounding; the
+table shows the max difference); only the denoiser differs: onnxruntime's CPU session as the
+service creates it (ORT_INTRA_OP_THREADS, default 1) or the torch EMA network (torch threads
+set to match). Each time is the best of --repeats runs, imports and session creation excluded.
+Prints a markdown table.
+"""
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from service import runtime
+from service.config import REPO_MODELS, ServiceConfig
+from service.samplers import network_evaluations
+from service.sampling import ScoreSpec, onnx_denoiser, score_samples
+
+
+def best_time(repeats: int, work, *args) -> tuple[float, np.ndarray]:
+    """(the best wall time in seconds of `repeats` calls of work(*args), its last result)."""
+    times, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = work(*args)
+        times.append(time.perf_counter() - started)
+    return min(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="grid25-edm")
+    parser.add_argument("--models-dir", type=Path, default=REPO_MODELS)
+    parser.add_argument("--run-dir", type=Path, help="the run the model was exported from")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2500, 10_000])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    card = json.loads((args.models_dir / args.model / "card.json").read_text())
+    version = card["versions"][-1]
+    session = runtime.create_session(args.models_dir / args.model / version["file"], "cpu")
+    denoisers = {"service (onnxruntime)": onnx_denoiser(session, card, ServiceConfig().max_batch)}
+    if args.run_dir is not None:
+        import torch
+
+        from trainer.edm.training_loop import load_run, torch_denoiser
+
+        torch.set_num_threads(int(os.environ.get("ORT_INTRA_OP_THREADS", "1")))
+        denoisers["plain PyTorch"] = torch_denoiser(load_run(args.run_dir).ema.eval())
+    spec, steps, sampler = ScoreSpec.from_card(card), card["sampler"]["steps"], "heun"
+    nfe = network_evaluations(steps, sampler)
+    print(f"{args.model}: {steps} {sampler} steps ({nfe} network evaluations), 1 CPU thread\n")
+    print("| n | path | seconds | samples/s | max abs difference |")
+    print("| --- | --- | --- | --- | --- |")
+    for n in args.sizes:
+        reference = None
+        for name, denoise in denoisers.items():
+            work = (score_samples, denoise, spec, n, 0, steps, sampler)
+            seconds, samples = best_time(args.repeats, *work)
+            reference = samples if reference is None else reference
+            difference = float(np.abs(samples - reference).max())
+            print(f"| {n} | {name} | {seconds:.3f} | {n / seconds:,.0f} | {difference:.1e} |")
+
+
+if __name__ == "__main__":
+    main()
