@@ -309,8 +309,11 @@ def format_cell(value: tuple[float, float] | None, scale: float = 1.0, digits: i
     return f"{scale * mean:.{digits}f} ± {scale * error:.{digits}f}"
 
 
-def markdown(rows: list[dict[str, Any]], command: str, seconds: float) -> str:
-    """collapse.md: our rows per benchmark, then the papers' rows for the same benchmark."""
+def markdown(
+    rows: list[dict[str, Any]], command: str, seconds: float, unfinished: list[Run] = ()
+) -> str:
+    """collapse.md: our rows per benchmark (and the planned runs not finished, with
+    --no-train), then the papers' rows for the same benchmark."""
     lines = [
         "# The collapse table",
         "",
@@ -324,8 +327,9 @@ def markdown(rows: list[dict[str, Any]], command: str, seconds: float) -> str:
         "a mode is captured when it holds a high-quality sample; KL(generated mode histogram ||",
         "reference) in nats, over the high-quality samples). Presets:",
         "`trainer/presets/<benchmark>-<method>.json`; per-run numbers: `collapse.json`.",
-        f"Machine: {os.cpu_count()} CPU cores, one torch thread per run; table built in "
-        f"{seconds / 60:.1f} min of wall time (runs already in the runs folder are reused).",
+        f"Machine: {os.cpu_count()} CPU cores, one torch thread per run; this command took "
+        f"{seconds / 60:.1f} min (runs already in the runs folder are reused). `wall s/run`: the",
+        "mean wall time of the call that finished each run (training left, plus evaluation).",
         "",
     ]
     for benchmark in dict.fromkeys(row["benchmark"] for row in rows):
@@ -335,7 +339,7 @@ def markdown(rows: list[dict[str, Any]], command: str, seconds: float) -> str:
             f"## {benchmark}",
             "",
             f"| method | preset | seeds | steps | modes (of {total}) | high quality % | KL | "
-            "train s/run |",
+            "wall s/run |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for row in ours:
@@ -349,6 +353,13 @@ def markdown(rows: list[dict[str, Any]], command: str, seconds: float) -> str:
                 f"| {format_cell(row['high_quality_fraction'], 100.0, 1)} | {kl} "
                 f"| {row['seconds']:.0f} |"
             )
+        left = {}
+        for run in unfinished:
+            if run.benchmark == benchmark:
+                left[run.method] = left.get(run.method, 0) + 1
+        if left:
+            missing = ", ".join(f"`{benchmark}-{m}` ({n} seed(s))" for m, n in left.items())
+            lines += ["", f"Not run (no finished run in the runs folder): {missing}."]
         papers = PAPERS.get(benchmark, [])
         if papers:
             lines += [
@@ -364,8 +375,8 @@ def markdown(rows: list[dict[str, Any]], command: str, seconds: float) -> str:
 
 
 def draw_figure(runs: list[Run], path: Path) -> None:
-    """collapse.png: one panel per (benchmark, method), seed 0's samples (2-D scatter over the
-    mixture centres, or an 8x8 grid of images)."""
+    """collapse.png: one panel per (benchmark, method), the samples of its lowest seed (seed 0
+    when it ran): 2-D scatter over the mixture centres, or an 8x8 grid of images."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -373,7 +384,10 @@ def draw_figure(runs: list[Run], path: Path) -> None:
 
     from trainer.datasets import GaussianMixture, get_dataset
 
-    first = [run for run in runs if run.seed == 0]
+    cells: dict[tuple[str, str], Run] = {}
+    for run in sorted(runs, key=lambda run: run.seed):  # each cell's lowest finished seed
+        cells.setdefault((run.benchmark, run.method), run)
+    first = list(cells.values())
     benchmarks = list(dict.fromkeys(run.benchmark for run in first))
     methods = list(dict.fromkeys(run.method for run in first))
     figure = Figure(figsize=(2.2 * len(methods), 2.3 * len(benchmarks)), dpi=100)
@@ -394,7 +408,7 @@ def draw_figure(runs: list[Run], path: Path) -> None:
             ax.set_aspect("equal")
         else:
             ax.imshow(image_grid(samples), interpolation="nearest")
-        ax.set_title(f"{run.benchmark}\n{run.method}", fontsize=8)
+        ax.set_title(f"{run.benchmark}\n{run.method}, seed {run.seed}", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, format="png")
 
@@ -435,6 +449,7 @@ def build_table(
     if not results:
         raise ValueError(f"no finished runs under {runs_dir} for this table")
     finished = {(r["benchmark"], r["method"], r["seed"]) for r in results}
+    unfinished = [run for run in runs if (run.benchmark, run.method, run.seed) not in finished]
     runs = [run for run in runs if (run.benchmark, run.method, run.seed) in finished]
     rows = summarise(results)
     out_dir = Path(out_dir)
@@ -444,5 +459,5 @@ def build_table(
     (out_dir / "collapse.json").write_text(json.dumps(document, indent=2) + "\n")
     draw_figure(runs, out_dir / "collapse.png")
     path = out_dir / "collapse.md"
-    path.write_text(markdown(rows, command, seconds))
+    path.write_text(markdown(rows, command, seconds, unfinished))
     return path

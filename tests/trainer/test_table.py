@@ -5,7 +5,7 @@ import json
 import pytest
 
 from trainer.cli import main
-from trainer.table import execute, mean_and_error, plan, summarise
+from trainer.table import QUICK, build_table, execute, mean_and_error, plan, summarise
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +93,23 @@ def test_a_run_of_another_recipe_in_the_runs_folder_starts_over(quick_table):
     assert result["config"]["steps"] == 10
     lines = (runs[0].run_dir / "metrics.jsonl").read_text().splitlines()
     assert max(json.loads(line)["step"] for line in lines) == 10
+
+
+def test_no_train_writes_the_finished_runs_and_names_the_rest(quick_table):
+    out = quick_table / "no-train"
+    build_table(
+        ["ring8"],
+        ["gan", "pacgan4"],
+        2,
+        quick_table / "runs",
+        out,
+        "python -m trainer table --no-train",
+        overrides=QUICK["overrides"],
+        train=False,
+        progress=False,
+    )
+    document = json.loads((out / "collapse.json").read_text())
+    assert {(r["method"], r["seed"]) for r in document["runs"]} == {("gan", 1)}  # seed 0: 10 steps
+    text = (out / "collapse.md").read_text()
+    assert "Not run (no finished run in the runs folder): `ring8-gan` (1 seed(s)), " in text
+    assert "`ring8-pacgan4` (2 seed(s))" in text
