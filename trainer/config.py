@@ -152,13 +152,19 @@ def check_types(fields: dict[str, Any], source: str) -> None:
             raise ValueError(f"{source}: {key} must be {expected.__name__}, got {value!r}")
 
 
-def load_preset(preset: str) -> dict[str, Any]:
-    """A preset's (or config file's) fields as a dict; ValueError on unknown keys or types."""
+def read_json(preset: str) -> dict[str, Any]:
+    """A preset's (or config file's) JSON object; ValueError when it is not one."""
     path = preset_path(preset)
     fields = json.loads(path.read_text())
     if not isinstance(fields, dict):
         raise ValueError(f"{path}: a preset must be a JSON object")
-    check_types(fields, str(path))
+    return fields
+
+
+def load_preset(preset: str) -> dict[str, Any]:
+    """A preset's (or config file's) fields as a dict; ValueError on unknown keys or types."""
+    fields = read_json(preset)
+    check_types(fields, str(preset_path(preset)))
     return fields
 
 

@@ -107,10 +107,15 @@ def build(config: TrainConfig) -> TrainState:
 
 def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
     """ValueError if the checkpoint was trained with a different recipe than `config`."""
-    current = config.to_dict()
     resumable = set(RESUMABLE_FIELDS)
     if "instance-noise" in config.mitigations or config.lr_schedule != "constant":
         resumable.discard("steps")  # annealed over `steps`: a new length, a new schedule
+    check_same_recipe(saved, config.to_dict(), resumable)
+
+
+def check_same_recipe(saved: dict[str, Any], current: dict[str, Any], resumable: set[str]) -> None:
+    """ValueError naming every field outside `resumable` that differs between a checkpoint's
+    config and the current one (shared by the GAN and the score-model loops)."""
     changed = sorted(k for k in current if k not in resumable and saved.get(k) != current[k])
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)

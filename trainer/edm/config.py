@@ -5,11 +5,10 @@ Resolution order, as for GANs: ScoreConfig defaults < preset (trainer/presets/<n
 """
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from trainer.config import preset_path
+from trainer.config import read_json
 from trainer.datasets import DATASETS
 from trainer.nets.edm import SCORE_NETWORKS
 
@@ -84,15 +83,6 @@ def check_score_config(config: ScoreConfig) -> None:
     for field in ("beta1", "beta2", "ema_decay"):
         if not 0 <= getattr(config, field) < 1:
             raise ValueError(f"{field} must be in [0, 1), got {getattr(config, field)}")
-
-
-def read_json(preset: str) -> dict[str, Any]:
-    """A preset's (or config file's) JSON object; ValueError when it is not one."""
-    path = preset_path(preset)
-    fields = json.loads(path.read_text())
-    if not isinstance(fields, dict):
-        raise ValueError(f"{path}: a preset must be a JSON object")
-    return fields
 
 
 def preset_kind(preset: str) -> str:

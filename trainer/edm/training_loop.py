@@ -29,7 +29,7 @@ from trainer.edm.precond import Denoiser, edm_loss
 from trainer.evaluation import REFERENCE_MODELS, diagnose_samples
 from trainer.images import ImageDataset
 from trainer.nets.edm import SCORE_NETWORKS
-from trainer.training_loop import derive_seeds, is_due, log, truncate_log
+from trainer.training_loop import check_same_recipe, derive_seeds, is_due, log, truncate_log
 
 RESUMABLE_FIELDS = ("log_every", "eval_every", "snapshot_every", "eval_samples")
 EVAL_SEED = 1  # the export-time diagnostics' seed too (trainer.edm.export)
@@ -107,14 +107,10 @@ def build(config: ScoreConfig) -> ScoreState:
 
 def check_resumable(saved: dict[str, Any], config: ScoreConfig) -> None:
     """ValueError if the checkpoint was trained with a different recipe than `config`."""
-    current = config.to_dict()
     resumable = set(RESUMABLE_FIELDS)
     if config.lr_schedule == "constant":
         resumable.add("steps")  # the cosine schedule spans `steps`: a new length, a new recipe
-    changed = sorted(k for k in current if k not in resumable and saved.get(k) != current[k])
-    if changed:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-        raise ValueError(f"cannot resume: config changed ({details}); use a new run dir")
+    check_same_recipe(saved, config.to_dict(), resumable)
 
 
 def check_run_dir(config: ScoreConfig, run_dir: Path, resume: bool = True) -> None:
