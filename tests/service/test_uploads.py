@@ -118,3 +118,11 @@ def test_png_declaring_a_huge_size_is_refused_before_decoding():
     data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # a valid IHDR checksum
     error = refused(bytes(data), "bomb.png")
     assert error.status == 413 and "MAX_IMAGE_PIXELS" in error.detail
+
+
+def test_zip_entry_count_is_read_from_the_end_record():
+    from service.uploads.images import declared_entries
+
+    data = zip_bytes({f"{i}.png": b"" for i in range(7)})
+    assert declared_entries(data) == 7
+    assert declared_entries(b"not a zip") is None
