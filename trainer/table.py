@@ -301,11 +301,15 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def format_cell(value: tuple[float, float] | None, scale: float = 1.0, digits: int = 2) -> str:
-    """'mean ± error' with `digits` decimals, or 'n/a'."""
+def format_cell(
+    value: tuple[float, float] | None, scale: float = 1.0, digits: int = 2, seeds: int = 2
+) -> str:
+    """'mean ± error' with `digits` decimals ('value' alone for one seed), or 'n/a'."""
     if value is None:
         return "n/a"
     mean, error = value
+    if seeds < 2:
+        return f"{scale * mean:.{digits}f}"
     return f"{scale * mean:.{digits}f} ± {scale * error:.{digits}f}"
 
 
@@ -343,14 +347,15 @@ def markdown(
             "|---|---|---|---|---|---|---|---|",
         ]
         for row in ours:
-            kl = format_cell(row["kl"], digits=3)
+            seeds = row["seeds"]
+            kl = format_cell(row["kl"], digits=3, seeds=seeds - row["kl_undefined"])
             if row["kl_undefined"]:
                 kl += f" ({row['kl_undefined']} run(s) without high-quality samples: undefined)"
             lines.append(
                 f"| {METHOD_LABELS.get(row['method'], row['method'])} "
                 f"| `{benchmark}-{row['method']}` | {row['seeds']} | {row['steps']} "
-                f"| {format_cell(row['modes_covered'], digits=1)} "
-                f"| {format_cell(row['high_quality_fraction'], 100.0, 1)} | {kl} "
+                f"| {format_cell(row['modes_covered'], digits=1, seeds=seeds)} "
+                f"| {format_cell(row['high_quality_fraction'], 100.0, 1, seeds)} | {kl} "
                 f"| {row['seconds']:.0f} |"
             )
         left = {}
