@@ -11,6 +11,7 @@ from their own torch.Generator, so a run is a function of its config.
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,20 +123,31 @@ def check_same_recipe(saved: dict[str, Any], current: dict[str, Any], resumable:
         raise ValueError(f"cannot resume: config changed ({details}); use a new run dir")
 
 
+def resumable_checkpoint(
+    run_dir: Path, resume: bool, check: Callable[[dict[str, Any]], None]
+) -> dict[str, Any] | None:
+    """run_dir/checkpoint.pt when resuming and it exists, after check(its config) (which raises
+    ValueError for another recipe); None otherwise. Shared by the GAN and score-model loops."""
+    path = Path(run_dir) / "checkpoint.pt"
+    if not (resume and path.is_file()):
+        return None
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    check(checkpoint["config"])
+    return checkpoint
+
+
 def check_run_dir(config: TrainConfig, run_dir: Path, resume: bool = True) -> None:
     """ValueError if training_loop(config, run_dir, resume) would resume another recipe."""
-    path = Path(run_dir) / "checkpoint.pt"
-    if resume and path.is_file():
-        check_resumable(torch.load(path, map_location="cpu", weights_only=True)["config"], config)
+    resumable_checkpoint(run_dir, resume, lambda saved: check_resumable(saved, config))
 
 
 def maybe_resume(state: TrainState, run_dir: Path, resume: bool) -> None:
     """Load run_dir/checkpoint.pt into `state` if it exists and `resume` is set."""
-    path = run_dir / "checkpoint.pt"
-    if not (resume and path.is_file()):
+    checkpoint = resumable_checkpoint(
+        run_dir, resume, lambda saved: check_resumable(saved, state.config)
+    )
+    if checkpoint is None:
         return
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    check_resumable(checkpoint["config"], state.config)
     state.generator.load_state_dict(checkpoint["generator"])
     state.discriminator.load_state_dict(checkpoint["discriminator"])
     state.optimizer_g.load_state_dict(checkpoint["optimizer_g"])

@@ -29,7 +29,14 @@ from trainer.edm.precond import Denoiser, edm_loss
 from trainer.evaluation import REFERENCE_MODELS, diagnose_samples
 from trainer.images import ImageDataset
 from trainer.nets.edm import SCORE_NETWORKS
-from trainer.training_loop import check_same_recipe, derive_seeds, is_due, log, truncate_log
+from trainer.training_loop import (
+    check_same_recipe,
+    derive_seeds,
+    is_due,
+    log,
+    resumable_checkpoint,
+    truncate_log,
+)
 
 RESUMABLE_FIELDS = ("log_every", "eval_every", "snapshot_every", "eval_samples")
 EVAL_SEED = 1  # the export-time diagnostics' seed too (trainer.edm.export)
@@ -115,18 +122,16 @@ def check_resumable(saved: dict[str, Any], config: ScoreConfig) -> None:
 
 def check_run_dir(config: ScoreConfig, run_dir: Path, resume: bool = True) -> None:
     """ValueError if score_training_loop(config, run_dir, resume) would resume another recipe."""
-    path = Path(run_dir) / "checkpoint.pt"
-    if resume and path.is_file():
-        check_resumable(torch.load(path, map_location="cpu", weights_only=True)["config"], config)
+    resumable_checkpoint(run_dir, resume, lambda saved: check_resumable(saved, config))
 
 
 def maybe_resume(state: ScoreState, run_dir: Path, resume: bool) -> None:
     """Load run_dir/checkpoint.pt into `state` if it exists and `resume` is set."""
-    path = run_dir / "checkpoint.pt"
-    if not (resume and path.is_file()):
+    checkpoint = resumable_checkpoint(
+        run_dir, resume, lambda saved: check_resumable(saved, state.config)
+    )
+    if checkpoint is None:
         return
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    check_resumable(checkpoint["config"], state.config)
     state.denoiser.load_state_dict(checkpoint["denoiser"])
     state.ema.load_state_dict(checkpoint["ema"])
     state.optimizer.load_state_dict(checkpoint["optimizer"])
