@@ -16,7 +16,9 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from trainer.config import TrainConfig, preset_names, resolve_config
 from trainer.datasets import DATASETS
@@ -177,12 +179,23 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     from trainer.training_loop import check_run_dir, training_loop  # heavy imports
 
+    return train_in_run_dir(args, config, check_run_dir, training_loop)
+
+
+def train_in_run_dir(
+    args: argparse.Namespace,
+    config: Any,
+    check_run_dir: Callable[..., None],
+    loop: Callable[..., Any],
+) -> int:
+    """The run dir (given, or runs/<preset>-seed<seed>), checked for another recipe (a usage
+    error), then loop(config, run_dir, resume, progress); shared by GAN and score training."""
     run_dir = args.run_dir or Path("runs") / f"{Path(args.preset).stem}-seed{config.seed}"
     try:
         check_run_dir(config, run_dir, resume=not args.no_resume)
     except ValueError as error:  # resuming a run dir trained with another recipe
-        parser.error(str(error))
-    training_loop(config, run_dir, resume=not args.no_resume, progress=not args.no_progress)
+        args.parser.error(str(error))
+    loop(config, run_dir, resume=not args.no_resume, progress=not args.no_progress)
     print(f"run dir: {run_dir}")
     return 0
 

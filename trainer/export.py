@@ -14,7 +14,7 @@ import logging
 import re
 import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -285,11 +285,24 @@ def write_version(generator: nn.Module, version_dir: Path, version: int, latent_
     if version_dir.exists():
         raise ValueError(f"{version_dir} already exists; choose another version")
     model = to_onnx(generator, latent_dim)
+    return save_version(
+        model, version_dir, version, lambda path: measure_parity(generator, path, latent_dim)
+    )
+
+
+def save_version(
+    model: onnx.ModelProto,
+    version_dir: Path,
+    version: int,
+    parity_of: Callable[[Path], dict[str, Any]],
+) -> dict[str, Any]:
+    """Save model as version_dir/model.onnx, measure parity_of(its path) (which raises above
+    tolerance), and return the card's `versions` entry; nothing is left behind on failure."""
     version_dir.mkdir(parents=True)
     path = version_dir / "model.onnx"
     try:
         onnx.save_model(model, path)
-        parity = measure_parity(generator, path, latent_dim)
+        parity = parity_of(path)
     except BaseException:
         shutil.rmtree(version_dir)
         raise

@@ -58,16 +58,10 @@ def run_score_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
+    from trainer.cli import train_in_run_dir
     from trainer.edm.training_loop import check_run_dir, score_training_loop  # heavy imports
 
-    run_dir = args.run_dir or Path("runs") / f"{Path(args.preset).stem}-seed{config.seed}"
-    try:
-        check_run_dir(config, run_dir, resume=not args.no_resume)
-    except ValueError as error:  # resuming a run dir trained with another recipe
-        parser.error(str(error))
-    score_training_loop(config, run_dir, resume=not args.no_resume, progress=not args.no_progress)
-    print(f"run dir: {run_dir}")
-    return 0
+    return train_in_run_dir(args, config, check_run_dir, score_training_loop)
 
 
 def is_score_run(run_dir: Path) -> bool:

@@ -18,7 +18,6 @@ import torch
 
 from service import runtime
 from service.config import ServiceConfig
-from service.repository import sha256
 from service.samplers import network_evaluations
 from service.sampling import ScoreSpec, onnx_denoiser, score_samples, seeded_generator
 from trainer.edm.precond import Denoiser
@@ -26,12 +25,12 @@ from trainer.edm.training_loop import ScoreState, load_run, score_spec, torch_de
 from trainer.evaluation import diagnose_samples
 from trainer.export import (
     EXPORT_BATCH,
-    OPSET,
     PARITY_TOLERANCE,
     check_name,
     module_to_onnx,
     next_version,
     read_card,
+    save_version,
     to_jsonable,
     utc_now,
     write_card,
@@ -111,22 +110,7 @@ def write_version(state: ScoreState, version_dir: Path, version: int) -> dict[st
     if version_dir.exists():
         raise ValueError(f"{version_dir} already exists; choose another version")
     model = to_onnx(state.ema.eval(), score_spec(state).sample_shape)
-    version_dir.mkdir(parents=True)
-    path = version_dir / "model.onnx"
-    try:
-        onnx.save_model(model, path)
-        parity = measure_parity(state, path)
-    except BaseException:
-        shutil.rmtree(version_dir)
-        raise
-    return {
-        "version": version,
-        "file": f"{version}/model.onnx",
-        "sha256": sha256(path),
-        "opset": OPSET,
-        "ir_version": int(model.ir_version),
-        "parity": parity,
-    }
+    return save_version(model, version_dir, version, lambda path: measure_parity(state, path))
 
 
 def export_diagnostics(card: dict[str, Any], path: Path, models_dir: Path) -> dict[str, Any]:
