@@ -63,3 +63,39 @@ def test_output_spec_describes_image_output():
         "shape": [-1, 3, 8, 8],
         "value_range": [-1.0, 1.0],
     }
+
+
+@pytest.mark.parametrize("size", [16, 32])
+def test_larger_sizes_add_one_upsampling_layer_per_doubling(size):
+    generator, discriminator = ARCHITECTURES.get("dcgan")(
+        latent_dim=LATENT_DIM, channels=3, width=8, size=size
+    )
+    transposed = [m for m in generator.net if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(transposed) == {16: 3, 32: 4}[size]  # 4x4, then one per doubling
+    images = generator(torch.randn(2, LATENT_DIM))
+    assert images.shape == (2, 3, size, size)
+    assert discriminator(images).shape == (2,)
+
+
+def test_size_8_keeps_the_layer_layout_of_existing_checkpoints():
+    generator, discriminator = build(3)
+    names = {name for name, _ in generator.named_parameters()}
+    assert names == {"net.0.weight", "net.1.weight", "net.1.bias", "net.3.weight"} | {
+        "net.4.weight",
+        "net.4.bias",
+        "net.6.weight",
+        "net.6.bias",
+    }
+    assert [type(m).__name__ for m in discriminator.body] == [
+        "Conv2d",
+        "LeakyReLU",
+        "Conv2d",
+        "LeakyReLU",
+        "Flatten",
+    ]
+
+
+@pytest.mark.parametrize("size", [4, 12])
+def test_sizes_other_than_powers_of_two_from_8_are_refused(size):
+    with pytest.raises(ValueError, match="power of two >= 8"):
+        ARCHITECTURES.get("dcgan")(latent_dim=LATENT_DIM, channels=1, width=8, size=size)

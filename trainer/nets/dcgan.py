@@ -1,10 +1,13 @@
-"""DCGAN generator and discriminator (Radford et al. 2016) scaled down to 8x8 images.
+"""DCGAN generator and discriminator (Radford et al. 2016) for square images of `size` 8, 16, 32...
 
-G: z -> ConvTranspose2d to 4x4 -> ConvTranspose2d to 8x8 -> 3x3 conv to C channels, tanh; batch
-norm and ReLU between (the paper's recipe). D: strided convs with LeakyReLU(0.2) and no batch
-norm, so its output for one sample never depends on the rest of the batch (PacGAN packing and
-gradient penalties stay well defined). At width 64 both nets hold ~0.1-0.3 M parameters and a
-step on a batch of 64 takes milliseconds on a 2-core CPU.
+G: z -> ConvTranspose2d to 4x4 -> a stride-2 ConvTranspose2d per doubling up to size x size
+(channels halving down to `width`) -> 3x3 conv to C channels, tanh; batch norm and ReLU between
+(the paper's recipe). D mirrors it: stride-2 convs from size x size down to 2x2 (channels
+doubling from `width`) with LeakyReLU(0.2) and no batch norm, so its output for one sample never
+depends on the rest of the batch (PacGAN packing and gradient penalties stay well defined).
+The benchmarks' images are 8x8: at width 64 both nets hold ~0.1-0.3 M parameters and a step on a
+batch of 64 takes milliseconds on a 2-core CPU. Size 32 (4 ConvTranspose layers) is the GPU-scale
+generator of bench/generation.py.
 
 D's collapse mitigations are constructor arguments, as for the MLP: packing joins `pack` images
 on the channel axis (PacGAN's image recipe), minibatch discrimination and stddev act on the
@@ -19,26 +22,36 @@ from trainer.nets.mlp import minibatch_layers
 
 
 class DCGANGenerator(nn.Module):
-    """G(z): z [batch, latent_dim] float32 -> images [batch, channels, 8, 8] float32 in [-1, 1]."""
+    """G(z): z [batch, latent_dim] float32 -> images [batch, channels, size, size] float32 in
+    [-1, 1]."""
 
     value_range = (-1.0, 1.0)
 
-    def __init__(self, latent_dim: int = 32, channels: int = 1, width: int = 64):
+    def __init__(self, latent_dim: int = 32, channels: int = 1, width: int = 64, size: int = 8):
         super().__init__()
         self.latent_dim = latent_dim
-        self.net = nn.Sequential(
-            nn.ConvTranspose2d(latent_dim, 2 * width, 4, 1, 0, bias=False),  # 1x1 -> 4x4
-            nn.BatchNorm2d(2 * width),
+        doublings = check_size(size) - 2  # 4x4 -> size x size
+        widths = [width * 2 ** (doublings - i) for i in range(doublings + 1)]  # 4x4 ... size
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),  # 1x1 -> 4x4
+            nn.BatchNorm2d(widths[0]),
             nn.ReLU(),
-            nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False),  # 4x4 -> 8x8
-            nn.BatchNorm2d(width),
-            nn.ReLU(),
-            nn.Conv2d(width, channels, 3, 1, 1),
-            nn.Tanh(),
-        )
+        ]
+        for wide, narrow in zip(widths, widths[1:], strict=False):  # each doubles the side
+            layers += [nn.ConvTranspose2d(wide, narrow, 4, 2, 1, bias=False)]
+            layers += [nn.BatchNorm2d(narrow), nn.ReLU()]
+        layers += [nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z.reshape(z.shape[0], self.latent_dim, 1, 1))
+
+
+def check_size(size: int) -> int:
+    """log2(size) for a power of two >= 8; ValueError otherwise."""
+    if size < 8 or size & (size - 1):
+        raise ValueError(f"DCGAN image size must be a power of two >= 8, got {size}")
+    return size.bit_length() - 1
 
 
 def pack_images(x: Tensor, pack: int) -> Tensor:
@@ -53,9 +66,9 @@ def pack_images(x: Tensor, pack: int) -> Tensor:
 
 
 class DCGANDiscriminator(nn.Module):
-    """D(x): x [batch, channels, 8, 8] float32 -> logits [batch / pack] float32 (real > 0).
+    """D(x): x [batch, channels, size, size] float32 -> logits [batch / pack] float32 (real > 0).
 
-    Layout: pack -> body (two strided convs, flattened: the penultimate `features`) ->
+    Layout: pack -> body (strided convs down to 2x2, flattened: the penultimate `features`) ->
     optional minibatch discrimination and stddev -> linear head.
     """
 
@@ -68,17 +81,17 @@ class DCGANDiscriminator(nn.Module):
         mbd_kernels: int = 0,
         mbd_kernel_dim: int = 3,
         spectral: bool = False,
+        size: int = 8,
     ):
         super().__init__()
         self.pack = pack
-        self.body = nn.Sequential(
-            nn.Conv2d(channels * pack, width, 4, 2, 1),  # 8x8 -> 4x4
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, 2, 1),  # 4x4 -> 2x2
-            nn.LeakyReLU(0.2),
-            nn.Flatten(),
-        )
-        features = 2 * width * 2 * 2
+        halvings = check_size(size) - 1  # size x size -> 2x2
+        widths = [channels * pack] + [width * 2**i for i in range(halvings)]
+        layers: list[nn.Module] = []
+        for narrow, wide in zip(widths, widths[1:], strict=False):  # each halves the side
+            layers += [nn.Conv2d(narrow, wide, 4, 2, 1), nn.LeakyReLU(0.2)]
+        self.body = nn.Sequential(*layers, nn.Flatten())
+        features = widths[-1] * 2 * 2
         self.batch_layers, features = minibatch_layers(
             features, minibatch_stddev, mbd_kernels, mbd_kernel_dim
         )
@@ -106,10 +119,12 @@ def build_dcgan(
     d_mbd_kernels: int = 0,
     d_mbd_kernel_dim: int = 3,
     d_spectral_norm: bool = False,
+    size: int = 8,
 ) -> tuple[DCGANGenerator, DCGANDiscriminator]:
     """The (G, D) pair; the arguments are what the card stores under architecture.args.
 
     The d_* keywords are D's mitigations (trainer.mitigations); their defaults build the plain D.
+    size: the images' side (8 for the benchmarks' datasets; cards without it are 8x8).
     """
     discriminator = DCGANDiscriminator(
         channels,
@@ -119,5 +134,6 @@ def build_dcgan(
         mbd_kernels=d_mbd_kernels,
         mbd_kernel_dim=d_mbd_kernel_dim,
         spectral=d_spectral_norm,
+        size=size,
     )
-    return DCGANGenerator(latent_dim, channels, width), discriminator
+    return DCGANGenerator(latent_dim, channels, width, size), discriminator
