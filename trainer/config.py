@@ -56,6 +56,7 @@ class TrainConfig:
     mbd_kernel_dim: int = 3  # ... of C dims each (paper, images: 5)
     instance_noise_std: float = 0.1  # "instance-noise": start std, annealed linearly to 0
     r1_gamma: float = 10.0  # "r1": gamma (Mescheder et al. 2018 use 10 throughout)
+    g_ema_decay: float = 0.999  # "g-ema": weight of the old average per G step (Karras 2018)
 
     def __post_init__(self) -> None:
         # JSON gives a list; keep the field a hashable tuple (the dataclass is frozen).
@@ -101,7 +102,7 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(
             f"unknown lr_schedule {config.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}"
         )
-    for field in ("beta1", "beta2"):
+    for field in ("beta1", "beta2", "g_ema_decay"):
         if not 0 <= getattr(config, field) < 1:
             raise ValueError(f"{field} must be in [0, 1), got {getattr(config, field)}")
     for field in ("gp_lambda", "instance_noise_std", "r1_gamma"):
@@ -113,6 +114,12 @@ def check_config(config: TrainConfig) -> None:
     ):
         raise ValueError(f"mitigations must be a list of names, got {config.mitigations!r}")
     check_mitigations(config)
+
+
+def with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A config dict written by an older version, completed with the defaults of fields added
+    since (a field's default keeps the old behaviour, so the recipe is the same)."""
+    return TrainConfig().to_dict() | saved
 
 
 def preset_names() -> list[str]:

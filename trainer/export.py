@@ -54,7 +54,8 @@ def load_generator(run_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
     checkpoint = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=True)
     architecture = checkpoint["architecture"]
     generator, _ = ARCHITECTURES.get(architecture["name"])(**architecture["args"])
-    generator.load_state_dict(checkpoint["generator"])
+    # "g-ema" runs sample from the average of G's weights (trainer.mitigations)
+    generator.load_state_dict(checkpoint.get("generator_average", checkpoint["generator"]))
     meta = {k: checkpoint[k] for k in ("architecture", "config", "step")}
     return generator.eval(), meta
 

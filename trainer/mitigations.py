@@ -18,6 +18,9 @@ pieces live here as plain functions the training loop calls:
 - "diffaugment" (Zhao et al. 2020): the same random translation and cutout, differentiable, on
   every image D sees (real and fake, in D's and G's updates); no colour transform, which would
   mix the channels of stacked digits.
+- "g-ema" (Karras et al. 2018, Sec. A.1; Yazici et al. 2019): an exponential moving average of
+  G's weights, w_ema <- decay * w_ema + (1 - decay) * w after every G step, is the generator
+  that is evaluated and exported; training itself is unchanged.
 - "ttur" (Heusel et al. 2017): two time-scale learning rates are lr_g/lr_d; this name only
   checks that D learns faster (lr_d > lr_g) so a preset can state the recipe.
 """
@@ -113,6 +116,11 @@ class DiffAugment(Mitigation):
                 f"diffaugment transforms images; {config.dataset!r} is not an image dataset "
                 f"(choose from {', '.join(IMAGE_DATASETS)})"
             )
+
+
+@MITIGATIONS.register("g-ema")
+class GeneratorAverage(Mitigation):
+    pass
 
 
 @MITIGATIONS.register("ttur")
@@ -274,6 +282,16 @@ def cutout(x: Tensor, ratio: float, rng: torch.Generator) -> Tensor:
     cols = torch.arange(width).reshape(1, 1, width)
     inside = (rows >= top) & (rows < top + size_y) & (cols >= left) & (cols < left + size_x)
     return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+@torch.no_grad()
+def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """average's parameters <- decay * average + (1 - decay) * model's; buffers (batch-norm
+    statistics) copied from model."""
+    for mean, current in zip(average.parameters(), model.parameters(), strict=True):
+        mean.lerp_(current, 1.0 - decay)
+    for mean, current in zip(average.buffers(), model.buffers(), strict=True):
+        mean.copy_(current)
 
 
 def diff_augment(x: Tensor, rng: torch.Generator) -> Tensor:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.config import TrainConfig, preset_names, resolve_config
+from trainer.config import TrainConfig, preset_names, resolve_config, with_defaults
 from trainer.edm.config import ScoreConfig, preset_kind, resolve_score_config
 
 BENCHMARKS = ("ring8", "grid25", "stacked-digits")
@@ -163,7 +163,10 @@ def cached_result(run: Run) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     result = json.loads(path.read_text())
-    return result if result.get("config") == run.config.to_dict() else None
+    saved = result.get("config", {})
+    if not run.is_score:  # fields added since it ran hold their defaults (the old recipe)
+        saved = with_defaults(saved)
+    return result if saved == run.config.to_dict() else None
 
 
 def train_and_evaluate(run: Run) -> dict[str, Any]:
@@ -206,7 +209,8 @@ def train_gan(run: Run) -> tuple[dict[str, Any], np.ndarray]:
 
     resume = can_resume(check_run_dir, run)
     state = training_loop(run.config, run.run_dir, resume=resume, progress=False)
-    return evaluate(state), generate(state.generator, 64, run.config.latent_dim, seed=0)
+    samples = generate(state.sampling_generator, 64, run.config.latent_dim, seed=0)
+    return evaluate(state), samples
 
 
 def train_score(run: Run) -> tuple[dict[str, Any], np.ndarray]:

@@ -8,6 +8,7 @@ data, latents and the losses'/mitigations' noise (WGAN-GP's interpolation, insta
 from their own torch.Generator, so a run is a function of its config.
 """
 
+import copy
 import json
 import math
 import os
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from service.sampling import gaussian_latents
-from trainer.config import IMAGE_ARCHITECTURES, TrainConfig
+from trainer.config import IMAGE_ARCHITECTURES, TrainConfig, with_defaults
 from trainer.datasets import GaussianMixture, get_dataset
 from trainer.evaluation import diagnose_samples
 from trainer.images import ImageDataset
@@ -35,6 +36,7 @@ from trainer.mitigations import (
     instance_noise_std,
     r1_penalty,
     unrolled_critic,
+    update_average,
 )
 from trainer.nets import ARCHITECTURES
 
@@ -59,7 +61,13 @@ class TrainState:
     data_rng: torch.Generator
     latent_rng: torch.Generator
     noise_rng: torch.Generator
+    generator_average: nn.Module | None = None  # "g-ema": the EMA of G's weights
     step: int = 0
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator that is evaluated and exported: G's weight average with "g-ema"."""
+        return self.generator if self.generator_average is None else self.generator_average
 
 
 def architecture_spec(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
@@ -91,6 +99,9 @@ def build(config: TrainConfig) -> TrainState:
         generator, discriminator = ARCHITECTURES.get(config.arch)(**architecture["args"])
     betas = (config.beta1, config.beta2)
     noise_rng = torch.Generator().manual_seed(noise_seed)
+    average = None
+    if "g-ema" in config.mitigations:
+        average = copy.deepcopy(generator).requires_grad_(False)
     return TrainState(
         config=config,
         dataset=dataset,
@@ -103,6 +114,7 @@ def build(config: TrainConfig) -> TrainState:
         data_rng=torch.Generator().manual_seed(data_seed),
         latent_rng=torch.Generator().manual_seed(latent_seed),
         noise_rng=noise_rng,
+        generator_average=average,
     )
 
 
@@ -111,7 +123,7 @@ def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
     resumable = set(RESUMABLE_FIELDS)
     if "instance-noise" in config.mitigations or config.lr_schedule != "constant":
         resumable.discard("steps")  # annealed over `steps`: a new length, a new schedule
-    check_same_recipe(saved, config.to_dict(), resumable)
+    check_same_recipe(with_defaults(saved), config.to_dict(), resumable)
 
 
 def check_same_recipe(saved: dict[str, Any], current: dict[str, Any], resumable: set[str]) -> None:
@@ -156,6 +168,8 @@ def maybe_resume(state: TrainState, run_dir: Path, resume: bool) -> None:
     state.latent_rng.set_state(checkpoint["latent_rng"])
     if "noise_rng" in checkpoint:  # absent from checkpoints written before it existed
         state.noise_rng.set_state(checkpoint["noise_rng"])
+    if state.generator_average is not None:
+        state.generator_average.load_state_dict(checkpoint["generator_average"])
     state.step = int(checkpoint["step"])
 
 
@@ -237,6 +251,8 @@ def train_step(state: TrainState) -> dict[str, float]:
     state.optimizer_g.zero_grad(set_to_none=True)
     g_loss.backward()
     state.optimizer_g.step()
+    if state.generator_average is not None:
+        update_average(state.generator_average, state.generator, state.config.g_ema_decay)
     state.discriminator.requires_grad_(True)
     state.step += 1
     return {"d_loss": d_loss, "g_loss": g_loss.item()}
@@ -257,7 +273,7 @@ def generate(generator: nn.Module, n: int, latent_dim: int, seed: int) -> np.nda
 def evaluate(state: TrainState) -> dict[str, Any]:
     """The papers' protocol on `eval_samples` samples: modes covered, high quality, KL."""
     config = state.config
-    samples = generate(state.generator, config.eval_samples, config.latent_dim, EVAL_SEED)
+    samples = generate(state.sampling_generator, config.eval_samples, config.latent_dim, EVAL_SEED)
     report = diagnose_samples(samples, state.dataset.name, modes_only=True)
     return {
         "modes_covered": report["modes"]["covered"],
@@ -268,8 +284,10 @@ def evaluate(state: TrainState) -> dict[str, Any]:
 
 
 def checkpoint_dict(state: TrainState) -> dict[str, Any]:
-    """Everything maybe_resume needs; tensors and plain values only (weights_only loadable)."""
-    return {
+    """Everything maybe_resume needs; tensors and plain values only (weights_only loadable).
+    With "g-ema" it also holds `generator_average`, which export loads instead of `generator`."""
+    average = state.generator_average
+    return ({} if average is None else {"generator_average": average.state_dict()}) | {
         "step": state.step,
         "config": state.config.to_dict(),
         "architecture": state.architecture,

@@ -15,6 +15,7 @@ from trainer.mitigations import (
     feature_matching_loss,
     instance_noise_std,
     r1_penalty,
+    update_average,
 )
 from trainer.nets.mlp import MinibatchDiscrimination, MinibatchStddev, MLPDiscriminator
 from trainer.training_loop import build, discriminator_step, generator_objective, train_step
@@ -96,6 +97,36 @@ def test_instance_noise_anneals_linearly_to_zero(tiny_config):
     config = mitigated(tiny_config, "instance-noise", instance_noise_std=0.2, steps=100)
     stds = [instance_noise_std(config, step) for step in (0, 50, 100, 120)]
     assert stds == pytest.approx([0.2, 0.1, 0.0, 0.0])
+
+
+def test_g_ema_follows_the_recurrence_and_is_what_gets_sampled(tiny_config):
+    config = mitigated(tiny_config, "g-ema", g_ema_decay=0.9)
+    state = build(config)
+    plain = build(tiny_config)
+    assert plain.generator_average is None and plain.sampling_generator is plain.generator
+    assert state.sampling_generator is state.generator_average
+    expected = [p.detach().clone() for p in state.generator.parameters()]  # starts equal to G
+    for _ in range(3):
+        train_step(state)
+        current = list(state.generator.parameters())
+        expected = [0.9 * e + 0.1 * p.detach() for e, p in zip(expected, current, strict=True)]
+    averaged = list(state.generator_average.parameters())
+    for mean, wanted, weights in zip(averaged, expected, state.generator.parameters(), strict=True):
+        torch.testing.assert_close(mean, wanted)
+        assert not torch.equal(mean, weights)  # G moved on; the average lags behind
+        assert not mean.requires_grad
+
+
+def test_g_ema_copies_batch_norm_statistics(tiny_image_config):
+    state = build(mitigated(tiny_image_config, "g-ema"))
+    train_step(state)
+    for mean, current in zip(
+        state.generator_average.buffers(), state.generator.buffers(), strict=True
+    ):
+        assert torch.equal(mean, current)
+    before = [b.clone() for b in state.generator.buffers()]
+    update_average(state.generator_average, state.generator, 0.5)
+    assert all(torch.equal(a, b) for a, b in zip(before, state.generator.buffers(), strict=True))
 
 
 def test_r1_penalty_is_zero_for_a_constant_d():

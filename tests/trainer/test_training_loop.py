@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from trainer.export import load_generator
 from trainer.training_loop import build, maybe_snapshot, train_step, training_loop
 
 EVAL_KEYS = {"modes_covered", "modes_total", "high_quality_fraction", "kl"}
@@ -65,6 +66,31 @@ def test_resume_with_mitigations_is_bit_identical(tiny_config, tmp_path):
     training_loop(config, tmp_path / "resumed", progress=False)
     assert_bit_identical(state_dicts(tmp_path / "straight"), state_dicts(tmp_path / "resumed"))
     assert read_metrics(tmp_path / "straight") == read_metrics(tmp_path / "resumed")
+
+
+def test_g_ema_resumes_bit_identical_and_is_exported(tiny_config, tmp_path):
+    config = dataclasses.replace(tiny_config, mitigations=("g-ema",), g_ema_decay=0.8)
+    straight = training_loop(config, tmp_path / "straight", progress=False)
+    training_loop(dataclasses.replace(config, steps=10), tmp_path / "resumed", progress=False)
+    resumed = training_loop(config, tmp_path / "resumed", progress=False)
+    for mean, other in zip(
+        straight.generator_average.parameters(), resumed.generator_average.parameters(), strict=True
+    ):
+        assert torch.equal(mean, other)
+    assert read_metrics(tmp_path / "straight") == read_metrics(tmp_path / "resumed")
+    exported, _ = load_generator(tmp_path / "straight")
+    for loaded, mean in zip(
+        exported.parameters(), straight.generator_average.parameters(), strict=True
+    ):
+        assert torch.equal(loaded, mean)
+
+
+def test_a_checkpoint_from_before_a_new_field_still_resumes(tiny_config, tmp_path):
+    training_loop(dataclasses.replace(tiny_config, steps=10), tmp_path, progress=False)
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    del checkpoint["config"]["g_ema_decay"]  # as written before the field existed
+    torch.save(checkpoint, tmp_path / "checkpoint.pt")
+    assert training_loop(tiny_config, tmp_path, progress=False).step == tiny_config.steps
 
 
 def test_interrupted_run_with_instance_noise_resumes_bit_identical(tiny_config, tmp_path):
