@@ -21,6 +21,7 @@ from service import runtime
 log = logging.getLogger(__name__)
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "card.schema.json"
 SERVABLE_KINDS = ("gan", "score")
+FUSED_INPUT, FUSED_OUTPUT = "noise", "samples"  # a fused trajectory graph's tensors
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Entry:
     error: str | None = None
     sessions: dict[int, ort.InferenceSession] = field(default_factory=dict)
     features: np.ndarray | None = None
+    fused: dict[int, ort.InferenceSession] = field(default_factory=dict)  # score: per version
 
     @property
     def ready(self) -> bool:
@@ -109,6 +111,7 @@ class Repository:
                 raise ValueError(f"card name {entry.card['name']!r} != folder {folder.name!r}")
             if entry.kind in SERVABLE_KINDS:
                 entry.sessions = self._load_sessions(entry)
+                entry.fused = self._load_fused(entry)
             elif entry.kind == "reference" and entry.card["reference"]["type"] == "classifier":
                 self._load_classifier(entry)
             elif entry.kind not in ("reference",):
@@ -148,6 +151,18 @@ class Repository:
             sessions[version["version"]] = session
         return sessions
 
+    def _load_fused(self, entry: Entry) -> dict[int, ort.InferenceSession]:
+        """The fused trajectory sessions of a score model's versions that list one."""
+        sessions = {}
+        for version in entry.card["versions"]:
+            if "fused" in version:
+                spec = version["fused"]
+                session = self._checked_session(entry.path / spec["file"], spec["sha256"])
+                noise = {**entry.card["input"], "name": FUSED_INPUT}
+                check_tensors(session, [noise], {**entry.card["output"], "name": FUSED_OUTPUT})
+                sessions[version["version"]] = session
+        return sessions
+
     def _check_reference(self, entry: Entry) -> None:
         reference = self.entries.get(entry.card["reference"])
         if reference is None or reference.kind != "reference":
@@ -172,11 +187,17 @@ def check_signature(session: ort.InferenceSession, card: dict) -> None:
     """Raise ValueError when the ONNX file's inputs or output (names, ranks, fixed widths)
     differ from the card: a gan takes `input`, a score model `input` and `sigma_input`."""
     inputs = [card["input"]] + ([card["sigma_input"]] if card["kind"] == "score" else [])
+    check_tensors(session, inputs, card["output"])
+
+
+def check_tensors(session: ort.InferenceSession, inputs: list[dict], output: dict) -> None:
+    """ValueError unless the session's inputs and first output match the tensor specs (names,
+    ranks, fixed widths)."""
     actual_inputs = session.get_inputs()
     if len(actual_inputs) != len(inputs):
         names = [tensor.name for tensor in actual_inputs]
         raise ValueError(f"ONNX inputs {names} != card {[spec['name'] for spec in inputs]}")
-    pairs = [*zip(inputs, actual_inputs, strict=True), (card["output"], session.get_outputs()[0])]
+    pairs = [*zip(inputs, actual_inputs, strict=True), (output, session.get_outputs()[0])]
     for expected, actual in pairs:
         if actual.name != expected["name"]:
             raise ValueError(f"ONNX tensor {actual.name!r} != card {expected['name']!r}")

@@ -54,6 +54,13 @@ class ScoreSpec:
         )
 
 
+def initial_noise(spec: "ScoreSpec", n: int, rng: np.random.Generator) -> np.ndarray:
+    """The sampler's starting noise before scaling by sigma_max: [n, *sample_shape] float32,
+    the first n * prod(sample_shape) normals of rng."""
+    size = math.prod(spec.sample_shape)
+    return rng.standard_normal((n, size), dtype=np.float32).reshape(n, *spec.sample_shape)
+
+
 def score_samples(
     denoise: Denoiser,
     spec: ScoreSpec,
@@ -70,11 +77,20 @@ def score_samples(
     denoiser splits them into batches), so the batch size never changes the samples.
     """
     rng = seeded_generator(seed)
-    size = math.prod(spec.sample_shape)
-    noise = rng.standard_normal((n, size), dtype=np.float32).reshape(n, *spec.sample_shape)
+    noise = initial_noise(spec, n, rng)
     t = time_steps(steps, spec.sigma_min, spec.sigma_max, spec.rho)
     x = sample(denoise, noise.astype(np.float64) * t[0], t, sampler, churn, rng)
     return (x / spec.data_scale).astype(np.float32)
+
+
+def fused_score_samples(
+    session: object, spec: ScoreSpec, n: int, seed: int, max_batch: int
+) -> np.ndarray:
+    """score_samples without churn, through a fused trajectory graph (trainer/edm/fused.py:
+    noise in, samples out, the whole sampler in one run per batch of <= max_batch rows) for the
+    steps and sampler it was built with; the same initial noise, so the same samples."""
+    noise = initial_noise(spec, n, seeded_generator(seed))
+    return runtime.run_rows(session, {"noise": noise}, max_batch)
 
 
 def onnx_denoiser(session: object, card: dict, max_batch: int) -> Denoiser:

@@ -120,7 +120,30 @@ def build_parser() -> argparse.ArgumentParser:
     reference.set_defaults(handler=run_reference, parser=reference)
     add_classifier_command(commands)
     add_table_command(commands)
+    add_fuse_command(commands)
     return parser
+
+
+def add_fuse_command(commands: argparse._SubParsersAction) -> None:
+    """`fuse`: a score model's whole sampler as one ONNX graph, beside each version's file."""
+    fuse = commands.add_parser(
+        "fuse", help="add the fused trajectory graph (sampler as one ONNX graph) to a score model"
+    )
+    fuse.add_argument("model_dir", type=Path, help="models/<name> of a score model")
+    fuse.add_argument("--steps", type=positive_int, help="default: the card's sampler steps")
+    fuse.add_argument("--sampler", choices=("euler", "heun"), help="default: the card's")
+    fuse.set_defaults(handler=run_fuse, parser=fuse)
+
+
+def run_fuse(args: argparse.Namespace) -> int:
+    """Call add_fused and print the card's path."""
+    from trainer.edm.fused import add_fused
+
+    try:
+        print(add_fused(args.model_dir, args.steps, args.sampler))
+    except ValueError as error:  # not a score model, a denoiser with control flow
+        args.parser.error(str(error))
+    return 0
 
 
 def add_classifier_command(commands: argparse._SubParsersAction) -> None:

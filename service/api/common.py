@@ -18,7 +18,7 @@ from service.guard import Guard
 from service.references import ReferenceStore
 from service.repository import Entry, Repository
 from service.samplers import Churn
-from service.sampling import ScoreSpec, onnx_denoiser, score_samples
+from service.sampling import ScoreSpec, fused_score_samples, onnx_denoiser, score_samples
 from service.uploads import UploadLimits, detect_format, parse_batch
 
 log = logging.getLogger(__name__)
@@ -160,12 +160,30 @@ def run_inputs(entry: Entry, version: int, inputs: dict[str, np.ndarray]) -> np.
 def run_score_model(
     entry: Entry, version: int, n: int, seed: int, steps: int, sampler: str, churn: float
 ) -> np.ndarray:
-    """n samples of a score model (service.sampling.score_samples over its session) under the
-    concurrency guard and its deadline, with metrics."""
-    denoise = onnx_denoiser(entry.sessions[version], entry.card, service_config().max_batch)
+    """n samples of a score model under the concurrency guard and its deadline, with metrics:
+    the version's fused trajectory graph when it matches the request and FUSED_SAMPLER allows
+    it (use_fused), else service.sampling.score_samples over the denoiser, step by step."""
+    config = service_config()
     spec = ScoreSpec.from_card(entry.card)
-    work = (score_samples, denoise, spec, n, seed, steps, sampler, Churn(churn))
+    if use_fused(entry, version, steps, sampler, churn, config.fused_sampler):
+        work = (fused_score_samples, entry.fused[version], spec, n, seed, config.max_batch)
+    else:
+        denoise = onnx_denoiser(entry.sessions[version], entry.card, config.max_batch)
+        work = (score_samples, denoise, spec, n, seed, steps, sampler, Churn(churn))
     return guarded_inference(entry, version, n, work, bounded=False)
+
+
+def use_fused(
+    entry: Entry, version: int, steps: int, sampler: str, churn: float, setting: str
+) -> bool:
+    """True when the version has a fused graph for exactly this sampler and steps, the request
+    has no churn, and FUSED_SAMPLER is "on" (or "auto" and the session runs on CUDA)."""
+    if version not in entry.fused or churn or setting == "off":
+        return False
+    fused = next(v["fused"] for v in entry.card["versions"] if v["version"] == version)
+    if (fused["sampler"], fused["steps"]) != (sampler, steps):
+        return False
+    return setting == "on" or runtime.session_provider(entry.fused[version]) == runtime.CUDA
 
 
 def guarded_inference(

@@ -20,6 +20,7 @@ from service import runtime
 from service.config import ServiceConfig
 from service.samplers import network_evaluations
 from service.sampling import ScoreSpec, onnx_denoiser, score_samples, seeded_generator
+from trainer.edm.fused import add_fused
 from trainer.edm.precond import Denoiser
 from trainer.edm.training_loop import ScoreState, load_run, score_spec, torch_denoiser
 from trainer.evaluation import diagnose_samples
@@ -198,7 +199,8 @@ def export_score(
     except BaseException:
         shutil.rmtree(model_dir / str(version))
         raise
-    return write_card(model_dir, card)
+    write_card(model_dir, card)
+    return add_fused(model_dir)  # the default request's sampler as one graph (fused.py)
 
 
 def default_description(state: ScoreState) -> str:

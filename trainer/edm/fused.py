@@ -1,0 +1,204 @@
+"""The fused trajectory: a whole fixed-step sampler as one ONNX graph, built from the denoiser's.
+
+    python -m trainer fuse models/grid25-edm            # the card's default steps and sampler
+
+The service integrates a score model step by step: numpy keeps the state x and calls the
+denoiser D(x, sigma) once per network evaluation. The fused graph does the same integration
+inside onnxruntime: noise [batch, *sample_shape] in, samples out, one run() per batch, so the
+state never leaves the device between steps (on a GPU: no host round trip per step).
+
+It is built with onnx alone from the exported denoiser file (the torch network is not needed):
+the denoiser's nodes are copied once per network evaluation with renamed intermediate tensors,
+and every copy reads the same initializers, so the weights are stored once. The arithmetic is
+service.samplers.sample's, in the same order and in float64 like it (the state is float64, cast
+to float32 for each denoiser call, as denoise_at does), so both paths give the same samples to
+the last bits; the card records the measured difference. Only churn-free Euler and Heun are
+fused (churn draws noise between steps from the request's generator).
+"""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from service import runtime
+from service.config import ServiceConfig
+from service.repository import sha256
+from service.samplers import network_evaluations, time_steps
+from service.sampling import ScoreSpec, fused_score_samples, onnx_denoiser, score_samples
+from trainer.export import MAX_IR_VERSION, read_card, write_card
+
+NOISE_NAME, SAMPLES_NAME = "noise", "samples"
+PARITY_SAMPLES, PARITY_SEED = 1024, 1
+PARITY_TOLERANCE = 1e-5  # max |fused - step by step| of the samples, in sample units
+
+
+class Builder:
+    """Accumulates the fused graph's nodes and constants; tensor names are unique per call."""
+
+    def __init__(self, denoiser: onnx.ModelProto) -> None:
+        self.denoiser = denoiser.graph
+        self.shared = {init.name for init in self.denoiser.initializer}
+        self.nodes: list[onnx.NodeProto] = []
+        self.constants: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def name(self, stem: str) -> str:
+        self.count += 1
+        return f"fused/{stem}_{self.count}"
+
+    def node(self, op: str, inputs: list[str], **attributes: Any) -> str:
+        output = self.name(op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
+        return output
+
+    def constant(self, value: float | np.ndarray, dtype: type = np.float64) -> str:
+        name = self.name("const")
+        self.constants.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def denoise(self, x: str, sigma: float, batch: str, call: int) -> str:
+        """D(x, sigma) as float64: x (float64) cast to float32, sigma a float32 [batch] vector;
+        the denoiser's nodes copied with their own tensor names."""
+        x_input, sigma_input = (value.name for value in self.denoiser.input)
+        sigmas = self.node("Expand", [self.constant(sigma, np.float32), batch])
+        renamed = {x_input: self.node("Cast", [x], to=TensorProto.FLOAT), sigma_input: sigmas}
+
+        def rename(tensor: str) -> str:
+            if tensor == "" or tensor in self.shared:  # optional input, or a shared weight
+                return tensor
+            return renamed.setdefault(tensor, f"call{call}/{tensor}")
+
+        for original in self.denoiser.node:
+            if any(
+                a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                for a in original.attribute
+            ):
+                raise ValueError(f"cannot fuse a denoiser with control flow ({original.op_type})")
+            copy = onnx.NodeProto()
+            copy.CopyFrom(original)
+            copy.ClearField("metadata_props")  # the exporter's stack traces, per node
+            copy.doc_string = ""
+            copy.name = f"call{call}/{original.name}"
+            copy.input[:] = [rename(t) for t in original.input]
+            copy.output[:] = [rename(t) for t in original.output]
+            self.nodes.append(copy)
+        output = rename(self.denoiser.output[0].name)
+        return self.node("Cast", [output], to=TensorProto.DOUBLE)
+
+
+def fuse_trajectory(
+    denoiser: onnx.ModelProto, t: np.ndarray, sampler: str, data_scale: float
+) -> onnx.ModelProto:
+    """The graph noise [batch, *shape] float32 -> samples [batch, *shape] float32 of
+    service.sampling.score_samples without churn: x = noise * t[0], then one Euler or Heun
+    step per interval of the time steps t (ending at 0), then x / data_scale."""
+    if sampler not in ("euler", "heun"):
+        raise ValueError(f"unknown sampler {sampler!r}; choose from euler, heun")
+    build = Builder(denoiser)
+    x_info = denoiser.graph.input[0]
+    batch = build.node("Shape", [NOISE_NAME], start=0, end=1)  # [1] int64
+    x = build.node(
+        "Mul", [build.node("Cast", [NOISE_NAME], to=TensorProto.DOUBLE), build.constant(t[0])]
+    )
+    calls = 0
+    for t_cur, t_next in zip(t[:-1].tolist(), t[1:].tolist(), strict=True):
+        denoised = build.denoise(x, t_cur, batch, calls)
+        calls += 1
+        d_cur = build.node("Div", [build.node("Sub", [x, denoised]), build.constant(t_cur)])
+        step = build.constant(t_next - t_cur)
+        x_next = build.node("Add", [x, build.node("Mul", [step, d_cur])])
+        if sampler == "heun" and t_next > 0:
+            denoised = build.denoise(x_next, t_next, batch, calls)
+            calls += 1
+            difference = build.node("Sub", [x_next, denoised])
+            d_prime = build.node("Div", [difference, build.constant(t_next)])
+            half = build.constant(0.5)
+            mean = build.node(
+                "Add",
+                [build.node("Mul", [half, d_cur]), build.node("Mul", [half, d_prime])],
+            )
+            x_next = build.node("Add", [x, build.node("Mul", [step, mean])])
+        x = x_next
+    scaled = build.node("Div", [x, build.constant(data_scale)])
+    build.nodes.append(helper.make_node("Cast", [scaled], [SAMPLES_NAME], to=TensorProto.FLOAT))
+    shape = [d.dim_param or d.dim_value for d in x_info.type.tensor_type.shape.dim]
+    graph = helper.make_graph(
+        build.nodes,
+        "fused_trajectory",
+        [helper.make_tensor_value_info(NOISE_NAME, TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(SAMPLES_NAME, TensorProto.FLOAT, shape)],
+        initializer=[*denoiser.graph.initializer, *build.constants],
+    )
+    model = helper.make_model(
+        graph, opset_imports=denoiser.opset_import, producer_name="collapse-lab fuse"
+    )
+    model.functions.extend(denoiser.functions)
+    model.ir_version = min(denoiser.ir_version, MAX_IR_VERSION)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def fused_file(version: int, sampler: str, steps: int) -> str:
+    """The card-relative path of a version's fused graph."""
+    return f"{version}/fused-{sampler}-{steps}.onnx"
+
+
+def measure_parity(card: dict, denoiser_path: Path, fused_path: Path, steps: int, sampler: str):
+    """max |fused - step by step| on PARITY_SAMPLES samples of seed PARITY_SEED."""
+    max_batch = ServiceConfig().max_batch
+    spec = ScoreSpec.from_card(card)
+    denoise = onnx_denoiser(runtime.create_session(denoiser_path, "cpu"), card, max_batch)
+    stepwise = score_samples(denoise, spec, PARITY_SAMPLES, PARITY_SEED, steps, sampler)
+    session = runtime.create_session(fused_path, "cpu")
+    fused = fused_score_samples(session, spec, PARITY_SAMPLES, PARITY_SEED, max_batch)
+    error = np.abs(stepwise.astype(np.float64) - fused.astype(np.float64))
+    return {"max_abs_error": float(error.max()), "n": PARITY_SAMPLES, "seed": PARITY_SEED}
+
+
+def add_fused(model_dir: Path, steps: int | None = None, sampler: str | None = None) -> Path:
+    """Write the fused graph of every version of the score model in model_dir (the card's
+    default steps and sampler unless given) and list it in the card; the card's path.
+
+    RuntimeError (nothing left behind) when the fused samples differ from the step-by-step
+    ones by more than PARITY_TOLERANCE.
+    """
+    model_dir = Path(model_dir)
+    card = read_card(model_dir)
+    if card is None or card.get("kind") != "score":
+        raise ValueError(f"{model_dir} holds no score model card")
+    steps = steps or card["sampler"]["steps"]
+    sampler = sampler or card["sampler"]["name"]
+    spec = ScoreSpec.from_card(card)
+    t = time_steps(steps, spec.sigma_min, spec.sigma_max, spec.rho)
+    written, replaced = [], []
+    try:
+        for version in card["versions"]:
+            denoiser_path = model_dir / version["file"]
+            model = fuse_trajectory(onnx.load(denoiser_path), t, sampler, spec.data_scale)
+            relative = fused_file(version["version"], sampler, steps)
+            onnx.save(model, model_dir / relative)
+            written.append(model_dir / relative)
+            parity = measure_parity(card, denoiser_path, model_dir / relative, steps, sampler)
+            if not parity["max_abs_error"] <= PARITY_TOLERANCE:
+                raise RuntimeError(f"fused trajectory parity failed: {parity}")
+            if "fused" in version and version["fused"]["file"] != relative:
+                replaced.append(model_dir / version["fused"]["file"])
+            version["fused"] = {
+                "file": relative,
+                "sha256": sha256(model_dir / relative),
+                "sampler": sampler,
+                "steps": steps,
+                "network_evaluations": network_evaluations(steps, sampler),
+                "parity": parity,
+            }
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    path = write_card(model_dir, card)
+    for old in replaced:
+        old.unlink(missing_ok=True)
+    return path
