@@ -8,7 +8,9 @@ vs the same sampler calling the PyTorch network directly, on the same model in t
 Both paths run service.sampling.score_samples (so the samples agree to float32 rounding; the
 table shows the max difference); only the denoiser differs: onnxruntime's CPU session as the
 service creates it (ORT_INTRA_OP_THREADS, default 1) or the torch EMA network (torch threads
-set to match). Each time is the best of --repeats runs, imports and session creation excluded.
+set to match). When the card lists a fused trajectory graph for the default sampler and steps
+(trainer/edm/fused.py), a third row runs it: the whole sampler in one onnxruntime call per
+batch. Each time is the best of --repeats runs, imports and session creation excluded.
 Prints a markdown table.
 """
 
@@ -23,7 +25,7 @@ import numpy as np
 from service import runtime
 from service.config import REPO_MODELS, ServiceConfig
 from service.samplers import network_evaluations
-from service.sampling import ScoreSpec, onnx_denoiser, score_samples
+from service.sampling import ScoreSpec, fused_score_samples, onnx_denoiser, score_samples
 
 
 def best_time(repeats: int, work, *args) -> tuple[float, np.ndarray]:
@@ -47,7 +49,7 @@ def main() -> None:
     card = json.loads((args.models_dir / args.model / "card.json").read_text())
     version = card["versions"][-1]
     session = runtime.create_session(args.models_dir / args.model / version["file"], "cpu")
-    denoisers = {"service (onnxruntime)": onnx_denoiser(session, card, ServiceConfig().max_batch)}
+    denoisers = {"service, step by step": onnx_denoiser(session, card, ServiceConfig().max_batch)}
     if args.run_dir is not None:
         import torch
 
@@ -60,10 +62,27 @@ def main() -> None:
     print(f"{args.model}: {steps} {sampler} steps ({nfe} network evaluations), 1 CPU thread\n")
     print("| n | path | seconds | samples/s | max abs difference |")
     print("| --- | --- | --- | --- | --- |")
+    fused = version.get("fused")
+    if fused is not None and (fused["sampler"], fused["steps"]) == (sampler, steps):
+        fused_session = runtime.create_session(args.models_dir / args.model / fused["file"], "cpu")
+    else:
+        fused_session = None
+    max_batch = ServiceConfig().max_batch
     for n in args.sizes:
         reference = None
-        for name, denoise in denoisers.items():
-            work = (score_samples, denoise, spec, n, 0, steps, sampler)
+        paths = {
+            name: (score_samples, d, spec, n, 0, steps, sampler) for name, d in denoisers.items()
+        }
+        if fused_session is not None:
+            paths["service, fused graph"] = (
+                fused_score_samples,
+                fused_session,
+                spec,
+                n,
+                0,
+                max_batch,
+            )
+        for name, work in paths.items():
             seconds, samples = best_time(args.repeats, *work)
             reference = samples if reference is None else reference
             difference = float(np.abs(samples - reference).max())
