@@ -15,7 +15,8 @@ in one process on one device:
   favourable setting for PyTorch);
 - the service runtime: the ONNX file in a session made by service.runtime.create_session and
   run by the service's own code (runtime.run_rows; service.sampling.score_samples for the score
-  model), numpy latents in and numpy samples out, as a request gets them;
+  model), numpy latents in and numpy samples out, as a request gets them; for the score model
+  also its fused trajectory graph (the whole sampler in one run, trainer/edm/fused.py);
 - HTTP: gunicorn with the repo's config serving the bundled models, a 4,096-sample NPY request
   (`--http-samples`), against the service runtime on the same bundled file in this process.
 
@@ -44,8 +45,15 @@ from bench.server import running_server
 from service import runtime
 from service.config import REPO_MODELS, ServiceConfig
 from service.samplers import NO_CHURN, time_steps
-from service.sampling import ScoreSpec, gaussian_latents, onnx_denoiser, score_samples
+from service.sampling import (
+    ScoreSpec,
+    fused_score_samples,
+    gaussian_latents,
+    onnx_denoiser,
+    score_samples,
+)
 from trainer.edm.export import to_onnx as score_to_onnx
+from trainer.edm.fused import fuse_trajectory
 from trainer.edm.precond import Denoiser
 from trainer.export import to_onnx as gan_to_onnx
 from trainer.nets import ARCHITECTURES
@@ -227,11 +235,28 @@ def bench_kind(
     module, _ = build_module(kind)
     path = export(kind, module, folder)
     rows, reference = torch_rows(kind, module, batch, device, repeats, compile_)
-    generate = service_runner(kind, path, device, batch)
-    seconds = median_time(generate, repeats, lambda: None)
-    parity = float(np.max(np.abs(generate() - reference))) if reference is not None else None
-    rows.append(Row(kind.name, "service runtime", batch, seconds, parity=parity))
+    runners = {"service runtime": service_runner(kind, path, device, batch)}
+    if kind.score:
+        runners["service runtime, fused graph"] = fused_runner(kind, path, device, batch, folder)
+    for label, generate in runners.items():
+        seconds = median_time(generate, repeats, lambda: None)
+        parity = None if reference is None else float(np.max(np.abs(generate() - reference)))
+        rows.append(Row(kind.name, label, batch, seconds, parity=parity))
     return rows
+
+
+def fused_runner(
+    kind: Kind, path: Path, device: str, batch: int, folder: Path
+) -> Callable[[], np.ndarray]:
+    """The service's fused-trajectory path: the denoiser at `path` fused into one graph for
+    HEUN_STEPS Heun steps (trainer/edm/fused.py), run by fused_score_samples."""
+    spec = ScoreSpec.from_card(read_card(kind.card))
+    t = time_steps(HEUN_STEPS, spec.sigma_min, spec.sigma_max, spec.rho)
+    fused_path = folder / f"{kind.name}-fused.onnx"
+    onnx.save(fuse_trajectory(onnx.load(path), t, "heun", spec.data_scale), fused_path)
+    session = runtime.create_session(fused_path, device)
+    max_batch = ServiceConfig().max_batch
+    return lambda: fused_score_samples(session, spec, batch, SEED, max_batch)
 
 
 def http_rows(kinds: list[Kind], n: int, device: str, repeats: int, folder: Path) -> list[Row]:
