@@ -1,0 +1,72 @@
+"""The bundled models on the CUDA execution provider (run with -m gpu on the GPU machine)."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from service import runtime
+from service.config import REPO_MODELS
+from service.repository import Repository
+from service.sampling import (
+    ScoreSpec,
+    fused_score_samples,
+    gaussian_latents,
+    onnx_denoiser,
+    score_samples,
+)
+
+
+def cuda_works() -> bool:
+    """True when a CUDA session really loads (onnxruntime-gpu lists the CUDA provider as
+    available even where its libraries are missing)."""
+    if runtime.CUDA not in ort.get_available_providers():
+        return False
+    try:
+        runtime.create_session(REPO_MODELS / "ring8-gan" / "1" / "model.onnx", "cuda")
+    except runtime.RuntimeUnavailable:
+        return False
+    return True
+
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not cuda_works(), reason="the CUDA execution provider does not load"),
+]
+
+
+def card(name: str) -> dict:
+    return json.loads((REPO_MODELS / name / "card.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def repository() -> Repository:
+    return Repository(REPO_MODELS, "cuda").load()
+
+
+def test_every_bundled_model_is_served_by_cuda(repository):
+    assert repository.not_ready() == {}
+    servable = repository.of_kind("gan", "score")
+    assert servable and all(entry.provider == runtime.CUDA for entry in servable)
+    for entry in repository.of_kind("score"):
+        assert all(runtime.session_provider(s) == runtime.CUDA for s in entry.fused.values())
+
+
+@pytest.mark.parametrize("name", ["ring8-wgan-gp", "stacked-digits-gan"])
+def test_cuda_generators_agree_with_the_cpu(repository, name):
+    latent_dim = card(name)["latent_dim"]
+    z = gaussian_latents(4096, latent_dim, 1)
+    cpu = runtime.create_session(REPO_MODELS / name / "1" / "model.onnx", "cpu")
+    inputs = {cpu.get_inputs()[0].name: z}
+    on_cuda = runtime.run_rows(repository.get(name).sessions[1], inputs, 8192)
+    np.testing.assert_allclose(on_cuda, runtime.run_rows(cpu, inputs, 8192), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["grid25-edm", "digits-edm"])
+def test_fused_trajectory_equals_step_by_step_on_cuda(repository, name):
+    entry, spec = repository.get(name), ScoreSpec.from_card(card(name))
+    denoise = onnx_denoiser(entry.sessions[1], entry.card, 8192)
+    stepwise = score_samples(denoise, spec, 2048, 1, 18, "heun")
+    fused = fused_score_samples(entry.fused[1], spec, 2048, 1, 8192)
+    np.testing.assert_allclose(fused, stepwise, atol=1e-4, rtol=0)
