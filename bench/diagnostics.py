@@ -3,6 +3,7 @@
     python -m bench.diagnostics            # 10k x 10k d=64 (both) and 50k x 50k d=64 (ours)
     python -m bench.diagnostics --quick    # 2k x 2k d=64 (both)
     python -m bench.diagnostics --large    # adds 50k x 50k d=2048 (ours)
+    python -m bench.diagnostics --large --no-prdc   # ours only (where prdc is not installed)
 
 Each measurement runs in a fresh subprocess that draws the same seeded float64 features, so
 the peak RSS (ru_maxrss, features included) is that computation's alone; imports are not
@@ -96,6 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only")
     parser.add_argument("--large", action="store_true", help="add 50k x 50k at d=2048")
+    parser.add_argument("--no-prdc", action="store_true", help="ours only, no comparison")
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -115,7 +117,7 @@ def main() -> None:
     print("| case | N | M | d | prdc s | ours s | speedup | max abs diff | ours peak RSS |")
     print("|---|---|---|---|---|---|---|---|---|")
     for case, with_prdc in cases:
-        print(row(case, with_prdc), flush=True)
+        print(row(case, with_prdc and not args.no_prdc), flush=True)
 
 
 if __name__ == "__main__":

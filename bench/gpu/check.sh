@@ -28,6 +28,9 @@ PY
 timeout 300 python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider 2>&1 | tail -25 \
     | tee "$out/pytest-gpu.txt"
 
-# issue 7's table: torch eager fp32 / fp16 / compile vs the service runtime vs HTTP
-timeout 420 python3 -m bench.generation --device cuda --repeats 10 2>"$out/generation.log" \
+# torch eager fp32 / fp16 / compile vs the service runtime (and its fused sampler) vs HTTP
+timeout 300 python3 -m bench.generation --device cuda --repeats 10 2>"$out/generation.log" \
     | tee "$out/generation.md"
+
+# the k-NN metrics at 50k x 50k, d=64 and d=2048, on this machine's CPUs (numpy, no prdc here)
+timeout 240 python3 -m bench.diagnostics --large --no-prdc 2>&1 | tee "$out/diagnostics.md"
