@@ -16,11 +16,11 @@ class ServiceConfig:
     max_samples: int = 100_000  # MAX_SAMPLES: largest n a generation request may ask for
     max_batch: int = 8_192  # MAX_BATCH: generation runs in batches of at most this many rows
     max_steps: int = 256  # MAX_STEPS: largest `steps` a score-model request may ask for
-    # FUSED_SAMPLER: when a score request matches a version's fused trajectory graph (same
-    # sampler and steps, no churn), run that one graph instead of one call per step: "auto"
-    # on CUDA only (no host round trip per step), "on" everywhere, "off" never. The samples
-    # are the same either way (the card's fused parity).
-    fused_sampler: str = "auto"
+    # FUSED_SAMPLER: "on" runs a version's fused trajectory graph (the whole sampler as one
+    # ONNX graph) for score requests that match it (same sampler and steps, no churn), "off"
+    # always steps in numpy. The samples are the same (the card's fused parity); the fused
+    # graph was faster on the CPU (docs/performance.md) and keeps the state on a GPU.
+    fused_sampler: str = "on"
     default_samples: int = (
         2_500  # DEFAULT_SAMPLES: n when a request does not say (papers' protocol)
     )
@@ -65,8 +65,8 @@ class ServiceConfig:
         """Return self, or raise ValueError naming the first setting out of range."""
         if self.device not in ("auto", "cuda", "cpu"):
             raise ValueError(f"DEVICE must be auto, cuda or cpu, not {self.device!r}")
-        if self.fused_sampler not in ("auto", "on", "off"):
-            raise ValueError(f"FUSED_SAMPLER must be auto, on or off, not {self.fused_sampler!r}")
+        if self.fused_sampler not in ("on", "off"):
+            raise ValueError(f"FUSED_SAMPLER must be on or off, not {self.fused_sampler!r}")
         for name in (
             "max_samples",
             "max_batch",

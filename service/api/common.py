@@ -176,14 +176,12 @@ def run_score_model(
 def use_fused(
     entry: Entry, version: int, steps: int, sampler: str, churn: float, setting: str
 ) -> bool:
-    """True when the version has a fused graph for exactly this sampler and steps, the request
-    has no churn, and FUSED_SAMPLER is "on" (or "auto" and the session runs on CUDA)."""
-    if version not in entry.fused or churn or setting == "off":
+    """True when FUSED_SAMPLER is "on", the version has a fused graph for exactly this sampler
+    and steps, and the request has no churn."""
+    if setting == "off" or version not in entry.fused or churn:
         return False
     fused = next(v["fused"] for v in entry.card["versions"] if v["version"] == version)
-    if (fused["sampler"], fused["steps"]) != (sampler, steps):
-        return False
-    return setting == "on" or runtime.session_provider(entry.fused[version]) == runtime.CUDA
+    return (fused["sampler"], fused["steps"]) == (sampler, steps)
 
 
 def guarded_inference(

@@ -47,12 +47,16 @@ def test_requests_the_graph_was_not_built_for_go_step_by_step(model_repo, monkey
     assert len(draw(client, n=5, seed=1, **body)) == 5
 
 
-def test_auto_uses_it_on_cuda_only(model_repo, monkeypatch):
+def test_it_is_on_by_default(model_repo, monkeypatch):
     import service.api.common as common
 
-    monkeypatch.setattr(common, "fused_score_samples", lambda *a: pytest.fail("CPU: stepwise"))
-    client = create_app(make_config(model_repo, fused_sampler="auto")).test_client()
-    assert len(draw(client, n=5, seed=1)) == 5
+    calls = []
+    original = common.fused_score_samples
+    monkeypatch.setattr(
+        common, "fused_score_samples", lambda *a: calls.append(a[2]) or original(*a)
+    )
+    client = create_app(make_config(model_repo)).test_client()
+    assert len(draw(client, n=5, seed=1)) == 5 and calls == [5]
 
 
 def test_an_altered_fused_file_makes_the_model_not_ready(repo_copy):
@@ -67,4 +71,4 @@ def test_fused_sampler_setting_is_validated():
     from service.config import ServiceConfig
 
     with pytest.raises(ValueError, match="FUSED_SAMPLER"):
-        ServiceConfig.from_env({"FUSED_SAMPLER": "sometimes"})
+        ServiceConfig.from_env({"FUSED_SAMPLER": "auto"})

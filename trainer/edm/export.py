@@ -19,8 +19,14 @@ import torch
 from service import runtime
 from service.config import ServiceConfig
 from service.samplers import network_evaluations
-from service.sampling import ScoreSpec, onnx_denoiser, score_samples, seeded_generator
-from trainer.edm.fused import add_fused
+from service.sampling import (
+    ScoreSpec,
+    fused_score_samples,
+    onnx_denoiser,
+    score_samples,
+    seeded_generator,
+)
+from trainer.edm.fused import fuse_version
 from trainer.edm.precond import Denoiser
 from trainer.edm.training_loop import ScoreState, load_run, score_spec, torch_denoiser
 from trainer.evaluation import diagnose_samples
@@ -114,17 +120,28 @@ def write_version(state: ScoreState, version_dir: Path, version: int) -> dict[st
     return save_version(model, version_dir, version, lambda path: measure_parity(state, path))
 
 
-def export_diagnostics(card: dict[str, Any], path: Path, models_dir: Path) -> dict[str, Any]:
-    """The report on DIAGNOSTICS_SAMPLES samples drawn exactly as the service draws them (its
-    session factory, sampler and batch size) for seed DIAGNOSTICS_SEED and the card's default
-    steps and sampler: what POST /v1/models/{name}/diagnose returns for that request. Image
-    samples are judged by the classifier reference in models_dir, as the service would."""
-    session = runtime.create_session(path, "cpu")
-    denoise = onnx_denoiser(session, card, ServiceConfig().max_batch)
+def export_diagnostics(
+    card: dict[str, Any], model_dir: Path, version: dict[str, Any], models_dir: Path
+) -> dict[str, Any]:
+    """The report on DIAGNOSTICS_SAMPLES samples drawn exactly as the service draws them for
+    seed DIAGNOSTICS_SEED and the card's default steps and sampler (its session factory, batch
+    size, and the version's fused trajectory graph when it matches, as with FUSED_SAMPLER=on):
+    what POST /v1/models/{name}/diagnose returns for that request. Image samples are judged by
+    the classifier reference in models_dir, as the service would."""
     steps, sampler = card["sampler"]["steps"], card["sampler"]["name"]
-    samples = score_samples(
-        denoise, ScoreSpec.from_card(card), DIAGNOSTICS_SAMPLES, DIAGNOSTICS_SEED, steps, sampler
-    )
+    spec, max_batch = ScoreSpec.from_card(card), ServiceConfig().max_batch
+    fused = version.get("fused")
+    if fused is not None and (fused["sampler"], fused["steps"]) == (sampler, steps):
+        session = runtime.create_session(model_dir / fused["file"], "cpu")
+        samples = fused_score_samples(
+            session, spec, DIAGNOSTICS_SAMPLES, DIAGNOSTICS_SEED, max_batch
+        )
+    else:
+        session = runtime.create_session(model_dir / version["file"], "cpu")
+        denoise = onnx_denoiser(session, card, max_batch)
+        samples = score_samples(
+            denoise, spec, DIAGNOSTICS_SAMPLES, DIAGNOSTICS_SEED, steps, sampler
+        )
     report = diagnose_samples(samples, card["dataset"], models_dir)
     return {
         **to_jsonable(report),
@@ -185,6 +202,7 @@ def export_score(
     """
     check_name(name)
     state = load_run(Path(run_dir))
+    config = state.config
     model_dir = Path(models_dir) / name
     previous = read_card(model_dir)
     if previous is not None and previous.get("kind") != "score":
@@ -194,13 +212,13 @@ def export_score(
     older = [v for v in (previous or {}).get("versions", []) if v["version"] != version]
     versions = sorted(older + [entry], key=lambda v: v["version"])
     card = score_card(name, description or default_description(state), state, versions)
-    try:
-        card["diagnostics"] = export_diagnostics(card, model_dir / entry["file"], models_dir)
+    try:  # the default request's sampler as one graph (fused.py), then the diagnostics
+        fuse_version(model_dir, card, entry, config.sample_steps, config.sampler)
+        card["diagnostics"] = export_diagnostics(card, model_dir, entry, models_dir)
     except BaseException:
         shutil.rmtree(model_dir / str(version))
         raise
-    write_card(model_dir, card)
-    return add_fused(model_dir)  # the default request's sampler as one graph (fused.py)
+    return write_card(model_dir, card)
 
 
 def default_description(state: ScoreState) -> str:

@@ -158,42 +158,67 @@ def measure_parity(card: dict, denoiser_path: Path, fused_path: Path, steps: int
     return {"max_abs_error": float(error.max()), "n": PARITY_SAMPLES, "seed": PARITY_SEED}
 
 
+def fuse_version(
+    model_dir: Path, card: dict, version: dict, steps: int, sampler: str
+) -> tuple[Path, Path | None]:
+    """Write the fused graph of one `version` entry of `card` (in model_dir) for steps and
+    sampler, check it against the step-by-step sampler and set version["fused"]; returns (the
+    file written, the file of the fused graph it replaces or None).
+
+    RuntimeError (the file removed) when the samples differ by more than PARITY_TOLERANCE.
+    """
+    spec = ScoreSpec.from_card(card)
+    t = time_steps(steps, spec.sigma_min, spec.sigma_max, spec.rho)
+    denoiser_path = model_dir / version["file"]
+    relative = fused_file(version["version"], sampler, steps)
+    onnx.save(
+        fuse_trajectory(onnx.load(denoiser_path), t, sampler, spec.data_scale), model_dir / relative
+    )
+    try:
+        parity = measure_parity(card, denoiser_path, model_dir / relative, steps, sampler)
+        if not parity["max_abs_error"] <= PARITY_TOLERANCE:
+            raise RuntimeError(f"fused trajectory parity failed: {parity}")
+    except BaseException:
+        (model_dir / relative).unlink()
+        raise
+    old = version.get("fused", {}).get("file")
+    version["fused"] = {
+        "file": relative,
+        "sha256": sha256(model_dir / relative),
+        "sampler": sampler,
+        "steps": steps,
+        "network_evaluations": network_evaluations(steps, sampler),
+        "parity": parity,
+    }
+    return model_dir / relative, (model_dir / old if old and old != relative else None)
+
+
 def add_fused(model_dir: Path, steps: int | None = None, sampler: str | None = None) -> Path:
     """Write the fused graph of every version of the score model in model_dir (the card's
-    default steps and sampler unless given) and list it in the card; the card's path.
+    default steps and sampler unless given), list it in the card and, when it serves the
+    card's default request, measure the card's diagnostics again through it (what the service
+    now returns; trainer.edm.export.export_diagnostics); the card's path.
 
     RuntimeError (nothing left behind) when the fused samples differ from the step-by-step
     ones by more than PARITY_TOLERANCE.
     """
+    from trainer.edm.export import export_diagnostics  # it imports this module
+
     model_dir = Path(model_dir)
     card = read_card(model_dir)
     if card is None or card.get("kind") != "score":
         raise ValueError(f"{model_dir} holds no score model card")
     steps = steps or card["sampler"]["steps"]
     sampler = sampler or card["sampler"]["name"]
-    spec = ScoreSpec.from_card(card)
-    t = time_steps(steps, spec.sigma_min, spec.sigma_max, spec.rho)
     written, replaced = [], []
     try:
         for version in card["versions"]:
-            denoiser_path = model_dir / version["file"]
-            model = fuse_trajectory(onnx.load(denoiser_path), t, sampler, spec.data_scale)
-            relative = fused_file(version["version"], sampler, steps)
-            onnx.save(model, model_dir / relative)
-            written.append(model_dir / relative)
-            parity = measure_parity(card, denoiser_path, model_dir / relative, steps, sampler)
-            if not parity["max_abs_error"] <= PARITY_TOLERANCE:
-                raise RuntimeError(f"fused trajectory parity failed: {parity}")
-            if "fused" in version and version["fused"]["file"] != relative:
-                replaced.append(model_dir / version["fused"]["file"])
-            version["fused"] = {
-                "file": relative,
-                "sha256": sha256(model_dir / relative),
-                "sampler": sampler,
-                "steps": steps,
-                "network_evaluations": network_evaluations(steps, sampler),
-                "parity": parity,
-            }
+            path, old = fuse_version(model_dir, card, version, steps, sampler)
+            written.append(path)
+            replaced += [old] if old else []
+        if "diagnostics" in card:
+            newest = max(card["versions"], key=lambda v: v["version"])
+            card["diagnostics"] = export_diagnostics(card, model_dir, newest, model_dir.parent)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
