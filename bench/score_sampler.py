@@ -25,7 +25,13 @@ import numpy as np
 from service import runtime
 from service.config import REPO_MODELS, ServiceConfig
 from service.samplers import network_evaluations
-from service.sampling import ScoreSpec, fused_score_samples, onnx_denoiser, score_samples
+from service.sampling import (
+    ScoreSpec,
+    fused_score_samples,
+    matching_fused,
+    onnx_denoiser,
+    score_samples,
+)
 
 
 def best_time(repeats: int, work, *args) -> tuple[float, np.ndarray]:
@@ -62,8 +68,8 @@ def main() -> None:
     print(f"{args.model}: {steps} {sampler} steps ({nfe} network evaluations), 1 CPU thread\n")
     print("| n | path | seconds | samples/s | max abs difference |")
     print("| --- | --- | --- | --- | --- |")
-    fused = version.get("fused")
-    if fused is not None and (fused["sampler"], fused["steps"]) == (sampler, steps):
+    fused = matching_fused(version, sampler, steps)
+    if fused is not None:
         fused_session = runtime.create_session(args.models_dir / args.model / fused["file"], "cpu")
     else:
         fused_session = None

@@ -83,6 +83,15 @@ def score_samples(
     return (x / spec.data_scale).astype(np.float32)
 
 
+def matching_fused(version: dict, sampler: str, steps: int, churn: float = 0.0) -> dict | None:
+    """A card version's `fused` entry when its graph draws exactly this request (the same
+    sampler and steps, no churn), else None."""
+    fused = version.get("fused")
+    if fused is None or churn or (fused["sampler"], fused["steps"]) != (sampler, steps):
+        return None
+    return fused
+
+
 def fused_score_samples(
     session: object, spec: ScoreSpec, n: int, seed: int, max_batch: int
 ) -> np.ndarray:

@@ -18,7 +18,13 @@ from service.guard import Guard
 from service.references import ReferenceStore
 from service.repository import Entry, Repository
 from service.samplers import Churn
-from service.sampling import ScoreSpec, fused_score_samples, onnx_denoiser, score_samples
+from service.sampling import (
+    ScoreSpec,
+    fused_score_samples,
+    matching_fused,
+    onnx_denoiser,
+    score_samples,
+)
 from service.uploads import UploadLimits, detect_format, parse_batch
 
 log = logging.getLogger(__name__)
@@ -178,10 +184,10 @@ def use_fused(
 ) -> bool:
     """True when FUSED_SAMPLER is "on", the version has a fused graph for exactly this sampler
     and steps, and the request has no churn."""
-    if setting == "off" or version not in entry.fused or churn:
+    if setting == "off" or version not in entry.fused:
         return False
-    fused = next(v["fused"] for v in entry.card["versions"] if v["version"] == version)
-    return (fused["sampler"], fused["steps"]) == (sampler, steps)
+    card_version = next(v for v in entry.card["versions"] if v["version"] == version)
+    return matching_fused(card_version, sampler, steps, churn) is not None
 
 
 def guarded_inference(

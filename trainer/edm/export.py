@@ -22,6 +22,7 @@ from service.samplers import network_evaluations
 from service.sampling import (
     ScoreSpec,
     fused_score_samples,
+    matching_fused,
     onnx_denoiser,
     score_samples,
     seeded_generator,
@@ -130,8 +131,8 @@ def export_diagnostics(
     the classifier reference in models_dir, as the service would."""
     steps, sampler = card["sampler"]["steps"], card["sampler"]["name"]
     spec, max_batch = ScoreSpec.from_card(card), ServiceConfig().max_batch
-    fused = version.get("fused")
-    if fused is not None and (fused["sampler"], fused["steps"]) == (sampler, steps):
+    fused = matching_fused(version, sampler, steps)
+    if fused is not None:
         session = runtime.create_session(model_dir / fused["file"], "cpu")
         samples = fused_score_samples(
             session, spec, DIAGNOSTICS_SAMPLES, DIAGNOSTICS_SEED, max_batch
