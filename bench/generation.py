@@ -254,7 +254,7 @@ def fused_runner(
     t = time_steps(HEUN_STEPS, spec.sigma_min, spec.sigma_max, spec.rho)
     fused_path = folder / f"{kind.name}-fused.onnx"
     onnx.save(fuse_trajectory(onnx.load(path), t, "heun", spec.data_scale), fused_path)
-    session = runtime.create_session(fused_path, device)
+    session = runtime.create_session(fused_path, device, large_graph=True)
     max_batch = ServiceConfig().max_batch
     return lambda: fused_score_samples(session, spec, batch, SEED, max_batch)
 

@@ -70,7 +70,9 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     fused = matching_fused(version, sampler, steps)
     if fused is not None:
-        fused_session = runtime.create_session(args.models_dir / args.model / fused["file"], "cpu")
+        fused_session = runtime.create_session(
+            args.models_dir / args.model / fused["file"], "cpu", large_graph=True
+        )
     else:
         fused_session = None
     max_batch = ServiceConfig().max_batch

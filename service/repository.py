@@ -138,10 +138,12 @@ class Repository:
         features.setflags(write=False)
         entry.features = features
 
-    def _checked_session(self, path: Path, expected_sha256: str) -> ort.InferenceSession:
+    def _checked_session(
+        self, path: Path, expected_sha256: str, large_graph: bool = False
+    ) -> ort.InferenceSession:
         if sha256(path) != expected_sha256:
             raise ValueError(f"{path.relative_to(self.root)}: sha256 differs from the card")
-        return runtime.create_session(path, self.device)
+        return runtime.create_session(path, self.device, large_graph)
 
     def _load_sessions(self, entry: Entry) -> dict[int, ort.InferenceSession]:
         sessions = {}
@@ -157,7 +159,8 @@ class Repository:
         for version in entry.card["versions"]:
             if "fused" in version:
                 spec = version["fused"]
-                session = self._checked_session(entry.path / spec["file"], spec["sha256"])
+                path = entry.path / spec["file"]
+                session = self._checked_session(path, spec["sha256"], large_graph=True)
                 noise = {**entry.card["input"], "name": FUSED_INPUT}
                 check_tensors(session, [noise], {**entry.card["output"], "name": FUSED_OUTPUT})
                 sessions[version["version"]] = session

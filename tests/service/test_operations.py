@@ -119,6 +119,9 @@ def test_metrics_aggregate_over_gunicorn_workers(server):
 class FailingSession:
     """Stands in for an onnxruntime session that runs out of device memory."""
 
+    def get_providers(self):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
     def run(self, *args, **kwargs):
         raise RuntimeError("CUDA failure 2: out of memory")
 

@@ -43,7 +43,7 @@ def test_fused_samples_equal_the_step_by_step_sampler(model_repo, tmp_path, samp
     path = model_dir / card["versions"][0]["file"]
     t = time_steps(steps, spec.sigma_min, spec.sigma_max, spec.rho)
     onnx.save(fuse_trajectory(onnx.load(path), t, sampler, spec.data_scale), tmp_path / "f.onnx")
-    fused = runtime.create_session(tmp_path / "f.onnx", "cpu")
+    fused = runtime.create_session(tmp_path / "f.onnx", "cpu", large_graph=True)
     denoise = onnx_denoiser(runtime.create_session(path, "cpu"), card, 8192)
     for n, max_batch in ((1, 8192), (300, 128)):
         expected = score_samples(denoise, spec, n, 3, steps, sampler)

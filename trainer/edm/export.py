@@ -133,7 +133,7 @@ def export_diagnostics(
     spec, max_batch = ScoreSpec.from_card(card), ServiceConfig().max_batch
     fused = matching_fused(version, sampler, steps)
     if fused is not None:
-        session = runtime.create_session(model_dir / fused["file"], "cpu")
+        session = runtime.create_session(model_dir / fused["file"], "cpu", large_graph=True)
         samples = fused_score_samples(
             session, spec, DIAGNOSTICS_SAMPLES, DIAGNOSTICS_SEED, max_batch
         )

@@ -152,7 +152,7 @@ def measure_parity(card: dict, denoiser_path: Path, fused_path: Path, steps: int
     spec = ScoreSpec.from_card(card)
     denoise = onnx_denoiser(runtime.create_session(denoiser_path, "cpu"), card, max_batch)
     stepwise = score_samples(denoise, spec, PARITY_SAMPLES, PARITY_SEED, steps, sampler)
-    session = runtime.create_session(fused_path, "cpu")
+    session = runtime.create_session(fused_path, "cpu", large_graph=True)
     fused = fused_score_samples(session, spec, PARITY_SAMPLES, PARITY_SEED, max_batch)
     error = np.abs(stepwise.astype(np.float64) - fused.astype(np.float64))
     return {"max_abs_error": float(error.max()), "n": PARITY_SAMPLES, "seed": PARITY_SEED}

@@ -1,0 +1,45 @@
+"""service.runtime: how sessions are made and run on the CPU provider."""
+
+import numpy as np
+
+from service import runtime
+from service.repository import Repository
+
+
+class Recording:
+    """A session that records the rows of every run() it forwards."""
+
+    def __init__(self, session) -> None:
+        self.session, self.rows = session, []
+
+    def get_providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    def run(self, names, feeds):
+        self.rows.append(len(next(iter(feeds.values()))))
+        return self.session.run(names, feeds)
+
+
+def test_cpu_runs_are_split_at_cpu_batch_with_the_same_results(model_repo, monkeypatch):
+    session = runtime.create_session(model_repo / "ring8-gan" / "1" / "model.onnx", "cpu")
+    name = session.get_inputs()[0].name
+    z = np.random.default_rng(0).standard_normal((2500, session.get_inputs()[0].shape[1]))
+    z = z.astype(np.float32)
+    whole = session.run(None, {name: z})[0]
+
+    monkeypatch.setattr(runtime, "CPU_BATCH", 1024)
+    recording = Recording(session)
+    split = runtime.run_rows(recording, {name: z}, max_batch=8192)
+    assert recording.rows == [1024, 1024, 452]
+    np.testing.assert_array_equal(split, whole)
+
+    recording = Recording(session)
+    runtime.run_rows(recording, {name: z}, max_batch=1000)  # MAX_BATCH below CPU_BATCH
+    assert recording.rows == [1000, 1000, 500]
+
+
+def test_fused_graphs_skip_the_memory_reuse_planner(model_repo):
+    entry = Repository(model_repo, "cpu").load().get("grid25-edm")
+    assert entry.ready and 1 in entry.fused
+    assert entry.fused[1].get_session_options().enable_mem_reuse is False
+    assert entry.sessions[1].get_session_options().enable_mem_reuse is True
