@@ -51,6 +51,7 @@ from service.sampling import (
     ScoreSpec,
     fused_score_samples,
     gaussian_latents,
+    matching_fused,
     onnx_denoiser,
     score_samples,
 )
@@ -267,6 +268,19 @@ def fused_runner(
     return lambda: fused_score_samples(session, spec, batch, SEED, max_batch)
 
 
+def bundled_runner(kind: Kind, card: dict, device: str, n: int) -> Callable[[], np.ndarray]:
+    """What the service runs for an n-sample request to the bundled model `card` (its newest
+    version): the fused trajectory graph when the card has one for HEUN_STEPS Heun steps
+    (FUSED_SAMPLER=on), else the model step by step."""
+    version = card["versions"][-1]
+    fused = matching_fused(version, "heun", HEUN_STEPS) if kind.score else None
+    if fused is None:
+        return service_runner(kind, REPO_MODELS / kind.card / version["file"], device, n)
+    session = runtime.create_session(REPO_MODELS / kind.card / fused["file"], device, True)
+    spec, max_batch = ScoreSpec.from_card(card), ServiceConfig().max_batch
+    return lambda: fused_score_samples(session, spec, n, SEED, max_batch)
+
+
 def http_rows(kinds: list[Kind], n: int, device: str, repeats: int, folder: Path) -> list[Row]:
     """POST /v1/models/{card}/samples for n samples as NPY through gunicorn, against the
     service runtime on the same bundled file in this process."""
@@ -287,8 +301,7 @@ def http_rows(kinds: list[Kind], n: int, device: str, repeats: int, folder: Path
                 with urllib.request.urlopen(request, timeout=300) as response:
                     return response.read()
 
-            path = REPO_MODELS / kind.card / card["versions"][-1]["file"]
-            raw = median_time(service_runner(kind, path, device, n), repeats, lambda: None)
+            raw = median_time(bundled_runner(kind, card, device, n), repeats, lambda: None)
             over_http = median_time(post, repeats, lambda: None)
             rows.append(Row(kind.name, f"service runtime ({kind.card})", n, raw))
             overhead = f"HTTP overhead {100 * (over_http - raw) / raw:+.0f}% of raw generation"
