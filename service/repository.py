@@ -21,6 +21,7 @@ from service import runtime
 log = logging.getLogger(__name__)
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "card.schema.json"
 SERVABLE_KINDS = ("gan", "score")
+WARM_UP_ROWS = 1  # rows of the run each session gets before its entry is ready (warm_up)
 FUSED_INPUT, FUSED_OUTPUT = "noise", "samples"  # a fused trajectory graph's tensors
 
 
@@ -128,6 +129,7 @@ class Repository:
         """The classifier session (checked against the card) and the reference features."""
         spec = entry.card["reference"]
         entry.sessions = {1: self._checked_session(entry.path / spec["file"], spec["sha256"])}
+        warm_up(entry.sessions[1], [spec["input"]], spec["file"])
         stored = spec.get("features")
         if stored is None:
             raise ValueError("classifier reference without `features` (real-sample embeddings)")
@@ -150,6 +152,9 @@ class Repository:
         for version in entry.card["versions"]:
             session = self._checked_session(entry.path / version["file"], version["sha256"])
             check_signature(session, entry.card)
+            inputs = [entry.card["input"]]
+            inputs += [entry.card["sigma_input"]] if entry.kind == "score" else []
+            warm_up(session, inputs, version["file"])
             sessions[version["version"]] = session
         return sessions
 
@@ -163,6 +168,7 @@ class Repository:
                 session = self._checked_session(path, spec["sha256"], large_graph=True)
                 noise = {**entry.card["input"], "name": FUSED_INPUT}
                 check_tensors(session, [noise], {**entry.card["output"], "name": FUSED_OUTPUT})
+                warm_up(session, [noise], spec["file"])
                 sessions[version["version"]] = session
         return sessions
 
@@ -184,6 +190,23 @@ class Repository:
 
     def not_ready(self) -> dict[str, str]:
         return {e.name: e.error or "not loaded" for e in self.entries.values() if not e.ready}
+
+
+def warm_up(session: ort.InferenceSession, inputs: list[dict], file: str) -> None:
+    """One run on WARM_UP_ROWS rows of ones for the tensor specs `inputs`, before the entry
+    counts as ready: onnxruntime (on CUDA: cuDNN, the kernels) initialises on a session's first
+    run, and a model that loads but cannot run is found here, not by a request. ValueError
+    naming `file` when the run fails."""
+    feeds = {
+        spec["name"]: np.ones([WARM_UP_ROWS, *spec["shape"][1:]], dtype=spec["dtype"])
+        for spec in inputs
+    }
+    try:
+        session.run(None, feeds)
+    except Exception as error:  # onnxruntime's own exception types
+        raise ValueError(
+            f"{file}: the warm-up run failed: {type(error).__name__}: {error}"
+        ) from None
 
 
 def check_signature(session: ort.InferenceSession, card: dict) -> None:

@@ -47,6 +47,32 @@ def test_broken_model_is_not_ready_and_others_serve(repo_copy, breakage):
     assert client.get("/v1/references/ring8").status_code == 200
 
 
+def test_a_model_that_loads_but_cannot_run_is_not_ready(repo_copy):
+    """Its signature matches the card, but every run fails (a reshape to 3 values): the warm-up
+    run finds it before any request does."""
+    from onnx import TensorProto, helper
+
+    from service.repository import sha256
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 3])
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["z", "shape"], ["samples"])],
+        "broken",
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 2])],
+        [helper.make_tensor_value_info("samples", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[shape],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    path = repo_copy / "ring8-gan" / "1" / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    break_card(repo_copy, "ring8-gan", lambda c: c["versions"][0].update(sha256=sha256(path)))
+    client = create_app(make_config(repo_copy)).test_client()
+    error = client.get("/readyz").get_json()["not_ready"]["ring8-gan"]
+    assert "1/model.onnx: the warm-up run failed" in error
+    assert client.post("/v1/models/grid25-edm/samples", json={"n": 2}).status_code == 200
+
+
 def test_sha256_mismatch_is_not_ready(repo_copy):
     break_card(repo_copy, "ring8-gan", lambda c: c["versions"][0].update(sha256="0" * 64))
     entry = create_app(make_config(repo_copy)).extensions["repository"].entries["ring8-gan"]
