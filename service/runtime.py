@@ -56,7 +56,7 @@ def create_session(path: Path, device: str, large_graph: bool = False) -> ort.In
 
     large_graph (a fused trajectory: thousands of nodes) skips onnxruntime's buffer-reuse
     planner, whose time grows with the square of the node count: 38 s to load digits-edm's
-    6,531-node fused graph with it, 2.3 s without, at the same speed and a lower peak memory
+    6,531-node fused graph with it, 2.2 s without, at the same speed and a lower peak memory
     (the arena still recycles freed blocks at run time).
     """
     options = ort.SessionOptions()
