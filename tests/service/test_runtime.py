@@ -1,6 +1,7 @@
 """service.runtime: how sessions are made and run on the CPU provider."""
 
 import numpy as np
+import pytest
 
 from service import runtime
 from service.repository import Repository
@@ -43,3 +44,17 @@ def test_fused_graphs_skip_the_memory_reuse_planner(model_repo):
     assert entry.ready and 1 in entry.fused
     assert entry.fused[1].get_session_options().enable_mem_reuse is False
     assert entry.sessions[1].get_session_options().enable_mem_reuse is True
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "many", "1.5"])
+def test_a_bad_cpu_batch_setting_names_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("ORT_CPU_BATCH", raw)
+    with pytest.raises(ValueError, match="ORT_CPU_BATCH must be a positive integer"):
+        runtime.positive_setting("ORT_CPU_BATCH", 1024)
+
+
+def test_cpu_batch_setting_default_and_value(monkeypatch):
+    monkeypatch.delenv("ORT_CPU_BATCH", raising=False)
+    assert runtime.positive_setting("ORT_CPU_BATCH", 1024) == 1024
+    monkeypatch.setenv("ORT_CPU_BATCH", "256")
+    assert runtime.positive_setting("ORT_CPU_BATCH", 1024) == 256
