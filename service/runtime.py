@@ -22,10 +22,6 @@ _QUIET = 4  # onnxruntime logger severity: fatal only
 _DEFAULT_SEVERITY = 2  # warnings and above
 
 
-# Rows per run() on the CPU provider (ORT_CPU_BATCH). A 4,096-row batch of the papers' 4 x 400
-# MLP generator carries 6.5 MB of activations per layer, out of a core's cache; in 1,024-row
-# pieces it ran 1.5x faster, the convolutional models no slower, and every bundled model gave
-# the same bits (docs/performance.md). On CUDA a batch runs whole, up to MAX_BATCH rows.
 def positive_setting(name: str, default: int) -> int:
     """The positive integer in environment variable `name` (`default` when unset or empty);
     ValueError naming the variable otherwise, so that a bad value stops the worker at start."""
@@ -37,6 +33,10 @@ def positive_setting(name: str, default: int) -> int:
     return int(raw)
 
 
+# Rows per run() on the CPU provider (ORT_CPU_BATCH). A 4,096-row batch of the papers' 4 x 400
+# MLP generator carries 6.5 MB of activations per layer, out of a core's cache; in 1,024-row
+# pieces it ran 1.5x faster, the convolutional models no slower, and every bundled model gave
+# the same bits (docs/performance.md). On CUDA a batch runs whole, up to MAX_BATCH rows.
 CPU_BATCH = positive_setting("ORT_CPU_BATCH", 1024)
 
 
