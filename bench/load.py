@@ -172,7 +172,7 @@ def load_test(
 ) -> LoadResult:
     """Start gunicorn, drive it, stop it; the measured result."""
     body = json.dumps({"n": n, "seed": 1})
-    with running_server(models, log_path, ACCESS_LOG="/dev/null", **settings) as (url, _):
+    with running_server(models, log_path, ACCESS_LOG="off", **settings) as (url, _):
         target = f"{url}/v1/models/{model}/samples"
         if client == "wrk":
             return run_wrk(target, body, clients, seconds)

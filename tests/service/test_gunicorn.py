@@ -1,8 +1,15 @@
 """The real gunicorn with the repo's config on a free loopback port: generate, diagnose, stop."""
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import pytest
 import requests
+
+from bench.server import ROOT
 
 
 def test_generate_then_diagnose_over_http(server):
@@ -87,3 +94,28 @@ def test_score_samples_are_the_same_in_every_worker(server):
     ]
     assert all(answer["samples"] == answers[0]["samples"] for answer in answers)
     assert answers[0]["network_evaluations"] == 11
+
+
+@pytest.mark.parametrize(
+    "setting, expected", [(None, "-"), ("off", "None"), ("/x/a.log", "/x/a.log")]
+)
+def test_access_log_setting(setting, expected):
+    """ACCESS_LOG: stdout by default, a file, or off (gunicorn's own reading of the config)."""
+    env = {k: v for k, v in os.environ.items() if k != "ACCESS_LOG"}
+    env |= {"ACCESS_LOG": setting} if setting else {}
+    printed = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "-c",
+            "service/gunicorn.conf.py",
+            "--print-config",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    (line,) = [line for line in printed.splitlines() if line.startswith("accesslog ")]
+    assert line.split("=", 1)[1].strip() == expected
