@@ -49,9 +49,9 @@ from service.config import REPO_MODELS, ServiceConfig
 from service.samplers import NO_CHURN, time_steps
 from service.sampling import (
     ScoreSpec,
+    file_sampler,
     fused_score_samples,
     gaussian_latents,
-    matching_fused,
     onnx_denoiser,
     score_samples,
 )
@@ -273,12 +273,10 @@ def bundled_runner(kind: Kind, card: dict, device: str, n: int) -> Callable[[], 
     version): the fused trajectory graph when the card has one for HEUN_STEPS Heun steps
     (FUSED_SAMPLER=on), else the model step by step."""
     version = card["versions"][-1]
-    fused = matching_fused(version, "heun", HEUN_STEPS) if kind.score else None
-    if fused is None:
+    if not kind.score:
         return service_runner(kind, REPO_MODELS / kind.card / version["file"], device, n)
-    session = runtime.create_session(REPO_MODELS / kind.card / fused["file"], device, True)
-    spec, max_batch = ScoreSpec.from_card(card), ServiceConfig().max_batch
-    return lambda: fused_score_samples(session, spec, n, SEED, max_batch)
+    draw = file_sampler(REPO_MODELS / kind.card, card, version, HEUN_STEPS, "heun", device)
+    return lambda: draw(n, SEED)
 
 
 def http_rows(kinds: list[Kind], n: int, device: str, repeats: int, folder: Path) -> list[Row]:

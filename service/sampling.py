@@ -7,11 +7,14 @@ noise (service.samplers).
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from service import runtime
+from service.config import ServiceConfig
 from service.samplers import NO_CHURN, Churn, Denoiser, sample, time_steps
 
 MAX_SEED = 2**63 - 1
@@ -100,6 +103,24 @@ def fused_score_samples(
     steps and sampler it was built with; the same initial noise, so the same samples."""
     noise = initial_noise(spec, n, seeded_generator(seed))
     return runtime.run_rows(session, {"noise": noise}, max_batch)
+
+
+def file_sampler(
+    model_dir: Path, card: dict, version: dict, steps: int, sampler: str, device: str = "cpu"
+) -> Callable[[int, int], np.ndarray]:
+    """draw(n, seed): what the service returns for a churn-free request of `steps` and `sampler`
+    to `version` (an entry of the score card in model_dir), from the files themselves: the
+    version's fused trajectory graph when it matches (FUSED_SAMPLER=on), else the denoiser step
+    by step. For the export's diagnostics and the benchmarks, which have no loaded repository."""
+    spec, max_batch = ScoreSpec.from_card(card), ServiceConfig().max_batch
+    fused = matching_fused(version, sampler, steps)
+    if fused is not None:
+        session = runtime.create_session(model_dir / fused["file"], device, large_graph=True)
+        return lambda n, seed: fused_score_samples(session, spec, n, seed, max_batch)
+    denoise = onnx_denoiser(
+        runtime.create_session(model_dir / version["file"], device), card, max_batch
+    )
+    return lambda n, seed: score_samples(denoise, spec, n, seed, steps, sampler)
 
 
 def onnx_denoiser(session: object, card: dict, max_batch: int) -> Denoiser:

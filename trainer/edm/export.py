@@ -21,8 +21,7 @@ from service.config import ServiceConfig
 from service.samplers import network_evaluations
 from service.sampling import (
     ScoreSpec,
-    fused_score_samples,
-    matching_fused,
+    file_sampler,
     onnx_denoiser,
     score_samples,
     seeded_generator,
@@ -130,19 +129,8 @@ def export_diagnostics(
     what POST /v1/models/{name}/diagnose returns for that request. Image samples are judged by
     the classifier reference in models_dir, as the service would."""
     steps, sampler = card["sampler"]["steps"], card["sampler"]["name"]
-    spec, max_batch = ScoreSpec.from_card(card), ServiceConfig().max_batch
-    fused = matching_fused(version, sampler, steps)
-    if fused is not None:
-        session = runtime.create_session(model_dir / fused["file"], "cpu", large_graph=True)
-        samples = fused_score_samples(
-            session, spec, DIAGNOSTICS_SAMPLES, DIAGNOSTICS_SEED, max_batch
-        )
-    else:
-        session = runtime.create_session(model_dir / version["file"], "cpu")
-        denoise = onnx_denoiser(session, card, max_batch)
-        samples = score_samples(
-            denoise, spec, DIAGNOSTICS_SAMPLES, DIAGNOSTICS_SEED, steps, sampler
-        )
+    draw = file_sampler(model_dir, card, version, steps, sampler)
+    samples = draw(DIAGNOSTICS_SAMPLES, DIAGNOSTICS_SEED)
     report = diagnose_samples(samples, card["dataset"], models_dir)
     return {
         **to_jsonable(report),
