@@ -9,9 +9,11 @@ Both paths run service.sampling.score_samples (so the samples agree to float32 r
 table shows the max difference); only the denoiser differs: onnxruntime's CPU session as the
 service creates it (ORT_INTRA_OP_THREADS, default 1) or the torch EMA network (torch threads
 set to match). When the card lists a fused trajectory graph for the default sampler and steps
-(trainer/edm/fused.py), a third row runs it: the whole sampler in one onnxruntime call per
-batch. Each time is the best of --repeats runs, imports and session creation excluded.
-Prints a markdown table.
+(trainer/edm/fused.py), a row runs it: the whole sampler in one onnxruntime call per batch.
+When it lists step graphs, a row runs them: one onnxruntime call per step and batch, the state
+kept in an OrtValue between steps (what the service runs for requests the fused graph does not
+serve; STEP_GRAPHS). Each time is the best of --repeats runs, imports and session creation
+excluded. Prints a markdown table.
 """
 
 import argparse
@@ -24,13 +26,14 @@ import numpy as np
 
 from service import runtime
 from service.config import REPO_MODELS, ServiceConfig
-from service.samplers import network_evaluations
+from service.samplers import SAMPLERS, network_evaluations
 from service.sampling import (
     ScoreSpec,
     fused_score_samples,
     matching_fused,
     onnx_denoiser,
     score_samples,
+    stepped_score_samples,
 )
 
 
@@ -76,6 +79,12 @@ def main() -> None:
     else:
         fused_session = None
     max_batch = ServiceConfig().max_batch
+    graphs = version.get("step_graphs")
+    if graphs is not None:
+        steppers = {
+            s: runtime.create_session(args.models_dir / args.model / graphs[s]["file"], "cpu")
+            for s in SAMPLERS
+        }
     for n in args.sizes:
         reference = None
         paths = {
@@ -89,6 +98,16 @@ def main() -> None:
                 n,
                 0,
                 max_batch,
+            )
+        if graphs is not None:
+            paths["service, step graphs"] = (
+                stepped_score_samples,
+                steppers,
+                spec,
+                n,
+                0,
+                steps,
+                sampler,
             )
         for name, work in paths.items():
             seconds, samples = best_time(args.repeats, *work)

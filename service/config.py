@@ -21,6 +21,10 @@ class ServiceConfig:
     # always steps in numpy. The samples are the same (the card's fused parity); the fused
     # graph was faster on the CPU (docs/performance.md) and keeps the state on a GPU.
     fused_sampler: str = "on"
+    # STEP_GRAPHS: "on" runs the other score requests through the version's step graphs (one
+    # Euler or Heun step per run, the state kept in the device's memory between steps), "off"
+    # steps in numpy (the state on the host). The samples are the same (the card's parity).
+    step_graphs: str = "on"
     default_samples: int = (
         2_500  # DEFAULT_SAMPLES: n when a request does not say (papers' protocol)
     )
@@ -65,8 +69,9 @@ class ServiceConfig:
         """Return self, or raise ValueError naming the first setting out of range."""
         if self.device not in ("auto", "cuda", "cpu"):
             raise ValueError(f"DEVICE must be auto, cuda or cpu, not {self.device!r}")
-        if self.fused_sampler not in ("on", "off"):
-            raise ValueError(f"FUSED_SAMPLER must be on or off, not {self.fused_sampler!r}")
+        for name in ("fused_sampler", "step_graphs"):
+            if getattr(self, name) not in ("on", "off"):
+                raise ValueError(f"{name.upper()} must be on or off, not {getattr(self, name)!r}")
         for name in (
             "max_samples",
             "max_batch",

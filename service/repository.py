@@ -17,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service import runtime
+from service.sampling import ScoreSpec, stepped_score_samples
 
 log = logging.getLogger(__name__)
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "card.schema.json"
@@ -38,6 +39,8 @@ class Entry:
     sessions: dict[int, ort.InferenceSession] = field(default_factory=dict)
     features: np.ndarray | None = None
     fused: dict[int, ort.InferenceSession] = field(default_factory=dict)  # score: per version
+    # score: per version, the step graphs' sessions by sampler ("euler", "heun")
+    steppers: dict[int, dict[str, ort.InferenceSession]] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
@@ -113,6 +116,7 @@ class Repository:
             if entry.kind in SERVABLE_KINDS:
                 entry.sessions = self._load_sessions(entry)
                 entry.fused = self._load_fused(entry)
+                entry.steppers = self._load_steppers(entry)
             elif entry.kind == "reference" and entry.card["reference"]["type"] == "classifier":
                 self._load_classifier(entry)
             elif entry.kind not in ("reference",):
@@ -171,6 +175,29 @@ class Repository:
                 warm_up(session, [noise], spec["file"])
                 sessions[version["version"]] = session
         return sessions
+
+    def _load_steppers(self, entry: Entry) -> dict[int, dict[str, ort.InferenceSession]]:
+        """The step graph sessions of a score model's versions that list them, each pair
+        warmed up by a 2-step Heun trajectory of one sample (both graphs, the device loop)."""
+        steppers = {}
+        for version in entry.card["versions"]:
+            if "step_graphs" in version:
+                graphs = version["step_graphs"]
+                sessions = {
+                    sampler: self._checked_session(entry.path / spec["file"], spec["sha256"])
+                    for sampler, spec in graphs.items()
+                    if sampler != "parity"
+                }
+                try:
+                    stepped_score_samples(
+                        sessions, ScoreSpec.from_card(entry.card), 1, 0, 2, "heun"
+                    )
+                except Exception as error:  # InferenceFailed, or a graph of the wrong tensors
+                    raise ValueError(
+                        f"{graphs['heun']['file']}: the warm-up run failed: {error}"
+                    ) from None
+                steppers[version["version"]] = sessions
+        return steppers
 
     def _check_reference(self, entry: Entry) -> None:
         reference = self.entries.get(entry.card["reference"])

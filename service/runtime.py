@@ -131,8 +131,7 @@ def run_rows(
     """
     rows = len(next(iter(inputs.values())))
     try:
-        if session_provider(session) == CPU:
-            max_batch = min(max_batch, CPU_BATCH)
+        max_batch = piece_rows(session, max_batch)
         outputs = [
             session.run(
                 [output] if output else None,
@@ -143,3 +142,46 @@ def run_rows(
     except Exception as error:  # onnxruntime's own exception types (Fail, RuntimeException, ...)
         raise InferenceFailed(f"{type(error).__name__}: {error}") from error
     return np.concatenate(outputs, axis=0)
+
+
+def piece_rows(session: ort.InferenceSession, max_batch: int) -> int:
+    """Rows per run of `session`: max_batch, capped at CPU_BATCH on the CPU provider."""
+    return min(max_batch, CPU_BATCH) if session_provider(session) == CPU else max_batch
+
+
+def session_device(session: ort.InferenceSession) -> str:
+    """The OrtValue device of the provider running `session`: "cuda" or "cpu"."""
+    return "cuda" if session_provider(session) == CUDA else "cpu"
+
+
+def to_device(array: np.ndarray, device: str) -> ort.OrtValue:
+    """An OrtValue holding a copy of `array` in the memory of `device` ("cuda" or "cpu")."""
+    try:
+        return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), device, 0)
+    except Exception as error:  # out of device memory, most likely
+        raise InferenceFailed(f"{type(error).__name__}: {error}") from error
+
+
+def run_bound(
+    session: ort.InferenceSession,
+    inputs: dict[str, "ort.OrtValue | np.ndarray"],
+    output: str,
+) -> ort.OrtValue:
+    """One run with IO binding: OrtValue inputs are read where they are (on the session's device
+    they are not copied), numpy inputs are copied in, and the named output is left in the
+    device's memory as an OrtValue, so a loop can feed it back without a host round trip.
+
+    Raises InferenceFailed for any onnxruntime error, as run_rows does.
+    """
+    try:
+        binding = session.io_binding()
+        for name, value in inputs.items():
+            if isinstance(value, ort.OrtValue):
+                binding.bind_ortvalue_input(name, value)
+            else:
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        binding.bind_output(output, session_device(session))
+        session.run_with_iobinding(binding)
+        return binding.get_outputs()[0]
+    except Exception as error:  # onnxruntime's own exception types
+        raise InferenceFailed(f"{type(error).__name__}: {error}") from error

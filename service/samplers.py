@@ -68,6 +68,42 @@ def denoise_at(denoise: Denoiser, x: np.ndarray, t: float) -> np.ndarray:
     return np.asarray(denoise(x.astype(np.float32), sigma), dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class Step:
+    """One step of a trajectory: from t_cur, raised to t_hat by churn, down to t_next.
+
+    noise_scale: sqrt(t_hat^2 - t_cur^2), the churn noise's factor (0 without churn).
+    heun: whether the step takes Heun's second-order correction (never when t_next = 0).
+    """
+
+    t_cur: float
+    t_hat: float
+    t_next: float
+    noise_scale: float
+    heun: bool
+
+    @property
+    def churned(self) -> bool:
+        return self.t_hat > self.t_cur
+
+
+def plan(t: np.ndarray, sampler: str = "heun", churn: Churn = NO_CHURN) -> list[Step]:
+    """The steps of Algorithms 1 and 2 over time steps t [N + 1] (time_steps)."""
+    check_sampler(sampler)
+    steps = []
+    for t_cur, t_next in zip(t[:-1].tolist(), t[1:].tolist(), strict=True):
+        gamma = churn.gamma(t_cur, len(t) - 1)
+        t_hat = t_cur + gamma * t_cur  # Algorithm 2, lines 5-6: raise the noise level
+        scale = math.sqrt(t_hat**2 - t_cur**2) if gamma > 0 else 0.0
+        steps.append(Step(t_cur, t_hat, t_next, scale, sampler == "heun" and t_next > 0))
+    return steps
+
+
+def churn_noise(churn: Churn, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """S_noise * eps, eps ~ N(0, I) float32 [*shape] from rng: a churned step's fresh noise."""
+    return churn.s_noise * rng.standard_normal(shape, dtype=np.float32)
+
+
 def sample(
     denoise: Denoiser,
     x: np.ndarray,
@@ -81,20 +117,14 @@ def sample(
 
     rng draws the churn noise (needed only when churn.s_churn > 0).
     """
-    check_sampler(sampler)
-    steps = len(t) - 1
     x = np.asarray(x, dtype=np.float64)
-    for i in range(steps):
-        t_cur, t_next = float(t[i]), float(t[i + 1])
-        gamma = churn.gamma(t_cur, steps)
-        t_hat = t_cur + gamma * t_cur  # Algorithm 2, lines 5-6: raise the noise level
-        if gamma > 0:
-            extra = churn.s_noise * rng.standard_normal(x.shape, dtype=np.float32)
-            x = x + math.sqrt(t_hat**2 - t_cur**2) * extra
-        d_cur = (x - denoise_at(denoise, x, t_hat)) / t_hat  # Euler step (line 7-8)
-        x_next = x + (t_next - t_hat) * d_cur
-        if sampler == "heun" and t_next > 0:  # 2nd-order correction (lines 9-11)
-            d_prime = (x_next - denoise_at(denoise, x_next, t_next)) / t_next
-            x_next = x + (t_next - t_hat) * (0.5 * d_cur + 0.5 * d_prime)
+    for step in plan(t, sampler, churn):
+        if step.churned:
+            x = x + step.noise_scale * churn_noise(churn, x.shape, rng)
+        d_cur = (x - denoise_at(denoise, x, step.t_hat)) / step.t_hat  # Euler step (lines 7-8)
+        x_next = x + (step.t_next - step.t_hat) * d_cur
+        if step.heun:  # 2nd-order correction (lines 9-11)
+            d_prime = (x_next - denoise_at(denoise, x_next, step.t_next)) / step.t_next
+            x_next = x + (step.t_next - step.t_hat) * (0.5 * d_cur + 0.5 * d_prime)
         x = x_next
     return x

@@ -15,9 +15,22 @@ import numpy as np
 
 from service import runtime
 from service.config import ServiceConfig
-from service.samplers import NO_CHURN, Churn, Denoiser, sample, time_steps
+from service.samplers import (
+    NO_CHURN,
+    SAMPLERS,
+    Churn,
+    Denoiser,
+    churn_noise,
+    plan,
+    sample,
+    time_steps,
+)
 
 MAX_SEED = 2**63 - 1
+# A step graph's tensors (trainer/edm/fused.py, step_graph): the state, the churn noise, the
+# step's numbers, and the next state.
+STEP_STATE, STEP_NOISE, STEP_OUTPUT = "x", "noise", "x_next"
+STEP_SCALARS = ("noise_scale", "t_hat", "t_next", "step")
 
 
 def seeded_generator(seed: int) -> np.random.Generator:
@@ -105,18 +118,70 @@ def fused_score_samples(
     return runtime.run_rows(session, {"noise": noise}, max_batch)
 
 
+def stepped_score_samples(
+    steppers: dict[str, object],
+    spec: ScoreSpec,
+    n: int,
+    seed: int,
+    steps: int,
+    sampler: str,
+    churn: Churn = NO_CHURN,
+    max_batch: int = 8192,
+) -> np.ndarray:
+    """score_samples through a version's step graphs (trainer/edm/fused.py, step_graph):
+    steppers["euler"] and ["heun"] are their sessions. Each piece of <= max_batch rows keeps its
+    state in an OrtValue on the sessions' device (on a GPU: no host round trip per step, only
+    the step's four numbers and, with churn, its noise go in); the samples come back at the
+    end. The same noise, time steps and arithmetic as score_samples: the same samples."""
+    rng = seeded_generator(seed)
+    noise = initial_noise(spec, n, rng)
+    t = time_steps(steps, spec.sigma_min, spec.sigma_max, spec.rho)
+    x = noise.astype(np.float64) * t[0]
+    euler = steppers["euler"]
+    device, rows = runtime.session_device(euler), runtime.piece_rows(euler, max_batch)
+    pieces = [slice(start, start + rows) for start in range(0, n, rows)]
+    states = [runtime.to_device(x[piece], device) for piece in pieces]
+    quiet = [runtime.to_device(np.zeros(x[piece].shape, np.float32), device) for piece in pieces]
+    for step in plan(t, sampler, churn):
+        extra = churn_noise(churn, x.shape, rng) if step.churned else None
+        scalars = {
+            STEP_SCALARS[0]: np.array([step.noise_scale], np.float32),
+            STEP_SCALARS[1]: np.array([step.t_hat]),
+            STEP_SCALARS[2]: np.array([step.t_next]),
+            STEP_SCALARS[3]: np.array([step.t_next - step.t_hat]),
+        }
+        session = steppers["heun" if step.heun else "euler"]
+        for k, piece in enumerate(pieces):
+            inputs = {
+                STEP_STATE: states[k],
+                STEP_NOISE: quiet[k] if extra is None else extra[piece],
+            }
+            states[k] = runtime.run_bound(session, {**inputs, **scalars}, STEP_OUTPUT)
+    x = np.concatenate([state.numpy() for state in states], axis=0)
+    return (x / spec.data_scale).astype(np.float32)
+
+
 def file_sampler(
     model_dir: Path, card: dict, version: dict, steps: int, sampler: str, device: str = "cpu"
 ) -> Callable[[int, int], np.ndarray]:
     """draw(n, seed): what the service returns for a churn-free request of `steps` and `sampler`
     to `version` (an entry of the score card in model_dir), from the files themselves: the
-    version's fused trajectory graph when it matches (FUSED_SAMPLER=on), else the denoiser step
-    by step. For the export's diagnostics and the benchmarks, which have no loaded repository."""
+    version's fused trajectory graph when it matches (FUSED_SAMPLER=on), else its step graphs
+    (STEP_GRAPHS=on), else the denoiser step by step in numpy. For the export's diagnostics and
+    the benchmarks, which have no loaded repository."""
     spec, max_batch = ScoreSpec.from_card(card), ServiceConfig().max_batch
     fused = matching_fused(version, sampler, steps)
     if fused is not None:
         session = runtime.create_session(model_dir / fused["file"], device, large_graph=True)
         return lambda n, seed: fused_score_samples(session, spec, n, seed, max_batch)
+    if "step_graphs" in version:
+        graphs = version["step_graphs"]
+        steppers = {
+            s: runtime.create_session(model_dir / graphs[s]["file"], device) for s in SAMPLERS
+        }
+        return lambda n, seed: stepped_score_samples(
+            steppers, spec, n, seed, steps, sampler, max_batch=max_batch
+        )
     denoise = onnx_denoiser(
         runtime.create_session(model_dir / version["file"], device), card, max_batch
     )

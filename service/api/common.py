@@ -24,6 +24,7 @@ from service.sampling import (
     matching_fused,
     onnx_denoiser,
     score_samples,
+    stepped_score_samples,
 )
 from service.uploads import UploadLimits, detect_format, parse_batch
 
@@ -168,14 +169,18 @@ def run_score_model(
 ) -> np.ndarray:
     """n samples of a score model under the concurrency guard and its deadline, with metrics:
     the version's fused trajectory graph when it matches the request and FUSED_SAMPLER allows
-    it (use_fused), else service.sampling.score_samples over the denoiser, step by step."""
+    it (use_fused), else its step graphs (STEP_GRAPHS=on), else service.sampling.score_samples
+    over the denoiser, step by step in numpy."""
     config = service_config()
     spec = ScoreSpec.from_card(entry.card)
+    request = (spec, n, seed, steps, sampler, Churn(churn))
     if use_fused(entry, version, steps, sampler, churn, config.fused_sampler):
         work = (fused_score_samples, entry.fused[version], spec, n, seed, config.max_batch)
+    elif config.step_graphs == "on" and version in entry.steppers:
+        work = (stepped_score_samples, entry.steppers[version], *request, config.max_batch)
     else:
         denoise = onnx_denoiser(entry.sessions[version], entry.card, config.max_batch)
-        work = (score_samples, denoise, spec, n, seed, steps, sampler, Churn(churn))
+        work = (score_samples, denoise, *request)
     return guarded_inference(entry, version, n, work, bounded=False)
 
 

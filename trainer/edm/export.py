@@ -26,7 +26,7 @@ from service.sampling import (
     score_samples,
     seeded_generator,
 )
-from trainer.edm.fused import fuse_version
+from trainer.edm.fused import fuse_version, step_version
 from trainer.edm.precond import Denoiser
 from trainer.edm.training_loop import ScoreState, load_run, score_spec, torch_denoiser
 from trainer.evaluation import diagnose_samples
@@ -125,7 +125,8 @@ def export_diagnostics(
 ) -> dict[str, Any]:
     """The report on DIAGNOSTICS_SAMPLES samples drawn exactly as the service draws them for
     seed DIAGNOSTICS_SEED and the card's default steps and sampler (its session factory, batch
-    size, and the version's fused trajectory graph when it matches, as with FUSED_SAMPLER=on):
+    size, and the version's fused trajectory graph when it matches, as with FUSED_SAMPLER=on;
+    service.sampling.file_sampler):
     what POST /v1/models/{name}/diagnose returns for that request. Image samples are judged by
     the classifier reference in models_dir, as the service would."""
     steps, sampler = card["sampler"]["steps"], card["sampler"]["name"]
@@ -201,8 +202,10 @@ def export_score(
     older = [v for v in (previous or {}).get("versions", []) if v["version"] != version]
     versions = sorted(older + [entry], key=lambda v: v["version"])
     card = score_card(name, description or default_description(state), state, versions)
-    try:  # the default request's sampler as one graph (fused.py), then the diagnostics
+    try:  # the default request's sampler as one graph, the step graphs (fused.py), then
+        # the diagnostics
         fuse_version(model_dir, card, entry, config.sample_steps, config.sampler)
+        step_version(model_dir, card, entry)
         card["diagnostics"] = export_diagnostics(card, model_dir, entry, models_dir)
     except BaseException:
         shutil.rmtree(model_dir / str(version))

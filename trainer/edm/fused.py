@@ -14,6 +14,10 @@ service.samplers.sample's, in the same order and in float64 like it (the state i
 to float32 for each denoiser call, as denoise_at does), so both paths give the same samples to
 the last bits; the card records the measured difference. Only churn-free Euler and Heun are
 fused (churn draws noise between steps from the request's generator).
+
+The step graphs serve every other request: one Euler step and one Heun step as graphs with the
+time steps and the churn noise as inputs (step_graph), so the service's loop keeps the state
+in device memory and only the step's numbers go in (service.sampling.stepped_score_samples).
 """
 
 from pathlib import Path
@@ -26,13 +30,24 @@ from onnx import TensorProto, helper, numpy_helper
 from service import runtime
 from service.config import ServiceConfig
 from service.repository import sha256
-from service.samplers import network_evaluations, time_steps
-from service.sampling import ScoreSpec, fused_score_samples, onnx_denoiser, score_samples
+from service.samplers import NO_CHURN, SAMPLERS, Churn, network_evaluations, time_steps
+from service.sampling import (
+    STEP_NOISE,
+    STEP_OUTPUT,
+    STEP_SCALARS,
+    STEP_STATE,
+    ScoreSpec,
+    fused_score_samples,
+    onnx_denoiser,
+    score_samples,
+    stepped_score_samples,
+)
 from trainer.export import MAX_IR_VERSION, read_card, write_card
 
 NOISE_NAME, SAMPLES_NAME = "noise", "samples"
 PARITY_SAMPLES, PARITY_SEED = 1024, 1
 PARITY_TOLERANCE = 1e-5  # max |fused - step by step| of the samples, in sample units
+STEP_CHURN = 10.0  # the S_churn of the step graphs' parity request with churn
 
 
 class Builder:
@@ -59,11 +74,13 @@ class Builder:
         self.constants.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         return name
 
-    def denoise(self, x: str, sigma: float, batch: str, call: int) -> str:
-        """D(x, sigma) as float64: x (float64) cast to float32, sigma a float32 [batch] vector;
-        the denoiser's nodes copied with their own tensor names."""
+    def denoise(self, x: str, sigma: float | str, batch: str, call: int) -> str:
+        """D(x, sigma) as float64: x (float64) cast to float32, sigma (a number, or the name of
+        a float32 [1] tensor) expanded to a float32 [batch] vector; the denoiser's nodes copied
+        with their own tensor names."""
         x_input, sigma_input = (value.name for value in self.denoiser.input)
-        sigmas = self.node("Expand", [self.constant(sigma, np.float32), batch])
+        sigma = sigma if isinstance(sigma, str) else self.constant(sigma, np.float32)
+        sigmas = self.node("Expand", [sigma, batch])
         renamed = {x_input: self.node("Cast", [x], to=TensorProto.FLOAT), sigma_input: sigmas}
 
         def rename(tensor: str) -> str:
@@ -132,6 +149,65 @@ def fuse_trajectory(
         [helper.make_tensor_value_info(SAMPLES_NAME, TensorProto.FLOAT, shape)],
         initializer=[*denoiser.graph.initializer, *build.constants],
     )
+    return finish(denoiser, graph)
+
+
+def step_graph(denoiser: onnx.ModelProto, sampler: str) -> onnx.ModelProto:
+    """One step of service.samplers.sample as a graph, for any time steps and churn: inputs
+    x [batch, *shape] float64 (the state), noise [batch, *shape] float32 (the churn noise times
+    S_noise; zeros without churn), noise_scale [1] float32 (sqrt(t_hat^2 - t_cur^2)), t_hat,
+    t_next and step = t_next - t_hat [1] float64; output x_next [batch, *shape] float64.
+
+    "euler" is Algorithm 1's Euler step (one network evaluation), "heun" adds the second-order
+    correction (two; only for t_next > 0: the last step of a Heun trajectory is an Euler
+    step). The arithmetic is sample's, in the same order and precision, so a trajectory of
+    these steps gives sample's numbers (service.sampling.stepped_score_samples)."""
+    if sampler not in ("euler", "heun"):
+        raise ValueError(f"unknown sampler {sampler!r}; choose from euler, heun")
+    build = Builder(denoiser)
+    x_in = STEP_STATE
+    batch = build.node("Shape", [x_in], start=0, end=1)
+    churned = build.node("Mul", [STEP_SCALARS[0], STEP_NOISE])  # float32, as numpy computes it
+    x = build.node("Add", [x_in, build.node("Cast", [churned], to=TensorProto.DOUBLE)])
+    t_hat, t_next, step = STEP_SCALARS[1:]
+    denoised = build.denoise(x, build.node("Cast", [t_hat], to=TensorProto.FLOAT), batch, 0)
+    d_cur = build.node("Div", [build.node("Sub", [x, denoised]), t_hat])
+    x_next = build.node("Add", [x, build.node("Mul", [step, d_cur])])
+    if sampler == "heun":
+        sigma = build.node("Cast", [t_next], to=TensorProto.FLOAT)
+        denoised = build.denoise(x_next, sigma, batch, 1)
+        d_prime = build.node("Div", [build.node("Sub", [x_next, denoised]), t_next])
+        half = build.constant(0.5)
+        mean = build.node(
+            "Add", [build.node("Mul", [half, d_cur]), build.node("Mul", [half, d_prime])]
+        )
+        x_next = build.node("Add", [x, build.node("Mul", [step, mean])])
+    build.nodes.append(helper.make_node("Identity", [x_next], [STEP_OUTPUT]))
+    shape = [d.dim_param or d.dim_value for d in denoiser.graph.input[0].type.tensor_type.shape.dim]
+    inputs = [
+        helper.make_tensor_value_info(STEP_STATE, TensorProto.DOUBLE, shape),
+        helper.make_tensor_value_info(STEP_NOISE, TensorProto.FLOAT, shape),
+        helper.make_tensor_value_info(STEP_SCALARS[0], TensorProto.FLOAT, [1]),
+        *(
+            helper.make_tensor_value_info(name, TensorProto.DOUBLE, [1])
+            for name in STEP_SCALARS[1:]
+        ),
+    ]
+    return finish(
+        denoiser,
+        helper.make_graph(
+            build.nodes,
+            f"{sampler}_step",
+            inputs,
+            [helper.make_tensor_value_info(STEP_OUTPUT, TensorProto.DOUBLE, shape)],
+            initializer=[*denoiser.graph.initializer, *build.constants],
+        ),
+    )
+
+
+def finish(denoiser: onnx.ModelProto, graph: onnx.GraphProto) -> onnx.ModelProto:
+    """The checked model of a graph built from the denoiser's: its opsets, functions and an IR
+    version the service's onnxruntime loads."""
     model = helper.make_model(
         graph, opset_imports=denoiser.opset_import, producer_name="collapse-lab fuse"
     )
@@ -193,14 +269,78 @@ def fuse_version(
     return model_dir / relative, (model_dir / old if old and old != relative else None)
 
 
+def step_files(version: int) -> dict[str, str]:
+    """The card-relative paths of a version's step graphs, by sampler."""
+    return {sampler: f"{version}/step-{sampler}.onnx" for sampler in SAMPLERS}
+
+
+def measure_step_parity(card: dict, model_dir: Path, version: dict, files: dict[str, str]):
+    """max |step graphs - numpy sampler| over PARITY_SAMPLES samples of seed PARITY_SEED, for
+    the card's default request, Euler at half its steps, and Heun with churn (STEP_CHURN)."""
+    max_batch = ServiceConfig().max_batch
+    spec, schedule = ScoreSpec.from_card(card), card["sampler"]
+    denoise = onnx_denoiser(
+        runtime.create_session(model_dir / version["file"], "cpu"), card, max_batch
+    )
+    steppers = {s: runtime.create_session(model_dir / f, "cpu") for s, f in files.items()}
+    requests = [
+        (schedule["steps"], schedule["name"], NO_CHURN),
+        (max(schedule["steps"] // 2, 1), "euler", NO_CHURN),
+        (schedule["steps"], "heun", Churn(STEP_CHURN)),
+    ]
+    error = 0.0
+    for steps, sampler, churn in requests:
+        args = (spec, PARITY_SAMPLES, PARITY_SEED, steps, sampler, churn)
+        expected = score_samples(denoise, *args)
+        actual = stepped_score_samples(steppers, *args, max_batch=max_batch)
+        error = max(error, float(np.abs(expected.astype(np.float64) - actual).max()))
+    return {
+        "max_abs_error": error,
+        "n": PARITY_SAMPLES,
+        "seed": PARITY_SEED,
+        "requests": [
+            {"steps": steps, "sampler": sampler, "churn": churn.s_churn}
+            for steps, sampler, churn in requests
+        ],
+    }
+
+
+def step_version(model_dir: Path, card: dict, version: dict) -> list[Path]:
+    """Write the step graphs of one `version` entry of `card` (in model_dir), check them against
+    the numpy sampler and set version["step_graphs"]; the files written.
+
+    RuntimeError (the files removed) when the samples differ by more than PARITY_TOLERANCE.
+    """
+    denoiser = onnx.load(model_dir / version["file"])
+    files = step_files(version["version"])
+    written = []
+    try:
+        for sampler, relative in files.items():
+            onnx.save(step_graph(denoiser, sampler), model_dir / relative)
+            written.append(model_dir / relative)
+        parity = measure_step_parity(card, model_dir, version, files)
+        if not parity["max_abs_error"] <= PARITY_TOLERANCE:
+            raise RuntimeError(f"step graph parity failed: {parity}")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    version["step_graphs"] = {
+        **{s: {"file": f, "sha256": sha256(model_dir / f)} for s, f in files.items()},
+        "parity": parity,
+    }
+    return written
+
+
 def add_fused(model_dir: Path, steps: int | None = None, sampler: str | None = None) -> Path:
     """Write the fused graph of every version of the score model in model_dir (the card's
-    default steps and sampler unless given), list it in the card and, when it serves the
-    card's default request, measure the card's diagnostics again through it (what the service
-    now returns; trainer.edm.export.export_diagnostics); the card's path.
+    default steps and sampler unless given) and its step graphs, list them in the card and,
+    when the fused graph serves the card's default request, measure the card's diagnostics
+    again through it (what the service now returns; trainer.edm.export.export_diagnostics);
+    the card's path.
 
-    RuntimeError (nothing left behind) when the fused samples differ from the step-by-step
-    ones by more than PARITY_TOLERANCE.
+    RuntimeError (nothing left behind) when the fused or stepped samples differ from the
+    numpy sampler's by more than PARITY_TOLERANCE.
     """
     from trainer.edm.export import export_diagnostics  # it imports this module
 
@@ -216,6 +356,7 @@ def add_fused(model_dir: Path, steps: int | None = None, sampler: str | None = N
             path, old = fuse_version(model_dir, card, version, steps, sampler)
             written.append(path)
             replaced += [old] if old else []
+            written += step_version(model_dir, card, version)
         if "diagnostics" in card:
             newest = max(card["versions"], key=lambda v: v["version"])
             card["diagnostics"] = export_diagnostics(card, model_dir, newest, model_dir.parent)
