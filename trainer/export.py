@@ -320,9 +320,10 @@ def save_version(
 def default_description(meta: dict[str, Any]) -> str:
     """A one-line description from the training config."""
     config = meta["config"]
+    fixes = config.get("mitigations") or []
     return (
-        f"{config['loss']} GAN ({config['arch']}) trained on {config['dataset']} for "
-        f"{meta['step']} steps, seed {config['seed']}."
+        f"{config['loss']} GAN ({config['arch']}{', ' + ', '.join(fixes) if fixes else ''}) "
+        f"trained on {config['dataset']} for {meta['step']} steps, seed {config['seed']}."
     )
 
 

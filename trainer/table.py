@@ -51,7 +51,7 @@ METHOD_LABELS = {
     "pacgan2": "PacGAN2",
     "pacgan4": "PacGAN4",
     "wgan-gp": "WGAN-GP",
-    "wgan-gp-ema": "WGAN-GP + G weight EMA (0.99), longer runs",
+    "wgan-gp-ema": "WGAN-GP + G weight EMA, longer runs",
     "mbstd": "Minibatch stddev",
     "pacgan4-mbstd": "PacGAN4 + minibatch stddev",
     "diffaugment": "DiffAugment (translation, cutout)",

@@ -11,12 +11,18 @@ from typing import Any
 
 import numpy as np
 
-from .classifier import classified_histogram
+from .classifier import CONFIDENCE_THRESHOLD, classified_histogram
 from .duplicates import exact_duplicates
 from .embedding import embed
 from .errors import DiagnosticsError
 from .features import feature_metrics
-from .mixture import GaussianMixture, expected_coverage, high_quality_probability, mode_metrics
+from .mixture import (
+    HIGH_QUALITY_STDS,
+    GaussianMixture,
+    expected_coverage,
+    high_quality_probability,
+    mode_metrics,
+)
 from .special import chi2_sf, log_gamma
 from .verdict import verdict
 
@@ -133,7 +139,11 @@ def _mode_statistics(samples: np.ndarray, mixture: GaussianMixture) -> dict[str,
     metrics = mode_metrics(samples, mixture)
     success = mixture.weights * high_quality_probability(mixture.dim)
     stats = histogram_statistics(metrics["histogram"], samples.shape[0], mixture.weights, success)
-    return {**stats, "duplicate_fraction": exact_duplicates(samples)["exact_fraction"]}
+    return {
+        **stats,
+        "duplicate_fraction": exact_duplicates(samples)["exact_fraction"],
+        "high_quality_rule": f"lie within {HIGH_QUALITY_STDS:g} std of a mode centre",
+    }
 
 
 def _classified_statistics(
@@ -144,7 +154,11 @@ def _classified_statistics(
     weights = weights / weights.sum()
     histogram = classified_histogram(probabilities, reference)
     stats = histogram_statistics(histogram, probabilities.shape[0], weights, weights)
-    return {**stats, "duplicate_fraction": exact_duplicates(flatten(samples))["exact_fraction"]}
+    return {
+        **stats,
+        "duplicate_fraction": exact_duplicates(flatten(samples))["exact_fraction"],
+        "high_quality_rule": f"are classified with confidence >= {CONFIDENCE_THRESHOLD:g}",
+    }
 
 
 def histogram_statistics(

@@ -203,7 +203,8 @@ def verdict(stats: dict[str, Any]) -> dict[str, Any]:
     quality = stats.get("high_quality_fraction")
     if quality is not None and quality < LOW_QUALITY_FRACTION:
         reasons.append(
-            f"low sample quality: only {quality:.1%} of samples lie within "
-            f"3 std of a mode centre (warning below {LOW_QUALITY_FRACTION:.0%})"
+            f"low sample quality: only {quality:.1%} of samples "
+            f"{stats.get('high_quality_rule', 'lie within 3 std of a mode centre')} "
+            f"(warning below {LOW_QUALITY_FRACTION:.0%})"
         )
     return {"status": status, "reasons": reasons}

@@ -48,6 +48,18 @@ def test_a_removed_class_is_named_missing(client, digits):
     assert report["verdict"]["status"] == "partial_collapse"
 
 
+def test_blurred_digits_are_low_quality_by_the_classifiers_rule(client, digits):
+    """Averages of two digits of different classes are rarely classified confidently; the
+    warning names the classifier's rule, not the mixtures' distance rule."""
+    images, labels = digits
+    partner = [np.flatnonzero(labels == (label + 5) % 10)[0] for label in labels[:400]]
+    blurred = 0.5 * (images[:400] + images[partner])
+    report = diagnose(client, blurred, "digits")
+    assert report["high_quality_fraction"] < 0.5
+    (warning,) = [r for r in report["verdict"]["reasons"] if r.startswith("low sample quality")]
+    assert "classified with confidence >= 0.99" in warning and "std" not in warning
+
+
 def test_channels_last_layout_is_accepted(client, digits):
     images, _ = digits
     report = diagnose(client, np.ascontiguousarray(images[:200].transpose(0, 2, 3, 1)), "digits")
