@@ -92,11 +92,20 @@ def score_samples(
     noise continues the same PCG64 stream. The sampler runs on all n rows at once (the
     denoiser splits them into batches), so the batch size never changes the samples.
     """
+    rng, t, x = trajectory_start(spec, n, seed, steps)
+    x = sample(denoise, x, t, sampler, churn, rng)
+    return (x / spec.data_scale).astype(np.float32)
+
+
+def trajectory_start(
+    spec: ScoreSpec, n: int, seed: int, steps: int
+) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
+    """(the request's generator, after its initial noise; the time steps [steps + 1]; the
+    starting state x_0 = noise * t_0, float64 [n, *sample_shape])."""
     rng = seeded_generator(seed)
     noise = initial_noise(spec, n, rng)
     t = time_steps(steps, spec.sigma_min, spec.sigma_max, spec.rho)
-    x = sample(denoise, noise.astype(np.float64) * t[0], t, sampler, churn, rng)
-    return (x / spec.data_scale).astype(np.float32)
+    return rng, t, noise.astype(np.float64) * t[0]
 
 
 def matching_fused(version: dict, sampler: str, steps: int, churn: float = 0.0) -> dict | None:
@@ -133,10 +142,7 @@ def stepped_score_samples(
     state in an OrtValue on the sessions' device (on a GPU: no host round trip per step, only
     the step's four numbers and, with churn, its noise go in); the samples come back at the
     end. The same noise, time steps and arithmetic as score_samples: the same samples."""
-    rng = seeded_generator(seed)
-    noise = initial_noise(spec, n, rng)
-    t = time_steps(steps, spec.sigma_min, spec.sigma_max, spec.rho)
-    x = noise.astype(np.float64) * t[0]
+    rng, t, x = trajectory_start(spec, n, seed, steps)
     euler = steppers["euler"]
     device, rows = runtime.session_device(euler), runtime.piece_rows(euler, max_batch)
     pieces = [slice(start, start + rows) for start in range(0, n, rows)]
