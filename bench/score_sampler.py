@@ -4,6 +4,7 @@ vs the same sampler calling the PyTorch network directly, on the same model in t
     python -m bench.score_sampler                       # models/grid25-edm, n 2,500 and 10,000
     python -m bench.score_sampler --model digits-edm --sizes 1000
     python -m bench.score_sampler --run-dir RUN_DIR     # torch from that run (else: none)
+    python -m bench.score_sampler --device cuda         # the onnxruntime paths on the GPU
 
 Both paths run service.sampling.score_samples (so the samples agree to float32 rounding; the
 table shows the max difference); only the denoiser differs: onnxruntime's CPU session as the
@@ -54,10 +55,11 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, help="the run the model was exported from")
     parser.add_argument("--sizes", type=int, nargs="+", default=[2500, 10_000])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
     card = json.loads((args.models_dir / args.model / "card.json").read_text())
     version = card["versions"][-1]
-    session = runtime.create_session(args.models_dir / args.model / version["file"], "cpu")
+    session = runtime.create_session(args.models_dir / args.model / version["file"], args.device)
     denoisers = {"service, step by step": onnx_denoiser(session, card, ServiceConfig().max_batch)}
     if args.run_dir is not None:
         import torch
@@ -68,13 +70,14 @@ def main() -> None:
         denoisers["plain PyTorch"] = torch_denoiser(load_run(args.run_dir).ema.eval())
     spec, steps, sampler = ScoreSpec.from_card(card), card["sampler"]["steps"], "heun"
     nfe = network_evaluations(steps, sampler)
-    print(f"{args.model}: {steps} {sampler} steps ({nfe} network evaluations), 1 CPU thread\n")
+    where = runtime.session_provider(session)
+    print(f"{args.model}: {steps} {sampler} steps ({nfe} network evaluations), {where}\n")
     print("| n | path | seconds | samples/s | max abs difference |")
     print("| --- | --- | --- | --- | --- |")
     fused = matching_fused(version, sampler, steps)
     if fused is not None:
         fused_session = runtime.create_session(
-            args.models_dir / args.model / fused["file"], "cpu", large_graph=True
+            args.models_dir / args.model / fused["file"], args.device, large_graph=True
         )
     else:
         fused_session = None
@@ -82,7 +85,7 @@ def main() -> None:
     graphs = version.get("step_graphs")
     if graphs is not None:
         steppers = {
-            s: runtime.create_session(args.models_dir / args.model / graphs[s]["file"], "cpu")
+            s: runtime.create_session(args.models_dir / args.model / graphs[s]["file"], args.device)
             for s in SAMPLERS
         }
     for n in args.sizes:

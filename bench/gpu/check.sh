@@ -34,3 +34,9 @@ timeout 300 python3 -m bench.generation --device cuda --repeats 10 2>"$out/gener
 
 # the k-NN metrics at 50k x 50k, d=64 and d=2048, on this machine's CPUs (numpy, no prdc here)
 timeout 240 python3 -m bench.diagnostics --large --no-prdc 2>&1 | tee "$out/diagnostics.md"
+
+# a score model's sampler on CUDA: numpy steps vs step graphs (state on the GPU) vs fused graph
+timeout 120 python3 -m bench.score_sampler --device cuda --sizes 2500 10000 2>"$out/score.log" \
+    | tee "$out/score.md"
+timeout 120 python3 -m bench.score_sampler --device cuda --model digits-edm --sizes 256 4096 \
+    2>>"$out/score.log" | tee -a "$out/score.md"

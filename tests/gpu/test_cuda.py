@@ -9,12 +9,14 @@ import pytest
 from service import runtime
 from service.config import REPO_MODELS
 from service.repository import Repository
+from service.samplers import Churn
 from service.sampling import (
     ScoreSpec,
     fused_score_samples,
     gaussian_latents,
     onnx_denoiser,
     score_samples,
+    stepped_score_samples,
 )
 
 
@@ -51,6 +53,8 @@ def test_every_bundled_model_is_served_by_cuda(repository):
     assert servable and all(entry.provider == runtime.CUDA for entry in servable)
     for entry in repository.of_kind("score"):
         assert all(runtime.session_provider(s) == runtime.CUDA for s in entry.fused.values())
+        for steppers in entry.steppers.values():
+            assert all(runtime.session_provider(s) == runtime.CUDA for s in steppers.values())
 
 
 @pytest.mark.parametrize("name", ["ring8-wgan-gp", "stacked-digits-gan"])
@@ -70,3 +74,23 @@ def test_fused_trajectory_equals_step_by_step_on_cuda(repository, name):
     stepwise = score_samples(denoise, spec, 2048, 1, 18, "heun")
     fused = fused_score_samples(entry.fused[1], spec, 2048, 1, 8192)
     np.testing.assert_allclose(fused, stepwise, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["grid25-edm", "digits-edm"])
+def test_step_graphs_keep_the_state_on_cuda_and_equal_numpy(repository, name, monkeypatch):
+    entry, spec = repository.get(name), ScoreSpec.from_card(card(name))
+    steppers = entry.steppers[1]
+    assert all(runtime.session_provider(s) == runtime.CUDA for s in steppers.values())
+    states = []
+    original = runtime.run_bound
+
+    def recording(session, inputs, output):
+        states.append(original(session, inputs, output))
+        return states[-1]
+
+    monkeypatch.setattr(runtime, "run_bound", recording)
+    stepped = stepped_score_samples(steppers, spec, 2048, 1, 10, "heun", Churn(20.0))
+    assert states and all(state.device_name().lower() == "cuda" for state in states)
+    denoise = onnx_denoiser(entry.sessions[1], entry.card, 8192)
+    numpy_path = score_samples(denoise, spec, 2048, 1, 10, "heun", Churn(20.0))
+    np.testing.assert_allclose(stepped, numpy_path, atol=1e-4, rtol=0)
