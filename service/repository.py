@@ -17,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service import runtime
+from service.samplers import SAMPLERS
 from service.sampling import ScoreSpec, stepped_score_samples
 
 log = logging.getLogger(__name__)
@@ -184,9 +185,8 @@ class Repository:
             if "step_graphs" in version:
                 graphs = version["step_graphs"]
                 sessions = {
-                    sampler: self._checked_session(entry.path / spec["file"], spec["sha256"])
-                    for sampler, spec in graphs.items()
-                    if sampler != "parity"
+                    s: self._checked_session(entry.path / graphs[s]["file"], graphs[s]["sha256"])
+                    for s in SAMPLERS
                 }
                 try:
                     stepped_score_samples(

@@ -30,7 +30,14 @@ from onnx import TensorProto, helper, numpy_helper
 from service import runtime
 from service.config import ServiceConfig
 from service.repository import sha256
-from service.samplers import NO_CHURN, SAMPLERS, Churn, network_evaluations, time_steps
+from service.samplers import (
+    NO_CHURN,
+    SAMPLERS,
+    Churn,
+    check_sampler,
+    network_evaluations,
+    time_steps,
+)
 from service.sampling import (
     STEP_NOISE,
     STEP_OUTPUT,
@@ -162,13 +169,11 @@ def step_graph(denoiser: onnx.ModelProto, sampler: str) -> onnx.ModelProto:
     correction (two; only for t_next > 0: the last step of a Heun trajectory is an Euler
     step). The arithmetic is sample's, in the same order and precision, so a trajectory of
     these steps gives sample's numbers (service.sampling.stepped_score_samples)."""
-    if sampler not in ("euler", "heun"):
-        raise ValueError(f"unknown sampler {sampler!r}; choose from euler, heun")
+    check_sampler(sampler)
     build = Builder(denoiser)
-    x_in = STEP_STATE
-    batch = build.node("Shape", [x_in], start=0, end=1)
+    batch = build.node("Shape", [STEP_STATE], start=0, end=1)
     churned = build.node("Mul", [STEP_SCALARS[0], STEP_NOISE])  # float32, as numpy computes it
-    x = build.node("Add", [x_in, build.node("Cast", [churned], to=TensorProto.DOUBLE)])
+    x = build.node("Add", [STEP_STATE, build.node("Cast", [churned], to=TensorProto.DOUBLE)])
     t_hat, t_next, step = STEP_SCALARS[1:]
     denoised = build.denoise(x, build.node("Cast", [t_hat], to=TensorProto.FLOAT), batch, 0)
     d_cur = build.node("Div", [build.node("Sub", [x, denoised]), t_hat])
