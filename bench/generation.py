@@ -18,7 +18,8 @@ in one process on one device:
 - the service runtime: the ONNX file in a session made by service.runtime.create_session and
   run by the service's own code (runtime.run_rows; service.sampling.score_samples for the score
   model), numpy latents in and numpy samples out, as a request gets them; for the score model
-  also its fused trajectory graph (the whole sampler in one run, trainer/edm/fused.py);
+  also its fused trajectory graph (the whole sampler in one run, trainer/edm/fused.py), for the
+  GANs also their float16 graph (trainer/half.py, which the service runs on CUDA);
 - HTTP: gunicorn with the repo's config serving the bundled models, a 4,096-sample NPY request
   (`--http-samples`), against the service runtime on the same bundled file in this process.
 
@@ -59,6 +60,7 @@ from trainer.edm.export import to_onnx as score_to_onnx
 from trainer.edm.fused import fuse_trajectory
 from trainer.edm.precond import Denoiser
 from trainer.export import to_onnx as gan_to_onnx
+from trainer.half import half_precision
 from trainer.nets import ARCHITECTURES
 from trainer.nets.edm import SCORE_NETWORKS
 
@@ -247,6 +249,10 @@ def bench_kind(
     runners = {"service runtime": service_runner(kind, path, device, batch)}
     if kind.score:
         runners["service runtime, fused graph"] = fused_runner(kind, path, device, batch, folder)
+    else:  # the float16 graph (trainer/half.py), which the service runs on CUDA (FP16=auto)
+        half = folder / f"{kind.name}-fp16.onnx"
+        onnx.save(half_precision(onnx.load(path)), half)
+        runners["service runtime, fp16 graph"] = service_runner(kind, half, device, batch)
     for label, generate in runners.items():
         seconds = median_time(generate, repeats, lambda: None)
         parity = None if reference is None else float(np.max(np.abs(generate() - reference)))

@@ -50,7 +50,7 @@ def configure_logging(level: str) -> None:
 
 def load_models(app: Flask, config: ServiceConfig) -> None:
     """Read the model repository; broken entries are kept as not ready, never fatal."""
-    repository = Repository(config.model_repository, config.device).load()
+    repository = Repository(config.model_repository, config.device, config.fp16).load()
     for entry in repository.entries.values():
         if entry.provider:
             metrics.MODEL_PROVIDER.labels(model=entry.name, provider=entry.provider).set(1)

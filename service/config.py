@@ -25,6 +25,10 @@ class ServiceConfig:
     # Euler or Heun step per run, the state kept in the device's memory between steps), "off"
     # steps in numpy (the state on the host). The samples are the same (the card's parity).
     step_graphs: str = "on"
+    # FP16: "auto" runs a GAN version's float16 graph (card `versions[].fp16`, written where
+    # parity allows) when the session is on CUDA, "on" wherever it runs (the CPU gains nothing),
+    # "off" never. Its samples differ from float32 by at most the card's fp16 parity.
+    fp16: str = "auto"
     default_samples: int = (
         2_500  # DEFAULT_SAMPLES: n when a request does not say (papers' protocol)
     )
@@ -72,6 +76,8 @@ class ServiceConfig:
         for name in ("fused_sampler", "step_graphs"):
             if getattr(self, name) not in ("on", "off"):
                 raise ValueError(f"{name.upper()} must be on or off, not {getattr(self, name)!r}")
+        if self.fp16 not in ("auto", "on", "off"):
+            raise ValueError(f"FP16 must be auto, on or off, not {self.fp16!r}")
         for name in (
             "max_samples",
             "max_batch",

@@ -96,6 +96,11 @@ def schemas(config: ServiceConfig) -> dict:
                 "error": {"type": ["string", "null"]},
                 "provider": {"type": ["string", "null"]},
                 "versions": {"type": "array", "items": {"type": "integer"}},
+                "precision": {
+                    "type": "object",
+                    "description": "per version: fp32, or fp16 when its float16 graph is served",
+                    "additionalProperties": {"enum": ["fp32", "fp16"]},
+                },
                 "card": {"type": ["object", "null"]},
             },
         },

@@ -40,6 +40,7 @@ class Entry:
     sessions: dict[int, ort.InferenceSession] = field(default_factory=dict)
     features: np.ndarray | None = None
     fused: dict[int, ort.InferenceSession] = field(default_factory=dict)  # score: per version
+    half: set[int] = field(default_factory=set)  # gan: versions served by their fp16 graph
     # score: per version, the step graphs' sessions by sampler ("euler", "heun")
     steppers: dict[int, dict[str, ort.InferenceSession]] = field(default_factory=dict)
 
@@ -87,9 +88,10 @@ def sha256(path: Path) -> str:
 class Repository:
     """All entries of one model repository folder, keyed by name."""
 
-    def __init__(self, root: Path, device: str) -> None:
+    def __init__(self, root: Path, device: str, fp16: str = "auto") -> None:
         self.root = root
         self.device = device
+        self.fp16 = fp16  # FP16 (service/config.py): auto | on | off
         self.entries: dict[str, Entry] = {}
 
     def load(self) -> "Repository":
@@ -156,12 +158,22 @@ class Repository:
         sessions = {}
         for version in entry.card["versions"]:
             session = self._checked_session(entry.path / version["file"], version["sha256"])
+            if self._runs_half(version, session):
+                spec = version["fp16"]
+                session = self._checked_session(entry.path / spec["file"], spec["sha256"])
+                entry.half.add(version["version"])
             check_signature(session, entry.card)
             inputs = [entry.card["input"]]
             inputs += [entry.card["sigma_input"]] if entry.kind == "score" else []
             warm_up(session, inputs, version["file"])
             sessions[version["version"]] = session
         return sessions
+
+    def _runs_half(self, version: dict, session: ort.InferenceSession) -> bool:
+        """Whether a version runs its float16 graph: listed, and FP16 on, or auto on CUDA."""
+        if "fp16" not in version or self.fp16 == "off":
+            return False
+        return self.fp16 == "on" or runtime.session_provider(session) == runtime.CUDA
 
     def _load_fused(self, entry: Entry) -> dict[int, ort.InferenceSession]:
         """The fused trajectory sessions of a score model's versions that list one."""

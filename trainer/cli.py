@@ -121,7 +121,35 @@ def build_parser() -> argparse.ArgumentParser:
     add_classifier_command(commands)
     add_table_command(commands)
     add_fuse_command(commands)
+    add_half_command(commands)
     return parser
+
+
+def add_half_command(commands: argparse._SubParsersAction) -> None:
+    """`half`: a GAN's float16 graph beside each version's file, when parity allows."""
+    half = commands.add_parser(
+        "half", help="add a float16 graph (for CUDA) to each version of a GAN, where parity allows"
+    )
+    half.add_argument("model_dir", type=Path, help="models/<name> of a gan")
+    half.set_defaults(handler=run_half, parser=half)
+
+
+def run_half(args: argparse.Namespace) -> int:
+    """Call add_half; print each version's parity and the card's path."""
+    from trainer.half import add_half
+
+    try:
+        path, results = add_half(args.model_dir)
+    except ValueError as error:  # not a gan, a graph with control flow
+        args.parser.error(str(error))
+    for result in results:
+        verdict = "kept" if result["kept"] else "not kept"
+        print(
+            f"{result['file']}: max |fp16 - fp32| {result['max_abs_error']:.3g} "
+            f"(tolerance {result['tolerance']:.3g}): {verdict}"
+        )
+    print(path)
+    return 0
 
 
 def add_fuse_command(commands: argparse._SubParsersAction) -> None:

@@ -247,7 +247,8 @@ def export_gan(
     version: int | None = None,
     description: str | None = None,
 ) -> Path:
-    """Export run_dir's generator as models_dir/<name>/<version>/model.onnx; returns the card.
+    """Export run_dir's generator as models_dir/<name>/<version>/model.onnx, and its float16
+    graph where parity allows (trainer/half.py); returns the card's path.
 
     version defaults to the previous largest + 1; older versions stay listed in the card.
     ValueError for bad requests (invalid name, existing version, a non-gan card of that name);
@@ -274,6 +275,13 @@ def export_gan(
     description = description or default_description(meta)
     output = output_spec(generator, latent_dim)
     card = gan_card(name, description, meta, versions, diagnostics, output)
+    from trainer.half import half_version  # it imports this module
+
+    try:  # the float16 graph beside it, where parity allows (for CUDA)
+        half_version(model_dir, card, entry)
+    except BaseException:
+        shutil.rmtree(model_dir / str(version))
+        raise
     return write_card(model_dir, card)
 
 

@@ -32,7 +32,8 @@ SCORE_FIELDS = ("steps", "sampler", "churn")
 
 
 def describe(entry: Entry) -> dict:
-    """Name, kind, readiness, the provider in use and the card (None when unreadable)."""
+    """Name, kind, readiness, the provider in use, each version's precision and the card
+    (None when unreadable)."""
     return {
         "name": entry.name,
         "kind": entry.kind,
@@ -40,6 +41,9 @@ def describe(entry: Entry) -> dict:
         "error": entry.error,
         "provider": entry.provider,
         "versions": sorted(entry.sessions),
+        "precision": {
+            str(v): "fp16" if v in entry.half else "fp32" for v in sorted(entry.sessions)
+        },
         "card": entry.card,
     }
 

@@ -58,13 +58,28 @@ def test_every_bundled_model_is_served_by_cuda(repository):
 
 
 @pytest.mark.parametrize("name", ["ring8-wgan-gp", "stacked-digits-gan"])
-def test_cuda_generators_agree_with_the_cpu(repository, name):
+def test_cuda_generators_agree_with_the_cpu(name):
     latent_dim = card(name)["latent_dim"]
     z = gaussian_latents(4096, latent_dim, 1)
-    cpu = runtime.create_session(REPO_MODELS / name / "1" / "model.onnx", "cpu")
+    path = REPO_MODELS / name / "1" / "model.onnx"
+    cpu, cuda = (runtime.create_session(path, device) for device in ("cpu", "cuda"))
     inputs = {cpu.get_inputs()[0].name: z}
-    on_cuda = runtime.run_rows(repository.get(name).sessions[1], inputs, 8192)
+    on_cuda = runtime.run_rows(cuda, inputs, 8192)
     np.testing.assert_allclose(on_cuda, runtime.run_rows(cpu, inputs, 8192), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["ring8-wgan-gp", "stacked-digits-gan"])
+def test_cuda_serves_the_float16_graphs_within_their_parity(repository, name):
+    """FP16=auto: on CUDA a GAN with an fp16 graph runs it; its samples stay within the card's
+    tolerance of the float32 file on the CPU (plus 1e-3 for CUDA's own float32 rounding)."""
+    entry, version = repository.get(name), card(name)["versions"][0]
+    assert 1 in entry.half
+    z = gaussian_latents(4096, entry.card["latent_dim"], 1)
+    cpu = runtime.create_session(REPO_MODELS / name / version["file"], "cpu")
+    inputs = {cpu.get_inputs()[0].name: z}
+    half = runtime.run_rows(entry.sessions[1], inputs, 8192)
+    tolerance = version["fp16"]["parity"]["tolerance"] + 1e-3
+    np.testing.assert_allclose(half, runtime.run_rows(cpu, inputs, 8192), atol=tolerance, rtol=0)
 
 
 @pytest.mark.parametrize("name", ["grid25-edm", "digits-edm"])
