@@ -140,7 +140,7 @@ def test_a_failed_step_parity_leaves_no_file(model_repo, tmp_path, monkeypatch):
     version = card["versions"][0]
     for graph in ("euler", "heun"):
         (model_dir / version["step_graphs"][graph]["file"]).unlink()
-    monkeypatch.setattr(fused, "PARITY_TOLERANCE", -1.0)
+    monkeypatch.setattr(fused, "STEP_PARITY_TOLERANCE", -1.0)
     with pytest.raises(RuntimeError, match="step graph parity failed"):
         fused.step_version(model_dir, card, version)
     assert not list(model_dir.glob("*/step-*.onnx"))
