@@ -124,8 +124,7 @@ def fuse_trajectory(
     """The graph noise [batch, *shape] float32 -> samples [batch, *shape] float32 of
     service.sampling.score_samples without churn: x = noise * t[0], then one Euler or Heun
     step per interval of the time steps t (ending at 0), then x / data_scale."""
-    if sampler not in ("euler", "heun"):
-        raise ValueError(f"unknown sampler {sampler!r}; choose from euler, heun")
+    check_sampler(sampler)
     build = Builder(denoiser)
     x_info = denoiser.graph.input[0]
     batch = build.node("Shape", [NOISE_NAME], start=0, end=1)  # [1] int64
