@@ -213,6 +213,18 @@ def schemas(config: ServiceConfig) -> dict:
                 "kl": {"type": ["number", "null"]},
                 "reverse_kl": {"type": ["number", "null"]},
                 "expected_covered_ideal": {"type": ["number", "null"]},
+                "all_samples": {
+                    "type": ["object", "null"],
+                    "description": "Classifier references: every sample counted by its argmax "
+                    "mode, confident or not (the Stacked-MNIST papers' protocol)",
+                    "properties": {
+                        "covered": {"type": "integer"},
+                        "missing": {"type": "array", "items": {"type": "integer"}},
+                        "kl": {"type": ["number", "null"]},
+                        "kl_expected_ideal": {"type": "number"},
+                        "kl_expected_ideal_std": {"type": "number"},
+                    },
+                },
                 "duplicates": {"type": "object"},
                 "features": {
                     "type": "object",

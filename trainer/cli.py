@@ -5,6 +5,7 @@ function with named parameters.
                                              [--dry-run] [--no-resume]
     python -m trainer export RUN_DIR --name NAME [--models-dir models] [--version V]
     python -m trainer reference DATASET [--models-dir models]
+    python -m trainer diagnose MODEL_DIR
     python -m trainer classifier [--models-dir models] [--steps N --seed S] [--dry-run]
     python -m trainer table [--benchmarks ...] [--methods ...] [--seeds 5] [--jobs J]
                             [--steps N] [--quick] [--runs-dir runs/table] [--out docs/results]
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_table_command(commands)
     add_fuse_command(commands)
     add_half_command(commands)
+    add_diagnose_command(commands)
     return parser
 
 
@@ -149,6 +151,28 @@ def run_half(args: argparse.Namespace) -> int:
             f"(tolerance {result['tolerance']:.3g}): {verdict}"
         )
     print(path)
+    return 0
+
+
+def add_diagnose_command(commands: argparse._SubParsersAction) -> None:
+    """`diagnose`: measure a model card's diagnostics again from its ONNX files."""
+    diagnose = commands.add_parser(
+        "diagnose", help="measure an exported model's card diagnostics again (newest version)"
+    )
+    diagnose.add_argument("model_dir", type=Path, help="models/<name> of a gan or score model")
+    diagnose.set_defaults(handler=run_diagnose, parser=diagnose)
+
+
+def run_diagnose(args: argparse.Namespace) -> int:
+    """Call rediagnose; print the verdict and the card's path."""
+    from trainer.diagnose import rediagnose
+
+    try:
+        path = rediagnose(args.model_dir)
+    except ValueError as error:  # no such card, or not a generator
+        args.parser.error(str(error))
+    verdict = json.loads(path.read_text())["diagnostics"]["verdict"]["status"]
+    print(f"{verdict}: {path}")
     return 0
 
 

@@ -65,3 +65,20 @@ def diagnose_samples(
     if modes_only:
         return diagnose_modes(samples, spec, classified)
     return diagnose(samples, spec, dataset_name, features, classified)
+
+
+def protocol_numbers(report: dict[str, Any]) -> dict[str, Any]:
+    """The collapse table's numbers from a mode report (diagnose_samples): modes_covered,
+    modes_total, high_quality_fraction, kl (the high-quality histogram) and, for classifier
+    references, modes_covered_all and kl_all (every sample by its argmax mode: the
+    Stacked-MNIST papers' count)."""
+    numbers = {
+        "modes_covered": report["modes"]["covered"],
+        "modes_total": report["modes"]["total"],
+        "high_quality_fraction": report["high_quality_fraction"],
+        "kl": report["kl"],
+    }
+    every = report.get("all_samples")
+    if every is not None:
+        numbers |= {"modes_covered_all": every["covered"], "kl_all": every["kl"]}
+    return numbers

@@ -142,14 +142,17 @@ def measure_parity(generator: nn.Module, path: Path, latent_dim: int) -> dict[st
     return parity
 
 
-def export_diagnostics(path: Path, latent_dim: int, dataset_name: str) -> dict[str, Any]:
+def export_diagnostics(
+    path: Path, latent_dim: int, dataset_name: str, models_dir: Path | None = None
+) -> dict[str, Any]:
     """The service's report on onnxruntime samples from service latents (seed 0): the papers'
-    protocol size, 2,500 for the 2-D mixtures and 26,000 for the image datasets."""
-    from trainer.evaluation import diagnose_samples
+    protocol size, 2,500 for the 2-D mixtures and 26,000 for the image datasets; image samples
+    are judged by the classifier reference in models_dir (default: the bundled repository)."""
+    from trainer.evaluation import REFERENCE_MODELS, diagnose_samples
 
     n = DIAGNOSTICS_SAMPLES.get(dataset_name, DIAGNOSTICS_SAMPLES["default"])
     z = gaussian_latents(n, latent_dim, DIAGNOSTICS_SEED)
-    report = diagnose_samples(run_onnx(path, z), dataset_name)
+    report = diagnose_samples(run_onnx(path, z), dataset_name, models_dir or REFERENCE_MODELS)
     return {**to_jsonable(report), "n": n, "seed": DIAGNOSTICS_SEED}
 
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from service.sampling import gaussian_latents
 from trainer.config import IMAGE_ARCHITECTURES, TrainConfig, with_defaults
 from trainer.datasets import GaussianMixture, get_dataset
-from trainer.evaluation import diagnose_samples
+from trainer.evaluation import diagnose_samples, protocol_numbers
 from trainer.images import ImageDataset
 from trainer.losses import Critic, GANLoss, get_loss
 from trainer.mitigations import (
@@ -275,12 +275,7 @@ def evaluate(state: TrainState) -> dict[str, Any]:
     config = state.config
     samples = generate(state.sampling_generator, config.eval_samples, config.latent_dim, EVAL_SEED)
     report = diagnose_samples(samples, state.dataset.name, modes_only=True)
-    return {
-        "modes_covered": report["modes"]["covered"],
-        "modes_total": report["modes"]["total"],
-        "high_quality_fraction": report["high_quality_fraction"],
-        "kl": report["kl"],
-    }
+    return protocol_numbers(report)
 
 
 def checkpoint_dict(state: TrainState) -> dict[str, Any]:

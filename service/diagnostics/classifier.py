@@ -49,11 +49,25 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+def classified_modes(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mode id int64 [N], confidence float [N]) of probabilities [N, C, classes]: the
+    channels' argmax digits in base `classes` (R most significant) and the product over
+    channels of the top probability."""
+    digits = probabilities.argmax(axis=-1)  # [N, C]
+    place = probabilities.shape[-1] ** np.arange(digits.shape[1] - 1, -1, -1)
+    return digits @ place, probabilities.max(axis=-1).prod(axis=-1)
+
+
 def classified_histogram(probabilities: np.ndarray, reference: dict[str, Any]) -> np.ndarray:
     """High-quality samples per mode, int64 [n_modes], from probabilities [N, C, classes]."""
-    digits = probabilities.argmax(axis=-1)  # [N, C]
-    confidence = probabilities.max(axis=-1).prod(axis=-1)  # [N]
-    place = probabilities.shape[-1] ** np.arange(digits.shape[1] - 1, -1, -1)
-    modes = digits @ place  # base-`classes` number, R most significant
+    modes, confidence = classified_modes(probabilities)
     confident = confidence >= CONFIDENCE_THRESHOLD
     return np.bincount(modes[confident], minlength=reference["n_modes"]).astype(np.int64)
+
+
+def argmax_histogram(probabilities: np.ndarray, reference: dict[str, Any]) -> np.ndarray:
+    """Every sample per mode, confident or not, int64 [n_modes]: the Stacked-MNIST papers'
+    count (Metz et al. 2017, Srivastava et al. 2017, Lin et al. 2018 label each channel of
+    every sample with a pretrained classifier's argmax, without a confidence filter)."""
+    modes, _ = classified_modes(probabilities)
+    return np.bincount(modes, minlength=reference["n_modes"]).astype(np.int64)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .classifier import CONFIDENCE_THRESHOLD, classified_histogram
+from .classifier import CONFIDENCE_THRESHOLD, argmax_histogram, classified_histogram
 from .duplicates import exact_duplicates
 from .embedding import embed
 from .errors import DiagnosticsError
@@ -156,8 +156,26 @@ def _classified_statistics(
     stats = histogram_statistics(histogram, probabilities.shape[0], weights, weights)
     return {
         **stats,
+        "all_samples": all_samples_statistics(argmax_histogram(probabilities, reference), weights),
         "duplicate_fraction": exact_duplicates(flatten(samples))["exact_fraction"],
         "high_quality_rule": f"are classified with confidence >= {CONFIDENCE_THRESHOLD:g}",
+    }
+
+
+def all_samples_statistics(histogram: np.ndarray, weights: np.ndarray) -> dict[str, Any]:
+    """The report's `all_samples` section from the histogram of every sample's argmax mode
+    int [K] (no confidence filter; the Stacked-MNIST papers' protocol): modes seen, the ones
+    missing, and KL(p_gen || weights) beside an exact sampler's mean and std at the same size
+    (about 0.019 nats for 26,000 samples on 1,000 modes)."""
+    captured = histogram > 0
+    kl, _ = kl_divergences(histogram, weights)
+    kl_ideal = expected_kl_ideal(weights, int(histogram.sum()))
+    return {
+        "covered": int(captured.sum()),
+        "missing": np.flatnonzero(~captured & (weights > 0)).tolist(),
+        "kl": kl if kl is None or math.isfinite(kl) else None,
+        "kl_expected_ideal": kl_ideal[0],
+        "kl_expected_ideal_std": kl_ideal[1],
     }
 
 
@@ -216,6 +234,7 @@ def _mode_report(stats: dict[str, Any]) -> dict[str, Any]:
         "chi_square": stats["chi_square"],
         "expected_covered_ideal": stats["expected_covered"],
         "expected_covered_ideal_std": stats["expected_covered_std"],
+        "all_samples": stats.get("all_samples"),
     }
 
 
@@ -230,6 +249,7 @@ NO_MODES = dict.fromkeys(
         "chi_square",
         "expected_covered_ideal",
         "expected_covered_ideal_std",
+        "all_samples",
     )
 )
 

@@ -26,7 +26,7 @@ from service.sampling import ScoreSpec, score_samples
 from trainer.datasets import GaussianMixture, get_dataset
 from trainer.edm.config import ScoreConfig, resolve_score_config
 from trainer.edm.precond import Denoiser, edm_loss
-from trainer.evaluation import REFERENCE_MODELS, diagnose_samples
+from trainer.evaluation import REFERENCE_MODELS, diagnose_samples, protocol_numbers
 from trainer.images import ImageDataset
 from trainer.nets.edm import SCORE_NETWORKS
 from trainer.training_loop import (
@@ -207,12 +207,7 @@ def evaluate(
     denoise = torch_denoiser(state.ema.eval())
     samples = score_samples(denoise, score_spec(state), n, seed, steps, config.sampler)
     report = diagnose_samples(samples, config.dataset, models_dir, modes_only=True)
-    return {
-        "modes_covered": report["modes"]["covered"],
-        "modes_total": report["modes"]["total"],
-        "high_quality_fraction": report["high_quality_fraction"],
-        "kl": report["kl"],
-    }
+    return protocol_numbers(report)
 
 
 def checkpoint_dict(state: ScoreState) -> dict[str, Any]:
