@@ -45,6 +45,31 @@ def test_quick_table_rows_are_the_mean_of_its_runs(quick_table):
         }
 
 
+def test_stacked_digits_runs_also_count_every_sample(quick_table):
+    document = json.loads((quick_table / "out" / "collapse.json").read_text())
+    for run in document["runs"]:
+        if run["benchmark"] == "ring8":
+            assert "modes_covered_all" not in run and "kl_all" not in run
+        else:  # an untrained generator: no confident sample, yet every sample has a label
+            assert run["modes_covered"] <= run["modes_covered_all"]
+            assert run["modes_covered_all"] >= 1 and run["kl_all"] > 0
+    text = (quick_table / "out" / "collapse.md").read_text()
+    ring8, stacked = text.split("## stacked-digits")
+    assert "every sample" not in ring8.split("## ring8")[1]
+    assert "| modes, every sample | KL, every sample |" in stacked
+
+
+def test_runs_recorded_before_the_every_sample_count_show_n_a():
+    common = {"benchmark": "stacked-digits", "method": "gan", "seconds": 1.0}
+    common |= {"config": {"steps": 3}, "modes_total": 1000, "high_quality_fraction": 0.1}
+    old = common | {"modes_covered": 500, "kl": 1.0}
+    new = common | {"modes_covered": 600, "kl": 0.8, "modes_covered_all": 990, "kl_all": 0.2}
+    (row,) = summarise([old, new])
+    assert row["seeds_all"] == 1 and row["modes_covered_all"] == (990.0, 0.0)
+    (row,) = summarise([old])
+    assert row["seeds_all"] == 0 and row["modes_covered_all"] is None
+
+
 def test_a_second_run_reuses_finished_runs(quick_table, capsys):
     result = quick_table / "runs" / "ring8" / "gan" / "seed0" / "result.json"
     before = result.read_text()
