@@ -1,6 +1,7 @@
-"""The committed collapse table (docs/results/collapse.json) and the bundled GANs exported from
-its seed-0 runs: sampling a bundled model through the service and diagnosing the samples through
-the service gives the table's numbers for that run."""
+"""The committed collapse tables (docs/results/collapse.json, and the stacked-digits re-run with
+the every-sample count, docs/results/stacked-every-sample/collapse.json) and the bundled GANs
+exported from their seed-0 runs: sampling a bundled model through the service and diagnosing the
+samples through the service gives the table's numbers for that run."""
 
 import io
 import json
@@ -13,12 +14,17 @@ from service.config import REPO_MODELS
 from tests.helpers import make_config
 from trainer.config import with_defaults
 
-TABLE = Path(__file__).parents[2] / "docs" / "results" / "collapse.json"
+RESULTS = Path(__file__).parents[2] / "docs" / "results"
 SLOW_DATASETS = ("stacked-digits",)  # 26,000 samples through the k-NN metrics: about a minute
 
 
 def table_runs() -> list[dict]:
-    return json.loads(TABLE.read_text())["runs"] if TABLE.is_file() else []
+    """Every run of every committed table."""
+    return [
+        run
+        for table in sorted(RESULTS.glob("**/collapse.json"))
+        for run in json.loads(table.read_text())["runs"]
+    ]
 
 
 def bundled_table_models() -> list[tuple[str, dict]]:
@@ -84,3 +90,6 @@ def test_service_reproduces_the_table_run(name, run):
         assert report["kl"] is None
     else:
         assert report["kl"] == pytest.approx(run["kl"], rel=1e-9, abs=1e-12)
+    if "modes_covered_all" in run:  # recorded since the every-sample count exists
+        assert report["all_samples"]["covered"] == run["modes_covered_all"]
+        assert report["all_samples"]["kl"] == pytest.approx(run["kl_all"], rel=1e-9, abs=1e-12)
