@@ -1,9 +1,9 @@
 """Per-request steps around every route: request id, optional API key, HTTP metrics."""
 
 import hmac
+import random
 import re
 import time
-import uuid
 
 from flask import Flask, Response, g, request
 
@@ -33,7 +33,7 @@ def register_request_hooks(app: Flask) -> None:
     def begin() -> None:
         g.started = time.perf_counter()
         incoming = request.headers.get(REQUEST_ID, "")
-        g.request_id = incoming if VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        g.request_id = incoming if VALID_REQUEST_ID.fullmatch(incoming) else new_request_id()
         if api_key and request.path not in OPEN_PATHS:
             check_api_key(api_key)
 
@@ -47,6 +47,13 @@ def register_request_hooks(app: Flask) -> None:
         if started is not None:
             metrics.REQUEST_DURATION.labels(**labels).observe(time.perf_counter() - started)
         return response
+
+
+def new_request_id() -> str:
+    """32 hex digits from the process's Mersenne Twister (reseeded in each forked worker):
+    an id to correlate logs, not a secret, so no os.urandom system call per request (a
+    uuid4 was 3% of a worker's time serving small requests)."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def check_api_key(api_key: str) -> None:

@@ -91,7 +91,8 @@ def sample_request(name: str) -> SampleRequest:
     entry = ready_entry(name, *SERVABLE_KINDS)
     body = json_body(("n", "seed", "version", *SCORE_FIELDS))
     n = int_field(body, "n", config.default_samples, 1, config.max_samples)
-    seed = int_field(body, "seed", secrets.randbits(63), 0, MAX_SEED)
+    seed = int_field(body, "seed", None, 0, MAX_SEED)
+    seed = secrets.randbits(63) if seed is None else seed  # drawn only when none was sent
     version = int_field(body, "version", entry.latest_version(), 1, 2**31)
     if version not in entry.sessions:
         raise ApiError(
