@@ -2,7 +2,8 @@
 
 The diagnostics in a card are measured at export (trainer.export.export_diagnostics for a
 GAN, trainer.edm.export.export_diagnostics for a score model): the service's report on the
-papers' number of samples drawn as the service draws them for seed 0. When the report gains
+papers' number of samples drawn as the service draws them for each exporter's seed (0 for a
+GAN, 1 for a score model, with the card's default steps and sampler). When the report gains
 keys or a rule changes, `python -m trainer diagnose models/<name>` measures the newest version
 again the same way, without its checkpoint, and rewrites the card's `diagnostics`.
 """
