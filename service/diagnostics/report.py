@@ -167,15 +167,14 @@ def all_samples_statistics(histogram: np.ndarray, weights: np.ndarray) -> dict[s
     int [K] (no confidence filter; the Stacked-MNIST papers' protocol): modes seen, the ones
     missing, and KL(p_gen || weights) beside an exact sampler's mean and std at the same size
     (about 0.019 nats for 26,000 samples on 1,000 modes)."""
-    captured = histogram > 0
-    kl, _ = kl_divergences(histogram, weights)
-    kl_ideal = expected_kl_ideal(weights, int(histogram.sum()))
+    stats = histogram_statistics(histogram, int(histogram.sum()), weights, weights)
+    kl = stats["kl"]
     return {
-        "covered": int(captured.sum()),
-        "missing": np.flatnonzero(~captured & (weights > 0)).tolist(),
+        "covered": stats["covered"],
+        "missing": stats["missing"],
         "kl": kl if kl is None or math.isfinite(kl) else None,
-        "kl_expected_ideal": kl_ideal[0],
-        "kl_expected_ideal_std": kl_ideal[1],
+        "kl_expected_ideal": stats["kl_expected"],
+        "kl_expected_ideal_std": stats["kl_expected_std"],
     }
 
 
