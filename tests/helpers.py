@@ -70,3 +70,18 @@ def draw_mixture(reference: dict, n: int, modes: list[int] | None, seed: int = 0
     chosen = np.arange(len(centres)) if modes is None else np.asarray(modes)
     index = rng.choice(chosen, size=n)
     return centres[index] + reference["std"] * rng.standard_normal((n, centres.shape[1]))
+
+
+def approx_tree(value: object, rel: float = 1e-6) -> object:
+    """A JSON-like value with every float wrapped in pytest.approx(rel=rel), for comparing
+    reports whose floats pass through BLAS kernels that differ between CPUs (eigenvalues of the
+    Vendi score's kernel matrix moved by 2e-9 relative between two x86 machines)."""
+    import pytest
+
+    if isinstance(value, dict):
+        return {key: approx_tree(item, rel) for key, item in value.items()}
+    if isinstance(value, list):
+        return [approx_tree(item, rel) for item in value]
+    if isinstance(value, float):
+        return pytest.approx(value, rel=rel)
+    return value
