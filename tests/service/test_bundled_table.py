@@ -1,7 +1,7 @@
-"""The committed collapse tables (docs/results/collapse.json, and the stacked-digits re-run with
-the every-sample count, docs/results/stacked-every-sample/collapse.json) and the bundled GANs
-exported from their seed-0 runs: sampling a bundled model through the service and diagnosing the
-samples through the service gives the table's numbers for that run."""
+"""The committed collapse tables (every docs/results/**/collapse.json: the main table and the
+re-runs beside it) and the bundled GANs exported from their seed-0 runs: sampling a bundled model
+through the service and diagnosing the samples through the service gives the table's numbers for
+that run."""
 
 import io
 import json
