@@ -7,7 +7,7 @@
 # drift from the build onnxruntime expects (an nvidia/cuda base would carry a second, unrelated
 # copy); only the libraries the CUDA provider loads (no full toolkit, no apt CUDA repository),
 # so the image is smaller; and the base gets Debian security updates through the python
-# image. service/runtime.py calls onnxruntime.preload_dlls() so these libraries are found
+# image. lab/runtime.py calls onnxruntime.preload_dlls() so these libraries are found
 # without LD_LIBRARY_PATH. The host needs the NVIDIA driver (>= 580 for CUDA 13) and the
 # NVIDIA container toolkit; it mounts libcuda.so at run time. Without a GPU the service falls
 # back to the CPU provider (DEVICE=auto).
@@ -24,7 +24,7 @@ COPY pyproject.toml constraints.txt ./
 COPY deploy/constraints-cuda.txt ./deploy/
 
 # The dependency list is read from pyproject.toml (its one home). The project itself is not
-# installed: the final stage runs service/ from /app with its static files and schemas.
+# installed: the final stage runs lab/ and service/ from /app with the schemas and static files.
 # nvidia-cublas is named because onnxruntime-gpu's [cuda] extra omits it although the CUDA
 # provider links libcublasLt.so.13 and libcublas.so.13.
 RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
@@ -57,6 +57,7 @@ RUN groupadd --system --gid 10001 app \
 
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
+COPY lab ./lab
 COPY service ./service
 COPY models ./models
 

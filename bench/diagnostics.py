@@ -1,4 +1,4 @@
-"""Benchmark: k-NN manifold metrics, ours (service.diagnostics.manifold) vs prdc.compute_prdc.
+"""Benchmark: k-NN manifold metrics, ours (lab.diagnostics.manifold) vs prdc.compute_prdc.
 
     python -m bench.diagnostics            # 10k x 10k d=64 (both) and 50k x 50k d=64 (ours)
     python -m bench.diagnostics --quick    # 2k x 2k d=64 (both)
@@ -35,7 +35,7 @@ def draw(n_real: int, n_fake: int, dim: int, seed: int = 0) -> tuple[np.ndarray,
 
 def run_ours(real: np.ndarray, fake: np.ndarray, k_pr: int, k_dc: int) -> dict[str, float]:
     """Our four metrics with prdc's strict `<`."""
-    from service.diagnostics.manifold import manifold_metrics  # imported before timing
+    from lab.diagnostics.manifold import manifold_metrics  # imported before timing
 
     return manifold_metrics(real, fake, k_pr=k_pr, k_dc=k_dc, inclusive=False)
 
@@ -54,7 +54,7 @@ def worker(which: str, n_real: int, n_fake: int, dim: int, k_pr: int, k_dc: int)
     """Subprocess body: time one implementation and print JSON (seconds, values, peak RSS)."""
     real, fake = draw(n_real, n_fake, dim)
     if which == "ours":  # imports (prdc's pulls in scikit-learn, ~0.8 s) are not timed
-        import service.diagnostics.manifold  # noqa: F401
+        import lab.diagnostics.manifold  # noqa: F401
     else:
         import prdc  # noqa: F401
     start = time.perf_counter()

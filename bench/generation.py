@@ -13,10 +13,10 @@ in one process on one device:
 - torch eager fp32 (and fp16 and torch.compile where they run): the module in eval mode under
   inference_mode, its inputs already on the device and its outputs left there (the most
   favourable setting for PyTorch); on the CPU also torch in the service's CPU pieces
-  (service.runtime.CPU_BATCH rows per call), so that what the pieces gain is not credited to
+  (lab.runtime.CPU_BATCH rows per call), so that what the pieces gain is not credited to
   onnxruntime;
-- the service runtime: the ONNX file in a session made by service.runtime.create_session and
-  run by the service's own code (runtime.run_rows; service.sampling.score_samples for the score
+- the service runtime: the ONNX file in a session made by lab.runtime.create_session and
+  run by the service's own code (runtime.run_rows; lab.sampling.score_samples for the score
   model), numpy latents in and numpy samples out, as a request gets them; for the score model
   also its fused trajectory graph (the whole sampler in one run, trainer/edm/fused.py), for the
   GANs also their float16 graph (trainer/half.py, which the service runs on CUDA);
@@ -45,17 +45,18 @@ import torch
 from torch import nn
 
 from bench.server import running_server
-from service import runtime
-from service.config import REPO_MODELS, ServiceConfig
-from service.samplers import NO_CHURN, time_steps
-from service.sampling import (
+from lab import runtime
+from lab.noise import gaussian_latents
+from lab.samplers import NO_CHURN, time_steps
+from lab.sampling import (
+    DEFAULT_MAX_BATCH,
     ScoreSpec,
     file_sampler,
     fused_score_samples,
-    gaussian_latents,
     onnx_denoiser,
     score_samples,
 )
+from service.config import REPO_MODELS
 from trainer.edm.export import to_onnx as score_to_onnx
 from trainer.edm.fused import fuse_trajectory
 from trainer.edm.precond import Denoiser
@@ -212,7 +213,7 @@ def service_runner(kind: Kind, path: Path, device: str, batch: int) -> Callable[
     """The service's own generation code over the ONNX file at `path`, for `batch` samples."""
     card = read_card(kind.card)
     session = runtime.create_session(path, device)
-    max_batch = ServiceConfig().max_batch
+    max_batch = DEFAULT_MAX_BATCH
     if kind.score:
         denoise = onnx_denoiser(session, card, max_batch)
         spec = ScoreSpec.from_card(card)
@@ -270,7 +271,7 @@ def fused_runner(
     fused_path = folder / f"{kind.name}-fused.onnx"
     onnx.save(fuse_trajectory(onnx.load(path), t, "heun", spec.data_scale), fused_path)
     session = runtime.create_session(fused_path, device, large_graph=True)
-    max_batch = ServiceConfig().max_batch
+    max_batch = DEFAULT_MAX_BATCH
     return lambda: fused_score_samples(session, spec, batch, SEED, max_batch)
 
 

@@ -6,7 +6,7 @@ vs the same sampler calling the PyTorch network directly, on the same model in t
     python -m bench.score_sampler --run-dir RUN_DIR     # torch from that run (else: none)
     python -m bench.score_sampler --device cuda         # the onnxruntime paths on the GPU
 
-Both paths run service.sampling.score_samples (so the samples agree to float32 rounding; the
+Both paths run lab.sampling.score_samples (so the samples agree to float32 rounding; the
 table shows the max difference); only the denoiser differs: onnxruntime's CPU session as the
 service creates it (ORT_INTRA_OP_THREADS, default 1) or the torch EMA network (torch threads
 set to match). When the card lists a fused trajectory graph for the default sampler and steps
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from service import runtime
-from service.config import REPO_MODELS, ServiceConfig
-from service.samplers import SAMPLERS, network_evaluations
-from service.sampling import (
+from lab import runtime
+from lab.samplers import SAMPLERS, network_evaluations
+from lab.sampling import (
+    DEFAULT_MAX_BATCH,
     ScoreSpec,
     fused_score_samples,
     matching_fused,
@@ -36,6 +36,7 @@ from service.sampling import (
     score_samples,
     stepped_score_samples,
 )
+from service.config import REPO_MODELS
 
 
 def best_time(repeats: int, work, *args) -> tuple[float, np.ndarray]:
@@ -60,7 +61,7 @@ def main() -> None:
     card = json.loads((args.models_dir / args.model / "card.json").read_text())
     version = card["versions"][-1]
     session = runtime.create_session(args.models_dir / args.model / version["file"], args.device)
-    denoisers = {"service, step by step": onnx_denoiser(session, card, ServiceConfig().max_batch)}
+    denoisers = {"service, step by step": onnx_denoiser(session, card, DEFAULT_MAX_BATCH)}
     if args.run_dir is not None:
         import torch
 
@@ -81,7 +82,7 @@ def main() -> None:
         )
     else:
         fused_session = None
-    max_batch = ServiceConfig().max_batch
+    max_batch = DEFAULT_MAX_BATCH
     graphs = version.get("step_graphs")
     if graphs is not None:
         steppers = {

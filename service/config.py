@@ -4,6 +4,8 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from lab.sampling import DEFAULT_MAX_BATCH
+
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
@@ -14,7 +16,9 @@ class ServiceConfig:
     model_repository: Path = REPO_MODELS  # MODEL_REPOSITORY: folder of <name>/card.json
     device: str = "auto"  # DEVICE: auto (CUDA when it works, else CPU) | cuda | cpu
     max_samples: int = 100_000  # MAX_SAMPLES: largest n a generation request may ask for
-    max_batch: int = 8_192  # MAX_BATCH: generation runs in batches of at most this many rows
+    max_batch: int = (
+        DEFAULT_MAX_BATCH  # MAX_BATCH: generation runs in batches of at most this many rows
+    )
     max_steps: int = 256  # MAX_STEPS: largest `steps` a score-model request may ask for
     # FUSED_SAMPLER: "on" runs a version's fused trajectory graph (the whole sampler as one
     # ONNX graph) for score requests that match it (same sampler and steps, no churn), "off"

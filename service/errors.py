@@ -10,7 +10,7 @@ from http import HTTPStatus
 from flask import Flask, Response, g, json
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from service.diagnostics import DiagnosticsError
+from lab.diagnostics import DiagnosticsError
 
 PROBLEM_MIME = "application/problem+json"
 log = logging.getLogger(__name__)

@@ -6,10 +6,11 @@ it validates and that it lists exactly the app's routes.
 
 from typing import Any
 
+from lab.cards import NAME_RULE
+from lab.noise import MAX_SEED
+from lab.samplers import MAX_CHURN, SAMPLERS
 from service.config import ServiceConfig
 from service.middleware import OPEN_PATHS
-from service.samplers import MAX_CHURN, SAMPLERS
-from service.sampling import MAX_SEED
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -84,7 +85,7 @@ def schemas(config: ServiceConfig) -> dict:
         },
         "Card": {
             "type": "object",
-            "description": "A model card (service/schemas/card.schema.json)",
+            "description": "A model card (lab/schemas/card.schema.json)",
         },
         "Model": {
             "type": "object",
@@ -180,7 +181,7 @@ def schemas(config: ServiceConfig) -> dict:
                     "contentMediaType": "application/octet-stream",
                     "description": "A batch of real samples (any upload format)",
                 },
-                "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$"},
+                "name": {"type": "string", "pattern": NAME_RULE},
                 "key": {"type": "string", "description": "Array name in a .npz"},
             },
         },

@@ -9,7 +9,6 @@ reader never sees half a reference. Built-in references (the model repository) a
 
 import json
 import os
-import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -18,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from service.diagnostics import DiagnosticsError
-from service.diagnostics.classifier import classified_histogram
-from service.diagnostics.embedding import embed, image_layout
-from service.diagnostics.report import validate_samples
+from lab.cards import NAME
+from lab.diagnostics import DiagnosticsError
+from lab.diagnostics.classifier import classified_histogram
+from lab.diagnostics.embedding import embed, image_layout
+from lab.diagnostics.report import validate_samples
 from service.errors import ApiError
-
-NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)

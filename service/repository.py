@@ -5,24 +5,28 @@ fails its schema, a missing or altered ONNX file, or a session that will not loa
 entry not ready, with the reason, and never stops the others from serving.
 """
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
-import jsonschema
 import numpy as np
 import onnxruntime as ort
 
-from service import runtime
-from service.samplers import SAMPLERS
-from service.sampling import ScoreSpec, stepped_score_samples
+from lab import runtime
+from lab.cards import (
+    SERVABLE_KINDS,
+    check_signature,
+    check_tensors,
+    checked_file,
+    load_classifier_reference,
+    tensor_inputs,
+    validate_card,
+)
+from lab.samplers import SAMPLERS
+from lab.sampling import ScoreSpec, stepped_score_samples
 
 log = logging.getLogger(__name__)
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "card.schema.json"
-SERVABLE_KINDS = ("gan", "score")
 WARM_UP_ROWS = 1  # rows of the run each session gets before its entry is ready (warm_up)
 FUSED_INPUT, FUSED_OUTPUT = "noise", "samples"  # a fused trajectory graph's tensors
 
@@ -60,29 +64,6 @@ class Entry:
 
     def latest_version(self) -> int:
         return max(self.sessions)
-
-
-@cache
-def card_schema() -> dict:
-    """The JSON Schema every card must satisfy (service/schemas/card.schema.json)."""
-    return json.loads(SCHEMA_PATH.read_text())
-
-
-def validate_card(card: object) -> None:
-    """Raise ValueError with the first schema violation, as `path: message`."""
-    validator = jsonschema.Draft202012Validator(card_schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(card))
-    if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "(card)"
-        raise ValueError(f"card.json invalid at {where}: {error.message}")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Repository:
@@ -134,38 +115,27 @@ class Repository:
 
     def _load_classifier(self, entry: Entry) -> None:
         """The classifier session (checked against the card) and the reference features."""
-        spec = entry.card["reference"]
-        entry.sessions = {1: self._checked_session(entry.path / spec["file"], spec["sha256"])}
-        warm_up(entry.sessions[1], [spec["input"]], spec["file"])
-        stored = spec.get("features")
-        if stored is None:
-            raise ValueError("classifier reference without `features` (real-sample embeddings)")
-        path = entry.path / stored["file"]
-        if sha256(path) != stored["sha256"]:
-            raise ValueError(f"{path.relative_to(self.root)}: sha256 differs from the card")
-        features = np.load(path, allow_pickle=False).astype(np.float64)
-        features.setflags(write=False)
-        entry.features = features
+        loaded = load_classifier_reference(entry.path, self.device, entry.card)
+        entry.sessions = {1: loaded.session}
+        warm_up(loaded.session, [loaded.spec["input"]], loaded.spec["file"])
+        entry.features = loaded.features
 
     def _checked_session(
-        self, path: Path, expected_sha256: str, large_graph: bool = False
+        self, folder: Path, spec: dict, large_graph: bool = False
     ) -> ort.InferenceSession:
-        if sha256(path) != expected_sha256:
-            raise ValueError(f"{path.relative_to(self.root)}: sha256 differs from the card")
-        return runtime.create_session(path, self.device, large_graph)
+        """A session of the file a card entry names, checked against its sha256."""
+        return runtime.create_session(checked_file(folder, spec), self.device, large_graph)
 
     def _load_sessions(self, entry: Entry) -> dict[int, ort.InferenceSession]:
         sessions = {}
         for version in entry.card["versions"]:
-            session = self._checked_session(entry.path / version["file"], version["sha256"])
+            session = self._checked_session(entry.path, version)
             if self._runs_half(version, session):
                 spec = version["fp16"]
-                session = self._checked_session(entry.path / spec["file"], spec["sha256"])
+                session = self._checked_session(entry.path, spec)
                 entry.half.add(version["version"])
             check_signature(session, entry.card)
-            inputs = [entry.card["input"]]
-            inputs += [entry.card["sigma_input"]] if entry.kind == "score" else []
-            warm_up(session, inputs, version["file"])
+            warm_up(session, tensor_inputs(entry.card), version["file"])
             sessions[version["version"]] = session
         return sessions
 
@@ -181,8 +151,7 @@ class Repository:
         for version in entry.card["versions"]:
             if "fused" in version:
                 spec = version["fused"]
-                path = entry.path / spec["file"]
-                session = self._checked_session(path, spec["sha256"], large_graph=True)
+                session = self._checked_session(entry.path, spec, large_graph=True)
                 noise = {**entry.card["input"], "name": FUSED_INPUT}
                 check_tensors(session, [noise], {**entry.card["output"], "name": FUSED_OUTPUT})
                 warm_up(session, [noise], spec["file"])
@@ -196,10 +165,7 @@ class Repository:
         for version in entry.card["versions"]:
             if "step_graphs" in version:
                 graphs = version["step_graphs"]
-                sessions = {
-                    s: self._checked_session(entry.path / graphs[s]["file"], graphs[s]["sha256"])
-                    for s in SAMPLERS
-                }
+                sessions = {s: self._checked_session(entry.path, graphs[s]) for s in SAMPLERS}
                 try:
                     stepped_score_samples(
                         sessions, ScoreSpec.from_card(entry.card), 1, 0, 2, "heun"
@@ -246,30 +212,3 @@ def warm_up(session: ort.InferenceSession, inputs: list[dict], file: str) -> Non
         raise ValueError(
             f"{file}: the warm-up run failed: {type(error).__name__}: {error}"
         ) from None
-
-
-def check_signature(session: ort.InferenceSession, card: dict) -> None:
-    """Raise ValueError when the ONNX file's inputs or output (names, ranks, fixed widths)
-    differ from the card: a gan takes `input`, a score model `input` and `sigma_input`."""
-    inputs = [card["input"]] + ([card["sigma_input"]] if card["kind"] == "score" else [])
-    check_tensors(session, inputs, card["output"])
-
-
-def check_tensors(session: ort.InferenceSession, inputs: list[dict], output: dict) -> None:
-    """ValueError unless the session's inputs and first output match the tensor specs (names,
-    ranks, fixed widths)."""
-    actual_inputs = session.get_inputs()
-    if len(actual_inputs) != len(inputs):
-        names = [tensor.name for tensor in actual_inputs]
-        raise ValueError(f"ONNX inputs {names} != card {[spec['name'] for spec in inputs]}")
-    pairs = [*zip(inputs, actual_inputs, strict=True), (output, session.get_outputs()[0])]
-    for expected, actual in pairs:
-        if actual.name != expected["name"]:
-            raise ValueError(f"ONNX tensor {actual.name!r} != card {expected['name']!r}")
-        fixed = [
-            (a, b)
-            for a, b in zip(actual.shape[1:], expected["shape"][1:], strict=False)
-            if isinstance(a, int) and b != -1
-        ]
-        if len(actual.shape) != len(expected["shape"]) or any(a != b for a, b in fixed):
-            raise ValueError(f"ONNX {actual.name} shape {actual.shape} != card {expected['shape']}")

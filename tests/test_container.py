@@ -118,7 +118,7 @@ def test_cmd_is_exec_form_gunicorn_with_the_repo_config() -> None:
     (command,) = final_stage("CMD")
     assert json.loads(command) == ["gunicorn", "-c", "service/gunicorn.conf.py"]
     copied = " ".join(final_stage("COPY"))
-    assert "service" in copied and "models" in copied
+    assert "lab" in copied and "service" in copied and "models" in copied
 
 
 def test_no_torch_is_installed() -> None:
@@ -147,7 +147,7 @@ def test_dockerignore_keeps_the_context_small() -> None:
     }
     for excluded in (".git", ".venv", "tests", "runs", "trainer", "bench", "docs"):
         assert excluded in patterns, excluded
-    for needed in ("service", "models", "pyproject.toml", "constraints.txt"):
+    for needed in ("lab", "service", "models", "pyproject.toml", "constraints.txt"):
         assert needed not in patterns, needed
 
 

@@ -26,16 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from service.repository import sha256
+from lab.cards import sha256, write_card
 from trainer.datasets import get_dataset
-from trainer.export import (
-    EXPORT_BATCH,
-    OPSET,
-    PARITY_TOLERANCE,
-    module_to_onnx,
-    utc_now,
-    write_card,
-)
+from trainer.export import EXPORT_BATCH, OPSET, PARITY_TOLERANCE, module_to_onnx, utc_now
 from trainer.images import HELD_OUT_FRACTION, SPLIT_SEED, load_digit_images, split_digits
 
 REFERENCE_DATASETS = ("digits", "stacked-digits")

@@ -10,7 +10,8 @@ again the same way, without its checkpoint, and rewrites the card's `diagnostics
 
 from pathlib import Path
 
-from trainer.export import export_diagnostics, read_card, write_card
+from lab.cards import read_card, write_card
+from trainer.export import export_diagnostics
 
 
 def rediagnose(model_dir: Path) -> Path:

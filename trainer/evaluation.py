@@ -8,38 +8,28 @@ them, so a number means the same thing in the trainer, in a card and through the
 """
 
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lab.cards import ClassifierReference, load_classifier_reference
 from trainer.datasets import GaussianMixture, get_dataset
 
 REFERENCE_MODELS = Path(__file__).resolve().parents[1] / "models"  # the bundled repository
 
 
 @functools.cache
-def classifier_reference(dataset_name: str, models_dir: Path) -> tuple[dict, Any, np.ndarray]:
-    """(card's reference spec, CPU onnxruntime session, real features float64 [N, D]) of
-    models_dir/<dataset_name>; ValueError naming the command that writes it when missing."""
-    from service.repository import sha256
-    from service.runtime import create_session
-
+def classifier_reference(dataset_name: str, models_dir: Path) -> ClassifierReference:
+    """The classifier reference models_dir/<dataset_name> on the CPU (lab.cards); ValueError
+    naming the command that writes it when missing."""
     folder = Path(models_dir) / dataset_name
-    card_path = folder / "card.json"
-    if not card_path.is_file():
+    if not (folder / "card.json").is_file():
         raise ValueError(
-            f"no classifier reference {card_path}: write it with "
+            f"no classifier reference {folder / 'card.json'}: write it with "
             f"`python -m trainer classifier --models-dir {models_dir}`"
         )
-    spec = json.loads(card_path.read_text())["reference"]
-    for stored in (spec, spec["features"]):
-        if sha256(folder / stored["file"]) != stored["sha256"]:
-            raise ValueError(f"{folder / stored['file']}: sha256 differs from the card")
-    session = create_session(folder / spec["file"], "cpu")
-    features = np.load(folder / spec["features"]["file"], allow_pickle=False)
-    return spec, session, features.astype(np.float64)
+    return load_classifier_reference(folder, "cpu")
 
 
 def diagnose_samples(
@@ -49,22 +39,22 @@ def diagnose_samples(
     modes_only: bool = False,
 ) -> dict[str, Any]:
     """The service's report of samples [N, d] or images [N, C, 8, 8] against the dataset's
-    reference (service.diagnostics.diagnose), or only its mode keys when `modes_only`
+    reference (lab.diagnostics.diagnose), or only its mode keys when `modes_only`
     (diagnose_modes: the same numbers without the k-NN feature metrics)."""
-    from service.diagnostics import diagnose, diagnose_modes  # the shared metric core
+    from lab.diagnostics import diagnose, diagnose_modes  # the shared metric core
 
     dataset = get_dataset(dataset_name)
     if isinstance(dataset, GaussianMixture):
         if modes_only:
             return diagnose_modes(samples, dataset.reference_spec())
         return diagnose(samples, dataset.reference_spec(), dataset_name)
-    from service.classify import classify
+    from lab.classify import classify
 
-    spec, session, features = classifier_reference(dataset_name, Path(models_dir))
-    classified = classify(session, spec, samples)
+    reference = classifier_reference(dataset_name, Path(models_dir))
+    classified = classify(reference.session, reference.spec, samples)
     if modes_only:
-        return diagnose_modes(samples, spec, classified)
-    return diagnose(samples, spec, dataset_name, features, classified)
+        return diagnose_modes(samples, reference.spec, classified)
+    return diagnose(samples, reference.spec, dataset_name, reference.features, classified)
 
 
 def protocol_numbers(report: dict[str, Any]) -> dict[str, Any]:

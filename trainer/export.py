@@ -1,17 +1,15 @@
 """Export a trained generator to the model repository (models/<name>/<version>/model.onnx)
-with a card (models/<name>/card.json) valid against service/schemas/card.schema.json.
+with a card (models/<name>/card.json) valid against lab/schemas/card.schema.json.
 
 The card records what the service and a reader need: input/output tensors, the reference the
 diagnostics compare against, the architecture arguments and resolved training config, the
 torch-vs-onnxruntime parity error, the file's sha256 and the diagnostics measured at export on
-the same latents the service would draw (service.sampling.gaussian_latents).
+the same latents the service would draw (lab.sampling.gaussian_latents).
 """
 
 import contextlib
 import datetime
-import json
 import logging
-import re
 import shutil
 import warnings
 from collections.abc import Callable, Iterator
@@ -24,8 +22,8 @@ import onnxruntime
 import torch
 from torch import nn
 
-from service.repository import sha256, validate_card
-from service.sampling import gaussian_latents
+from lab.cards import check_name, next_version, read_card, sha256, to_jsonable, write_card
+from lab.noise import gaussian_latents
 from trainer.datasets import get_dataset
 from trainer.nets import ARCHITECTURES
 
@@ -36,17 +34,7 @@ PARITY_INPUTS = 4096
 PARITY_SEED = 1
 DIAGNOSTICS_SAMPLES = {"default": 2500, "stacked-digits": 26_000}  # the papers' protocol
 DIAGNOSTICS_SEED = 0
-NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # card.schema.json $defs.name
 EXPORT_BATCH = 8  # >= 2, so torch.export keeps the batch axis symbolic
-
-
-def check_name(name: str) -> None:
-    """ValueError unless `name` is a valid model-repository folder name (card.schema.json)."""
-    if not NAME_PATTERN.fullmatch(name):
-        raise ValueError(
-            f"invalid model name {name!r}: lower-case letters, digits, '.', '_', "
-            "'-', starting with a letter or digit, at most 64 characters"
-        )
 
 
 def load_generator(run_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -154,44 +142,6 @@ def export_diagnostics(
     z = gaussian_latents(n, latent_dim, DIAGNOSTICS_SEED)
     report = diagnose_samples(run_onnx(path, z), dataset_name, models_dir or REFERENCE_MODELS)
     return {**to_jsonable(report), "n": n, "seed": DIAGNOSTICS_SEED}
-
-
-def to_jsonable(value: Any) -> Any:
-    """numpy scalars/arrays and tuples -> plain JSON values, recursively."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def read_card(model_dir: Path) -> dict[str, Any] | None:
-    """models/<name>/card.json as a dict, or None when absent."""
-    path = model_dir / "card.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def next_version(model_dir: Path, card: dict[str, Any] | None) -> int:
-    """1 + the largest version in the card or among the numeric sub-folders (1 when none)."""
-    versions = [entry["version"] for entry in (card or {}).get("versions", [])]
-    if model_dir.is_dir():
-        versions += [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
-    return max(versions, default=0) + 1
-
-
-def write_card(model_dir: Path, card: dict[str, Any]) -> Path:
-    """Validate against the card schema, then write card.json atomically; returns its path."""
-    card = to_jsonable(card)
-    validate_card(card)
-    path = model_dir / "card.json"
-    temporary = model_dir / "card.json.tmp"
-    temporary.write_text(json.dumps(card, indent=2) + "\n")
-    temporary.replace(path)
-    return path
 
 
 def utc_now() -> str:

@@ -222,7 +222,7 @@ def train_gan(run: Run) -> tuple[dict[str, Any], np.ndarray]:
 def train_score(run: Run) -> tuple[dict[str, Any], np.ndarray]:
     """Train (or resume) a score-model run: the EMA network's evaluation with the config's
     sampler and steps, and 64 samples (seed 0) for the figure."""
-    from service.sampling import score_samples
+    from lab.sampling import score_samples
     from trainer.edm.training_loop import (
         check_run_dir,
         evaluate,

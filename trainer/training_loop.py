@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from service.sampling import gaussian_latents
+from lab.noise import gaussian_latents
 from trainer.config import IMAGE_ARCHITECTURES, TrainConfig, with_defaults
 from trainer.datasets import GaussianMixture, get_dataset
 from trainer.evaluation import diagnose_samples, protocol_numbers
@@ -43,7 +43,7 @@ from trainer.nets import ARCHITECTURES
 # Fields that may change between a run and its resumption (how long and how often, not what).
 RESUMABLE_FIELDS = ("steps", "log_every", "eval_every", "snapshot_every", "eval_samples")
 Dataset = GaussianMixture | ImageDataset
-EVAL_SEED = 0  # eval latents come from service.sampling, like the export-time diagnostics
+EVAL_SEED = 0  # eval latents come from lab.sampling, like the export-time diagnostics
 
 
 @dataclass

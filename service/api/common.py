@@ -9,16 +9,11 @@ import numpy as np
 from flask import current_app, request
 from werkzeug.datastructures import FileStorage
 
-from service import metrics, runtime
-from service.classify import classify
-from service.config import ServiceConfig
-from service.diagnostics.embedding import image_layout
-from service.errors import ApiError
-from service.guard import Guard
-from service.references import ReferenceStore
-from service.repository import Entry, Repository
-from service.samplers import Churn
-from service.sampling import (
+from lab import runtime
+from lab.classify import classify
+from lab.diagnostics.embedding import image_layout
+from lab.samplers import Churn
+from lab.sampling import (
     ScoreSpec,
     fused_score_samples,
     matching_fused,
@@ -26,6 +21,12 @@ from service.sampling import (
     score_samples,
     stepped_score_samples,
 )
+from service import metrics
+from service.config import ServiceConfig
+from service.errors import ApiError
+from service.guard import Guard
+from service.references import ReferenceStore
+from service.repository import Entry, Repository
 from service.uploads import UploadLimits, detect_format, parse_batch
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def run_score_model(
 ) -> np.ndarray:
     """n samples of a score model under the concurrency guard and its deadline, with metrics:
     the version's fused trajectory graph when it matches the request and FUSED_SAMPLER allows
-    it (use_fused), else its step graphs (STEP_GRAPHS=on), else service.sampling.score_samples
+    it (use_fused), else its step graphs (STEP_GRAPHS=on), else lab.sampling.score_samples
     over the denoiser, step by step in numpy."""
     config = service_config()
     spec = ScoreSpec.from_card(entry.card)

@@ -5,6 +5,7 @@ import time
 import numpy as np
 from flask import Blueprint, Response, jsonify
 
+from lab.diagnostics import diagnose
 from service import metrics
 from service.api.common import (
     Reference,
@@ -17,7 +18,6 @@ from service.api.common import (
     run_classifier,
     to_value_range,
 )
-from service.diagnostics import diagnose
 from service.figures import render_report
 
 REPORT_FORMATS = ("application/json", "image/png")

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 from flask import Blueprint, Response, jsonify
 
+from lab.cards import SERVABLE_KINDS
+from lab.noise import MAX_SEED, gaussian_latents
+from lab.samplers import MAX_CHURN, SAMPLERS, network_evaluations
 from service.api.common import (
     choice_field,
     int_field,
@@ -22,9 +25,7 @@ from service.api.common import (
 )
 from service.api.diagnostics import REPORT_FORMATS, diagnosis_response
 from service.errors import ApiError
-from service.repository import SERVABLE_KINDS, Entry
-from service.samplers import MAX_CHURN, SAMPLERS, network_evaluations
-from service.sampling import MAX_SEED, gaussian_latents
+from service.repository import Entry
 
 blueprint = Blueprint("models", __name__, url_prefix="/v1/models")
 SAMPLE_FORMATS = ("application/json", "application/x-npy")
@@ -119,7 +120,7 @@ def sample_request(name: str) -> SampleRequest:
 
 def draw(request: SampleRequest) -> np.ndarray:
     """The samples: G(z) with z = gaussian_latents(n, latent_dim, seed) for a gan; the
-    sampler's integration from seeded noise (service.sampling.score_samples) for a score model."""
+    sampler's integration from seeded noise (lab.sampling.score_samples) for a score model."""
     entry, version, n, seed = request.entry, request.version, request.n, request.seed
     if entry.kind == "score":
         return run_score_model(

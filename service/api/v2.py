@@ -11,10 +11,11 @@ from importlib import metadata
 import numpy as np
 from flask import Blueprint, Response, request
 
+from lab.cards import SERVABLE_KINDS, tensor_inputs
 from service import kserve
 from service.api.common import ready_entry, repository, run_inputs, service_config
 from service.errors import ApiError
-from service.repository import SERVABLE_KINDS, Entry
+from service.repository import Entry
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
 SERVER_NAME = "collapse-lab"
@@ -73,7 +74,7 @@ def model_metadata(name: str, version: str | None = None) -> dict:
         "name": name,
         "versions": [str(v) for v in sorted(entry.sessions)],
         "platform": "onnxruntime_onnx",
-        "inputs": [tensor_metadata(spec) for spec in input_specs(entry.card)],
+        "inputs": [tensor_metadata(spec) for spec in tensor_inputs(entry.card)],
         "outputs": [tensor_metadata(entry.card["output"])],
     }
 
@@ -104,15 +105,10 @@ def infer(name: str, version: str | None = None) -> Response:
     return Response(body, headers=headers)
 
 
-def input_specs(card: dict) -> list[dict]:
-    """The card's input tensors: [z] for a gan, [x, sigma] for a score model."""
-    return [card["input"]] + ([card["sigma_input"]] if card["kind"] == "score" else [])
-
-
 def model_inputs(entry: Entry, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The model's inputs checked against the card: FP32 [batch, *card shape], one batch for
     all, within MAX_SAMPLES rows; a score model's sigma finite and > 0."""
-    specs = input_specs(entry.card)
+    specs = tensor_inputs(entry.card)
     names = [spec["name"] for spec in specs]
     if set(inputs) != set(names):
         raise ApiError(

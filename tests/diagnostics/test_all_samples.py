@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy.stats import entropy
 
-from service.diagnostics import diagnose_modes
-from service.diagnostics.classifier import argmax_histogram, classified_histogram
-from service.diagnostics.report import expected_kl_ideal
+from lab.diagnostics import diagnose_modes
+from lab.diagnostics.classifier import argmax_histogram, classified_histogram
+from lab.diagnostics.report import expected_kl_ideal
 from tests.helpers import draw_mixture
 from trainer.datasets import get_dataset
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from service.diagnostics import DiagnosticsError, diagnose, diagnose_modes
-from service.diagnostics.classifier import softmax
+from lab.diagnostics import DiagnosticsError, diagnose, diagnose_modes
+from lab.diagnostics.classifier import softmax
 from tests.helpers import draw_mixture
 from trainer.datasets import get_dataset
 

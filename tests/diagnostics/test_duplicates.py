@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from service.diagnostics import DiagnosticsError
-from service.diagnostics.duplicates import (
+from lab.diagnostics import DiagnosticsError
+from lab.diagnostics.duplicates import (
     duplicates,
     exact_duplicates,
     near_duplicate_pairs,

@@ -6,15 +6,15 @@ import io
 import numpy as np
 import pytest
 
-from service.diagnostics import DiagnosticsError
-from service.diagnostics.blocks import (
+from lab.diagnostics import DiagnosticsError
+from lab.diagnostics.blocks import (
     Scratch,
     centre_and_scale,
     filter_error,
     filter_points,
     filter_tile,
 )
-from service.diagnostics.manifold import (
+from lab.diagnostics.manifold import (
     expected_coverage_identical,
     knn_radii,
     manifold_metrics,

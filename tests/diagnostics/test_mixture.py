@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from service.diagnostics import DiagnosticsError, GaussianMixture
-from service.diagnostics.mixture import (
+from lab.diagnostics import DiagnosticsError, GaussianMixture
+from lab.diagnostics.mixture import (
     expected_coverage_ideal,
     high_quality_probability,
     mode_metrics,

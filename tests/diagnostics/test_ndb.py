@@ -5,8 +5,8 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import norm
 
-from service.diagnostics import DiagnosticsError
-from service.diagnostics.ndb import (
+from lab.diagnostics import DiagnosticsError
+from lab.diagnostics.ndb import (
     default_bins,
     jensen_shannon,
     kmeans,

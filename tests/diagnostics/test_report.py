@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from service.diagnostics import DiagnosticsError, diagnose
-from service.diagnostics.report import expected_kl_ideal
+from lab.diagnostics import DiagnosticsError, diagnose
+from lab.diagnostics.report import expected_kl_ideal
 
 SUBSETS = [
     ("ring8", [0]),

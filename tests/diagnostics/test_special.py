@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from service.diagnostics.special import chi2_cdf, chi2_sf, gammainc_lower, gammainc_upper
+from lab.diagnostics.special import chi2_cdf, chi2_sf, gammainc_lower, gammainc_upper
 
 SHAPES = [1e-3, 0.5, 1.0, 1.5, 3.0, 10.0, 49.5, 100.0, 250.0, 499.5]
 POINTS = np.array(

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from service.diagnostics import DiagnosticsError
-from service.diagnostics.vendi import vendi_score
+from lab.diagnostics import DiagnosticsError
+from lab.diagnostics.vendi import vendi_score
 
 
 def test_identical_rows_score_one() -> None:

@@ -1,10 +1,10 @@
-"""The verdict rules on the benchmark geometries (thresholds from service.diagnostics.verdict)."""
+"""The verdict rules on the benchmark geometries (thresholds from lab.diagnostics.verdict)."""
 
 import numpy as np
 import pytest
 
-from service.diagnostics import diagnose
-from service.diagnostics.verdict import (
+from lab.diagnostics import diagnose
+from lab.diagnostics.verdict import (
     COLLAPSE_COVERAGE_RATIO,
     DUPLICATE_COLLAPSE_FRACTION,
     LOW_QUALITY_FRACTION,

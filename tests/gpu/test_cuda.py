@@ -6,18 +6,18 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from service import runtime
-from service.config import REPO_MODELS
-from service.repository import Repository
-from service.samplers import Churn
-from service.sampling import (
+from lab import runtime
+from lab.noise import gaussian_latents
+from lab.samplers import Churn
+from lab.sampling import (
     ScoreSpec,
     fused_score_samples,
-    gaussian_latents,
     onnx_denoiser,
     score_samples,
     stepped_score_samples,
 )
+from service.config import REPO_MODELS
+from service.repository import Repository
 
 
 def cuda_works() -> bool:

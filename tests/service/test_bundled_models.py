@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from lab.cards import sha256, validate_card
 from service.app import create_app
 from service.config import REPO_MODELS
-from service.repository import sha256, validate_card
 from tests.helpers import approx_tree, make_config
 
 CARDS = sorted(REPO_MODELS.glob("*/card.json"))

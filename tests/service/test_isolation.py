@@ -6,7 +6,7 @@ import sys
 
 def test_service_imports_neither_torch_nor_trainer():
     code = (
-        "import sys, service.app, service.diagnostics; "
+        "import sys, service.app, lab.diagnostics; "
         "bad = [m for m in ('torch', 'trainer') if m in sys.modules]; "
         "print(*bad); sys.exit(1 if bad else 0)"
     )

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from service.sampling import gaussian_latents
+from lab.noise import gaussian_latents
 
 PROBLEM = "application/problem+json"
 

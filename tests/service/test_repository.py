@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.cards import validate_card
 from service.app import create_app
-from service.repository import validate_card
 from tests.helpers import make_config
 
 
@@ -52,7 +52,7 @@ def test_a_model_that_loads_but_cannot_run_is_not_ready(repo_copy):
     run finds it before any request does."""
     from onnx import TensorProto, helper
 
-    from service.repository import sha256
+    from lab.cards import sha256
 
     shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 3])
     graph = helper.make_graph(

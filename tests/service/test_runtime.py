@@ -1,9 +1,9 @@
-"""service.runtime: how sessions are made and run on the CPU provider."""
+"""lab.runtime: how sessions are made and run on the CPU provider."""
 
 import numpy as np
 import pytest
 
-from service import runtime
+from lab import runtime
 from service.repository import Repository
 
 

@@ -1,10 +1,11 @@
-"""service.samplers: EDM time steps, Euler and Heun, churn; service.sampling.score_samples."""
+"""lab.samplers: EDM time steps, Euler and Heun, churn; lab.sampling.score_samples."""
 
 import numpy as np
 import pytest
 
-from service.samplers import Churn, network_evaluations, sample, time_steps
-from service.sampling import ScoreSpec, gaussian_latents, score_samples
+from lab.noise import gaussian_latents
+from lab.samplers import Churn, network_evaluations, sample, time_steps
+from lab.sampling import ScoreSpec, score_samples
 
 DATA_STD = 0.5
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import service.api.common as common
-from service import runtime
+from lab import runtime
 from service.app import create_app
 from service.repository import Repository
 from tests.helpers import make_config

@@ -6,10 +6,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from lab.cards import SCHEMA_PATH
 from trainer.config import TrainConfig
 from trainer.training_loop import training_loop
-
-SCHEMA_PATH = Path(__file__).parents[2] / "service" / "schemas" / "card.schema.json"
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +56,7 @@ def trained_run(tiny_config: TrainConfig, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="session")
 def card_validator() -> jsonschema.protocols.Validator:
-    """The service's card schema (draft 2020-12), for validating every card we write."""
+    """The repository's card schema (draft 2020-12), for validating every card we write."""
     schema = json.loads(SCHEMA_PATH.read_text())
     validator_class = jsonschema.validators.validator_for(schema)
     validator_class.check_schema(schema)

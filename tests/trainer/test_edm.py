@@ -8,7 +8,7 @@ import onnxruntime
 import pytest
 import torch
 
-from service.sampling import ScoreSpec, onnx_denoiser, score_samples
+from lab.sampling import ScoreSpec, onnx_denoiser, score_samples
 from trainer.cli import main
 from trainer.datasets import get_dataset
 from trainer.edm.config import ScoreConfig, resolve_score_config
@@ -181,7 +181,7 @@ def test_onnx_sigma_is_a_per_sample_input(exported, tiny_run):
 
 def test_card_diagnostics_are_the_service_samplers(exported):
     """The export-time report is reproduced by the service's sampler over the exported file."""
-    from service.diagnostics import diagnose
+    from lab.diagnostics import diagnose
 
     models_dir, card = exported
     session = onnxruntime.InferenceSession(

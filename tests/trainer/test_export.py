@@ -9,7 +9,7 @@ import onnxruntime
 import pytest
 import torch
 
-from service.sampling import gaussian_latents
+from lab.noise import gaussian_latents
 from trainer.datasets import get_dataset
 from trainer.export import export_gan, export_reference, load_generator
 
@@ -90,7 +90,7 @@ def test_export_reference_writes_a_valid_card(tmp_path, card_validator, dataset)
 
 
 def test_card_diagnostics_are_reproducible_from_service_latents(exported):
-    from service.diagnostics import diagnose
+    from lab.diagnostics import diagnose
 
     models_dir, card = exported
     z = gaussian_latents(card["diagnostics"]["n"], card["latent_dim"], card["diagnostics"]["seed"])

@@ -8,9 +8,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from service import runtime
-from service.samplers import Churn, time_steps
-from service.sampling import (
+from lab import runtime
+from lab.samplers import Churn, time_steps
+from lab.sampling import (
     ScoreSpec,
     fused_score_samples,
     onnx_denoiser,

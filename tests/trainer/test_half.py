@@ -9,8 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto
 
-from service import runtime
-from service.sampling import gaussian_latents
+from lab import runtime
+from lab.noise import gaussian_latents
 from trainer.cli import main
 from trainer.half import half_precision, half_tolerance
 

@@ -14,7 +14,7 @@ from trainer.nets.edm import SCORE_NETWORKS
 
 KIND = "score"
 LR_SCHEDULES = ("constant", "cosine")
-SAMPLER_NAMES = ("euler", "heun")  # service.samplers.SAMPLERS
+SAMPLER_NAMES = ("euler", "heun")  # lab.samplers.SAMPLERS
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,16 @@ import numpy as np
 import onnx
 import torch
 
-from service import runtime
-from service.config import ServiceConfig
-from service.samplers import network_evaluations
-from service.sampling import (
+from lab import runtime
+from lab.cards import check_name, next_version, read_card, to_jsonable, write_card
+from lab.noise import seeded_generator
+from lab.samplers import network_evaluations
+from lab.sampling import (
+    DEFAULT_MAX_BATCH,
     ScoreSpec,
     file_sampler,
     onnx_denoiser,
     score_samples,
-    seeded_generator,
 )
 from trainer.edm.fused import fuse_version, step_version
 from trainer.edm.precond import Denoiser
@@ -34,14 +35,9 @@ from trainer.export import (
     DIAGNOSTICS_SAMPLES,
     EXPORT_BATCH,
     PARITY_TOLERANCE,
-    check_name,
     module_to_onnx,
-    next_version,
-    read_card,
     save_version,
-    to_jsonable,
     utc_now,
-    write_card,
 )
 from trainer.images import VALUE_RANGE, ImageDataset
 
@@ -86,7 +82,7 @@ def measure_parity(state: ScoreState, path: Path) -> dict[str, Any]:
     x, sigma = call_inputs(spec, config.sigma_data)
     names = {"input": INPUT_NAMES[0], "sigma_input": INPUT_NAMES[1], "output": OUTPUT_NAME}
     tensors = {key: {"name": name} for key, name in names.items()}  # what onnx_denoiser reads
-    onnx_denoise = onnx_denoiser(session, tensors, ServiceConfig().max_batch)
+    onnx_denoise = onnx_denoiser(session, tensors, DEFAULT_MAX_BATCH)
     torch_denoise = torch_denoiser(state.ema.eval())
     parity = {**errors(torch_denoise(x, sigma), onnx_denoise(x, sigma)), "n_inputs": len(x)}
     steps, sampler = config.sample_steps, config.sampler
@@ -127,7 +123,7 @@ def export_diagnostics(
     or 26,000 on stacked digits) drawn exactly as the service draws them for seed
     DIAGNOSTICS_SEED and the card's default steps and sampler (its session factory, batch
     size, and the version's fused trajectory graph when it matches, as with FUSED_SAMPLER=on;
-    service.sampling.file_sampler): what POST /v1/models/{name}/diagnose returns for that
+    lab.sampling.file_sampler): what POST /v1/models/{name}/diagnose returns for that
     request. Image samples are judged by the classifier reference in models_dir, as the service
     would."""
     steps, sampler = card["sampler"]["steps"], card["sampler"]["name"]

@@ -10,14 +10,14 @@ state never leaves the device between steps (on a GPU: no host round trip per st
 It is built with onnx alone from the exported denoiser file (the torch network is not needed):
 the denoiser's nodes are copied once per network evaluation with renamed intermediate tensors,
 and every copy reads the same initializers, so the weights are stored once. The arithmetic is
-service.samplers.sample's, in the same order and in float64 like it (the state is float64, cast
+lab.samplers.sample's, in the same order and in float64 like it (the state is float64, cast
 to float32 for each denoiser call, as denoise_at does), so both paths give the same samples to
 the last bits; the card records the measured difference. Only churn-free Euler and Heun are
 fused (churn draws noise between steps from the request's generator).
 
 The step graphs serve every other request: one Euler step and one Heun step as graphs with the
 time steps and the churn noise as inputs (step_graph), so the service's loop keeps the state
-in device memory and only the step's numbers go in (service.sampling.stepped_score_samples).
+in device memory and only the step's numbers go in (lab.sampling.stepped_score_samples).
 """
 
 from pathlib import Path
@@ -27,10 +27,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from service import runtime
-from service.config import ServiceConfig
-from service.repository import sha256
-from service.samplers import (
+from lab import runtime
+from lab.cards import read_card, sha256, write_card
+from lab.samplers import (
     NO_CHURN,
     SAMPLERS,
     Churn,
@@ -38,7 +37,8 @@ from service.samplers import (
     network_evaluations,
     time_steps,
 )
-from service.sampling import (
+from lab.sampling import (
+    DEFAULT_MAX_BATCH,
     STEP_NOISE,
     STEP_OUTPUT,
     STEP_SCALARS,
@@ -49,7 +49,7 @@ from service.sampling import (
     score_samples,
     stepped_score_samples,
 )
-from trainer.export import MAX_IR_VERSION, read_card, write_card
+from trainer.export import MAX_IR_VERSION
 
 NOISE_NAME, SAMPLES_NAME = "noise", "samples"
 PARITY_SAMPLES, PARITY_SEED = 1024, 1
@@ -122,7 +122,7 @@ def fuse_trajectory(
     denoiser: onnx.ModelProto, t: np.ndarray, sampler: str, data_scale: float
 ) -> onnx.ModelProto:
     """The graph noise [batch, *shape] float32 -> samples [batch, *shape] float32 of
-    service.sampling.score_samples without churn: x = noise * t[0], then one Euler or Heun
+    lab.sampling.score_samples without churn: x = noise * t[0], then one Euler or Heun
     step per interval of the time steps t (ending at 0), then x / data_scale."""
     check_sampler(sampler)
     build = Builder(denoiser)
@@ -164,7 +164,7 @@ def fuse_trajectory(
 
 
 def step_graph(denoiser: onnx.ModelProto, sampler: str) -> onnx.ModelProto:
-    """One step of service.samplers.sample as a graph, for any time steps and churn: inputs
+    """One step of lab.samplers.sample as a graph, for any time steps and churn: inputs
     x [batch, *shape] float64 (the state), noise [batch, *shape] float32 (the churn noise times
     S_noise; zeros without churn), noise_scale [1] float32 (sqrt(t_hat^2 - t_cur^2)), t_hat,
     t_next and step = t_next - t_hat [1] float64; output x_next [batch, *shape] float64.
@@ -172,7 +172,7 @@ def step_graph(denoiser: onnx.ModelProto, sampler: str) -> onnx.ModelProto:
     "euler" is Algorithm 1's Euler step (one network evaluation), "heun" adds the second-order
     correction (two; only for t_next > 0: the last step of a Heun trajectory is an Euler
     step). The arithmetic is sample's, in the same order and precision, so a trajectory of
-    these steps gives sample's numbers (service.sampling.stepped_score_samples)."""
+    these steps gives sample's numbers (lab.sampling.stepped_score_samples)."""
     check_sampler(sampler)
     build = Builder(denoiser)
     batch = build.node("Shape", [STEP_STATE], start=0, end=1)
@@ -233,7 +233,7 @@ def fused_file(version: int, sampler: str, steps: int) -> str:
 
 def measure_parity(card: dict, denoiser_path: Path, fused_path: Path, steps: int, sampler: str):
     """max |fused - step by step| on PARITY_SAMPLES samples of seed PARITY_SEED."""
-    max_batch = ServiceConfig().max_batch
+    max_batch = DEFAULT_MAX_BATCH
     spec = ScoreSpec.from_card(card)
     denoise = onnx_denoiser(runtime.create_session(denoiser_path, "cpu"), card, max_batch)
     stepwise = score_samples(denoise, spec, PARITY_SAMPLES, PARITY_SEED, steps, sampler)
@@ -286,7 +286,7 @@ def step_files(version: int) -> dict[str, str]:
 def measure_step_parity(card: dict, model_dir: Path, version: dict, files: dict[str, str]):
     """max |step graphs - numpy sampler| over PARITY_SAMPLES samples of seed PARITY_SEED, for
     the card's default request, Euler at half its steps, and Heun with churn (STEP_CHURN)."""
-    max_batch = ServiceConfig().max_batch
+    max_batch = DEFAULT_MAX_BATCH
     spec, schedule = ScoreSpec.from_card(card), card["sampler"]
     denoise = onnx_denoiser(
         runtime.create_session(model_dir / version["file"], "cpu"), card, max_batch

@@ -5,7 +5,7 @@ The run directory has the GAN loop's layout: config.json (the resolved ScoreConf
 checkpoint.pt (network, EMA network, optimizer, step, RNG states: resume is bit-exact) and
 metrics.jsonl. Initialisation runs under a forked, seeded RNG; data and noise come from their own
 torch.Generator, so a run is a function of its config. Evaluations sample the EMA network with
-the service's own sampler (service.sampling.score_samples) and score with the shared metric core.
+the service's own sampler (lab.sampling.score_samples) and score with the shared metric core.
 """
 
 import copy
@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from service.samplers import Denoiser as DenoiseFunction
-from service.sampling import ScoreSpec, score_samples
+from lab.samplers import Denoiser as DenoiseFunction
+from lab.sampling import ScoreSpec, score_samples
 from trainer.datasets import GaussianMixture, get_dataset
 from trainer.edm.config import ScoreConfig, resolve_score_config
 from trainer.edm.precond import Denoiser, edm_loss
@@ -177,7 +177,7 @@ def score_spec(state: ScoreState) -> ScoreSpec:
 
 
 def torch_denoiser(denoiser: nn.Module, batch: int = EVAL_BATCH) -> DenoiseFunction:
-    """The torch D as a service.samplers Denoiser (numpy float32 in and out, no grad)."""
+    """The torch D as a lab.samplers Denoiser (numpy float32 in and out, no grad)."""
 
     def denoise(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -295,7 +295,7 @@ def evaluate_score_run(
 ) -> dict[str, Any]:
     """The final EMA model of run_dir on the papers' protocol: modes_covered, modes_total,
     high_quality_fraction, kl (and nfe, the network evaluations per sample)."""
-    from service.samplers import network_evaluations
+    from lab.samplers import network_evaluations
 
     state = load_run(run_dir)
     steps = steps or state.config.sample_steps

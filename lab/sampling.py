@@ -1,10 +1,5 @@
-"""How a model's samples follow from a seed, shared by the service and the trainer's export.
-
-The same seed must give the same samples everywhere (service, export-time diagnostics, tests),
-so all noise comes from numpy's PCG64 stream, which is specified bit-for-bit across platforms:
-a GAN's latents z, and a score model's initial noise followed, when churn is on, by its churn
-noise (service.samplers).
-"""
+"""How a model's samples follow from a seed (lab.noise), shared by the service, the trainer's
+export and the benchmarks."""
 
 import math
 from collections.abc import Callable
@@ -13,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from service import runtime
-from service.config import ServiceConfig
-from service.samplers import (
+from lab import runtime
+from lab.noise import seeded_generator
+from lab.samplers import (
     NO_CHURN,
     SAMPLERS,
     Churn,
@@ -26,21 +21,12 @@ from service.samplers import (
     time_steps,
 )
 
-MAX_SEED = 2**63 - 1
+# Generation runs in pieces of at most this many rows (the service's MAX_BATCH default).
+DEFAULT_MAX_BATCH = 8_192
 # A step graph's tensors (trainer/edm/fused.py, step_graph): the state, the churn noise, the
 # step's numbers, and the next state.
 STEP_STATE, STEP_NOISE, STEP_OUTPUT = "x", "noise", "x_next"
 STEP_SCALARS = ("noise_scale", "t_hat", "t_next", "step")
-
-
-def seeded_generator(seed: int) -> np.random.Generator:
-    """numpy's PCG64 generator for `seed` (0 .. MAX_SEED)."""
-    return np.random.Generator(np.random.PCG64(seed))
-
-
-def gaussian_latents(n: int, dim: int, seed: int) -> np.ndarray:
-    """Standard-normal latents z ~ N(0, I), shape [n, dim], float32, drawn from PCG64(seed)."""
-    return seeded_generator(seed).standard_normal((n, dim), dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -48,7 +34,7 @@ class ScoreSpec:
     """What sampling a score model needs beyond its denoiser (a `score` card's fields).
 
     sample_shape: one sample's shape, e.g. (2,) or (3, 8, 8).
-    sigma_min, sigma_max, rho: the time steps of Eq. 5 (service.samplers.time_steps).
+    sigma_min, sigma_max, rho: the time steps of Eq. 5 (lab.samplers.time_steps).
     data_scale: the network's data are the samples times data_scale (std sigma_data).
     """
 
@@ -135,7 +121,7 @@ def stepped_score_samples(
     steps: int,
     sampler: str,
     churn: Churn = NO_CHURN,
-    max_batch: int = 8192,
+    max_batch: int = DEFAULT_MAX_BATCH,
 ) -> np.ndarray:
     """score_samples through a version's step graphs (trainer/edm/fused.py, step_graph):
     steppers["euler"] and ["heun"] are their sessions. Each piece of <= max_batch rows keeps its
@@ -175,7 +161,7 @@ def file_sampler(
     version's fused trajectory graph when it matches (FUSED_SAMPLER=on), else its step graphs
     (STEP_GRAPHS=on), else the denoiser step by step in numpy. For the export's diagnostics and
     the benchmarks, which have no loaded repository."""
-    spec, max_batch = ScoreSpec.from_card(card), ServiceConfig().max_batch
+    spec, max_batch = ScoreSpec.from_card(card), DEFAULT_MAX_BATCH
     fused = matching_fused(version, sampler, steps)
     if fused is not None:
         session = runtime.create_session(model_dir / fused["file"], device, large_graph=True)

@@ -5,8 +5,8 @@ so the trainer's evaluation and the service's routes count modes with the same c
 import numpy as np
 import onnxruntime as ort
 
-from service import runtime
-from service.diagnostics.classifier import softmax, split_channels
+from lab import runtime
+from lab.diagnostics.classifier import softmax, split_channels
 
 CLASSIFIER_BATCH = 4096  # classifier rows (single-channel images) per onnxruntime call
 

@@ -1,0 +1,21 @@
+"""Seeded noise: every random number a model's samples depend on.
+
+The same seed must give the same samples everywhere (service, export-time diagnostics, tests,
+benchmarks), so all noise comes from numpy's PCG64 stream, which is specified bit-for-bit across
+platforms: a GAN's latents z, and a score model's initial noise followed, when churn is on, by
+its churn noise (lab.samplers).
+"""
+
+import numpy as np
+
+MAX_SEED = 2**63 - 1
+
+
+def seeded_generator(seed: int) -> np.random.Generator:
+    """numpy's PCG64 generator for `seed` (0 .. MAX_SEED)."""
+    return np.random.Generator(np.random.PCG64(seed))
+
+
+def gaussian_latents(n: int, dim: int, seed: int) -> np.ndarray:
+    """Standard-normal latents z ~ N(0, I), shape [n, dim], float32, drawn from PCG64(seed)."""
+    return seeded_generator(seed).standard_normal((n, dim), dtype=np.float32)
