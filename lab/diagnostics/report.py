@@ -1,8 +1,11 @@
-"""The diagnostics report of a sample batch against a Gaussian-mixture reference.
+"""The diagnostics report of a sample batch against a reference card's `reference` object.
 
 Numbers follow the protocol of Metz et al. 2017 (Unrolled GAN), Srivastava et al. 2017
 (VEEGAN) and Lin et al. 2018 (PacGAN): modes captured, fraction of high-quality samples and
 KL between the generated mode histogram and the reference weights; see docs/diagnostics.md.
+The reference type is dispatched here once per question: mode_stats (which modes, if any)
+and feature_inputs (which vectors the feature metrics compare). The report's keys are spelled
+only here (report_of and the functions below it), from the typed statistics of statistics.py.
 Everything returned is plain Python (int, float, list, None): json.dumps(allow_nan=False) works.
 """
 
@@ -12,24 +15,16 @@ from typing import Any
 import numpy as np
 
 from .classifier import CONFIDENCE_THRESHOLD, argmax_histogram, classified_histogram
-from .duplicates import exact_duplicates
 from .embedding import embed
 from .errors import DiagnosticsError
 from .features import feature_metrics
-from .mixture import (
-    HIGH_QUALITY_STDS,
-    GaussianMixture,
-    expected_coverage,
-    high_quality_probability,
-    mode_metrics,
-)
-from .special import chi2_sf, log_gamma
-from .verdict import verdict
+from .mixture import HIGH_QUALITY_STDS, GaussianMixture, high_quality_probability, mode_metrics
+from .statistics import ChiSquare, FeatureStats, ModeStats, feature_stats, histogram_stats
+from .verdict import Verdict, verdict
 
 MIXTURE_REFERENCE_SIZE = (1_000, 10_000)  # exact draws: the batch size, clipped to this range
 MIXTURE_REFERENCE_SEED = 0
-JEFFREYS_PSEUDO_COUNT = 0.5  # added to every mode's count before the reverse KL
-_WINDOW_STDS = 12.0  # binomial support kept around the mean for the exact expected KL
+REFERENCE_TYPES = ("gaussian_mixture", "classifier", "features")
 
 
 def validate_samples(samples: np.ndarray, dim: int) -> np.ndarray:
@@ -61,153 +56,10 @@ def validate_samples(samples: np.ndarray, dim: int) -> np.ndarray:
     return samples
 
 
-def kl_divergences(histogram: np.ndarray, weights: np.ndarray) -> tuple[float | None, float]:
-    """(KL(p_gen || p_ref), KL(p_ref || p_gen smoothed)) in nats.
-
-    histogram: int [K] high-quality counts; weights: float [K] summing to 1.
-    Forward: p_gen = histogram / sum; terms with p_gen = 0 contribute 0; None when the
-    histogram is empty, inf when p_gen > 0 on a mode of weight 0.
-    Reverse: p_gen smoothed with a Jeffreys pseudo-count of 0.5 per mode,
-    (h_k + 0.5) / (HQ + 0.5 K), so it stays finite when modes are missing.
-    """
-    total = histogram.sum()
-    smoothed = (histogram + JEFFREYS_PSEUDO_COUNT) / (total + JEFFREYS_PSEUDO_COUNT * len(weights))
-    on_ref = weights > 0
-    reverse = float(np.sum(weights[on_ref] * np.log(weights[on_ref] / smoothed[on_ref])))
-    if total == 0:
-        return None, reverse
-    generated = histogram / total
-    if np.any(generated[~on_ref] > 0):
-        return math.inf, reverse
-    seen = generated > 0
-    return float(np.sum(generated[seen] * np.log(generated[seen] / weights[seen]))), reverse
-
-
-def expected_kl_ideal(weights: np.ndarray, n_high_quality: int) -> tuple[float, float]:
-    """(mean, std) of KL(p_gen || weights) in nats for n exact draws from the weights.
-
-    The plug-in KL is biased upward at small n (about (K - 1) / 2n nats for large n), so the
-    verdict compares with this instead of with 0. KL = sum_k g_k(c_k) with
-    g_k(c) = (c/n) ln(c / (n w_k)) - c/n + w_k (the added terms sum to 0) and
-    c_k ~ Binomial(n, w_k): the mean is exact by linearity; the std adds the per-mode
-    variances as if the c_k were independent (the -c/n + w_k term removes the part the
-    multinomial constraint cancels). Binomial mass is summed over mean +- 12 std.
-    """
-    n, w = n_high_quality, weights[weights > 0]
-    mean, std = n * w, np.sqrt(n * w * (1.0 - w))
-    low = np.maximum(np.floor(mean - _WINDOW_STDS * std - 8.0), 0.0)
-    width = int(min(n + 1, np.ceil(2 * _WINDOW_STDS * std.max() + 17.0)))
-    raw = low[:, None] + np.arange(width)[None, :]
-    counts, share, w = np.minimum(raw, n), np.minimum(raw, n) / n, w[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):  # 0 * log(0) and log1p(-1) are masked
-        log_pmf = (
-            log_gamma(n + 1.0)
-            - log_gamma(counts + 1.0)
-            - log_gamma(n - counts + 1.0)
-            + counts * np.log(w)
-            + np.where(counts < n, (n - counts) * np.log1p(-w), 0.0)
-        )
-        term = np.where(share > 0, share * np.log(share / w), 0.0) - share + w
-    pmf = np.where(raw <= n, np.exp(log_pmf), 0.0)
-    first = np.sum(pmf * term, axis=1)
-    second = np.sum(pmf * term**2, axis=1)
-    return float(first.sum()), float(np.sqrt(np.maximum(second - first**2, 0.0).sum()))
-
-
-def chi_square(histogram: np.ndarray, weights: np.ndarray) -> dict[str, float | int | None]:
-    """Pearson's test of the high-quality histogram against HQ * weights.
-
-    Over the modes of positive weight (a mode of weight 0 expects nothing); dof = K+ - 1.
-    Returns {"statistic", "dof", "p_value"} (p from the chi-square survival function);
-    statistic and p_value are None when no high-quality sample sits on such a mode, and
-    0 and 1 when a single mode carries all the weight (dof 0: nothing to test).
-    """
-    on_ref = weights > 0
-    observed, probabilities = histogram[on_ref], weights[on_ref] / weights[on_ref].sum()
-    dof = int(on_ref.sum()) - 1
-    if observed.sum() == 0:
-        return {"statistic": None, "dof": dof, "p_value": None}
-    if dof == 0:
-        return {"statistic": 0.0, "dof": 0, "p_value": 1.0}
-    expected = observed.sum() * probabilities
-    statistic = float(np.sum((observed - expected) ** 2 / expected))
-    return {"statistic": statistic, "dof": dof, "p_value": float(chi2_sf(statistic, dof))}
-
-
-def _mode_statistics(samples: np.ndarray, mixture: GaussianMixture) -> dict[str, Any]:
-    """Coverage, divergences and ideal-sampler expectations of validated samples [N, d]."""
-    metrics = mode_metrics(samples, mixture)
-    success = mixture.weights * high_quality_probability(mixture.dim)
-    stats = histogram_statistics(metrics["histogram"], samples.shape[0], mixture.weights, success)
-    return {
-        **stats,
-        "duplicate_fraction": exact_duplicates(samples)["exact_fraction"],
-        "high_quality_rule": f"lie within {HIGH_QUALITY_STDS:g} std of a mode centre",
-    }
-
-
-def _classified_statistics(
-    samples: np.ndarray, reference: dict[str, Any], probabilities: np.ndarray
-) -> dict[str, Any]:
-    """Mode statistics of a batch classified by its reference: probabilities [N, C, classes]."""
-    weights = np.asarray(reference["weights"], dtype=np.float64)
-    weights = weights / weights.sum()
-    histogram = classified_histogram(probabilities, reference)
-    stats = histogram_statistics(histogram, probabilities.shape[0], weights, weights)
-    return {
-        **stats,
-        "all_samples": all_samples_statistics(argmax_histogram(probabilities, reference), weights),
-        "duplicate_fraction": exact_duplicates(flatten(samples))["exact_fraction"],
-        "high_quality_rule": f"are classified with confidence >= {CONFIDENCE_THRESHOLD:g}",
-    }
-
-
-def all_samples_statistics(histogram: np.ndarray, weights: np.ndarray) -> dict[str, Any]:
-    """The report's `all_samples` section from the histogram of every sample's argmax mode
-    int [K] (no confidence filter; the Stacked-MNIST papers' protocol): modes seen, the ones
-    missing, and KL(p_gen || weights) beside an exact sampler's mean and std at the same size
-    (about 0.019 nats for 26,000 samples on 1,000 modes)."""
-    stats = histogram_statistics(histogram, int(histogram.sum()), weights, weights)
-    kl = stats["kl"]
-    return {
-        "covered": stats["covered"],
-        "missing": stats["missing"],
-        "kl": kl if kl is None or math.isfinite(kl) else None,
-        "kl_expected_ideal": stats["kl_expected"],
-        "kl_expected_ideal_std": stats["kl_expected_std"],
-    }
-
-
-def histogram_statistics(
-    histogram: np.ndarray, n_samples: int, weights: np.ndarray, success: np.ndarray
-) -> dict[str, Any]:
-    """Mode statistics from the high-quality histogram int [K] of a batch of n_samples.
-
-    weights: reference mode distribution [K] (sums to 1); success: [K], the chance one exact
-    draw is a high-quality hit on each mode (for expected_covered_ideal).
-    """
-    n_hq = int(histogram.sum())
-    captured = histogram > 0
-    kl, reverse_kl = kl_divergences(histogram, weights)
-    kl_ideal = expected_kl_ideal(weights, n_hq) if n_hq else (None, None)
-    covered_ideal = expected_coverage(success, n_samples)
-    return {
-        "n_samples": n_samples,
-        "n_modes": len(weights),
-        "support": int(np.sum(weights > 0)),
-        "covered": int(captured.sum()),
-        "missing": np.flatnonzero(~captured & (weights > 0)).tolist(),
-        "histogram": histogram.tolist(),
-        "high_quality_count": n_hq,
-        "high_quality_fraction": n_hq / n_samples,
-        "kl": kl,
-        "reverse_kl": reverse_kl if n_hq else None,
-        "kl_expected": kl_ideal[0],
-        "kl_expected_std": kl_ideal[1],
-        "chi_square": chi_square(histogram, weights),
-        "expected_covered": covered_ideal[0],
-        "expected_covered_std": covered_ideal[1],
-    }
+def flatten(samples: np.ndarray) -> np.ndarray:
+    """A batch [N, ...] as [N, values per sample] (images: their pixels, C, H, W order)."""
+    samples = np.asarray(samples)
+    return samples.reshape(samples.shape[0], -1) if samples.ndim > 2 else samples
 
 
 def mixture_reference_size(n_samples: int) -> int:
@@ -215,53 +67,99 @@ def mixture_reference_size(n_samples: int) -> int:
     return int(np.clip(n_samples, *MIXTURE_REFERENCE_SIZE))
 
 
-def _mode_report(stats: dict[str, Any]) -> dict[str, Any]:
-    """The mode keys of the report (None-free apart from kl when it is undefined)."""
-    kl = stats["kl"]
-    return {
-        "modes": {
-            "total": stats["n_modes"],
-            "covered": stats["covered"],
-            "missing": stats["missing"],
-            "histogram": stats["histogram"],
-        },
-        "high_quality_fraction": stats["high_quality_fraction"],
-        "kl": kl if kl is None or math.isfinite(kl) else None,
-        "kl_expected_ideal": stats["kl_expected"],
-        "kl_expected_ideal_std": stats["kl_expected_std"],
-        "reverse_kl": stats["reverse_kl"],
-        "chi_square": stats["chi_square"],
-        "expected_covered_ideal": stats["expected_covered"],
-        "expected_covered_ideal_std": stats["expected_covered_std"],
-        "all_samples": stats.get("all_samples"),
-    }
+def reference_type(reference: dict[str, Any] | None) -> str | None:
+    """The reference's "type" (one of REFERENCE_TYPES), None for no reference at all;
+    DiagnosticsError for any other value."""
+    if reference is None:
+        return None
+    kind = reference.get("type") if isinstance(reference, dict) else None
+    if kind not in REFERENCE_TYPES:
+        raise DiagnosticsError(f"unsupported reference type {kind!r}")
+    return kind
 
 
-NO_MODES = dict.fromkeys(
-    (
-        "modes",
-        "high_quality_fraction",
-        "kl",
-        "kl_expected_ideal",
-        "kl_expected_ideal_std",
-        "reverse_kl",
-        "chi_square",
-        "expected_covered_ideal",
-        "expected_covered_ideal_std",
-        "all_samples",
+def mode_stats(
+    samples: np.ndarray,
+    reference: dict[str, Any] | None,
+    classified: tuple[np.ndarray, np.ndarray] | None = None,
+) -> ModeStats | None:
+    """The mode statistics of a batch, or None for a reference without modes (features, none).
+
+    gaussian_mixture: samples [N, d], validated here; classifier: classified = (probabilities
+    [N, C, classes], embeddings [N, D]) from the reference's classifier (samples unused).
+    """
+    kind = reference_type(reference)
+    if kind == "gaussian_mixture":
+        mixture = GaussianMixture.from_spec(reference)
+        return mixture_mode_stats(validate_samples(samples, mixture.dim), mixture)
+    if kind == "classifier":
+        if classified is None:
+            raise DiagnosticsError("a classifier reference needs the classifier's outputs")
+        return classified_mode_stats(reference, classified[0])
+    return None
+
+
+def mixture_mode_stats(samples: np.ndarray, mixture: GaussianMixture) -> ModeStats:
+    """Coverage, divergences and ideal-sampler expectations of validated samples [N, d]."""
+    histogram = mode_metrics(samples, mixture)["histogram"]
+    success = mixture.weights * high_quality_probability(mixture.dim)
+    rule = f"lie within {HIGH_QUALITY_STDS:g} std of a mode centre"
+    return histogram_stats(histogram, samples.shape[0], mixture.weights, success, rule)
+
+
+def classified_mode_stats(reference: dict[str, Any], probabilities: np.ndarray) -> ModeStats:
+    """Mode statistics of a batch classified by its reference: probabilities [N, C, classes].
+
+    all_samples counts every sample by its argmax mode (no confidence filter; the
+    Stacked-MNIST papers' protocol): about 0.019 nats of expected KL for 26,000 samples on
+    1,000 modes.
+    """
+    weights = np.asarray(reference["weights"], dtype=np.float64)
+    weights = weights / weights.sum()
+    every = argmax_histogram(probabilities, reference)
+    all_samples = histogram_stats(
+        every, int(every.sum()), weights, weights, "are counted by their argmax mode"
     )
-)
+    histogram = classified_histogram(probabilities, reference)
+    rule = f"are classified with confidence >= {CONFIDENCE_THRESHOLD:g}"
+    n_samples = probabilities.shape[0]
+    return histogram_stats(histogram, n_samples, weights, weights, rule, all_samples)
 
 
-def flatten(samples: np.ndarray) -> np.ndarray:
-    """A batch [N, ...] as [N, values per sample] (images: their pixels, C, H, W order)."""
-    samples = np.asarray(samples)
-    return samples.reshape(samples.shape[0], -1) if samples.ndim > 2 else samples
+def feature_inputs(
+    samples: np.ndarray,
+    reference: dict[str, Any] | None,
+    reference_features: np.ndarray | None,
+    classified: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(batch features float64 [N, D], reference features float64 [N_ref, D] or None) that
+    the feature metrics compare, for the reference types diagnose() describes."""
+    kind = reference_type(reference)
+    if kind is None:
+        features = validate_samples(flatten(samples), int(np.prod(np.shape(samples)[1:])))
+    elif kind == "gaussian_mixture":
+        mixture = GaussianMixture.from_spec(reference)
+        features = validate_samples(samples, mixture.dim)
+        if reference_features is None:
+            size = mixture_reference_size(features.shape[0])
+            reference_features = mixture.sample(size, MIXTURE_REFERENCE_SEED)
+    elif kind == "classifier":
+        if classified is None or reference_features is None:
+            raise DiagnosticsError("a classifier reference needs the classifier's outputs")
+        features = classified[1]
+    else:
+        if reference_features is None:
+            raise DiagnosticsError("a features reference needs its reference features")
+        embedded = embed(samples, reference["embedding"], tuple(reference["sample_shape"]))
+        features = validate_samples(embedded, reference_features.shape[1])
+    if reference_features is not None:
+        reference_features = np.asarray(reference_features, dtype=np.float64)
+    return features, reference_features
 
 
 def diagnose(
     samples: np.ndarray,
-    reference: dict[str, Any],
+    reference: dict[str, Any] | None,
     reference_name: str | None,
     reference_features: np.ndarray | None = None,
     classified: tuple[np.ndarray, np.ndarray] | None = None,
@@ -279,46 +177,13 @@ def diagnose(
     Raises DiagnosticsError (HTTP 422) for an unusable batch or reference. The keys are
     described in docs/diagnostics.md; values are plain Python, never NaN or inf.
     """
-    kind = reference.get("type") if isinstance(reference, dict) else None
-    if reference is None:
-        features = validate_samples(flatten(samples), int(np.prod(np.shape(samples)[1:])))
-        stats = {"n_samples": features.shape[0]}
-        report = dict(NO_MODES)
-    elif kind == "gaussian_mixture":
-        mixture = GaussianMixture.from_spec(reference)
-        features = validate_samples(samples, mixture.dim)
-        stats = _mode_statistics(features, mixture)
-        if reference_features is None:
-            size = mixture_reference_size(features.shape[0])
-            reference_features = mixture.sample(size, MIXTURE_REFERENCE_SEED)
-        report = _mode_report(stats)
-    elif kind == "classifier":
-        if classified is None or reference_features is None:
-            raise DiagnosticsError("a classifier reference needs the classifier's outputs")
-        probabilities, features = classified
-        stats = _classified_statistics(samples, reference, probabilities)
-        report = _mode_report(stats)
-    elif kind == "features":
-        if reference_features is None:
-            raise DiagnosticsError("a features reference needs its reference features")
-        embedded = embed(samples, reference["embedding"], tuple(reference["sample_shape"]))
-        features = validate_samples(embedded, reference_features.shape[1])
-        stats = {"n_samples": features.shape[0]}
-        report = dict(NO_MODES)
-    else:
-        raise DiagnosticsError(f"unsupported reference type {kind!r}")
-    if reference_features is not None:
-        reference_features = np.asarray(reference_features, dtype=np.float64)
+    features, reference_features = feature_inputs(
+        samples, reference, reference_features, classified
+    )
+    modes = mode_stats(samples, reference, classified)
     section = feature_metrics(features, reference_features)
-    stats |= feature_statistics(section)
-    return {
-        "reference": reference_name,
-        "n_samples": stats["n_samples"],
-        **report,
-        "duplicates": section["duplicates"] or {"exact_fraction": stats["duplicate_fraction"]},
-        "features": {key: value for key, value in section.items() if key != "duplicates"},
-        "verdict": verdict(stats),
-    }
+    numbers = feature_stats(section, features.shape[0])
+    return report_of(reference_name, modes, numbers, section, verdict(modes, numbers))
 
 
 def diagnose_modes(
@@ -331,31 +196,77 @@ def diagnose_modes(
     a classifier reference (classified as for diagnose). What the trainer's collapse table reads:
     the k-NN metrics on 26,000 stacked digits would cost a minute per evaluation.
     """
-    kind = reference.get("type") if isinstance(reference, dict) else None
-    if kind == "gaussian_mixture":
-        mixture = GaussianMixture.from_spec(reference)
-        stats = _mode_statistics(validate_samples(samples, mixture.dim), mixture)
-    elif kind == "classifier":
-        if classified is None:
-            raise DiagnosticsError("a classifier reference needs the classifier's outputs")
-        stats = _classified_statistics(samples, reference, classified[0])
-    else:
+    modes = mode_stats(samples, reference, classified)
+    if modes is None:
+        kind = reference_type(reference)
         raise DiagnosticsError(f"reference type {kind!r} has no modes to count")
-    return _mode_report(stats)
+    return mode_section(modes)
 
 
-def feature_statistics(section: dict[str, Any]) -> dict[str, Any]:
-    """The numbers of the feature section that the verdict rules read (None when skipped)."""
-    manifold, bins, repeats = section["manifold"], section["ndb"], section["duplicates"]
+def report_of(
+    reference_name: str | None,
+    modes: ModeStats | None,
+    features: FeatureStats,
+    section: dict[str, Any],
+    judged: Verdict,
+) -> dict[str, Any]:
+    """The report (docs/diagnostics.md): the reference name, N, the mode keys (None without
+    modes), duplicates and features from feature_metrics' section, and the verdict."""
     return {
-        "coverage": manifold and manifold["coverage"],
-        "coverage_expected": manifold and manifold["coverage_expected_identical"],
-        "precision": manifold and manifold["precision"],
-        "n_reference": section["n_reference"],
-        "ndb": bins and bins["ndb"],
-        "ndb_bins": bins and bins["n_bins"],
-        "vendi": section["vendi"],
-        "vendi_reference": section["vendi_reference"],
-        "duplicate_fraction": repeats["exact_fraction"] if repeats else 0.0,
-        "near_duplicate_fraction": repeats["near_fraction"] if repeats else 0.0,
+        "reference": reference_name,
+        "n_samples": features.n_samples if modes is None else modes.n_samples,
+        **mode_section(modes),
+        "duplicates": section["duplicates"] or {"exact_fraction": features.duplicate_fraction},
+        "features": {key: value for key, value in section.items() if key != "duplicates"},
+        "verdict": {"status": judged.status, "reasons": list(judged.reasons)},
     }
+
+
+def mode_section(modes: ModeStats | None) -> dict[str, Any]:
+    """The report's mode keys, in order; every value None for a reference without modes."""
+    present = modes is not None
+    return {
+        "modes": modes_counts(modes) if present else None,
+        "high_quality_fraction": modes.high_quality_fraction if present else None,
+        "kl": finite_or_none(modes.kl) if present else None,
+        "kl_expected_ideal": modes.kl_expected_ideal if present else None,
+        "kl_expected_ideal_std": modes.kl_expected_ideal_std if present else None,
+        "reverse_kl": modes.reverse_kl if present else None,
+        "chi_square": chi_square_section(modes.chi_square) if present else None,
+        "expected_covered_ideal": modes.expected_covered_ideal if present else None,
+        "expected_covered_ideal_std": modes.expected_covered_ideal_std if present else None,
+        "all_samples": all_samples_section(modes.all_samples) if present else None,
+    }
+
+
+def modes_counts(modes: ModeStats) -> dict[str, Any]:
+    """The report's `modes` object: total, covered, missing, histogram (K ints)."""
+    return {
+        "total": modes.total,
+        "covered": modes.covered,
+        "missing": modes.missing,
+        "histogram": modes.histogram.tolist(),
+    }
+
+
+def chi_square_section(test: ChiSquare) -> dict[str, float | int | None]:
+    """The report's `chi_square` object."""
+    return {"statistic": test.statistic, "dof": test.dof, "p_value": test.p_value}
+
+
+def all_samples_section(every: ModeStats | None) -> dict[str, Any] | None:
+    """The report's `all_samples` object (classifier references; None otherwise)."""
+    if every is None:
+        return None
+    return {
+        "covered": every.covered,
+        "missing": every.missing,
+        "kl": finite_or_none(every.kl),
+        "kl_expected_ideal": every.kl_expected_ideal,
+        "kl_expected_ideal_std": every.kl_expected_ideal_std,
+    }
+
+
+def finite_or_none(kl: float | None) -> float | None:
+    """kl, or None when it is infinite (JSON has no inf; the verdict says so in words)."""
+    return kl if kl is None or math.isfinite(kl) else None

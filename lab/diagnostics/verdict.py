@@ -6,7 +6,9 @@ number of samples scores, so a small batch is never blamed for modes it could no
 """
 
 import math
-from typing import Any
+from dataclasses import dataclass
+
+from .statistics import FeatureStats, ModeStats
 
 # collapsed
 SINGLE_MODE_MAX_COVERED = 1  # covering <= 1 mode of a multi-mode reference ...
@@ -32,31 +34,40 @@ LOW_PRECISION = 0.5  # warning: fewer than half the samples lie on the reference
 LOW_QUALITY_FRACTION = 0.5  # high_quality_fraction below this adds a reason
 
 
-def _collapse_reasons(stats: dict[str, Any]) -> list[str]:
-    """Reasons for `collapsed`, one per rule that fires (see verdict for the keys)."""
+@dataclass(frozen=True)
+class Verdict:
+    """status: "healthy" | "partial_collapse" | "collapsed"; reasons: one short sentence per
+    rule that fired (a healthy verdict: one that states the coverage and KL), then warnings."""
+
+    status: str
+    reasons: tuple[str, ...]
+
+
+def _collapse_reasons(modes: ModeStats | None, features: FeatureStats) -> list[str]:
+    """Reasons for `collapsed`, one per rule that fires."""
     reasons = []
-    if stats["duplicate_fraction"] >= DUPLICATE_COLLAPSE_FRACTION:
+    if features.duplicate_fraction >= DUPLICATE_COLLAPSE_FRACTION:
         reasons.append(
-            f"identical outputs: {stats['duplicate_fraction']:.1%} of rows repeat an earlier row "
+            f"identical outputs: {features.duplicate_fraction:.1%} of rows repeat an earlier row "
             f"(rule: >= {DUPLICATE_COLLAPSE_FRACTION:.0%})"
         )
-    near = stats.get("near_duplicate_fraction", 0.0)
+    near = features.near_duplicate_fraction
     if near >= NEAR_DUPLICATE_COLLAPSE_FRACTION:
         reasons.append(
             f"near-identical outputs: {near:.1%} of rows have a near-duplicate partner "
             f"(rule: >= {NEAR_DUPLICATE_COLLAPSE_FRACTION:.0%})"
         )
-    if "covered" in stats:  # a reference with modes: the papers' protocol decides collapse
-        return reasons + _mode_collapse_reasons(stats)
-    return reasons + _feature_collapse_reasons(stats)
+    if modes is not None:  # a reference with modes: the papers' protocol decides collapse
+        return reasons + _mode_collapse_reasons(modes)
+    return reasons + _feature_collapse_reasons(features)
 
 
-def _mode_collapse_reasons(stats: dict[str, Any]) -> list[str]:
+def _mode_collapse_reasons(modes: ModeStats) -> list[str]:
     reasons = []
-    covered, total, expected = stats["covered"], stats["support"], stats["expected_covered"]
-    if stats["high_quality_count"] == 0:
+    covered, total, expected = modes.covered, modes.support, modes.expected_covered_ideal
+    if modes.high_quality_count == 0:
         reasons.append(
-            f"no high-quality sample: none of the {stats['n_samples']} samples lies within "
+            f"no high-quality sample: none of the {modes.n_samples} samples lies within "
             "3 std of a mode centre"
         )
     if total >= 2 and covered <= SINGLE_MODE_MAX_COVERED and expected >= SINGLE_MODE_MIN_EXPECTED:
@@ -67,13 +78,13 @@ def _mode_collapse_reasons(stats: dict[str, Any]) -> list[str]:
     if covered < COLLAPSE_COVERAGE_RATIO * expected:
         reasons.append(
             f"covers {covered} of {total} modes, fewer than {COLLAPSE_COVERAGE_RATIO:g} x the "
-            f"{expected:.1f} an exact sampler of {stats['n_samples']} samples covers"
+            f"{expected:.1f} an exact sampler of {modes.n_samples} samples covers"
         )
     return reasons
 
 
-def _feature_collapse_reasons(stats: dict[str, Any]) -> list[str]:
-    coverage, expected = stats.get("coverage"), stats.get("coverage_expected")
+def _feature_collapse_reasons(features: FeatureStats) -> list[str]:
+    coverage, expected = features.coverage, features.coverage_expected_identical
     if coverage is None or coverage >= FEATURE_COLLAPSE_COVERAGE_RATIO * expected:
         return []
     return [
@@ -82,17 +93,17 @@ def _feature_collapse_reasons(stats: dict[str, Any]) -> list[str]:
     ]
 
 
-def _diversity_reasons(stats: dict[str, Any]) -> list[str]:
-    """Partial-collapse reasons from near duplicates and the Vendi score."""
+def _diversity_reasons(modes: ModeStats | None, features: FeatureStats) -> list[str]:
+    """Partial-collapse reasons from near duplicates and (without modes) the Vendi score."""
     reasons = []
-    near = stats.get("near_duplicate_fraction", 0.0)
+    near = features.near_duplicate_fraction
     if NEAR_DUPLICATE_PARTIAL_FRACTION < near < NEAR_DUPLICATE_COLLAPSE_FRACTION:
         reasons.append(
             f"samples pile up: {near:.1%} of rows have a near-duplicate partner "
             f"(rule: > {NEAR_DUPLICATE_PARTIAL_FRACTION:.0%})"
         )
-    vendi, reference = stats.get("vendi"), stats.get("vendi_reference")
-    if "covered" not in stats and vendi is not None and reference:
+    vendi, reference = features.vendi, features.vendi_reference
+    if modes is None and vendi is not None and reference:
         if vendi < VENDI_RATIO * reference:
             reasons.append(
                 f"low diversity: Vendi score {vendi:.2f} is below {VENDI_RATIO:g} x the "
@@ -101,11 +112,11 @@ def _diversity_reasons(stats: dict[str, Any]) -> list[str]:
     return reasons
 
 
-def _feature_partial_reasons(stats: dict[str, Any]) -> list[str]:
+def _feature_partial_reasons(features: FeatureStats) -> list[str]:
     reasons = []
-    coverage, expected = stats.get("coverage"), stats.get("coverage_expected")
+    coverage, expected = features.coverage, features.coverage_expected_identical
     if coverage is not None:
-        se = math.sqrt(max(expected * (1 - expected), 1e-12) / stats["n_reference"])
+        se = math.sqrt(max(expected * (1 - expected), 1e-12) / features.n_reference)
         floor = expected - max(COVERAGE_DEFICIT, COVERAGE_SE_MULTIPLE * se)
         if coverage < floor:
             reasons.append(
@@ -113,7 +124,7 @@ def _feature_partial_reasons(stats: dict[str, Any]) -> list[str]:
                 f"(rule: coverage < expected - max({COVERAGE_DEFICIT:g}, "
                 f"{COVERAGE_SE_MULTIPLE:g} se) = {floor:.3f}): parts of the reference are missed"
             )
-    bins, ndb = stats.get("ndb_bins"), stats.get("ndb")
+    bins, ndb = features.ndb_bins, features.ndb
     if bins:
         limit = NDB_ALPHA * bins + NDB_SIGMAS * math.sqrt(bins * NDB_ALPHA * (1 - NDB_ALPHA))
         if ndb > limit:
@@ -124,87 +135,93 @@ def _feature_partial_reasons(stats: dict[str, Any]) -> list[str]:
     return reasons
 
 
-def _partial_reasons(stats: dict[str, Any]) -> list[str]:
-    """Reasons for `partial_collapse`, one per rule that fires (see verdict for the keys)."""
-    if "covered" not in stats:
-        return _feature_partial_reasons(stats) + _diversity_reasons(stats)
+def _partial_reasons(modes: ModeStats | None, features: FeatureStats) -> list[str]:
+    """Reasons for `partial_collapse`, one per rule that fires."""
+    if modes is None:
+        return _feature_partial_reasons(features) + _diversity_reasons(modes, features)
     # With modes, the feature rules add evidence only for sharp samples: blurred samples fall
     # outside the reference's k-NN balls whatever their diversity (a quality, not a collapse).
-    sharp = stats["high_quality_fraction"] >= LOW_QUALITY_FRACTION
-    reasons = (_feature_partial_reasons(stats) if sharp else []) + _diversity_reasons(stats)
-    expected, spread = stats["expected_covered"], stats["expected_covered_std"]
+    sharp = modes.high_quality_fraction >= LOW_QUALITY_FRACTION
+    reasons = (_feature_partial_reasons(features) if sharp else []) + _diversity_reasons(
+        modes, features
+    )
+    expected, spread = modes.expected_covered_ideal, modes.expected_covered_ideal_std
     floor = expected - max(COVERAGE_MIN_MARGIN, COVERAGE_SIGMAS * spread)
-    if stats["covered"] < floor:
+    if modes.covered < floor:
         reasons.append(
-            f"covers {stats['covered']} of {stats['support']} modes; an exact sampler of the same "
+            f"covers {modes.covered} of {modes.support} modes; an exact sampler of the same "
             f"size covers {expected:.2f} +- {spread:.2f}, so more modes are missing than chance "
             f"explains (rule: covered < expected - max({COVERAGE_MIN_MARGIN:g}, "
             f"{COVERAGE_SIGMAS:g} std) = {floor:.2f})"
         )
-    kl = stats["kl"]
-    if kl is not None and stats["kl_expected"] is not None:
-        limit = stats["kl_expected"] + max(KL_MARGIN_NATS, KL_SIGMAS * stats["kl_expected_std"])
-        if math.isinf(kl):
-            reasons.append(
-                "mode imbalance: high-quality samples sit on modes of reference weight 0, "
-                "so KL(generated || reference) is infinite"
-            )
-        elif kl > limit:
-            reasons.append(
-                f"mode imbalance: KL(generated || reference) = {kl:.3f} nats, above the "
-                f"{stats['kl_expected']:.3f} an exact sampler of the same size scores (rule: kl > "
-                f"expected + max({KL_MARGIN_NATS:g}, {KL_SIGMAS:g} std) = {limit:.3f})"
-            )
-    return reasons
+    return reasons + _imbalance_reasons(modes)
 
 
-def _healthy_reason(stats: dict[str, Any]) -> str:
+def _imbalance_reasons(modes: ModeStats) -> list[str]:
+    """The mode-imbalance reason: kl above what an exact sampler of the same size scores."""
+    kl, expected = modes.kl, modes.kl_expected_ideal
+    if kl is None or expected is None:
+        return []
+    limit = expected + max(KL_MARGIN_NATS, KL_SIGMAS * modes.kl_expected_ideal_std)
+    if math.isinf(kl):
+        return [
+            "mode imbalance: high-quality samples sit on modes of reference weight 0, "
+            "so KL(generated || reference) is infinite"
+        ]
+    if kl > limit:
+        return [
+            f"mode imbalance: KL(generated || reference) = {kl:.3f} nats, above the "
+            f"{expected:.3f} an exact sampler of the same size scores (rule: kl > "
+            f"expected + max({KL_MARGIN_NATS:g}, {KL_SIGMAS:g} std) = {limit:.3f})"
+        ]
+    return []
+
+
+def _healthy_reason(modes: ModeStats | None, features: FeatureStats) -> str:
     parts = []
-    if "covered" in stats:
+    if modes is not None:
         parts.append(
-            f"covers {stats['covered']} of {stats['support']} modes (an exact sampler of the same "
-            f"size covers {stats['expected_covered']:.2f} +- {stats['expected_covered_std']:.2f}) "
-            f"with KL {stats['kl']:.3f} nats"
+            f"covers {modes.covered} of {modes.support} modes (an exact sampler of the same "
+            f"size covers {modes.expected_covered_ideal:.2f} +- "
+            f"{modes.expected_covered_ideal_std:.2f}) with KL {modes.kl:.3f} nats"
         )
-    if stats.get("coverage") is not None:
+    if features.coverage is not None:
         parts.append(
-            f"coverage {stats['coverage']:.3f} (identical distributions: "
-            f"{stats['coverage_expected']:.3f})"
+            f"coverage {features.coverage:.3f} (identical distributions: "
+            f"{features.coverage_expected_identical:.3f})"
         )
-    if stats.get("ndb_bins"):
-        parts.append(f"{stats['ndb']} of {stats['ndb_bins']} bins differ (NDB)")
+    if features.ndb_bins:
+        parts.append(f"{features.ndb} of {features.ndb_bins} bins differ (NDB)")
     return "; ".join(parts) or "no rule fired (too few samples for most metrics)"
 
 
-def verdict(stats: dict[str, Any]) -> dict[str, Any]:
-    """Apply the rules to the report's numbers; returns {"status": str, "reasons": [str]}.
-
-    stats keys: n_samples, support (modes of positive weight), covered, expected_covered,
-    expected_covered_std, kl (nats; None without high-quality samples; inf possible),
-    kl_expected, kl_expected_std (None likewise), duplicate_fraction, high_quality_count,
-    high_quality_fraction (the mode keys only for references with modes); coverage,
-    coverage_expected, n_reference, ndb, ndb_bins (None when the feature metrics were skipped).
-    status is "collapsed" if any collapse rule fires, else
-    "partial_collapse" if any partial rule fires, else "healthy".
-    """
-    reasons = _collapse_reasons(stats)
-    status = "collapsed"
-    if not reasons:
-        reasons = _partial_reasons(stats)
-        status = "partial_collapse" if reasons else "healthy"
-    if status == "healthy":
-        reasons.append(_healthy_reason(stats))
-    precision = stats.get("precision")
-    if "covered" not in stats and precision is not None and precision < LOW_PRECISION:
-        reasons.append(
+def _warnings(modes: ModeStats | None, features: FeatureStats) -> list[str]:
+    """Low sample quality: reasons that never change the status."""
+    precision = features.precision
+    if modes is None and precision is not None and precision < LOW_PRECISION:
+        return [
             f"low sample quality: precision {precision:.3f} (fewer than {LOW_PRECISION:.0%} "
             "of samples lie within the reference's k-NN balls; warning only)"
-        )
-    quality = stats.get("high_quality_fraction")
-    if quality is not None and quality < LOW_QUALITY_FRACTION:
-        reasons.append(
-            f"low sample quality: only {quality:.1%} of samples "
-            f"{stats.get('high_quality_rule', 'lie within 3 std of a mode centre')} "
-            f"(warning below {LOW_QUALITY_FRACTION:.0%})"
-        )
-    return {"status": status, "reasons": reasons}
+        ]
+    if modes is not None and modes.high_quality_fraction < LOW_QUALITY_FRACTION:
+        return [
+            f"low sample quality: only {modes.high_quality_fraction:.1%} of samples "
+            f"{modes.high_quality_rule} (warning below {LOW_QUALITY_FRACTION:.0%})"
+        ]
+    return []
+
+
+def verdict(modes: ModeStats | None, features: FeatureStats) -> Verdict:
+    """Apply the rules to a batch's statistics (modes: None for a reference without modes).
+
+    status is "collapsed" if any collapse rule fires, else "partial_collapse" if any partial
+    rule fires, else "healthy"; the low-quality warnings come last and change nothing.
+    """
+    reasons = _collapse_reasons(modes, features)
+    status = "collapsed"
+    if not reasons:
+        reasons = _partial_reasons(modes, features)
+        status = "partial_collapse" if reasons else "healthy"
+    if status == "healthy":
+        reasons.append(_healthy_reason(modes, features))
+    return Verdict(status, tuple(reasons + _warnings(modes, features)))

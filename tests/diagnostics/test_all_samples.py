@@ -7,7 +7,7 @@ from scipy.stats import entropy
 
 from lab.diagnostics import diagnose_modes
 from lab.diagnostics.classifier import argmax_histogram, classified_histogram
-from lab.diagnostics.report import expected_kl_ideal
+from lab.diagnostics.statistics import expected_kl_ideal
 from tests.helpers import draw_mixture
 from trainer.datasets import get_dataset
 

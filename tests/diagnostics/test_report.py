@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from lab.diagnostics import DiagnosticsError, diagnose
-from lab.diagnostics.report import expected_kl_ideal
+from lab.diagnostics.statistics import expected_kl_ideal
 
 SUBSETS = [
     ("ring8", [0]),

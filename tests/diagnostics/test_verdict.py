@@ -1,9 +1,13 @@
-"""The verdict rules on the benchmark geometries (thresholds from lab.diagnostics.verdict)."""
+"""The verdict rules on the benchmark geometries (thresholds from lab.diagnostics.verdict),
+and on typed statistics built directly (ModeStats, FeatureStats)."""
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from lab.diagnostics import diagnose
+from lab.diagnostics.statistics import ChiSquare, FeatureStats, ModeStats
 from lab.diagnostics.verdict import (
     COLLAPSE_COVERAGE_RATIO,
     DUPLICATE_COLLAPSE_FRACTION,
@@ -100,19 +104,37 @@ def test_single_sample_is_not_blamed_for_one_mode(references: dict) -> None:
     assert report["verdict"]["status"] == "healthy"
 
 
-FEATURES_ONLY = {
-    "n_samples": 1000,
-    "duplicate_fraction": 0.0,
-    "near_duplicate_fraction": 0.0,
-    "coverage": 0.96,
-    "coverage_expected": 0.96,
-    "n_reference": 1000,
-    "precision": 0.9,
-    "ndb": 3,
-    "ndb_bins": 50,
-    "vendi": 40.0,
-    "vendi_reference": 42.0,
-}
+FEATURES_ONLY = FeatureStats(
+    n_samples=1000,
+    n_reference=1000,
+    coverage=0.96,
+    coverage_expected_identical=0.96,
+    precision=0.9,
+    ndb=3,
+    ndb_bins=50,
+    vendi=40.0,
+    vendi_reference=42.0,
+    duplicate_fraction=0.0,
+    near_duplicate_fraction=0.0,
+)
+RING8_EXACT = ModeStats(  # 2,500 exact draws on ring8, about what diagnose measures
+    n_samples=2500,
+    total=8,
+    support=8,
+    covered=8,
+    missing=[],
+    histogram=np.full(8, 309),
+    high_quality_count=2472,
+    high_quality_fraction=0.9888,
+    kl=0.0015,
+    reverse_kl=0.0015,
+    kl_expected_ideal=0.0014,
+    kl_expected_ideal_std=0.0008,
+    chi_square=ChiSquare(statistic=7.0, dof=7, p_value=0.43),
+    expected_covered_ideal=8.0,
+    expected_covered_ideal_std=0.0,
+    high_quality_rule="lie within 3 std of a mode centre",
+)
 
 
 @pytest.mark.parametrize(
@@ -129,6 +151,39 @@ FEATURES_ONLY = {
     ],
 )
 def test_feature_rules(change, status, fragment) -> None:
-    result = verdict({**FEATURES_ONLY, **change})
-    assert result["status"] == status
-    assert any(fragment in reason for reason in result["reasons"]), result["reasons"]
+    result = verdict(None, replace(FEATURES_ONLY, **change))
+    assert result.status == status
+    assert any(fragment in reason for reason in result.reasons), result.reasons
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "fragment"),
+    [
+        ({}, "healthy", "covers 8 of 8 modes"),
+        ({"covered": 7, "missing": [3]}, "partial_collapse", "more modes are missing"),
+        ({"covered": 3}, "collapsed", "fewer than 0.5 x the 8.0"),
+        ({"covered": 1}, "collapsed", "rule: <= 1 mode"),
+        ({"kl": 0.2}, "partial_collapse", "mode imbalance: KL"),
+        ({"kl": float("inf")}, "partial_collapse", "KL(generated || reference) is infinite"),
+        ({"high_quality_count": 0, "kl": None}, "collapsed", "no high-quality sample"),
+        ({"high_quality_fraction": 0.2}, "healthy", "only 20.0% of samples lie within 3 std"),
+    ],
+)
+def test_mode_rules_read_typed_statistics(change, status, fragment) -> None:
+    result = verdict(replace(RING8_EXACT, **change), FEATURES_ONLY)
+    assert result.status == status
+    assert any(fragment in reason for reason in result.reasons), result.reasons
+
+
+def test_with_modes_the_feature_only_rules_stay_silent() -> None:
+    # Vendi and precision judge a reference without modes; with modes, the modes decide.
+    features = replace(FEATURES_ONLY, vendi=15.0, precision=0.3, coverage=0.4)
+    result = verdict(RING8_EXACT, features)
+    assert result.status == "partial_collapse"  # coverage 0.4 adds evidence, not collapse
+    assert not any("diversity" in r or "precision" in r for r in result.reasons), result.reasons
+
+
+def test_blurred_samples_skip_the_feature_evidence() -> None:
+    blurred = replace(RING8_EXACT, high_quality_fraction=0.3)
+    result = verdict(blurred, replace(FEATURES_ONLY, coverage=0.85, ndb=15))
+    assert result.status == "healthy" and result.reasons[-1].startswith("low sample quality")
