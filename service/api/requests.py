@@ -96,8 +96,8 @@ class Reference:
     classifier: object | None = None  # onnxruntime.InferenceSession
 
     def classify(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities [N, C, classes], embeddings [N, C * E]) of each sample's channels
-        [N, C, H, W] by the classifier (classifier references only)."""
+        """(probabilities [N, C, classes], embeddings [N, C * E]) of each sample's channels, by
+        the classifier (classifier references only)."""
         return classify(self.classifier, self.spec, batch)
 
 
