@@ -236,9 +236,9 @@ def score_drawer(
 
 
 def generator_drawer(session: object, card: dict, max_batch: int) -> Draw:
-    """draw(n, seed) -> G(z) [n, *card output shape] in the card's output dtype: a gan card's
-    session (its float16 graph when chosen) on z = gaussian_latents(n, latent_dim, seed)
-    [n, latent_dim] float32, in runs of <= max_batch rows."""
+    """draw(n, seed) -> G(z) [n, *card output shape] float32 (a float16 graph casts back): a
+    gan card's session on z = gaussian_latents(n, latent_dim, seed) [n, latent_dim] float32,
+    in runs of <= max_batch rows."""
     name, latent_dim = card["input"]["name"], card["latent_dim"]
 
     def draw(n: int, seed: int) -> np.ndarray:
