@@ -16,10 +16,10 @@ in one process on one device:
   (lab.runtime.CPU_BATCH rows per call), so that what the pieces gain is not credited to
   onnxruntime;
 - the service runtime: the ONNX file in a session made by lab.runtime.create_session and
-  run by the service's own code (runtime.run_rows; lab.sampling.score_samples for the score
-  model), numpy latents in and numpy samples out, as a request gets them; for the score model
-  also its fused trajectory graph (the whole sampler in one run, trainer/edm/fused.py), for the
-  GANs also their float16 graph (trainer/half.py, which the service runs on CUDA);
+  run by the service's own code (lab.sampling's generator_drawer and score_drawer), numpy
+  latents in and numpy samples out, as a request gets them; for the score model also its fused
+  trajectory graph (the whole sampler in one run, trainer/edm/fused.py), for the GANs also
+  their float16 graph (trainer/half.py, which the service runs on CUDA);
 - HTTP: gunicorn with the repo's config serving the bundled models, a 4,096-sample NPY request
   (`--http-samples`), against the service runtime on the same bundled file in this process.
 
@@ -47,14 +47,14 @@ from torch import nn
 from bench.server import running_server
 from lab import runtime
 from lab.noise import gaussian_latents
-from lab.samplers import NO_CHURN, time_steps
+from lab.samplers import time_steps
 from lab.sampling import (
     DEFAULT_MAX_BATCH,
+    ScoreGraphs,
     ScoreSpec,
     file_sampler,
-    fused_score_samples,
-    onnx_denoiser,
-    score_samples,
+    generator_drawer,
+    score_drawer,
 )
 from service.config import REPO_MODELS
 from trainer.edm.export import to_onnx as score_to_onnx
@@ -210,23 +210,17 @@ def torch_rows(
 
 
 def service_runner(kind: Kind, path: Path, device: str, batch: int) -> Callable[[], np.ndarray]:
-    """The service's own generation code over the ONNX file at `path`, for `batch` samples."""
+    """The service's own generation code (lab.sampling's drawers) over the ONNX file at `path`,
+    for `batch` samples."""
     card = read_card(kind.card)
     session = runtime.create_session(path, device)
-    max_batch = DEFAULT_MAX_BATCH
-    if kind.score:
-        denoise = onnx_denoiser(session, card, max_batch)
-        spec = ScoreSpec.from_card(card)
-        return lambda: score_samples(denoise, spec, batch, SEED, HEUN_STEPS, "heun", NO_CHURN)
-    latent_dim = architecture(kind)["args"]["latent_dim"]
-    name = session.get_inputs()[0].name
-
-    def generate() -> np.ndarray:
-        return runtime.run_rows(
-            session, {name: gaussian_latents(batch, latent_dim, SEED)}, max_batch
-        )
-
-    return generate
+    if kind.score:  # a version that lists no sampler graphs: the numpy sampler
+        draw = score_drawer(card, ScoreGraphs({}, denoiser=session), HEUN_STEPS, "heun")
+    else:  # the card fields generator_drawer reads, of this architecture (the DCGAN's own)
+        gan_card = {"input": {"name": session.get_inputs()[0].name}}
+        gan_card["latent_dim"] = architecture(kind)["args"]["latent_dim"]
+        draw = generator_drawer(session, gan_card, DEFAULT_MAX_BATCH)
+    return lambda: draw(batch, SEED)
 
 
 def export(kind: Kind, module: nn.Module, folder: Path) -> Path:
@@ -265,14 +259,16 @@ def fused_runner(
     kind: Kind, path: Path, device: str, batch: int, folder: Path
 ) -> Callable[[], np.ndarray]:
     """The service's fused-trajectory path: the denoiser at `path` fused into one graph for
-    HEUN_STEPS Heun steps (trainer/edm/fused.py), run by fused_score_samples."""
-    spec = ScoreSpec.from_card(read_card(kind.card))
+    HEUN_STEPS Heun steps (trainer/edm/fused.py), drawn by lab.sampling.score_drawer."""
+    card = read_card(kind.card)
+    spec = ScoreSpec.from_card(card)
     t = time_steps(HEUN_STEPS, spec.sigma_min, spec.sigma_max, spec.rho)
     fused_path = folder / f"{kind.name}-fused.onnx"
     onnx.save(fuse_trajectory(onnx.load(path), t, "heun", spec.data_scale), fused_path)
     session = runtime.create_session(fused_path, device, large_graph=True)
-    max_batch = DEFAULT_MAX_BATCH
-    return lambda: fused_score_samples(session, spec, batch, SEED, max_batch)
+    version = {"fused": {"sampler": "heun", "steps": HEUN_STEPS}}  # what a card would list
+    draw = score_drawer(card, ScoreGraphs(version, fused=session), HEUN_STEPS, "heun")
+    return lambda: draw(batch, SEED)
 
 
 def bundled_runner(kind: Kind, card: dict, device: str, n: int) -> Callable[[], np.ndarray]:

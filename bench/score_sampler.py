@@ -13,8 +13,10 @@ set to match). When the card lists a fused trajectory graph for the default samp
 (trainer/edm/fused.py), a row runs it: the whole sampler in one onnxruntime call per batch.
 When it lists step graphs, a row runs them: one onnxruntime call per step and batch, the state
 kept in an OrtValue between steps (what the service runs for requests the fused graph does not
-serve; STEP_GRAPHS). Each time is the best of --repeats runs, imports and session creation
-excluded. Prints a markdown table.
+serve; STEP_GRAPHS). The service's rows are drawn as the service draws them, by
+lab.sampling.score_drawer under the FUSED_SAMPLER / STEP_GRAPHS settings that choose each way.
+Each time is the best of --repeats runs, imports and session creation excluded. Prints a
+markdown table.
 """
 
 import argparse
@@ -26,27 +28,65 @@ from pathlib import Path
 import numpy as np
 
 from lab import runtime
-from lab.samplers import SAMPLERS, network_evaluations
+from lab.samplers import NO_CHURN, network_evaluations
 from lab.sampling import (
-    DEFAULT_MAX_BATCH,
+    FUSED,
+    NUMPY,
+    STEPPED,
+    Draw,
+    SamplingSettings,
     ScoreSpec,
-    fused_score_samples,
-    matching_fused,
-    onnx_denoiser,
+    open_score_graphs,
+    sampling_path,
+    score_drawer,
     score_samples,
-    stepped_score_samples,
 )
 from service.config import REPO_MODELS
 
+# The service's ways to draw, each a row with the settings that choose it (FUSED_SAMPLER,
+# STEP_GRAPHS), in the table's order; the first is the reference of the difference column.
+SERVICE_PATHS = {
+    NUMPY: ("service, step by step", SamplingSettings(fused_sampler=False, step_graphs=False)),
+    FUSED: ("service, fused graph", SamplingSettings(fused_sampler=True, step_graphs=False)),
+    STEPPED: ("service, step graphs", SamplingSettings(fused_sampler=False, step_graphs=True)),
+}
 
-def best_time(repeats: int, work, *args) -> tuple[float, np.ndarray]:
-    """(the best wall time in seconds of `repeats` calls of work(*args), its last result)."""
+
+def best_time(repeats: int, draw: Draw, n: int) -> tuple[float, np.ndarray]:
+    """(the best wall time in seconds of `repeats` calls of draw(n, 0), its last result)."""
     times, result = [], None
     for _ in range(repeats):
         started = time.perf_counter()
-        result = work(*args)
+        result = draw(n, 0)
         times.append(time.perf_counter() - started)
     return min(times), result
+
+
+def service_drawers(
+    model_dir: Path, card: dict, steps: int, sampler: str, device: str
+) -> tuple[dict[str, Draw], str]:
+    """({row label: draw(n, seed)} for each way the service can draw this request to the card's
+    newest version, through lab.sampling.score_drawer with the settings that choose that way (a
+    way the version lacks is left out), the provider running the step-by-step row)."""
+    version, drawers, provider = card["versions"][-1], {}, ""
+    for path, (label, settings) in SERVICE_PATHS.items():
+        if sampling_path(version, steps, sampler, NO_CHURN, settings) == path:
+            graphs = open_score_graphs(model_dir, version, path, device)
+            drawers[label] = score_drawer(card, graphs, steps, sampler, NO_CHURN, settings)
+            provider = provider or runtime.session_provider(graphs.denoiser)
+    return drawers, provider
+
+
+def torch_drawer(run_dir: Path, card: dict, steps: int, sampler: str) -> Draw:
+    """draw(n, seed): the same numpy sampler over the run's torch EMA network (torch threads as
+    many as ORT_INTRA_OP_THREADS gives onnxruntime)."""
+    import torch
+
+    from trainer.edm.training_loop import load_run, torch_denoiser
+
+    torch.set_num_threads(int(os.environ.get("ORT_INTRA_OP_THREADS", "1")))
+    denoise, spec = torch_denoiser(load_run(run_dir).ema.eval()), ScoreSpec.from_card(card)
+    return lambda n, seed: score_samples(denoise, spec, n, seed, steps, sampler)
 
 
 def main() -> None:
@@ -59,62 +99,21 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
     card = json.loads((args.models_dir / args.model / "card.json").read_text())
-    version = card["versions"][-1]
-    session = runtime.create_session(args.models_dir / args.model / version["file"], args.device)
-    denoisers = {"service, step by step": onnx_denoiser(session, card, DEFAULT_MAX_BATCH)}
+    steps, sampler, model_dir = card["sampler"]["steps"], "heun", args.models_dir / args.model
+    service, where = service_drawers(model_dir, card, steps, sampler, args.device)
+    first = SERVICE_PATHS[NUMPY][0]
+    drawers = {first: service.pop(first)}
     if args.run_dir is not None:
-        import torch
-
-        from trainer.edm.training_loop import load_run, torch_denoiser
-
-        torch.set_num_threads(int(os.environ.get("ORT_INTRA_OP_THREADS", "1")))
-        denoisers["plain PyTorch"] = torch_denoiser(load_run(args.run_dir).ema.eval())
-    spec, steps, sampler = ScoreSpec.from_card(card), card["sampler"]["steps"], "heun"
+        drawers["plain PyTorch"] = torch_drawer(args.run_dir, card, steps, sampler)
+    drawers |= service
     nfe = network_evaluations(steps, sampler)
-    where = runtime.session_provider(session)
     print(f"{args.model}: {steps} {sampler} steps ({nfe} network evaluations), {where}\n")
     print("| n | path | seconds | samples/s | max abs difference |")
     print("| --- | --- | --- | --- | --- |")
-    fused = matching_fused(version, sampler, steps)
-    if fused is not None:
-        fused_session = runtime.create_session(
-            args.models_dir / args.model / fused["file"], args.device, large_graph=True
-        )
-    else:
-        fused_session = None
-    max_batch = DEFAULT_MAX_BATCH
-    graphs = version.get("step_graphs")
-    if graphs is not None:
-        steppers = {
-            s: runtime.create_session(args.models_dir / args.model / graphs[s]["file"], args.device)
-            for s in SAMPLERS
-        }
     for n in args.sizes:
         reference = None
-        paths = {
-            name: (score_samples, d, spec, n, 0, steps, sampler) for name, d in denoisers.items()
-        }
-        if fused_session is not None:
-            paths["service, fused graph"] = (
-                fused_score_samples,
-                fused_session,
-                spec,
-                n,
-                0,
-                max_batch,
-            )
-        if graphs is not None:
-            paths["service, step graphs"] = (
-                stepped_score_samples,
-                steppers,
-                spec,
-                n,
-                0,
-                steps,
-                sampler,
-            )
-        for name, work in paths.items():
-            seconds, samples = best_time(args.repeats, *work)
+        for name, draw in drawers.items():
+            seconds, samples = best_time(args.repeats, draw, n)
             reference = samples if reference is None else reference
             difference = float(np.abs(samples - reference).max())
             print(f"| {n} | {name} | {seconds:.3f} | {n / seconds:,.0f} | {difference:.1e} |")

@@ -1,5 +1,7 @@
 """How a model's samples follow from a seed (lab.noise), shared by the service, the trainer's
-export and the benchmarks."""
+export and the benchmarks: a gan's G(z) (generator_drawer); a score model's three ways to run
+its sampler (numpy over the denoiser, the fused trajectory graph, the step graphs), and the one
+place that chooses between them (sampling_path, used by score_drawer and file_sampler)."""
 
 import math
 from collections.abc import Callable
@@ -9,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from lab import runtime
-from lab.noise import seeded_generator
+from lab.noise import gaussian_latents, seeded_generator
 from lab.samplers import (
     NO_CHURN,
     SAMPLERS,
@@ -27,6 +29,12 @@ DEFAULT_MAX_BATCH = 8_192
 # step's numbers, and the next state.
 STEP_STATE, STEP_NOISE, STEP_OUTPUT = "x", "noise", "x_next"
 STEP_SCALARS = ("noise_scale", "t_hat", "t_next", "step")
+# A fused trajectory graph's tensors (trainer/edm/fused.py): the initial noise in, samples out.
+FUSED_INPUT, FUSED_OUTPUT = "noise", "samples"
+# The ways a score request can be drawn (sampling_path); all give the same samples within the
+# card's parities: the fused trajectory graph, the step graphs, the numpy sampler.
+FUSED, STEPPED, NUMPY = "fused", "step_graphs", "numpy"
+Draw = Callable[[int, int], np.ndarray]  # draw(n, seed) -> n samples [n, ...]
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,40 @@ class ScoreSpec:
             rho=schedule["rho"],
             data_scale=card["data_scale"],
         )
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How a score model's samples are drawn (the service's FUSED_SAMPLER, STEP_GRAPHS and
+    MAX_BATCH; the defaults are its defaults). None of them changes the samples beyond the
+    card's parities.
+
+    fused_sampler: run a version's fused trajectory graph for the requests it was built for.
+    step_graphs: run a version's step graphs for the other requests (else numpy).
+    max_batch: rows per onnxruntime run (at most runtime.CPU_BATCH on the CPU provider).
+    """
+
+    fused_sampler: bool = True
+    step_graphs: bool = True
+    max_batch: int = DEFAULT_MAX_BATCH
+
+
+@dataclass(frozen=True)
+class ScoreGraphs:
+    """The onnxruntime sessions one version of a score model samples with.
+
+    version: the version's entry of card["versions"] (the graphs it lists; the sampler and
+        steps its fused graph was built for).
+    denoiser: D(x [n, *sample_shape], sigma [n]) -> [n, *sample_shape] float32.
+    fused: the fused trajectory graph, noise [n, *sample_shape] -> samples, float32.
+    steppers: the step graphs by sampler ("euler", "heun"): one step, the state float64.
+    A session the chosen way of drawing does not run may be None (file_sampler opens one way).
+    """
+
+    version: dict
+    denoiser: object | None = None
+    fused: object | None = None
+    steppers: dict[str, object] | None = None
 
 
 def initial_noise(spec: "ScoreSpec", n: int, rng: np.random.Generator) -> np.ndarray:
@@ -110,7 +152,7 @@ def fused_score_samples(
     noise in, samples out, the whole sampler in one run per batch of <= max_batch rows) for the
     steps and sampler it was built with; the same initial noise, so the same samples."""
     noise = initial_noise(spec, n, seeded_generator(seed))
-    return runtime.run_rows(session, {"noise": noise}, max_batch)
+    return runtime.run_rows(session, {FUSED_INPUT: noise}, max_batch)
 
 
 def stepped_score_samples(
@@ -153,31 +195,85 @@ def stepped_score_samples(
     return (x / spec.data_scale).astype(np.float32)
 
 
+def sampling_path(
+    version: dict, steps: int, sampler: str, churn: Churn, settings: SamplingSettings
+) -> str:
+    """How a request to `version` (an entry of a score card's "versions") is drawn, the one
+    place that decides: FUSED when settings.fused_sampler and the version's fused graph was
+    built for exactly this sampler and steps and the request has no churn; else STEPPED when
+    settings.step_graphs and the version lists step graphs; else NUMPY (the denoiser step by
+    step, the state on the host)."""
+    fused = matching_fused(version, sampler, steps, churn.s_churn)
+    if settings.fused_sampler and fused is not None:
+        return FUSED
+    if settings.step_graphs and "step_graphs" in version:
+        return STEPPED
+    return NUMPY
+
+
+def score_drawer(
+    card: dict,
+    graphs: ScoreGraphs,
+    steps: int,
+    sampler: str,
+    churn: Churn = NO_CHURN,
+    settings: SamplingSettings = SamplingSettings(),
+) -> Draw:
+    """draw(n, seed) -> [n, *sample_shape] float32: a request of `steps`, `sampler` and `churn`
+    to one version of the score model `card`, run the way sampling_path chooses on `graphs`
+    (which must hold that way's sessions; a ready repository entry holds all it lists). Used by
+    the service's route, file_sampler and the benchmarks alike."""
+    spec, max_batch = ScoreSpec.from_card(card), settings.max_batch
+    path = sampling_path(graphs.version, steps, sampler, churn, settings)
+    if path == FUSED:  # the fused graph has its steps and sampler built in, and no churn
+        return lambda n, seed: fused_score_samples(graphs.fused, spec, n, seed, max_batch)
+    if path == STEPPED:
+        return lambda n, seed: stepped_score_samples(
+            graphs.steppers, spec, n, seed, steps, sampler, churn, max_batch
+        )
+    denoise = onnx_denoiser(graphs.denoiser, card, max_batch)
+    return lambda n, seed: score_samples(denoise, spec, n, seed, steps, sampler, churn)
+
+
+def generator_drawer(session: object, card: dict, max_batch: int) -> Draw:
+    """draw(n, seed) -> G(z) [n, *card output shape] float32 (a float16 graph casts back): a
+    gan card's session on z = gaussian_latents(n, latent_dim, seed) [n, latent_dim] float32,
+    in runs of <= max_batch rows."""
+    name, latent_dim = card["input"]["name"], card["latent_dim"]
+
+    def draw(n: int, seed: int) -> np.ndarray:
+        return runtime.run_rows(session, {name: gaussian_latents(n, latent_dim, seed)}, max_batch)
+
+    return draw
+
+
 def file_sampler(
     model_dir: Path, card: dict, version: dict, steps: int, sampler: str, device: str = "cpu"
-) -> Callable[[int, int], np.ndarray]:
-    """draw(n, seed): what the service returns for a churn-free request of `steps` and `sampler`
-    to `version` (an entry of the score card in model_dir), from the files themselves: the
-    version's fused trajectory graph when it matches (FUSED_SAMPLER=on), else its step graphs
-    (STEP_GRAPHS=on), else the denoiser step by step in numpy. For the export's diagnostics and
-    the benchmarks, which have no loaded repository."""
-    spec, max_batch = ScoreSpec.from_card(card), DEFAULT_MAX_BATCH
-    fused = matching_fused(version, sampler, steps)
-    if fused is not None:
-        session = runtime.create_session(model_dir / fused["file"], device, large_graph=True)
-        return lambda n, seed: fused_score_samples(session, spec, n, seed, max_batch)
-    if "step_graphs" in version:
+) -> Draw:
+    """draw(n, seed) -> [n, *sample_shape] float32: what the service returns (with its default
+    settings: FUSED_SAMPLER=on, STEP_GRAPHS=on, MAX_BATCH) for a churn-free request of `steps`
+    and `sampler` to `version` (an entry of the score card in model_dir), drawn by score_drawer
+    from sessions opened on the files themselves, only those of the chosen way. For the
+    export's diagnostics and the benchmarks, which have no loaded repository."""
+    settings = SamplingSettings()
+    path = sampling_path(version, steps, sampler, NO_CHURN, settings)
+    graphs = open_score_graphs(model_dir, version, path, device)
+    return score_drawer(card, graphs, steps, sampler, NO_CHURN, settings)
+
+
+def open_score_graphs(model_dir: Path, version: dict, path: str, device: str) -> ScoreGraphs:
+    """The sessions that `path` (FUSED, STEPPED or NUMPY) runs for `version` (an entry of the
+    score card in model_dir), opened from its files for `device`; the others left None."""
+
+    def session(spec: dict, large_graph: bool = False) -> object:
+        return runtime.create_session(model_dir / spec["file"], device, large_graph)
+
+    if path == FUSED:
+        return ScoreGraphs(version, fused=session(version["fused"], large_graph=True))
+    if path == STEPPED:
         graphs = version["step_graphs"]
-        steppers = {
-            s: runtime.create_session(model_dir / graphs[s]["file"], device) for s in SAMPLERS
-        }
-        return lambda n, seed: stepped_score_samples(
-            steppers, spec, n, seed, steps, sampler, max_batch=max_batch
-        )
-    denoise = onnx_denoiser(
-        runtime.create_session(model_dir / version["file"], device), card, max_batch
-    )
-    return lambda n, seed: score_samples(denoise, spec, n, seed, steps, sampler)
+        return ScoreGraphs(version, steppers={name: session(graphs[name]) for name in SAMPLERS})
+    return ScoreGraphs(version, denoiser=session(version))
 
 
 def onnx_denoiser(session: object, card: dict, max_batch: int) -> Denoiser:

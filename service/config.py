@@ -4,7 +4,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from lab.sampling import DEFAULT_MAX_BATCH
+from lab.sampling import DEFAULT_MAX_BATCH, SamplingSettings
 
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -104,3 +104,11 @@ class ServiceConfig:
         if self.default_samples > self.max_samples:
             raise ValueError("DEFAULT_SAMPLES must be <= MAX_SAMPLES")
         return self
+
+    def sampling(self) -> SamplingSettings:
+        """FUSED_SAMPLER, STEP_GRAPHS and MAX_BATCH as the core's sampling reads them."""
+        return SamplingSettings(
+            fused_sampler=self.fused_sampler == "on",
+            step_graphs=self.step_graphs == "on",
+            max_batch=self.max_batch,
+        )

@@ -7,7 +7,7 @@ entry not ready, with the reason, and never stops the others from serving.
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,29 +24,54 @@ from lab.cards import (
     validate_card,
 )
 from lab.samplers import SAMPLERS
-from lab.sampling import ScoreSpec, stepped_score_samples
+from lab.sampling import (
+    FUSED_INPUT,
+    FUSED_OUTPUT,
+    ScoreGraphs,
+    ScoreSpec,
+    stepped_score_samples,
+)
 
 log = logging.getLogger(__name__)
 WARM_UP_ROWS = 1  # rows of the run each session gets before its entry is ready (warm_up)
-FUSED_INPUT, FUSED_OUTPUT = "noise", "samples"  # a fused trajectory graph's tensors
+
+
+@dataclass(frozen=True)
+class Version:
+    """One loaded version of a gan or score model.
+
+    number: its version number; card: its entry of the card's "versions".
+    session: the model's graph, a gan's G(z) or a score model's denoiser D(x, sigma): the
+        float16 graph when precision is "fp16" (FP16, _runs_half), else the float32 one.
+    fused: a score model's fused trajectory graph, when the version lists one.
+    steppers: a score model's step graphs by sampler ("euler", "heun"), when it lists them.
+    """
+
+    number: int
+    card: dict
+    session: ort.InferenceSession
+    precision: str = "fp32"  # "fp32" | "fp16"
+    fused: ort.InferenceSession | None = None
+    steppers: dict[str, ort.InferenceSession] | None = None
+
+    def score_graphs(self) -> ScoreGraphs:
+        """This version's sessions as lab.sampling.score_drawer takes them."""
+        return ScoreGraphs(self.card, self.session, self.fused, self.steppers)
 
 
 @dataclass
 class Entry:
-    """One folder of the repository: its card, readiness and sessions (generators: one per
-    version; classifier references: version 1 is the classifier), and a classifier
-    reference's real-sample features (float64 [N, D])."""
+    """One folder of the repository: its card and readiness; a gan or score model's versions
+    by number; a classifier reference's classifier session and real-sample features (float64
+    [N, D])."""
 
     name: str
     path: Path
     card: dict | None = None
     error: str | None = None
-    sessions: dict[int, ort.InferenceSession] = field(default_factory=dict)
+    versions: dict[int, Version] = field(default_factory=dict)
+    classifier: ort.InferenceSession | None = None
     features: np.ndarray | None = None
-    fused: dict[int, ort.InferenceSession] = field(default_factory=dict)  # score: per version
-    half: set[int] = field(default_factory=set)  # gan: versions served by their fp16 graph
-    # score: per version, the step graphs' sessions by sampler ("euler", "heun")
-    steppers: dict[int, dict[str, ort.InferenceSession]] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
@@ -59,11 +84,12 @@ class Entry:
     @property
     def provider(self) -> str | None:
         """The execution provider really in use (None for entries without sessions)."""
-        session = next(iter(self.sessions.values()), None)
+        first = next(iter(self.versions.values()), None)
+        session = first.session if first is not None else self.classifier
         return runtime.session_provider(session) if session else None
 
     def latest_version(self) -> int:
-        return max(self.sessions)
+        return max(self.versions)
 
 
 class Repository:
@@ -98,9 +124,13 @@ class Repository:
             if entry.card["name"] != folder.name:
                 raise ValueError(f"card name {entry.card['name']!r} != folder {folder.name!r}")
             if entry.kind in SERVABLE_KINDS:
-                entry.sessions = self._load_sessions(entry)
-                entry.fused = self._load_fused(entry)
-                entry.steppers = self._load_steppers(entry)
+                # The model graphs first, all versions: /v1/models lists them (versions,
+                # precision, provider) even when a sampler graph below fails to load.
+                entry.versions = self._load_versions(entry)
+                entry.versions = {
+                    number: self._with_sampler_graphs(entry, version)
+                    for number, version in entry.versions.items()
+                }
             elif entry.kind == "reference" and entry.card["reference"]["type"] == "classifier":
                 self._load_classifier(entry)
             elif entry.kind not in ("reference",):
@@ -116,7 +146,7 @@ class Repository:
     def _load_classifier(self, entry: Entry) -> None:
         """The classifier session (checked against the card) and the reference features."""
         loaded = load_classifier_reference(entry.path, self.device, entry.card)
-        entry.sessions = {1: loaded.session}
+        entry.classifier = loaded.session
         warm_up(loaded.session, [loaded.spec["input"]], loaded.spec["file"])
         entry.features = loaded.features
 
@@ -126,18 +156,18 @@ class Repository:
         """A session of the file a card entry names, checked against its sha256."""
         return runtime.create_session(checked_file(folder, spec), self.device, large_graph)
 
-    def _load_sessions(self, entry: Entry) -> dict[int, ort.InferenceSession]:
-        sessions = {}
-        for version in entry.card["versions"]:
-            session = self._checked_session(entry.path, version)
-            if self._runs_half(version, session):
-                spec = version["fp16"]
-                session = self._checked_session(entry.path, spec)
-                entry.half.add(version["version"])
+    def _load_versions(self, entry: Entry) -> dict[int, Version]:
+        """Each version's model graph (its float16 one when _runs_half), checked against the
+        card and warmed up."""
+        versions = {}
+        for spec in entry.card["versions"]:
+            session, precision = self._checked_session(entry.path, spec), "fp32"
+            if self._runs_half(spec, session):
+                session, precision = self._checked_session(entry.path, spec["fp16"]), "fp16"
             check_signature(session, entry.card)
-            warm_up(session, tensor_inputs(entry.card), version["file"])
-            sessions[version["version"]] = session
-        return sessions
+            warm_up(session, tensor_inputs(entry.card), spec["file"])
+            versions[spec["version"]] = Version(spec["version"], spec, session, precision)
+        return versions
 
     def _runs_half(self, version: dict, session: ort.InferenceSession) -> bool:
         """Whether a version runs its float16 graph: listed, and FP16 on, or auto on CUDA."""
@@ -145,37 +175,34 @@ class Repository:
             return False
         return self.fp16 == "on" or runtime.session_provider(session) == runtime.CUDA
 
-    def _load_fused(self, entry: Entry) -> dict[int, ort.InferenceSession]:
-        """The fused trajectory sessions of a score model's versions that list one."""
-        sessions = {}
-        for version in entry.card["versions"]:
-            if "fused" in version:
-                spec = version["fused"]
-                session = self._checked_session(entry.path, spec, large_graph=True)
-                noise = {**entry.card["input"], "name": FUSED_INPUT}
-                check_tensors(session, [noise], {**entry.card["output"], "name": FUSED_OUTPUT})
-                warm_up(session, [noise], spec["file"])
-                sessions[version["version"]] = session
-        return sessions
+    def _with_sampler_graphs(self, entry: Entry, version: Version) -> Version:
+        """`version` with the fused trajectory graph and step graphs its card entry lists."""
+        fused = self._load_fused(entry, version.card)
+        return replace(version, fused=fused, steppers=self._load_steppers(entry, version.card))
 
-    def _load_steppers(self, entry: Entry) -> dict[int, dict[str, ort.InferenceSession]]:
-        """The step graph sessions of a score model's versions that list them, each pair
+    def _load_fused(self, entry: Entry, version: dict) -> ort.InferenceSession | None:
+        """The fused trajectory session of a score model's version, when it lists one."""
+        if "fused" not in version:
+            return None
+        spec = version["fused"]
+        session = self._checked_session(entry.path, spec, large_graph=True)
+        noise = {**entry.card["input"], "name": FUSED_INPUT}
+        check_tensors(session, [noise], {**entry.card["output"], "name": FUSED_OUTPUT})
+        warm_up(session, [noise], spec["file"])
+        return session
+
+    def _load_steppers(self, entry: Entry, version: dict) -> dict[str, ort.InferenceSession] | None:
+        """The step graph sessions of a score model's version, when it lists them, the pair
         warmed up by a 2-step Heun trajectory of one sample (both graphs, the device loop)."""
-        steppers = {}
-        for version in entry.card["versions"]:
-            if "step_graphs" in version:
-                graphs = version["step_graphs"]
-                sessions = {s: self._checked_session(entry.path, graphs[s]) for s in SAMPLERS}
-                try:
-                    stepped_score_samples(
-                        sessions, ScoreSpec.from_card(entry.card), 1, 0, 2, "heun"
-                    )
-                except Exception as error:  # InferenceFailed, or a graph of the wrong tensors
-                    raise ValueError(
-                        f"{graphs['heun']['file']}: the warm-up run failed: {error}"
-                    ) from None
-                steppers[version["version"]] = sessions
-        return steppers
+        if "step_graphs" not in version:
+            return None
+        graphs = version["step_graphs"]
+        sessions = {s: self._checked_session(entry.path, graphs[s]) for s in SAMPLERS}
+        try:
+            stepped_score_samples(sessions, ScoreSpec.from_card(entry.card), 1, 0, 2, "heun")
+        except Exception as error:  # InferenceFailed, or a graph of the wrong tensors
+            raise ValueError(f"{graphs['heun']['file']}: the warm-up run failed: {error}") from None
+        return sessions
 
     def _check_reference(self, entry: Entry) -> None:
         reference = self.entries.get(entry.card["reference"])

@@ -7,15 +7,14 @@ from flask import Blueprint, Response, jsonify
 
 from lab.diagnostics import diagnose
 from service import metrics
-from service.api.common import (
+from service.api.inference import guard
+from service.api.requests import (
     Reference,
     form_value,
-    guard,
     negotiate,
     read_batch,
     require_upload,
     resolve_reference,
-    run_classifier,
     to_value_range,
 )
 from service.figures import render_report
@@ -47,7 +46,7 @@ def diagnose_with(batch: np.ndarray, reference: Reference | None) -> dict:
         return diagnose(batch, None, None)
     classified = None
     if reference.classifier is not None:
-        classified = run_classifier(reference, batch)
+        classified = reference.classify(batch)
     return diagnose(batch, reference.spec, reference.name, reference.features, classified)
 
 

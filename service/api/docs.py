@@ -4,7 +4,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response
 
-from service.api.common import service_config
+from service.api.requests import service_config
 from service.api.v2 import server_version
 from service.openapi import openapi_document
 

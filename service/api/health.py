@@ -3,7 +3,7 @@
 from flask import Blueprint, Response
 
 from service import metrics
-from service.api.common import repository
+from service.api.requests import repository
 from service.errors import ApiError
 
 blueprint = Blueprint("health", __name__)

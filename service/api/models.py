@@ -3,14 +3,18 @@
 import io
 import secrets
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from flask import Blueprint, Response, jsonify
 
 from lab.cards import SERVABLE_KINDS
-from lab.noise import MAX_SEED, gaussian_latents
-from lab.samplers import MAX_CHURN, SAMPLERS, network_evaluations
-from service.api.common import (
+from lab.noise import MAX_SEED
+from lab.samplers import MAX_CHURN, SAMPLERS, Churn, network_evaluations
+from lab.sampling import generator_drawer, score_drawer
+from service.api.diagnostics import REPORT_FORMATS, diagnosis_response
+from service.api.inference import guarded_inference
+from service.api.requests import (
     choice_field,
     int_field,
     json_body,
@@ -19,13 +23,10 @@ from service.api.common import (
     ready_entry,
     repository,
     resolve_reference,
-    run_generator,
-    run_score_model,
     service_config,
 )
-from service.api.diagnostics import REPORT_FORMATS, diagnosis_response
 from service.errors import ApiError
-from service.repository import Entry
+from service.repository import Entry, Version
 
 blueprint = Blueprint("models", __name__, url_prefix="/v1/models")
 SAMPLE_FORMATS = ("application/json", "application/x-npy")
@@ -41,10 +42,8 @@ def describe(entry: Entry) -> dict:
         "ready": entry.ready,
         "error": entry.error,
         "provider": entry.provider,
-        "versions": sorted(entry.sessions),
-        "precision": {
-            str(v): "fp16" if v in entry.half else "fp32" for v in sorted(entry.sessions)
-        },
+        "versions": sorted(entry.versions),
+        "precision": {str(n): entry.versions[n].precision for n in sorted(entry.versions)},
         "card": entry.card,
     }
 
@@ -68,7 +67,7 @@ class SampleRequest:
     """A validated samples/diagnose body. steps, sampler and churn: score models only."""
 
     entry: Entry
-    version: int
+    version: Version
     n: int
     seed: int
     steps: int | None = None
@@ -77,7 +76,7 @@ class SampleRequest:
 
     def echo(self) -> dict:
         """What the response repeats of the request (sampler settings for score models)."""
-        echoed = {"model": self.entry.name, "version": self.version, "seed": self.seed}
+        echoed = {"model": self.entry.name, "version": self.version.number, "seed": self.seed}
         if self.entry.kind == "score":
             nfe = network_evaluations(self.steps, self.sampler)
             echoed |= {"steps": self.steps, "sampler": self.sampler, "network_evaluations": nfe}
@@ -94,11 +93,12 @@ def sample_request(name: str) -> SampleRequest:
     n = int_field(body, "n", config.default_samples, 1, config.max_samples)
     seed = int_field(body, "seed", None, 0, MAX_SEED)
     seed = secrets.randbits(63) if seed is None else seed  # drawn only when none was sent
-    version = int_field(body, "version", entry.latest_version(), 1, 2**31)
-    if version not in entry.sessions:
+    number = int_field(body, "version", entry.latest_version(), 1, 2**31)
+    version = entry.versions.get(number)
+    if version is None:
         raise ApiError(
             404,
-            f"{name} has no version {version} (versions: {sorted(entry.sessions)})",
+            f"{name} has no version {number} (versions: {sorted(entry.versions)})",
             "unknown-version",
         )
     if entry.kind != "score":
@@ -119,14 +119,22 @@ def sample_request(name: str) -> SampleRequest:
 
 
 def draw(request: SampleRequest) -> np.ndarray:
-    """The samples: G(z) with z = gaussian_latents(n, latent_dim, seed) for a gan; the
-    sampler's integration from seeded noise (lab.sampling.score_samples) for a score model."""
-    entry, version, n, seed = request.entry, request.version, request.n, request.seed
+    """The samples [n, ...] float32, a function of the request, under the guard: G(z) with
+    z = gaussian_latents(n, latent_dim, seed) for a gan; for a score model the sampler's
+    integration from seeded noise, run as lab.sampling.score_drawer chooses by FUSED_SAMPLER
+    and STEP_GRAPHS."""
+    entry, version, settings = request.entry, request.version, service_config().sampling()
     if entry.kind == "score":
-        return run_score_model(
-            entry, version, n, seed, request.steps, request.sampler, request.churn
+        churn = Churn(request.churn)
+        drawer = score_drawer(
+            entry.card, version.score_graphs(), request.steps, request.sampler, churn, settings
         )
-    return run_generator(entry, version, gaussian_latents(n, entry.card["latent_dim"], seed))
+        bounded = False  # a whole trajectory: on the guard's pool, under the deadline
+    else:
+        drawer = generator_drawer(version.session, entry.card, settings.max_batch)
+        bounded = request.n <= settings.max_batch  # one run: in the request's thread
+    work = partial(drawer, request.n, request.seed)
+    return guarded_inference(entry, version, request.n, work, bounded)
 
 
 @blueprint.post("/<name>/samples")
@@ -137,7 +145,7 @@ def samples(name: str) -> Response:
     media_type = negotiate(SAMPLE_FORMATS)
     batch = draw(request)
     echoed = request.echo()
-    headers = {"X-Seed": str(request.seed), "X-Model-Version": str(request.version)}
+    headers = {"X-Seed": str(request.seed), "X-Model-Version": str(request.version.number)}
     if "steps" in echoed:
         headers |= {"X-Steps": str(echoed["steps"]), "X-Sampler": echoed["sampler"]}
     if media_type == "application/x-npy":

@@ -1,15 +1,16 @@
 """References: what diagnostics compare against. Built-in ones come from the model repository;
 more are built from uploaded batches of real samples."""
 
+import numpy as np
 from flask import Blueprint, Response, jsonify
 
-from service.api.common import (
-    matching_classifier,
+from lab.diagnostics.embedding import image_layout
+from service.api.requests import (
+    Reference,
     read_batch,
     reference_store,
     repository,
     require_upload,
-    run_classifier,
     service_config,
     to_value_range,
 )
@@ -89,7 +90,7 @@ def create_reference() -> Response:
         spec, features = features_spec(batch, upload.filename)
     else:
         batch = to_value_range(batch, kind, classifier.spec)
-        probabilities, embeddings = run_classifier(classifier, batch)
+        probabilities, embeddings = classifier.classify(batch)
         spec, features = classified_spec(
             len(batch), upload.filename, classifier.name, classifier.spec, probabilities, embeddings
         )
@@ -98,6 +99,20 @@ def create_reference() -> Response:
     response.status_code = 201
     response.headers["Location"] = f"/v1/references/{name}"
     return response
+
+
+def matching_classifier(batch: np.ndarray) -> Reference | None:
+    """A built-in classifier reference whose input fits these images [N, C, H, W] (or channels
+    last), to embed an uploaded image reference; None for vectors or when none fits."""
+    if batch.ndim < 3:
+        return None
+    layout = image_layout(batch)
+    for entry in repository().of_kind("reference"):
+        spec = entry.card["reference"] if entry.ready else {}
+        if spec.get("type") == "classifier" and "classifier" not in spec:
+            if (spec["channels"], *spec["input"]["shape"][2:]) == tuple(layout):
+                return Reference(entry.name, spec, entry.features, entry.classifier)
+    return None
 
 
 @blueprint.delete("/<name>")

@@ -13,9 +13,10 @@ from flask import Blueprint, Response, request
 
 from lab.cards import SERVABLE_KINDS, tensor_inputs
 from service import kserve
-from service.api.common import ready_entry, repository, run_inputs, service_config
+from service.api.inference import run_inputs
+from service.api.requests import ready_entry, repository, service_config
 from service.errors import ApiError
-from service.repository import Entry
+from service.repository import Entry, Version
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
 SERVER_NAME = "collapse-lab"
@@ -44,18 +45,18 @@ def ready() -> Response:
     return Response(status=200 if is_ready else 503)
 
 
-def model_version(name: str, version: str | None) -> tuple[Entry, int]:
+def model_version(name: str, version: str | None) -> tuple[Entry, Version]:
     """The ready model entry and the version (the latest when the path names none)."""
     entry = ready_entry(name, *SERVABLE_KINDS)
     if version is None:
-        return entry, entry.latest_version()
-    if not version.isdigit() or int(version) not in entry.sessions:
+        return entry, entry.versions[entry.latest_version()]
+    if not version.isdigit() or int(version) not in entry.versions:
         raise ApiError(
             404,
-            f"{name} has no version {version!r} (versions: {sorted(entry.sessions)})",
+            f"{name} has no version {version!r} (versions: {sorted(entry.versions)})",
             "unknown-version",
         )
-    return entry, int(version)
+    return entry, entry.versions[int(version)]
 
 
 def tensor_metadata(spec: dict) -> dict:
@@ -72,7 +73,7 @@ def model_metadata(name: str, version: str | None = None) -> dict:
     entry, _ = model_version(name, version)
     return {
         "name": name,
-        "versions": [str(v) for v in sorted(entry.sessions)],
+        "versions": [str(v) for v in sorted(entry.versions)],
         "platform": "onnxruntime_onnx",
         "inputs": [tensor_metadata(spec) for spec in tensor_inputs(entry.card)],
         "outputs": [tensor_metadata(entry.card["output"])],
@@ -101,7 +102,9 @@ def infer(name: str, version: str | None = None) -> Response:
             "invalid-infer-request",
         )
     outputs = run_inputs(entry, chosen, inputs)
-    body, headers = kserve.encode_response(name, str(chosen), inference, {output_name: outputs})
+    body, headers = kserve.encode_response(
+        name, str(chosen.number), inference, {output_name: outputs}
+    )
     return Response(body, headers=headers)
 
 

@@ -17,7 +17,7 @@ from service.uploads.images import PNG_MAGIC, ZIP_MAGIC, parse_png, parse_zip
 from service.uploads.limits import UploadLimits, check_limits, malformed
 from service.uploads.text import parse_csv, parse_json
 
-__all__ = ["UploadLimits", "parse_batch", "FORMATS"]
+__all__ = ["UploadLimits", "parse_batch", "parse_upload", "FORMATS"]
 
 NPY_MAGIC = b"\x93NUMPY"
 FORMATS = {  # file extension -> format; then the magic bytes; then the part's Content-Type
@@ -71,6 +71,18 @@ def parse_batch(
 
     key: the array to take from a .npz holding several (ignored by other formats).
     """
+    return parse_upload(data, filename, content_type, limits, key)[0]
+
+
+def parse_upload(
+    data: bytes,
+    filename: str | None,
+    content_type: str | None,
+    limits: UploadLimits,
+    key: str | None = None,
+) -> tuple[np.ndarray, str]:
+    """(the batch as parse_batch gives it, its format as detect_format names it: the format is
+    detected once, and the caller may need it, e.g. to rescale PNG pixels)."""
     if not data:
         raise malformed("the uploaded file is empty")
     kind = detect_format(filename, content_type, data[:8])
@@ -88,4 +100,4 @@ def parse_batch(
     if array.ndim == 1:
         array = array.reshape(-1, 1) if array.size else array.reshape(0, 0)
     check_limits(array.shape, limits)
-    return array
+    return array, kind

@@ -52,9 +52,11 @@ def test_every_bundled_model_is_served_by_cuda(repository):
     servable = repository.of_kind("gan", "score")
     assert servable and all(entry.provider == runtime.CUDA for entry in servable)
     for entry in repository.of_kind("score"):
-        assert all(runtime.session_provider(s) == runtime.CUDA for s in entry.fused.values())
-        for steppers in entry.steppers.values():
-            assert all(runtime.session_provider(s) == runtime.CUDA for s in steppers.values())
+        for version in entry.versions.values():
+            assert runtime.session_provider(version.fused) == runtime.CUDA
+            assert all(
+                runtime.session_provider(s) == runtime.CUDA for s in version.steppers.values()
+            )
 
 
 @pytest.mark.parametrize("name", ["ring8-wgan-gp", "stacked-digits-gan"])
@@ -73,11 +75,11 @@ def test_cuda_serves_the_float16_graphs_within_their_parity(repository, name):
     """FP16=auto: on CUDA a GAN with an fp16 graph runs it; its samples stay within the card's
     tolerance of the float32 file on the CPU (plus 1e-3 for CUDA's own float32 rounding)."""
     entry, version = repository.get(name), card(name)["versions"][0]
-    assert 1 in entry.half
+    assert entry.versions[1].precision == "fp16"
     z = gaussian_latents(4096, entry.card["latent_dim"], 1)
     cpu = runtime.create_session(REPO_MODELS / name / version["file"], "cpu")
     inputs = {cpu.get_inputs()[0].name: z}
-    half = runtime.run_rows(entry.sessions[1], inputs, 8192)
+    half = runtime.run_rows(entry.versions[1].session, inputs, 8192)
     tolerance = version["fp16"]["parity"]["tolerance"] + 1e-3
     np.testing.assert_allclose(half, runtime.run_rows(cpu, inputs, 8192), atol=tolerance, rtol=0)
 
@@ -85,16 +87,16 @@ def test_cuda_serves_the_float16_graphs_within_their_parity(repository, name):
 @pytest.mark.parametrize("name", ["grid25-edm", "digits-edm"])
 def test_fused_trajectory_equals_step_by_step_on_cuda(repository, name):
     entry, spec = repository.get(name), ScoreSpec.from_card(card(name))
-    denoise = onnx_denoiser(entry.sessions[1], entry.card, 8192)
+    denoise = onnx_denoiser(entry.versions[1].session, entry.card, 8192)
     stepwise = score_samples(denoise, spec, 2048, 1, 18, "heun")
-    fused = fused_score_samples(entry.fused[1], spec, 2048, 1, 8192)
+    fused = fused_score_samples(entry.versions[1].fused, spec, 2048, 1, 8192)
     np.testing.assert_allclose(fused, stepwise, atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("name", ["grid25-edm", "digits-edm"])
 def test_step_graphs_keep_the_state_on_cuda_and_equal_numpy(repository, name, monkeypatch):
     entry, spec = repository.get(name), ScoreSpec.from_card(card(name))
-    steppers = entry.steppers[1]
+    steppers = entry.versions[1].steppers
     assert all(runtime.session_provider(s) == runtime.CUDA for s in steppers.values())
     states = []
     original = runtime.run_bound
@@ -106,6 +108,6 @@ def test_step_graphs_keep_the_state_on_cuda_and_equal_numpy(repository, name, mo
     monkeypatch.setattr(runtime, "run_bound", recording)
     stepped = stepped_score_samples(steppers, spec, 2048, 1, 10, "heun", Churn(20.0))
     assert states and all(state.device_name().lower() == "cuda" for state in states)
-    denoise = onnx_denoiser(entry.sessions[1], entry.card, 8192)
+    denoise = onnx_denoiser(entry.versions[1].session, entry.card, 8192)
     numpy_path = score_samples(denoise, spec, 2048, 1, 10, "heun", Churn(20.0))
     np.testing.assert_allclose(stepped, numpy_path, atol=1e-4, rtol=0)

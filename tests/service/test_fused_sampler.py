@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+import lab.sampling as sampling
 from service.app import create_app
 from service.repository import Repository
 from tests.helpers import make_config
@@ -19,11 +20,9 @@ def draw(client, **body) -> list:
 
 def test_fused_and_step_by_step_give_the_same_samples(model_repo, monkeypatch):
     calls = []
-    import service.api.common as common
-
-    original = common.fused_score_samples
+    original = sampling.fused_score_samples
     monkeypatch.setattr(
-        common, "fused_score_samples", lambda *a: calls.append(a[2]) or original(*a)
+        sampling, "fused_score_samples", lambda *a: calls.append(a[2]) or original(*a)
     )
     answers = {}
     for setting in ("on", "off"):
@@ -37,23 +36,19 @@ def test_fused_and_step_by_step_give_the_same_samples(model_repo, monkeypatch):
     "body", [{"steps": 7}, {"sampler": "euler"}, {"churn": 5.0}], ids=["steps", "sampler", "churn"]
 )
 def test_requests_the_graph_was_not_built_for_go_step_by_step(model_repo, monkeypatch, body):
-    import service.api.common as common
-
     def refuse(*args):
         raise AssertionError("the fused graph must not run for this request")
 
-    monkeypatch.setattr(common, "fused_score_samples", refuse)
+    monkeypatch.setattr(sampling, "fused_score_samples", refuse)
     client = create_app(make_config(model_repo, fused_sampler="on")).test_client()
     assert len(draw(client, n=5, seed=1, **body)) == 5
 
 
 def test_it_is_on_by_default(model_repo, monkeypatch):
-    import service.api.common as common
-
     calls = []
-    original = common.fused_score_samples
+    original = sampling.fused_score_samples
     monkeypatch.setattr(
-        common, "fused_score_samples", lambda *a: calls.append(a[2]) or original(*a)
+        sampling, "fused_score_samples", lambda *a: calls.append(a[2]) or original(*a)
     )
     client = create_app(make_config(model_repo)).test_client()
     assert len(draw(client, n=5, seed=1)) == 5 and calls == [5]

@@ -3,6 +3,7 @@
 import io
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import requests
@@ -128,12 +129,12 @@ class FailingSession:
 
 def test_runtime_failure_is_503_and_the_next_request_succeeds(app, client):
     entry = app.extensions["repository"].entries["ring8-gan"]
-    real = entry.sessions[1]
-    entry.sessions[1] = FailingSession()
+    real = entry.versions[1]
+    entry.versions[1] = replace(real, session=FailingSession())
     try:
         failed = client.post("/v1/models/ring8-gan/samples", json={"n": 4})
     finally:
-        entry.sessions[1] = real
+        entry.versions[1] = real
     assert failed.status_code == 503 and failed.headers["Retry-After"] == "1"
     assert "out of memory" in failed.get_json()["detail"]
     assert client.post("/v1/models/ring8-gan/samples", json={"n": 4}).status_code == 200

@@ -41,9 +41,9 @@ def test_cpu_runs_are_split_at_cpu_batch_with_the_same_results(model_repo, monke
 
 def test_fused_graphs_skip_the_memory_reuse_planner(model_repo):
     entry = Repository(model_repo, "cpu").load().get("grid25-edm")
-    assert entry.ready and 1 in entry.fused
-    assert entry.fused[1].get_session_options().enable_mem_reuse is False
-    assert entry.sessions[1].get_session_options().enable_mem_reuse is True
+    assert entry.ready and entry.versions[1].fused is not None
+    assert entry.versions[1].fused.get_session_options().enable_mem_reuse is False
+    assert entry.versions[1].session.get_session_options().enable_mem_reuse is True
 
 
 @pytest.mark.parametrize("raw", ["0", "-5", "many", "1.5"])

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-import service.api.common as common
+import lab.sampling as sampling
 from lab import runtime
 from service.app import create_app
 from service.repository import Repository
@@ -28,9 +28,9 @@ def draw(client, **body) -> list:
 
 
 def spy(monkeypatch, name: str) -> list:
-    """Record the n of each call to common.<name> (and still run it)."""
-    calls, original = [], getattr(common, name)
-    monkeypatch.setattr(common, name, lambda *a, **k: calls.append(a[2]) or original(*a, **k))
+    """Record the n of each call to lab.sampling.<name> (and still run it)."""
+    calls, original = [], getattr(sampling, name)
+    monkeypatch.setattr(sampling, name, lambda *a, **k: calls.append(a[2]) or original(*a, **k))
     return calls
 
 

@@ -1,35 +1,23 @@
-"""What the routes share: the loaded repository, JSON bodies, content negotiation."""
+"""What the routes read from a request and from the app it reaches: the app's loaded state
+(repository, settings, uploaded references), a JSON body and its fields, the media type to answer
+with, multipart uploads parsed within the limits, and the named model or reference (404 when
+unknown, 503 when not ready).
+"""
 
 import json
-import logging
-import time
 from dataclasses import dataclass
 
 import numpy as np
 from flask import current_app, request
 from werkzeug.datastructures import FileStorage
 
-from lab import runtime
 from lab.classify import classify
-from lab.diagnostics.embedding import image_layout
-from lab.samplers import Churn
-from lab.sampling import (
-    ScoreSpec,
-    fused_score_samples,
-    matching_fused,
-    onnx_denoiser,
-    score_samples,
-    stepped_score_samples,
-)
-from service import metrics
 from service.config import ServiceConfig
 from service.errors import ApiError
-from service.guard import Guard
 from service.references import ReferenceStore
 from service.repository import Entry, Repository
-from service.uploads import UploadLimits, detect_format, parse_batch
+from service.uploads import UploadLimits, parse_upload
 
-log = logging.getLogger(__name__)
 IMAGE_FORMATS = ("png", "zip")  # parsed into [0, 1]
 
 
@@ -87,12 +75,13 @@ def form_value(name: str) -> str | None:
 
 
 def read_batch(upload: FileStorage) -> tuple[np.ndarray, str]:
-    """(the uploaded batch parsed within the limits, its format); `key` picks a .npz array."""
+    """(the uploaded batch as float64 [N, ...] parsed within the limits, its format: "npy",
+    "npz", "csv", "json", "png" or "zip"); a .npz holding several arrays gives the one the
+    `key` form field (or query parameter) names."""
     data = upload.read()
     upload.close()  # large parts are spooled to a temporary file: release it now
-    kind = detect_format(upload.filename, upload.mimetype, data[:8]) if data else "empty"
-    batch = parse_batch(data, upload.filename, upload.mimetype, upload_limits(), form_value("key"))
-    return batch, kind
+    key = form_value("key")
+    return parse_upload(data, upload.filename, upload.mimetype, upload_limits(), key)
 
 
 @dataclass(frozen=True)
@@ -106,6 +95,11 @@ class Reference:
     features: np.ndarray | None = None
     classifier: object | None = None  # onnxruntime.InferenceSession
 
+    def classify(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities [N, C, classes], embeddings [N, C * E]) of each sample's channels, by
+        the classifier (classifier references only)."""
+        return classify(self.classifier, self.spec, batch)
+
 
 def resolve_reference(name: str) -> Reference:
     """A built-in or uploaded reference by name: 404 when unknown, 503 when not ready."""
@@ -114,15 +108,10 @@ def resolve_reference(name: str) -> Reference:
         spec = stored.card["reference"]
         classifier = None
         if spec.get("type") == "classifier":  # embedded by a built-in classifier at upload
-            classifier = ready_entry(spec["classifier"], "reference").sessions.get(1)
+            classifier = ready_entry(spec["classifier"], "reference").classifier
         return Reference(name, spec, stored.features, classifier)
     entry = ready_entry(name, "reference")
-    return Reference(name, entry.card["reference"], entry.features, entry.sessions.get(1))
-
-
-def run_classifier(reference: Reference, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities [N, C, classes], embeddings [N, C * E]) of each sample's channels."""
-    return classify(reference.classifier, reference.spec, batch)
+    return Reference(name, entry.card["reference"], entry.features, entry.classifier)
 
 
 def to_value_range(batch: np.ndarray, kind: str, spec: dict) -> np.ndarray:
@@ -131,93 +120,6 @@ def to_value_range(batch: np.ndarray, kind: str, spec: dict) -> np.ndarray:
         return batch
     low, high = spec["value_range"]
     return low + (high - low) * batch
-
-
-def matching_classifier(batch: np.ndarray) -> Reference | None:
-    """A built-in classifier reference whose input fits these images [N, C, H, W] (or channels
-    last), to embed an uploaded image reference; None for vectors or when none fits."""
-    if batch.ndim < 3:
-        return None
-    layout = image_layout(batch)
-    for entry in repository().of_kind("reference"):
-        spec = entry.card["reference"] if entry.ready else {}
-        if spec.get("type") == "classifier" and "classifier" not in spec:
-            if (spec["channels"], *spec["input"]["shape"][2:]) == tuple(layout):
-                return Reference(entry.name, spec, entry.features, entry.sessions.get(1))
-    return None
-
-
-def guard() -> Guard:
-    return current_app.extensions["guard"]
-
-
-def run_generator(entry: Entry, version: int, z: np.ndarray) -> np.ndarray:
-    """G(z) for latents z [n, latent_dim] under the concurrency guard, with metrics."""
-    return run_inputs(entry, version, {entry.card["input"]["name"]: z})
-
-
-def run_inputs(entry: Entry, version: int, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    """One pass of the model's session over named inputs sharing a batch [n, ...] (split at
-    MAX_BATCH) under the concurrency guard, with metrics; its first output."""
-    max_batch = service_config().max_batch
-    rows = len(next(iter(inputs.values())))
-    work = (runtime.run_rows, entry.sessions[version], inputs, max_batch)
-    return guarded_inference(entry, version, rows, work, bounded=rows <= max_batch)
-
-
-def run_score_model(
-    entry: Entry, version: int, n: int, seed: int, steps: int, sampler: str, churn: float
-) -> np.ndarray:
-    """n samples of a score model under the concurrency guard and its deadline, with metrics:
-    the version's fused trajectory graph when it matches the request and FUSED_SAMPLER allows
-    it (use_fused), else its step graphs (STEP_GRAPHS=on), else lab.sampling.score_samples
-    over the denoiser, step by step in numpy."""
-    config = service_config()
-    spec = ScoreSpec.from_card(entry.card)
-    request = (spec, n, seed, steps, sampler, Churn(churn))
-    if use_fused(entry, version, steps, sampler, churn, config.fused_sampler):
-        work = (fused_score_samples, entry.fused[version], spec, n, seed, config.max_batch)
-    elif config.step_graphs == "on" and version in entry.steppers:
-        work = (stepped_score_samples, entry.steppers[version], *request, config.max_batch)
-    else:
-        denoise = onnx_denoiser(entry.sessions[version], entry.card, config.max_batch)
-        work = (score_samples, denoise, *request)
-    return guarded_inference(entry, version, n, work, bounded=False)
-
-
-def use_fused(
-    entry: Entry, version: int, steps: int, sampler: str, churn: float, setting: str
-) -> bool:
-    """True when FUSED_SAMPLER is "on", the version has a fused graph for exactly this sampler
-    and steps, and the request has no churn."""
-    if setting == "off" or version not in entry.fused:
-        return False
-    card_version = next(v for v in entry.card["versions"] if v["version"] == version)
-    return matching_fused(card_version, sampler, steps, churn) is not None
-
-
-def guarded_inference(
-    entry: Entry, version: int, rows: int, work: tuple, bounded: bool
-) -> np.ndarray:
-    """work[0](*work[1:]) under the guard; onnxruntime failures become 503 problems; the
-    inference metrics count `rows` samples."""
-    started = time.perf_counter()
-    try:
-        samples = guard().run(*work, bounded=bounded)
-    except runtime.InferenceFailed as error:
-        metrics.INFERENCE_FAILURE.labels(model=entry.name, version=str(version)).inc()
-        log.error("%s v%d: inference failed: %s", entry.name, version, error)
-        raise ApiError(
-            503,
-            f"inference failed on the server ({error}); retry shortly",
-            "inference-failed",
-            headers={"Retry-After": "1"},
-        ) from None
-    except Exception:
-        metrics.INFERENCE_FAILURE.labels(model=entry.name, version=str(version)).inc()
-        raise
-    metrics.observe_inference(entry.name, version, rows, time.perf_counter() - started)
-    return samples
 
 
 def ready_entry(name: str, *kinds: str) -> Entry:
