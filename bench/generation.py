@@ -62,8 +62,7 @@ from trainer.edm.fused import fuse_trajectory
 from trainer.edm.precond import Denoiser
 from trainer.export import to_onnx as gan_to_onnx
 from trainer.half import half_precision
-from trainer.nets import ARCHITECTURES
-from trainer.nets.edm import SCORE_NETWORKS
+from trainer.nets import ARCHITECTURES, SCORE_NETWORKS
 
 SEED = 1
 HEUN_STEPS = 18  # 35 network evaluations, the score cards' default

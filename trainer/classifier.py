@@ -1,7 +1,8 @@
 """The digit classifier that counts modes of the image benchmarks, exported as a `reference`.
 
-A small CNN trained on the training split of the 8x8 digits (trainer.images.digits_split) with
-a fixed seed and +-1 pixel random shifts, scored on the held-out split no GAN ever trains on.
+A small CNN trained on the training split of the 8x8 digits
+(trainer.datasets.images.digits_split) with a fixed seed and +-1 pixel random shifts, scored on
+the held-out split no GAN ever trains on.
 Its ONNX file has one input, `images` [batch, 1, 8, 8] float32 in [-1, 1], and two outputs:
 `logits` [batch, 10] (the mode of a digit is their argmax) and `embedding` [batch, E] (the
 penultimate layer, the feature space of the k-NN metrics).
@@ -28,8 +29,8 @@ from torch import Tensor, nn
 
 from lab.cards import sha256, write_card
 from trainer.datasets import get_dataset
-from trainer.export import EXPORT_BATCH, OPSET, PARITY_TOLERANCE, module_to_onnx, utc_now
-from trainer.images import HELD_OUT_FRACTION, SPLIT_SEED, load_digit_images, split_digits
+from trainer.datasets.images import HELD_OUT_FRACTION, SPLIT_SEED, load_digit_images, split_digits
+from trainer.onnx_export import EXPORT_BATCH, OPSET, PARITY_TOLERANCE, module_to_onnx, utc_now
 
 REFERENCE_DATASETS = ("digits", "stacked-digits")
 REFERENCE_FEATURES = 5_000  # real samples whose embeddings the k-NN metrics compare against

@@ -10,31 +10,42 @@ function with named parameters.
     python -m trainer table [--benchmarks ...] [--methods ...] [--seeds 5] [--jobs J]
                             [--steps N] [--quick] [--runs-dir runs/table] [--out docs/results]
 
-Bad choices and ranges are argparse usage errors (exit status 2, a message, no traceback).
+`train` and `export` dispatch by model family (trainer.families): the preset's or the run
+dir's "kind". Bad choices and ranges are argparse usage errors (exit status 2, a message, no
+traceback).
 """
 
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainer.config import TrainConfig, preset_names, resolve_config
-from trainer.datasets import DATASETS
-from trainer.edm.cli import (
-    add_score_flags,
-    is_score_preset,
-    is_score_run,
-    run_score_export,
-    run_score_train,
+from trainer.classifier import ClassifierConfig, build_classifier_references
+from trainer.datasets import DATASETS, GaussianMixture, get_dataset
+from trainer.diagnose import rediagnose
+from trainer.edm.fused import add_fused
+from trainer.export import export_reference
+from trainer.families import (
+    DEFAULT_KIND,
+    FAMILIES,
+    Family,
+    ordered_families,
+    preset_family,
+    run_family,
 )
+from trainer.half import add_half
 from trainer.losses import LOSSES
 from trainer.mitigations import MITIGATIONS
 from trainer.nets import ARCHITECTURES
+from trainer.runs import check_run_dir, train
+from trainer.settings import preset_names
+from trainer.table import BENCHMARKS, METHODS, QUICK, build_table
 
-REGISTRIES = {"dataset": DATASETS, "arch": ARCHITECTURES, "loss": LOSSES}
+REGISTRIES = {"dataset": DATASETS, "arch": ARCHITECTURES, "loss": LOSSES}  # the GAN's choices
 
 
 def positive_int(text: str) -> int:
@@ -67,156 +78,125 @@ def mitigation_list(text: str) -> tuple[str, ...]:
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, typed from the dataclass; default None = not given."""
-    for field in dataclasses.fields(TrainConfig):
-        if field.name == "mitigations":
+    """One flag per config field of every family, typed from its dataclass, the default
+    family's first; default None = not given. Other families' own fields say whose they are."""
+    seen: set[str] = set()
+    for family in ordered_families():
+        owner = "" if family.kind == DEFAULT_KIND else f"{family.kind} presets: "
+        for field in dataclasses.fields(family.config):
+            if field.name in seen or field.name not in family.field_names():
+                continue
+            seen.add(field.name)
+            if field.name == "mitigations":
+                parser.add_argument(
+                    "--mitigations",
+                    type=mitigation_list,
+                    default=None,
+                    metavar="NAME,NAME",
+                    help=f"comma-separated, from {', '.join(MITIGATIONS.names())} "
+                    "(or the preset's)",
+                )
+                continue
+            registry = REGISTRIES.get(field.name)
             parser.add_argument(
-                "--mitigations",
-                type=mitigation_list,
+                f"--{field.name.replace('_', '-')}",
+                dest=field.name,
+                type=field.type,
                 default=None,
-                metavar="NAME,NAME",
-                help=f"comma-separated, from {', '.join(MITIGATIONS.names())} (or the preset's)",
+                choices=registry.names() if registry else None,
+                metavar=None if registry else field.type.__name__.upper(),
+                help=f"{owner}default {field.default!r} (or the preset's)",
             )
-            continue
-        registry = REGISTRIES.get(field.name)
-        parser.add_argument(
-            f"--{field.name.replace('_', '-')}",
-            dest=field.name,
-            type=field.type,
-            default=None,
-            choices=registry.names() if registry else None,
-            metavar=None if registry else field.type.__name__.upper(),
-            help=f"default {field.default!r} (or the preset's)",
-        )
+
+
+def add_command(
+    commands: argparse._SubParsersAction, name: str, help: str, handler: Callable[..., int]
+) -> argparse.ArgumentParser:
+    """A subcommand whose parsed arguments carry its handler and its own parser (for usage
+    errors)."""
+    command = commands.add_parser(name, help=help)
+    command.set_defaults(handler=handler, parser=command)
+    return command
+
+
+def or_usage_error(args: argparse.Namespace, function: Callable[..., Any], *arguments: Any) -> Any:
+    """function(*arguments); a ValueError (a bad request: a bad name, another recipe, a card
+    of another kind) becomes a usage error (exit status 2, its message, no traceback)."""
+    try:
+        return function(*arguments)
+    except ValueError as error:
+        args.parser.error(str(error))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `train`, `export` and `reference` subcommands."""
+    """Every subcommand: train, export, reference, classifier, table, fuse, half, diagnose."""
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-
-    train = commands.add_parser(
-        "train", help="train a GAN or a score model from a preset or a JSON config file"
+    help = "train a GAN or a score model from a preset or a JSON config file"
+    train_command = add_command(commands, "train", help, run_train)
+    train_command.add_argument(
+        "preset", help=f"a preset ({', '.join(preset_names())}) or a .json file"
     )
-    train.add_argument("preset", help=f"a preset ({', '.join(preset_names())}) or a .json file")
-    add_config_flags(train)
-    add_score_flags(train)  # score presets ("kind": "score") take these as well
-    train.add_argument("--run-dir", type=Path, help="default runs/<preset>-seed<seed>")
-    train.add_argument("--dry-run", action="store_true", help="print the resolved config, exit")
-    train.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.set_defaults(handler=run_train, parser=train)
+    add_config_flags(train_command)
+    train_command.add_argument("--run-dir", type=Path, help="default runs/<preset>-seed<seed>")
+    train_command.add_argument(
+        "--dry-run", action="store_true", help="print the resolved config, exit"
+    )
+    train_command.add_argument(
+        "--no-resume", action="store_true", help="ignore an existing checkpoint"
+    )
+    train_command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_export_commands(commands)
+    add_classifier_command(commands)
+    add_table_command(commands)
+    add_model_commands(commands)
+    return parser
 
-    export = commands.add_parser("export", help="checkpoint -> ONNX + card in the model repo")
+
+def add_export_commands(commands: argparse._SubParsersAction) -> None:
+    """`export` (a run dir -> ONNX + card) and `reference` (a mixture's reference card)."""
+    help = "checkpoint -> ONNX + card in the model repo"
+    export = add_command(commands, "export", help, run_export)
     export.add_argument("run_dir", type=Path)
     export.add_argument("--name", required=True, help="model name (folder under models/)")
     export.add_argument("--models-dir", type=Path, default=Path("models"))
     export.add_argument("--version", type=positive_int, help="default: previous largest + 1")
     export.add_argument("--description", help="default: generated from the training config")
-    export.set_defaults(handler=run_export, parser=export)
-
-    reference = commands.add_parser("reference", help="write a dataset's reference card")
+    help = "write a dataset's reference card"
+    reference = add_command(commands, "reference", help, run_reference)
     reference.add_argument("dataset", choices=DATASETS.names())
     reference.add_argument("--models-dir", type=Path, default=Path("models"))
-    reference.set_defaults(handler=run_reference, parser=reference)
-    add_classifier_command(commands)
-    add_table_command(commands)
-    add_fuse_command(commands)
-    add_half_command(commands)
-    add_diagnose_command(commands)
-    return parser
 
 
-def add_half_command(commands: argparse._SubParsersAction) -> None:
-    """`half`: a GAN's float16 graph beside each version's file, when parity allows."""
-    half = commands.add_parser(
-        "half", help="add a float16 graph (for CUDA) to each version of a GAN, where parity allows"
-    )
-    half.add_argument("model_dir", type=Path, help="models/<name> of a gan")
-    half.set_defaults(handler=run_half, parser=half)
-
-
-def run_half(args: argparse.Namespace) -> int:
-    """Call add_half; print each version's parity and the card's path."""
-    from trainer.half import add_half
-
-    try:
-        path, results = add_half(args.model_dir)
-    except ValueError as error:  # not a gan, a graph with control flow
-        args.parser.error(str(error))
-    for result in results:
-        verdict = "kept" if result["kept"] else "not kept"
-        print(
-            f"{result['file']}: max |fp16 - fp32| {result['max_abs_error']:.3g} "
-            f"(tolerance {result['tolerance']:.3g}): {verdict}"
-        )
-    print(path)
-    return 0
-
-
-def add_diagnose_command(commands: argparse._SubParsersAction) -> None:
-    """`diagnose`: measure a model card's diagnostics again from its ONNX files."""
-    diagnose = commands.add_parser(
-        "diagnose", help="measure an exported model's card diagnostics again (newest version)"
-    )
-    diagnose.add_argument("model_dir", type=Path, help="models/<name> of a gan or score model")
-    diagnose.set_defaults(handler=run_diagnose, parser=diagnose)
-
-
-def run_diagnose(args: argparse.Namespace) -> int:
-    """Call rediagnose; print the verdict and the card's path."""
-    from trainer.diagnose import rediagnose
-
-    try:
-        path = rediagnose(args.model_dir)
-    except ValueError as error:  # no such card, or not a generator
-        args.parser.error(str(error))
-    verdict = json.loads(path.read_text())["diagnostics"]["verdict"]["status"]
-    print(f"{verdict}: {path}")
-    return 0
-
-
-def add_fuse_command(commands: argparse._SubParsersAction) -> None:
-    """`fuse`: a score model's whole sampler as one ONNX graph, beside each version's file."""
-    fuse = commands.add_parser(
-        "fuse", help="add the fused trajectory graph (sampler as one ONNX graph) to a score model"
-    )
+def add_model_commands(commands: argparse._SubParsersAction) -> None:
+    """`fuse`, `half` and `diagnose`: derived graphs and diagnostics of an exported model."""
+    help = "add the fused trajectory graph (sampler as one ONNX graph) to a score model"
+    fuse = add_command(commands, "fuse", help, run_fuse)
     fuse.add_argument("model_dir", type=Path, help="models/<name> of a score model")
     fuse.add_argument("--steps", type=positive_int, help="default: the card's sampler steps")
     fuse.add_argument("--sampler", choices=("euler", "heun"), help="default: the card's")
-    fuse.set_defaults(handler=run_fuse, parser=fuse)
-
-
-def run_fuse(args: argparse.Namespace) -> int:
-    """Call add_fused and print the card's path."""
-    from trainer.edm.fused import add_fused
-
-    try:
-        print(add_fused(args.model_dir, args.steps, args.sampler))
-    except ValueError as error:  # not a score model, a denoiser with control flow
-        args.parser.error(str(error))
-    return 0
+    help = "add a float16 graph (for CUDA) to each version of a GAN, where parity allows"
+    half = add_command(commands, "half", help, run_half)
+    half.add_argument("model_dir", type=Path, help="models/<name> of a gan")
+    help = "measure an exported model's card diagnostics again (newest version)"
+    diagnose = add_command(commands, "diagnose", help, run_diagnose)
+    diagnose.add_argument("model_dir", type=Path, help="models/<name> of a gan or score model")
 
 
 def add_classifier_command(commands: argparse._SubParsersAction) -> None:
     """`classifier`: train the digit classifier, write the digits and stacked-digits references."""
-    classifier = commands.add_parser(
-        "classifier", help="train the digit classifier; write the image datasets' references"
-    )
+    help = "train the digit classifier; write the image datasets' references"
+    classifier = add_command(commands, "classifier", help, run_classifier)
     classifier.add_argument("--models-dir", type=Path, default=Path("models"))
     classifier.add_argument("--steps", type=positive_int, help="default: ClassifierConfig's")
     classifier.add_argument("--seed", type=int, help="default: ClassifierConfig's")
     classifier.add_argument("--dry-run", action="store_true", help="print the config, exit")
-    classifier.set_defaults(handler=run_classifier, parser=classifier)
 
 
 def add_table_command(commands: argparse._SubParsersAction) -> None:
     """`table`: the collapse benchmarks x methods x seeds -> docs/results/collapse.{md,json,png}."""
-    from trainer.table import BENCHMARKS, METHODS
-
-    table = commands.add_parser(
-        "table", help="run the collapse benchmarks x methods x seeds; write the results table"
-    )
+    help = "run the collapse benchmarks x methods x seeds; write the results table"
+    table = add_command(commands, "table", help, run_table)
     table.add_argument("--benchmarks", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
     table.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     table.add_argument("--seeds", type=positive_int, default=5, help="seeds 0..N-1 (default 5)")
@@ -236,93 +216,99 @@ def add_table_command(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="a smoke run in seconds: 2 benchmarks x 2 methods x 2 seeds, 20 steps each",
     )
-    table.set_defaults(handler=run_table, parser=table)
+
+
+def config_overrides(args: argparse.Namespace, family: Family) -> dict[str, Any]:
+    """The flags of the family's config fields. The default (GAN) family's own flags given with
+    another family's preset are a usage error; a GAN preset ignores the other families' flags
+    (as it did before they shared this parser)."""
+    default = FAMILIES.get(DEFAULT_KIND)
+    foreign = default.field_names() - family.field_names()
+    given = sorted(name for name in foreign if getattr(args, name, None) is not None)
+    if given:
+        args.parser.error(
+            f"{', '.join(given)}: {default.label} settings, not used by {family.kind} presets"
+        )
+    return {name: getattr(args, name, None) for name in family.field_names()}
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Resolve the config (defaults < preset < flags), then call training_loop."""
-    if is_score_preset(args.preset):
-        return run_score_train(args)
-    parser = args.parser
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
-    try:
-        config = resolve_config(args.preset, overrides)
-    except ValueError as error:
-        parser.error(str(error))
+    """Resolve the preset's family's config (defaults < preset < flags), check the run dir
+    (given, or runs/<preset>-seed<seed>) for another recipe, then train the family's build."""
+    family = preset_family(args.preset)
+    config = or_usage_error(args, family.resolve, args.preset, config_overrides(args, family))
     if args.dry_run:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
-    from trainer.training_loop import check_run_dir, training_loop  # heavy imports
-
-    return train_in_run_dir(args, config, check_run_dir, training_loop)
-
-
-def train_in_run_dir(
-    args: argparse.Namespace,
-    config: Any,
-    check_run_dir: Callable[..., None],
-    loop: Callable[..., Any],
-) -> int:
-    """The run dir (given, or runs/<preset>-seed<seed>), checked for another recipe (a usage
-    error), then loop(config, run_dir, resume, progress); shared by GAN and score training."""
     run_dir = args.run_dir or Path("runs") / f"{Path(args.preset).stem}-seed{config.seed}"
-    try:
-        check_run_dir(config, run_dir, resume=not args.no_resume)
-    except ValueError as error:  # resuming a run dir trained with another recipe
-        args.parser.error(str(error))
-    loop(config, run_dir, resume=not args.no_resume, progress=not args.no_progress)
+    resume = not args.no_resume
+    or_usage_error(args, check_run_dir, config, run_dir, resume)  # a run of another recipe
+    train(family.build, config, run_dir, resume=resume, progress=not args.no_progress)
     print(f"run dir: {run_dir}")
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Call export_gan and print the card's path."""
-    parser = args.parser
+    """Call the run dir's family's exporter and print the card's path."""
     if not (args.run_dir / "checkpoint.pt").is_file():
-        parser.error(f"no checkpoint.pt in {args.run_dir}")
-    if is_score_run(args.run_dir):
-        return run_score_export(args)
-    from trainer.export import export_gan
-
-    try:
-        card = export_gan(args.run_dir, args.models_dir, args.name, args.version, args.description)
-    except ValueError as error:  # bad name, existing version, a non-gan card of that name
-        parser.error(str(error))
-    print(card)
+        args.parser.error(f"no checkpoint.pt in {args.run_dir}")
+    export = run_family(args.run_dir).export
+    where = (args.run_dir, args.models_dir, args.name, args.version, args.description)
+    print(or_usage_error(args, export, *where))
     return 0
 
 
 def run_reference(args: argparse.Namespace) -> int:
     """Call export_reference and print the card's path."""
-    from trainer.datasets import GaussianMixture, get_dataset
-    from trainer.export import export_reference
-
     if not isinstance(get_dataset(args.dataset), GaussianMixture):
         args.parser.error(
             f"{args.dataset} is an image dataset: its reference is the digit classifier, "
             "written by `python -m trainer classifier`"
         )
-
     print(export_reference(args.dataset, args.models_dir))
+    return 0
+
+
+def run_fuse(args: argparse.Namespace) -> int:
+    """Call add_fused (not a score model, a denoiser with control flow: usage errors) and print
+    the card's path."""
+    print(or_usage_error(args, add_fused, args.model_dir, args.steps, args.sampler))
+    return 0
+
+
+def run_half(args: argparse.Namespace) -> int:
+    """Call add_half (not a gan, a graph with control flow: usage errors); print each version's
+    parity and the card's path."""
+    path, results = or_usage_error(args, add_half, args.model_dir)
+    for result in results:
+        verdict = "kept" if result["kept"] else "not kept"
+        print(
+            f"{result['file']}: max |fp16 - fp32| {result['max_abs_error']:.3g} "
+            f"(tolerance {result['tolerance']:.3g}): {verdict}"
+        )
+    print(path)
+    return 0
+
+
+def run_diagnose(args: argparse.Namespace) -> int:
+    """Call rediagnose (no such card, not a generator: usage errors); print the verdict and the
+    card's path."""
+    path = or_usage_error(args, rediagnose, args.model_dir)
+    verdict = json.loads(path.read_text())["diagnostics"]["verdict"]["status"]
+    print(f"{verdict}: {path}")
     return 0
 
 
 def run_classifier(args: argparse.Namespace) -> int:
     """Train the classifier and write the references; print accuracy, time and card paths."""
-    from trainer.classifier import ClassifierConfig, build_classifier_references
-
-    try:
-        given = {"steps": args.steps, "seed": args.seed}
-        config = ClassifierConfig(**{k: v for k, v in given.items() if v is not None})
-    except ValueError as error:
-        args.parser.error(str(error))
+    given = {"steps": args.steps, "seed": args.seed}
+    fields = {key: value for key, value in given.items() if value is not None}
+    config = or_usage_error(args, lambda: ClassifierConfig(**fields))
     if args.dry_run:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
-    try:
-        result = build_classifier_references(args.models_dir, config)
-    except ValueError as error:  # a reference folder already there
-        args.parser.error(str(error))
+    # a reference folder already there is a usage error
+    result = or_usage_error(args, build_classifier_references, args.models_dir, config)
     print(
         f"held-out accuracy {result['held_out_accuracy']:.4f}, "
         f"trained in {result['train_seconds']:.1f} s"
@@ -332,13 +318,8 @@ def run_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_table(args: argparse.Namespace) -> int:
-    """Call build_table with the chosen (or --quick) plan and print the table's path."""
-    import shlex
-
-    from trainer.table import QUICK, build_table
-
-    command = shlex.join(["python", "-m", "trainer", *args.argv])
+def table_plan(args: argparse.Namespace) -> dict[str, Any]:
+    """The chosen (or --quick) benchmarks, methods, seeds and per-benchmark overrides."""
     if args.quick:
         plan = {**QUICK, "overrides": {k: dict(v) for k, v in QUICK["overrides"].items()}}
     else:
@@ -349,18 +330,26 @@ def run_table(args: argparse.Namespace) -> int:
             fields["steps"] = args.steps
         elif args.steps and benchmark in args.steps:
             fields["steps"] = args.steps[benchmark]
-    try:
-        path = build_table(
+    return plan
+
+
+def run_table(args: argparse.Namespace) -> int:
+    """Call build_table with table_plan (a cell without a preset, a run dir of another
+    recipe: usage errors) and print the table's path."""
+    command = shlex.join(["python", "-m", "trainer", *args.argv])
+    train = not args.no_train
+
+    def build() -> Path:
+        return build_table(
             runs_dir=args.runs_dir,
             out_dir=args.out,
             command=command,
             jobs=args.jobs,
-            train=not args.no_train,
-            **plan,
+            train=train,
+            **table_plan(args),
         )
-    except ValueError as error:  # a cell without a preset, a run dir of another recipe
-        args.parser.error(str(error))
-    print(path)
+
+    print(or_usage_error(args, build))
     return 0
 
 

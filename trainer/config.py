@@ -1,30 +1,30 @@
-"""Training configuration: the defaults live once, in `TrainConfig`.
+"""GAN training configuration: the defaults live once, in `TrainConfig`.
 
-Resolution order: TrainConfig defaults < preset (a small JSON file in trainer/presets/, or any
-JSON file path) < explicit overrides (CLI flags). Unknown keys are an error everywhere.
+Resolution (defaults < preset < flags) and the preset files are shared with the other model
+families (trainer.settings).
 """
 
 import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from trainer.datasets import DATASETS
+from trainer.datasets import DATASETS, IMAGE_DATASETS
 from trainer.losses import LOSSES
 from trainer.mitigations import check_mitigations
 from trainer.nets import ARCHITECTURES
+from trainer.settings import check_same_recipe, resolve_fields
 
-IMAGE_DATASETS = ("digits", "stacked-digits")  # registered by trainer.images
 IMAGE_ARCHITECTURES = ("dcgan",)  # the others take points [batch, dim]
-PRESETS_DIR = Path(__file__).parent / "presets"
 LR_SCHEDULES = ("constant", "linear")
+# Fields that may change between a run and its resumption (how long and how often, not what).
+RESUMABLE_FIELDS = ("steps", "log_every", "eval_every", "snapshot_every", "eval_samples")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on. Sizes in units, lr per Adam step."""
 
+    kind: ClassVar[str] = "gan"  # the model family (not a field: GAN presets predate it)
     dataset: str = "ring8"  # registered dataset name (trainer.datasets.DATASETS)
     arch: str = "mlp"  # registered architecture (trainer.nets.ARCHITECTURES)
     loss: str = "non-saturating"  # registered loss (trainer.losses.LOSSES)
@@ -69,6 +69,13 @@ class TrainConfig:
         fields = dataclasses.asdict(self)
         fields["mitigations"] = list(self.mitigations)  # equal to its JSON round trip
         return fields
+
+    def check_resumable(self, saved: dict[str, Any]) -> None:
+        """ValueError if a checkpoint's config `saved` is another recipe than this one."""
+        resumable = set(RESUMABLE_FIELDS)
+        if "instance-noise" in self.mitigations or self.lr_schedule != "constant":
+            resumable.discard("steps")  # annealed over `steps`: a new length, a new schedule
+        check_same_recipe(with_defaults(saved), self.to_dict(), resumable)
 
 
 def check_config(config: TrainConfig) -> None:
@@ -122,65 +129,8 @@ def with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
     return TrainConfig().to_dict() | saved
 
 
-def preset_names() -> list[str]:
-    """Names of the bundled presets (trainer/presets/<name>.json)."""
-    return sorted(path.stem for path in PRESETS_DIR.glob("*.json"))
-
-
-def preset_path(preset: str) -> Path:
-    """A bundled preset name or a path to a JSON config file -> its path (ValueError if none)."""
-    if (PRESETS_DIR / f"{preset}.json").is_file():
-        return PRESETS_DIR / f"{preset}.json"
-    if preset.endswith(".json") and Path(preset).is_file():
-        return Path(preset)
-    raise ValueError(
-        f"unknown preset {preset!r}; choose from {', '.join(preset_names())} "
-        "or give a path to a .json config file"
-    )
-
-
-def check_types(fields: dict[str, Any], source: str) -> None:
-    """ValueError unless every key is a TrainConfig field holding a value of its type."""
-    types = {field.name: field.type for field in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(fields) - set(types))
-    if unknown:
-        raise ValueError(f"{source}: unknown config keys {unknown}; known: {sorted(types)}")
-    for key, value in fields.items():
-        expected = types[key]
-        if key == "mitigations":  # a JSON list (or a tuple) of names
-            ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
-            if not ok:
-                raise ValueError(f"{source}: mitigations must be a list of names, got {value!r}")
-            continue
-        ok = isinstance(value, expected) and not isinstance(value, bool)
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            ok = True  # JSON writes 1e-4 as a float but 1 as an int
-        if not ok:
-            raise ValueError(f"{source}: {key} must be {expected.__name__}, got {value!r}")
-
-
-def read_json(preset: str) -> dict[str, Any]:
-    """A preset's (or config file's) JSON object; ValueError when it is not one."""
-    path = preset_path(preset)
-    fields = json.loads(path.read_text())
-    if not isinstance(fields, dict):
-        raise ValueError(f"{path}: a preset must be a JSON object")
-    return fields
-
-
-def load_preset(preset: str) -> dict[str, Any]:
-    """A preset's (or config file's) fields as a dict; ValueError on unknown keys or types."""
-    fields = read_json(preset)
-    check_types(fields, str(preset_path(preset)))
-    return fields
-
-
 def resolve_config(
     preset: str | None = None, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
     """Defaults < preset < overrides (None values in overrides are skipped)."""
-    fields = load_preset(preset) if preset is not None else {}
-    explicit = {key: value for key, value in (overrides or {}).items() if value is not None}
-    check_types(explicit, "overrides")
-    fields.update(explicit)
-    return TrainConfig(**fields)
+    return TrainConfig(**resolve_fields(TrainConfig, preset, overrides))

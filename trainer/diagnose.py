@@ -1,17 +1,66 @@
-"""Measure an exported model's card diagnostics again, from its own ONNX files.
+"""The diagnostics a card holds: the service's report on the papers' number of samples, drawn
+from the exported ONNX files exactly as the service draws them.
 
-The diagnostics in a card are measured at export (trainer.export.export_diagnostics for a
-GAN, trainer.edm.export.export_diagnostics for a score model): the service's report on the
-papers' number of samples drawn as the service draws them for each exporter's seed (0 for a
-GAN, 1 for a score model, with the card's default steps and sampler). When the report gains
-keys or a rule changes, `python -m trainer diagnose models/<name>` measures the newest version
-again the same way, without its checkpoint, and rewrites the card's `diagnostics`.
+Measured at export (trainer.export for a GAN: seed 0; trainer.edm.export for a score model:
+seed 1, with the card's default steps and sampler, and again by `fuse` when the fused graph
+serves that request). When the report gains keys or a rule changes,
+`python -m trainer diagnose models/<name>` measures the newest version again the same way,
+without its checkpoint, and rewrites the card's `diagnostics`.
 """
 
 from pathlib import Path
+from typing import Any
 
-from lab.cards import read_card, write_card
-from trainer.export import export_diagnostics
+import numpy as np
+import onnxruntime
+
+from lab.cards import read_card, to_jsonable, write_card
+from lab.noise import gaussian_latents
+from lab.sampling import file_sampler
+from trainer.evaluation import REFERENCE_MODELS, diagnose_samples
+
+DIAGNOSTICS_SAMPLES = {"default": 2500, "stacked-digits": 26_000}  # the papers' protocol
+GAN_SEED = 0
+SCORE_SEED = 1
+
+
+def run_onnx(path: Path, z: np.ndarray) -> np.ndarray:
+    """A GAN's ONNX file on the CPU provider: z [n, latent_dim] float32 -> samples [n, ...]
+    float32."""
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["samples"], {"z": z})[0]
+
+
+def sample_count(dataset_name: str) -> int:
+    """The papers' protocol size: 2,500 for the 2-D mixtures and 26,000 for stacked digits."""
+    return DIAGNOSTICS_SAMPLES.get(dataset_name, DIAGNOSTICS_SAMPLES["default"])
+
+
+def gan_diagnostics(
+    path: Path, latent_dim: int, dataset_name: str, models_dir: Path | None = None
+) -> dict[str, Any]:
+    """The service's report on onnxruntime samples of the GAN file at `path` from service
+    latents (seed GAN_SEED); image samples are judged by the classifier reference in
+    models_dir (default: the bundled repository)."""
+    n = sample_count(dataset_name)
+    z = gaussian_latents(n, latent_dim, GAN_SEED)
+    report = diagnose_samples(run_onnx(path, z), dataset_name, models_dir or REFERENCE_MODELS)
+    return {**to_jsonable(report), "n": n, "seed": GAN_SEED}
+
+
+def score_diagnostics(
+    card: dict[str, Any], model_dir: Path, version: dict[str, Any], models_dir: Path
+) -> dict[str, Any]:
+    """The report on samples drawn as the service draws them for seed SCORE_SEED and the
+    card's default steps and sampler (its session factory, batch size, and the version's fused
+    graph when it matches; lab.sampling.file_sampler): what POST /v1/models/{name}/diagnose
+    returns for that request. Image samples are judged by the classifier reference in
+    models_dir."""
+    steps, sampler = card["sampler"]["steps"], card["sampler"]["name"]
+    n = sample_count(card["dataset"])
+    draw = file_sampler(model_dir, card, version, steps, sampler)
+    report = diagnose_samples(draw(n, SCORE_SEED), card["dataset"], models_dir)
+    return {**to_jsonable(report), "n": n, "seed": SCORE_SEED, "steps": steps, "sampler": sampler}
 
 
 def rediagnose(model_dir: Path) -> Path:
@@ -20,8 +69,6 @@ def rediagnose(model_dir: Path) -> Path:
 
     ValueError when model_dir holds no gan or score card.
     """
-    from trainer.edm.export import export_diagnostics as score_diagnostics
-
     model_dir = Path(model_dir)
     card = read_card(model_dir)
     kind = card and card.get("kind")
@@ -30,9 +77,7 @@ def rediagnose(model_dir: Path) -> Path:
     newest = max(card["versions"], key=lambda version: version["version"])
     if kind == "gan":
         path = model_dir / newest["file"]
-        diagnostics = export_diagnostics(
-            path, card["latent_dim"], card["dataset"], model_dir.parent
-        )
+        diagnostics = gan_diagnostics(path, card["latent_dim"], card["dataset"], model_dir.parent)
     else:
         diagnostics = score_diagnostics(card, model_dir, newest, model_dir.parent)
     card["diagnostics"] = diagnostics

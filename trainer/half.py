@@ -25,7 +25,7 @@ from lab import runtime
 from lab.cards import read_card, sha256, write_card
 from lab.noise import gaussian_latents
 from trainer.datasets import GaussianMixture, get_dataset
-from trainer.export import PARITY_INPUTS, PARITY_SEED
+from trainer.onnx_export import PARITY_INPUTS, PARITY_SEED
 
 IMAGE_TOLERANCE = 0.01  # max |fp16 - fp32| for images in [-1, 1]
 MIXTURE_TOLERANCE = 0.1  # ... for 2-D points, in units of the mixture's std

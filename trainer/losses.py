@@ -6,7 +6,7 @@ functional view of one, as the unrolled GAN uses); batch' < batch when D packs s
 """
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -14,18 +14,22 @@ from torch import Tensor
 
 from trainer.registry import Registry
 
-if TYPE_CHECKING:
-    from trainer.config import TrainConfig
-
 Critic = Callable[[Tensor], Tensor]
 LOSSES: Registry[type["GANLoss"]] = Registry("loss")
+
+
+class LossSettings(Protocol):
+    """The config fields a loss reads (trainer.config.TrainConfig has them; it imports this
+    module to check loss names, so the type is structural rather than imported)."""
+
+    gp_lambda: float
 
 
 class GANLoss:
     """Base class: both losses return a scalar to minimise."""
 
     @classmethod
-    def from_config(cls, config: "TrainConfig", rng: torch.Generator) -> "GANLoss":
+    def from_config(cls, config: LossSettings, rng: torch.Generator) -> "GANLoss":
         """The loss with the config's parameters; `rng` feeds any randomness it needs."""
         return cls()
 
@@ -100,7 +104,7 @@ class WassersteinGPLoss(GANLoss):
         self.rng = rng if rng is not None else torch.Generator().manual_seed(0)
 
     @classmethod
-    def from_config(cls, config: "TrainConfig", rng: torch.Generator) -> "GANLoss":
+    def from_config(cls, config: LossSettings, rng: torch.Generator) -> "GANLoss":
         return cls(config.gp_lambda, rng)
 
     def discriminator_loss(self, discriminator: Critic, real: Tensor, fake: Tensor) -> Tensor:
@@ -113,7 +117,7 @@ class WassersteinGPLoss(GANLoss):
 
 
 def get_loss(
-    name: str, config: "TrainConfig | None" = None, rng: torch.Generator | None = None
+    name: str, config: LossSettings | None = None, rng: torch.Generator | None = None
 ) -> GANLoss:
     """The registered loss `name` (KeyError listing the known names otherwise), with the
     config's parameters when given and `rng` for its randomness."""

@@ -26,35 +26,49 @@ pieces live here as plain functions the training loop calls:
 """
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from trainer.datasets.registry import IMAGE_DATASETS
 from trainer.losses import Critic
 from trainer.registry import Registry
 
-if TYPE_CHECKING:
-    from trainer.config import TrainConfig
-
 MITIGATIONS: Registry[type["Mitigation"]] = Registry("mitigation")
+
+
+class MitigationSettings(Protocol):
+    """The config fields the mitigations read (trainer.config.TrainConfig has them; it imports
+    this module to check them, so the type is structural rather than imported)."""
+
+    dataset: str
+    mitigations: tuple[str, ...]
+    batch_size: int
+    steps: int
+    lr_g: float
+    lr_d: float
+    pack: int
+    mbd_kernels: int
+    mbd_kernel_dim: int
+    instance_noise_std: float
 
 
 class Mitigation:
     """Base class: a mitigation checks its config fields and may change D's architecture."""
 
-    def check(self, config: "TrainConfig") -> None:
+    def check(self, config: MitigationSettings) -> None:
         """ValueError with a readable message when `config` cannot use this mitigation."""
 
-    def discriminator_args(self, config: "TrainConfig") -> dict[str, Any]:
+    def discriminator_args(self, config: MitigationSettings) -> dict[str, Any]:
         """Extra keyword arguments for the architecture builder (d_* names), plain values."""
         return {}
 
 
 @MITIGATIONS.register("unrolled")
 class Unrolled(Mitigation):
-    def check(self, config: "TrainConfig") -> None:
+    def check(self, config: MitigationSettings) -> None:
         if "feature-matching" in config.mitigations:
             raise ValueError(
                 "'unrolled' and 'feature-matching' both replace G's loss against D; choose one"
@@ -63,25 +77,25 @@ class Unrolled(Mitigation):
 
 @MITIGATIONS.register("pack")
 class Pack(Mitigation):
-    def check(self, config: "TrainConfig") -> None:
+    def check(self, config: MitigationSettings) -> None:
         if config.batch_size % config.pack:
             raise ValueError(
                 f"pack: batch_size {config.batch_size} is not divisible by pack {config.pack}"
             )
 
-    def discriminator_args(self, config: "TrainConfig") -> dict[str, Any]:
+    def discriminator_args(self, config: MitigationSettings) -> dict[str, Any]:
         return {"d_pack": config.pack}
 
 
 @MITIGATIONS.register("minibatch-stddev")
 class MinibatchStddev(Mitigation):
-    def discriminator_args(self, config: "TrainConfig") -> dict[str, Any]:
+    def discriminator_args(self, config: MitigationSettings) -> dict[str, Any]:
         return {"d_minibatch_stddev": True}
 
 
 @MITIGATIONS.register("minibatch-discrimination")
 class MinibatchDiscrimination(Mitigation):
-    def discriminator_args(self, config: "TrainConfig") -> dict[str, Any]:
+    def discriminator_args(self, config: MitigationSettings) -> dict[str, Any]:
         return {"d_mbd_kernels": config.mbd_kernels, "d_mbd_kernel_dim": config.mbd_kernel_dim}
 
 
@@ -92,7 +106,7 @@ class FeatureMatching(Mitigation):
 
 @MITIGATIONS.register("spectral-norm")
 class SpectralNorm(Mitigation):
-    def discriminator_args(self, config: "TrainConfig") -> dict[str, Any]:
+    def discriminator_args(self, config: MitigationSettings) -> dict[str, Any]:
         return {"d_spectral_norm": True}
 
 
@@ -108,9 +122,7 @@ class R1(Mitigation):
 
 @MITIGATIONS.register("diffaugment")
 class DiffAugment(Mitigation):
-    def check(self, config: "TrainConfig") -> None:
-        from trainer.config import IMAGE_DATASETS
-
+    def check(self, config: MitigationSettings) -> None:
         if config.dataset not in IMAGE_DATASETS:
             raise ValueError(
                 f"diffaugment transforms images; {config.dataset!r} is not an image dataset "
@@ -125,7 +137,7 @@ class GeneratorAverage(Mitigation):
 
 @MITIGATIONS.register("ttur")
 class TwoTimeScale(Mitigation):
-    def check(self, config: "TrainConfig") -> None:
+    def check(self, config: MitigationSettings) -> None:
         if not config.lr_d > config.lr_g:
             raise ValueError(
                 f"ttur: needs lr_d > lr_g (Heusel et al. 2017), got lr_d {config.lr_d} "
@@ -133,7 +145,7 @@ class TwoTimeScale(Mitigation):
             )
 
 
-def check_mitigations(config: "TrainConfig") -> None:
+def check_mitigations(config: MitigationSettings) -> None:
     """ValueError on unknown or repeated names, or a config a mitigation cannot use."""
     names = config.mitigations
     for name in names:
@@ -147,7 +159,7 @@ def check_mitigations(config: "TrainConfig") -> None:
         MITIGATIONS.get(name)().check(config)
 
 
-def discriminator_args(config: "TrainConfig") -> dict[str, Any]:
+def discriminator_args(config: MitigationSettings) -> dict[str, Any]:
     """The architecture args the config's mitigations add (empty for a plain D)."""
     args: dict[str, Any] = {}
     for name in config.mitigations:
@@ -155,7 +167,7 @@ def discriminator_args(config: "TrainConfig") -> dict[str, Any]:
     return args
 
 
-def instance_noise_std(config: "TrainConfig", step: int) -> float:
+def instance_noise_std(config: MitigationSettings, step: int) -> float:
     """Linear annealing: instance_noise_std at step 0, 0 at step `config.steps` and after."""
     if config.steps == 0:
         return 0.0
@@ -282,16 +294,6 @@ def cutout(x: Tensor, ratio: float, rng: torch.Generator) -> Tensor:
     cols = torch.arange(width).reshape(1, 1, width)
     inside = (rows >= top) & (rows < top + size_y) & (cols >= left) & (cols < left + size_x)
     return x * (~inside).unsqueeze(1).to(x.dtype)
-
-
-@torch.no_grad()
-def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
-    """average's parameters <- decay * average + (1 - decay) * model's; buffers (batch-norm
-    statistics) copied from model."""
-    for mean, current in zip(average.parameters(), model.parameters(), strict=True):
-        mean.lerp_(current, 1.0 - decay)
-    for mean, current in zip(average.buffers(), model.buffers(), strict=True):
-        mean.copy_(current)
 
 
 def diff_augment(x: Tensor, rng: torch.Generator) -> Tensor:

@@ -20,7 +20,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -29,8 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from trainer.config import TrainConfig, preset_names, resolve_config, with_defaults
-from trainer.edm.config import ScoreConfig, preset_kind, resolve_score_config
+from lab.sampling import score_samples
+from trainer.config import TrainConfig, with_defaults
+from trainer.edm.config import ScoreConfig
+from trainer.edm.training_loop import score_spec, torch_denoiser
+from trainer.families import FAMILIES, preset_family
+from trainer.runs import check_run_dir, train
+from trainer.settings import preset_names
+from trainer.training_loop import generate
 
 BENCHMARKS = ("ring8", "grid25", "stacked-digits")
 METHODS = (
@@ -158,9 +164,7 @@ def plan(
 
 def resolve_any(preset: str, fields: dict[str, Any]) -> "TrainConfig | ScoreConfig":
     """A GAN preset's TrainConfig, or a score preset's ScoreConfig ("kind": "score")."""
-    if preset_kind(preset) == "score":
-        return resolve_score_config(preset, fields)
-    return resolve_config(preset, fields)
+    return preset_family(preset).resolve(preset, fields)
 
 
 def cached_result(run: Run) -> dict[str, Any] | None:
@@ -199,44 +203,37 @@ def train_and_evaluate(run: Run) -> dict[str, Any]:
     return result
 
 
-def can_resume(check: Callable[[Any, Path], None], run: Run) -> bool:
+def can_resume(run: Run) -> bool:
     """False when run_dir holds a checkpoint of another recipe (an older table's run): the
     table owns its runs folder, so such a run starts over instead of failing."""
     try:
-        check(run.config, run.run_dir)
+        check_run_dir(run.config, run.run_dir)
     except ValueError:
         return False
     return True
 
 
+def trained(run: Run) -> Any:
+    """Train (or resume) the run with its family's recipe (trainer.runs.train); the final state."""
+    build = FAMILIES.get(run.config.kind).build
+    return train(build, run.config, run.run_dir, resume=can_resume(run), progress=False)
+
+
 def train_gan(run: Run) -> tuple[dict[str, Any], np.ndarray]:
     """Train (or resume) a GAN run: its final evaluation and 64 samples (seed 0) for the figure."""
-    from trainer.training_loop import check_run_dir, evaluate, generate, training_loop
-
-    resume = can_resume(check_run_dir, run)
-    state = training_loop(run.config, run.run_dir, resume=resume, progress=False)
+    state = trained(run)
     samples = generate(state.sampling_generator, 64, run.config.latent_dim, seed=0)
-    return evaluate(state), samples
+    return state.evaluate(), samples
 
 
 def train_score(run: Run) -> tuple[dict[str, Any], np.ndarray]:
     """Train (or resume) a score-model run: the EMA network's evaluation with the config's
     sampler and steps, and 64 samples (seed 0) for the figure."""
-    from lab.sampling import score_samples
-    from trainer.edm.training_loop import (
-        check_run_dir,
-        evaluate,
-        score_spec,
-        score_training_loop,
-        torch_denoiser,
-    )
-
     config = run.config
-    resume = can_resume(check_run_dir, run)
-    state = score_training_loop(config, run.run_dir, resume=resume, progress=False)
+    state = trained(run)
     denoise = torch_denoiser(state.ema.eval())
     samples = score_samples(denoise, score_spec(state), 64, 0, config.sample_steps, config.sampler)
-    return evaluate(state), samples
+    return state.evaluate(), samples
 
 
 def execute(

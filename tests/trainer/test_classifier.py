@@ -18,7 +18,7 @@ from trainer.classifier import (
     train_classifier,
 )
 from trainer.cli import main
-from trainer.images import split_digits
+from trainer.datasets.images import split_digits
 
 TINY = ClassifierConfig(steps=5, batch_size=16, width=8, embedding_dim=12)
 

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from trainer.config import TrainConfig, preset_names, resolve_config
+from trainer.config import TrainConfig, resolve_config
+from trainer.settings import preset_names
 
 
 def test_bundled_presets_exist():

@@ -21,10 +21,9 @@ from trainer.edm.training_loop import (
     load_run,
     score_training_loop,
     torch_denoiser,
-    train_step,
-    update_ema,
 )
-from trainer.nets.edm import SCORE_NETWORKS
+from trainer.nets import SCORE_NETWORKS
+from trainer.runs import update_ema
 
 TINY = {"width": 16, "depth": 1, "sigma_max": 10.0, "batch_size": 64, "snapshot_every": 10}
 
@@ -92,7 +91,7 @@ def test_loss_is_finite_and_decreases():
             return edm_loss(state.denoiser, y, -1.2, 1.2, generator).item()
 
     before = fixed_loss()
-    losses = [train_step(state)["loss"] for _ in range(200)]
+    losses = [state.train_step()["loss"] for _ in range(200)]
     assert all(math.isfinite(loss) for loss in losses)
     assert fixed_loss() < 0.95 * before
 

@@ -12,7 +12,7 @@ from trainer.config import TrainConfig, resolve_config
 from trainer.export import export_gan
 from trainer.mitigations import cutout, diff_augment, translate
 from trainer.nets import ARCHITECTURES
-from trainer.training_loop import build, evaluate, train_step, training_loop
+from trainer.training_loop import build, training_loop
 
 
 def images(n: int = 4, channels: int = 3) -> torch.Tensor:
@@ -104,7 +104,7 @@ def test_architecture_and_dataset_must_fit(fields, message):
 def test_image_gan_trains_and_evaluates_through_the_classifier(tiny_image_config, tmp_path):
     config = dataclasses.replace(tiny_image_config, mitigations=("diffaugment", "pack"), pack=2)
     state = training_loop(config, tmp_path / "run", progress=False)
-    result = evaluate(state)
+    result = state.evaluate()
     assert result["modes_total"] == 1000
     assert 0 <= result["modes_covered"] <= 1000
     assert 0.0 <= result["high_quality_fraction"] <= 1.0
@@ -127,7 +127,7 @@ def test_linear_lr_schedule_decays_to_zero(tiny_config):
     state = build(dataclasses.replace(tiny_config, lr_schedule="linear", steps=4))
     rates = []
     for _ in range(4):
-        train_step(state)
+        state.train_step()
         rates.append(state.optimizer_g.param_groups[0]["lr"])
     assert rates == pytest.approx([tiny_config.lr_g * f for f in (1.0, 0.75, 0.5, 0.25)])
 

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from trainer.datasets import DATASETS, get_dataset
-from trainer.images import (
+from trainer.datasets.images import (
     digits_split,
     load_digit_images,
     load_user_data,

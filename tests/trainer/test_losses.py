@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from trainer.losses import HingeLoss, WassersteinGPLoss, get_loss, gradient_penalty
-from trainer.training_loop import build, train_step
+from trainer.training_loop import build
 
 
 def linear_critic(weight: list[float]) -> nn.Linear:
@@ -67,7 +67,7 @@ def test_get_loss_takes_gp_lambda_from_the_config(tiny_config):
 def test_d_steps_does_that_many_d_updates_per_g_update(tiny_config):
     state = build(dataclasses.replace(tiny_config, loss="wgan-gp", d_steps=5))
     for _ in range(2):
-        train_step(state)
+        state.train_step()
     d_step = next(iter(state.optimizer_d.state.values()))["step"]
     g_step = next(iter(state.optimizer_g.state.values()))["step"]
     assert (int(d_step), int(g_step)) == (10, 2)

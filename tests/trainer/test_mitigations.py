@@ -15,10 +15,10 @@ from trainer.mitigations import (
     feature_matching_loss,
     instance_noise_std,
     r1_penalty,
-    update_average,
 )
 from trainer.nets.mlp import MinibatchDiscrimination, MinibatchStddev, MLPDiscriminator
-from trainer.training_loop import build, discriminator_step, generator_objective, train_step
+from trainer.runs import update_ema
+from trainer.training_loop import build, discriminator_step, generator_objective
 
 
 def mitigated(config: TrainConfig, *names: str, **fields) -> TrainConfig:
@@ -107,7 +107,7 @@ def test_g_ema_follows_the_recurrence_and_is_what_gets_sampled(tiny_config):
     assert state.sampling_generator is state.generator_average
     expected = [p.detach().clone() for p in state.generator.parameters()]  # starts equal to G
     for _ in range(3):
-        train_step(state)
+        state.train_step()
         current = list(state.generator.parameters())
         expected = [0.9 * e + 0.1 * p.detach() for e, p in zip(expected, current, strict=True)]
     averaged = list(state.generator_average.parameters())
@@ -119,13 +119,13 @@ def test_g_ema_follows_the_recurrence_and_is_what_gets_sampled(tiny_config):
 
 def test_g_ema_copies_batch_norm_statistics(tiny_image_config):
     state = build(mitigated(tiny_image_config, "g-ema"))
-    train_step(state)
+    state.train_step()
     for mean, current in zip(
         state.generator_average.buffers(), state.generator.buffers(), strict=True
     ):
         assert torch.equal(mean, current)
     before = [b.clone() for b in state.generator.buffers()]
-    update_average(state.generator_average, state.generator, 0.5)
+    update_ema(state.generator_average, state.generator, 0.5)
     assert all(torch.equal(a, b) for a, b in zip(before, state.generator.buffers(), strict=True))
 
 
@@ -163,7 +163,7 @@ def test_every_mitigation_trains_with_every_loss(tiny_config, tiny_image_config,
     config = tiny_image_config if name == "diffaugment" else tiny_config
     fields = {"lr_d": 2 * config.lr_g} if name == "ttur" else {}
     state = build(mitigated(config, name, loss=loss, unroll_steps=2, **fields))
-    losses = [train_step(state) for _ in range(3)]
+    losses = [state.train_step() for _ in range(3)]
     assert state.step == 3
     assert all(torch.isfinite(torch.tensor(list(r.values()))).all() for r in losses)
 

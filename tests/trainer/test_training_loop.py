@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from trainer.export import load_generator
-from trainer.training_loop import build, maybe_snapshot, train_step, training_loop
+from trainer.runs import maybe_snapshot
+from trainer.training_loop import build, training_loop
 
 EVAL_KEYS = {"modes_covered", "modes_total", "high_quality_fraction", "kl"}
 
@@ -98,7 +99,7 @@ def test_interrupted_run_with_instance_noise_resumes_bit_identical(tiny_config, 
     training_loop(config, tmp_path / "straight", progress=False)
     state = build(config)  # an interrupted run: a snapshot at step 10 of the same recipe
     for _ in range(10):
-        train_step(state)
+        state.train_step()
     (tmp_path / "resumed").mkdir()
     maybe_snapshot(state, tmp_path / "resumed", force=True)
     training_loop(config, tmp_path / "resumed", progress=False)

@@ -1,18 +1,19 @@
 """Score-model training configuration: the defaults live once, in `ScoreConfig`.
 
-Resolution order, as for GANs: ScoreConfig defaults < preset (trainer/presets/<name>.json with
-"kind": "score", or any JSON file) < explicit overrides (CLI flags). Unknown keys are an error.
+Resolution, as for GANs (trainer.settings): ScoreConfig defaults < preset
+(trainer/presets/<name>.json with "kind": "score", or any JSON file) < explicit overrides.
 """
 
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from trainer.config import read_json
 from trainer.datasets import DATASETS
-from trainer.nets.edm import SCORE_NETWORKS
+from trainer.nets import SCORE_NETWORKS
+from trainer.settings import as_field_types, check_same_recipe, resolve_fields
 
 KIND = "score"
+RESUMABLE_FIELDS = ("log_every", "eval_every", "snapshot_every", "eval_samples")
 LR_SCHEDULES = ("constant", "cosine")
 SAMPLER_NAMES = ("euler", "heun")  # lab.samplers.SAMPLERS
 
@@ -56,6 +57,13 @@ class ScoreConfig:
         """Plain JSON-able dict (what config.json and the card's `training` hold)."""
         return dataclasses.asdict(self)
 
+    def check_resumable(self, saved: dict[str, Any]) -> None:
+        """ValueError if a checkpoint's config `saved` is another recipe than this one."""
+        resumable = set(RESUMABLE_FIELDS)
+        if self.lr_schedule == "constant":
+            resumable.add("steps")  # the cosine schedule spans `steps`: a new length, a new recipe
+        check_same_recipe(saved, self.to_dict(), resumable)
+
 
 def check_score_config(config: ScoreConfig) -> None:
     """Validate names and ranges; ValueError with a readable message otherwise."""
@@ -85,39 +93,9 @@ def check_score_config(config: ScoreConfig) -> None:
             raise ValueError(f"{field} must be in [0, 1), got {getattr(config, field)}")
 
 
-def preset_kind(preset: str) -> str:
-    """ "score" for score-model presets, "gan" otherwise (ValueError for unknown presets)."""
-    return read_json(preset).get("kind", "gan")
-
-
-def check_types(fields: dict[str, Any], source: str) -> None:
-    """ValueError unless every key is a ScoreConfig field holding a value of its type."""
-    types = {field.name: field.type for field in dataclasses.fields(ScoreConfig)}
-    unknown = sorted(set(fields) - set(types))
-    if unknown:
-        raise ValueError(f"{source}: unknown config keys {unknown}; known: {sorted(types)}")
-    for key, value in fields.items():
-        expected = types[key]
-        ok = isinstance(value, expected) and not isinstance(value, bool)
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            ok = True  # JSON writes 1e-3 as a float but 1 as an int
-        if not ok:
-            raise ValueError(f"{source}: {key} must be {expected.__name__}, got {value!r}")
-
-
 def resolve_score_config(
     preset: str | None = None, overrides: dict[str, Any] | None = None
 ) -> ScoreConfig:
     """Defaults < preset < overrides (None values in overrides are skipped)."""
-    fields = read_json(preset) if preset is not None else {}
-    check_types(fields, str(preset))
-    explicit = {key: value for key, value in (overrides or {}).items() if value is not None}
-    check_types(explicit, "overrides")
-    fields.update(explicit)
-    return ScoreConfig(**as_field_types(fields))
-
-
-def as_field_types(fields: dict[str, Any]) -> dict[str, Any]:
-    """JSON ints given for float fields become floats (so config.json round-trips equal)."""
-    types = {field.name: field.type for field in dataclasses.fields(ScoreConfig)}
-    return {k: float(v) if types[k] is float else v for k, v in fields.items()}
+    fields = resolve_fields(ScoreConfig, preset, overrides)
+    return ScoreConfig(**as_field_types(ScoreConfig, fields))

@@ -8,7 +8,6 @@ call and along a whole trajectory, and the diagnostics measured by the service's
 code over the exported session, so the service reproduces them for the same request.
 """
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,35 +16,27 @@ import onnx
 import torch
 
 from lab import runtime
-from lab.cards import check_name, next_version, read_card, to_jsonable, write_card
 from lab.noise import seeded_generator
 from lab.samplers import network_evaluations
-from lab.sampling import (
-    DEFAULT_MAX_BATCH,
-    ScoreSpec,
-    file_sampler,
-    onnx_denoiser,
-    score_samples,
-)
+from lab.sampling import DEFAULT_MAX_BATCH, ScoreSpec, onnx_denoiser, score_samples
+from trainer.datasets.images import VALUE_RANGE, ImageDataset
+from trainer.diagnose import score_diagnostics
 from trainer.edm.fused import fuse_version, step_version
 from trainer.edm.precond import Denoiser
 from trainer.edm.training_loop import ScoreState, load_run, score_spec, torch_denoiser
-from trainer.evaluation import diagnose_samples
-from trainer.export import (
-    DIAGNOSTICS_SAMPLES,
+from trainer.onnx_export import (
     EXPORT_BATCH,
     PARITY_TOLERANCE,
+    export_model,
     module_to_onnx,
     save_version,
     utc_now,
 )
-from trainer.images import VALUE_RANGE, ImageDataset
 
 PARITY_INPUTS = 4096
 PARITY_SEED = 1
 TRAJECTORY_SAMPLES = 1024
 TRAJECTORY_TOLERANCE = 1e-3  # max |torch - onnxruntime| of final samples, in sample units
-DIAGNOSTICS_SEED = 1  # DIAGNOSTICS_SAMPLES (trainer.export): 26,000 on stacked digits, else 2,500
 INPUT_NAMES = ["x", "sigma"]
 OUTPUT_NAME = "denoised"
 
@@ -107,36 +98,10 @@ def measure_parity(state: ScoreState, path: Path) -> dict[str, Any]:
 def write_version(state: ScoreState, version_dir: Path, version: int) -> dict[str, Any]:
     """Export, save, hash and parity-check one version; the card's `versions` entry.
 
-    Nothing is left behind on failure. ValueError when version_dir exists, RuntimeError when
-    parity fails.
+    Nothing is left behind on failure (RuntimeError when parity fails).
     """
-    if version_dir.exists():
-        raise ValueError(f"{version_dir} already exists; choose another version")
     model = to_onnx(state.ema.eval(), score_spec(state).sample_shape)
     return save_version(model, version_dir, version, lambda path: measure_parity(state, path))
-
-
-def export_diagnostics(
-    card: dict[str, Any], model_dir: Path, version: dict[str, Any], models_dir: Path
-) -> dict[str, Any]:
-    """The report on the papers' number of samples for the dataset (DIAGNOSTICS_SAMPLES: 2,500,
-    or 26,000 on stacked digits) drawn exactly as the service draws them for seed
-    DIAGNOSTICS_SEED and the card's default steps and sampler (its session factory, batch
-    size, and the version's fused trajectory graph when it matches, as with FUSED_SAMPLER=on;
-    lab.sampling.file_sampler): what POST /v1/models/{name}/diagnose returns for that
-    request. Image samples are judged by the classifier reference in models_dir, as the service
-    would."""
-    steps, sampler = card["sampler"]["steps"], card["sampler"]["name"]
-    n = DIAGNOSTICS_SAMPLES.get(card["dataset"], DIAGNOSTICS_SAMPLES["default"])
-    draw = file_sampler(model_dir, card, version, steps, sampler)
-    report = diagnose_samples(draw(n, DIAGNOSTICS_SEED), card["dataset"], models_dir)
-    return {
-        **to_jsonable(report),
-        "n": n,
-        "seed": DIAGNOSTICS_SEED,
-        "steps": steps,
-        "sampler": sampler,
-    }
 
 
 def score_card(
@@ -181,33 +146,29 @@ def export_score(
     version: int | None = None,
     description: str | None = None,
 ) -> Path:
-    """Export run_dir's EMA denoiser as models_dir/<name>/<version>/model.onnx; the card's path.
+    """Export run_dir's EMA denoiser as models_dir/<name>/<version>/model.onnx, with the fused
+    and step graphs of its default sampler (trainer.edm.fused); the card's path.
 
     version defaults to the previous largest + 1; older versions stay listed in the card.
     ValueError for bad requests (invalid name, existing version, a non-score card of that
     name); RuntimeError when parity fails (nothing is left behind).
     """
-    check_name(name)
     state = load_run(Path(run_dir))
     config = state.config
-    model_dir = Path(models_dir) / name
-    previous = read_card(model_dir)
-    if previous is not None and previous.get("kind") != "score":
-        raise ValueError(f"{model_dir} holds a {previous.get('kind')!r} card, not a score model")
-    version = next_version(model_dir, previous) if version is None else version
-    entry = write_version(state, model_dir / str(version), version)
-    older = [v for v in (previous or {}).get("versions", []) if v["version"] != version]
-    versions = sorted(older + [entry], key=lambda v: v["version"])
-    card = score_card(name, description or default_description(state), state, versions)
-    try:  # the default request's sampler as one graph, the step graphs (fused.py), then
-        # the diagnostics
+
+    def write(version_dir: Path, number: int) -> dict[str, Any]:
+        return write_version(state, version_dir, number)
+
+    def make_card(model_dir: Path, entry: dict, versions: list[dict]) -> dict[str, Any]:
+        card = score_card(name, description or default_description(state), state, versions)
+        # The default request's sampler as one graph and the step graphs, before the
+        # diagnostics, which the service would draw through them.
         fuse_version(model_dir, card, entry, config.sample_steps, config.sampler)
         step_version(model_dir, card, entry)
-        card["diagnostics"] = export_diagnostics(card, model_dir, entry, models_dir)
-    except BaseException:
-        shutil.rmtree(model_dir / str(version))
-        raise
-    return write_card(model_dir, card)
+        card["diagnostics"] = score_diagnostics(card, model_dir, entry, models_dir)
+        return card
+
+    return export_model(models_dir, name, "score", version, write, make_card)
 
 
 def default_description(state: ScoreState) -> str:

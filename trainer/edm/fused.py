@@ -49,7 +49,8 @@ from lab.sampling import (
     score_samples,
     stepped_score_samples,
 )
-from trainer.export import MAX_IR_VERSION
+from trainer.diagnose import score_diagnostics
+from trainer.onnx_export import MAX_IR_VERSION
 
 NOISE_NAME, SAMPLES_NAME = "noise", "samples"
 PARITY_SAMPLES, PARITY_SEED = 1024, 1
@@ -345,14 +346,12 @@ def add_fused(model_dir: Path, steps: int | None = None, sampler: str | None = N
     """Write the fused graph of every version of the score model in model_dir (the card's
     default steps and sampler unless given) and its step graphs, list them in the card and,
     when the fused graph serves the card's default request, measure the card's diagnostics
-    again through it (what the service now returns; trainer.edm.export.export_diagnostics);
+    again through it (what the service now returns; trainer.diagnose.score_diagnostics);
     the card's path.
 
     RuntimeError (nothing left behind) when the fused or stepped samples differ from the
     numpy sampler's by more than PARITY_TOLERANCE or STEP_PARITY_TOLERANCE.
     """
-    from trainer.edm.export import export_diagnostics  # it imports this module
-
     model_dir = Path(model_dir)
     card = read_card(model_dir)
     if card is None or card.get("kind") != "score":
@@ -368,7 +367,7 @@ def add_fused(model_dir: Path, steps: int | None = None, sampler: str | None = N
             written += step_version(model_dir, card, version)
         if "diagnostics" in card:
             newest = max(card["versions"], key=lambda v: v["version"])
-            card["diagnostics"] = export_diagnostics(card, model_dir, newest, model_dir.parent)
+            card["diagnostics"] = score_diagnostics(card, model_dir, newest, model_dir.parent)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)

@@ -1,17 +1,16 @@
-"""The score-model training loop, as named steps: build, maybe_resume, train_step, update_ema,
-evaluate, maybe_snapshot, log.
+"""The EDM score-model recipe (Karras et al. 2022): build, train_step (the EDM loss, then the
+EMA update), evaluate and the checkpoint's contents. The run directory, resume and the loop
+itself are the shared scaffold's (trainer.runs).
 
-The run directory has the GAN loop's layout: config.json (the resolved ScoreConfig),
-checkpoint.pt (network, EMA network, optimizer, step, RNG states: resume is bit-exact) and
-metrics.jsonl. Initialisation runs under a forked, seeded RNG; data and noise come from their own
-torch.Generator, so a run is a function of its config. Evaluations sample the EMA network with
-the service's own sampler (lab.sampling.score_samples) and score with the shared metric core.
+The checkpoint holds the network, the EMA network, the optimizer, the step and the RNG states,
+so resume is bit-exact. Initialisation runs under a forked, seeded RNG; data and noise come from
+their own torch.Generator, so a run is a function of its config. Evaluations sample the EMA
+network with the service's own sampler (lab.sampling.score_samples) and score with the shared
+metric core.
 """
 
 import copy
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,26 +18,17 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from lab.samplers import Denoiser as DenoiseFunction
+from lab.samplers import network_evaluations
 from lab.sampling import ScoreSpec, score_samples
-from trainer.datasets import GaussianMixture, get_dataset
+from trainer.datasets import GaussianMixture, ImageDataset, get_dataset
 from trainer.edm.config import ScoreConfig, resolve_score_config
 from trainer.edm.precond import Denoiser, edm_loss
 from trainer.evaluation import REFERENCE_MODELS, diagnose_samples, protocol_numbers
-from trainer.images import ImageDataset
-from trainer.nets.edm import SCORE_NETWORKS
-from trainer.training_loop import (
-    check_same_recipe,
-    derive_seeds,
-    is_due,
-    log,
-    resumable_checkpoint,
-    truncate_log,
-)
+from trainer.nets import SCORE_NETWORKS
+from trainer.runs import derive_seeds, maybe_resume, train, update_ema
 
-RESUMABLE_FIELDS = ("log_every", "eval_every", "snapshot_every", "eval_samples")
 EVAL_SEED = 1  # the export-time diagnostics' seed too (trainer.edm.export)
 EVAL_BATCH = 8192
 
@@ -57,6 +47,64 @@ class ScoreState:
     data_rng: torch.Generator
     noise_rng: torch.Generator
     step: int = 0
+
+    # The scaffold's plug-in (trainer.runs.Run): the recipe's step, evaluation and checkpoint.
+    def train_step(self) -> dict[str, float]:
+        """One Adam update of the EDM loss on a fresh batch, then the EMA update; the loss."""
+        config = self.config
+        y = self.dataset.sample(config.batch_size, self.data_rng) * self.data_scale
+        loss = edm_loss(self.denoiser, y, config.p_mean, config.p_std, self.noise_rng)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(config, self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        update_ema(self.ema, self.denoiser, config.ema_decay)
+        self.step += 1
+        return {"loss": loss.item()}
+
+    def evaluate(
+        self,
+        n: int | None = None,
+        seed: int = EVAL_SEED,
+        steps: int | None = None,
+        models_dir: Path = REFERENCE_MODELS,
+    ) -> dict[str, Any]:
+        """The papers' protocol on the EMA network: modes covered, high quality, KL.
+
+        n defaults to eval_samples, steps to the config's sample_steps, with its sampler. Image
+        samples are judged by the classifier reference in models_dir (trainer.evaluation).
+        """
+        config = self.config
+        n, steps = n or config.eval_samples, steps or config.sample_steps
+        denoise = torch_denoiser(self.ema.eval())
+        samples = score_samples(denoise, score_spec(self), n, seed, steps, config.sampler)
+        report = diagnose_samples(samples, config.dataset, models_dir, modes_only=True)
+        return protocol_numbers(report)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything load_state_dict and the export need; weights_only loadable."""
+        return {
+            "kind": "score",
+            "step": self.step,
+            "config": self.config.to_dict(),
+            "architecture": self.architecture,
+            "data_scale": self.data_scale,
+            "denoiser": self.denoiser.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "data_rng": self.data_rng.get_state(),
+            "noise_rng": self.noise_rng.get_state(),
+        }
+
+    def load_state_dict(self, checkpoint: dict[str, Any]) -> None:
+        """Restore a state_dict (a checkpoint) into this freshly built state."""
+        self.denoiser.load_state_dict(checkpoint["denoiser"])
+        self.ema.load_state_dict(checkpoint["ema"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.data_rng.set_state(checkpoint["data_rng"])
+        self.noise_rng.set_state(checkpoint["noise_rng"])
+        self.step = int(checkpoint["step"])
 
 
 def data_scale(dataset: GaussianMixture | ImageDataset, sigma_data: float) -> float:
@@ -112,61 +160,11 @@ def build(config: ScoreConfig) -> ScoreState:
     )
 
 
-def check_resumable(saved: dict[str, Any], config: ScoreConfig) -> None:
-    """ValueError if the checkpoint was trained with a different recipe than `config`."""
-    resumable = set(RESUMABLE_FIELDS)
-    if config.lr_schedule == "constant":
-        resumable.add("steps")  # the cosine schedule spans `steps`: a new length, a new recipe
-    check_same_recipe(saved, config.to_dict(), resumable)
-
-
-def check_run_dir(config: ScoreConfig, run_dir: Path, resume: bool = True) -> None:
-    """ValueError if score_training_loop(config, run_dir, resume) would resume another recipe."""
-    resumable_checkpoint(run_dir, resume, lambda saved: check_resumable(saved, config))
-
-
-def maybe_resume(state: ScoreState, run_dir: Path, resume: bool) -> None:
-    """Load run_dir/checkpoint.pt into `state` if it exists and `resume` is set."""
-    checkpoint = resumable_checkpoint(
-        run_dir, resume, lambda saved: check_resumable(saved, state.config)
-    )
-    if checkpoint is None:
-        return
-    state.denoiser.load_state_dict(checkpoint["denoiser"])
-    state.ema.load_state_dict(checkpoint["ema"])
-    state.optimizer.load_state_dict(checkpoint["optimizer"])
-    state.data_rng.set_state(checkpoint["data_rng"])
-    state.noise_rng.set_state(checkpoint["noise_rng"])
-    state.step = int(checkpoint["step"])
-
-
 def learning_rate(config: ScoreConfig, step: int) -> float:
     """lr at `step`: constant, or cosine from lr down to 0 at `steps`."""
     if config.lr_schedule == "constant" or config.steps == 0:
         return config.lr
     return 0.5 * config.lr * (1.0 + math.cos(math.pi * min(step, config.steps) / config.steps))
-
-
-def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * model, parameter by parameter."""
-    with torch.no_grad():
-        for averaged, current in zip(ema.parameters(), model.parameters(), strict=True):
-            averaged.lerp_(current, 1.0 - decay)
-
-
-def train_step(state: ScoreState) -> dict[str, float]:
-    """One Adam update of the EDM loss on a fresh batch, then the EMA update; the loss."""
-    config = state.config
-    y = state.dataset.sample(config.batch_size, state.data_rng) * state.data_scale
-    loss = edm_loss(state.denoiser, y, config.p_mean, config.p_std, state.noise_rng)
-    for group in state.optimizer.param_groups:
-        group["lr"] = learning_rate(config, state.step)
-    state.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    state.optimizer.step()
-    update_ema(state.ema, state.denoiser, config.ema_decay)
-    state.step += 1
-    return {"loss": loss.item()}
 
 
 def score_spec(state: ScoreState) -> ScoreSpec:
@@ -190,53 +188,6 @@ def torch_denoiser(denoiser: nn.Module, batch: int = EVAL_BATCH) -> DenoiseFunct
     return denoise
 
 
-def evaluate(
-    state: ScoreState,
-    n: int | None = None,
-    seed: int = EVAL_SEED,
-    steps: int | None = None,
-    models_dir: Path = REFERENCE_MODELS,
-) -> dict[str, Any]:
-    """The papers' protocol on the EMA network: modes covered, high quality, KL.
-
-    n defaults to eval_samples, steps to the config's sample_steps, with its sampler. Image
-    samples are judged by the classifier reference in models_dir (trainer.evaluation).
-    """
-    config = state.config
-    n, steps = n or config.eval_samples, steps or config.sample_steps
-    denoise = torch_denoiser(state.ema.eval())
-    samples = score_samples(denoise, score_spec(state), n, seed, steps, config.sampler)
-    report = diagnose_samples(samples, config.dataset, models_dir, modes_only=True)
-    return protocol_numbers(report)
-
-
-def checkpoint_dict(state: ScoreState) -> dict[str, Any]:
-    """Everything maybe_resume and the export need; weights_only loadable."""
-    return {
-        "kind": "score",
-        "step": state.step,
-        "config": state.config.to_dict(),
-        "architecture": state.architecture,
-        "data_scale": state.data_scale,
-        "denoiser": state.denoiser.state_dict(),
-        "ema": state.ema.state_dict(),
-        "optimizer": state.optimizer.state_dict(),
-        "data_rng": state.data_rng.get_state(),
-        "noise_rng": state.noise_rng.get_state(),
-    }
-
-
-def maybe_snapshot(state: ScoreState, run_dir: Path, force: bool = False) -> bool:
-    """Write run_dir/checkpoint.pt atomically every `snapshot_every` steps (or when forced)."""
-    every = state.config.snapshot_every
-    if not (force or (every > 0 and state.step % every == 0)):
-        return False
-    temporary = run_dir / "checkpoint.pt.tmp"
-    torch.save(checkpoint_dict(state), temporary)
-    os.replace(temporary, run_dir / "checkpoint.pt")
-    return True
-
-
 def score_training_loop(
     config: ScoreConfig, run_dir: Path, resume: bool = True, progress: bool = True
 ) -> ScoreState:
@@ -244,27 +195,7 @@ def score_training_loop(
 
     run_dir receives config.json, checkpoint.pt and metrics.jsonl.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state = build(config)
-    maybe_resume(state, run_dir, resume)
-    truncate_log(run_dir, state.step)
-    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    bar = tqdm(total=config.steps, initial=state.step, disable=not progress, desc=run_dir.name)
-    while state.step < config.steps:
-        losses = train_step(state)
-        last = state.step == config.steps
-        bar.update(1)
-        evaluate_now = config.eval_every > 0 and is_due(state.step, config.eval_every, last)
-        if evaluate_now or is_due(state.step, config.log_every, last):
-            record = {"step": state.step, **losses}
-            if evaluate_now:
-                record |= evaluate(state)
-            log(run_dir, record)
-            bar.set_postfix({k: round(v, 3) for k, v in record.items() if isinstance(v, float)})
-        maybe_snapshot(state, run_dir, force=last)
-    bar.close()
-    return state
+    return train(build, config, run_dir, resume, progress)
 
 
 def train_score_preset(
@@ -295,9 +226,7 @@ def evaluate_score_run(
 ) -> dict[str, Any]:
     """The final EMA model of run_dir on the papers' protocol: modes_covered, modes_total,
     high_quality_fraction, kl (and nfe, the network evaluations per sample)."""
-    from lab.samplers import network_evaluations
-
     state = load_run(run_dir)
     steps = steps or state.config.sample_steps
     nfe = network_evaluations(steps, state.config.sampler)
-    return {**evaluate(state, n, seed, steps, models_dir), "nfe": nfe}
+    return {**state.evaluate(n, seed, steps, models_dir), "nfe": nfe}

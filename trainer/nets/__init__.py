@@ -1,12 +1,8 @@
-"""Architectures by short name. Each entry builds a (generator, discriminator) pair from plain
-ints, so the card can store {"name", "args"} and the generator can be rebuilt from them."""
+"""Networks by short name: GAN architectures (mlp.py, dcgan.py) in ARCHITECTURES and EDM's raw
+score networks (edm_mlp.py, edm_unet.py) in SCORE_NETWORKS. Importing the package registers
+them all (registry.py holds the registries)."""
 
-from collections.abc import Callable
+from trainer.nets import dcgan, edm_mlp, edm_unet, mlp
+from trainer.nets.registry import ARCHITECTURES, SCORE_NETWORKS
 
-from torch import nn
-
-from trainer.registry import Registry
-
-ARCHITECTURES: Registry[Callable[..., tuple[nn.Module, nn.Module]]] = Registry("architecture")
-
-from trainer.nets import dcgan, mlp  # noqa: E402,F401  (registers "dcgan" and "mlp")
+__all__ = ["ARCHITECTURES", "SCORE_NETWORKS", "dcgan", "edm_mlp", "edm_unet", "mlp"]

@@ -17,8 +17,8 @@ flattened conv features before the head, spectral norm wraps every conv and line
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from trainer.nets import ARCHITECTURES
 from trainer.nets.mlp import minibatch_layers
+from trainer.nets.registry import ARCHITECTURES
 
 
 class DCGANGenerator(nn.Module):

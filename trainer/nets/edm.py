@@ -1,19 +1,12 @@
-"""Score-model networks by short name: the raw networks F(c_in * x, c_noise) that EDM's
-preconditioning (trainer.edm.precond) wraps into a denoiser D(x, sigma).
-
-Each entry builds one nn.Module from plain ints (the card's `architecture.args`), taking
-x_in [batch, *sample_shape] and c_noise [batch] and returning F [batch, *sample_shape].
+"""What EDM's raw networks F(c_in * x, c_noise) share: the noise-level embedding. The networks
+(edm_mlp.py, edm_unet.py) register in SCORE_NETWORKS (registry.py); EDM's preconditioning
+(trainer.edm.precond) wraps them into a denoiser D(x, sigma).
 """
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
-
-from trainer.registry import Registry
-
-SCORE_NETWORKS: Registry[Callable[..., nn.Module]] = Registry("score network")
 
 
 class NoiseEmbedding(nn.Module):
@@ -35,6 +28,3 @@ class NoiseEmbedding(nn.Module):
     def forward(self, c_noise: Tensor) -> Tensor:
         angles = c_noise[:, None] * self.frequencies[None, :] * math.pi  # [batch, frequencies]
         return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=1))
-
-
-from trainer.nets import edm_mlp, edm_unet  # noqa: E402,F401  (registers "mlp" and "unet")

@@ -11,7 +11,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from trainer.nets.edm import SCORE_NETWORKS, NoiseEmbedding
+from trainer.nets.edm import NoiseEmbedding
+from trainer.nets.registry import SCORE_NETWORKS
 
 
 class ResidualBlock(nn.Module):

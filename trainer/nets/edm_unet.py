@@ -11,7 +11,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from trainer.nets.edm import SCORE_NETWORKS, NoiseEmbedding
+from trainer.nets.edm import NoiseEmbedding
+from trainer.nets.registry import SCORE_NETWORKS
 
 MAX_GROUPS = 32
 

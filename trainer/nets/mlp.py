@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from trainer.nets import ARCHITECTURES
+from trainer.nets.registry import ARCHITECTURES
 
 
 def mlp_layers(

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainer.datasets import DATASETS
+from trainer.datasets.registry import DATASETS
 
 IMAGE_SIZE = 8
 NUM_DIGITS = 10

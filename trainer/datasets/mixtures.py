@@ -1,4 +1,4 @@
-"""Datasets by short name: the 2-D Gaussian-mixture collapse benchmarks.
+"""The 2-D Gaussian-mixture collapse benchmarks, registered by short name.
 
 ring8 and grid25 follow the geometry of the PacGAN (Lin et al. 2018) and VEEGAN (Srivastava et
 al. 2017) experiments. Each dataset is also the analytic reference the diagnostics compare
@@ -6,14 +6,11 @@ against (`reference_spec`), so the trainer and the service agree on the modes.
 """
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from trainer.registry import Registry
-
-DATASETS: Registry[Callable[[], "GaussianMixture"]] = Registry("dataset")
+from trainer.datasets.registry import DATASETS
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,11 +77,3 @@ def grid25() -> GaussianMixture:
     values = [-4.0, -2.0, 0.0, 2.0, 4.0]
     centres = torch.tensor([[x, y] for x in values for y in values], dtype=torch.float64)
     return GaussianMixture("grid25", centres, 0.05, equal_weights(25))
-
-
-def get_dataset(name: str) -> GaussianMixture:
-    """Build the registered dataset `name` (KeyError listing the known names otherwise)."""
-    return DATASETS.get(name)()
-
-
-from trainer import images  # noqa: E402,F401  (registers "digits" and "stacked-digits")

@@ -1,0 +1,183 @@
+"""The run directory and the loop every model family shares: build, maybe_resume, then
+train_step / evaluate / log / maybe_snapshot until `steps`.
+
+A run directory holds config.json (the resolved config), checkpoint.pt (everything needed to
+resume bit-exactly: weights, optimizer moments, step, RNG states) and metrics.jsonl (one JSON
+line per logged step). A family plugs in with its config (`RunConfig`) and its training state
+(`Run`): the GAN in trainer/training_loop.py, the EDM score model in trainer/edm/training_loop.py.
+No global RNG is used: each family initialises under a forked, seeded RNG and draws data and
+noise from its own torch.Generator, so a run is a function of its config.
+"""
+
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+
+class RunConfig(Protocol):
+    """What the scaffold reads of a family's frozen config (counts in steps; 0: never)."""
+
+    steps: int  # updates to train for
+    log_every: int  # steps between metrics.jsonl lines
+    eval_every: int  # steps between evaluations, and at the end (0: never)
+    snapshot_every: int  # steps between checkpoints, and at the end (0: only there)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict: config.json and the checkpoint's `config`."""
+
+    def check_resumable(self, saved: dict[str, Any]) -> None:
+        """ValueError if a checkpoint's config `saved` is another recipe than this one."""
+
+
+class Run(Protocol):
+    """A family's training state, as the scaffold drives it; `step` counts completed updates."""
+
+    config: RunConfig
+    step: int
+
+    def train_step(self) -> dict[str, float]:
+        """One update (step += 1); the losses to log."""
+
+    def evaluate(self) -> dict[str, Any]:
+        """The papers' protocol numbers of the current model, to log."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything load_state_dict needs, `step` and `config` included; weights_only loadable."""
+
+    def load_state_dict(self, checkpoint: dict[str, Any]) -> None:
+        """Restore a state_dict, `step` included."""
+
+
+RunT = TypeVar("RunT", bound=Run)
+ConfigT = TypeVar("ConfigT", bound=RunConfig)
+
+
+def derive_seeds(seed: int, count: int) -> list[int]:
+    """`count` independent 63-bit seeds from one run seed (numpy SeedSequence)."""
+    state = np.random.SeedSequence(seed).generate_state(count, dtype=np.uint64)
+    return [int(s) >> 1 for s in state]
+
+
+@torch.no_grad()
+def update_ema(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """average's parameters <- decay * average + (1 - decay) * model's; buffers (batch-norm
+    statistics, constant tables) copied from model."""
+    for mean, current in zip(average.parameters(), model.parameters(), strict=True):
+        mean.lerp_(current, 1.0 - decay)
+    for mean, current in zip(average.buffers(), model.buffers(), strict=True):
+        mean.copy_(current)
+
+
+def resumable_checkpoint(run_dir: Path, resume: bool, config: RunConfig) -> dict[str, Any] | None:
+    """run_dir/checkpoint.pt when resuming and it exists, after config.check_resumable(its
+    config) (ValueError for another recipe); None otherwise."""
+    path = Path(run_dir) / "checkpoint.pt"
+    if not (resume and path.is_file()):
+        return None
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    config.check_resumable(checkpoint["config"])
+    return checkpoint
+
+
+def check_run_dir(config: RunConfig, run_dir: Path, resume: bool = True) -> None:
+    """ValueError if train(build, config, run_dir, resume) would resume another recipe."""
+    resumable_checkpoint(run_dir, resume, config)
+
+
+def maybe_resume(run: Run, run_dir: Path, resume: bool) -> None:
+    """Load run_dir/checkpoint.pt into `run` if it exists and `resume` is set."""
+    checkpoint = resumable_checkpoint(run_dir, resume, run.config)
+    if checkpoint is not None:
+        run.load_state_dict(checkpoint)
+
+
+def maybe_snapshot(run: Run, run_dir: Path, force: bool = False) -> bool:
+    """Write run_dir/checkpoint.pt atomically every `snapshot_every` steps (or when forced)."""
+    every = run.config.snapshot_every
+    if not (force or (every > 0 and run.step % every == 0)):
+        return False
+    temporary = Path(run_dir) / "checkpoint.pt.tmp"
+    torch.save(run.state_dict(), temporary)
+    os.replace(temporary, Path(run_dir) / "checkpoint.pt")  # a crash leaves the old one whole
+    return True
+
+
+def is_due(step: int, every: int, last: bool) -> bool:
+    """True on multiples of `every` (> 0) and on the last step."""
+    return last or (every > 0 and step % every == 0)
+
+
+def finite_or_none(value: Any) -> Any:
+    """NaN and inf -> None (strict JSON has neither); anything else unchanged."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def log(run_dir: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to run_dir/metrics.jsonl (NaN/inf written as null)."""
+    clean = {k: finite_or_none(v) for k, v in record.items()}
+    with open(run_dir / "metrics.jsonl", "a") as file:
+        file.write(json.dumps(clean) + "\n")
+
+
+def truncate_log(run_dir: Path, step: int) -> None:
+    """Drop metrics.jsonl lines past `step` (written after the checkpoint we resume from)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def write_config(config: RunConfig, run_dir: Path) -> None:
+    """run_dir/config.json: the resolved config."""
+    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+def log_step(run: Run, run_dir: Path, losses: dict[str, float], bar: tqdm) -> None:
+    """After a step: log the losses every `log_every` steps, with the evaluation every
+    `eval_every` steps (both on the last step too), and show them on the progress bar."""
+    config = run.config
+    last = run.step == config.steps
+    evaluate_now = config.eval_every > 0 and is_due(run.step, config.eval_every, last)
+    if evaluate_now or is_due(run.step, config.log_every, last):
+        record = {"step": run.step, **losses}
+        if evaluate_now:
+            record |= run.evaluate()
+        log(run_dir, record)
+        bar.set_postfix({k: round(v, 3) for k, v in record.items() if isinstance(v, float)})
+
+
+def train(
+    build: Callable[[ConfigT], RunT],
+    config: ConfigT,
+    run_dir: Path,
+    resume: bool = True,
+    progress: bool = True,
+) -> RunT:
+    """Train build(config) until `config.steps` updates, resuming from run_dir if asked.
+
+    Returns the final state; run_dir receives config.json, checkpoint.pt and metrics.jsonl.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run = build(config)
+    maybe_resume(run, run_dir, resume)
+    truncate_log(run_dir, run.step)
+    write_config(config, run_dir)
+    bar = tqdm(total=config.steps, initial=run.step, disable=not progress, desc=run_dir.name)
+    while run.step < config.steps:
+        losses = run.train_step()
+        bar.update(1)
+        log_step(run, run_dir, losses, bar)
+        maybe_snapshot(run, run_dir, force=run.step == config.steps)
+    bar.close()
+    return run
