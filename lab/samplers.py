@@ -2,7 +2,7 @@
 
 A sampler integrates the probability-flow ODE dx/dt = (x - D(x, t)) / t from t_0 = sigma_max
 down to t_N = 0 over the time steps of Eq. 5, calling a denoiser D (an onnxruntime session in
-the service, the torch network in the trainer: any `Denoiser`). Euler costs N network
+the service, the torch network in the trainer: any `DenoiseFunction`). Euler costs N network
 evaluations; Heun corrects every step but the last (where t_N = 0) and costs 2N - 1.
 Optional "churn" (Algorithm 2) adds fresh noise before each step with t in [S_tmin, S_tmax],
 drawn from the caller's seeded generator, so a seed still fixes the samples.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # D(x [batch, *shape] float32, sigma [batch] float32) -> denoised [batch, *shape] float32
-Denoiser = Callable[[np.ndarray, np.ndarray], np.ndarray]
+DenoiseFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 SAMPLERS = ("euler", "heun")
 MAX_CHURN = 100.0  # largest S_churn a request may ask for; gamma saturates at sqrt(2) - 1 anyway
 
@@ -51,7 +51,7 @@ def time_steps(steps: int, sigma_min: float, sigma_max: float, rho: float) -> np
 
 
 def network_evaluations(steps: int, sampler: str) -> int:
-    """Denoiser calls of one trajectory: N for Euler, 2N - 1 for Heun."""
+    """DenoiseFunction calls of one trajectory: N for Euler, 2N - 1 for Heun."""
     check_sampler(sampler)
     return steps if sampler == "euler" else 2 * steps - 1
 
@@ -62,7 +62,7 @@ def check_sampler(sampler: str) -> None:
         raise ValueError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
 
 
-def denoise_at(denoise: Denoiser, x: np.ndarray, t: float) -> np.ndarray:
+def denoise_at(denoise: DenoiseFunction, x: np.ndarray, t: float) -> np.ndarray:
     """D(x, t) with t broadcast to a per-sample float32 vector; float64 out."""
     sigma = np.full(len(x), t, dtype=np.float32)
     return np.asarray(denoise(x.astype(np.float32), sigma), dtype=np.float64)
@@ -105,7 +105,7 @@ def churn_noise(churn: Churn, shape: tuple[int, ...], rng: np.random.Generator) 
 
 
 def sample(
-    denoise: Denoiser,
+    denoise: DenoiseFunction,
     x: np.ndarray,
     t: np.ndarray,
     sampler: str = "heun",

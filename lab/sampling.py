@@ -16,7 +16,7 @@ from lab.samplers import (
     NO_CHURN,
     SAMPLERS,
     Churn,
-    Denoiser,
+    DenoiseFunction,
     churn_noise,
     plan,
     sample,
@@ -106,7 +106,7 @@ def initial_noise(spec: "ScoreSpec", n: int, rng: np.random.Generator) -> np.nda
 
 
 def score_samples(
-    denoise: Denoiser,
+    denoise: DenoiseFunction,
     spec: ScoreSpec,
     n: int,
     seed: int,
@@ -276,8 +276,8 @@ def open_score_graphs(model_dir: Path, version: dict, path: str, device: str) ->
     return ScoreGraphs(version, denoiser=session(version))
 
 
-def onnx_denoiser(session: object, card: dict, max_batch: int) -> Denoiser:
-    """A `score` card's onnxruntime session as a Denoiser, run in batches of <= max_batch."""
+def onnx_denoiser(session: object, card: dict, max_batch: int) -> DenoiseFunction:
+    """A `score` card's onnxruntime session as a DenoiseFunction, run in batches of <= max_batch."""
     x_name, sigma_name = card["input"]["name"], card["sigma_input"]["name"]
     output = card["output"]["name"]
 

@@ -76,7 +76,7 @@ def create_reference() -> Response:
         )
     if repository().get(name) is not None:
         raise ApiError(409, f"{name!r} is a built-in name; choose another", "conflict")
-    batch, kind = read_batch(upload)
+    batch, upload_format = read_batch(upload)
     limit = service_config().max_reference_samples
     if len(batch) > limit:
         raise ApiError(
@@ -89,7 +89,7 @@ def create_reference() -> Response:
     if classifier is None:
         spec, features = features_spec(batch, upload.filename)
     else:
-        batch = to_value_range(batch, kind, classifier.spec)
+        batch = to_value_range(batch, upload_format, classifier.spec)
         probabilities, embeddings = classifier.classify(batch)
         spec, features = classified_spec(
             len(batch), upload.filename, classifier.name, classifier.spec, probabilities, embeddings

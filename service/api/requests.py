@@ -114,9 +114,9 @@ def resolve_reference(name: str) -> Reference:
     return Reference(name, entry.card["reference"], entry.features, entry.classifier)
 
 
-def to_value_range(batch: np.ndarray, kind: str, spec: dict) -> np.ndarray:
+def to_value_range(batch: np.ndarray, upload_format: str, spec: dict) -> np.ndarray:
     """PNG pixels (parsed into [0, 1]) mapped to a classifier's value_range; others as given."""
-    if kind not in IMAGE_FORMATS or "value_range" not in spec:
+    if upload_format not in IMAGE_FORMATS or "value_range" not in spec:
         return batch
     low, high = spec["value_range"]
     return low + (high - low) * batch

@@ -19,8 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lab.samplers import Denoiser as DenoiseFunction
-from lab.samplers import network_evaluations
+from lab.samplers import DenoiseFunction, network_evaluations
 from lab.sampling import ScoreSpec, score_samples
 from trainer.datasets import GaussianMixture, ImageDataset, get_dataset
 from trainer.edm.config import ScoreConfig, resolve_score_config
