@@ -139,8 +139,7 @@ def export_model(
     older = [v for v in (previous or {}).get("versions", []) if v["version"] != version]
     versions = sorted(older + [entry], key=lambda v: v["version"])
     try:
-        card = make_card(model_dir, entry, versions)
-    except BaseException:
+        return write_card(model_dir, make_card(model_dir, entry, versions))
+    except BaseException:  # an invalid card too: the version folder goes with it
         shutil.rmtree(version_dir)
         raise
-    return write_card(model_dir, card)

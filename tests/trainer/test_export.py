@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -12,6 +13,7 @@ import torch
 from lab.noise import gaussian_latents
 from trainer.datasets import get_dataset
 from trainer.export import export_gan, export_reference, load_generator
+from trainer.onnx_export import export_model
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +101,17 @@ def test_card_diagnostics_are_reproducible_from_service_latents(exported):
     assert report["modes"] == card["diagnostics"]["modes"]
     assert report["kl"] == card["diagnostics"]["kl"]
     assert report["high_quality_fraction"] == card["diagnostics"]["high_quality_fraction"]
+
+
+def test_export_model_removes_the_version_when_its_card_is_invalid(tmp_path: Path) -> None:
+    def write_version(version_dir: Path, version: int) -> dict:
+        version_dir.mkdir(parents=True)
+        return {"version": version, "file": f"{version}/model.onnx"}
+
+    def make_card(model_dir: Path, entry: dict, versions: list[dict]) -> dict:
+        return {"schema_version": 1, "name": "broken", "kind": "gan"}  # no description
+
+    with pytest.raises(ValueError, match="card.json invalid"):
+        export_model(tmp_path, "broken", "gan", None, write_version, make_card)
+    assert not (tmp_path / "broken" / "1").exists()
+    assert not (tmp_path / "broken" / "card.json").exists()
