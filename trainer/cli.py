@@ -8,7 +8,7 @@ function with named parameters.
     python -m trainer diagnose MODEL_DIR
     python -m trainer classifier [--models-dir models] [--steps N --seed S] [--dry-run]
     python -m trainer table [--benchmarks ...] [--methods ...] [--seeds 5] [--jobs J]
-                            [--steps N] [--quick] [--runs-dir runs/table] [--out docs/results]
+                            [--steps N] [--quick] [--runs-dir DIR] [--out DIR]
 
 `train` and `export` dispatch by model family (trainer.families): the preset's or the run
 dir's "kind". Bad choices and ranges are argparse usage errors (exit status 2, a message, no
@@ -46,6 +46,11 @@ from trainer.settings import preset_names
 from trainer.table import BENCHMARKS, METHODS, QUICK, build_table
 
 REGISTRIES = {"dataset": DATASETS, "arch": ARCHITECTURES, "loss": LOSSES}  # the GAN's choices
+# `table`'s default (runs folder, output folder), full and --quick: runs/ is git-ignored.
+TABLE_DIRS = {
+    False: (Path("runs/table"), Path("docs/results")),
+    True: (Path("runs/table-quick"), Path("runs/table-quick/results")),
+}
 
 
 def positive_int(text: str) -> int:
@@ -209,12 +214,19 @@ def add_table_command(commands: argparse._SubParsersAction) -> None:
     table.add_argument(
         "--no-train", action="store_true", help="write the table from the finished runs only"
     )
-    table.add_argument("--runs-dir", type=Path, default=Path("runs/table"))
-    table.add_argument("--out", type=Path, default=Path("docs/results"))
+    table.add_argument(
+        "--runs-dir",
+        type=Path,
+        help=f"default {TABLE_DIRS[False][0]} ({TABLE_DIRS[True][0]} quick)",
+    )
+    table.add_argument(
+        "--out", type=Path, help=f"default {TABLE_DIRS[False][1]} ({TABLE_DIRS[True][1]} quick)"
+    )
     table.add_argument(
         "--quick",
         action="store_true",
-        help="a smoke run in seconds: 2 benchmarks x 2 methods x 2 seeds, 20 steps each",
+        help="a smoke run in seconds: 2 benchmarks x 2 methods x 2 seeds, 20 steps each, in "
+        "its own folders (never the committed docs/results or the full table's runs)",
     )
 
 
@@ -333,16 +345,26 @@ def table_plan(args: argparse.Namespace) -> dict[str, Any]:
     return plan
 
 
+def table_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(runs folder, output folder): the flags, else TABLE_DIRS for the mode. A quick table
+    has folders of its own, so a smoke run never overwrites the committed table or reuses the
+    full table's runs."""
+    runs_dir, out_dir = TABLE_DIRS[bool(args.quick)]
+    return args.runs_dir or runs_dir, args.out or out_dir
+
+
 def run_table(args: argparse.Namespace) -> int:
     """Call build_table with table_plan (a cell without a preset, a run dir of another
     recipe: usage errors) and print the table's path."""
     command = shlex.join(["python", "-m", "trainer", *args.argv])
     train = not args.no_train
 
+    runs_dir, out_dir = table_dirs(args)
+
     def build() -> Path:
         return build_table(
-            runs_dir=args.runs_dir,
-            out_dir=args.out,
+            runs_dir=runs_dir,
+            out_dir=out_dir,
             command=command,
             jobs=args.jobs,
             train=train,

@@ -17,6 +17,15 @@ def quick_table(tmp_path_factory):
     return root
 
 
+def test_quick_table_never_writes_the_committed_table(tmp_path, monkeypatch):
+    """Without --runs-dir/--out, a quick table writes under runs/table-quick (git-ignored),
+    not docs/results or the full table's runs/table."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["table", "--quick"]) == 0
+    assert (tmp_path / "runs" / "table-quick" / "results" / "collapse.md").is_file()
+    assert not (tmp_path / "docs").exists() and not (tmp_path / "runs" / "table").exists()
+
+
 def test_quick_table_writes_markdown_json_and_figure(quick_table):
     out = quick_table / "out"
     document = json.loads((out / "collapse.json").read_text())
