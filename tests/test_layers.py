@@ -1,4 +1,5 @@
-"""The architecture in the imports: bench -> trainer -> lab <- service, and nothing upward.
+"""The architecture in the imports: bench -> trainer -> lab <- service, and nothing upward;
+client/ stands alone (it speaks HTTP to the service).
 
 `lab/` is the core both halves share (numpy + onnxruntime): it imports neither Flask nor torch
 nor the two halves; `trainer/` never imports `service/` (models/ is their only contract), and
@@ -13,6 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
+    "client": {"lab", "service", "trainer", "bench", "flask", "werkzeug", "torch", "onnxruntime"},
     "lab": {"service", "trainer", "bench", "flask", "werkzeug", "gunicorn", "torch"},
     "trainer": {"service", "bench", "flask", "werkzeug", "gunicorn"},
     "service": {"trainer", "bench", "torch"},
@@ -93,7 +95,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-@pytest.mark.parametrize("package", ["lab", "service", "trainer", "bench"])
+@pytest.mark.parametrize("package", ["client", "lab", "service", "trainer", "bench"])
 def test_no_import_cycles(package: str) -> None:
     cycle = find_cycle(import_graph(package))
     assert cycle is None, " -> ".join(cycle or [])

@@ -1,0 +1,147 @@
+"""Client: one method per /v1 route, arrays in and out as NPY, reports as dicts."""
+
+import io
+import json
+import secrets
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NPY = "application/x-npy"
+Batch = np.ndarray | str | Path  # an array (sent as .npy) or a file in any upload format
+
+
+class ClientError(Exception):
+    """A call the service refused or could not serve: the HTTP status and its problem+json
+    (title, detail; `problem` holds the whole document, {} when the body was not JSON)."""
+
+    def __init__(self, status: int, title: str, detail: str, problem: dict[str, Any]) -> None:
+        super().__init__(f"{status} {title}: {detail}")
+        self.status, self.title, self.detail, self.problem = status, title, detail, problem
+
+
+@dataclass(frozen=True)
+class Samples:
+    """A samples answer: array [n, ...] float32, the seed that drew it (the service draws one
+    when none was sent) and the model version."""
+
+    array: np.ndarray
+    seed: int
+    version: int
+
+
+class Client:
+    """The service at `url` (e.g. "http://localhost:8000"); api_key for API_KEY deployments;
+    timeout in seconds per call."""
+
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 120.0) -> None:
+        self.url, self.api_key, self.timeout = url.rstrip("/"), api_key, timeout
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every model's name, kind, readiness, provider, versions and card (GET /v1/models)."""
+        return self._json("GET", "/v1/models")["models"]
+
+    def references(self) -> list[dict[str, Any]]:
+        """The built-in and uploaded references (GET /v1/references)."""
+        return self._json("GET", "/v1/references")["references"]
+
+    def samples(self, model: str, n: int, seed: int | None = None, **options: Any) -> Samples:
+        """n samples of `model`; options: version, and steps, sampler, churn for score models."""
+        body = {"n": n, "seed": seed, **options}
+        data, headers = self._call(
+            "POST", f"/v1/models/{model}/samples", json_body=body, accept=NPY
+        )
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+        return Samples(array, int(headers["X-Seed"]), int(headers["X-Model-Version"]))
+
+    def diagnose(self, batch: Batch, reference: str | None = None) -> dict[str, Any]:
+        """The diagnostics report of a batch (an array, or a path to an .npy, .npz, .csv,
+        .json, .png or .zip file) against a reference name (none: the reference-free report)."""
+        fields = {"reference": reference} if reference else {}
+        return self._upload("/v1/diagnostics", batch, fields)
+
+    def diagnose_model(self, model: str, n: int, seed: int | None = None, **options: Any) -> dict:
+        """Generate n samples of `model` and diagnose them against its reference, in one call."""
+        body = {"n": n, "seed": seed, **options}
+        return self._json("POST", f"/v1/models/{model}/diagnose", json_body=body)
+
+    def create_reference(self, name: str, batch: Batch) -> dict[str, Any]:
+        """Upload real samples as the reference `name`; its card."""
+        return self._upload("/v1/references", batch, {"name": name})
+
+    def delete_reference(self, name: str) -> None:
+        """Remove an uploaded reference."""
+        self._call("DELETE", f"/v1/references/{name}")
+
+    def _upload(self, path: str, batch: Batch, fields: dict[str, str]) -> dict[str, Any]:
+        if isinstance(batch, np.ndarray):
+            buffer = io.BytesIO()
+            np.save(buffer, batch, allow_pickle=False)
+            filename, content = "batch.npy", buffer.getvalue()
+        else:
+            filename, content = Path(batch).name, Path(batch).read_bytes()
+        body, content_type = multipart(fields, filename, content)
+        data, _ = self._call("POST", path, body=body, content_type=content_type)
+        return json.loads(data)
+
+    def _json(self, method: str, path: str, json_body: dict | None = None) -> dict[str, Any]:
+        data, _ = self._call(method, path, json_body=json_body)
+        return json.loads(data)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        json_body: dict | None = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        accept: str = "application/json",
+    ) -> tuple[bytes, dict[str, str]]:
+        """(response body, headers); ClientError for an HTTP error answer."""
+        headers = {"Accept": accept}
+        if json_body is not None:
+            body = json.dumps({k: v for k, v in json_body.items() if v is not None}).encode()
+            content_type = "application/json"
+        if content_type:
+            headers["Content-Type"] = content_type
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        request = urllib.request.Request(self.url + path, body, headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.read(), dict(response.headers)
+        except urllib.error.HTTPError as error:
+            raise problem_error(error) from None
+
+
+def problem_error(error: urllib.error.HTTPError) -> ClientError:
+    """The ClientError of an HTTP error answer (problem+json when the body is JSON)."""
+    raw = error.read()
+    try:
+        problem = json.loads(raw)
+    except ValueError:
+        problem = {}
+    if not isinstance(problem, dict):
+        problem = {}
+    detail = problem.get("detail") or raw.decode("utf-8", "replace")[:200]
+    return ClientError(error.code, problem.get("title") or error.reason, detail, problem)
+
+
+def multipart(fields: dict[str, str], filename: str, content: bytes) -> tuple[bytes, str]:
+    """(body, content type) of multipart/form-data with text `fields` and one `file` part."""
+    boundary = f"----collapse-lab-{secrets.token_hex(12)}"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe_name}"'
+        "\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    body = b"".join(parts) + head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
