@@ -32,7 +32,9 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     register_error_handlers(app)
     load_models(app, config)
     app.extensions["guard"] = Guard(config.max_in_flight, config.request_deadline)
-    app.extensions["references"] = ReferenceStore(config.data_dir, config.max_references)
+    app.extensions["references"] = ReferenceStore(
+        config.data_dir, config.max_references, config.max_reference_bytes
+    )
     return app
 
 

@@ -46,6 +46,9 @@ class ServiceConfig:
     max_decompressed_bytes: int = 256 << 20  # MAX_DECOMPRESSED_BYTES: an archive, unpacked
     data_dir: Path = Path("data")  # DATA_DIR: writable; uploaded references live here
     max_references: int = 32  # MAX_REFERENCES: uploaded references stored at once
+    # MAX_REFERENCE_BYTES: bytes all uploaded references may hold on DATA_DIR's volume (one of
+    # 50,000 x 4,096 float64 features is 1.6 GB); size the volume above it.
+    max_reference_bytes: int = 8 * 2**30
     max_reference_samples: int = 50_000  # MAX_REFERENCE_SAMPLES: rows of one uploaded reference
     max_in_flight: int = 4  # MAX_IN_FLIGHT: heavy requests computing at once per worker; 503 beyond
     request_deadline: float = 60.0  # REQUEST_DEADLINE: seconds before a heavy request gets 504
@@ -95,6 +98,7 @@ class ServiceConfig:
             "max_zip_files",
             "max_decompressed_bytes",
             "max_references",
+            "max_reference_bytes",
             "max_reference_samples",
         ):
             if getattr(self, name) < 1:

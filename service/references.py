@@ -24,6 +24,8 @@ from lab.diagnostics.embedding import embed, image_layout
 from lab.diagnostics.report import validate_samples
 from service.errors import ApiError
 
+CARD_BYTES = 4096  # room counted for a stored reference's card.json and .npy header
+
 
 @dataclass(frozen=True)
 class StoredReference:
@@ -82,11 +84,13 @@ def classified_spec(
 
 
 class ReferenceStore:
-    """Uploaded references on disk: list, get, create, delete."""
+    """Uploaded references on disk: list, get, create, delete; at most max_count of them,
+    holding at most max_bytes together."""
 
-    def __init__(self, root: Path, max_count: int) -> None:
+    def __init__(self, root: Path, max_count: int, max_bytes: int) -> None:
         self.root = root / "references"
         self.max_count = max_count
+        self.max_bytes = max_bytes
         self._cache: dict[str, tuple[float, StoredReference]] = {}
 
     def names(self) -> list[str]:
@@ -115,9 +119,15 @@ class ReferenceStore:
             return None
         return self._cache[name][1]
 
-    def create(self, name: str, spec: dict, features: np.ndarray) -> dict:
-        """Store a reference (its card's `reference` object and features float64 [N, D]);
-        409 if the name exists or when full."""
+    def stored_bytes(self) -> int:
+        """Bytes of every file under the stored references (staging folders included)."""
+        if not self.root.is_dir():
+            return 0
+        return sum(path.stat().st_size for path in self.root.rglob("*") if path.is_file())
+
+    def check_room(self, features: np.ndarray) -> None:
+        """409 when MAX_REFERENCES are stored, or the features would take the references past
+        MAX_REFERENCE_BYTES."""
         if len(self.names()) >= self.max_count:
             raise ApiError(
                 409,
@@ -125,6 +135,20 @@ class ReferenceStore:
                 "(MAX_REFERENCES); delete one first",
                 "too-many-references",
             )
+        stored, needed = self.stored_bytes(), features.nbytes + CARD_BYTES
+        if stored + needed > self.max_bytes:
+            raise ApiError(
+                409,
+                f"this reference needs {needed / 1e6:.1f} MB and the stored ones hold "
+                f"{stored / 1e6:.1f} MB of {self.max_bytes / 1e6:.1f} MB (MAX_REFERENCE_BYTES); "
+                "delete one first, or upload fewer rows",
+                "too-many-references",
+            )
+
+    def create(self, name: str, spec: dict, features: np.ndarray) -> dict:
+        """Store a reference (its card's `reference` object and features float64 [N, D]);
+        409 if the name exists or when full (check_room)."""
+        self.check_room(features)
         card = {
             "schema_version": 1,
             "name": name,

@@ -179,7 +179,7 @@ def container() -> dict:
 
 def test_deployment_replicas_gpu_and_environment() -> None:
     deployment = manifests()["Deployment"]
-    assert deployment["spec"]["replicas"] == 2
+    assert "replicas" not in deployment["spec"], "the HorizontalPodAutoscaler owns the count"
     assert container()["resources"]["limits"]["nvidia.com/gpu"] == 1
     environment = {item["name"]: item["value"] for item in container()["env"]}
     assert environment["WEB_CONCURRENCY"] == "1"
@@ -217,3 +217,41 @@ def test_service_targets_the_container_port() -> None:
     assert ports.get(target, target) == 8000
     labels = manifests()["Deployment"]["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
+
+
+def test_references_live_on_a_volume_every_replica_shares() -> None:
+    claim = manifests()["PersistentVolumeClaim"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    environment = {item["name"]: item["value"] for item in container()["env"]}
+    mounts = {mount["name"]: mount["mountPath"] for mount in container()["volumeMounts"]}
+    volumes = manifests()["Deployment"]["spec"]["template"]["spec"]["volumes"]
+    (shared,) = [v["name"] for v in volumes if "persistentVolumeClaim" in v]
+    assert mounts[shared] == environment["DATA_DIR"]
+    (volume,) = [v for v in volumes if v["name"] == shared]
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+
+
+def test_reference_byte_cap_fits_the_volume() -> None:
+    environment = {item["name"]: item["value"] for item in container()["env"]}
+    size = manifests()["PersistentVolumeClaim"]["spec"]["resources"]["requests"]["storage"]
+    assert size.endswith("Gi")
+    assert int(environment["MAX_REFERENCE_BYTES"]) < int(size[:-2]) * 2**30
+
+
+def test_autoscaler_scales_the_deployment_from_two() -> None:
+    autoscaler = manifests()["HorizontalPodAutoscaler"]
+    target = autoscaler["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", "collapse-lab")
+    assert 2 <= autoscaler["spec"]["minReplicas"] < autoscaler["spec"]["maxReplicas"]
+    assert manifests()["PodDisruptionBudget"]["spec"]["minAvailable"] < 2
+
+
+def test_service_monitor_scrapes_metrics_of_the_service() -> None:
+    monitor = manifests()["ServiceMonitor"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics" and endpoint["port"] == "http"
+    service = manifests()["Service"]
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}

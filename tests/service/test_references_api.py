@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from service.app import create_app
+from service.references import CARD_BYTES
 from tests.helpers import make_config
 
 PROBLEM = "application/problem+json"
@@ -88,6 +89,19 @@ def test_caps_on_count_and_size(model_repo):
     client.delete("/v1/references/a")
     big = post_file(client, "/v1/references", npy(np.zeros((21, 2))), name="c")
     assert big.status_code == 413 and "MAX_REFERENCE_SAMPLES" in big.get_json()["detail"]
+
+
+def test_cap_on_stored_bytes(model_repo, tmp_path):
+    """Room for one reference of np.eye(10) (800 bytes of float64 features + CARD_BYTES), not
+    for a second beside its stored files."""
+    room = np.eye(10).nbytes + CARD_BYTES + 500
+    config = make_config(model_repo, data_dir=tmp_path, max_reference_bytes=room)
+    client = create_app(config).test_client()
+    assert post_file(client, "/v1/references", npy(np.eye(10)), name="a").status_code == 201
+    full = post_file(client, "/v1/references", npy(np.eye(10)), name="b")
+    assert full.status_code == 409 and "MAX_REFERENCE_BYTES" in full.get_json()["detail"]
+    assert client.delete("/v1/references/a").status_code == 204
+    assert post_file(client, "/v1/references", npy(np.eye(10)), name="b").status_code == 201
 
 
 def test_built_in_reference_cannot_be_deleted(client):
