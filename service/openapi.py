@@ -119,7 +119,10 @@ def schemas(config: ServiceConfig) -> dict:
                     "type": "integer",
                     "minimum": 0,
                     "maximum": MAX_SEED,
-                    "description": "Same seed, same samples; random when absent",
+                    "description": "Same seed, same samples. Random when absent, drawn "
+                    "below 2^53 so that JavaScript numbers hold it exactly; seeds up to "
+                    "2^63 - 1 are accepted (a JavaScript client must send those as exact "
+                    "integers, not Number)",
                 },
                 "version": {"type": "integer", "minimum": 1},
                 "steps": {

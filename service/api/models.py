@@ -1,7 +1,6 @@
 """Models (GANs and score models): list, describe, draw samples, diagnose."""
 
 import io
-import secrets
 from dataclasses import dataclass
 from functools import partial
 
@@ -9,7 +8,7 @@ import numpy as np
 from flask import Blueprint, Response, jsonify
 
 from lab.cards import SERVABLE_KINDS
-from lab.noise import MAX_SEED
+from lab.noise import MAX_SEED, random_seed
 from lab.samplers import MAX_CHURN, SAMPLERS, Churn, network_evaluations
 from lab.sampling import generator_drawer, score_drawer
 from service.api.diagnostics import REPORT_FORMATS, diagnosis_response
@@ -92,7 +91,7 @@ def sample_request(name: str) -> SampleRequest:
     body = json_body(("n", "seed", "version", *SCORE_FIELDS))
     n = int_field(body, "n", config.default_samples, 1, config.max_samples)
     seed = int_field(body, "seed", None, 0, MAX_SEED)
-    seed = secrets.randbits(63) if seed is None else seed  # drawn only when none was sent
+    seed = random_seed() if seed is None else seed  # drawn only when none was sent
     number = int_field(body, "version", entry.latest_version(), 1, 2**31)
     version = entry.versions.get(number)
     if version is None:

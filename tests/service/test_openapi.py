@@ -55,3 +55,9 @@ def test_docs_page_is_self_contained(client):
     assert response.status_code == 200 and response.mimetype == "text/html"
     assert "openapi.json" in html
     assert not re.search(r"""(src|href)=["']https?://""", html)
+
+
+def test_seed_maximum_and_the_drawn_range_are_described(client):
+    seed = client.get("/openapi.json").get_json()["components"]["schemas"]["SampleRequest"]
+    seed = seed["properties"]["seed"]
+    assert seed["maximum"] == 2**63 - 1 and "2^53" in seed["description"]
