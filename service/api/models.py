@@ -82,6 +82,14 @@ class SampleRequest:
             echoed |= {"churn": self.churn} if self.churn else {}
         return echoed
 
+    def headers(self) -> dict[str, str]:
+        """X-Seed and X-Model-Version (+ X-Steps and X-Sampler for score models), on every
+        answer to the request whatever its format."""
+        headers = {"X-Seed": str(self.seed), "X-Model-Version": str(self.version.number)}
+        if self.entry.kind == "score":
+            headers |= {"X-Steps": str(self.steps), "X-Sampler": self.sampler}
+        return headers
+
 
 def sample_request(name: str) -> SampleRequest:
     """The validated JSON body {"n", "seed", "version"} (+ "steps", "sampler", "churn" for
@@ -143,14 +151,10 @@ def samples(name: str) -> Response:
     request = sample_request(name)
     media_type = negotiate(SAMPLE_FORMATS)
     batch = draw(request)
-    echoed = request.echo()
-    headers = {"X-Seed": str(request.seed), "X-Model-Version": str(request.version.number)}
-    if "steps" in echoed:
-        headers |= {"X-Steps": str(echoed["steps"]), "X-Sampler": echoed["sampler"]}
     if media_type == "application/x-npy":
-        return Response(npy_bytes(batch), mimetype=media_type, headers=headers)
-    response = jsonify(**echoed, shape=list(batch.shape), samples=batch.tolist())
-    response.headers.update(headers)
+        return Response(npy_bytes(batch), mimetype=media_type, headers=request.headers())
+    response = jsonify(**request.echo(), shape=list(batch.shape), samples=batch.tolist())
+    response.headers.update(request.headers())
     return response
 
 
@@ -158,7 +162,7 @@ def samples(name: str) -> Response:
 def diagnose_model(name: str) -> Response:
     """The samples body: generate n samples and diagnose them against the model's reference,
     in one call (the report gains the echoed request: model, version, seed and, for score
-    models, steps, sampler, network_evaluations)."""
+    models, steps, sampler, network_evaluations), and the samples answer's headers."""
     request = sample_request(name)
     limit = service_config().max_upload_samples
     if request.n > limit:
@@ -168,7 +172,9 @@ def diagnose_model(name: str) -> Response:
     media_type = negotiate(REPORT_FORMATS)
     resolved = resolve_reference(request.entry.card["reference"])
     batch = draw(request)
-    return diagnosis_response(batch, resolved, media_type, request.echo())
+    response = diagnosis_response(batch, resolved, media_type, request.echo())
+    response.headers.update(request.headers())
+    return response
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
