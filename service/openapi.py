@@ -421,6 +421,11 @@ def v2_paths() -> dict:
         }
     }
     ready = ok({"type": "object"}, "Ready")
+    v2_ready = {
+        "type": "object",
+        "required": ["ready"],
+        "properties": {"ready": {"type": "boolean"}},
+    }
     paths = {
         "/v2": {
             "get": operation(
@@ -432,7 +437,10 @@ def v2_paths() -> dict:
             "get": operation(
                 "Server ready",
                 "v2",
-                {"200": {"description": "Ready"}, "503": {"description": "Not ready"}},
+                {
+                    "200": {"description": "Ready", "content": {JSON: {"schema": v2_ready}}},
+                    "503": {"description": "Not ready", "content": {JSON: {"schema": v2_ready}}},
+                },
                 operationId="v2Ready",
             )
         },
@@ -475,6 +483,14 @@ def v2_paths() -> dict:
 def operations_paths() -> dict:
     text = {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}
     return {
+        "/": {
+            "get": operation(
+                "Redirect to /docs",
+                "operations",
+                {"302": {"description": "To the docs page (Location: /docs)"}},
+                operationId="index",
+            )
+        },
         "/healthz": {
             "get": operation(
                 "Liveness", "operations", ok({"type": "object"}), operationId="healthz"
