@@ -6,14 +6,24 @@ platforms: a GAN's latents z, and a score model's initial noise followed, when c
 its churn noise (lab.samplers).
 """
 
+import secrets
+
 import numpy as np
 
-MAX_SEED = 2**63 - 1
+MAX_SEED = 2**63 - 1  # the largest seed accepted (seeds drawn before MAX_DRAWN_SEED still work)
+# Seeds the service draws stay below 2^53: a JSON number is a double in JavaScript (and many
+# other clients), exact only up to 2^53, and a rounded seed gives other samples.
+MAX_DRAWN_SEED = 2**53 - 1
 
 
 def seeded_generator(seed: int) -> np.random.Generator:
     """numpy's PCG64 generator for `seed` (0 .. MAX_SEED)."""
     return np.random.Generator(np.random.PCG64(seed))
+
+
+def random_seed() -> int:
+    """A fresh seed in 0 .. MAX_DRAWN_SEED, for requests that send none."""
+    return secrets.randbelow(MAX_DRAWN_SEED + 1)
 
 
 def gaussian_latents(n: int, dim: int, seed: int) -> np.ndarray:

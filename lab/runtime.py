@@ -2,7 +2,8 @@
 
 onnxruntime-gpu lists CUDAExecutionProvider as available even where the CUDA libraries are
 missing, then falls back to the CPU with loud log lines; only `session.get_providers()` says
-what a session really uses, so that is what we report.
+what a session really uses, so that is what we report. onnxruntime's own lines are silenced
+while a session is created, and the fallback is said once per process, in our words.
 """
 
 import importlib.util
@@ -59,6 +60,17 @@ def requested_providers(device: str) -> list[str]:
     return [CPU]
 
 
+@cache
+def warn_cpu_fallback() -> None:
+    """Warn, once per process, that CUDA was asked for but sessions run on the CPU provider:
+    every session of a process falls back for the same reason, so one line says it all."""
+    log.warning(
+        "the CUDA execution provider failed to load (no GPU, or its CUDA/cuDNN libraries are "
+        "missing); models run on the CPU provider. Set DEVICE=cpu to use the CPU without "
+        "trying CUDA and without this warning"
+    )
+
+
 class RuntimeUnavailable(RuntimeError):
     """The requested device cannot be used (e.g. DEVICE=cuda on a machine without CUDA)."""
 
@@ -80,8 +92,8 @@ def create_session(path: Path, device: str, large_graph: bool = False) -> ort.In
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = requested_providers(device)
-    # A failed CUDA provider load is logged at error level by onnxruntime itself; we report it
-    # once, in our own words, below.
+    # A failed CUDA provider load is logged at error level by onnxruntime itself, for every
+    # session; we say it once per process, in our own words, below.
     ort.set_default_logger_severity(_QUIET)
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
@@ -91,7 +103,8 @@ def create_session(path: Path, device: str, large_graph: bool = False) -> ort.In
     if device == "cuda" and CUDA not in used:
         raise RuntimeUnavailable("DEVICE=cuda but the CUDA execution provider failed to load")
     if CUDA in providers and CUDA not in used:
-        log.warning("%s: CUDA provider unavailable, running on the CPU provider", path)
+        warn_cpu_fallback()
+        log.debug("%s: CUDA provider unavailable, running on the CPU provider", path)
     return session
 
 

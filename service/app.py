@@ -39,15 +39,17 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
 
 
 def configure_logging(level: str) -> None:
-    """One line per record on stdout, for container log collectors."""
+    """One line per record on stdout, for container log collectors: the service's records and
+    the core's (lab.runtime's CPU-fallback warning), with time and worker pid."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
     )
-    root = logging.getLogger("service")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    for name in ("service", "lab"):
+        root = logging.getLogger(name)
+        root.handlers[:] = [handler]
+        root.setLevel(level.upper())
+        root.propagate = False
 
 
 def load_models(app: Flask, config: ServiceConfig) -> None:

@@ -7,8 +7,13 @@ which is where KServe/Triton clients read a failed call's message.
 import logging
 from http import HTTPStatus
 
-from flask import Flask, Response, g, json
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from flask import Flask, Response, g, json, request
+from werkzeug.exceptions import (
+    HTTPException,
+    MethodNotAllowed,
+    NotFound,
+    RequestEntityTooLarge,
+)
 
 from lab.diagnostics import DiagnosticsError
 
@@ -57,6 +62,24 @@ def problem_response(error: ApiError) -> Response:
     return response
 
 
+def routing_detail(error: HTTPException) -> str | None:
+    """For a request that matched no route (404) or not with its method (405), a detail naming
+    the method and path instead of werkzeug's generic text; None for any other error."""
+    if request.url_rule is not None or not isinstance(error, NotFound | MethodNotAllowed):
+        return None
+    asked = f"{request.method} {request.path}"
+    if isinstance(error, MethodNotAllowed):
+        allowed = sorted(set(error.valid_methods or ()) - {"HEAD", "OPTIONS"})
+        return f"{asked}: method not allowed; allowed: {', '.join(allowed)}"
+    served = "; the routes are listed at /docs"
+    if request.path == "/v2" or request.path.startswith("/v2/"):
+        served = (
+            "; /v2 serves the Open Inference Protocol's health, metadata and infer routes (no "
+            "other Triton extension), listed at /docs"
+        )
+    return f"no route {asked}{served}"
+
+
 def register_error_handlers(app: Flask) -> None:
     """Route ApiError, werkzeug's HTTP errors and anything unexpected to problem+json."""
     max_bytes = app.config["SERVICE"].max_upload_bytes
@@ -76,7 +99,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response:
-        response = problem_response(ApiError(error.code or 500, error.description or ""))
+        detail = routing_detail(error) or error.description or ""
+        response = problem_response(ApiError(error.code or 500, detail))
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response

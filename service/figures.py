@@ -5,6 +5,9 @@
 - Image batches: a grid of samples beside the NDB bin histogram, bins that differ
   significantly from the reference highlighted.
 - Anything else: the NDB bin histogram alone.
+
+Without a reference (an upload diagnosed alone) the 2-D scatter and the image grid still draw;
+the bin panel then says why there are no bins and gives the Vendi score.
 """
 
 import io
@@ -19,10 +22,11 @@ GRID_IMAGES = 64
 def render_report(
     report: dict[str, Any],
     batch: np.ndarray,
-    reference: dict[str, Any],
+    reference: dict[str, Any] | None,
     reference_features: np.ndarray | None,
 ) -> bytes:
-    """PNG bytes of the report's figure for batch [N, ...] and the reference object."""
+    """PNG bytes of the report's figure for batch [N, ...] and the reference object (None when
+    the batch was diagnosed without one)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,7 +42,8 @@ def render_report(
         draw_grid(axes[0], batch)
     draw_bins(axes[-1], report)
     verdict = report["verdict"]["status"].replace("_", " ")
-    figure.suptitle(f"{report['reference']}: {report['n_samples']} samples, {verdict}")
+    title = report["reference"] or "no reference"
+    figure.suptitle(f"{title}: {report['n_samples']} samples, {verdict}")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -53,10 +58,17 @@ def subsample(points: np.ndarray, limit: int) -> np.ndarray:
 
 
 def draw_scatter(
-    axes, report: dict, batch: np.ndarray, reference: dict, reference_features: np.ndarray | None
+    axes,
+    report: dict,
+    batch: np.ndarray,
+    reference: dict | None,
+    reference_features: np.ndarray | None,
 ) -> None:
-    """Samples over the mixture centres (captured circled, missing crossed) or reference points."""
-    if reference.get("type") == "gaussian_mixture":
+    """Samples over the mixture centres (captured circled, missing crossed) or reference points;
+    the samples alone without a reference."""
+    if reference is None:
+        axes.scatter(*subsample(batch, SCATTER_POINTS).T, s=3, alpha=0.4, label="samples")
+    elif reference.get("type") == "gaussian_mixture":
         centres = np.asarray(reference["centres"])
         missing = set(report["modes"]["missing"])
         captured = [i for i in range(len(centres)) if i not in missing]
@@ -120,9 +132,13 @@ def draw_bins(axes, report: dict) -> None:
     """Reference vs sample share per K-means bin (NDB), differing bins in red."""
     from matplotlib.patches import Patch
 
-    bins = (report.get("features") or {}).get("ndb")
+    features = report.get("features") or {}
+    bins = features.get("ndb")
     if bins is None:
-        axes.text(0.5, 0.5, "too few samples for NDB", ha="center", va="center")
+        lines = [*features.get("skipped", [])] or ["too few samples for NDB"]
+        if features.get("vendi") is not None:
+            lines.append(f"Vendi score {features['vendi']:.2f}")
+        axes.text(0.5, 0.5, "\n".join(lines), ha="center", va="center")
         axes.set_axis_off()
         return
     reference = np.asarray(bins["reference_histogram"], dtype=float)

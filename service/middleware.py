@@ -15,6 +15,7 @@ VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 # Open without a key: probes, metrics scrapers and the documentation.
 OPEN_PATHS = frozenset(
     {
+        "/",
         "/healthz",
         "/readyz",
         "/metrics",

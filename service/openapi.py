@@ -119,7 +119,10 @@ def schemas(config: ServiceConfig) -> dict:
                     "type": "integer",
                     "minimum": 0,
                     "maximum": MAX_SEED,
-                    "description": "Same seed, same samples; random when absent",
+                    "description": "Same seed, same samples. Random when absent, drawn "
+                    "below 2^53 so that JavaScript numbers hold it exactly; seeds up to "
+                    "2^63 - 1 are accepted (a JavaScript client must send those as exact "
+                    "integers, not Number)",
                 },
                 "version": {"type": "integer", "minimum": 1},
                 "steps": {
@@ -418,6 +421,11 @@ def v2_paths() -> dict:
         }
     }
     ready = ok({"type": "object"}, "Ready")
+    v2_ready = {
+        "type": "object",
+        "required": ["ready"],
+        "properties": {"ready": {"type": "boolean"}},
+    }
     paths = {
         "/v2": {
             "get": operation(
@@ -429,7 +437,10 @@ def v2_paths() -> dict:
             "get": operation(
                 "Server ready",
                 "v2",
-                {"200": {"description": "Ready"}, "503": {"description": "Not ready"}},
+                {
+                    "200": {"description": "Ready", "content": {JSON: {"schema": v2_ready}}},
+                    "503": {"description": "Not ready", "content": {JSON: {"schema": v2_ready}}},
+                },
                 operationId="v2Ready",
             )
         },
@@ -472,6 +483,14 @@ def v2_paths() -> dict:
 def operations_paths() -> dict:
     text = {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}
     return {
+        "/": {
+            "get": operation(
+                "Redirect to /docs",
+                "operations",
+                {"302": {"description": "To the docs page (Location: /docs)"}},
+                operationId="index",
+            )
+        },
         "/healthz": {
             "get": operation(
                 "Liveness", "operations", ok({"type": "object"}), operationId="healthz"

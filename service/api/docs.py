@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, redirect, url_for
 
 from service.api.requests import service_config
 from service.api.v2 import server_version
@@ -10,6 +10,12 @@ from service.openapi import openapi_document
 
 blueprint = Blueprint("docs", __name__)
 DOCS_PAGE = Path(__file__).resolve().parents[1] / "static" / "docs.html"
+
+
+@blueprint.get("/")
+def index() -> Response:
+    """302 to the docs page, so that the bare address of the service shows something useful."""
+    return redirect(url_for("docs.docs"))
 
 
 @blueprint.get("/openapi.json")

@@ -1,7 +1,6 @@
 """Models (GANs and score models): list, describe, draw samples, diagnose."""
 
 import io
-import secrets
 from dataclasses import dataclass
 from functools import partial
 
@@ -9,7 +8,7 @@ import numpy as np
 from flask import Blueprint, Response, jsonify
 
 from lab.cards import SERVABLE_KINDS
-from lab.noise import MAX_SEED
+from lab.noise import MAX_SEED, random_seed
 from lab.samplers import MAX_CHURN, SAMPLERS, Churn, network_evaluations
 from lab.sampling import generator_drawer, score_drawer
 from service.api.diagnostics import REPORT_FORMATS, diagnosis_response
@@ -83,6 +82,14 @@ class SampleRequest:
             echoed |= {"churn": self.churn} if self.churn else {}
         return echoed
 
+    def headers(self) -> dict[str, str]:
+        """X-Seed and X-Model-Version (+ X-Steps and X-Sampler for score models), on every
+        answer to the request whatever its format."""
+        headers = {"X-Seed": str(self.seed), "X-Model-Version": str(self.version.number)}
+        if self.entry.kind == "score":
+            headers |= {"X-Steps": str(self.steps), "X-Sampler": self.sampler}
+        return headers
+
 
 def sample_request(name: str) -> SampleRequest:
     """The validated JSON body {"n", "seed", "version"} (+ "steps", "sampler", "churn" for
@@ -92,7 +99,7 @@ def sample_request(name: str) -> SampleRequest:
     body = json_body(("n", "seed", "version", *SCORE_FIELDS))
     n = int_field(body, "n", config.default_samples, 1, config.max_samples)
     seed = int_field(body, "seed", None, 0, MAX_SEED)
-    seed = secrets.randbits(63) if seed is None else seed  # drawn only when none was sent
+    seed = random_seed() if seed is None else seed  # drawn only when none was sent
     number = int_field(body, "version", entry.latest_version(), 1, 2**31)
     version = entry.versions.get(number)
     if version is None:
@@ -144,14 +151,10 @@ def samples(name: str) -> Response:
     request = sample_request(name)
     media_type = negotiate(SAMPLE_FORMATS)
     batch = draw(request)
-    echoed = request.echo()
-    headers = {"X-Seed": str(request.seed), "X-Model-Version": str(request.version.number)}
-    if "steps" in echoed:
-        headers |= {"X-Steps": str(echoed["steps"]), "X-Sampler": echoed["sampler"]}
     if media_type == "application/x-npy":
-        return Response(npy_bytes(batch), mimetype=media_type, headers=headers)
-    response = jsonify(**echoed, shape=list(batch.shape), samples=batch.tolist())
-    response.headers.update(headers)
+        return Response(npy_bytes(batch), mimetype=media_type, headers=request.headers())
+    response = jsonify(**request.echo(), shape=list(batch.shape), samples=batch.tolist())
+    response.headers.update(request.headers())
     return response
 
 
@@ -159,7 +162,7 @@ def samples(name: str) -> Response:
 def diagnose_model(name: str) -> Response:
     """The samples body: generate n samples and diagnose them against the model's reference,
     in one call (the report gains the echoed request: model, version, seed and, for score
-    models, steps, sampler, network_evaluations)."""
+    models, steps, sampler, network_evaluations), and the samples answer's headers."""
     request = sample_request(name)
     limit = service_config().max_upload_samples
     if request.n > limit:
@@ -169,7 +172,9 @@ def diagnose_model(name: str) -> Response:
     media_type = negotiate(REPORT_FORMATS)
     resolved = resolve_reference(request.entry.card["reference"])
     batch = draw(request)
-    return diagnosis_response(batch, resolved, media_type, request.echo())
+    response = diagnosis_response(batch, resolved, media_type, request.echo())
+    response.headers.update(request.headers())
+    return response
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -40,9 +40,11 @@ def live() -> dict:
 
 
 @blueprint.get("/health/ready")
-def ready() -> Response:
+def ready() -> tuple[dict, int]:
+    """200 {"ready": true} when every model loaded, else 503 {"ready": false} (/readyz names
+    the models that did not)."""
     is_ready = not repository().not_ready()
-    return Response(status=200 if is_ready else 503)
+    return {"ready": is_ready}, 200 if is_ready else 503
 
 
 def model_version(name: str, version: str | None) -> tuple[Entry, Version]:

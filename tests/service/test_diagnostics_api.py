@@ -121,3 +121,12 @@ def test_too_many_bytes_is_413(model_repo):
     client = create_app(make_config(model_repo, max_upload_bytes=1000)).test_client()
     response = upload(client, npy_bytes(np.zeros((500, 2))))
     assert response.status_code == 413 and "MAX_UPLOAD_BYTES" in response.get_json()["detail"]
+
+
+@pytest.mark.parametrize("shape", [(100, 2), (100, 5), (20, 1, 8, 8)], ids=["2-D", "5-D", "images"])
+def test_figure_without_a_reference(client, shape):
+    """No reference: the figure still draws (the samples, or the images), never a 500."""
+    batch = np.random.default_rng(0).standard_normal(shape)
+    response = upload(client, npy_bytes(batch), reference="", headers={"Accept": "image/png"})
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert response.mimetype == "image/png" and response.data.startswith(b"\x89PNG")

@@ -137,3 +137,55 @@ def test_tritonclient_works_unchanged(server):
     with pytest.raises(InferenceServerException, match="no model named 'nope'"):
         client.infer("nope", [tensor])
     client.close()
+
+
+def test_health_live_and_ready_answer_json(client):
+    live, ready = client.get("/v2/health/live"), client.get("/v2/health/ready")
+    assert live.status_code == 200 and live.mimetype == "application/json"
+    assert ready.status_code == 200 and ready.mimetype == "application/json"
+    assert live.get_json() == {"live": True} and ready.get_json() == {"ready": True}
+
+
+def test_health_ready_is_503_json_when_a_model_is_not_ready(repo_copy):
+    from service.app import create_app
+    from tests.helpers import make_config
+
+    (repo_copy / "ring8-gan/1/model.onnx").write_bytes(b"junk")
+    response = create_app(make_config(repo_copy)).test_client().get("/v2/health/ready")
+    assert response.status_code == 503 and response.mimetype == "application/json"
+    assert response.get_json() == {"ready": False}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/repository/index",
+        "/v2/models/ring8-gan/stats",
+        "/v2/systemsharedmemory/status",
+        "/v2/cudasharedmemory/status",
+        "/v2/trace/setting",
+        "/v2/logging",
+        "/v1/nope",
+        "/nope",
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_unknown_routes_are_404_problems_naming_the_route(client, path, method):
+    response = client.open(path, method=method)
+    assert response.status_code == 404 and response.mimetype == PROBLEM
+    body = response.get_json()
+    assert body["error"] == body["detail"] and f"{method} {path}" in body["detail"]
+    assert "/docs" in body["detail"]
+
+
+def test_wrong_method_is_405_problem_naming_the_allowed_ones(client):
+    response = client.delete("/v2/health/ready")
+    assert response.status_code == 405 and response.mimetype == PROBLEM
+    body = response.get_json()
+    assert "DELETE" in body["error"] and "GET" in body["error"] and body["error"] == body["detail"]
+    assert "GET" in response.headers["Allow"]
+
+
+def test_root_redirects_to_the_docs(client):
+    response = client.get("/")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/docs")

@@ -116,3 +116,43 @@ def test_wrong_method_is_405_problem(client):
     response = client.get("/v1/models/ring8-gan/samples")
     assert response.status_code == 405 and response.mimetype == PROBLEM
     assert "POST" in response.headers["Allow"]
+
+
+def test_random_seeds_are_exact_in_javascript(client):
+    """A drawn seed is below 2^53, so a JavaScript client (a JSON number is a double) reads it
+    back exactly and reproduces the samples."""
+    seeds = [
+        client.post("/v1/models/ring8-gan/samples", json={"n": 1}).get_json()["seed"]
+        for _ in range(40)
+    ]
+    assert all(0 <= seed < 2**53 for seed in seeds), seeds
+    assert len(set(seeds)) == len(seeds)
+
+
+def test_seeds_above_2_53_are_still_accepted_and_reproduce(client):
+    """Seeds drawn before the 2^53 bound (up to 2^63 - 1) still give their samples."""
+    from lab.noise import MAX_SEED
+
+    seed = MAX_SEED
+    first, second = (
+        client.post("/v1/models/ring8-gan/samples", json={"n": 8, "seed": seed}) for _ in range(2)
+    )
+    assert first.status_code == 200 and first.get_json()["seed"] == seed
+    assert first.get_json()["samples"] == second.get_json()["samples"]
+    rejected = client.post("/v1/models/ring8-gan/samples", json={"n": 1, "seed": MAX_SEED + 1})
+    assert rejected.status_code == 400
+
+
+@pytest.mark.parametrize("accept", ["application/json", "image/png"])
+@pytest.mark.parametrize("name", ["ring8-gan", "grid25-edm"])
+def test_diagnose_carries_the_request_headers(client, name, accept):
+    """Every /diagnose answer, the figure included, names its seed and version (and a score
+    model's steps and sampler), as the samples answers do."""
+    body = {"n": 200, "seed": 5} | ({"steps": 4} if name == "grid25-edm" else {})
+    response = client.post(f"/v1/models/{name}/diagnose", json=body, headers={"Accept": accept})
+    assert response.status_code == 200 and response.mimetype == accept
+    assert response.headers["X-Seed"] == "5" and response.headers["X-Model-Version"] == "1"
+    if name == "grid25-edm":
+        assert response.headers["X-Steps"] == "4" and response.headers["X-Sampler"] == "heun"
+    else:
+        assert "X-Steps" not in response.headers and "X-Sampler" not in response.headers

@@ -1,11 +1,16 @@
 """/openapi.json validates, covers exactly the app's routes, and /docs is served locally."""
 
+import ast
 import re
+from pathlib import Path
 
 from openapi_spec_validator import validate
 
+import service
 from service.app import create_app
 from tests.helpers import make_config
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
 def flask_routes(app) -> set[tuple[str, str]]:
@@ -55,3 +60,38 @@ def test_docs_page_is_self_contained(client):
     assert response.status_code == 200 and response.mimetype == "text/html"
     assert "openapi.json" in html
     assert not re.search(r"""(src|href)=["']https?://""", html)
+
+
+def emitted_problem_slugs() -> tuple[set[str], set[str]]:
+    """(the literal slugs, the f-string slugs as regexes) of every ApiError(...) in service/."""
+    literal, patterns = set(), set()
+    for path in Path(service.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "ApiError"):
+                continue
+            slugs = node.args[2:3] + [k.value for k in node.keywords if k.arg == "slug"]
+            for slug in slugs:
+                if isinstance(slug, ast.Constant) and isinstance(slug.value, str):
+                    literal.add(slug.value)
+                elif isinstance(slug, ast.JoinedStr):
+                    parts = [
+                        re.escape(p.value) if isinstance(p, ast.Constant) else "[a-z-]+"
+                        for p in slug.values
+                    ]
+                    patterns.add("".join(parts))
+    return literal, patterns
+
+
+def test_every_emitted_problem_type_is_documented():
+    documented = set(re.findall(r"^\| `/problems/([a-z-]+)` \|", DOCS.read_text(), re.M))
+    literal, patterns = emitted_problem_slugs()
+    assert len(literal) > 10 and patterns  # the scan found the ApiError calls
+    assert literal - documented == set()
+    for pattern in patterns:
+        assert any(re.fullmatch(pattern, slug) for slug in documented), pattern
+
+
+def test_seed_maximum_and_the_drawn_range_are_described(client):
+    seed = client.get("/openapi.json").get_json()["components"]["schemas"]["SampleRequest"]
+    seed = seed["properties"]["seed"]
+    assert seed["maximum"] == 2**63 - 1 and "2^53" in seed["description"]

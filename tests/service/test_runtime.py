@@ -1,6 +1,9 @@
 """lab.runtime: how sessions are made and run on the CPU provider."""
 
+import logging
+
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from lab import runtime
@@ -58,3 +61,23 @@ def test_cpu_batch_setting_default_and_value(monkeypatch):
     assert runtime.positive_setting("ORT_CPU_BATCH", 1024) == 1024
     monkeypatch.setenv("ORT_CPU_BATCH", "256")
     assert runtime.positive_setting("ORT_CPU_BATCH", 1024) == 256
+
+
+class FallenBack(ort.InferenceSession):
+    """A session whose CUDA provider failed to load, as on a machine without CUDA libraries."""
+
+    def __init__(self, path: str, sess_options=None, providers=None) -> None:
+        super().__init__(path, sess_options=sess_options, providers=[runtime.CPU])
+
+
+def test_the_cpu_fallback_is_warned_once_per_process(model_repo, monkeypatch, caplog):
+    """Many sessions falling back to the CPU give one warning, which names DEVICE=cpu."""
+    monkeypatch.setattr(runtime, "requested_providers", lambda device: [runtime.CUDA, runtime.CPU])
+    monkeypatch.setattr(runtime.ort, "InferenceSession", FallenBack)
+    runtime.warn_cpu_fallback.cache_clear()
+    caplog.set_level(logging.DEBUG, logger="lab.runtime")
+    for _ in range(5):
+        session = runtime.create_session(model_repo / "ring8-gan" / "1" / "model.onnx", "auto")
+        assert runtime.session_provider(session) == runtime.CPU
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "DEVICE=cpu" in warnings[0].getMessage()
