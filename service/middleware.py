@@ -35,7 +35,7 @@ def register_request_hooks(app: Flask) -> None:
         g.started = time.perf_counter()
         incoming = request.headers.get(REQUEST_ID, "")
         g.request_id = incoming if VALID_REQUEST_ID.fullmatch(incoming) else new_request_id()
-        if api_key and request.path not in OPEN_PATHS:
+        if api_key and request.path not in OPEN_PATHS and not is_docs_asset(request.path):
             check_api_key(api_key)
 
     @app.after_request
@@ -48,6 +48,11 @@ def register_request_hooks(app: Flask) -> None:
         if started is not None:
             metrics.REQUEST_DURATION.labels(**labels).observe(time.perf_counter() - started)
         return response
+
+
+def is_docs_asset(path: str) -> bool:
+    """A file of the /docs page (open like the page: a browser loads it without the key)."""
+    return path.startswith("/docs/") and "/" not in path.removeprefix("/docs/")
 
 
 def new_request_id() -> str:

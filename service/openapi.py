@@ -525,6 +525,20 @@ def operations_paths() -> dict:
                 operationId="docs",
             )
         },
+        "/docs/{asset}": {
+            "get": operation(
+                "A file of the docs page (Swagger UI's script, style sheet, icon)",
+                "operations",
+                {
+                    "200": {"description": "The file"},
+                    **problems(404),
+                },
+                operationId="docsAsset",
+                parameters=[
+                    {"name": "asset", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+            )
+        },
     }
 
 
@@ -545,7 +559,7 @@ def openapi_document(config: ServiceConfig, version: str) -> dict:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         document["security"] = [{"bearer": []}]
         for path, item in document["paths"].items():
-            if path in OPEN_PATHS:
+            if path in OPEN_PATHS or path == "/docs/{asset}":
                 for method in ("get", "post"):
                     if method in item:
                         item[method]["security"] = []

@@ -1,15 +1,26 @@
-"""The OpenAPI document and a human docs page rendered from it (no assets from the internet)."""
+"""The OpenAPI document and interactive docs: Swagger UI over it, with its assets from the
+swagger-ui-bundle package served here (nothing is fetched from the internet)."""
 
 from pathlib import Path
 
-from flask import Blueprint, Response, redirect, url_for
+from flask import Blueprint, Response, redirect, send_from_directory, url_for
+from swagger_ui_bundle import swagger_ui_path
+from werkzeug.exceptions import NotFound
 
 from service.api.requests import service_config
 from service.api.v2 import server_version
 from service.openapi import openapi_document
 
 blueprint = Blueprint("docs", __name__)
-DOCS_PAGE = Path(__file__).resolve().parents[1] / "static" / "docs.html"
+STATIC = Path(__file__).resolve().parents[1] / "static"
+DOCS_PAGE = STATIC / "docs.html"
+# The files the page loads: Swagger UI's own (from the package) and our initializer.
+SWAGGER_ASSETS = (
+    "swagger-ui.css",
+    "swagger-ui-bundle.js",
+    "swagger-ui-standalone-preset.js",
+    "favicon-32x32.png",
+)
 
 
 @blueprint.get("/")
@@ -25,5 +36,15 @@ def openapi() -> dict:
 
 @blueprint.get("/docs")
 def docs() -> Response:
-    """One self-contained HTML page that renders /openapi.json in the browser."""
+    """Swagger UI over /openapi.json, with try-it-out, file uploads and the API-key box."""
     return Response(DOCS_PAGE.read_bytes(), mimetype="text/html")
+
+
+@blueprint.get("/docs/<asset>")
+def docs_asset(asset: str) -> Response:
+    """A file of the docs page (404 for any other name); cached for a day."""
+    if asset == "init.js":
+        return send_from_directory(STATIC, "docs-init.js", max_age=86400)
+    if asset not in SWAGGER_ASSETS:
+        raise NotFound()
+    return send_from_directory(Path(str(swagger_ui_path)), asset, max_age=86400)

@@ -54,12 +54,46 @@ def test_api_key_is_declared_when_set(model_repo):
     assert document["paths"]["/healthz"]["get"]["security"] == []
 
 
+def fetch(client, path: str) -> tuple[int, str, bytes]:
+    """(status, media type, body) of a GET, the response closed (a file answer holds its file
+    open until then)."""
+    with client.get(path) as response:
+        return response.status_code, response.mimetype, response.get_data()
+
+
 def test_docs_page_is_self_contained(client):
     response = client.get("/docs")
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and response.mimetype == "text/html"
-    assert "openapi.json" in html
     assert not re.search(r"""(src|href)=["']https?://""", html)
+    for asset in re.findall(r'(?:src|href)="(docs/[^"]+)"', html):
+        status, _, data = fetch(client, f"/{asset}")
+        assert status == 200 and len(data) > 0, asset
+    initializer = fetch(client, "/docs/init.js")[2].decode()
+    assert "openapi.json" in initializer and "tryItOutEnabled: true" in initializer
+    assert "validatorUrl: null" in initializer  # no badge fetched from the internet
+
+
+def test_docs_page_is_swagger_ui(client):
+    html = client.get("/docs").get_data(as_text=True)
+    assert 'src="docs/swagger-ui-bundle.js"' in html and 'id="swagger-ui"' in html
+    status, mimetype, script = fetch(client, "/docs/swagger-ui-bundle.js")
+    assert status == 200 and mimetype in ("text/javascript", "application/javascript")
+    assert b"SwaggerUIBundle" in script
+
+
+def test_docs_assets_are_only_the_pages_files(client):
+    assert client.get("/docs/index.html").status_code == 404
+    assert client.get("/docs/..%2Fapp.py").status_code == 404
+
+
+def test_docs_and_their_assets_are_open_with_an_api_key(model_repo):
+    client = create_app(make_config(model_repo, api_key="k")).test_client()
+    for path in ("/docs", "/docs/init.js", "/docs/swagger-ui.css", "/openapi.json"):
+        assert fetch(client, path)[0] == 200, path
+    assert client.get("/v1/models").status_code == 401
+    document = client.get("/openapi.json").get_json()
+    assert document["paths"]["/docs/{asset}"]["get"]["security"] == []
 
 
 def emitted_problem_slugs() -> tuple[set[str], set[str]]:
