@@ -1,10 +1,10 @@
 """The OpenAPI document and interactive docs: Swagger UI over it, with its assets from the
-swagger-ui-bundle package served here (nothing is fetched from the internet)."""
+swagger-ui-py package served here (nothing is fetched from the internet)."""
 
+import importlib.util
 from pathlib import Path
 
 from flask import Blueprint, Response, redirect, send_from_directory, url_for
-from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import NotFound
 
 from service.api.requests import service_config
@@ -14,6 +14,9 @@ from service.openapi import openapi_document
 blueprint = Blueprint("docs", __name__)
 STATIC = Path(__file__).resolve().parents[1] / "static"
 DOCS_PAGE = STATIC / "docs.html"
+# Swagger UI 5 (the first to render OpenAPI 3.1) as swagger-ui-py ships it; the folder is found
+# without importing that package, which would pull in its web-framework adapters.
+SWAGGER_UI = Path(importlib.util.find_spec("swagger_ui").submodule_search_locations[0]) / "static"
 # The files the page loads: Swagger UI's own (from the package) and our initializer.
 SWAGGER_ASSETS = (
     "swagger-ui.css",
@@ -47,4 +50,4 @@ def docs_asset(asset: str) -> Response:
         return send_from_directory(STATIC, "docs-init.js", max_age=86400)
     if asset not in SWAGGER_ASSETS:
         raise NotFound()
-    return send_from_directory(Path(str(swagger_ui_path)), asset, max_age=86400)
+    return send_from_directory(SWAGGER_UI, asset, max_age=86400)
