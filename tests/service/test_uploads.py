@@ -126,3 +126,42 @@ def test_zip_entry_count_is_read_from_the_end_record():
     data = zip_bytes({f"{i}.png": b"" for i in range(7)})
     assert declared_entries(data) == 7
     assert declared_entries(b"not a zip") is None
+
+
+def savetxt_bytes(array: np.ndarray, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    np.savetxt(buffer, array, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"delimiter": ","}, {"delimiter": ";"}, {"delimiter": "\t"}, {"fmt": "%.3f"}]
+)
+def test_savetxt_output_keeps_every_row(kwargs):
+    """np.savetxt's default (space-separated) and other separators: no row taken as a header."""
+    array = np.arange(12, dtype=np.float64).reshape(6, 2) / 4
+    batch = parse_batch(savetxt_bytes(array, **kwargs), "a.csv", None, LIMITS)
+    np.testing.assert_allclose(batch, array)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x,y\n1,2\n3,4\n", "x y\n1 2\n3 4\n", "# x y\n1  2\n\n3\t4\n", "x;y\r\n1;2\r\n3;4\r\n"],
+)
+def test_a_first_row_is_a_header_only_when_not_numeric(text):
+    batch = parse_batch(text.encode(), "a.csv", None, LIMITS)
+    np.testing.assert_array_equal(batch, [[1, 2], [3, 4]])
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("x y\n1 2\n\n3 4\n5 6\n\n7 8 9\n", "line 7: expected 2 values, got 3"),
+        ("1,2\n3,abc\n", "line 2: 'abc' is not a number"),
+        ("1,,2\n", "line 1: value 2 is empty"),
+        ("1,5;2,5\n", "line 1: '1,5' is not a number"),
+    ],
+)
+def test_csv_errors_name_the_file_line(text, fragment):
+    error = refused(text.encode(), "a.csv")
+    assert error.status == 400 and fragment in error.detail, error.detail
