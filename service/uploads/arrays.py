@@ -4,6 +4,7 @@ import io
 
 import numpy as np
 
+from service.errors import ApiError
 from service.uploads.limits import UploadLimits, check_limits, malformed
 
 NPY_HEADER_READERS = {
@@ -50,4 +51,7 @@ def parse_npz(data: bytes, limits: UploadLimits, key: str | None = None) -> np.n
     chosen = key if key is not None else next(iter(arrays))
     if chosen not in arrays:
         raise malformed(f".npz has no array {chosen!r} (it has {', '.join(sorted(arrays))})")
-    return parse_npy(arrays[chosen], limits)
+    try:
+        return parse_npy(arrays[chosen], limits)
+    except ApiError as error:  # the same problem, naming the member
+        raise ApiError(error.status, f".npz array {chosen!r}: {error.detail}", error.slug) from None

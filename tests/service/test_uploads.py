@@ -165,3 +165,39 @@ def test_a_first_row_is_a_header_only_when_not_numeric(text):
 def test_csv_errors_name_the_file_line(text, fragment):
     error = refused(text.encode(), "a.csv")
     assert error.status == 400 and fragment in error.detail, error.detail
+
+
+def test_macos_finder_zip_skips_resource_forks_and_ds_store():
+    """Finder's "Compress" adds __MACOSX/._<name> (AppleDouble) and .DS_Store entries."""
+    image = png_bytes(np.full((8, 8), 40, np.uint8))
+    members = {
+        "digits/a.png": image,
+        "digits/b.png": image,
+        "__MACOSX/digits/._a.png": b"\x00\x05\x16\x07 AppleDouble",
+        "__MACOSX/digits/._b.png": b"\x00\x05\x16\x07 AppleDouble",
+        "digits/.DS_Store": b"\x00\x00\x00\x01Bud1",
+        "digits/._c.png": b"\x00\x05\x16\x07 AppleDouble",
+    }
+    assert parse_batch(zip_bytes(members), "digits.zip", None, LIMITS).shape == (2, 1, 8, 8)
+    array = io.BytesIO()
+    np.save(array, np.ones((3, 2)))
+    npz = zip_bytes({"x.npy": array.getvalue(), "__MACOSX/._x.npy": b"\x00\x05\x16\x07"})
+    assert parse_batch(npz, "a.npz", None, LIMITS).shape == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        (b"not a png", "archive member 'batch/b.png' is not a readable PNG image"),
+        (png_bytes(np.zeros((8, 8), np.uint8))[:8], "archive member 'batch/b.png'"),
+    ],
+)
+def test_a_failing_zip_member_is_named_without_python_reprs(payload, fragment):
+    members = {"batch/a.png": png_bytes(np.zeros((8, 8), np.uint8)), "batch/b.png": payload}
+    detail = refused(zip_bytes(members), "x.zip").detail
+    assert fragment in detail and "<" not in detail and " at 0x" not in detail, detail
+
+
+def test_an_unreadable_png_message_has_no_python_repr():
+    detail = refused(png_bytes(np.zeros((8, 8), np.uint8))[:8], "x.png").detail
+    assert detail.startswith("not a readable PNG image") and "BytesIO" not in detail, detail
