@@ -78,6 +78,19 @@ def reference_type(reference: dict[str, Any] | None) -> str | None:
     return kind
 
 
+def reference_sample_shape(reference: dict[str, Any]) -> tuple[int, ...] | None:
+    """The samples a reference takes: (d,) vectors for a mixture or raw features, (C, H, W)
+    images for a classifier or pixel features; None when the card does not say."""
+    kind = reference_type(reference)
+    if kind == "gaussian_mixture" and isinstance(reference.get("dim"), int):
+        return (reference["dim"],)
+    if kind == "classifier" and "input" in reference:
+        return (reference["channels"], *reference["input"]["shape"][2:])
+    if kind == "features" and "sample_shape" in reference:
+        return tuple(reference["sample_shape"])
+    return None
+
+
 def mode_stats(
     samples: np.ndarray,
     reference: dict[str, Any] | None,

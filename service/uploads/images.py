@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from service.errors import ApiError
-from service.uploads.limits import UploadLimits, check_limits, malformed, too_large
+from service.uploads.limits import ShapeCheck, UploadLimits, check_limits, malformed, too_large
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -160,12 +160,25 @@ def read_capped(
     return payload
 
 
-def parse_zip(data: bytes, limits: UploadLimits) -> np.ndarray:
-    """A .zip of .png files: [N, C, H, W]; every image must have the same size and channels."""
+def parse_zip(
+    data: bytes, limits: UploadLimits, check_shape: ShapeCheck | None = None
+) -> np.ndarray:
+    """A .zip of .png files: [N, C, H, W]; every image must have the same size and channels.
+
+    The batch's shape is checked once the first image is decoded, so an archive of many
+    large images is refused before the rest are (8 bytes a decoded value)."""
     members = zip_members(data, ".png", limits)
     check_limits((len(members),), limits)
-    images = [decode_png(payload, limits, name) for name, payload in members]
-    shapes = {image.shape for image in images}
-    if len(shapes) > 1:
-        raise malformed(f"the images differ in shape (C, H, W): {sorted(shapes)[:4]}")
-    return np.stack(images)
+    first_name, first = members[0][0], decode_png(members[0][1], limits, members[0][0])
+    check_limits((len(members), *first.shape), limits, check_shape)
+    images = np.empty((len(members), *first.shape))
+    images[0] = first
+    for index, (name, payload) in enumerate(members[1:], start=1):
+        image = decode_png(payload, limits, name)
+        if image.shape != first.shape:
+            raise malformed(
+                f"the images differ in shape (C, H, W): {first_name!r} is {list(first.shape)}, "
+                f"{name!r} is {list(image.shape)}"
+            )
+        images[index] = image
+    return images

@@ -74,7 +74,7 @@ def test_service_samples_round_trip(client):
         (b"\xff\xfe[[1,2]]", "x.json", 400, "not UTF-8"),
         (b"", "x.npy", 400, "empty"),
         (b"GIF89a", "x.gif", 415, "cannot tell the format"),
-        (npy_bytes(np.zeros((10, 3))), "x.npy", 422, "dim"),
+        (npy_bytes(np.zeros((10, 3))), "x.npy", 422, "sent vectors of 3 values; reference 'ring8'"),
         (npy_bytes(np.zeros((0, 2))), "x.npy", 422, ""),
         (npy_bytes(np.array([[0.0, np.nan]])), "x.npy", 422, ""),
         (npy_bytes(np.array([[0.0, np.inf]])), "x.npy", 422, ""),

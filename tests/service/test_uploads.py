@@ -201,3 +201,16 @@ def test_a_failing_zip_member_is_named_without_python_reprs(payload, fragment):
 def test_an_unreadable_png_message_has_no_python_repr():
     detail = refused(png_bytes(np.zeros((8, 8), np.uint8))[:8], "x.png").detail
     assert detail.startswith("not a readable PNG image") and "BytesIO" not in detail, detail
+
+
+def test_a_zip_over_the_per_sample_limit_is_refused_after_one_image(monkeypatch):
+    """Decoded pixels are 8 bytes each: a zip of many large images must not all be decoded
+    before the per-sample limit (MAX_UPLOAD_DIM) is checked."""
+    from service.uploads import images
+
+    decoded = []
+    decode = images.decode_png
+    monkeypatch.setattr(images, "decode_png", lambda *a, **k: decoded.append(1) or decode(*a, **k))
+    members = {f"{i:02d}.png": png_bytes(np.zeros((64, 64, 3), np.uint8)) for i in range(10)}
+    error = refused(zip_bytes(members), "big.zip")
+    assert error.status == 413 and "MAX_UPLOAD_DIM" in error.detail and len(decoded) == 1
