@@ -26,6 +26,12 @@ def parse_npy(
         shape, _, dtype = read_header(stream)
     except (ValueError, SyntaxError, TypeError) as error:
         raise malformed(f"not a valid .npy file: {error}") from None
+    if not shape:
+        raise malformed(
+            ".npy holds one number (shape ()), not a batch: send N samples as [N] or [N, d]"
+        )
+    if any(size < 0 for size in shape):
+        raise malformed(f"not a valid .npy file: its header declares a negative dimension {shape}")
     if dtype.kind not in "biuf":
         raise malformed(
             f".npy dtype {dtype} is not numeric (object, string and structured arrays are refused)"

@@ -68,11 +68,19 @@ def is_number(value: str) -> bool:
 
 
 def parse_json(data: bytes, limits: UploadLimits) -> np.ndarray:
-    """`[[x, y], ...]` or `{"samples": [[x, y], ...]}` (the service's own sample format)."""
+    """`[[x, y], ...]` or `{"samples": [[x, y], ...]}` (the service's own sample format).
+
+    Integers are read as floats, so one beyond float64 is inf (refused later, as 1e999 is)
+    rather than an int that numpy cannot convert or that Python refuses to parse."""
     try:
-        document = json.loads(decode_utf8(data))
-    except json.JSONDecodeError as error:
+        document = json.loads(decode_utf8(data), parse_int=float)
+    except ValueError as error:  # json.JSONDecodeError included
         raise malformed(f"invalid JSON: {error}") from None
+    except RecursionError:
+        raise malformed(
+            "JSON nested too deeply: send rows of numbers [[x, y], ...] "
+            "(images at most [N, C, H, W])"
+        ) from None
     if isinstance(document, dict):
         if "samples" not in document:
             raise malformed("a JSON object upload needs a 'samples' member")
@@ -82,7 +90,7 @@ def parse_json(data: bytes, limits: UploadLimits) -> np.ndarray:
     check_limits((len(document),), limits)
     try:
         array = np.asarray(document, dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise malformed("JSON samples must be a rectangular list of numbers") from None
     return array
 
