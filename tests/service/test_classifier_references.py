@@ -200,3 +200,12 @@ def test_a_batch_that_does_not_fit_the_reference_is_422_in_words(client, array, 
     form = {"file": (io.BytesIO(buffer.getvalue()), "x.npy"), "reference": reference}
     response = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
     assert response.status_code == 422 and response.get_json()["detail"] == detail
+
+
+def test_values_beyond_float32_are_422_not_500(client):
+    """The classifier runs in float32: 1e40 is inf there (it was a 500)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.full((4, 1, 8, 8), 1e40))
+    form = {"file": (io.BytesIO(buffer.getvalue()), "x.npy"), "reference": "digits"}
+    response = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
+    assert response.status_code == 422 and "float32" in response.get_json()["detail"]
