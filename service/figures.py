@@ -1,19 +1,24 @@
 """The report as a PNG figure (matplotlib, Agg backend; imported only when a figure is asked for).
 
 - 2-D batches: the samples scattered over the reference (mixture centres, captured ones
-  circled and missing ones crossed; or the reference points of an uploaded reference).
-- Image batches: a grid of samples beside the NDB bin histogram, bins that differ
-  significantly from the reference highlighted.
+  circled and missing ones crossed; or the reference points of an uploaded reference; or
+  alone, without a reference).
+- Image batches (1, 3 or 4 channels): a grid of samples beside the NDB bin histogram, bins
+  that differ significantly from the reference highlighted.
 - Anything else: the NDB bin histogram alone.
 
-Without a reference (an upload diagnosed alone) the 2-D scatter and the image grid still draw;
-the bin panel then says why there are no bins and gives the Vendi score.
+Without a reference (an upload diagnosed alone) the bin panel says why there are no bins and
+gives the Vendi score.
 """
 
 import io
 from typing import Any
 
 import numpy as np
+
+from lab.diagnostics.embedding import shape_layout, to_channels_first
+
+DRAWN_CHANNELS = (1, 3, 4)  # gray, RGB, RGBA: what imshow draws
 
 SCATTER_POINTS = 5_000  # at most this many points are drawn (a seeded subsample)
 GRID_IMAGES = 64
@@ -25,15 +30,15 @@ def render_report(
     reference: dict[str, Any] | None,
     reference_features: np.ndarray | None,
 ) -> bytes:
-    """PNG bytes of the report's figure for batch [N, ...] and the reference object (None when
-    the batch was diagnosed without one)."""
+    """PNG bytes of the report's figure for batch [N, ...] and the reference object (None
+    for a diagnosis without a reference)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure  # no pyplot: no global state shared between threads
 
     figure = Figure(figsize=(11, 5), dpi=100)
-    is_image = batch.ndim >= 3
+    is_image = batch.ndim in (3, 4) and shape_layout(batch.shape)[0] in DRAWN_CHANNELS
     panels = 2 if (batch.ndim == 2 and batch.shape[1] == 2) or is_image else 1
     axes = figure.subplots(1, panels, squeeze=False)[0]
     if batch.ndim == 2 and batch.shape[1] == 2:
@@ -64,11 +69,9 @@ def draw_scatter(
     reference: dict | None,
     reference_features: np.ndarray | None,
 ) -> None:
-    """Samples over the mixture centres (captured circled, missing crossed) or reference points;
-    the samples alone without a reference."""
-    if reference is None:
-        axes.scatter(*subsample(batch, SCATTER_POINTS).T, s=3, alpha=0.4, label="samples")
-    elif reference.get("type") == "gaussian_mixture":
+    """Samples over the mixture centres (captured circled, missing crossed), over the reference
+    points, or alone (no reference)."""
+    if reference is not None and reference.get("type") == "gaussian_mixture":
         centres = np.asarray(reference["centres"])
         missing = set(report["modes"]["missing"])
         captured = [i for i in range(len(centres)) if i not in missing]
@@ -89,6 +92,8 @@ def draw_scatter(
                 color="red",
                 label=f"missing ({len(missing)})",
             )
+    elif reference_features is None:  # no reference: the samples alone
+        axes.scatter(*subsample(batch, SCATTER_POINTS).T, s=3, alpha=0.4, label="samples")
     else:
         axes.scatter(
             *subsample(reference_features, SCATTER_POINTS).T,
@@ -104,12 +109,10 @@ def draw_scatter(
 
 
 def draw_grid(axes, batch: np.ndarray) -> None:
-    """The first GRID_IMAGES images in a square grid (gray or RGB), values scaled to [0, 1]."""
+    """The first GRID_IMAGES images in a square grid (gray, RGB or RGBA), values scaled to
+    [0, 1]; batch [N, C, H, W], [N, H, W, C] or [N, H, W] as image_layout reads it."""
     images = batch[:GRID_IMAGES]
-    if images.ndim == 3:
-        images = images[:, None]
-    if images.shape[-1] not in (1, 3) or images.shape[1] in (1, 3):
-        images = images.transpose(0, 2, 3, 1)  # to channels last
+    images = to_channels_first(images, shape_layout(images.shape)).transpose(0, 2, 3, 1)
     low, high = float(images.min()), float(images.max())
     images = (images - low) / (high - low) if high > low else np.zeros_like(images)
     side = int(np.ceil(np.sqrt(len(images))))

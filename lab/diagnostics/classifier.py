@@ -34,10 +34,12 @@ def split_channels(batch: np.ndarray, reference: dict[str, Any]) -> np.ndarray:
     images = to_channels_first(np.asarray(batch, dtype=np.float64), (channels, height, width))
     if images.shape[0] == 0:
         raise DiagnosticsError("no samples: the batch has 0 images")
-    bad = np.flatnonzero(~np.all(np.isfinite(images.reshape(images.shape[0], -1)), axis=1))
-    if bad.size:
+    pixels = images.reshape(images.shape[0], -1)
+    bad = np.flatnonzero(~np.all(np.abs(pixels) <= np.finfo(np.float32).max, axis=1))
+    if bad.size:  # the classifier runs in float32: beyond its range a value is inf
         raise DiagnosticsError(
-            f"{bad.size} of {images.shape[0]} images contain NaN or Inf (first: {int(bad[0])})"
+            f"{bad.size} of {images.shape[0]} images contain NaN or Inf, or values beyond "
+            f"float32 (first: {int(bad[0])})"
         )
     return images.reshape(-1, 1, height, width).astype(np.float32)
 

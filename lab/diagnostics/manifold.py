@@ -228,7 +228,7 @@ def membership_threshold(radius: np.ndarray, inclusive: bool) -> np.ndarray:
     threshold = np.square(radius)
     while True:  # step up while the next double still rounds to <= r
         step = np.nextafter(threshold, np.inf)
-        grow = np.sqrt(step) <= radius
+        grow = (np.sqrt(step) <= radius) & (step > threshold)  # inf: no next double
         if not grow.any():
             break
         threshold = np.where(grow, step, threshold)

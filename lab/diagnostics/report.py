@@ -27,11 +27,16 @@ MIXTURE_REFERENCE_SEED = 0
 REFERENCE_TYPES = ("gaussian_mixture", "classifier", "features")
 
 
+# Largest magnitude a sample value may have: squared distances of d <= 4,096 such values stay
+# below float64's maximum (4 * 1e300 * 4096 < 1.8e308); beyond it distances overflow to inf.
+MAX_ABS_VALUE = 1e150
+
+
 def validate_samples(samples: np.ndarray, dim: int) -> np.ndarray:
     """samples as float64 [N, dim], or DiagnosticsError saying, for a human, why not.
 
     Refused: a non-numeric dtype (object, string, bool, complex), not 2-D, N == 0,
-    the wrong number of columns, rows containing NaN or Inf.
+    the wrong number of columns, rows containing NaN or Inf or values beyond MAX_ABS_VALUE.
     """
     samples = np.asarray(samples)
     if samples.dtype.kind not in "iuf":
@@ -52,6 +57,13 @@ def validate_samples(samples: np.ndarray, dim: int) -> np.ndarray:
         raise DiagnosticsError(
             f"{bad_rows.size} of {samples.shape[0]} rows contain NaN or Inf "
             f"(first bad row: {int(bad_rows[0])})"
+        )
+    huge_rows = np.flatnonzero(np.any(np.abs(samples) > MAX_ABS_VALUE, axis=1))
+    if huge_rows.size:
+        raise DiagnosticsError(
+            f"{huge_rows.size} of {samples.shape[0]} rows hold values beyond +-{MAX_ABS_VALUE:g} "
+            f"(first bad row: {int(huge_rows[0])}): their distances overflow float64; "
+            "rescale the samples"
         )
     return samples
 
@@ -76,6 +88,19 @@ def reference_type(reference: dict[str, Any] | None) -> str | None:
     if kind not in REFERENCE_TYPES:
         raise DiagnosticsError(f"unsupported reference type {kind!r}")
     return kind
+
+
+def reference_sample_shape(reference: dict[str, Any]) -> tuple[int, ...] | None:
+    """The samples a reference takes: (d,) vectors for a mixture or raw features, (C, H, W)
+    images for a classifier or pixel features; None when the card does not say."""
+    kind = reference_type(reference)
+    if kind == "gaussian_mixture" and isinstance(reference.get("dim"), int):
+        return (reference["dim"],)
+    if kind == "classifier" and "input" in reference:
+        return (reference["channels"], *reference["input"]["shape"][2:])
+    if kind == "features" and "sample_shape" in reference:
+        return tuple(reference["sample_shape"])
+    return None
 
 
 def mode_stats(

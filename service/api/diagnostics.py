@@ -34,7 +34,7 @@ def diagnostics() -> Response:
     media_type = negotiate(REPORT_FORMATS)
     name = form_value("reference")
     reference = resolve_reference(name) if name else None
-    batch, upload_format = read_batch(upload)
+    batch, upload_format = read_batch(upload, reference)
     if reference is not None:
         batch = to_value_range(batch, upload_format, reference.spec)
     return diagnosis_response(batch, reference, media_type)

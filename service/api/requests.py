@@ -12,11 +12,13 @@ from flask import current_app, request
 from werkzeug.datastructures import FileStorage
 
 from lab.classify import classify
+from lab.diagnostics.embedding import fits, mismatch
+from lab.diagnostics.report import reference_sample_shape
 from service.config import ServiceConfig
 from service.errors import ApiError
 from service.references import ReferenceStore
 from service.repository import Entry, Repository
-from service.uploads import UploadLimits, parse_upload
+from service.uploads import ShapeCheck, UploadLimits, parse_upload
 
 IMAGE_FORMATS = ("png", "zip")  # parsed into [0, 1]
 
@@ -74,14 +76,28 @@ def form_value(name: str) -> str | None:
     return request.form.get(name) or request.args.get(name) or None
 
 
-def read_batch(upload: FileStorage) -> tuple[np.ndarray, str]:
+def read_batch(upload: FileStorage, reference: "Reference | None" = None) -> tuple[np.ndarray, str]:
     """(the uploaded batch as float64 [N, ...] parsed within the limits, its format: "npy",
     "npz", "csv", "json", "png" or "zip"); a .npz holding several arrays gives the one the
-    `key` form field (or query parameter) names."""
+    `key` form field (or query parameter) names. With a reference, samples that do not fit it
+    are a 422 saying what was sent and what it takes, before any size limit is checked."""
     data = upload.read()
     upload.close()  # large parts are spooled to a temporary file: release it now
     key = form_value("key")
-    return parse_upload(data, upload.filename, upload.mimetype, upload_limits(), key)
+    check = fits_reference(reference) if reference is not None else None
+    return parse_upload(data, upload.filename, upload.mimetype, upload_limits(), key, check)
+
+
+def fits_reference(reference: "Reference") -> ShapeCheck:
+    """A check of a batch's shape [N, ...] against the samples the reference takes."""
+    sample_shape = reference_sample_shape(reference.spec)
+
+    def check(shape: tuple[int, ...]) -> None:
+        if sample_shape is not None and shape[:1] != (0,) and not fits(shape, sample_shape):
+            detail = mismatch(shape, sample_shape, f"reference {reference.name!r}")
+            raise ApiError(422, detail, "unusable-samples")
+
+    return check
 
 
 @dataclass(frozen=True)

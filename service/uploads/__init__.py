@@ -14,10 +14,10 @@ import numpy as np
 from service.errors import ApiError
 from service.uploads.arrays import parse_npy, parse_npz
 from service.uploads.images import PNG_MAGIC, ZIP_MAGIC, parse_png, parse_zip
-from service.uploads.limits import UploadLimits, check_limits, malformed
+from service.uploads.limits import ShapeCheck, UploadLimits, check_limits, malformed
 from service.uploads.text import parse_csv, parse_json
 
-__all__ = ["UploadLimits", "parse_batch", "parse_upload", "FORMATS"]
+__all__ = ["ShapeCheck", "UploadLimits", "parse_batch", "parse_upload", "FORMATS"]
 
 NPY_MAGIC = b"\x93NUMPY"
 FORMATS = {  # file extension -> format; then the magic bytes; then the part's Content-Type
@@ -80,24 +80,23 @@ def parse_upload(
     content_type: str | None,
     limits: UploadLimits,
     key: str | None = None,
+    check_shape: ShapeCheck | None = None,
 ) -> tuple[np.ndarray, str]:
     """(the batch as parse_batch gives it, its format as detect_format names it: the format is
-    detected once, and the caller may need it, e.g. to rescale PNG pixels)."""
+    detected once, and the caller may need it, e.g. to rescale PNG pixels).
+
+    check_shape: called with the batch's shape as soon as it is known (a .npy header, a .zip's
+    first image), before the size limits; it raises to refuse a shape."""
     if not data:
         raise malformed("the uploaded file is empty")
     kind = detect_format(filename, content_type, data[:8])
     if kind == "npz":
-        array = parse_npz(data, limits, key)
+        array = parse_npz(data, limits, key, check_shape)
+    elif kind in ("npy", "zip"):
+        array = {"npy": parse_npy, "zip": parse_zip}[kind](data, limits, check_shape)
     else:
-        parsers = {
-            "npy": parse_npy,
-            "csv": parse_csv,
-            "json": parse_json,
-            "png": parse_png,
-            "zip": parse_zip,
-        }
-        array = parsers[kind](data, limits)
+        array = {"csv": parse_csv, "json": parse_json, "png": parse_png}[kind](data, limits)
     if array.ndim == 1:
         array = array.reshape(-1, 1) if array.size else array.reshape(0, 0)
-    check_limits(array.shape, limits)
+    check_limits(array.shape, limits, check_shape)
     return array, kind

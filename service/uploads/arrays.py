@@ -4,7 +4,8 @@ import io
 
 import numpy as np
 
-from service.uploads.limits import UploadLimits, check_limits, malformed
+from service.errors import ApiError
+from service.uploads.limits import ShapeCheck, UploadLimits, check_limits, malformed
 
 NPY_HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
@@ -12,7 +13,9 @@ NPY_HEADER_READERS = {
 }
 
 
-def parse_npy(data: bytes, limits: UploadLimits) -> np.ndarray:
+def parse_npy(
+    data: bytes, limits: UploadLimits, check_shape: ShapeCheck | None = None
+) -> np.ndarray:
     """A .npy file with a numeric dtype; the header is checked before the data is read."""
     stream = io.BytesIO(data)
     try:
@@ -23,11 +26,17 @@ def parse_npy(data: bytes, limits: UploadLimits) -> np.ndarray:
         shape, _, dtype = read_header(stream)
     except (ValueError, SyntaxError, TypeError) as error:
         raise malformed(f"not a valid .npy file: {error}") from None
+    if not shape:
+        raise malformed(
+            ".npy holds one number (shape ()), not a batch: send N samples as [N] or [N, d]"
+        )
+    if any(size < 0 for size in shape):
+        raise malformed(f"not a valid .npy file: its header declares a negative dimension {shape}")
     if dtype.kind not in "biuf":
         raise malformed(
             f".npy dtype {dtype} is not numeric (object, string and structured arrays are refused)"
         )
-    check_limits(shape, limits)
+    check_limits(shape, limits, check_shape)
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - stream.tell() < expected:
         raise malformed(f".npy file is truncated: header says {shape} {dtype}")
@@ -35,7 +44,12 @@ def parse_npy(data: bytes, limits: UploadLimits) -> np.ndarray:
     return np.load(stream, allow_pickle=False).astype(np.float64)
 
 
-def parse_npz(data: bytes, limits: UploadLimits, key: str | None = None) -> np.ndarray:
+def parse_npz(
+    data: bytes,
+    limits: UploadLimits,
+    key: str | None = None,
+    check_shape: ShapeCheck | None = None,
+) -> np.ndarray:
     """One array of a .npz archive: the only one, or the one named `key`."""
     from service.uploads.images import zip_members  # the capped, bomb-proof zip reader
 
@@ -50,4 +64,7 @@ def parse_npz(data: bytes, limits: UploadLimits, key: str | None = None) -> np.n
     chosen = key if key is not None else next(iter(arrays))
     if chosen not in arrays:
         raise malformed(f".npz has no array {chosen!r} (it has {', '.join(sorted(arrays))})")
-    return parse_npy(arrays[chosen], limits)
+    try:
+        return parse_npy(arrays[chosen], limits, check_shape)
+    except ApiError as error:  # the same problem, naming the member
+        raise ApiError(error.status, f".npz array {chosen!r}: {error.detail}", error.slug) from None

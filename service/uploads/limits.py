@@ -1,5 +1,6 @@
 """The limits every upload parser checks, each named after the setting that sets it."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,12 +17,23 @@ class UploadLimits:
     max_decompressed_bytes: int = 256 << 20  # MAX_DECOMPRESSED_BYTES: all members, unpacked
 
 
+# Called with a batch's shape [N, ...] as soon as it is known and before the size limits; it
+# raises (e.g. a 422 when the samples do not fit the chosen reference) to refuse the shape.
+ShapeCheck = Callable[[tuple[int, ...]], None]
+
+
 def too_large(what: str, value: int, limit: int, setting: str) -> ApiError:
     return ApiError(413, f"{what} ({value}) exceeds the limit of {limit} ({setting})", "too-large")
 
 
-def check_limits(shape: tuple[int, ...], limits: UploadLimits) -> None:
-    """413 when a batch of `shape` has more rows or more values per row than allowed."""
+def check_limits(
+    shape: tuple[int, ...], limits: UploadLimits, check_shape: ShapeCheck | None = None
+) -> None:
+    """413 when a batch of `shape` has more rows or more values per row than allowed; first
+    check_shape(shape), so a batch that cannot fit a reference is told so rather than that it
+    is too large."""
+    if check_shape is not None:
+        check_shape(tuple(shape))
     if shape and shape[0] > limits.max_samples:
         raise too_large("number of samples", shape[0], limits.max_samples, "MAX_UPLOAD_SAMPLES")
     per_row = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1

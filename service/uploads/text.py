@@ -8,39 +8,79 @@ from service.uploads.limits import UploadLimits, check_limits, malformed
 
 
 def parse_csv(data: bytes, limits: UploadLimits) -> np.ndarray:
-    """Comma-separated rows of numbers; a first line that is not numeric is taken as a header."""
-    text = decode_utf8(data)
-    lines = [line for line in text.splitlines() if line.strip()]
-    if lines and not is_numeric_row(lines[0]):
+    """Rows of numbers separated by commas, semicolons or whitespace (np.savetxt's default), one
+    separator per file; blank lines and `#` comment lines are skipped, and a first row none of
+    whose values looks like a number (e.g. `x,y`) is a header. Errors name the file's lines."""
+    text = decode_utf8(data).replace("\r\n", "\n").replace("\r", "\n")
+    lines = [
+        (number, line.strip())
+        for number, line in enumerate(text.split("\n"), start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    separator = csv_separator(lines[0][1]) if lines else None
+    if lines and not any(looks_numeric(value) for value in split_row(lines[0][1], separator)):
         lines = lines[1:]
     check_limits((len(lines),), limits)
     if not lines:
         return np.zeros((0, 0))
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            rows.append([float(value) for value in line.split(",")])
-        except ValueError:
-            raise malformed(f"CSV row {number} is not all numbers: {line[:80]!r}") from None
-    if len({len(row) for row in rows}) > 1:
-        raise malformed("CSV rows have different numbers of columns")
+    rows = [parse_row(number, line, separator) for number, line in lines]
+    width = len(rows[0])
+    for (number, _), row in zip(lines, rows, strict=True):
+        if len(row) != width:
+            raise malformed(f"line {number}: expected {width} values, got {len(row)}")
     return np.asarray(rows, dtype=np.float64)
 
 
-def is_numeric_row(line: str) -> bool:
+def csv_separator(line: str) -> str | None:
+    """The file's separator, from its first row: ';', else ',', else None (whitespace)."""
+    return ";" if ";" in line else "," if "," in line else None
+
+
+def split_row(line: str, separator: str | None) -> list[str]:
+    return [value.strip() for value in line.split(separator)]
+
+
+def parse_row(number: int, line: str, separator: str | None) -> list[float]:
+    """The values of one data line, or a 400 naming the line and the value at fault."""
+    values = split_row(line, separator)
+    for index, value in enumerate(values, start=1):
+        if not value:
+            raise malformed(f"line {number}: value {index} is empty")
+        if not is_number(value):
+            raise malformed(
+                f"line {number}: {value[:40]!r} is not a number "
+                "(separate values by commas, semicolons or whitespace; '.' marks decimals)"
+            )
+    return [float(value) for value in values]
+
+
+def looks_numeric(value: str) -> bool:
+    """A number, or a value starting like one (`1,5` under `;` is a bad number, not a name)."""
+    return is_number(value) or value[:1] in tuple("0123456789+-.")
+
+
+def is_number(value: str) -> bool:
     try:
-        [float(value) for value in line.split(",")]
+        float(value)
     except ValueError:
         return False
     return True
 
 
 def parse_json(data: bytes, limits: UploadLimits) -> np.ndarray:
-    """`[[x, y], ...]` or `{"samples": [[x, y], ...]}` (the service's own sample format)."""
+    """`[[x, y], ...]` or `{"samples": [[x, y], ...]}` (the service's own sample format).
+
+    Integers are read as floats, so one beyond float64 is inf (refused later, as 1e999 is)
+    rather than an int that numpy cannot convert or that Python refuses to parse."""
     try:
-        document = json.loads(decode_utf8(data))
-    except json.JSONDecodeError as error:
+        document = json.loads(decode_utf8(data), parse_int=float)
+    except ValueError as error:  # json.JSONDecodeError included
         raise malformed(f"invalid JSON: {error}") from None
+    except RecursionError:
+        raise malformed(
+            "JSON nested too deeply: send rows of numbers [[x, y], ...] "
+            "(images at most [N, C, H, W])"
+        ) from None
     if isinstance(document, dict):
         if "samples" not in document:
             raise malformed("a JSON object upload needs a 'samples' member")
@@ -50,7 +90,7 @@ def parse_json(data: bytes, limits: UploadLimits) -> np.ndarray:
     check_limits((len(document),), limits)
     try:
         array = np.asarray(document, dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise malformed("JSON samples must be a rectangular list of numbers") from None
     return array
 

@@ -249,3 +249,9 @@ def test_thread_count_independent() -> None:
 def test_rejects_unusable_input(real: np.ndarray, fake: np.ndarray, k: int, message: str) -> None:
     with pytest.raises(DiagnosticsError, match=message):
         manifold_metrics(real, fake, k_pr=min(k, 3), k_dc=k)
+
+
+def test_membership_threshold_of_an_infinite_radius_terminates() -> None:
+    """An overflowed k-NN radius (inf) has no next double: the step-up loop must stop."""
+    threshold = membership_threshold(np.array([np.inf, 1.0]), inclusive=True)
+    assert threshold[0] == np.inf and np.sqrt(threshold[1]) <= 1.0

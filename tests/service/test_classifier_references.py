@@ -140,3 +140,72 @@ def test_uploaded_image_reference_uses_the_classifier(client, digits):
     coverage = [r["features"]["manifold"]["coverage"] for r in (whole, dropped)]
     assert coverage[1] < coverage[0] - 0.05
     assert dropped["features"]["ndb"]["ndb"] > whole["features"]["ndb"]["ndb"]
+
+
+def png_upload(client, pixels: np.ndarray, reference: str, filename: str = "x.png"):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    form = {"file": (io.BytesIO(buffer.getvalue()), filename), "reference": reference}
+    return client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
+
+
+@pytest.mark.parametrize(
+    ("pixels", "sent"),
+    [
+        (np.zeros((28, 28), np.uint8), "28x28 images with 1 channel"),
+        # about 12 KB of PNG: 12,288 values per sample, over MAX_UPLOAD_DIM (it was a 413)
+        (
+            np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8),
+            "64x64 images with 3 channels",
+        ),
+    ],
+)
+def test_a_wrong_size_png_says_what_was_sent_and_what_the_reference_takes(client, pixels, sent):
+    response = png_upload(client, pixels, "digits")
+    detail = response.get_json()["detail"]
+    assert response.status_code == 422, detail
+    assert detail == f"sent {sent}; reference 'digits' takes 8x8 images with 1 channel"
+
+
+@pytest.mark.parametrize(
+    ("array", "reference", "detail"),
+    [
+        (
+            np.zeros((4, 1, 9, 9)),
+            "digits",
+            "sent 9x9 images with 1 channel; reference 'digits' takes 8x8 images with 1 channel",
+        ),
+        (
+            np.zeros((4, 2)),
+            "stacked-digits",
+            "sent vectors of 2 values; reference 'stacked-digits' takes 8x8 images with 3 channels",
+        ),
+        (
+            np.zeros((4, 8, 8)),
+            "ring8",
+            "sent 8x8 images with 1 channel; reference 'ring8' takes vectors of 2 values",
+        ),
+        (
+            np.zeros((4, 5000)),
+            "ring8",
+            "sent vectors of 5000 values; reference 'ring8' takes vectors of 2 values",
+        ),
+    ],
+)
+def test_a_batch_that_does_not_fit_the_reference_is_422_in_words(client, array, reference, detail):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    form = {"file": (io.BytesIO(buffer.getvalue()), "x.npy"), "reference": reference}
+    response = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
+    assert response.status_code == 422 and response.get_json()["detail"] == detail
+
+
+def test_values_beyond_float32_are_422_not_500(client):
+    """The classifier runs in float32: 1e40 is inf there (it was a 500)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.full((4, 1, 8, 8), 1e40))
+    form = {"file": (io.BytesIO(buffer.getvalue()), "x.npy"), "reference": "digits"}
+    response = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
+    assert response.status_code == 422 and "float32" in response.get_json()["detail"]

@@ -67,14 +67,14 @@ def test_service_samples_round_trip(client):
         (npy_bytes(np.array([{"a": 1}], dtype=object)), "x.npy", 400, "not numeric"),
         (npy_bytes(np.zeros((10, 2)))[:-16], "x.npy", 400, "truncated"),
         (b"\x93NUMPY garbage", "x.npy", 400, "not a valid .npy"),
-        (b"1,2\n3,abc\n", "x.csv", 400, "row 2"),
-        (b"1,2\n3\n", "x.csv", 400, "different numbers of columns"),
+        (b"1,2\n3,abc\n", "x.csv", 400, "line 2: 'abc' is not a number"),
+        (b"1,2\n3\n", "x.csv", 400, "line 2: expected 2 values, got 1"),
         (b"[[1, 2], [3]]", "x.json", 400, "rectangular"),
         (b'{"points": []}', "x.json", 400, "'samples'"),
         (b"\xff\xfe[[1,2]]", "x.json", 400, "not UTF-8"),
         (b"", "x.npy", 400, "empty"),
         (b"GIF89a", "x.gif", 415, "cannot tell the format"),
-        (npy_bytes(np.zeros((10, 3))), "x.npy", 422, "dim"),
+        (npy_bytes(np.zeros((10, 3))), "x.npy", 422, "sent vectors of 3 values; reference 'ring8'"),
         (npy_bytes(np.zeros((0, 2))), "x.npy", 422, ""),
         (npy_bytes(np.array([[0.0, np.nan]])), "x.npy", 422, ""),
         (npy_bytes(np.array([[0.0, np.inf]])), "x.npy", 422, ""),
@@ -130,3 +130,69 @@ def test_figure_without_a_reference(client, shape):
     response = upload(client, npy_bytes(batch), reference="", headers={"Accept": "image/png"})
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
     assert response.mimetype == "image/png" and response.data.startswith(b"\x89PNG")
+
+
+def forged_npy(shape: tuple) -> bytes:
+    """A .npy header declaring `shape` (float64), and no data."""
+    header = repr({"descr": "<f8", "fortran_order": False, "shape": shape}).encode()
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+
+
+# Inputs that were a 500 (found by fuzzing the parsers with structural extremes), each with
+# the 4xx it gets now.
+EXTREME_UPLOADS = {
+    "JSON nested 100,000 deep": (b"[" * 100_000 + b"]" * 100_000, "x.json", 400, "nested"),
+    "JSON integer beyond float64": (b"[[1" + b"0" * 400 + b", 0]]", "x.json", 422, "Inf"),
+    "JSON integer of 5,000 digits": (b"[[" + b"9" * 5000 + b", 0]]", "x.json", 422, "Inf"),
+    ".npy declaring a negative dimension": (forged_npy((-1, 2)), "x.npy", 400, "negative"),
+    ".npy holding one number (0-d)": (npy_bytes(np.array(3.0)), "x.npy", 400, "one number"),
+}
+
+
+@pytest.mark.parametrize("case", EXTREME_UPLOADS, ids=list(EXTREME_UPLOADS))
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("/v1/diagnostics", {"reference": "ring8"}),
+        ("/v1/diagnostics", {}),
+        ("/v1/references", {"name": "extreme"}),
+    ],
+)
+def test_structural_extremes_get_a_4xx_problem(client, case, path, fields):
+    data, filename, status, fragment = EXTREME_UPLOADS[case]
+    form = {"file": (io.BytesIO(data), filename), **fields}
+    response = client.post(path, data=form, content_type="multipart/form-data")
+    assert response.status_code == status and response.mimetype == PROBLEM, response.get_json()
+    assert fragment in response.get_json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("batch", "reference"),
+    [
+        (np.random.default_rng(0).normal(size=(200, 2)), ""),  # 2-D, no reference to draw
+        (np.random.default_rng(0).normal(size=(20, 1, 2, 2, 2)), ""),  # 5-D: no image grid
+        (np.random.default_rng(0).uniform(size=(20, 2, 8, 8)), ""),  # 2 channels: no RGB
+    ],
+)
+def test_report_figure_of_any_parsed_batch_is_a_png(client, batch, reference):
+    response = upload(
+        client, npy_bytes(batch), reference=reference, headers={"Accept": "image/png"}
+    )
+    assert response.status_code == 200 and response.mimetype == "image/png", response.data[:300]
+
+
+@pytest.mark.parametrize("accept", ["application/json", "image/png"])
+@pytest.mark.parametrize("reference", ["ring8", ""])
+def test_values_whose_distances_overflow_are_422(client, accept, reference):
+    """1e200: finite, but squared distances overflow to inf (the manifold radii then looped
+    forever; the figure's axes overflowed)."""
+    batch = np.random.default_rng(0).normal(size=(300, 2)) * 1e200
+    response = upload(client, npy_bytes(batch), reference=reference, headers={"Accept": accept})
+    assert response.status_code == 422 and "rescale" in response.get_json()["detail"]
+
+
+def test_values_just_under_the_magnitude_limit_get_a_figure(client):
+    batch = np.random.default_rng(0).normal(size=(300, 2)) * 1e149
+    response = upload(client, npy_bytes(batch), reference="", headers={"Accept": "image/png"})
+    assert response.status_code == 200 and response.mimetype == "image/png"

@@ -126,3 +126,91 @@ def test_zip_entry_count_is_read_from_the_end_record():
     data = zip_bytes({f"{i}.png": b"" for i in range(7)})
     assert declared_entries(data) == 7
     assert declared_entries(b"not a zip") is None
+
+
+def savetxt_bytes(array: np.ndarray, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    np.savetxt(buffer, array, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"delimiter": ","}, {"delimiter": ";"}, {"delimiter": "\t"}, {"fmt": "%.3f"}]
+)
+def test_savetxt_output_keeps_every_row(kwargs):
+    """np.savetxt's default (space-separated) and other separators: no row taken as a header."""
+    array = np.arange(12, dtype=np.float64).reshape(6, 2) / 4
+    batch = parse_batch(savetxt_bytes(array, **kwargs), "a.csv", None, LIMITS)
+    np.testing.assert_allclose(batch, array)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x,y\n1,2\n3,4\n", "x y\n1 2\n3 4\n", "# x y\n1  2\n\n3\t4\n", "x;y\r\n1;2\r\n3;4\r\n"],
+)
+def test_a_first_row_is_a_header_only_when_not_numeric(text):
+    batch = parse_batch(text.encode(), "a.csv", None, LIMITS)
+    np.testing.assert_array_equal(batch, [[1, 2], [3, 4]])
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("x y\n1 2\n\n3 4\n5 6\n\n7 8 9\n", "line 7: expected 2 values, got 3"),
+        ("1,2\n3,abc\n", "line 2: 'abc' is not a number"),
+        ("1,,2\n", "line 1: value 2 is empty"),
+        ("1,5;2,5\n", "line 1: '1,5' is not a number"),
+    ],
+)
+def test_csv_errors_name_the_file_line(text, fragment):
+    error = refused(text.encode(), "a.csv")
+    assert error.status == 400 and fragment in error.detail, error.detail
+
+
+def test_macos_finder_zip_skips_resource_forks_and_ds_store():
+    """Finder's "Compress" adds __MACOSX/._<name> (AppleDouble) and .DS_Store entries."""
+    image = png_bytes(np.full((8, 8), 40, np.uint8))
+    members = {
+        "digits/a.png": image,
+        "digits/b.png": image,
+        "__MACOSX/digits/._a.png": b"\x00\x05\x16\x07 AppleDouble",
+        "__MACOSX/digits/._b.png": b"\x00\x05\x16\x07 AppleDouble",
+        "digits/.DS_Store": b"\x00\x00\x00\x01Bud1",
+        "digits/._c.png": b"\x00\x05\x16\x07 AppleDouble",
+    }
+    assert parse_batch(zip_bytes(members), "digits.zip", None, LIMITS).shape == (2, 1, 8, 8)
+    array = io.BytesIO()
+    np.save(array, np.ones((3, 2)))
+    npz = zip_bytes({"x.npy": array.getvalue(), "__MACOSX/._x.npy": b"\x00\x05\x16\x07"})
+    assert parse_batch(npz, "a.npz", None, LIMITS).shape == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        (b"not a png", "archive member 'batch/b.png' is not a readable PNG image"),
+        (png_bytes(np.zeros((8, 8), np.uint8))[:8], "archive member 'batch/b.png'"),
+    ],
+)
+def test_a_failing_zip_member_is_named_without_python_reprs(payload, fragment):
+    members = {"batch/a.png": png_bytes(np.zeros((8, 8), np.uint8)), "batch/b.png": payload}
+    detail = refused(zip_bytes(members), "x.zip").detail
+    assert fragment in detail and "<" not in detail and " at 0x" not in detail, detail
+
+
+def test_an_unreadable_png_message_has_no_python_repr():
+    detail = refused(png_bytes(np.zeros((8, 8), np.uint8))[:8], "x.png").detail
+    assert detail.startswith("not a readable PNG image") and "BytesIO" not in detail, detail
+
+
+def test_a_zip_over_the_per_sample_limit_is_refused_after_one_image(monkeypatch):
+    """Decoded pixels are 8 bytes each: a zip of many large images must not all be decoded
+    before the per-sample limit (MAX_UPLOAD_DIM) is checked."""
+    from service.uploads import images
+
+    decoded = []
+    decode = images.decode_png
+    monkeypatch.setattr(images, "decode_png", lambda *a, **k: decoded.append(1) or decode(*a, **k))
+    members = {f"{i:02d}.png": png_bytes(np.zeros((64, 64, 3), np.uint8)) for i in range(10)}
+    error = refused(zip_bytes(members), "big.zip")
+    assert error.status == 413 and "MAX_UPLOAD_DIM" in error.detail and len(decoded) == 1
