@@ -11,6 +11,7 @@ from flask import Flask
 
 from service import metrics
 from service.api import register_blueprints
+from service.compression import register_compression
 from service.config import ServiceConfig
 from service.errors import register_error_handlers
 from service.guard import Guard
@@ -28,6 +29,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     app.json.sort_keys = False
     configure_logging(config.log_level)
     register_request_hooks(app)
+    register_compression(app)
     register_blueprints(app)
     register_error_handlers(app)
     load_models(app, config)

@@ -54,6 +54,10 @@ class ServiceConfig:
     request_deadline: float = 60.0  # REQUEST_DEADLINE: seconds before a heavy request gets 504
     api_key: str = ""  # API_KEY: when set, required as `Authorization: Bearer` (not on probes)
     log_level: str = "INFO"  # LOG_LEVEL
+    # GZIP: "on" compresses JSON and NPY answers over GZIP_MIN_BYTES when the request's
+    # Accept-Encoding allows gzip; "off" never (e.g. when a proxy in front compresses).
+    gzip: str = "on"
+    gzip_min_bytes: int = 1024  # GZIP_MIN_BYTES: smaller bodies are sent as they are
 
     def __repr__(self) -> str:  # never print the API key
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
@@ -80,7 +84,7 @@ class ServiceConfig:
         """Return self, or raise ValueError naming the first setting out of range."""
         if self.device not in ("auto", "cuda", "cpu"):
             raise ValueError(f"DEVICE must be auto, cuda or cpu, not {self.device!r}")
-        for name in ("fused_sampler", "step_graphs"):
+        for name in ("fused_sampler", "step_graphs", "gzip"):
             if getattr(self, name) not in ("on", "off"):
                 raise ValueError(f"{name.upper()} must be on or off, not {getattr(self, name)!r}")
         if self.fp16 not in ("auto", "on", "off"):
@@ -100,6 +104,7 @@ class ServiceConfig:
             "max_references",
             "max_reference_bytes",
             "max_reference_samples",
+            "gzip_min_bytes",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.upper()} must be >= 1")

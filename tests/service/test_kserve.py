@@ -139,6 +139,27 @@ def test_tritonclient_works_unchanged(server):
     client.close()
 
 
+def test_tritonclient_reads_gzip_answers(server):
+    """tritonclient's response_compression_algorithm="gzip" sends Accept-Encoding: gzip: a JSON
+    answer comes back compressed as a whole, a binary one as it is, and both decode."""
+    http = pytest.importorskip("tritonclient.http")
+
+    url, _, _ = server
+    client = http.InferenceServerClient(url.removeprefix("http://"))
+    z = gaussian_latents(500, 2, 9)
+    results = []
+    for binary in (True, False):
+        tensor = http.InferInput("z", list(z.shape), "FP32")
+        tensor.set_data_from_numpy(z, binary_data=binary)
+        output = http.InferRequestedOutput("samples", binary_data=binary)
+        result = client.infer(
+            "ring8-gan", [tensor], outputs=[output], response_compression_algorithm="gzip"
+        )
+        results.append(result.as_numpy("samples"))
+    np.testing.assert_array_equal(results[0], results[1])
+    client.close()
+
+
 def test_health_live_and_ready_answer_json(client):
     live, ready = client.get("/v2/health/live"), client.get("/v2/health/ready")
     assert live.status_code == 200 and live.mimetype == "application/json"
