@@ -13,6 +13,7 @@ from service import metrics
 from service.api import register_blueprints
 from service.compression import register_compression
 from service.config import ServiceConfig
+from service.cors import register_cors
 from service.errors import register_error_handlers
 from service.guard import Guard
 from service.middleware import register_request_hooks
@@ -29,6 +30,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     app.json.sort_keys = False
     configure_logging(config.log_level)
     register_request_hooks(app)
+    register_cors(app)
     register_compression(app)
     register_blueprints(app)
     register_error_handlers(app)

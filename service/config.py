@@ -58,6 +58,9 @@ class ServiceConfig:
     # Accept-Encoding allows gzip; "off" never (e.g. when a proxy in front compresses).
     gzip: str = "on"
     gzip_min_bytes: int = 1024  # GZIP_MIN_BYTES: smaller bodies are sent as they are
+    # CORS_ORIGINS: "" (no CORS headers at all), "*", or a comma list of origins
+    # (https://a.example,https://b.example) whose browsers may call the API
+    cors_origins: str = ""
 
     def __repr__(self) -> str:  # never print the API key
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
@@ -112,7 +115,17 @@ class ServiceConfig:
             raise ValueError("REQUEST_DEADLINE must be > 0")
         if self.default_samples > self.max_samples:
             raise ValueError("DEFAULT_SAMPLES must be <= MAX_SAMPLES")
+        origins = self.allowed_origins()
+        if "*" in origins and len(origins) > 1:
+            raise ValueError("CORS_ORIGINS is either * or a list of origins, not both")
+        for origin in origins - {"*"}:
+            if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+                raise ValueError(f"CORS_ORIGINS: {origin!r} is not scheme://host[:port]")
         return self
+
+    def allowed_origins(self) -> frozenset[str]:
+        """CORS_ORIGINS as a set ("*" alone, or origins without a trailing slash); empty: off."""
+        return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
     def sampling(self) -> SamplingSettings:
         """FUSED_SAMPLER, STEP_GRAPHS and MAX_BATCH as the core's sampling reads them."""

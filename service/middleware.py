@@ -35,7 +35,9 @@ def register_request_hooks(app: Flask) -> None:
         g.started = time.perf_counter()
         incoming = request.headers.get(REQUEST_ID, "")
         g.request_id = incoming if VALID_REQUEST_ID.fullmatch(incoming) else new_request_id()
-        if api_key and request.path not in OPEN_PATHS:
+        # A CORS preflight never carries credentials (and Flask's own OPTIONS answer is the Allow
+        # header), so OPTIONS is open.
+        if api_key and request.path not in OPEN_PATHS and request.method != "OPTIONS":
             check_api_key(api_key)
 
     @app.after_request
