@@ -54,6 +54,9 @@ class ServiceConfig:
     request_deadline: float = 60.0  # REQUEST_DEADLINE: seconds before a heavy request gets 504
     api_key: str = ""  # API_KEY: when set, required as `Authorization: Bearer` (not on probes)
     log_level: str = "INFO"  # LOG_LEVEL
+    # LOG_FORMAT: "text" (one readable line per record) or "json" (one JSON object per line:
+    # time, level, logger, message, pid, and the request id and trace id while serving)
+    log_format: str = "text"
     # GZIP: "on" compresses JSON and NPY answers over GZIP_MIN_BYTES when the request's
     # Accept-Encoding allows gzip; "off" never (e.g. when a proxy in front compresses).
     gzip: str = "on"
@@ -90,6 +93,8 @@ class ServiceConfig:
         for name in ("fused_sampler", "step_graphs", "gzip"):
             if getattr(self, name) not in ("on", "off"):
                 raise ValueError(f"{name.upper()} must be on or off, not {getattr(self, name)!r}")
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"LOG_FORMAT must be text or json, not {self.log_format!r}")
         if self.fp16 not in ("auto", "on", "off"):
             raise ValueError(f"FP16 must be auto, on or off, not {self.fp16!r}")
         for name in (
