@@ -26,6 +26,7 @@ from service.api.requests import (
     service_config,
 )
 from service.errors import ApiError
+from service.floats import float32_decimals
 from service.repository import Entry, Version
 
 blueprint = Blueprint("models", __name__, url_prefix="/v1/models")
@@ -169,7 +170,8 @@ def samples(name: str) -> Response:
     batch = draw(request)
     if media_type == "application/x-npy":
         return Response(npy_bytes(batch), mimetype=media_type, headers=request.headers())
-    response = jsonify(**request.echo(), shape=list(batch.shape), samples=batch.tolist())
+    samples = float32_decimals(batch).tolist()  # 0.1, not 0.10000000149011612
+    response = jsonify(**request.echo(), shape=list(batch.shape), samples=samples)
     response.headers.update(request.headers())
     return response
 
