@@ -9,9 +9,11 @@ import sys
 
 from flask import Flask
 
-from service import metrics
+from service import logs, metrics
 from service.api import register_blueprints
+from service.compression import register_compression
 from service.config import ServiceConfig
+from service.cors import register_cors
 from service.errors import register_error_handlers
 from service.guard import Guard
 from service.middleware import register_request_hooks
@@ -26,8 +28,10 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     app.config["SERVICE"] = config
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes
     app.json.sort_keys = False
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
     register_request_hooks(app)
+    register_cors(app)
+    register_compression(app)
     register_blueprints(app)
     register_error_handlers(app)
     load_models(app, config)
@@ -38,13 +42,12 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     return app
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, log_format: str = "text") -> None:
     """One line per record on stdout, for container log collectors: the service's records and
-    the core's (lab.runtime's CPU-fallback warning), with time and worker pid."""
+    the core's (lab.runtime's CPU-fallback warning), with time and worker pid, as text or JSON
+    (LOG_FORMAT, service/logs.py)."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(logs.formatter(log_format))
     for name in ("service", "lab"):
         root = logging.getLogger(name)
         root.handlers[:] = [handler]

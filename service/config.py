@@ -54,6 +54,16 @@ class ServiceConfig:
     request_deadline: float = 60.0  # REQUEST_DEADLINE: seconds before a heavy request gets 504
     api_key: str = ""  # API_KEY: when set, required as `Authorization: Bearer` (not on probes)
     log_level: str = "INFO"  # LOG_LEVEL
+    # LOG_FORMAT: "text" (one readable line per record) or "json" (one JSON object per line:
+    # time, level, logger, message, pid, and the request id and trace id while serving)
+    log_format: str = "text"
+    # GZIP: "on" compresses JSON and NPY answers over GZIP_MIN_BYTES when the request's
+    # Accept-Encoding allows gzip; "off" never (e.g. when a proxy in front compresses).
+    gzip: str = "on"
+    gzip_min_bytes: int = 1024  # GZIP_MIN_BYTES: smaller bodies are sent as they are
+    # CORS_ORIGINS: "" (no CORS headers at all), "*", or a comma list of origins
+    # (https://a.example,https://b.example) whose browsers may call the API
+    cors_origins: str = ""
 
     def __repr__(self) -> str:  # never print the API key
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
@@ -80,9 +90,11 @@ class ServiceConfig:
         """Return self, or raise ValueError naming the first setting out of range."""
         if self.device not in ("auto", "cuda", "cpu"):
             raise ValueError(f"DEVICE must be auto, cuda or cpu, not {self.device!r}")
-        for name in ("fused_sampler", "step_graphs"):
+        for name in ("fused_sampler", "step_graphs", "gzip"):
             if getattr(self, name) not in ("on", "off"):
                 raise ValueError(f"{name.upper()} must be on or off, not {getattr(self, name)!r}")
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"LOG_FORMAT must be text or json, not {self.log_format!r}")
         if self.fp16 not in ("auto", "on", "off"):
             raise ValueError(f"FP16 must be auto, on or off, not {self.fp16!r}")
         for name in (
@@ -100,6 +112,7 @@ class ServiceConfig:
             "max_references",
             "max_reference_bytes",
             "max_reference_samples",
+            "gzip_min_bytes",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.upper()} must be >= 1")
@@ -107,7 +120,17 @@ class ServiceConfig:
             raise ValueError("REQUEST_DEADLINE must be > 0")
         if self.default_samples > self.max_samples:
             raise ValueError("DEFAULT_SAMPLES must be <= MAX_SAMPLES")
+        origins = self.allowed_origins()
+        if "*" in origins and len(origins) > 1:
+            raise ValueError("CORS_ORIGINS is either * or a list of origins, not both")
+        for origin in origins - {"*"}:
+            if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+                raise ValueError(f"CORS_ORIGINS: {origin!r} is not scheme://host[:port]")
         return self
+
+    def allowed_origins(self) -> frozenset[str]:
+        """CORS_ORIGINS as a set ("*" alone, or origins without a trailing slash); empty: off."""
+        return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
     def sampling(self) -> SamplingSettings:
         """FUSED_SAMPLER, STEP_GRAPHS and MAX_BATCH as the core's sampling reads them."""

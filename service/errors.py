@@ -74,8 +74,8 @@ def routing_detail(error: HTTPException) -> str | None:
     served = "; the routes are listed at /docs"
     if request.path == "/v2" or request.path.startswith("/v2/"):
         served = (
-            "; /v2 serves the Open Inference Protocol's health, metadata and infer routes (no "
-            "other Triton extension), listed at /docs"
+            "; /v2 serves the Open Inference Protocol's health, metadata, infer and repository "
+            "index routes (no other Triton extension), listed at /docs"
         )
     return f"no route {asked}{served}"
 

@@ -43,6 +43,23 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # One line per request: client, request line, status, bytes, milliseconds, request id.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 
+# LOG_FORMAT: "text" (the lines above) or "json": gunicorn's own records and the access line
+# become one JSON object per line like the app's (service/logs.py), the access line with method,
+# path, status, duration_ms, bytes, request_id and, for a traced request, trace_id.
+if os.environ.get("LOG_FORMAT", "text") == "json":
+    from gunicorn.glogging import Logger
+
+    class JsonLogger(Logger):
+        def setup(self, cfg) -> None:
+            from service.logs import JsonFormatter
+
+            super().setup(cfg)
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    handler.setFormatter(JsonFormatter())
+
+    logger_class = JsonLogger
+
 # Reject absurd request lines and header blocks before Flask sees them.
 limit_request_line = 8190
 limit_request_fields = 100

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.errors import ApiError
+from service.floats import float32_decimals
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 DATATYPES = {  # KServe v2 tensor datatype -> numpy dtype (BYTES is not served)
@@ -164,7 +165,8 @@ def encode_response(
             tensor["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
-            tensor["data"] = array.reshape(-1).tolist()
+            flat = array.reshape(-1)
+            tensor["data"] = (float32_decimals(flat) if flat.dtype == np.float32 else flat).tolist()
         header["outputs"].append(tensor)
     encoded = json.dumps(header).encode()
     if not blobs:

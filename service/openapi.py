@@ -34,6 +34,7 @@ DESCRIPTIONS = {
     409: "Conflict (name taken, built in, or storage full)",
     401: "Missing or wrong API key",
     404: "Unknown model, reference or version",
+    405: "The model repository is fixed at start",
     406: "No acceptable response format",
     413: "Upload over a limit",
     415: "Unsupported format",
@@ -103,6 +104,31 @@ def schemas(config: ServiceConfig) -> dict:
                     "additionalProperties": {"enum": ["fp32", "fp16"]},
                 },
                 "card": {"type": ["object", "null"]},
+            },
+        },
+        "ModelSummary": {
+            "type": "object",
+            "required": ["name", "kind", "ready", "versions", "provider"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string"},
+                "kind": {"type": ["string", "null"]},
+                "ready": {"type": "boolean"},
+                "versions": {"type": "array", "items": {"type": "integer"}},
+                "provider": {"type": ["string", "null"]},
+            },
+        },
+        "RepositoryIndex": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "state", "reason"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "version": {"type": "string"},
+                    "state": {"enum": ["READY", "UNAVAILABLE"]},
+                    "reason": {"type": "string"},
+                },
             },
         },
         "SampleRequest": {
@@ -313,13 +339,32 @@ def v1_paths() -> dict:
             "get": operation(
                 "List models",
                 "models",
-                ok(
-                    {
-                        "type": "object",
-                        "properties": {"models": {"type": "array", "items": ref("Model")}},
-                    }
-                ),
+                {
+                    **ok(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "models": {
+                                    "type": "array",
+                                    "items": {"anyOf": [ref("Model"), ref("ModelSummary")]},
+                                }
+                            },
+                        },
+                        "Models: with their cards, or without (view=compact)",
+                    ),
+                    **problems(400),
+                },
                 operationId="listModels",
+                parameters=[
+                    {
+                        "name": "view",
+                        "in": "query",
+                        "required": False,
+                        "description": "full: each model with its card; compact: name, kind, "
+                        "ready, versions and provider only",
+                        "schema": {"enum": ["full", "compact"], "default": "full"},
+                    }
+                ],
             )
         },
         "/v1/models/{name}": {
@@ -445,6 +490,37 @@ def v2_paths() -> dict:
             )
         },
     }
+    index_body = {
+        "required": False,
+        "content": {
+            JSON: {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"ready": {"type": "boolean", "default": False}},
+                }
+            }
+        },
+    }
+    paths["/v2/repository/index"] = {
+        "post": operation(
+            "Model repository index (Triton's model repository extension, read-only)",
+            "v2",
+            {**ok(ref("RepositoryIndex")), **problems(400)},
+            operationId="v2RepositoryIndex",
+            requestBody=index_body,
+        )
+    }
+    for action in ("load", "unload"):
+        paths[f"/v2/repository/models/{{name}}/{action}"] = {
+            "parameters": [NAME],
+            "post": operation(
+                f"{action.capitalize()} a model: refused, the repository is fixed at start",
+                "v2",
+                problems(405),
+                operationId=f"v2Repository{action.capitalize()}",
+            ),
+        }
     for prefix, params, suffix in (
         ("/v2/models/{name}", [NAME], ""),
         ("/v2/models/{name}/versions/{version}", [NAME, VERSION], "Version"),

@@ -6,6 +6,7 @@ from functools import partial
 
 import numpy as np
 from flask import Blueprint, Response, jsonify
+from flask import request as http_request
 
 from lab.cards import SERVABLE_KINDS
 from lab.noise import MAX_SEED, random_seed
@@ -25,11 +26,13 @@ from service.api.requests import (
     service_config,
 )
 from service.errors import ApiError
+from service.floats import float32_decimals
 from service.repository import Entry, Version
 
 blueprint = Blueprint("models", __name__, url_prefix="/v1/models")
 SAMPLE_FORMATS = ("application/json", "application/x-npy")
 SCORE_FIELDS = ("steps", "sampler", "churn")
+LIST_VIEWS = ("full", "compact")
 
 
 def describe(entry: Entry) -> dict:
@@ -47,10 +50,24 @@ def describe(entry: Entry) -> dict:
     }
 
 
+def summarise(entry: Entry) -> dict:
+    """The compact listing's object: name, kind, readiness, versions, provider (no card)."""
+    return {
+        "name": entry.name,
+        "kind": entry.kind,
+        "ready": entry.ready,
+        "versions": sorted(entry.versions),
+        "provider": entry.provider,
+    }
+
+
 @blueprint.get("")
 def list_models() -> dict:
+    """?view=full (default: each model with its card) or ?view=compact (without cards)."""
+    view = choice_field(http_request.args, "view", "full", LIST_VIEWS)
     entries = [e for e in repository().entries.values() if e.kind in SERVABLE_KINDS or not e.card]
-    return {"models": [describe(entry) for entry in entries]}
+    shape = summarise if view == "compact" else describe
+    return {"models": [shape(entry) for entry in entries]}
 
 
 @blueprint.get("/<name>")
@@ -153,7 +170,8 @@ def samples(name: str) -> Response:
     batch = draw(request)
     if media_type == "application/x-npy":
         return Response(npy_bytes(batch), mimetype=media_type, headers=request.headers())
-    response = jsonify(**request.echo(), shape=list(batch.shape), samples=batch.tolist())
+    samples = float32_decimals(batch).tolist()  # 0.1, not 0.10000000149011612
+    response = jsonify(**request.echo(), shape=list(batch.shape), samples=samples)
     response.headers.update(request.headers())
     return response
 

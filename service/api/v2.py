@@ -7,6 +7,7 @@ extension); the request `id` is echoed.
 """
 
 from importlib import metadata
+from typing import NoReturn
 
 import numpy as np
 from flask import Blueprint, Response, request
@@ -14,7 +15,7 @@ from flask import Blueprint, Response, request
 from lab.cards import SERVABLE_KINDS, tensor_inputs
 from service import kserve
 from service.api.inference import run_inputs
-from service.api.requests import ready_entry, repository, service_config
+from service.api.requests import json_body, ready_entry, repository, service_config
 from service.errors import ApiError
 from service.repository import Entry, Version
 
@@ -31,7 +32,8 @@ def server_version() -> str:
 
 @blueprint.get("")
 def server_metadata() -> dict:
-    return {"name": SERVER_NAME, "version": server_version(), "extensions": ["binary_tensor_data"]}
+    extensions = ["binary_tensor_data", "model_repository"]
+    return {"name": SERVER_NAME, "version": server_version(), "extensions": extensions}
 
 
 @blueprint.get("/health/live")
@@ -45,6 +47,41 @@ def ready() -> tuple[dict, int]:
     the models that did not)."""
     is_ready = not repository().not_ready()
     return {"ready": is_ready}, 200 if is_ready else 503
+
+
+@blueprint.post("/repository/index")
+def repository_index() -> list[dict]:
+    """Triton's model repository index: one {"name", "version", "state", "reason"} per served
+    model version (a model that failed to load before any version was read: no "version");
+    body {"ready": true} keeps the READY ones only."""
+    body = json_body(("ready",))
+    ready_only = body.get("ready", False)
+    if not isinstance(ready_only, bool):
+        raise ApiError(400, "'ready' must be true or false", "invalid-field")
+    index = []
+    for entry in repository().entries.values():
+        if entry.card and entry.kind not in SERVABLE_KINDS:
+            continue  # references are data, not models
+        state = {"state": "READY" if entry.ready else "UNAVAILABLE", "reason": entry.error or ""}
+        if ready_only and not entry.ready:
+            continue
+        versions = [{"version": str(n)} for n in sorted(entry.versions)] or [{}]
+        index += [{"name": entry.name, **version, **state} for version in versions]
+    return index
+
+
+@blueprint.post("/repository/models/<name>/load")
+@blueprint.post("/repository/models/<name>/unload")
+def load_or_unload(name: str) -> NoReturn:
+    """The repository is read at start and fixed: 405 problem saying so."""
+    action = request.path.rsplit("/", 1)[1]
+    raise ApiError(
+        405,
+        f"cannot {action} {name!r}: the model repository (MODEL_REPOSITORY) is read once at "
+        "start and fixed; change it and restart the service",
+        "read-only-repository",
+        headers={"Allow": ""},
+    )
 
 
 def model_version(name: str, version: str | None) -> tuple[Entry, Version]:

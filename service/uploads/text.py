@@ -71,7 +71,9 @@ def parse_json(data: bytes, limits: UploadLimits) -> np.ndarray:
     """`[[x, y], ...]` or `{"samples": [[x, y], ...]}` (the service's own sample format).
 
     Integers are read as floats, so one beyond float64 is inf (refused later, as 1e999 is)
-    rather than an int that numpy cannot convert or that Python refuses to parse."""
+    rather than an int that numpy cannot convert or that Python refuses to parse. The samples
+    endpoint's own answer (an object with `model` and `samples`) holds float32 values written
+    as their shortest decimals: read back as float32, they are the generated samples exactly."""
     try:
         document = json.loads(decode_utf8(data), parse_int=float)
     except ValueError as error:  # json.JSONDecodeError included
@@ -81,6 +83,7 @@ def parse_json(data: bytes, limits: UploadLimits) -> np.ndarray:
             "JSON nested too deeply: send rows of numbers [[x, y], ...] "
             "(images at most [N, C, H, W])"
         ) from None
+    float32_answer = isinstance(document, dict) and "model" in document
     if isinstance(document, dict):
         if "samples" not in document:
             raise malformed("a JSON object upload needs a 'samples' member")
@@ -92,6 +95,9 @@ def parse_json(data: bytes, limits: UploadLimits) -> np.ndarray:
         array = np.asarray(document, dtype=np.float64)
     except (ValueError, TypeError, RecursionError):
         raise malformed("JSON samples must be a rectangular list of numbers") from None
+    if float32_answer:
+        with np.errstate(over="ignore"):  # beyond float32 is inf, refused later as 1e999 is
+            array = array.astype(np.float32).astype(np.float64)
     return array
 
 

@@ -11,6 +11,10 @@ from service.app import create_app
 from service.config import REPO_MODELS
 from tests.helpers import approx_tree, make_config
 
+# The exact float32 samples (JSON holds their shortest decimals, which an upload reads as
+# float64).
+NPY = {"Accept": "application/x-npy"}
+
 CARDS = sorted(REPO_MODELS.glob("*/card.json"))
 
 
@@ -49,8 +53,8 @@ def test_card_diagnostics_reproduce_through_the_service(name):
     card = json.loads((REPO_MODELS / name / "card.json").read_text())
     measured = card["diagnostics"]
     body = {key: measured[key] for key in REQUEST_KEYS if key in measured}
-    drawn = client.post(f"/v1/models/{name}/samples", json=body)
-    form = {"file": (io.BytesIO(drawn.data), "samples.json"), "reference": card["reference"]}
+    drawn = client.post(f"/v1/models/{name}/samples", json=body, headers=NPY)
+    form = {"file": (io.BytesIO(drawn.data), "samples.npy"), "reference": card["reference"]}
     report = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
     expected = {key: value for key, value in measured.items() if key not in REQUEST_KEYS}
     assert report.get_json() == expected

@@ -196,3 +196,16 @@ def test_values_just_under_the_magnitude_limit_get_a_figure(client):
     batch = np.random.default_rng(0).normal(size=(300, 2)) * 1e149
     response = upload(client, npy_bytes(batch), reference="", headers={"Accept": "image/png"})
     assert response.status_code == 200 and response.mimetype == "image/png"
+
+
+def test_the_samples_json_answer_uploads_as_its_npy_answer(client):
+    """The JSON answer holds float32 shortest decimals; uploaded back it is the same batch as
+    the NPY answer, so the reports are equal (a float64 reading changed near pairs)."""
+    body = {"n": 2500, "seed": 0}
+    as_json = client.post("/v1/models/ring8-gan/samples", json=body)
+    as_npy = client.post(
+        "/v1/models/ring8-gan/samples", json=body, headers={"Accept": "application/x-npy"}
+    )
+    from_json = upload(client, as_json.data, filename="samples.json").get_json()
+    from_npy = upload(client, as_npy.data, filename="samples.npy").get_json()
+    assert from_json == from_npy

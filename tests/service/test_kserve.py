@@ -139,6 +139,66 @@ def test_tritonclient_works_unchanged(server):
     client.close()
 
 
+def test_tritonclient_reads_gzip_answers(server):
+    """tritonclient's response_compression_algorithm="gzip" sends Accept-Encoding: gzip: a JSON
+    answer comes back compressed as a whole, a binary one as it is, and both decode."""
+    http = pytest.importorskip("tritonclient.http")
+
+    url, _, _ = server
+    client = http.InferenceServerClient(url.removeprefix("http://"))
+    z = gaussian_latents(500, 2, 9)
+    results = []
+    for binary in (True, False):
+        tensor = http.InferInput("z", list(z.shape), "FP32")
+        tensor.set_data_from_numpy(z, binary_data=binary)
+        output = http.InferRequestedOutput("samples", binary_data=binary)
+        result = client.infer(
+            "ring8-gan", [tensor], outputs=[output], response_compression_algorithm="gzip"
+        )
+        results.append(result.as_numpy("samples"))
+    np.testing.assert_array_equal(results[0], results[1])
+    index = client.get_model_repository_index()
+    assert {"name": "ring8-gan", "version": "1", "state": "READY", "reason": ""} in index
+    client.close()
+
+
+def test_repository_index_lists_the_served_versions(client):
+    response = client.post("/v2/repository/index")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert sorted(response.get_json(), key=lambda m: m["name"]) == [
+        {"name": "grid25-edm", "version": "1", "state": "READY", "reason": ""},
+        {"name": "ring8-gan", "version": "1", "state": "READY", "reason": ""},
+    ]
+
+
+def test_repository_index_names_unavailable_models_and_filters_ready(repo_copy):
+    from service.app import create_app
+    from tests.helpers import make_config
+
+    (repo_copy / "ring8-gan/1/model.onnx").write_bytes(b"junk")
+    client = create_app(make_config(repo_copy)).test_client()
+    index = {m["name"]: m for m in client.post("/v2/repository/index").get_json()}
+    assert index["ring8-gan"]["state"] == "UNAVAILABLE" and index["ring8-gan"]["reason"]
+    assert index["grid25-edm"]["state"] == "READY"
+    ready = client.post("/v2/repository/index", json={"ready": True}).get_json()
+    assert [m["name"] for m in ready] == ["grid25-edm"]
+
+
+@pytest.mark.parametrize("body", [{"ready": "yes"}, {"nope": 1}, [1]])
+def test_bad_repository_index_body_is_400(client, body):
+    response = client.post("/v2/repository/index", json=body)
+    assert response.status_code == 400 and response.mimetype == PROBLEM
+
+
+@pytest.mark.parametrize("action", ["load", "unload"])
+def test_load_and_unload_are_refused_with_a_problem(client, action):
+    response = client.post(f"/v2/repository/models/ring8-gan/{action}")
+    assert response.status_code == 405 and response.mimetype == PROBLEM
+    body = response.get_json()
+    assert body["type"] == "/problems/read-only-repository"
+    assert "fixed" in body["error"] and action in body["error"]
+
+
 def test_health_live_and_ready_answer_json(client):
     live, ready = client.get("/v2/health/live"), client.get("/v2/health/ready")
     assert live.status_code == 200 and live.mimetype == "application/json"
@@ -159,7 +219,6 @@ def test_health_ready_is_503_json_when_a_model_is_not_ready(repo_copy):
 @pytest.mark.parametrize(
     "path",
     [
-        "/v2/repository/index",
         "/v2/models/ring8-gan/stats",
         "/v2/systemsharedmemory/status",
         "/v2/cudasharedmemory/status",
@@ -171,6 +230,7 @@ def test_health_ready_is_503_json_when_a_model_is_not_ready(repo_copy):
 )
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_unknown_routes_are_404_problems_naming_the_route(client, path, method):
+    """Triton extensions other than the repository index (served read-only, above)."""
     response = client.open(path, method=method)
     assert response.status_code == 404 and response.mimetype == PROBLEM
     body = response.get_json()

@@ -16,6 +16,22 @@ def test_list_models_reports_provider_and_card(client):
     assert gan["card"]["reference"] == "ring8" and gan["versions"] == [1]
 
 
+def test_compact_listing_has_no_cards(client):
+    full = {m["name"]: m for m in client.get("/v1/models").get_json()["models"]}
+    compact = client.get("/v1/models?view=compact").get_json()["models"]
+    assert [m["name"] for m in compact] == list(full)
+    for model in compact:
+        assert list(model) == ["name", "kind", "ready", "versions", "provider"]
+        assert model == {key: full[model["name"]][key] for key in model}
+    assert client.get("/v1/models?view=full").get_json()["models"] == list(full.values())
+
+
+def test_unknown_listing_view_is_400(client):
+    response = client.get("/v1/models?view=tiny")
+    assert response.status_code == 400 and response.mimetype == PROBLEM
+    assert "compact" in response.get_json()["detail"]
+
+
 def test_get_unknown_model_is_404_problem(client):
     response = client.get("/v1/models/nope")
     assert response.status_code == 404 and response.mimetype == PROBLEM

@@ -153,9 +153,13 @@ def test_images_of_another_size_are_422(client, digits):
 
 def test_self_diagnosis_equals_sampling_then_uploading(client):
     report = client.post("/v1/models/ring8-gan/diagnose", json={"n": 500, "seed": 3}).get_json()
-    drawn = client.post("/v1/models/ring8-gan/samples", json={"n": 500, "seed": 3})
+    drawn = client.post(
+        "/v1/models/ring8-gan/samples",
+        json={"n": 500, "seed": 3},
+        headers={"Accept": "application/x-npy"},
+    )
     uploaded = post_file(
-        client, "/v1/diagnostics", drawn.data, filename="s.json", reference="ring8"
+        client, "/v1/diagnostics", drawn.data, filename="s.npy", reference="ring8"
     ).get_json()
     assert report["model"] == "ring8-gan" and report["seed"] == 3
     assert {k: v for k, v in report.items() if k not in ("model", "version", "seed")} == uploaded

@@ -9,6 +9,10 @@ import pytest
 from service.app import create_app
 from tests.helpers import make_config
 
+# The exact float32 samples (JSON holds their shortest decimals, which an upload reads as
+# float64).
+NPY = {"Accept": "application/x-npy"}
+
 PROBLEM = "application/problem+json"
 NAME = "grid25-edm"
 
@@ -99,8 +103,8 @@ def card_and_request(model_repo) -> tuple[dict, dict]:
 def test_card_diagnostics_reproduce_through_samples_and_diagnostics(client, model_repo):
     """Draw with the card's request, upload the samples: the card's numbers, exactly."""
     card, request = card_and_request(model_repo)
-    drawn = client.post(f"/v1/models/{NAME}/samples", json=request)
-    form = {"file": (io.BytesIO(drawn.data), "samples.json"), "reference": card["reference"]}
+    drawn = client.post(f"/v1/models/{NAME}/samples", json=request, headers=NPY)
+    form = {"file": (io.BytesIO(drawn.data), "samples.npy"), "reference": card["reference"]}
     report = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
     expected = {k: v for k, v in card["diagnostics"].items() if k not in request}
     assert report.get_json() == expected
