@@ -316,7 +316,10 @@ def schemas(config: ServiceConfig) -> dict:
 
 
 def v1_paths() -> dict:
-    samples_body = {"required": False, "content": {JSON: {"schema": ref("SampleRequest")}}}
+    samples_body = {
+        "required": False,
+        "content": {JSON: {"schema": ref("SampleRequest"), "example": {"n": 16, "seed": 1}}},
+    }
     samples_ok = {
         "200": {
             "description": "Samples (format by Accept)",
@@ -328,11 +331,21 @@ def v1_paths() -> dict:
     }
     upload = {
         "required": True,
-        "content": {"multipart/form-data": {"schema": ref("DiagnosticsUpload")}},
+        "content": {
+            "multipart/form-data": {
+                "schema": ref("DiagnosticsUpload"),
+                "example": {"reference": "ring8"},  # and a file: samples.npy, batch.csv, ...
+            }
+        },
     }
     reference_upload = {
         "required": True,
-        "content": {"multipart/form-data": {"schema": ref("ReferenceUpload")}},
+        "content": {
+            "multipart/form-data": {
+                "schema": ref("ReferenceUpload"),
+                "example": {"name": "my-data"},
+            }
+        },
     }
     return {
         "/v1/models": {
@@ -452,7 +465,19 @@ def v2_paths() -> dict:
     infer = {
         "required": True,
         "content": {
-            JSON: {"schema": ref("InferRequest")},
+            JSON: {
+                "schema": ref("InferRequest"),
+                "example": {  # G(z) of two latents for ring8-gan (latent_dim 2)
+                    "inputs": [
+                        {
+                            "name": "z",
+                            "shape": [2, 2],
+                            "datatype": "FP32",
+                            "data": [0.1, -0.3, 1.2, 0.5],
+                        }
+                    ]
+                },
+            },
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         },
     }
@@ -498,7 +523,8 @@ def v2_paths() -> dict:
                     "type": "object",
                     "additionalProperties": False,
                     "properties": {"ready": {"type": "boolean", "default": False}},
-                }
+                },
+                "example": {"ready": True},
             }
         },
     }
@@ -611,7 +637,13 @@ def operations_paths() -> dict:
                 },
                 operationId="docsAsset",
                 parameters=[
-                    {"name": "asset", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {
+                        "name": "asset",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "example": "swagger-ui.css",
+                    }
                 ],
             )
         },
