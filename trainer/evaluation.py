@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from lab.cards import ClassifierReference, load_classifier_reference
+from lab.classify import classify
+from lab.diagnostics import diagnose, diagnose_modes  # the shared metric core
 from trainer.datasets import GaussianMixture, get_dataset
 
 REFERENCE_MODELS = Path(__file__).resolve().parents[1] / "models"  # the bundled repository
@@ -41,15 +43,11 @@ def diagnose_samples(
     """The service's report of samples [N, d] or images [N, C, 8, 8] against the dataset's
     reference (lab.diagnostics.diagnose), or only its mode keys when `modes_only`
     (diagnose_modes: the same numbers without the k-NN feature metrics)."""
-    from lab.diagnostics import diagnose, diagnose_modes  # the shared metric core
-
     dataset = get_dataset(dataset_name)
     if isinstance(dataset, GaussianMixture):
         if modes_only:
             return diagnose_modes(samples, dataset.reference_spec())
         return diagnose(samples, dataset.reference_spec(), dataset_name)
-    from lab.classify import classify
-
     reference = classifier_reference(dataset_name, Path(models_dir))
     classified = classify(reference.session, reference.spec, samples)
     if modes_only:

@@ -31,6 +31,7 @@ import numpy as np
 
 from lab.sampling import score_samples
 from trainer.config import TrainConfig, with_defaults
+from trainer.datasets import GaussianMixture, get_dataset
 from trainer.edm.config import ScoreConfig
 from trainer.edm.training_loop import score_spec, torch_denoiser
 from trainer.families import FAMILIES, preset_family
@@ -404,8 +405,6 @@ def draw_figure(runs: list[Run], path: Path) -> None:
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
-
-    from trainer.datasets import GaussianMixture, get_dataset
 
     cells: dict[tuple[str, str], Run] = {}
     for run in sorted(runs, key=lambda run: run.seed):  # each cell's lowest finished seed
