@@ -60,6 +60,8 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
         header = json.loads(json_part)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise bad(f"infer request header is not valid JSON: {error}") from None
+    except RecursionError:  # Python's decoder recurses once per nesting level
+        raise bad("infer request header is JSON nested too deeply") from None
     if not isinstance(header, dict):
         raise bad("infer request must be a JSON object")
     return header, binary

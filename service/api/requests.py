@@ -159,6 +159,10 @@ def json_body(allowed: tuple[str, ...]) -> dict:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ApiError(400, f"request body is not valid JSON: {error}", "malformed-json") from None
+    except RecursionError:  # Python's decoder recurses once per nesting level
+        raise ApiError(
+            400, "request body is JSON nested too deeply: send one flat object", "malformed-json"
+        ) from None
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object", "malformed-json")
     unknown = sorted(set(body) - set(allowed))

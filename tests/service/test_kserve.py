@@ -249,3 +249,13 @@ def test_wrong_method_is_405_problem_naming_the_allowed_ones(client):
 def test_root_redirects_to_the_docs(client):
     response = client.get("/")
     assert response.status_code == 302 and response.headers["Location"].endswith("/docs")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/models/ring8-gan/samples", "/v2/repository/index", "/v2/models/ring8-gan/infer"],
+)
+def test_deeply_nested_json_bodies_are_400(client, path):
+    """Python's JSON decoder recurses per nesting level: 100,000 levels were a 500."""
+    response = client.post(path, data=b"[" * 100_000 + b"]" * 100_000)
+    assert response.status_code == 400 and "nested too deeply" in response.get_json()["detail"]
