@@ -14,9 +14,12 @@ from service.errors import ApiError
 REQUEST_ID = "X-Request-ID"
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 TRACEPARENT = "traceparent"
+# Folders whose files (one level, no subfolders) are open: the pages' scripts and styles.
+OPEN_FOLDERS = ("/docs/", "/ui/")
 # W3C Trace Context, version 00: 00-<trace id>-<parent span id>-<flags>, lower-case hex.
 VALID_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-# Open without a key: probes, metrics scrapers and the documentation.
+# Open without a key: probes, metrics scrapers, the documentation and the upload page (whose
+# API calls carry the key the person types in).
 OPEN_PATHS = frozenset(
     {
         "/",
@@ -24,6 +27,7 @@ OPEN_PATHS = frozenset(
         "/readyz",
         "/metrics",
         "/docs",
+        "/ui",
         "/openapi.json",
         "/v2/health/live",
         "/v2/health/ready",
@@ -63,9 +67,12 @@ def register_request_hooks(app: Flask) -> None:
 
 
 def is_open(path: str) -> bool:
-    """Served without the API key: OPEN_PATHS, and the files of the /docs page (a browser loads
-    them without the key, like the page)."""
-    return path in OPEN_PATHS or (path.startswith("/docs/") and "/" not in path[len("/docs/") :])
+    """Served without the API key: OPEN_PATHS, and the files of the /docs and /ui pages (a
+    browser loads them without the key, like the pages)."""
+    if path in OPEN_PATHS:
+        return True
+    folder = next((f for f in OPEN_FOLDERS if path.startswith(f)), None)
+    return folder is not None and "/" not in path[len(folder) :]
 
 
 def new_request_id() -> str:
