@@ -27,6 +27,17 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 install: $(VENV)/.installed-serve
 install-test: $(VENV)/.installed-test
 
+# The browser tests (tests/service/test_upload_page.py) drive Debian's chromium through Debian's
+# chromedriver (nothing downloaded at test time); installed with apt-get when absent (CI runs
+# as root on a fresh Debian machine). The tests fail, never skip, without them.
+BROWSER_PACKAGES := chromium chromium-driver
+.PHONY: system-test-deps
+install-test: system-test-deps
+system-test-deps:
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES))
+
 serve: install
 	HOST=$(HOST) PORT=$(PORT) MODEL_REPOSITORY=$(abspath $(MODEL_REPOSITORY)) \
 		$(BIN)/gunicorn -c service/gunicorn.conf.py

@@ -614,40 +614,50 @@ def operations_paths() -> dict:
                 "This document", "operations", ok({"type": "object"}), operationId="openapi"
             )
         },
-        "/docs": {
-            "get": operation(
-                "Human-readable API documentation",
-                "operations",
-                {
-                    "200": {
-                        "description": "HTML",
-                        "content": {"text/html": {"schema": {"type": "string"}}},
-                    }
-                },
-                operationId="docs",
+    }
+
+
+def pages_paths() -> dict:
+    """The two pages the service serves to browsers, and their files."""
+    return {
+        "/docs": {"get": page("Human-readable API documentation (Swagger UI)", "docs")},
+        "/docs/{asset}": {
+            "get": page_asset(
+                "A file of the docs page (Swagger UI's script, style sheet, icon)",
+                "docsAsset",
+                "swagger-ui.css",
             )
         },
-        "/docs/{asset}": {
-            "get": operation(
-                "A file of the docs page (Swagger UI's script, style sheet, icon)",
-                "operations",
-                {
-                    "200": {"description": "The file"},
-                    **problems(404),
-                },
-                operationId="docsAsset",
-                parameters=[
-                    {
-                        "name": "asset",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                        "example": "swagger-ui.css",
-                    }
-                ],
+        "/ui": {
+            "get": page(
+                "The upload page: generate and diagnose, or upload a batch, and see the "
+                "verdict, key numbers and figure",
+                "uploadPage",
+            )
+        },
+        "/ui/{asset}": {
+            "get": page_asset(
+                "A file of the upload page (its script, style sheet)", "uiAsset", "upload.js"
             )
         },
     }
+
+
+def page(summary: str, operation_id: str) -> dict:
+    """An HTML page's GET operation."""
+    html = {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
+    return operation(summary, "operations", {"200": html}, operationId=operation_id)
+
+
+def page_asset(summary: str, operation_id: str, example: str) -> dict:
+    """The GET operation of a page's file, `example` one of its names."""
+    return operation(
+        summary,
+        "operations",
+        {"200": {"description": "The file"}, **problems(404)},
+        operationId=operation_id,
+        parameters=[path_param("asset", "The file's name", example)],
+    )
 
 
 def openapi_document(config: ServiceConfig, version: str) -> dict:
@@ -658,16 +668,16 @@ def openapi_document(config: ServiceConfig, version: str) -> dict:
             "title": "collapse-lab",
             "version": version,
             "description": "Generate samples from GANs and score models and diagnose mode "
-            "collapse.",
+            "collapse. In a browser: the [upload page](ui).",
         },
-        "paths": {**operations_paths(), **v1_paths(), **v2_paths()},
+        "paths": {**operations_paths(), **pages_paths(), **v1_paths(), **v2_paths()},
         "components": {"schemas": schemas(config)},
     }
     if config.api_key:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         document["security"] = [{"bearer": []}]
         for path, item in document["paths"].items():
-            if is_open(path):  # the template /docs/{asset} is one of the open files
+            if is_open(path):  # the templates /docs/{asset}, /ui/{asset} are open files
                 for method in ("get", "post"):
                     if method in item:
                         item[method]["security"] = []

@@ -26,6 +26,7 @@ async function problemText(response) {
   } catch (_) {
     // not JSON (a proxy's HTML page, say): the status line is all there is
   }
+  if (response.status === 401) text += "\nType the service's API key in the box above.";
   return text;
 }
 
@@ -71,8 +72,9 @@ async function loadLists() {
       call("v1/references").then((r) => r.json()),
     ]);
     if (mine !== listing) return;
-    fillSelect(models, modelList.models, (m) => `${m.name} (${m.kind})${m.ready ? "" : " - not ready"}`);
-    fillSelect(references, referenceList.references, (r) => (r.ready ? r.name : `${r.name} - not ready`));
+    const notReady = (item) => (item.ready ? "" : " - not ready");
+    fillSelect(models, modelList.models, (m) => `${m.name} (${m.kind})${notReady(m)}`);
+    fillSelect(references, referenceList.references, (r) => `${r.name}${notReady(r)}`);
     const firstReady = [...references.options].find((o) => o.value && !o.disabled);
     if (firstReady) references.value = firstReady.value;
   } catch (error) {
@@ -89,13 +91,14 @@ function showModes(report) {
   const modes = report.modes;
   if (!modes) {
     $("covered").textContent = "n/a (the reference has no modes)";
+    $("covered-expected").textContent = "";
     $("missing").textContent = "n/a";
     return;
   }
   const expected = report.expected_covered_ideal;
   const spread = report.expected_covered_ideal_std;
   $("covered").textContent = `${modes.covered} of ${modes.total}`;
-  $("covered").title = `an exact sampler of this size covers ${number(expected)} ± ${number(spread)}`;
+  $("covered-expected").textContent = `(an exact sampler: ${number(expected)} ± ${number(spread)})`;
   $("missing").textContent = modes.missing.length ? modes.missing.join(", ") : "none";
 }
 
@@ -123,7 +126,8 @@ function showReport(report, source) {
   $("verdict").textContent = verdict.status;
   $("verdict").className = verdict.status;
   const reasons = $("reasons");
-  reasons.replaceChildren(...verdict.reasons.map((r) => Object.assign(document.createElement("li"), { textContent: r })));
+  const item = (text) => Object.assign(document.createElement("li"), { textContent: text });
+  reasons.replaceChildren(...verdict.reasons.map(item));
   showNumbers(report, source);
   $("report").textContent = JSON.stringify(report, null, 2);
   $("result").hidden = false;
@@ -170,10 +174,15 @@ async function diagnoseFile(event) {
     return;
   }
   const reference = $("reference").value;
+  const post = (accept) => ({
+    method: "POST",
+    body: uploadForm(file, reference),
+    headers: { Accept: accept },
+  });
   await run(`Diagnosing ${file.name}...`, async () => {
-    const report = await (await call("v1/diagnostics", { method: "POST", body: uploadForm(file, reference), headers: { Accept: "application/json" } })).json();
+    const report = await (await call("v1/diagnostics", post("application/json"))).json();
     showReport(report, `${file.name} against ${reference || "no reference"}`);
-    await showFigure(await call("v1/diagnostics", { method: "POST", body: uploadForm(file, reference), headers: { Accept: "image/png" } }));
+    await showFigure(await call("v1/diagnostics", post("image/png")));
   });
 }
 
@@ -189,18 +198,22 @@ async function generate(event) {
   const n = $("n").value.trim();
   const seed = $("seed").value.trim();
   if (!name || !/^\d+$/.test(n) || !/^\d*$/.test(seed)) {
-    showError(new ApiProblem("Choose a model, a whole number of samples and a whole seed (or none)."));
+    const message = "Choose a model, a whole number of samples and a whole seed (or none).";
+    showError(new ApiProblem(message));
     return;
   }
   const path = `v1/models/${encodeURIComponent(name)}/diagnose`;
+  const post = (seedText, accept) => ({
+    method: "POST",
+    body: generateBody(n, seedText),
+    headers: { "Content-Type": "application/json", Accept: accept },
+  });
   await run(`Generating ${n} samples from ${name}...`, async () => {
-    const json = { "Content-Type": "application/json", Accept: "application/json" };
-    const report = await (await call(path, { method: "POST", body: generateBody(n, seed), headers: json })).json();
+    const report = await (await call(path, post(seed, "application/json"))).json();
     // The figure of the same samples: the seed the service drew (below 2^53) when none was given.
     const used = seed === "" ? String(report.seed) : seed;
     showReport(report, `${name} version ${report.version}, seed ${used}`);
-    const png = { "Content-Type": "application/json", Accept: "image/png" };
-    await showFigure(await call(path, { method: "POST", body: generateBody(n, used), headers: png }));
+    await showFigure(await call(path, post(used, "image/png")));
   });
 }
 

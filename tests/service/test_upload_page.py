@@ -3,6 +3,7 @@ through Debian's chromedriver, against the real gunicorn with an API key. Nothin
 run time: the driver and browser paths are given, so Selenium Manager is never asked."""
 
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
 from bench.server import running_server
-from tests.helpers import draw_mixture
+from service.app import create_app
+from tests.helpers import draw_mixture, make_config
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -90,6 +92,7 @@ def refuse_selenium_manager(*args: object) -> dict:
 
 def open_page(browser, url: str, key: str):
     """The page loaded with `key` typed into the key box and applied (lists loaded again)."""
+    browser.get_log("browser")  # drop the console messages of earlier tests
     browser.get(f"{url}/ui")
     box = browser.find_element(By.ID, "api-key")
     box.clear()
@@ -113,8 +116,9 @@ def option_values(browser, select_id: str) -> list[str]:
     return [option.get_attribute("value") for option in options]
 
 
-def wait_for_result(browser) -> dict[str, str]:
-    """The verdict and key numbers once the report and its figure are on the page."""
+def diagnose_on_page(browser, button: str) -> dict[str, str]:
+    """Press `button`; the verdict and key numbers once the report and its figure are shown."""
+    browser.find_element(By.ID, button).click()
     wait_for(browser, lambda b: b.find_element(By.ID, "verdict").text, "the verdict")
     wait_for(
         browser,
@@ -130,6 +134,10 @@ def wait_for_result(browser) -> dict[str, str]:
     result["figure_width"] = browser.execute_script(
         "return document.getElementById('figure').naturalWidth"
     )
+    # Nothing failed to load or broke the page's Content-Security-Policy (both log SEVERE),
+    # but for the lists' 401 before the key was typed in.
+    severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert [m for m in severe if not re.search(r"/v1/(models|references)\S* .* 401", m)] == []
     return result
 
 
@@ -137,6 +145,28 @@ def npy_bytes(samples: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, samples)
     return buffer.getvalue()
+
+
+def test_the_page_and_its_files_are_open_and_self_contained(model_repo):
+    """Served without the key (the page's API calls carry it), nothing from elsewhere and no
+    inline script, under a Content-Security-Policy that allows only this origin and blob:
+    images (the figure)."""
+    client = create_app(make_config(model_repo, api_key="k")).test_client()
+    page = client.get("/ui")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "img-src 'self' blob:" in policy
+    assert not re.search(r"""(src|href)=["']https?://""", html)
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html)  # every script is a file
+    assets = re.findall(r'(?:src|href)="(ui/[^"]+)"', html)
+    assert sorted(assets) == ["ui/upload.css", "ui/upload.js"]
+    for asset in assets:
+        with client.get(f"/{asset}") as response:
+            assert response.status_code == 200 and response.get_data(), asset
+    assert client.get("/ui/app.py").status_code == 404
+    assert client.get("/ui/sub/upload.js").status_code == 401  # one level only is open
+    assert client.get("/v1/models").status_code == 401
 
 
 def test_uploaded_partial_ring_shows_the_verdict_and_the_missing_modes(
@@ -157,8 +187,7 @@ def test_uploaded_partial_ring_shows_the_verdict_and_the_missing_modes(
     wait_for(page, lambda b: "ring8" in option_values(b, "reference"), "the reference list")
     Select(page.find_element(By.ID, "reference")).select_by_value("ring8")
     page.find_element(By.ID, "file").send_keys(str(batch))
-    page.find_element(By.ID, "diagnose").click()
-    shown = wait_for_result(page)
+    shown = diagnose_on_page(page, "diagnose")
 
     left_out = sorted(set(range(8)) - set(KEPT_MODES))
     assert shown["verdict"] == expected["verdict"]["status"] == "collapsed"
@@ -187,8 +216,7 @@ def test_generate_and_diagnose_shows_the_models_report(keyed_server, browser):
     for field, value in body.items():
         page.find_element(By.ID, field).clear()
         page.find_element(By.ID, field).send_keys(str(value))
-    page.find_element(By.ID, "generate").click()
-    shown = wait_for_result(page)
+    shown = diagnose_on_page(page, "generate")
 
     assert shown["verdict"] == expected["verdict"]["status"]
     assert shown["reasons"] == expected["verdict"]["reasons"]
