@@ -243,6 +243,11 @@ def schemas(config: ServiceConfig) -> dict:
                 "kl": {"type": ["number", "null"]},
                 "reverse_kl": {"type": ["number", "null"]},
                 "expected_covered_ideal": {"type": ["number", "null"]},
+                "expected_covered_same_quality": {
+                    "type": ["number", "null"],
+                    "description": "Modes an exact sampler covers with the batch's number of "
+                    "high-quality samples: what the coverage rules compare with",
+                },
                 "all_samples": {
                     "type": ["object", "null"],
                     "description": "Classifier references: every sample counted by its argmax "
@@ -264,7 +269,9 @@ def schemas(config: ServiceConfig) -> dict:
                 "verdict": {
                     "type": "object",
                     "properties": {
-                        "status": {"enum": ["healthy", "partial_collapse", "collapsed"]},
+                        "status": {
+                            "enum": ["healthy", "partial_collapse", "collapsed", "inconclusive"]
+                        },
                         "reasons": {"type": "array", "items": {"type": "string"}},
                     },
                 },

@@ -260,6 +260,12 @@ def mode_section(modes: ModeStats | None) -> dict[str, Any]:
         "chi_square": chi_square_section(modes.chi_square) if present else None,
         "expected_covered_ideal": modes.expected_covered_ideal if present else None,
         "expected_covered_ideal_std": modes.expected_covered_ideal_std if present else None,
+        "expected_covered_same_quality": (
+            modes.expected_covered_same_quality if present else None
+        ),
+        "expected_covered_same_quality_std": (
+            modes.expected_covered_same_quality_std if present else None
+        ),
         "all_samples": all_samples_section(modes.all_samples) if present else None,
     }
 

@@ -60,7 +60,14 @@ class ModeStats:
     chi_square: ChiSquare
     expected_covered_ideal: float  # modes an exact sampler of n_samples covers, mean
     expected_covered_ideal_std: float
+    # modes an exact sampler covers with the batch's high_quality_count: what the coverage
+    # rules compare with, so unreadable samples count as low quality, not as missing modes
+    expected_covered_same_quality: float
+    expected_covered_same_quality_std: float
     high_quality_rule: str
+    # float [K]: each mode's share of an exact sampler's high-quality draws (the verdict's
+    # inconclusive rule; not a report key)
+    hit_shares: np.ndarray
     all_samples: "ModeStats | None" = None
 
 
@@ -115,9 +122,12 @@ def histogram_stats(
     """Mode statistics from the high-quality histogram int [K] of a batch of n_samples.
 
     weights: reference mode distribution float [K] (sums to 1); success: float [K], the
-    chance one exact draw is a high-quality hit on each mode (for expected_covered_ideal).
+    chance one exact draw is a high-quality hit on each mode (for expected_covered_ideal; its
+    shares, success / sum, for expected_covered_same_quality).
     """
     n_hq = int(histogram.sum())
+    shares = hit_shares(success)
+    same_quality = expected_coverage(shares, n_hq)
     captured = histogram > 0
     kl, reverse_kl = kl_divergences(histogram, weights)
     kl_ideal = expected_kl_ideal(weights, n_hq) if n_hq else (None, None)
@@ -138,9 +148,20 @@ def histogram_stats(
         chi_square=chi_square(histogram, weights),
         expected_covered_ideal=covered_ideal[0],
         expected_covered_ideal_std=covered_ideal[1],
+        expected_covered_same_quality=same_quality[0],
+        expected_covered_same_quality_std=same_quality[1],
         high_quality_rule=high_quality_rule,
+        hit_shares=shares,
         all_samples=all_samples,
     )
+
+
+def hit_shares(success: np.ndarray) -> np.ndarray:
+    """float [K]: the mode distribution of an exact sampler's high-quality draws, success / sum
+    (success float [K] as for histogram_stats; all zeros when no draw can be high quality)."""
+    success = np.asarray(success, dtype=np.float64)
+    total = success.sum()
+    return success / total if total > 0 else np.zeros_like(success)
 
 
 def kl_divergences(histogram: np.ndarray, weights: np.ndarray) -> tuple[float | None, float]:

@@ -1,13 +1,19 @@
-"""The verdict rules: healthy | partial_collapse | collapsed, with the reasons that fired.
+"""The verdict rules: healthy | partial_collapse | collapsed | inconclusive, with the reasons.
 
 Every threshold is a named constant here and is documented in docs/diagnostics.md. Rules that
-depend on coverage or KL compare with what an *exact* sampler of the same mixture and the same
-number of samples scores, so a small batch is never blamed for modes it could not have seen.
+depend on coverage or KL compare with what an *exact* sampler scores with the same number of
+high-quality samples, so a small batch is never blamed for modes it could not have seen, and
+unreadable samples count as low quality, not as missing modes. A batch on which no rule fires
+is `healthy` only when the rules could have told: when it is too small for them to notice even
+half of the modes missing, it is `inconclusive`, with the size that would tell.
 """
 
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
+from .mixture import expected_coverage
 from .statistics import FeatureStats, ModeStats
 
 # collapsed
@@ -32,12 +38,18 @@ VENDI_RATIO = 0.5  # Vendi score below half the reference's at the same size: lo
 LOW_PRECISION = 0.5  # warning: fewer than half the samples lie on the reference manifold
 # warning only
 LOW_QUALITY_FRACTION = 0.5  # high_quality_fraction below this adds a reason
+# inconclusive: the yardstick collapse the coverage rule must be able to see at this size, a
+# sampler that drops the lighter half of the modes (its mass spread over the rest)
+HALF_COLLAPSE_DROPPED = 0.5
+MAX_CONCLUSIVE_SEARCH = 10**8  # high-quality samples: beyond this, no size is named
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """status: "healthy" | "partial_collapse" | "collapsed"; reasons: one short sentence per
-    rule that fired (a healthy verdict: one that states the coverage and KL), then warnings."""
+    """status: "healthy" | "partial_collapse" | "collapsed" | "inconclusive"; reasons: one
+    short sentence per rule that fired (a healthy verdict: one that states the coverage and KL;
+    an inconclusive one: why the batch is too small and what size would tell), then
+    warnings."""
 
     status: str
     reasons: tuple[str, ...]
@@ -64,7 +76,7 @@ def _collapse_reasons(modes: ModeStats | None, features: FeatureStats) -> list[s
 
 def _mode_collapse_reasons(modes: ModeStats) -> list[str]:
     reasons = []
-    covered, total, expected = modes.covered, modes.support, modes.expected_covered_ideal
+    covered, total, expected = modes.covered, modes.support, modes.expected_covered_same_quality
     if modes.high_quality_count == 0:
         reasons.append(
             f"no high-quality sample: none of the {modes.n_samples} samples lies within "
@@ -73,14 +85,22 @@ def _mode_collapse_reasons(modes: ModeStats) -> list[str]:
     if total >= 2 and covered <= SINGLE_MODE_MAX_COVERED and expected >= SINGLE_MODE_MIN_EXPECTED:
         reasons.append(
             f"covers {covered} of {total} modes (rule: <= {SINGLE_MODE_MAX_COVERED} mode when an "
-            f"exact sampler of the same size covers {expected:.1f} >= {SINGLE_MODE_MIN_EXPECTED:g})"
+            f"exact sampler {same_quality(modes)} covers {expected:.1f} >= "
+            f"{SINGLE_MODE_MIN_EXPECTED:g})"
         )
     if covered < COLLAPSE_COVERAGE_RATIO * expected:
         reasons.append(
             f"covers {covered} of {total} modes, fewer than {COLLAPSE_COVERAGE_RATIO:g} x the "
-            f"{expected:.1f} an exact sampler of {modes.n_samples} samples covers"
+            f"{expected:.1f} an exact sampler {same_quality(modes)} covers"
         )
     return reasons
+
+
+def same_quality(modes: ModeStats) -> str:
+    """ "with the same N high-quality samples" (or "of the same size" when all are)."""
+    if modes.high_quality_count == modes.n_samples:
+        return "of the same size"
+    return f"with the same {modes.high_quality_count} high-quality samples"
 
 
 def _feature_collapse_reasons(features: FeatureStats) -> list[str]:
@@ -145,16 +165,22 @@ def _partial_reasons(modes: ModeStats | None, features: FeatureStats) -> list[st
     reasons = (_feature_partial_reasons(features) if sharp else []) + _diversity_reasons(
         modes, features
     )
-    expected, spread = modes.expected_covered_ideal, modes.expected_covered_ideal_std
-    floor = expected - max(COVERAGE_MIN_MARGIN, COVERAGE_SIGMAS * spread)
+    expected, spread = modes.expected_covered_same_quality, modes.expected_covered_same_quality_std
+    floor = coverage_floor(expected, spread)
     if modes.covered < floor:
         reasons.append(
-            f"covers {modes.covered} of {modes.support} modes; an exact sampler of the same "
-            f"size covers {expected:.2f} +- {spread:.2f}, so more modes are missing than chance "
+            f"covers {modes.covered} of {modes.support} modes; an exact sampler "
+            f"{same_quality(modes)} covers {expected:.2f} +- {spread:.2f}, so more modes are "
+            "missing than chance "
             f"explains (rule: covered < expected - max({COVERAGE_MIN_MARGIN:g}, "
             f"{COVERAGE_SIGMAS:g} std) = {floor:.2f})"
         )
     return reasons + _imbalance_reasons(modes)
+
+
+def coverage_floor(expected: float, spread: float) -> float:
+    """The partial-collapse coverage rule's floor: expected - max(margin, 3 std)."""
+    return expected - max(COVERAGE_MIN_MARGIN, COVERAGE_SIGMAS * spread)
 
 
 def _imbalance_reasons(modes: ModeStats) -> list[str]:
@@ -181,9 +207,9 @@ def _healthy_reason(modes: ModeStats | None, features: FeatureStats) -> str:
     parts = []
     if modes is not None:
         parts.append(
-            f"covers {modes.covered} of {modes.support} modes (an exact sampler of the same "
-            f"size covers {modes.expected_covered_ideal:.2f} +- "
-            f"{modes.expected_covered_ideal_std:.2f}) with KL {modes.kl:.3f} nats"
+            f"covers {modes.covered} of {modes.support} modes (an exact sampler "
+            f"{same_quality(modes)} covers {modes.expected_covered_same_quality:.2f} +- "
+            f"{modes.expected_covered_same_quality_std:.2f}) with KL {modes.kl:.3f} nats"
         )
     if features.coverage is not None:
         parts.append(
@@ -211,11 +237,71 @@ def _warnings(modes: ModeStats | None, features: FeatureStats) -> list[str]:
     return []
 
 
+def half_collapsed_coverage(shares: np.ndarray, n_high_quality: int) -> float:
+    """Modes a sampler covers with n_high_quality draws when it drops the lighter half of the
+    modes (floor(K+/2) of smallest share; their mass spread over the rest in proportion).
+    shares: float [K], an exact sampler's mode distribution of high-quality draws."""
+    positive = np.sort(shares[shares > 0])[::-1]
+    kept = positive[: len(positive) - int(HALF_COLLAPSE_DROPPED * len(positive))]
+    return expected_coverage(kept / kept.sum(), n_high_quality)[0]
+
+
+def can_tell(shares: np.ndarray, n_high_quality: int) -> bool:
+    """Whether the partial-collapse coverage rule notices a half collapse (on average) with
+    n_high_quality samples: the half-collapsed sampler's mean coverage is below the floor."""
+    if np.count_nonzero(shares) < 2:
+        return True  # one mode: no coverage to lose
+    expected, spread = expected_coverage(shares, n_high_quality)
+    return half_collapsed_coverage(shares, n_high_quality) < coverage_floor(expected, spread)
+
+
+def conclusive_size(shares: np.ndarray, n_high_quality: int) -> int | None:
+    """The smallest high-quality count >= n_high_quality at which can_tell holds (doubling,
+    then bisection), None beyond MAX_CONCLUSIVE_SEARCH."""
+    low, high = n_high_quality, max(2 * n_high_quality, 2)
+    while not can_tell(shares, high):
+        if high > MAX_CONCLUSIVE_SEARCH:
+            return None
+        low, high = high, 2 * high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if can_tell(shares, middle) else (middle, high)
+    return high
+
+
+def _inconclusive_reason(modes: ModeStats | None, features: FeatureStats) -> str | None:
+    """Why no rule could fire at this size, or None when the rules could have told."""
+    if modes is None:
+        if features.coverage is not None or features.ndb_bins or features.n_reference == 0:
+            return None  # without a reference only the duplicates rules exist; they ran
+        return (
+            f"too few samples to tell: {features.n_samples} is too small for the k-NN and NDB "
+            "metrics (see features.skipped); send more samples"
+        )
+    n_hq = modes.high_quality_count
+    if can_tell(modes.hit_shares, n_hq):
+        return None
+    needed = conclusive_size(modes.hit_shares, n_hq)
+    size = f"at least {needed} high-quality samples" if needed else "far more samples"
+    if needed and n_hq < modes.n_samples:
+        size += f" (about {math.ceil(needed / max(modes.high_quality_fraction, 1e-9))} samples "
+        size += f"at this batch's {modes.high_quality_fraction:.1%} high quality)"
+    half = half_collapsed_coverage(modes.hit_shares, n_hq)
+    return (
+        f"too few samples to tell: with {n_hq} high-quality samples an exact sampler covers "
+        f"{modes.expected_covered_same_quality:.2f} +- "
+        f"{modes.expected_covered_same_quality_std:.2f} of {modes.support} modes and one that "
+        f"drops half of them covers {half:.2f}, so the rules cannot tell them apart; "
+        f"send {size}"
+    )
+
+
 def verdict(modes: ModeStats | None, features: FeatureStats) -> Verdict:
     """Apply the rules to a batch's statistics (modes: None for a reference without modes).
 
     status is "collapsed" if any collapse rule fires, else "partial_collapse" if any partial
-    rule fires, else "healthy"; the low-quality warnings come last and change nothing.
+    rule fires, else "inconclusive" when the batch is too small for the rules to have fired
+    (see can_tell), else "healthy"; the low-quality warnings come last and change nothing.
     """
     reasons = _collapse_reasons(modes, features)
     status = "collapsed"
@@ -223,5 +309,7 @@ def verdict(modes: ModeStats | None, features: FeatureStats) -> Verdict:
         reasons = _partial_reasons(modes, features)
         status = "partial_collapse" if reasons else "healthy"
     if status == "healthy":
-        reasons.append(_healthy_reason(modes, features))
+        why = _inconclusive_reason(modes, features)
+        status = "healthy" if why is None else "inconclusive"
+        reasons.append(why or _healthy_reason(modes, features))
     return Verdict(status, tuple(reasons + _warnings(modes, features)))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lab.diagnostics import diagnose
-from lab.diagnostics.statistics import ChiSquare, FeatureStats, ModeStats
+from lab.diagnostics.statistics import ChiSquare, FeatureStats, ModeStats, histogram_stats
 from lab.diagnostics.verdict import (
     COLLAPSE_COVERAGE_RATIO,
     DUPLICATE_COLLAPSE_FRACTION,
@@ -63,10 +63,12 @@ def test_imbalance_alone_is_partial_collapse(references: dict, draw) -> None:
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_small_exact_batch_is_healthy(references: dict, draw, seed: int) -> None:
-    # 10 samples cannot see 25 modes: compared with an exact sampler of 10, nothing is wrong.
+def test_small_exact_batch_is_not_blamed(references: dict, draw, seed: int) -> None:
+    # 10 samples cannot see 25 modes: compared with an exact sampler of 10, nothing is wrong,
+    # and too few to tell whether anything is (issue 20: `inconclusive`, not `healthy`).
     report = diagnose(draw(references["grid25"], 10, seed=seed), references["grid25"], "grid25")
-    assert report["verdict"]["status"] == "healthy"
+    assert report["verdict"]["status"] == "inconclusive"
+    assert "send at least 25 high-quality samples" in report["verdict"]["reasons"][0]
 
 
 def test_thousand_modes_from_thousand_samples_is_healthy(draw) -> None:
@@ -101,7 +103,7 @@ def test_low_quality_warns_without_changing_status(references: dict, draw) -> No
 
 def test_single_sample_is_not_blamed_for_one_mode(references: dict) -> None:
     report = diagnose(np.array([[1.0, 0.0]]), references["ring8"], "ring8")
-    assert report["verdict"]["status"] == "healthy"
+    assert report["verdict"]["status"] == "inconclusive"
 
 
 FEATURES_ONLY = FeatureStats(
@@ -133,7 +135,10 @@ RING8_EXACT = ModeStats(  # 2,500 exact draws on ring8, about what diagnose meas
     chi_square=ChiSquare(statistic=7.0, dof=7, p_value=0.43),
     expected_covered_ideal=8.0,
     expected_covered_ideal_std=0.0,
+    expected_covered_same_quality=8.0,
+    expected_covered_same_quality_std=0.0,
     high_quality_rule="lie within 3 std of a mode centre",
+    hit_shares=np.full(8, 1 / 8),
 )
 
 
@@ -162,6 +167,7 @@ def test_feature_rules(change, status, fragment) -> None:
         ({}, "healthy", "covers 8 of 8 modes"),
         ({"covered": 7, "missing": [3]}, "partial_collapse", "more modes are missing"),
         ({"covered": 3}, "collapsed", "fewer than 0.5 x the 8.0"),
+        ({"high_quality_count": 3}, "inconclusive", "send at least 13 high-quality samples"),
         ({"covered": 1}, "collapsed", "rule: <= 1 mode"),
         ({"kl": 0.2}, "partial_collapse", "mode imbalance: KL"),
         ({"kl": float("inf")}, "partial_collapse", "KL(generated || reference) is infinite"),
@@ -187,3 +193,58 @@ def test_blurred_samples_skip_the_feature_evidence() -> None:
     blurred = replace(RING8_EXACT, high_quality_fraction=0.3)
     result = verdict(blurred, replace(FEATURES_ONLY, coverage=0.85, ndb=15))
     assert result.status == "healthy" and result.reasons[-1].startswith("low sample quality")
+
+
+def exact_batch(mixture_spec: dict, n: int, seed: int) -> dict:
+    from lab.diagnostics.mixture import GaussianMixture
+
+    samples = GaussianMixture.from_spec(mixture_spec).sample(n, seed)
+    return diagnose(samples, mixture_spec, "ring8")
+
+
+RING8_SPEC = {
+    "type": "gaussian_mixture",
+    "dim": 2,
+    "centres": [[np.cos(a), np.sin(a)] for a in 2 * np.pi * np.arange(8) / 8],
+    "std": 0.01,
+    "weights": [1 / 8] * 8,
+}
+
+
+def test_three_exact_samples_are_inconclusive_not_healthy() -> None:
+    # Issue 20: 3 samples on ring8 were `healthy`; no rule can fire on so few.
+    report = exact_batch(RING8_SPEC, 3, seed=0)
+    assert report["verdict"]["status"] == "inconclusive", report["verdict"]
+    assert "send at least 13 high-quality samples" in report["verdict"]["reasons"][0]
+
+
+def test_enough_exact_samples_are_healthy_again() -> None:
+    report = exact_batch(RING8_SPEC, 64, seed=0)
+    assert report["verdict"]["status"] == "healthy", report["verdict"]
+
+
+@pytest.mark.parametrize("n", [13, 20, 40])
+def test_the_named_size_lets_the_rule_see_a_half_collapse(n) -> None:
+    # At the size the inconclusive reason names, a sampler on 4 of the 8 modes is caught.
+    from lab.diagnostics.mixture import GaussianMixture
+
+    half = dict(RING8_SPEC, weights=[0.25, 0.25, 0.25, 0.25, 0, 0, 0, 0])
+    hits = 0
+    for seed in range(200):
+        samples = GaussianMixture.from_spec(half).sample(n, seed)
+        hits += diagnose(samples, RING8_SPEC, "ring8")["verdict"]["status"] != "healthy"
+    assert hits / 200 >= 0.5
+
+
+def test_unreadable_samples_lower_quality_not_coverage() -> None:
+    # Issue 20: 38 confident samples of 500 on 36 modes is what 38 exact samples cover; the
+    # other 462 are low quality, not 357 missing modes (it used to say `collapsed`).
+    histogram = np.zeros(1000, dtype=np.int64)
+    histogram[:36] = [2, 2] + [1] * 34
+    weights = np.full(1000, 1e-3)
+    modes = histogram_stats(histogram, 500, weights, weights, "are classified confidently")
+    assert modes.expected_covered_same_quality == pytest.approx(37.3, abs=0.1)
+    result = verdict(modes, FEATURES_ONLY)
+    assert result.status == "inconclusive", result.reasons
+    assert result.reasons[-1].startswith("low sample quality")
+    assert not any("fewer than 0.5 x" in reason for reason in result.reasons)
