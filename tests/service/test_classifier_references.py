@@ -129,7 +129,8 @@ def test_uploaded_image_reference_uses_the_classifier(client, digits):
     created = client.post("/v1/references", data=form, content_type="multipart/form-data")
     assert created.status_code == 201
     spec = created.get_json()["reference"]
-    assert spec["type"] == "classifier" and spec["classifier"] == "digits"
+    assert spec["type"] == "classifier" and spec["classifier"] == "digit-classifier"
+    assert spec["classifier_version"] == 1 and spec["channels"] == 1
     assert spec["feature_dim"] == 64 and abs(sum(spec["weights"]) - 1) < 1e-9
     whole = diagnose(client, images[other], "my-digits")
     dropped = diagnose(client, images[other][labels[other] != 3], "my-digits")
