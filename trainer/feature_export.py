@@ -13,6 +13,7 @@ uniformly in the value range, and a version above tolerance is refused (nothing 
 
 import importlib
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -271,6 +272,18 @@ def export_feature_model(request: FeatureExport) -> Path:
     def make_card(_: Path, entry: dict, versions: list[dict]) -> dict[str, Any]:
         return model_card(request, tensors, versions)
 
-    return export_model(
-        request.models_dir, request.name, request.kind, request.version, write_version, make_card
-    )
+    model_dir = Path(request.models_dir) / request.name
+    existed = model_dir.exists()
+    try:
+        return export_model(
+            request.models_dir,
+            request.name,
+            request.kind,
+            request.version,
+            write_version,
+            make_card,
+        )
+    except BaseException:  # a first version that failed leaves no empty model folder behind
+        if not existed:
+            shutil.rmtree(model_dir, ignore_errors=True)
+        raise
