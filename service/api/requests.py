@@ -195,8 +195,8 @@ def ready_entry(name: str, *kinds: str) -> Entry:
     if entry is None or (entry.kind is not None and entry.kind not in kinds):
         noun = kinds[0] if len(kinds) == 1 else "model"  # reference, classifier, embedding
         known = ", ".join(e.name for e in repository().of_kind(*kinds)) or "none"
-        problem = "unknown-reference" if noun == "reference" else "unknown-model"
-        raise ApiError(404, f"no {noun} named {name!r} (known: {known})", problem)
+        group = "reference" if noun == "reference" else "model"
+        raise ApiError(404, f"no {noun} named {name!r} (known: {known})", f"unknown-{group}")
     if not entry.ready:
         raise ApiError(503, f"{name!r} is not ready: {entry.error}", "not-ready")
     return entry
