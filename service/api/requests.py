@@ -144,27 +144,29 @@ def stored_reference(name: str, spec: dict, features: np.ndarray) -> Reference:
     uploads name the built-in reference whose classifier they used), an embedding model, or
     none ("raw", "pixels")."""
     if spec.get("type") == "classifier":
-        model = named_model(name, spec["classifier"], spec.get("classifier_version"))
+        kinds = ("classifier", "reference")
+        model = named_model(name, spec["classifier"], spec.get("classifier_version"), kinds)
         if model.kind == "reference":
             return Reference(name, {**model.spec, **spec}, features, model.classifier)
         version = model.version(spec.get("classifier_version"))
         spec = classifier_spec(spec, model.card)
         return Reference(name, spec, features, version.session)
     if spec.get("embedding") == "model":
-        model = named_model(name, spec["embedding_model"], spec.get("embedding_version"))
+        number = spec.get("embedding_version")
+        model = named_model(name, spec["embedding_model"], number, ("embedding",))
         tensors = {key: model.card[key] for key in ("input", "output", "value_range")}
         session = model.version(spec.get("embedding_version")).session
         return Reference(name, {**spec, **tensors}, features, embedder=session)
     return Reference(name, spec, features)
 
 
-def named_model(reference: str, name: str, number: int | None) -> Entry:
-    """The ready repository entry (with version `number`, when given) that the reference
-    `reference` names; 503 saying why when there is none."""
+def named_model(reference: str, name: str, number: int | None, kinds: tuple[str, ...]) -> Entry:
+    """The ready repository entry of one of `kinds` (with version `number`, when given) that
+    the reference `reference` names; 503 saying why when there is none."""
     entry = repository().get(name)
     why = None
-    if entry is None:
-        why = f"{name!r} is not in the repository"
+    if entry is None or entry.kind not in kinds:
+        why = f"{name!r} is not in the repository" + (f" as a {kinds[0]}" if entry else "")
     elif not entry.ready:
         why = f"{name!r} is not ready: {entry.error}"
     elif number is not None and entry.kind != "reference" and number not in entry.versions:
