@@ -34,6 +34,13 @@ class TinyEmbedding(nn.Module):
         return self.layer(images.flatten(1))
 
 
+class TinyProbabilities(TinyClassifier):
+    """Class probabilities (softmax already applied) and no embedding."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        return torch.softmax(super().forward(images)[0], dim=1)
+
+
 class NoisyClassifier(TinyClassifier):
     """Random even in eval mode: torch and onnxruntime cannot agree."""
 

@@ -188,3 +188,42 @@ def test_migrate_reference_moves_the_classifier_out(tmp_path, capsys, card_valid
         ["migrate-reference", str(models / "digits"), "--classifier", "x"], capsys
     )
     assert status == 2 and "no classifier reference of the old layout" in err
+
+
+@pytest.mark.parametrize(
+    ("module", "scores"), [("TinyClassifier", "logits"), ("TinyProbabilities", "probabilities")]
+)
+def test_classify_applies_softmax_to_logits_only(tmp_path, module, scores):
+    """lab.classify on the exported file gives the network's class probabilities either way
+    (softmax of logits; probabilities as they are), stacked over 2 channels, and its
+    embedding, or the probabilities when it has none, as features."""
+    from lab.cards import classifier_spec, load_feature_model
+    from lab.classify import classify
+    from tests.feature_networks import TinyProbabilities
+    from trainer.feature_export import FeatureExport, export_feature_model
+
+    network = {"TinyClassifier": TinyClassifier, "TinyProbabilities": TinyProbabilities}[module]()
+    embedding = "embedding" if scores == "logits" else None
+    request = FeatureExport(
+        f"tests.feature_networks:{module}",
+        save_weights(network, tmp_path),
+        (1, 6, 6),
+        (0.0, 1.0),
+        "mine",
+        tmp_path / "models",
+        n_classes=4,
+        scores=scores,
+        embedding_output=embedding,
+    )
+    export_feature_model(request)
+    model = load_feature_model(tmp_path / "models" / "mine", "cpu")
+    reference = {"type": "classifier", "channels": 2, "n_modes": 16, "weights": [1 / 16] * 16}
+    spec = classifier_spec(reference, model.card)
+    batch = np.random.default_rng(0).random((5, 2, 6, 6)).astype(np.float32)
+    probabilities, features = classify(model.session, spec, batch)
+    with torch.no_grad():
+        outputs = network.eval()(torch.from_numpy(batch.reshape(10, 1, 6, 6)))
+    expected = torch.softmax(outputs[0], dim=1) if scores == "logits" else outputs
+    np.testing.assert_allclose(probabilities.reshape(10, 4), expected.numpy(), atol=1e-5)
+    width = 5 if embedding else 4
+    assert features.shape == (5, 2 * width)
