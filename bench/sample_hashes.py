@@ -53,8 +53,10 @@ def sha(data: bytes) -> str:
 
 
 def served_models(url: str) -> list[dict]:
+    """The ready generators (gan, score) /v1/models lists (it lists classifiers too)."""
     with urllib.request.urlopen(f"{url}/v1/models", timeout=60) as response:
-        return [m for m in json.load(response)["models"] if m["ready"]]
+        models = json.load(response)["models"]
+    return [m for m in models if m["ready"] and m["kind"] in ("gan", "score")]
 
 
 def model_hashes(url: str, model: dict) -> dict[str, str]:

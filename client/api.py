@@ -69,9 +69,18 @@ class Client:
         body = {"n": n, "seed": seed, **options}
         return self._json("POST", f"/v1/models/{model}/diagnose", json_body=body)
 
-    def create_reference(self, name: str, batch: Batch) -> dict[str, Any]:
-        """Upload real samples as the reference `name`; its card."""
-        return self._upload("/v1/references", batch, {"name": name})
+    def create_reference(
+        self,
+        name: str,
+        batch: Batch,
+        classifier: str | None = None,
+        embedding: str | None = None,
+    ) -> dict[str, Any]:
+        """Upload real samples as the reference `name`, embedded by the named classifier or
+        embedding model of the repository when given; its card."""
+        named = {"classifier": classifier, "embedding": embedding}
+        fields = {"name": name} | {key: value for key, value in named.items() if value}
+        return self._upload("/v1/references", batch, fields)
 
     def delete_reference(self, name: str) -> None:
         """Remove an uploaded reference."""

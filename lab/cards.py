@@ -2,8 +2,9 @@
 
 One home for everything a card means: its JSON Schema (lab/schemas/card.schema.json) and the
 model-name pattern taken from it; reading, validating and writing a card; the next version
-number; file digests; the tensors a model takes; whether an ONNX file matches its card; and a
-classifier reference's files. The trainer writes cards with these functions, the service reads
+number; file digests; the tensors a model takes; whether an ONNX file matches its card; a
+classifier or embedding model's tensors; and a classifier reference's files with the classifier
+model it names. The trainer writes cards with these functions, the service reads
 them with the same ones.
 """
 
@@ -23,6 +24,8 @@ from lab import runtime
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "card.schema.json"
 SERVABLE_KINDS = ("gan", "score")  # kinds that generate samples
+FEATURE_KINDS = ("classifier", "embedding")  # kinds that turn images into classes or features
+ONNX_DTYPES = {"float32": "tensor(float)", "float16": "tensor(float16)"}  # card -> onnxruntime
 
 
 @cache
@@ -122,22 +125,52 @@ def check_signature(session: ort.InferenceSession, card: dict) -> None:
 
 def check_tensors(session: ort.InferenceSession, inputs: list[dict], output: dict) -> None:
     """ValueError unless the session's inputs and first output match the tensor specs (names,
-    ranks, fixed widths)."""
+    dtypes, ranks, fixed widths)."""
     actual_inputs = session.get_inputs()
     if len(actual_inputs) != len(inputs):
         names = [tensor.name for tensor in actual_inputs]
         raise ValueError(f"ONNX inputs {names} != card {[spec['name'] for spec in inputs]}")
     pairs = [*zip(inputs, actual_inputs, strict=True), (output, session.get_outputs()[0])]
     for expected, actual in pairs:
-        if actual.name != expected["name"]:
-            raise ValueError(f"ONNX tensor {actual.name!r} != card {expected['name']!r}")
-        fixed = [
-            (a, b)
-            for a, b in zip(actual.shape[1:], expected["shape"][1:], strict=False)
-            if isinstance(a, int) and b != -1
-        ]
-        if len(actual.shape) != len(expected["shape"]) or any(a != b for a, b in fixed):
-            raise ValueError(f"ONNX {actual.name} shape {actual.shape} != card {expected['shape']}")
+        check_tensor(expected, actual)
+
+
+def check_tensor(expected: dict, actual: ort.NodeArg) -> None:
+    """ValueError unless one ONNX tensor has the card's name, dtype, rank and fixed widths."""
+    if actual.name != expected["name"]:
+        raise ValueError(f"ONNX tensor {actual.name!r} != card {expected['name']!r}")
+    if actual.type != ONNX_DTYPES[expected["dtype"]]:
+        raise ValueError(f"ONNX {actual.name} is {actual.type}, card says {expected['dtype']}")
+    fixed = [
+        (a, b)
+        for a, b in zip(actual.shape[1:], expected["shape"][1:], strict=False)
+        if isinstance(a, int) and b != -1
+    ]
+    if len(actual.shape) != len(expected["shape"]) or any(a != b for a, b in fixed):
+        raise ValueError(f"ONNX {actual.name} shape {actual.shape} != card {expected['shape']}")
+
+
+def model_outputs(card: dict) -> list[dict]:
+    """A classifier or embedding card's output tensor specs: its `output` (class scores or
+    features) and, for a classifier that declares one, its `embedding_output`."""
+    return [card["output"]] + ([card["embedding_output"]] if "embedding_output" in card else [])
+
+
+def check_model(session: ort.InferenceSession, card: dict) -> None:
+    """ValueError unless a classifier or embedding ONNX file takes the card's one `input` and
+    has every output the card names (model_outputs), by name, dtype and shape."""
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        names = [tensor.name for tensor in inputs]
+        raise ValueError(f"ONNX inputs {names} != card [{card['input']['name']!r}]")
+    check_tensor(card["input"], inputs[0])
+    actual = {tensor.name: tensor for tensor in session.get_outputs()}
+    for expected in model_outputs(card):
+        if expected["name"] not in actual:
+            raise ValueError(
+                f"ONNX outputs {sorted(actual)} lack the card's output {expected['name']!r}"
+            )
+        check_tensor(expected, actual[expected["name"]])
 
 
 def checked_file(folder: Path, entry: dict) -> Path:
@@ -149,10 +182,90 @@ def checked_file(folder: Path, entry: dict) -> Path:
     return path
 
 
+def newest_version(card: dict, number: int | None = None) -> dict:
+    """The card's `versions` entry numbered `number`, its newest when None (KeyError when
+    absent)."""
+    if number is None:
+        return max(card["versions"], key=lambda version: version["version"])
+    return card_version(card, number)
+
+
+@dataclass(frozen=True)
+class FeatureModel:
+    """One version of a classifier or embedding model: its card, its `versions` entry and its
+    checked session (check_model)."""
+
+    card: dict
+    version: dict
+    session: ort.InferenceSession
+
+
+def load_feature_model(
+    folder: Path, device: str, number: int | None = None, kind: str | None = None
+) -> FeatureModel:
+    """Version `number` (the newest when None) of the classifier or embedding model in `folder`
+    (of `kind` when given): card validated, file checked against its sha256, session created on
+    `device` and checked against the card. ValueError saying what is wrong otherwise
+    (FileNotFoundError when a file is absent)."""
+    card = read_card(folder)
+    if card is None:
+        raise FileNotFoundError(2, "no card", str(folder / "card.json"))
+    validate_card(card)
+    if card["kind"] not in ((kind,) if kind else FEATURE_KINDS):
+        raise ValueError(f"{folder.name!r} is a {card['kind']} card, not {kind or 'a model'}")
+    try:
+        version = newest_version(card, number)
+    except KeyError as error:
+        raise ValueError(str(error.args[0])) from None
+    session = runtime.create_session(checked_file(folder, version), device)
+    check_model(session, card)
+    return FeatureModel(card, version, session)
+
+
+def classifier_spec(reference: dict, classifier: dict, feature_dim: int | None = None) -> dict:
+    """A classifier reference's `reference` object with the tensors and rules of the classifier
+    card it names (input, value_range, output, embedding_output, n_classes, confidence): what
+    lab.classify and the diagnostics read. ValueError when the two disagree: n_modes must be
+    n_classes ** channels, and the real-sample features (`feature_dim` wide) must be the
+    channels' embeddings side by side."""
+    keys = ("input", "value_range", "output", "embedding_output", "n_classes", "confidence")
+    spec = {**reference, **{key: classifier[key] for key in keys if key in classifier}}
+    channels, n_classes = spec["channels"], spec["n_classes"]
+    if spec["n_modes"] != n_classes**channels:
+        raise ValueError(
+            f"n_modes {spec['n_modes']} != {n_classes} classes ** {channels} channels of "
+            f"classifier {classifier['name']!r}"
+        )
+    if len(spec["weights"]) != spec["n_modes"]:
+        raise ValueError(f"{len(spec['weights'])} weights for {spec['n_modes']} modes")
+    width = (spec.get("embedding_output") or spec["output"])["shape"][1]
+    if feature_dim is not None and feature_dim != channels * width:
+        raise ValueError(
+            f"features of width {feature_dim} != {channels} channels x {width} "
+            f"of classifier {classifier['name']!r}"
+        )
+    return spec
+
+
+def load_features(folder: Path, stored: dict) -> np.ndarray:
+    """A reference's real-sample features (its card's `features` entry), float64 [N, D],
+    read-only, checked against the sha256 and the declared shape."""
+    features = np.load(checked_file(folder, stored), allow_pickle=False)
+    if features.ndim != 2 or features.shape != (stored["n"], stored["dim"]):
+        raise ValueError(
+            f"{folder.name}/{stored['file']}: shape {list(features.shape)} != card "
+            f"[{stored['n']}, {stored['dim']}]"
+        )
+    features = features.astype(np.float64)
+    features.setflags(write=False)
+    return features
+
+
 @dataclass(frozen=True)
 class ClassifierReference:
-    """A classifier reference's card object (`reference`), its classifier's session and its
-    real samples' features (float64 [N, D], read-only)."""
+    """A classifier reference: its spec (classifier_spec: the card's `reference` object with its
+    classifier's tensors), its classifier's session and its real samples' features (float64
+    [N, D], read-only)."""
 
     spec: dict
     session: ort.InferenceSession
@@ -163,13 +276,13 @@ def load_classifier_reference(
     folder: Path, device: str, card: dict | None = None
 ) -> ClassifierReference:
     """The classifier reference in `folder` (a `reference` card of type classifier; `card` is
-    its card.json, read when None): both files checked against their sha256, the session
-    created on `device`. ValueError when the card has no features or a digest differs."""
+    its card.json, read when None) and the classifier model it names, a sibling folder of the
+    same repository: files checked against their sha256, the session created on `device`.
+    ValueError when a digest differs or the two cards disagree."""
     spec = (card or read_card(folder))["reference"]
-    stored = spec.get("features")
-    if stored is None:
-        raise ValueError("classifier reference without `features` (real-sample embeddings)")
-    session = runtime.create_session(checked_file(folder, spec), device)
-    features = np.load(checked_file(folder, stored), allow_pickle=False).astype(np.float64)
-    features.setflags(write=False)
-    return ClassifierReference(spec, session, features)
+    features = load_features(folder, spec["features"])
+    classifier = load_feature_model(
+        folder.parent / spec["classifier"], device, spec.get("classifier_version"), "classifier"
+    )
+    spec = classifier_spec(spec, classifier.card, features.shape[1])
+    return ClassifierReference(spec, classifier.session, features)

@@ -93,7 +93,11 @@ def schemas(config: ServiceConfig) -> dict:
             "required": ["name", "ready", "versions"],
             "properties": {
                 "name": {"type": "string"},
-                "kind": {"type": ["string", "null"]},
+                "kind": {
+                    "type": ["string", "null"],
+                    "description": "gan, score, classifier or embedding (null: unreadable card)",
+                    "examples": ["gan", "classifier"],
+                },
                 "ready": {"type": "boolean"},
                 "error": {"type": ["string", "null"]},
                 "provider": {"type": ["string", "null"]},
@@ -212,6 +216,23 @@ def schemas(config: ServiceConfig) -> dict:
                 },
                 "name": {"type": "string", "pattern": NAME_RULE},
                 "key": {"type": "string", "description": "Array name in a .npz"},
+                "classifier": {
+                    "type": "string",
+                    "description": "A classifier model of the repository (kind classifier) "
+                    "that classifies and embeds the images: modes are its classes, stacked in "
+                    "base n_classes when the samples hold several of its inputs along the "
+                    "channels; the batch must be images of its input's size (422 otherwise). "
+                    "Not with `embedding` (400). Default: a built-in classifier reference's "
+                    "classifier when the images fit one, else raw vectors or pixels",
+                    "examples": ["digit-classifier"],
+                },
+                "embedding": {
+                    "type": "string",
+                    "description": "An embedding model of the repository (kind embedding) "
+                    "whose features the reference keeps; a diagnosis against the reference "
+                    "embeds its batch with the same model and version. Not with `classifier`",
+                    "examples": ["my-embedding"],
+                },
             },
         },
         "Report": {
@@ -435,7 +456,7 @@ def v1_paths() -> dict:
                 "references",
                 {
                     "201": {"description": "Created", "content": {JSON: {"schema": ref("Card")}}},
-                    **problems(400, 409, 413, 415, 422),
+                    **problems(400, 404, 409, 413, 415, 422, 503),
                 },
                 operationId="createReference",
                 requestBody=reference_upload,

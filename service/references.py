@@ -1,7 +1,9 @@
 """References built from uploads, stored under `<DATA_DIR>/references/<name>/`.
 
-Each is a card (kind "reference", reference type "features") and `features.npy`, the
-reference batch's features (float64 [N, D]). Every gunicorn worker reads the same folder, so a
+Each is a card (kind "reference", reference type "features", or "classifier" when a classifier
+model embedded it) and `features.npy`, the reference batch's features (float64 [N, D]); a card
+names the classifier or embedding model (and its version) that embedded the batch, so a
+diagnosis embeds its batch the same way. Every gunicorn worker reads the same folder, so a
 reference created through one worker is seen by all. Writes are atomic: a reference is built
 in a temporary folder and renamed into place, and deleted by renaming it away first, so a
 reader never sees half a reference. Built-in references (the model repository) are read-only.
@@ -56,15 +58,16 @@ def features_spec(batch: np.ndarray, source: str | None) -> tuple[dict, np.ndarr
 def classified_spec(
     batch_size: int,
     source: str | None,
-    classifier: str,
     classifier_spec: dict,
     probabilities: np.ndarray,
     embeddings: np.ndarray,
 ) -> tuple[dict, np.ndarray]:
-    """The `reference` object and features of an image batch embedded by a built-in
-    classifier: its modes' weights are the batch's own confident-class histogram, so a
-    diagnosis can name missing classes; features are the classifier embeddings [N, C * E]."""
+    """The `reference` object and features of an image batch classified by a classifier model
+    (classifier_spec: lab.cards.classifier_spec of a reference naming it, with `channels`
+    groups): its modes' weights are the batch's own confident-class histogram, so a diagnosis
+    can name missing classes; features are the classifier's features [N, G * E]."""
     histogram = classified_histogram(probabilities, classifier_spec)
+    classifier = classifier_spec["classifier"]
     if histogram.sum() == 0:
         raise DiagnosticsError(
             f"no image of the batch is classified confidently by "
@@ -73,14 +76,34 @@ def classified_spec(
     spec = {
         "type": "classifier",
         "classifier": classifier,
+        "classifier_version": classifier_spec["classifier_version"],
         "embedding": "classifier",
-        **{key: classifier_spec[key] for key in ("channels", "n_modes", "input", "value_range")},
+        **{key: classifier_spec[key] for key in ("channels", "n_modes")},
         "weights": (histogram / histogram.sum()).tolist(),
         "n": batch_size,
         "feature_dim": int(embeddings.shape[1]),
         "source": source or "upload",
     }
     return spec, np.asarray(embeddings, dtype=np.float64)
+
+
+def embedded_spec(
+    source: str | None, model: str, version: int, model_card: dict, features: np.ndarray
+) -> tuple[dict, np.ndarray]:
+    """The `reference` object and validated features float64 [N, D] of an image batch embedded
+    by version `version` of the embedding model `model` (its card `model_card`)."""
+    features = validate_samples(features, model_card["feature_dim"])
+    spec = {
+        "type": "features",
+        "embedding": "model",
+        "embedding_model": model,
+        "embedding_version": version,
+        "sample_shape": model_card["input"]["shape"][1:],
+        "n": int(features.shape[0]),
+        "feature_dim": int(features.shape[1]),
+        "source": source or "upload",
+    }
+    return spec, features
 
 
 class ReferenceStore:

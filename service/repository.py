@@ -15,11 +15,14 @@ import onnxruntime as ort
 
 from lab import runtime
 from lab.cards import (
+    FEATURE_KINDS,
     SERVABLE_KINDS,
+    check_model,
     check_signature,
     check_tensors,
     checked_file,
-    load_classifier_reference,
+    classifier_spec,
+    load_features,
     tensor_inputs,
     validate_card,
 )
@@ -38,11 +41,12 @@ WARM_UP_ROWS = 1  # rows of the run each session gets before its entry is ready 
 
 @dataclass(frozen=True)
 class Version:
-    """One loaded version of a gan or score model.
+    """One loaded version of a gan, score, classifier or embedding model.
 
     number: its version number; card: its entry of the card's "versions".
-    session: the model's graph, a gan's G(z) or a score model's denoiser D(x, sigma): the
-        float16 graph when precision is "fp16" (FP16, _runs_half), else the float32 one.
+    session: the model's graph, a gan's G(z), a score model's denoiser D(x, sigma) (the
+        float16 graph when precision is "fp16": FP16, _runs_half, else the float32 one), a
+        classifier's images -> scores (and embedding), an embedding's images -> features.
     fused: a score model's fused trajectory graph, when the version lists one.
     steppers: a score model's step graphs by sampler ("euler", "heun"), when it lists them.
     """
@@ -61,9 +65,10 @@ class Version:
 
 @dataclass
 class Entry:
-    """One folder of the repository: its card and readiness; a gan or score model's versions
-    by number; a classifier reference's classifier session and real-sample features (float64
-    [N, D])."""
+    """One folder of the repository: its card and readiness; a gan, score, classifier or
+    embedding model's versions by number; a classifier reference's spec (lab.cards.
+    classifier_spec: the card's `reference` with its classifier's tensors), the session of the
+    classifier version it names, and its real-sample features (float64 [N, D])."""
 
     name: str
     path: Path
@@ -72,6 +77,7 @@ class Entry:
     versions: dict[int, Version] = field(default_factory=dict)
     classifier: ort.InferenceSession | None = None
     features: np.ndarray | None = None
+    spec: dict | None = None
 
     @property
     def ready(self) -> bool:
@@ -91,6 +97,10 @@ class Entry:
     def latest_version(self) -> int:
         return max(self.versions)
 
+    def version(self, number: int | None = None) -> Version:
+        """Version `number`, the newest when None (KeyError when absent)."""
+        return self.versions[self.latest_version() if number is None else number]
+
 
 class Repository:
     """All entries of one model repository folder, keyed by name."""
@@ -102,13 +112,17 @@ class Repository:
         self.entries: dict[str, Entry] = {}
 
     def load(self) -> "Repository":
-        """Read every folder; then check that each generator's reference is ready."""
+        """Read every folder; then link each classifier reference to its classifier, and check
+        that each generator's reference is ready."""
         if not self.root.is_dir():
             log.error("model repository %s is not a folder", self.root)
             return self
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
             if not folder.name.startswith("."):
                 self.entries[folder.name] = self._load_entry(folder)
+        for entry in self.entries.values():
+            if entry.ready and entry.kind == "reference" and entry.features is not None:
+                self._link_classifier(entry)
         for entry in self.entries.values():
             if entry.ready and entry.kind in SERVABLE_KINDS:
                 self._check_reference(entry)
@@ -131,8 +145,10 @@ class Repository:
                     number: self._with_sampler_graphs(entry, version)
                     for number, version in entry.versions.items()
                 }
+            elif entry.kind in FEATURE_KINDS:
+                entry.versions = self._load_model_versions(entry)
             elif entry.kind == "reference" and entry.card["reference"]["type"] == "classifier":
-                self._load_classifier(entry)
+                entry.features = load_features(folder, entry.card["reference"]["features"])
             elif entry.kind not in ("reference",):
                 raise ValueError(f"kind {entry.kind!r} is not served by this version")
         except FileNotFoundError as error:
@@ -143,12 +159,40 @@ class Repository:
             entry.error = f"cannot load ONNX: {type(error).__name__}: {error}"
         return entry
 
-    def _load_classifier(self, entry: Entry) -> None:
-        """The classifier session (checked against the card) and the reference features."""
-        loaded = load_classifier_reference(entry.path, self.device, entry.card)
-        entry.classifier = loaded.session
-        warm_up(loaded.session, [loaded.spec["input"]], loaded.spec["file"])
-        entry.features = loaded.features
+    def _load_model_versions(self, entry: Entry) -> dict[int, Version]:
+        """A classifier or embedding model's versions, each checked against the card (input,
+        outputs: names, dtypes, shapes) and warmed up."""
+        versions = {}
+        for spec in entry.card["versions"]:
+            session = self._checked_session(entry.path, spec)
+            try:
+                check_model(session, entry.card)
+            except ValueError as error:
+                raise ValueError(f"{spec['file']} does not match card.json: {error}") from None
+            warm_up(session, [entry.card["input"]], spec["file"])
+            versions[spec["version"]] = Version(spec["version"], spec, session)
+        return versions
+
+    def _link_classifier(self, entry: Entry) -> None:
+        """A classifier reference's classifier session and spec, from the classifier entry it
+        names; the reference is not ready, with the reason, when that entry is missing, not
+        ready, lacks the version or disagrees with the reference (classifier_spec)."""
+        reference = entry.card["reference"]
+        name, number = reference["classifier"], reference.get("classifier_version")
+        classifier = self.entries.get(name)
+        if classifier is None or classifier.kind != "classifier":
+            entry.error = f"classifier {name!r} not in the repository"
+        elif not classifier.ready:
+            entry.error = f"classifier {name!r} not ready: {classifier.error}"
+        elif number is not None and number not in classifier.versions:
+            entry.error = f"classifier {name!r} has no version {number}"
+        else:
+            try:
+                entry.spec = classifier_spec(reference, classifier.card, entry.features.shape[1])
+            except ValueError as error:
+                entry.error = f"does not fit classifier {name!r}: {error}"
+                return
+            entry.classifier = classifier.version(number).session
 
     def _checked_session(
         self, folder: Path, spec: dict, large_graph: bool = False

@@ -1,4 +1,5 @@
-"""The digit classifier that counts modes of the image benchmarks, exported as a `reference`.
+"""The digit classifier that counts modes of the image benchmarks: a `classifier` model
+(models/digit-classifier) and the two `reference` cards that name it.
 
 A small CNN trained on the training split of the 8x8 digits
 (trainer.datasets.images.digits_split) with a fixed seed and +-1 pixel random shifts, scored on
@@ -7,16 +8,17 @@ Its ONNX file has one input, `images` [batch, 1, 8, 8] float32 in [-1, 1], and t
 `logits` [batch, 10] (the mode of a digit is their argmax) and `embedding` [batch, E] (the
 penultimate layer, the feature space of the k-NN metrics).
 
-The same file serves both references: `digits` (1 channel, 10 modes) and `stacked-digits`
-(3 channels, 1000 modes: each channel is classified as its own [1, 8, 8] image and the mode id
-is 100*d_R + 10*d_G + d_B, as in Stacked MNIST).
+The one classifier serves both references (trainer.classifier_references): `digits` (1
+channel, 10 modes) and `stacked-digits` (3 channels, 1000 modes: each channel is classified as
+its own [1, 8, 8] image and the mode id is 100*d_R + 10*d_G + d_B, as in Stacked MNIST); each
+reference keeps its real samples' features.
 """
 
 import dataclasses
 import math
-import shutil
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +29,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lab.cards import sha256, write_card
+from lab.cards import newest_version, read_card
+from trainer.classifier_references import classifier_model_card, write_classifier_reference
 from trainer.datasets import get_dataset
-from trainer.datasets.images import HELD_OUT_FRACTION, SPLIT_SEED, load_digit_images, split_digits
-from trainer.onnx_export import EXPORT_BATCH, OPSET, PARITY_TOLERANCE, module_to_onnx, utc_now
+from trainer.datasets.images import (
+    HELD_OUT_FRACTION,
+    SPLIT_SEED,
+    VALUE_RANGE,
+    load_digit_images,
+    split_digits,
+)
+from trainer.onnx_export import (
+    EXPORT_BATCH,
+    PARITY_TOLERANCE,
+    export_model,
+    module_to_onnx,
+    save_version,
+)
 
+CLASSIFIER_NAME = "digit-classifier"  # the classifier model both references name
 REFERENCE_DATASETS = ("digits", "stacked-digits")
 REFERENCE_FEATURES = 5_000  # real samples whose embeddings the k-NN metrics compare against
 REFERENCE_FEATURES_SEED = 0
@@ -168,10 +184,57 @@ def measure_classifier_parity(model: nn.Module, path: Path) -> dict[str, Any]:
     return parity
 
 
-def reference_card(
-    dataset_name: str, model_file: dict[str, Any], accuracy: float, config: ClassifierConfig
+def classifier_card(
+    entry: dict[str, Any], versions: list[dict], accuracy: float, config: ClassifierConfig
 ) -> dict[str, Any]:
-    """The `reference` card of an image dataset; model_file holds sha256, opset, ir, parity."""
+    """The card of the digit classifier model (kind classifier) listing `versions`."""
+    logits = {"name": "logits", "dtype": "float32", "shape": [-1, 10], "scores": "logits"}
+    embedding = {"name": "embedding", "dtype": "float32", "shape": [-1, config.embedding_dim]}
+    tensors = {
+        "input": {"name": "images", "dtype": "float32", "shape": [-1, 1, 8, 8]},
+        "value_range": list(VALUE_RANGE),
+        "output": logits,
+        "embedding_output": embedding,
+        "n_classes": 10,
+    }
+    held_out = {
+        "accuracy": accuracy,
+        "n": len(split_digits("held_out")[1]),
+        "fraction": HELD_OUT_FRACTION,
+        "seed": SPLIT_SEED,
+        "stratified": True,
+    }
+    extra = {
+        "classes": [str(digit) for digit in range(10)],
+        "held_out": held_out,
+        "dataset": "digits",
+        "architecture": {"name": "DigitClassifier", "width": config.width},
+        "training": config.to_dict(),
+    }
+    description = (
+        f"8x8 digit classifier (version {entry['version']}): {accuracy:.2%} held-out accuracy; "
+        "counts the modes of digits and stacked-digits."
+    )
+    return classifier_model_card(CLASSIFIER_NAME, description, tensors, versions, extra)
+
+
+def export_digit_classifier(model: nn.Module, models_dir: Path, config: ClassifierConfig) -> Path:
+    """Add the classifier as the next version of models_dir/digit-classifier (parity checked);
+    the card's path."""
+    proto = classifier_to_onnx(model)
+    accuracy = held_out_accuracy(model)
+
+    def write_version(version_dir: Path, version: int) -> dict[str, Any]:
+        return save_version(proto, version_dir, version, partial(measure_classifier_parity, model))
+
+    def make_card(_: Path, entry: dict[str, Any], versions: list[dict]) -> dict[str, Any]:
+        return classifier_card(entry, versions, accuracy, config)
+
+    return export_model(models_dir, CLASSIFIER_NAME, "classifier", None, write_version, make_card)
+
+
+def reference_modes(dataset_name: str) -> dict[str, Any]:
+    """The reference's modes: channels, n_modes, weights and how outputs become mode ids."""
     spec = get_dataset(dataset_name).reference_spec()
     channels = spec["channels"]
     apply = (
@@ -180,35 +243,7 @@ def reference_card(
         else f"classify each of the {channels} channels as its own [batch, 1, 8, 8] image; "
         "mode id = 100 * digit_R + 10 * digit_G + digit_B"
     )
-    embedding_dim = config.embedding_dim
-    return {
-        "schema_version": 1,
-        "name": dataset_name,
-        "kind": "reference",
-        "description": (
-            f"Digit classifier reference for {dataset_name} ({spec['n_modes']} modes, uniform): "
-            f"{accuracy:.2%} held-out accuracy on the 8x8 digits."
-        ),
-        "created": utc_now(),
-        "dataset": dataset_name,
-        "reference": {
-            **spec,
-            "outputs": [
-                {"name": "logits", "dtype": "float32", "shape": [-1, 10]},
-                {"name": "embedding", "dtype": "float32", "shape": [-1, embedding_dim]},
-            ],
-            "apply": apply,
-            "held_out_accuracy": accuracy,
-            "held_out": {
-                "n": len(split_digits("held_out")[1]),
-                "fraction": HELD_OUT_FRACTION,
-                "seed": SPLIT_SEED,
-                "stratified": True,
-            },
-            **model_file,
-        },
-        "training": config.to_dict(),
-    }
+    return {key: spec[key] for key in ("channels", "n_modes", "weights")} | {"apply": apply}
 
 
 def reference_features(dataset_name: str, path: Path) -> np.ndarray:
@@ -230,52 +265,38 @@ def reference_features(dataset_name: str, path: Path) -> np.ndarray:
     return embedding.reshape(n, -1)
 
 
-def write_reference_features(dataset_name: str, model_dir: Path, model_path: Path) -> dict:
-    """Save 1/features.npy next to the classifier; the card's `features` entry."""
-    features = reference_features(dataset_name, model_path)
-    path = model_dir / "1" / "features.npy"
-    np.save(path, features, allow_pickle=False)
-    return {
-        "file": "1/features.npy",
-        "sha256": sha256(path),
-        "n": int(features.shape[0]),
-        "dim": int(features.shape[1]),
-        "seed": REFERENCE_FEATURES_SEED,
-    }
-
-
 def export_classifier_references(
     model: nn.Module, models_dir: Path, config: ClassifierConfig
 ) -> list[Path]:
-    """Write models_dir/<dataset>/card.json + 1/model.onnx for digits and stacked-digits.
+    """Write the classifier (the next version of models_dir/digit-classifier) and the digits
+    and stacked-digits references naming it, each with 1/features.npy.
 
-    ValueError when a folder already holds a 1/ version (nothing written); RuntimeError when
-    parity fails (nothing left behind). Returns the card paths.
+    ValueError when a reference folder already holds a card or a version (nothing written);
+    RuntimeError when parity fails (nothing left behind). Returns the card paths, the
+    classifier's first.
     """
-    model_dirs = [Path(models_dir) / name for name in REFERENCE_DATASETS]
-    for model_dir in model_dirs:
-        if (model_dir / "1").exists() or (model_dir / "card.json").exists():
-            raise ValueError(f"{model_dir} already holds a reference; remove it first")
-    proto = classifier_to_onnx(model)
-    accuracy = held_out_accuracy(model)
-    cards = []
-    for name, model_dir in zip(REFERENCE_DATASETS, model_dirs, strict=True):
-        path = model_dir / "1" / "model.onnx"
-        path.parent.mkdir(parents=True)
-        try:
-            onnx.save_model(proto, path)
-            model_file = {
-                "file": "1/model.onnx",
-                "sha256": sha256(path),
-                "opset": OPSET,
-                "ir_version": int(proto.ir_version),
-                "parity": measure_classifier_parity(model, path),
-                "features": write_reference_features(name, model_dir, path),
-            }
-            cards.append(write_card(model_dir, reference_card(name, model_file, accuracy, config)))
-        except BaseException:
-            shutil.rmtree(model_dir)
-            raise
+    for name in REFERENCE_DATASETS:
+        reference_dir = Path(models_dir) / name
+        if (reference_dir / "1").exists() or (reference_dir / "card.json").exists():
+            raise ValueError(f"{reference_dir} already holds a reference; remove it first")
+    classifier_path = export_digit_classifier(model, models_dir, config)
+    classifier = read_card(classifier_path.parent)
+    onnx_path = classifier_path.parent / newest_version(classifier)["file"]
+    accuracy = classifier["held_out"]["accuracy"]
+    cards = [classifier_path]
+    for name in REFERENCE_DATASETS:
+        features = reference_features(name, onnx_path)
+        modes = reference_modes(name)
+        description = (
+            f"Digit classifier reference for {name} ({modes['n_modes']} modes, uniform): "
+            f"{accuracy:.2%} held-out accuracy on the 8x8 digits."
+        )
+        extra = {"seed": REFERENCE_FEATURES_SEED}
+        cards.append(
+            write_classifier_reference(
+                models_dir, name, name, description, classifier, modes, (features, extra)
+            )
+        )
     return cards
 
 

@@ -7,6 +7,12 @@ function with named parameters.
     python -m trainer reference DATASET [--models-dir models]
     python -m trainer diagnose MODEL_DIR
     python -m trainer classifier [--models-dir models] [--steps N --seed S] [--dry-run]
+    python -m trainer export-classifier --module PKG.MOD:CLASS --state-dict FILE
+                                        --input-shape C,H,W --value-range LO,HI --classes N
+                                        --name NAME [--embedding-output NAME] [...]
+    python -m trainer export-embedding --module PKG.MOD:CLASS --state-dict FILE
+                                       --input-shape C,H,W --value-range LO,HI --name NAME
+    python -m trainer migrate-reference MODELS/REFERENCE --classifier NAME
     python -m trainer table [--benchmarks ...] [--methods ...] [--seeds 5] [--jobs J]
                             [--steps N] [--quick] [--runs-dir DIR] [--out DIR]
 
@@ -20,11 +26,11 @@ import dataclasses
 import json
 import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from trainer.classifier import ClassifierConfig, build_classifier_references
+from trainer.cli_tools import add_command, or_usage_error, positive_int
 from trainer.datasets import DATASETS, GaussianMixture, get_dataset
 from trainer.diagnose import rediagnose
 from trainer.edm.fused import add_fused
@@ -37,6 +43,7 @@ from trainer.families import (
     preset_family,
     run_family,
 )
+from trainer.feature_cli import add_feature_commands
 from trainer.half import add_half
 from trainer.losses import LOSSES
 from trainer.mitigations import MITIGATIONS
@@ -51,14 +58,6 @@ TABLE_DIRS = {
     False: (Path("runs/table"), Path("docs/results")),
     True: (Path("runs/table-quick"), Path("runs/table-quick/results")),
 }
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def steps_override(text: str) -> int | dict[str, int]:
@@ -114,25 +113,6 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def add_command(
-    commands: argparse._SubParsersAction, name: str, help: str, handler: Callable[..., int]
-) -> argparse.ArgumentParser:
-    """A subcommand whose parsed arguments carry its handler and its own parser (for usage
-    errors)."""
-    command = commands.add_parser(name, help=help)
-    command.set_defaults(handler=handler, parser=command)
-    return command
-
-
-def or_usage_error(args: argparse.Namespace, function: Callable[..., Any], *arguments: Any) -> Any:
-    """function(*arguments); a ValueError (a bad request: a bad name, another recipe, a card
-    of another kind) becomes a usage error (exit status 2, its message, no traceback)."""
-    try:
-        return function(*arguments)
-    except ValueError as error:
-        args.parser.error(str(error))
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Every subcommand: train, export, reference, classifier, table, fuse, half, diagnose."""
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n")[0])
@@ -155,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_classifier_command(commands)
     add_table_command(commands)
     add_model_commands(commands)
+    add_feature_commands(commands)
     return parser
 
 

@@ -1,10 +1,11 @@
 """Diagnose generated samples the way the service does, with the service's own code.
 
 The 2-D mixtures are their own analytic reference (`GaussianMixture.reference_spec`). The image
-datasets are judged by the digit classifier the trainer exported as their reference card
-(`python -m trainer classifier` writes models/digits and models/stacked-digits): the card's ONNX
-classifier and real-sample features, run by onnxruntime on the CPU exactly as the service runs
-them, so a number means the same thing in the trainer, in a card and through the API.
+datasets are judged by their reference card (`python -m trainer classifier` writes
+models/digit-classifier and the references models/digits and models/stacked-digits naming it):
+the classifier model's ONNX file and the reference's real-sample features, run by onnxruntime on
+the CPU exactly as the service runs them, so a number means the same thing in the trainer, in a
+card and through the API.
 """
 
 import functools

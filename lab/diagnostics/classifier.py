@@ -1,15 +1,18 @@
 """Modes counted by a classifier (the image benchmarks): digits (10 modes) and stacked digits
 (1,000 modes, Stacked MNIST at 8x8).
 
-The reference card names an ONNX classifier whose input is one-channel images in the card's
-`value_range`; a sample of C channels is classified channel by channel and the C digits make
-the mode id in base 10 (stacked digits: 100 * d_R + 10 * d_G + d_B; Metz et al. 2017,
-Srivastava et al. 2017). The service runs the classifier (onnxruntime); this module is the
-numpy around it: channels in, histogram out.
+The reference card names a classifier model (kind classifier) whose input is images of C_in
+channels in its `value_range`; a sample of `channels` groups of C_in channels is classified group
+by group and the groups' classes make the mode id in base n_classes (stacked digits, C_in = 1:
+100 * d_R + 10 * d_G + d_B; Metz et al. 2017, Srivastava et al. 2017). lab.classify runs the
+classifier (onnxruntime); this module is the numpy around it: channels in, histogram out. The
+`reference` dicts here are lab.cards.classifier_spec's: the reference with its classifier's
+tensors and confidence rule.
 
-A sample is **high quality** when the classifier is confident: the product over channels of
-the top class probability is at least CONFIDENCE_THRESHOLD (the classifier-confidence version
-of "within 3 std of a centre"). The ideal sampler of the report's `expected_covered_ideal`
+A sample is **high quality** when the classifier is confident: the product over channel groups
+of the top class probability is at least the classifier card's confidence threshold
+(CONFIDENCE_THRESHOLD for the bundled digit classifier; the classifier-confidence version of
+"within 3 std of a centre"). The ideal sampler of the report's `expected_covered_ideal`
 is then assumed to be classified confidently and correctly (q = 1; 98% of real digits are).
 """
 
@@ -25,13 +28,26 @@ from .errors import DiagnosticsError
 CONFIDENCE_THRESHOLD = 0.99
 
 
+def classifier_sample_shape(reference: dict[str, Any]) -> tuple[int, int, int]:
+    """(C, H, W) of the samples a classifier reference takes: `channels` groups of the
+    classifier's C_in channels, at its height and width."""
+    _, channels_in, height, width = reference["input"]["shape"]
+    return (reference["channels"] * channels_in, height, width)
+
+
+def confidence_threshold(reference: dict[str, Any]) -> float:
+    """The classifier's confidence rule (its card's `confidence`), CONFIDENCE_THRESHOLD when
+    the spec names none."""
+    return float(reference.get("confidence", {}).get("threshold", CONFIDENCE_THRESHOLD))
+
+
 def split_channels(batch: np.ndarray, reference: dict[str, Any]) -> np.ndarray:
-    """The classifier's input for a batch [N, C, H, W] (or [N, H, W, C], [N, H, W]):
-    float32 [N * C, 1, H, W], sample-major (sample i's channels are rows i*C .. i*C + C - 1).
-    """
-    channels = reference["channels"]
-    height, width = reference["input"]["shape"][2:]
-    images = to_channels_first(np.asarray(batch, dtype=np.float64), (channels, height, width))
+    """The classifier's input for a batch [N, G * C_in, H, W] (or [N, H, W, C], [N, H, W]) of
+    G = `channels` groups: float32 [N * G, C_in, H, W], sample-major (sample i's groups are rows
+    i*G .. i*G + G - 1)."""
+    _, channels_in, height, width = reference["input"]["shape"]
+    shape = classifier_sample_shape(reference)
+    images = to_channels_first(np.asarray(batch, dtype=np.float64), shape)
     if images.shape[0] == 0:
         raise DiagnosticsError("no samples: the batch has 0 images")
     pixels = images.reshape(images.shape[0], -1)
@@ -41,7 +57,7 @@ def split_channels(batch: np.ndarray, reference: dict[str, Any]) -> np.ndarray:
             f"{bad.size} of {images.shape[0]} images contain NaN or Inf, or values beyond "
             f"float32 (first: {int(bad[0])})"
         )
-    return images.reshape(-1, 1, height, width).astype(np.float32)
+    return images.reshape(-1, channels_in, height, width).astype(np.float32)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -63,7 +79,7 @@ def classified_modes(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def classified_histogram(probabilities: np.ndarray, reference: dict[str, Any]) -> np.ndarray:
     """High-quality samples per mode, int64 [n_modes], from probabilities [N, C, classes]."""
     modes, confidence = classified_modes(probabilities)
-    confident = confidence >= CONFIDENCE_THRESHOLD
+    confident = confidence >= confidence_threshold(reference)
     return np.bincount(modes[confident], minlength=reference["n_modes"]).astype(np.int64)
 
 

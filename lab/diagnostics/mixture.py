@@ -176,14 +176,15 @@ def expected_coverage(success: np.ndarray, n_samples: int) -> tuple[float, float
     success = np.asarray(success, dtype=np.float64)
     if n_samples == 0:
         return 0.0, 0.0
-    missed = np.exp(n_samples * np.log1p(-success))
+    with np.errstate(divide="ignore"):  # s_k = 1: log1p(-1) = -inf, the mode is never missed
+        missed = np.exp(n_samples * np.log1p(-success))
     variance = 0.0
     rows_per_block = max(1, _PAIR_BLOCK_ELEMENTS // len(success))
     for start in range(0, len(success), rows_per_block):
         rows = np.arange(start, min(start + rows_per_block, len(success)))
         either = np.minimum(success[rows, None] + success[None, :], 1.0)
         either[np.arange(len(rows)), rows] = success[rows]  # j == k: P(both missed) = m_k
-        with np.errstate(divide="ignore"):  # s_j + s_k = 1: both are never missed, exp(-inf)
+        with np.errstate(divide="ignore"):  # s_j + s_k = 1: one of the two is always hit
             both_missed = np.exp(n_samples * np.log1p(-either))
         variance += float(np.sum(both_missed - missed[rows, None] * missed[None, :]))
     return float(np.sum(1.0 - missed)), float(np.sqrt(max(variance, 0.0)))

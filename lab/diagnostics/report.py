@@ -14,7 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from .classifier import CONFIDENCE_THRESHOLD, argmax_histogram, classified_histogram
+from .classifier import (
+    argmax_histogram,
+    classified_histogram,
+    classifier_sample_shape,
+    confidence_threshold,
+)
 from .embedding import embed
 from .errors import DiagnosticsError
 from .features import feature_metrics
@@ -97,7 +102,7 @@ def reference_sample_shape(reference: dict[str, Any]) -> tuple[int, ...] | None:
     if kind == "gaussian_mixture" and isinstance(reference.get("dim"), int):
         return (reference["dim"],)
     if kind == "classifier" and "input" in reference:
-        return (reference["channels"], *reference["input"]["shape"][2:])
+        return classifier_sample_shape(reference)
     if kind == "features" and "sample_shape" in reference:
         return tuple(reference["sample_shape"])
     return None
@@ -146,7 +151,7 @@ def classified_mode_stats(reference: dict[str, Any], probabilities: np.ndarray) 
         every, int(every.sum()), weights, weights, "are counted by their argmax mode"
     )
     histogram = classified_histogram(probabilities, reference)
-    rule = f"are classified with confidence >= {CONFIDENCE_THRESHOLD:g}"
+    rule = f"are classified with confidence >= {confidence_threshold(reference):g}"
     n_samples = probabilities.shape[0]
     return histogram_stats(histogram, n_samples, weights, weights, rule, all_samples)
 

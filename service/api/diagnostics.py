@@ -41,13 +41,18 @@ def diagnostics() -> Response:
 
 
 def diagnose_with(batch: np.ndarray, reference: Reference | None) -> dict:
-    """The report; for a classifier reference the classifier runs on the batch first."""
+    """The report; for a classifier reference the classifier runs on the batch first, for a
+    features reference naming an embedding model that model does (its features are then
+    compared as raw vectors)."""
     if reference is None:
         return diagnose(batch, None, None)
-    classified = None
+    classified, spec = None, reference.spec
     if reference.classifier is not None:
         classified = reference.classify(batch)
-    return diagnose(batch, reference.spec, reference.name, reference.features, classified)
+    elif reference.embedder is not None:
+        batch = reference.embed(batch)
+        spec = {**spec, "embedding": "raw", "sample_shape": [batch.shape[1]]}
+    return diagnose(batch, spec, reference.name, reference.features, classified)
 
 
 def diagnosis_response(

@@ -1,4 +1,5 @@
-"""Models (GANs and score models): list, describe, draw samples, diagnose."""
+"""Models (GANs and score models; classifiers and embeddings listed too): list, describe, draw
+samples, diagnose."""
 
 import io
 from dataclasses import dataclass
@@ -8,7 +9,7 @@ import numpy as np
 from flask import Blueprint, Response, jsonify
 from flask import request as http_request
 
-from lab.cards import SERVABLE_KINDS
+from lab.cards import FEATURE_KINDS, SERVABLE_KINDS
 from lab.noise import MAX_SEED, random_seed
 from lab.samplers import MAX_CHURN, SAMPLERS, Churn, network_evaluations
 from lab.sampling import generator_drawer, score_drawer
@@ -63,9 +64,11 @@ def summarise(entry: Entry) -> dict:
 
 @blueprint.get("")
 def list_models() -> dict:
-    """?view=full (default: each model with its card) or ?view=compact (without cards)."""
+    """?view=full (default: each model with its card) or ?view=compact (without cards): the
+    generators, and the classifier and embedding models references and uploads name."""
     view = choice_field(http_request.args, "view", "full", LIST_VIEWS)
-    entries = [e for e in repository().entries.values() if e.kind in SERVABLE_KINDS or not e.card]
+    kinds = SERVABLE_KINDS + FEATURE_KINDS
+    entries = [e for e in repository().entries.values() if e.kind in kinds or not e.card]
     shape = summarise if view == "compact" else describe
     return {"models": [shape(entry) for entry in entries]}
 

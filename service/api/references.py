@@ -4,10 +4,15 @@ more are built from uploaded batches of real samples."""
 import numpy as np
 from flask import Blueprint, Response, jsonify
 
-from lab.diagnostics.embedding import image_layout
+from lab.cards import classifier_spec
+from lab.classify import embed_images
+from lab.diagnostics.classifier import classifier_sample_shape
+from lab.diagnostics.embedding import fits, image_layout, mismatch, shape_layout
 from service.api.requests import (
     Reference,
+    form_value,
     read_batch,
+    ready_entry,
     reference_store,
     repository,
     require_upload,
@@ -15,9 +20,12 @@ from service.api.requests import (
     to_value_range,
 )
 from service.errors import ApiError
-from service.references import NAME, classified_spec, features_spec
+from service.references import NAME, classified_spec, embedded_spec, features_spec
+from service.repository import Entry
+from service.uploads import ShapeCheck
 
 blueprint = Blueprint("references", __name__, url_prefix="/v1/references")
+MAX_STACKED_MODES = 100_000  # modes a classifier stacked over channels may make (the weights)
 
 
 def summary(card: dict | None, name: str, source: str, error: str | None = None) -> dict:
@@ -64,7 +72,9 @@ def get_reference(name: str) -> dict:
 
 @blueprint.post("")
 def create_reference() -> Response:
-    """multipart/form-data: `file` (a batch of real samples) and `name` -> 201 + the card."""
+    """multipart/form-data: `file` (a batch of real samples), `name` and optionally
+    `classifier` or `embedding` (a model of the repository that embeds the batch) -> 201 + the
+    card."""
     upload, fields = require_upload("name")
     name = fields["name"]
     if not NAME.fullmatch(name):
@@ -76,7 +86,8 @@ def create_reference() -> Response:
         )
     if repository().get(name) is not None:
         raise ApiError(409, f"{name!r} is a built-in name; choose another", "conflict")
-    batch, upload_format = read_batch(upload)
+    model = named_model_field()
+    batch, upload_format = read_batch(upload, check=fits_model(model) if model else None)
     limit = service_config().max_reference_samples
     if len(batch) > limit:
         raise ApiError(
@@ -85,15 +96,7 @@ def create_reference() -> Response:
             "(MAX_REFERENCE_SAMPLES)",
             "too-large",
         )
-    classifier = matching_classifier(batch)
-    if classifier is None:
-        spec, features = features_spec(batch, upload.filename)
-    else:
-        batch = to_value_range(batch, upload_format, classifier.spec)
-        probabilities, embeddings = classifier.classify(batch)
-        spec, features = classified_spec(
-            len(batch), upload.filename, classifier.name, classifier.spec, probabilities, embeddings
-        )
+    spec, features = reference_features(batch, upload_format, upload.filename, model)
     card = reference_store().create(name, spec, features)
     response = jsonify(card)
     response.status_code = 201
@@ -101,17 +104,99 @@ def create_reference() -> Response:
     return response
 
 
+def named_model_field() -> Entry | None:
+    """The classifier or embedding model the `classifier` or `embedding` field names (404 when
+    unknown, 503 when not ready), None when neither is sent; 400 for both."""
+    classifier, embedding = form_value("classifier"), form_value("embedding")
+    if classifier and embedding:
+        raise ApiError(
+            400,
+            "send either 'classifier' (modes and features from a classifier) or 'embedding' "
+            "(features from an embedding model), not both",
+            "invalid-field",
+        )
+    if classifier or embedding:
+        return ready_entry(classifier or embedding, "classifier" if classifier else "embedding")
+    return None
+
+
+def reference_features(
+    batch: np.ndarray, upload_format: str, source: str | None, model: Entry | None
+) -> tuple[dict, np.ndarray]:
+    """The stored reference's `reference` object and features [N, D] of a batch: embedded by
+    the named model, else by a built-in classifier whose input fits (matching_classifier), else
+    as raw vectors or pixels."""
+    if model is not None and model.kind == "embedding":
+        version = model.version()
+        batch = to_value_range(batch, upload_format, model.card)
+        embedded = embed_images(version.session, model.card, batch)
+        return embedded_spec(source, model.name, version.number, model.card, embedded)
+    if model is not None:
+        classifier = stacked_classifier(model, image_layout(batch)[0])  # fits_model passed
+    else:
+        classifier = matching_classifier(batch)
+    if classifier is None:
+        return features_spec(batch, source)
+    batch = to_value_range(batch, upload_format, classifier.spec)
+    probabilities, embeddings = classifier.classify(batch)
+    return classified_spec(len(batch), source, classifier.spec, probabilities, embeddings)
+
+
+def stacked_classifier(model: Entry, channels: int) -> Reference:
+    """A classifier model run over samples of `channels` channels: channels / C_in groups
+    stacked in base n_classes (lab.cards.classifier_spec), uniform weights; 422 when that
+    makes more than MAX_STACKED_MODES modes."""
+    groups = channels // model.card["input"]["shape"][1]
+    n_classes = model.card["n_classes"]
+    if n_classes**groups > MAX_STACKED_MODES:
+        raise ApiError(
+            422,
+            f"{groups} stacked images of {n_classes} classes make {n_classes}**{groups} modes, "
+            f"more than the {MAX_STACKED_MODES} a reference may have; send fewer channels",
+            "unusable-samples",
+        )
+    version = model.version()
+    reference = {
+        "type": "classifier",
+        "classifier": model.name,
+        "classifier_version": version.number,
+        "channels": groups,
+        "n_modes": n_classes**groups,
+        "weights": [1 / n_classes**groups] * n_classes**groups,
+    }
+    return Reference(model.name, classifier_spec(reference, model.card), None, version.session)
+
+
+def fits_model(model: Entry) -> ShapeCheck:
+    """A check of a batch's shape [N, ...] against a model's declared input [-1, C_in, H, W]:
+    images of C_in channels, or for a classifier a stack of them along the channels; 422 saying
+    what was sent and what the model takes."""
+    _, channels_in, height, width = model.card["input"]["shape"]
+
+    def check(shape: tuple[int, ...]) -> None:
+        if shape[:1] == (0,):
+            return
+        channels = shape_layout(shape)[0] if len(shape) in (3, 4) else 0
+        groups = max(channels // channels_in, 1) if model.kind == "classifier" else 1
+        if not fits(shape, (groups * channels_in, height, width)):
+            detail = mismatch(shape, (channels_in, height, width), f"{model.kind} {model.name!r}")
+            stack = ", or a stack of them along the channels" * (model.kind == "classifier")
+            raise ApiError(422, detail + stack, "unusable-samples")
+
+    return check
+
+
 def matching_classifier(batch: np.ndarray) -> Reference | None:
-    """A built-in classifier reference whose input fits these images [N, C, H, W] (or channels
-    last), to embed an uploaded image reference; None for vectors or when none fits."""
+    """The classifier of a built-in classifier reference whose samples these images [N, C, H,
+    W] (or channels last) are, stacked as that reference stacks them, to embed an uploaded
+    image reference; None for vectors or when none fits."""
     if batch.ndim < 3:
         return None
     layout = image_layout(batch)
     for entry in repository().of_kind("reference"):
-        spec = entry.card["reference"] if entry.ready else {}
-        if spec.get("type") == "classifier" and "classifier" not in spec:
-            if (spec["channels"], *spec["input"]["shape"][2:]) == tuple(layout):
-                return Reference(entry.name, spec, entry.features, entry.classifier)
+        if entry.ready and entry.spec is not None and classifier_sample_shape(entry.spec) == layout:
+            model = repository().get(entry.spec["classifier"])
+            return stacked_classifier(model, layout[0])
     return None
 
 

@@ -11,13 +11,14 @@ import numpy as np
 from flask import current_app, request
 from werkzeug.datastructures import FileStorage
 
-from lab.classify import classify
+from lab.cards import classifier_spec
+from lab.classify import classify, embed_images
 from lab.diagnostics.embedding import fits, mismatch
 from lab.diagnostics.report import reference_sample_shape
 from service.config import ServiceConfig
 from service.errors import ApiError
 from service.references import ReferenceStore
-from service.repository import Entry, Repository
+from service.repository import Entry, Repository, Version
 from service.uploads import ShapeCheck, UploadLimits, parse_upload
 
 IMAGE_FORMATS = ("png", "zip")  # parsed into [0, 1]
@@ -76,15 +77,18 @@ def form_value(name: str) -> str | None:
     return request.form.get(name) or request.args.get(name) or None
 
 
-def read_batch(upload: FileStorage, reference: "Reference | None" = None) -> tuple[np.ndarray, str]:
+def read_batch(
+    upload: FileStorage, reference: "Reference | None" = None, check: ShapeCheck | None = None
+) -> tuple[np.ndarray, str]:
     """(the uploaded batch as float64 [N, ...] parsed within the limits, its format: "npy",
     "npz", "csv", "json", "png" or "zip"); a .npz holding several arrays gives the one the
-    `key` form field (or query parameter) names. With a reference, samples that do not fit it
-    are a 422 saying what was sent and what it takes, before any size limit is checked."""
+    `key` form field (or query parameter) names. With a reference (or another `check` of the
+    shape), samples that do not fit it are a 422 saying what was sent and what it takes, before
+    any size limit is checked."""
     data = upload.read()
     upload.close()  # large parts are spooled to a temporary file: release it now
     key = form_value("key")
-    check = fits_reference(reference) if reference is not None else None
+    check = fits_reference(reference) if reference is not None else check
     return parse_upload(data, upload.filename, upload.mimetype, upload_limits(), key, check)
 
 
@@ -102,32 +106,81 @@ def fits_reference(reference: "Reference") -> ShapeCheck:
 
 @dataclass(frozen=True)
 class Reference:
-    """What a diagnosis compares against: the card's `reference` object, the real-sample
-    features (None for mixtures, which draw their own) and, for classifier references, the
-    classifier session."""
+    """What a diagnosis compares against: the card's `reference` object (a classifier
+    reference's with its classifier's tensors, lab.cards.classifier_spec; a features reference
+    naming an embedding model's with that model's input, output and value_range), the
+    real-sample features (None for mixtures, which draw their own), and the session of the
+    classifier or the embedding model that embeds a batch for it."""
 
     name: str
     spec: dict
     features: np.ndarray | None = None
     classifier: object | None = None  # onnxruntime.InferenceSession
+    embedder: object | None = None  # onnxruntime.InferenceSession
 
     def classify(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities [N, C, classes], embeddings [N, C * E]) of each sample's channels, by
-        the classifier (classifier references only)."""
+        """(probabilities [N, G, classes], features [N, G * E]) of each sample's channel
+        groups, by the classifier (classifier references only)."""
         return classify(self.classifier, self.spec, batch)
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        """Features float64 [N, D] of images [N, C, H, W] by the embedding model (features
+        references naming one only)."""
+        return embed_images(self.embedder, self.spec, batch)
 
 
 def resolve_reference(name: str) -> Reference:
-    """A built-in or uploaded reference by name: 404 when unknown, 503 when not ready."""
+    """A built-in or uploaded reference by name: 404 when unknown, 503 when it, or the model it
+    names, is not ready."""
     stored = reference_store().get(name)
     if stored is not None:
-        spec = stored.card["reference"]
-        classifier = None
-        if spec.get("type") == "classifier":  # embedded by a built-in classifier at upload
-            classifier = ready_entry(spec["classifier"], "reference").classifier
-        return Reference(name, spec, stored.features, classifier)
+        return stored_reference(name, stored.card["reference"], stored.features)
     entry = ready_entry(name, "reference")
-    return Reference(name, entry.card["reference"], entry.features, entry.classifier)
+    return Reference(name, entry.spec or entry.card["reference"], entry.features, entry.classifier)
+
+
+def stored_reference(name: str, spec: dict, features: np.ndarray) -> Reference:
+    """An uploaded reference with the model that embedded it at upload: a classifier (older
+    uploads name the built-in reference whose classifier they used), an embedding model, or
+    none ("raw", "pixels")."""
+    if spec.get("type") == "classifier":
+        kinds = ("classifier", "reference")
+        model = named_model(name, spec["classifier"], spec.get("classifier_version"), kinds)
+        if model.kind == "reference":
+            return Reference(name, {**model.spec, **spec}, features, model.classifier)
+        version = model.version(spec.get("classifier_version"))
+        spec = classifier_spec(spec, model.card)
+        return Reference(name, spec, features, version.session)
+    if spec.get("embedding") == "model":
+        number = spec.get("embedding_version")
+        model = named_model(name, spec["embedding_model"], number, ("embedding",))
+        tensors = {key: model.card[key] for key in ("input", "output", "value_range")}
+        session = model.version(spec.get("embedding_version")).session
+        return Reference(name, {**spec, **tensors}, features, embedder=session)
+    return Reference(name, spec, features)
+
+
+def named_model(reference: str, name: str, number: int | None, kinds: tuple[str, ...]) -> Entry:
+    """The ready repository entry of one of `kinds` (with version `number`, when given) that
+    the reference `reference` names; 503 saying why when there is none."""
+    entry = repository().get(name)
+    why = None
+    if entry is None or entry.kind not in kinds:
+        why = f"{name!r} is not in the repository" + (f" as a {kinds[0]}" if entry else "")
+    elif not entry.ready:
+        why = f"{name!r} is not ready: {entry.error}"
+    elif number is not None and entry.kind != "reference" and number not in entry.versions:
+        why = f"{name!r} has no version {number}"
+    if why is not None:
+        raise ApiError(503, f"reference {reference!r} is not ready: {why}", "not-ready")
+    return entry
+
+
+def model_version(name: str, kind: str) -> tuple[Entry, Version]:
+    """The named ready model of `kind` (classifier, embedding) and its newest version: 404
+    naming the known ones when unknown, 503 when not ready."""
+    entry = ready_entry(name, kind)
+    return entry, entry.version()
 
 
 def to_value_range(batch: np.ndarray, upload_format: str, spec: dict) -> np.ndarray:
@@ -142,9 +195,10 @@ def ready_entry(name: str, *kinds: str) -> Entry:
     """The named entry of one of `kinds`: 404 when unknown, 503 when it failed to load."""
     entry = repository().get(name)
     if entry is None or (entry.kind is not None and entry.kind not in kinds):
-        noun = "reference" if kinds == ("reference",) else "model"
+        noun = kinds[0] if len(kinds) == 1 else "model"  # reference, classifier, embedding
         known = ", ".join(e.name for e in repository().of_kind(*kinds)) or "none"
-        raise ApiError(404, f"no {noun} named {name!r} (known: {known})", f"unknown-{noun}")
+        group = "reference" if noun == "reference" else "model"
+        raise ApiError(404, f"no {noun} named {name!r} (known: {known})", f"unknown-{group}")
     if not entry.ready:
         raise ApiError(503, f"{name!r} is not ready: {entry.error}", "not-ready")
     return entry

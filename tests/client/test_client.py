@@ -111,3 +111,11 @@ def test_cli_reports_a_refusal_and_a_missing_file(
     with pytest.raises(SystemExit) as usage:
         main(["--url", url, "diagnose", str(tmp_path / "absent.npy")])
     assert usage.value.code == 2
+
+
+def test_a_reference_names_its_classifier(url: str, ring8_batch: np.ndarray) -> None:
+    """The field reaches the service: the tiny repository has no classifier model."""
+    with pytest.raises(ClientError) as raised:
+        Client(url).create_reference("never-made", ring8_batch, classifier="nope")
+    assert raised.value.status == 404
+    assert raised.value.detail == "no classifier named 'nope' (known: none)"

@@ -101,3 +101,13 @@ def test_expected_coverage_matches_monte_carlo(references: dict, draw) -> None:
     mean, std = expected_coverage_ideal(mixture, 30)
     assert abs(np.mean(covered) - mean) < 4 * np.std(covered) / np.sqrt(len(covered))
     assert std == pytest.approx(np.std(covered), rel=0.2)
+
+
+def test_a_mode_holding_all_the_weight_is_surely_covered_without_a_warning() -> None:
+    """An uploaded classifier reference whose confident samples are all of one class has a
+    weight of 1: log1p(-1) is -inf, and the mode is covered with certainty (it warned, an
+    error under pytest)."""
+    from lab.diagnostics.mixture import expected_coverage
+
+    mean, std = expected_coverage(np.array([1.0, 0.0, 0.0]), 50)
+    assert mean == 1.0 and std == 0.0

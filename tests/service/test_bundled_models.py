@@ -21,6 +21,7 @@ CARDS = sorted(REPO_MODELS.glob("*/card.json"))
 def test_bundle_has_the_promised_models():
     names = {path.parent.name for path in CARDS}
     promised = {"ring8", "grid25", "ring8-gan", "grid25-gan", "digits", "stacked-digits"}
+    promised |= {"digit-classifier"}
     assert promised | {"ring8-edm", "grid25-edm", "digits-edm", "stacked-digits-edm"} <= names
 
 
@@ -31,7 +32,7 @@ def test_card_is_valid_and_files_match(path: Path):
     assert card["name"] == path.parent.name
     files = card.get("versions", [])
     if card["kind"] == "reference" and card["reference"]["type"] == "classifier":
-        files = [card["reference"], card["reference"]["features"]]
+        files = [card["reference"]["features"]]
     for entry in files:
         assert sha256(path.parent / entry["file"]) == entry["sha256"]
         if "parity" in entry:
@@ -41,6 +42,19 @@ def test_card_is_valid_and_files_match(path: Path):
 def test_bundle_is_ready():
     response = create_app(make_config(REPO_MODELS)).test_client().get("/readyz")
     assert response.status_code == 200, response.get_json()
+
+
+def test_digit_references_name_the_bundled_classifier():
+    """digits and stacked-digits share one classifier model (its ONNX bytes unchanged by the
+    move out of the references) and keep only their features."""
+    classifier = json.loads((REPO_MODELS / "digit-classifier" / "card.json").read_text())
+    assert classifier["kind"] == "classifier" and classifier["n_classes"] == 10
+    sha = "1315e7a482fa0dd2c5c66412e29d729d862011d280e288dccad1bff56ac065c0"
+    assert classifier["versions"][0]["sha256"] == sha
+    for name, channels in (("digits", 1), ("stacked-digits", 3)):
+        reference = json.loads((REPO_MODELS / name / "card.json").read_text())["reference"]
+        assert reference["classifier"] == "digit-classifier" and reference["channels"] == channels
+        assert not list((REPO_MODELS / name).rglob("*.onnx"))
 
 
 REQUEST_KEYS = ("n", "seed", "steps", "sampler")  # steps and sampler: score models only

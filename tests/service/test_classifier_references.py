@@ -1,6 +1,7 @@
 """Image diagnostics against the bundled classifier references (digits, stacked-digits)."""
 
 import io
+import shutil
 
 import numpy as np
 import pytest
@@ -129,7 +130,8 @@ def test_uploaded_image_reference_uses_the_classifier(client, digits):
     created = client.post("/v1/references", data=form, content_type="multipart/form-data")
     assert created.status_code == 201
     spec = created.get_json()["reference"]
-    assert spec["type"] == "classifier" and spec["classifier"] == "digits"
+    assert spec["type"] == "classifier" and spec["classifier"] == "digit-classifier"
+    assert spec["classifier_version"] == 1 and spec["channels"] == 1
     assert spec["feature_dim"] == 64 and abs(sum(spec["weights"]) - 1) < 1e-9
     whole = diagnose(client, images[other], "my-digits")
     dropped = diagnose(client, images[other][labels[other] != 3], "my-digits")
@@ -209,3 +211,32 @@ def test_values_beyond_float32_are_422_not_500(client):
     form = {"file": (io.BytesIO(buffer.getvalue()), "x.npy"), "reference": "digits"}
     response = client.post("/v1/diagnostics", data=form, content_type="multipart/form-data")
     assert response.status_code == 422 and "float32" in response.get_json()["detail"]
+
+
+def test_a_reference_uploaded_before_classifier_models_still_diagnoses(client, digits):
+    """Uploads stored by the previous layout name the built-in reference whose classifier
+    embedded them ("classifier": "digits", with its input and value range): they are diagnosed
+    by that reference's classifier, as references naming digit-classifier are."""
+    import json
+
+    images, _ = digits
+    buffer = io.BytesIO()
+    np.save(buffer, images[:300])
+    form = {"file": (io.BytesIO(buffer.getvalue()), "real.npy"), "name": "new-layout"}
+    spec = client.post("/v1/references", data=form, content_type="multipart/form-data")
+    spec = spec.get_json()["reference"]
+    store = client.application.extensions["references"]
+    old = shutil.copytree(store.root / "new-layout", store.root / "old-layout")
+    card = json.loads((old / "card.json").read_text())
+    del card["reference"]["classifier_version"]
+    card["name"] = "old-layout"
+    card["reference"] |= {
+        "classifier": "digits",
+        "input": {"name": "images", "dtype": "float32", "shape": [-1, 1, 8, 8]},
+        "value_range": [-1.0, 1.0],
+    }
+    (old / "card.json").write_text(json.dumps(card))
+    reports = [diagnose(client, images[300:700], name) for name in ("new-layout", "old-layout")]
+    client.delete("/v1/references/new-layout")
+    client.delete("/v1/references/old-layout")
+    assert reports[1] == {**reports[0], "reference": "old-layout"}

@@ -9,6 +9,7 @@ import onnxruntime
 import pytest
 import torch
 
+from lab.cards import load_classifier_reference
 from trainer.classifier import (
     ClassifierConfig,
     DigitClassifier,
@@ -58,8 +59,21 @@ def test_bad_config_is_refused(field, value):
         ClassifierConfig(**{field: value})
 
 
+def test_classifier_card_validates_and_names_its_file(exported, tiny_model, card_validator):
+    models_dir, cards = exported
+    card = cards["digit-classifier"]
+    card_validator.validate(card)
+    assert card["kind"] == "classifier" and card["n_classes"] == 10
+    assert card["held_out"]["accuracy"] == held_out_accuracy(tiny_model)
+    (version,) = card["versions"]
+    path = models_dir / "digit-classifier" / version["file"]
+    assert version["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert version["opset"] == 18 and version["ir_version"] == onnx.load(path).ir_version <= 10
+    assert version["parity"]["max_abs_error"] <= 1e-4
+
+
 @pytest.mark.parametrize("name", ["digits", "stacked-digits"])
-def test_cards_validate_against_the_schema(exported, tiny_model, card_validator, name):
+def test_reference_cards_name_the_classifier(exported, card_validator, name):
     models_dir, cards = exported
     card = cards[name]
     card_validator.validate(card)
@@ -69,17 +83,16 @@ def test_cards_validate_against_the_schema(exported, tiny_model, card_validator,
         "digits": (1, 10),
         "stacked-digits": (3, 1000),
     }[name]
-    assert reference["held_out_accuracy"] == held_out_accuracy(tiny_model)
-    path = models_dir / name / reference["file"]
-    assert reference["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert reference["opset"] == 18 and reference["ir_version"] == onnx.load(path).ir_version <= 10
-    assert reference["parity"]["max_abs_error"] <= 1e-4
+    assert (reference["classifier"], reference["classifier_version"]) == ("digit-classifier", 1)
+    assert not list((models_dir / name).rglob("*.onnx"))
+    loaded = load_classifier_reference(models_dir / name, "cpu")
+    assert loaded.features.shape == (reference["features"]["n"], reference["channels"] * 12)
 
 
 @pytest.mark.parametrize("batch", [1, 5])
 def test_onnx_outputs_match_torch(exported, tiny_model, batch):
     models_dir, cards = exported
-    path = models_dir / "digits" / cards["digits"]["reference"]["file"]
+    path = models_dir / "digit-classifier" / cards["digit-classifier"]["versions"][0]["file"]
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     images = split_digits("held_out")[0][:batch]
     logits, embedding = session.run(["logits", "embedding"], {"images": images.numpy()})
@@ -90,16 +103,11 @@ def test_onnx_outputs_match_torch(exported, tiny_model, batch):
     np.testing.assert_allclose(embedding, expected_embedding.numpy(), atol=1e-4, rtol=0)
 
 
-def test_both_references_share_one_onnx_file(exported):
-    _, cards = exported
-    assert cards["digits"]["reference"]["sha256"] == cards["stacked-digits"]["reference"]["sha256"]
-
-
 def test_an_existing_reference_is_not_overwritten(tiny_model, tmp_path):
     (tmp_path / "stacked-digits" / "1").mkdir(parents=True)
     with pytest.raises(ValueError, match="already holds a reference"):
         export_classifier_references(tiny_model, tmp_path, TINY)
-    assert not (tmp_path / "digits").exists()
+    assert not (tmp_path / "digits").exists() and not (tmp_path / "digit-classifier").exists()
 
 
 def run_main(argv, capsys):
@@ -121,7 +129,7 @@ def test_cli_dry_run_prints_the_config(capsys, tmp_path):
 def test_cli_writes_both_references(capsys, tmp_path, card_validator):
     status, out, _ = run_main(["classifier", "--models-dir", str(tmp_path), "--steps", "3"], capsys)
     assert status == 0 and "held-out accuracy" in out
-    for name in ("digits", "stacked-digits"):
+    for name in ("digit-classifier", "digits", "stacked-digits"):
         card_validator.validate(json.loads((tmp_path / name / "card.json").read_text()))
     status, _, err = run_main(["classifier", "--models-dir", str(tmp_path), "--steps", "3"], capsys)
     assert status == 2 and "already holds a reference" in err

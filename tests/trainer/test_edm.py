@@ -229,7 +229,8 @@ def test_image_score_model_exports_with_classifier_diagnostics(tmp_path, card_va
     from service.config import REPO_MODELS
 
     models_dir = tmp_path / "models"
-    shutil.copytree(REPO_MODELS / "digits", models_dir / "digits")
+    for name in ("digits", "digit-classifier"):  # the reference and the classifier it names
+        shutil.copytree(REPO_MODELS / name, models_dir / name)
     config = resolve_score_config("digits-edm", {"steps": 2, "width": 8, "snapshot_every": 1})
     score_training_loop(config, tmp_path / "run", progress=False)
     card = json.loads(export_score(tmp_path / "run", models_dir, "digits-tiny").read_text())

@@ -138,17 +138,13 @@ class ImageDataset:
         return self.sample_with_modes(n, generator)[0]
 
     def reference_spec(self) -> dict:
-        """The mode space of the card's `reference` object (type "classifier").
-
-        The classifier's own fields (file, sha256, parity, accuracy) are added when it is
-        exported (trainer.classifier.reference_card).
-        """
+        """The mode space of the card's `reference` object (type "classifier"): the classifier
+        it names, with its input and value range, is added when it is exported
+        (trainer.classifier.export_classifier_references)."""
         return {
             "type": "classifier",
             "channels": self.channels,
             "n_modes": self.num_modes,
-            "input": {"name": "images", "dtype": "float32", "shape": [-1, 1, 8, 8]},
-            "value_range": list(VALUE_RANGE),
             "weights": [1.0 / self.num_modes] * self.num_modes,
         }
 
