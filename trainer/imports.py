@@ -98,7 +98,10 @@ def staged_card(source: Path, declared: Declared, models_dir: Path, staging: Pat
     model = stored_copy(source, target)
     session = open_session(target, source.name)
     card = declared_card(declared, reference["dataset"], session)
-    check_signature(session, card)
+    try:
+        check_signature(session, card)
+    except ValueError as error:
+        raise ValueError(f"{source.name} does not match --latent/--output-shape: {error}") from None
     check_runs(session, card, declared.output_shape)
     measured = measure_range(session, card, declared.value_range)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
