@@ -404,14 +404,20 @@ def latent_spec(text: str) -> dict[str, Any]:
 
 def shape_spec(text: str) -> tuple[int, ...]:
     """argparse type: one sample's shape, "2" or "3,8,8" (each axis >= 1)."""
-    return tuple(positive_int(axis) for axis in text.split(","))
+    try:
+        return tuple(positive_int(axis) for axis in text.split(","))
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected axes >= 1, e.g. 2 or 3,8,8") from None
 
 
 def value_range(text: str) -> tuple[float, float]:
     """argparse type: "LOW,HIGH" with LOW < HIGH."""
-    low, high = (float(value) for value in text.split(","))
+    try:
+        low, high = (float(value) for value in text.split(","))
+    except ValueError:
+        low = high = 0.0
     if not low < high:
-        raise argparse.ArgumentTypeError(f"LOW must be < HIGH, got {text!r}")
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LOW,HIGH with LOW < HIGH")
     return low, high
 
 

@@ -174,6 +174,8 @@ def test_other_bytes_are_not_an_onnx_model(models: Path, tmp_path: Path, capsys)
         (("--latent", "cauchy:4"), "expected normal:D or uniform:LOW,HIGH:D"),
         (("--latent", "uniform:1,-1:4"), "expected normal:D or uniform:LOW,HIGH:D"),
         (("--latent", "normal:4", "--reference", "ring9"), "unknown reference 'ring9'"),
+        (("--latent", "normal:4", "--output-shape", "2,a"), "expected axes >= 1"),
+        (("--latent", "normal:4", "--value-range=2,1"), "expected LOW,HIGH with LOW < HIGH"),
         (("--latent", "normal:4", "--output-shape", "3,8,8"), "judges samples of shape [2]"),
     ],
 )
