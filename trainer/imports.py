@@ -141,8 +141,9 @@ def check_output_against_reference(declared: Declared, reference: dict) -> None:
         if declared.value_range is None or list(declared.value_range) != spec["value_range"]:
             raise ValueError(
                 f"reference {reference['name']} classifies images in {spec['value_range']}; "
-                f"declare --value-range {','.join(str(v) for v in spec['value_range'])} "
-                f"(rescale the generator's output to it), not {declared.value_range}"
+                f"declare --value-range={','.join(str(v) for v in spec['value_range'])} "
+                "(rescale the generator's output to it), not "
+                f"{None if declared.value_range is None else list(declared.value_range)}"
             )
     if tuple(declared.output_shape) != expected:
         raise ValueError(

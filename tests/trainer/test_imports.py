@@ -225,3 +225,15 @@ def test_a_trained_model_of_that_name_is_not_replaced(models: Path, tmp_path: Pa
     assert status == 2 and "already holds another kind of model" in err
     assert sorted(p.name for p in (models / "toy").iterdir()) == before
     assert sorted(p.name for p in models.iterdir()) == ["ring8", "toy"]
+
+
+@pytest.mark.parametrize("flags", [(), ("--value-range=0,1",)])
+def test_images_must_be_in_the_classifiers_value_range(tmp_path: Path, capsys, flags) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(REPO_MODELS / "stacked-digits", models / "stacked-digits")
+    argv = ["import-generator", str(generator_file(tmp_path / "gen.onnx")), "--name", "toy"]
+    argv += ["--latent", "normal:4", "--output-shape", "3,8,8", "--reference", "stacked-digits"]
+    status, _, err = run_main([*argv, "--models-dir", str(models), *flags], capsys)
+    assert status == 2 and "classifies images in [-1.0, 1.0]" in err
+    assert "declare --value-range=-1.0,1.0" in err
+    assert [p.name for p in models.iterdir()] == ["stacked-digits"]
