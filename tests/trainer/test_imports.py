@@ -21,18 +21,24 @@ DIM = 4
 
 
 def generator_file(
-    path: Path, scale: float = 2.0, width: int = 2, batch: int | str = "N", ir: int = 10
+    path: Path,
+    scale: float = 2.0,
+    width: int = 2,
+    batch: int | str = "N",
+    ir: int = 10,
+    z: str = "z",
 ) -> Path:
-    """An ONNX generator z [batch, DIM] -> scale * tanh(z W) [batch, width], W fixed."""
+    """An ONNX generator z [batch, DIM] -> scale * tanh(z W) [batch, width], W fixed; its
+    input named `z`."""
     weights = np.linspace(-1.0, 1.0, DIM * width, dtype=np.float32).reshape(DIM, width)
     graph = helper.make_graph(
         [
-            helper.make_node("MatMul", ["z", "W"], ["h"]),
+            helper.make_node("MatMul", [z, "W"], ["h"]),
             helper.make_node("Tanh", ["h"], ["t"]),
             helper.make_node("Mul", ["t", "scale"], ["samples"]),
         ],
         "generator",
-        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [batch, DIM])],
+        [helper.make_tensor_value_info(z, TensorProto.FLOAT, [batch, DIM])],
         [helper.make_tensor_value_info("samples", TensorProto.FLOAT, [batch, width])],
         [
             numpy_helper.from_array(weights, "W"),
@@ -237,3 +243,17 @@ def test_images_must_be_in_the_classifiers_value_range(tmp_path: Path, capsys, f
     assert status == 2 and "classifies images in [-1.0, 1.0]" in err
     assert "declare --value-range=-1.0,1.0" in err
     assert [p.name for p in models.iterdir()] == ["stacked-digits"]
+
+
+def test_an_imported_generator_gets_its_float16_graph(models: Path, tmp_path: Path, capsys):
+    """`half` measures its parity on the card's input and declared latents; the service runs
+    it."""
+    source = generator_file(tmp_path / "gen.onnx", z="latent")
+    assert run_main(import_argv(source, models), capsys)[0] == 0
+    status, out, err = run_main(["half", str(models / "toy")], capsys)
+    assert status == 0, err
+    assert "1/model-fp16.onnx" in out and ": kept" in out
+    card = json.loads((models / "toy" / "card.json").read_text())
+    assert card["versions"][0]["fp16"]["parity"]["max_abs_error"] <= 1e-3
+    entry = Repository(models, "cpu", fp16="on").load().get("toy")
+    assert entry.ready and entry.versions[1].precision == "fp16", entry.error
