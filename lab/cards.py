@@ -49,12 +49,37 @@ def check_name(name: str) -> None:
 
 
 def validate_card(card: object) -> None:
-    """Raise ValueError with the first schema violation, as `path: message`."""
+    """Raise ValueError with the first schema violation, as `path: message`, or the first
+    latent declaration the schema cannot check (check_latent)."""
     validator = jsonschema.Draft202012Validator(card_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(card))
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "(card)"
         raise ValueError(f"card.json invalid at {where}: {error.message}")
+    if card.get("kind") == "gan" and "latent" in card:
+        check_latent(card)
+
+
+def check_latent(card: dict) -> None:
+    """ValueError unless a gan card's declared `latent` has the card's latent_dim and, when
+    uniform, low < high."""
+    latent = card["latent"]
+    if latent["dim"] != card["latent_dim"]:
+        raise ValueError(
+            f"card.json invalid at latent/dim: {latent['dim']} != latent_dim {card['latent_dim']}"
+        )
+    if latent["distribution"] == "uniform" and not latent["low"] < latent["high"]:
+        raise ValueError(
+            f"card.json invalid at latent: uniform low {latent['low']} must be < high "
+            f"{latent['high']}"
+        )
+
+
+def card_latent(card: dict) -> dict:
+    """A gan card's latent distribution: its `latent` (an imported generator declares it),
+    else the standard normal of every generator this project trains,
+    {"distribution": "normal", "dim": latent_dim}."""
+    return card.get("latent") or {"distribution": "normal", "dim": card["latent_dim"]}
 
 
 def sha256(path: Path) -> str:

@@ -2,8 +2,9 @@
 
 The same seed must give the same samples everywhere (service, export-time diagnostics, tests,
 benchmarks), so all noise comes from numpy's PCG64 stream, which is specified bit-for-bit across
-platforms: a GAN's latents z, and a score model's initial noise followed, when churn is on, by
-its churn noise (lab.samplers).
+platforms: a GAN's latents z (standard normal, or the distribution an imported generator's card
+declares: latents), and a score model's initial noise followed, when churn is on, by its churn
+noise (lab.samplers).
 """
 
 import secrets
@@ -29,3 +30,23 @@ def random_seed() -> int:
 def gaussian_latents(n: int, dim: int, seed: int) -> np.ndarray:
     """Standard-normal latents z ~ N(0, I), shape [n, dim], float32, drawn from PCG64(seed)."""
     return seeded_generator(seed).standard_normal((n, dim), dtype=np.float32)
+
+
+def uniform_latents(n: int, dim: int, seed: int, low: float, high: float) -> np.ndarray:
+    """Uniform latents, shape [n, dim], float32: low + (high - low) * u in float32 arithmetic,
+    u the first n * dim float32 uniforms on [0, 1) of PCG64(seed) (Generator.random), row by
+    row. The float32 rounding may reach `high` itself, so the values lie in [low, high]."""
+    u = seeded_generator(seed).random((n, dim), dtype=np.float32)
+    return np.float32(low) + np.float32(high - low) * u
+
+
+def latents(latent: dict, n: int, seed: int) -> np.ndarray:
+    """n latents [n, latent["dim"]] float32 of a gan card's declared distribution
+    (lab.cards.card_latent): "normal" is gaussian_latents; "uniform" is uniform_latents
+    between latent["low"] and latent["high"]. ValueError for another distribution."""
+    dim = latent["dim"]
+    if latent["distribution"] == "normal":
+        return gaussian_latents(n, dim, seed)
+    if latent["distribution"] == "uniform":
+        return uniform_latents(n, dim, seed, latent["low"], latent["high"])
+    raise ValueError(f"unknown latent distribution {latent['distribution']!r}")

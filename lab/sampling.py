@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from lab import runtime
-from lab.noise import gaussian_latents, seeded_generator
+from lab.cards import card_latent
+from lab.noise import latents, seeded_generator
 from lab.samplers import (
     NO_CHURN,
     SAMPLERS,
@@ -237,12 +238,13 @@ def score_drawer(
 
 def generator_drawer(session: object, card: dict, max_batch: int) -> Draw:
     """draw(n, seed) -> G(z) [n, *card output shape] float32 (a float16 graph casts back): a
-    gan card's session on z = gaussian_latents(n, latent_dim, seed) [n, latent_dim] float32,
-    in runs of <= max_batch rows."""
-    name, latent_dim = card["input"]["name"], card["latent_dim"]
+    gan card's session on z = latents(card_latent(card), n, seed) [n, latent_dim] float32
+    (gaussian_latents unless the card declares another distribution), in runs of <= max_batch
+    rows."""
+    name, latent = card["input"]["name"], card_latent(card)
 
     def draw(n: int, seed: int) -> np.ndarray:
-        return runtime.run_rows(session, {name: gaussian_latents(n, latent_dim, seed)}, max_batch)
+        return runtime.run_rows(session, {name: latents(latent, n, seed)}, max_batch)
 
     return draw
 

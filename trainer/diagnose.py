@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import onnxruntime
 
+from lab import runtime
 from lab.cards import read_card, to_jsonable, write_card
-from lab.noise import gaussian_latents
-from lab.sampling import file_sampler
+from lab.sampling import DEFAULT_MAX_BATCH, file_sampler, generator_drawer
 from trainer.evaluation import REFERENCE_MODELS, diagnose_samples
 
 DIAGNOSTICS_SAMPLES = {"default": 2500, "stacked-digits": 26_000}  # the papers' protocol
@@ -37,14 +37,17 @@ def sample_count(dataset_name: str) -> int:
 
 
 def gan_diagnostics(
-    path: Path, latent_dim: int, dataset_name: str, models_dir: Path | None = None
+    path: Path, card: dict[str, Any], models_dir: Path | None = None
 ) -> dict[str, Any]:
-    """The service's report on onnxruntime samples of the GAN file at `path` from service
-    latents (seed GAN_SEED); image samples are judged by the classifier reference in
-    models_dir (default: the bundled repository)."""
-    n = sample_count(dataset_name)
-    z = gaussian_latents(n, latent_dim, GAN_SEED)
-    report = diagnose_samples(run_onnx(path, z), dataset_name, models_dir or REFERENCE_MODELS)
+    """The service's report on the samples of the GAN file at `path` as the service draws them
+    for seed GAN_SEED (lab.sampling.generator_drawer: the card's input name and declared latent
+    distribution, its batch size); image samples are judged by the classifier reference in
+    models_dir (default: the bundled repository). `card` needs input, latent_dim (and latent,
+    when declared) and dataset."""
+    n = sample_count(card["dataset"])
+    session = runtime.create_session(path, "cpu")
+    samples = generator_drawer(session, card, DEFAULT_MAX_BATCH)(n, GAN_SEED)
+    report = diagnose_samples(samples, card["dataset"], models_dir or REFERENCE_MODELS)
     return {**to_jsonable(report), "n": n, "seed": GAN_SEED}
 
 
@@ -76,8 +79,7 @@ def rediagnose(model_dir: Path) -> Path:
         raise ValueError(f"{model_dir} holds no gan or score card")
     newest = max(card["versions"], key=lambda version: version["version"])
     if kind == "gan":
-        path = model_dir / newest["file"]
-        diagnostics = gan_diagnostics(path, card["latent_dim"], card["dataset"], model_dir.parent)
+        diagnostics = gan_diagnostics(model_dir / newest["file"], card, model_dir.parent)
     else:
         diagnostics = score_diagnostics(card, model_dir, newest, model_dir.parent)
     card["diagnostics"] = diagnostics

@@ -136,11 +136,10 @@ def export_gan(
         return write_version(generator, version_dir, number, latent_dim)
 
     def make_card(model_dir: Path, entry: dict, versions: list[dict]) -> dict[str, Any]:
-        path, dataset = model_dir / entry["file"], meta["config"]["dataset"]
-        diagnostics = gan_diagnostics(path, latent_dim, dataset)
         output = output_spec(generator, latent_dim)
         text = description or default_description(meta)
-        card = gan_card(name, text, meta, versions, diagnostics, output)
+        card = gan_card(name, text, meta, versions, {}, output)
+        card["diagnostics"] = gan_diagnostics(model_dir / entry["file"], card)
         half_version(model_dir, card, entry)  # the float16 graph beside it, where parity allows
         return card
 

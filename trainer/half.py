@@ -22,8 +22,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from lab import runtime
-from lab.cards import read_card, sha256, write_card
-from lab.noise import gaussian_latents
+from lab.cards import card_latent, read_card, sha256, write_card
+from lab.noise import latents
 from trainer.datasets import GaussianMixture, get_dataset
 from trainer.onnx_export import PARITY_INPUTS, PARITY_SEED
 
@@ -88,14 +88,16 @@ def half_tolerance(dataset: str) -> float:
     return IMAGE_TOLERANCE
 
 
-def measure_half_parity(full: Path, half: Path, latent_dim: int) -> float:
-    """max |fp16 - fp32| over PARITY_INPUTS service latents, both through onnxruntime's CPU
-    provider (NaN counts as failing)."""
-    z = gaussian_latents(PARITY_INPUTS, latent_dim, PARITY_SEED)
+def measure_half_parity(full: Path, half: Path, card: dict[str, Any]) -> float:
+    """max |fp16 - fp32| over PARITY_INPUTS service latents of the gan `card` (its declared
+    distribution, its input's name), both through onnxruntime's CPU provider (NaN counts as
+    failing)."""
+    z = latents(card_latent(card), PARITY_INPUTS, PARITY_SEED)
     outputs = []
     for path in (full, half):
         session = runtime.create_session(path, "cpu")
-        outputs.append(runtime.run_batched(session, "z", z, PARITY_INPUTS).astype(np.float64))
+        rows = runtime.run_batched(session, card["input"]["name"], z, PARITY_INPUTS)
+        outputs.append(rows.astype(np.float64))
     error = float(np.abs(outputs[0] - outputs[1]).max())
     return error if np.isfinite(error) else float("inf")
 
@@ -108,7 +110,7 @@ def half_version(model_dir: Path, card: dict[str, Any], version: dict[str, Any])
     path = model_dir / relative
     onnx.save(half_precision(onnx.load(model_dir / version["file"])), path)
     try:
-        error = measure_half_parity(model_dir / version["file"], path, card["latent_dim"])
+        error = measure_half_parity(model_dir / version["file"], path, card)
     except BaseException:
         path.unlink()
         raise

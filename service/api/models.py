@@ -147,7 +147,8 @@ def sample_request(name: str) -> SampleRequest:
 
 def draw(request: SampleRequest) -> np.ndarray:
     """The samples [n, ...] float32, a function of the request, under the guard: G(z) with
-    z = gaussian_latents(n, latent_dim, seed) for a gan; for a score model the sampler's
+    z = latents(card_latent(card), n, seed) for a gan (lab.sampling.generator_drawer: N(0, I)
+    unless the card declares another distribution); for a score model the sampler's
     integration from seeded noise, run as lab.sampling.score_drawer chooses by FUSED_SAMPLER
     and STEP_GRAPHS."""
     entry, version, settings = request.entry, request.version, service_config().sampling()
