@@ -27,7 +27,15 @@ import onnx
 from onnx.external_data_helper import uses_external_data
 
 from lab import runtime
-from lab.cards import check_name, check_signature, next_version, read_card, sha256, write_card
+from lab.cards import (
+    check_name,
+    check_signature,
+    classifier_spec,
+    next_version,
+    read_card,
+    sha256,
+    write_card,
+)
 from lab.sampling import DEFAULT_MAX_BATCH, generator_drawer
 from trainer.diagnose import GAN_SEED, gan_diagnostics, sample_count
 from trainer.onnx_export import utc_now
@@ -91,7 +99,7 @@ def staged_card(source: Path, declared: Declared, models_dir: Path, staging: Pat
     (module docstring) and return the card, its `versions` the new version alone, without
     diagnostics; ValueError naming the first failed check."""
     reference = reference_card(models_dir, declared.reference)
-    check_output_against_reference(declared, reference)
+    check_output_against_reference(declared, reference, models_dir)
     model_dir = models_dir / declared.name
     version = next_version(model_dir, read_card(model_dir) if model_dir.is_dir() else None)
     target = staging / str(version) / "model.onnx"
@@ -129,11 +137,19 @@ def reference_card(models_dir: Path, name: str) -> dict:
     return card
 
 
-def check_output_against_reference(declared: Declared, reference: dict) -> None:
+def check_output_against_reference(declared: Declared, reference: dict, models_dir: Path) -> None:
     """ValueError unless the declared sample shape (and, for a classifier, value range) is what
     the reference judges: a mixture's points [dim]; a classifier's images [channels, H, W] in
-    its value_range."""
+    its value_range (from the classifier model the reference names, in models_dir)."""
     spec = reference["reference"]
+    if spec["type"] == "classifier":
+        classifier = read_card(models_dir / spec["classifier"])
+        if classifier is None:
+            raise ValueError(
+                f"reference {reference['name']} names classifier {spec['classifier']!r}, "
+                f"which {models_dir} does not hold"
+            )
+        spec = classifier_spec(spec, classifier)
     if spec["type"] == "gaussian_mixture":
         expected = (spec["dim"],)
     else:

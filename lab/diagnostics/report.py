@@ -265,9 +265,7 @@ def mode_section(modes: ModeStats | None) -> dict[str, Any]:
         "chi_square": chi_square_section(modes.chi_square) if present else None,
         "expected_covered_ideal": modes.expected_covered_ideal if present else None,
         "expected_covered_ideal_std": modes.expected_covered_ideal_std if present else None,
-        "expected_covered_same_quality": (
-            modes.expected_covered_same_quality if present else None
-        ),
+        "expected_covered_same_quality": (modes.expected_covered_same_quality if present else None),
         "expected_covered_same_quality_std": (
             modes.expected_covered_same_quality_std if present else None
         ),

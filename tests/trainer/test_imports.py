@@ -236,13 +236,14 @@ def test_a_trained_model_of_that_name_is_not_replaced(models: Path, tmp_path: Pa
 @pytest.mark.parametrize("flags", [(), ("--value-range=0,1",)])
 def test_images_must_be_in_the_classifiers_value_range(tmp_path: Path, capsys, flags) -> None:
     models = tmp_path / "models"
-    shutil.copytree(REPO_MODELS / "stacked-digits", models / "stacked-digits")
+    for name in ("stacked-digits", "digit-classifier"):  # the reference and the model it names
+        shutil.copytree(REPO_MODELS / name, models / name)
     argv = ["import-generator", str(generator_file(tmp_path / "gen.onnx")), "--name", "toy"]
     argv += ["--latent", "normal:4", "--output-shape", "3,8,8", "--reference", "stacked-digits"]
     status, _, err = run_main([*argv, "--models-dir", str(models), *flags], capsys)
     assert status == 2 and "classifies images in [-1.0, 1.0]" in err
     assert "declare --value-range=-1.0,1.0" in err
-    assert [p.name for p in models.iterdir()] == ["stacked-digits"]
+    assert sorted(p.name for p in models.iterdir()) == ["digit-classifier", "stacked-digits"]
 
 
 def test_an_imported_generator_gets_its_float16_graph(models: Path, tmp_path: Path, capsys):
