@@ -2,9 +2,9 @@
 
 from flask import Flask
 
-from service.api import diagnostics, docs, health, models, references, v2
+from service.api import diagnostics, docs, health, jobs, models, references, v2
 
 
 def register_blueprints(app: Flask) -> None:
-    for module in (health, models, references, diagnostics, v2, docs):
+    for module in (health, models, references, diagnostics, jobs, v2, docs):
         app.register_blueprint(module.blueprint)
