@@ -118,12 +118,12 @@ class JobRunner:
 
         def progress(done: int, total: int) -> None:
             nonlocal last
-            self.checkpoint(job_id)
-            if done == total or time.monotonic() - last >= PROGRESS_WRITE_S:
+            if done in (0, total) or time.monotonic() - last >= PROGRESS_WRITE_S:
                 last = time.monotonic()
                 fraction = round(done / total, 4) if total else 1.0
                 progress = {"done": done, "total": total, "fraction": fraction}
                 self.store.update(job_id, progress=progress)
+            self.checkpoint(job_id)
 
         return progress
 

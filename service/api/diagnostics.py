@@ -9,6 +9,7 @@ import numpy as np
 from flask import Blueprint, Response, jsonify
 
 from lab.diagnostics import diagnose
+from lab.diagnostics.report import validate_samples
 from lab.sampling import Progress
 from service import metrics
 from service.api.inference import guard
@@ -47,6 +48,8 @@ def diagnostics() -> Response:
     if reference is not None:
         batch = to_value_range(batch, upload_format, reference.spec)
     if prefers_async():  # the batch is kept in the job's folder until the job runs
+        rows = batch.reshape(batch.shape[0], int(np.prod(batch.shape[1:])))
+        validate_samples(rows, rows.shape[1])  # NaN, Inf, no rows: 422 now, not in the job
         body = {"reference": name, "file": upload.filename, "key": form_value("key")}
         work = partial(diagnostics_job, name, media_type)
         return accept_job(work, REPORT_BYTES, media_type, body, {"batch": batch})
