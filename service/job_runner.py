@@ -54,10 +54,13 @@ class JobStopped(Exception):
 
 
 def lower_priority(nice: int) -> None:
-    """Raise this thread's nice value by `nice` (Linux: per thread; elsewhere the process's)."""
+    """Give this thread the nice value `nice`, or keep its own when that is higher already
+    (Linux: per thread; an unprivileged process may raise its nice value, never lower it)."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except (AttributeError, OSError):  # not permitted or not supported: run at normal priority
+        thread = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, max(current, nice))
+    except (AttributeError, OSError):  # not supported: run at the process's priority
         log.warning("could not lower the job threads' priority (JOB_NICE=%d)", nice)
 
 

@@ -165,7 +165,6 @@ class JobStore:
     def create(self, request: dict, estimated_bytes: int, inputs: dict[str, np.ndarray]) -> dict:
         """A queued job owned by this process, with its inputs (saved as input-<name>.npy);
         429 when MAX_JOBS are stored or it would take the jobs past MAX_JOB_BYTES (check_room)."""
-        self.sweep()
         needed = estimated_bytes + sum(a.nbytes for a in inputs.values())
         self.check_room(needed)
         self.heartbeat.ensure()
@@ -211,7 +210,10 @@ class JobStore:
                 return None
             return job
         if not self.heartbeat.alive(job["owner"]):
-            return self.finish(job_id, FAILED, error=orphaned_problem(job))
+            try:
+                return self.finish(job_id, FAILED, error=orphaned_problem(job))
+            except FileNotFoundError:  # deleted meanwhile
+                return None
         job["cancel_requested"] = (self.folder(job_id) / CANCEL_FILE).exists()
         return job
 
@@ -263,10 +265,6 @@ class JobStore:
         jobs = [job for job_id in self.ids() if (job := self.read(job_id)) is not None]
         return sorted(jobs, key=lambda job: job["created"], reverse=True)
 
-    def sweep(self) -> None:
-        """Remove expired jobs and mark orphans failed (reading each does both)."""
-        self.jobs()
-
     def stored_bytes(self, jobs: list[dict]) -> int:
         """Bytes the jobs hold or, unfinished, may come to hold (their estimate)."""
         total = 0
@@ -278,7 +276,7 @@ class JobStore:
     def check_room(self, needed: int) -> None:
         """429 with Retry-After when MAX_JOBS are stored or `needed` more bytes would pass
         MAX_JOB_BYTES (413 when the job alone would)."""
-        limits, jobs = self.limits, self.jobs()
+        limits, jobs = self.limits, self.jobs()  # reading them all removes the expired ones
         if needed > limits.max_bytes:
             raise ApiError(
                 413,
@@ -287,10 +285,10 @@ class JobStore:
                 "than JSON (a sixth of the size)",
                 "too-large",
             )
+        held = self.stored_bytes(jobs)
         if len(jobs) >= limits.max_jobs:
             detail = f"{limits.max_jobs} jobs already stored (MAX_JOBS)"
-        elif self.stored_bytes(jobs) + needed > limits.max_bytes:
-            held = self.stored_bytes(jobs)
+        elif held + needed > limits.max_bytes:
             detail = (
                 f"this job may take {needed / 1e6:.1f} MB and the stored jobs hold "
                 f"{held / 1e6:.1f} MB of {limits.max_bytes / 1e6:.1f} MB (MAX_JOB_BYTES)"

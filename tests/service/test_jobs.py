@@ -5,6 +5,7 @@ import io
 import json
 import os
 import signal
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,8 +18,8 @@ from bench.server import running_server, worker_pids
 from lab.sampling import SamplingSettings, file_sampler
 from service.api.models import drawer, sample_request
 from service.app import create_app
-from service.config import REPO_MODELS
-from service.jobs import JobLimits, JobStore
+from service.config import REPO_MODELS, ServiceConfig
+from service.jobs import STALE_S, JobLimits, JobStore
 from tests.helpers import make_config
 
 NPY = "application/x-npy"
@@ -265,6 +266,43 @@ def npy_form(rows: np.ndarray, **fields: str) -> dict:
     return {"file": (batch, "batch.npy"), **fields}
 
 
+def test_an_owner_on_another_host_is_alive_while_its_heartbeat_is_fresh(make_app):
+    app = make_app()
+    store = app.extensions["jobs"]
+    job = store.create({"method": "POST", "path": "/x", "media_type": NPY, "body": {}}, 0, {})
+    owner = {"host": "another-host", "pid": 1}
+    store.update(job["id"], owner=owner)
+    beat = store.heartbeat.file_of(store.heartbeat.folder, owner)
+    beat.touch()
+    assert store.read(job["id"])["state"] == "queued"
+    stale = time.time() - STALE_S - 1
+    os.utime(beat, (stale, stale))
+    assert store.read(job["id"])["error"]["type"] == "/problems/job-lost"
+
+
+def test_a_stopping_worker_fails_its_running_and_queued_jobs(make_app):
+    """What gunicorn's worker_exit hook does (stop_all): the running job stops at its next
+    checkpoint, the queued one never starts; both are failed as lost, not left running."""
+    app = make_app()
+    client = app.test_client()
+    running = submit(client, "/v1/models/grid25-edm/samples", LONG).location
+    queued = submit(client, "/v1/models/grid25-edm/samples", LONG).location
+    wait(client, running, lambda job: job["progress"]["done"] > 0)
+    app.extensions["job_runner"].stop()
+    for location in (running, queued):
+        job = wait(client, location)
+        assert job["state"] == "failed" and job["error"]["type"] == "/problems/job-lost"
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [("JOB_TTL", "0"), ("JOB_NICE", "20"), ("MAX_JOBS", "0"), ("JOB_WORKERS", "0")],
+)
+def test_job_settings_out_of_range_are_refused(setting, value):
+    with pytest.raises(ValueError, match=setting):
+        ServiceConfig.from_env({setting: value})
+
+
 def test_a_failed_job_answers_the_problem_of_the_synchronous_request(make_app):
     """A diagnostics job queued (JOB_WORKERS=1) behind a long one, whose uploaded reference is
     deleted before it runs, fails; its result is the synchronous request's 404 problem."""
@@ -421,21 +459,25 @@ def test_26000_stacked_digits_edm_samples_as_a_job(tmp_path: Path):
             f"{url}/v1/models/stacked-digits-edm/samples", "POST", body, {**ASYNC, "Accept": NPY}
         )
         assert status == 202
+        fractions: list[float] = []
+        finished: list[dict] = []
+
+        def watch() -> None:  # polls while this thread draws the expected samples
+            def done(job: dict) -> bool:
+                fractions.append(job["progress"]["fraction"])
+                return job["state"] not in UNFINISHED
+
+            finished.append(poll(url + headers["Location"], done, seconds=3600))
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
         card = json.loads((REPO_MODELS / "stacked-digits-edm" / "card.json").read_text())
         version = card["versions"][-1]
         draw = file_sampler(REPO_MODELS / "stacked-digits-edm", card, version, 18, "heun")
         expected = draw(body["n"], body["seed"])  # meanwhile, on the other core
-        fractions = []
-        job = poll(
-            url + headers["Location"],
-            lambda job: (
-                fractions.append(job["progress"]["fraction"])
-                or job["state"] != "running"
-                and job["state"] != "queued"
-            ),
-            seconds=1800,
-        )
-        print(f"job of 26,000 samples: {time.monotonic() - started:.0f} s")
+        watcher.join()
+        print(f"\njob of 26,000 samples: {time.monotonic() - started:.0f} s")
+        job = finished[0]
         assert job["state"] == "succeeded", job
         result = np.load(io.BytesIO(http(url + job["links"]["result"])[2]), allow_pickle=False)
     assert SamplingSettings().fused_sampler and result.shape == (26_000, 3, 8, 8)
