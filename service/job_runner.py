@@ -90,10 +90,8 @@ class JobRunner:
 
     def _run(self, job_id: str, work: Work, app: Flask) -> None:
         self._queued.discard(job_id)
-        if self._stopping.is_set():
-            return
         try:
-            self.checkpoint(job_id)
+            self.checkpoint(job_id)  # cancelled or stopping while queued: never starts
             self.store.update(job_id, state=RUNNING, started=iso(now()))
             with app.app_context():
                 result = work(job_id, self.progress_writer(job_id))
@@ -105,8 +103,11 @@ class JobRunner:
                 self._fail(job_id, stopped_problem())
             else:
                 self._finish(job_id, CANCELLED)
-        except FileNotFoundError:  # deleted meanwhile (marked lost, then deleted): nothing to do
-            log.warning("job %s vanished while running", job_id)
+        except FileNotFoundError as error:
+            if self.store.folder(job_id).exists():
+                self._fail(job_id, failure_problem(error))
+            else:  # deleted meanwhile (marked lost, then deleted): nothing to record
+                log.warning("job %s vanished while running", job_id)
         except BaseException as error:  # noqa: BLE001 - every failure becomes the job's error
             self._fail(job_id, failure_problem(error))
 

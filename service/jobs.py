@@ -157,6 +157,7 @@ class JobStore:
         self.root = data_dir / "jobs"
         self.limits = limits
         self.heartbeat = Heartbeat(self.root / ".workers")
+        self.tombstones = self.root / ".expired"  # <id>: a job that expired, for JOB_TTL more
         self._lock = threading.Lock()  # one read-modify-write of a job.json at a time
 
     def folder(self, job_id: str) -> Path:
@@ -206,7 +207,7 @@ class JobStore:
             return None
         if job["state"] in FINISHED:
             if job["expires"] is not None and parse_iso(job["expires"]) <= now():
-                self.delete(job_id)
+                self.expire(job_id)
                 return None
             return job
         if not self.heartbeat.alive(job["owner"]):
@@ -263,6 +264,7 @@ class JobStore:
     def jobs(self) -> list[dict]:
         """Every stored job (expired ones removed, orphans marked failed), newest first."""
         jobs = [job for job_id in self.ids() if (job := self.read(job_id)) is not None]
+        self.prune_tombstones()
         return sorted(jobs, key=lambda job: job["created"], reverse=True)
 
     def stored_bytes(self, jobs: list[dict]) -> int:
@@ -309,6 +311,29 @@ class JobStore:
         expiries = [parse_iso(job["expires"]) for job in jobs if job["expires"]]
         soonest = min(expiries, default=now() + self.limits.ttl_s)
         return max(1, int(soonest - now()) + 1)
+
+    def expire(self, job_id: str) -> None:
+        """Delete an expired job, leaving an empty tombstone file that says when it expired."""
+        self.tombstones.mkdir(parents=True, exist_ok=True)
+        (self.tombstones / job_id).touch()
+        self.delete(job_id)
+
+    def expired_at(self, job_id: str) -> float | None:
+        """When the job expired (Unix time), if it did within the last JOB_TTL seconds."""
+        if not JOB_ID.fullmatch(job_id):
+            return None
+        try:
+            expired = (self.tombstones / job_id).stat().st_mtime
+        except OSError:
+            return None
+        return expired if now() - expired < self.limits.ttl_s else None
+
+    def prune_tombstones(self) -> None:
+        """Remove the tombstones older than JOB_TTL."""
+        if self.tombstones.is_dir():
+            for path in self.tombstones.iterdir():
+                if self.expired_at(path.name) is None:
+                    path.unlink(missing_ok=True)
 
     def delete(self, job_id: str) -> bool:
         """Remove a job's folder (renamed away first, so no reader sees half of it); False

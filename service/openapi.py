@@ -39,6 +39,7 @@ DESCRIPTIONS = {
     413: "Upload over a limit",
     415: "Unsupported format",
     422: "Parsed but unusable samples",
+    410: "The job expired (JOB_TTL)",
     429: "Jobs full (MAX_JOBS, MAX_JOB_BYTES): Retry-After",
     500: "Internal error",
     503: "Not ready, busy or failed",
@@ -569,7 +570,7 @@ def jobs_paths() -> dict:
             "get": operation(
                 "A job's status and progress",
                 "jobs",
-                {**ok(ref("Job")), **problems(404)},
+                {**ok(ref("Job")), **problems(404, 410)},
                 operationId="getJob",
             ),
             "delete": operation(
@@ -581,7 +582,7 @@ def jobs_paths() -> dict:
                         "content": job,
                     },
                     "204": {"description": "Deleted"},
-                    **problems(404),
+                    **problems(404, 410),
                 },
                 operationId="deleteJob",
             ),
@@ -591,7 +592,7 @@ def jobs_paths() -> dict:
             "get": operation(
                 "A job's result",
                 "jobs",
-                {**result, **problems(400, 404, 409, 422, 503)},
+                {**result, **problems(400, 404, 409, 410, 422, 503)},
                 operationId="getJobResult",
             ),
         },

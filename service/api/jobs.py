@@ -11,7 +11,7 @@ from service import metrics
 from service.api.requests import job_store
 from service.errors import PROBLEM_MIME, ApiError
 from service.job_runner import Work
-from service.jobs import CANCELLED, FAILED, FINISHED, SUCCEEDED, parse_iso
+from service.jobs import CANCELLED, FAILED, FINISHED, SUCCEEDED, iso, parse_iso
 
 blueprint = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 RESPOND_ASYNC = "respond-async"
@@ -82,15 +82,25 @@ def status(job: dict) -> dict:
 
 
 def known_job(job_id: str) -> dict:
+    """The stored job; 410 when it expired (within the last JOB_TTL), else 404 when absent."""
     job = job_store().read(job_id)
-    if job is None:
+    if job is not None:
+        return job
+    ttl = current_app.config["SERVICE"].job_ttl
+    expired = job_store().expired_at(job_id)
+    if expired is not None:
         raise ApiError(
-            404,
-            f"no job {job_id!r}: never submitted, deleted, or expired (finished jobs are kept "
-            f"{current_app.config['SERVICE'].job_ttl:g} s, JOB_TTL)",
-            "unknown-job",
+            410,
+            f"job {job_id} expired at {iso(expired)} (finished jobs are kept {ttl:g} s, "
+            "JOB_TTL); submit its request again",
+            "job-expired",
         )
-    return job
+    raise ApiError(
+        404,
+        f"no job {job_id!r}: never submitted, deleted, or expired (finished jobs are kept "
+        f"{ttl:g} s, JOB_TTL)",
+        "unknown-job",
+    )
 
 
 @blueprint.get("")

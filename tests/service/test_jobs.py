@@ -227,14 +227,20 @@ def test_max_job_bytes_counts_results_and_reservations(make_app):
 
 
 def test_finished_jobs_expire_after_job_ttl(make_app):
-    app = make_app(job_ttl=0.5)
+    """Gone after JOB_TTL (410 for one more JOB_TTL, then 404); the listing drops them."""
+    app = make_app(job_ttl=1.0)
     client = app.test_client()
     job = wait(client, submit(client, "/v1/models/ring8-gan/samples", {"n": 4}).location)
     assert client.get(job["links"]["self"]).status_code == 200
-    time.sleep(0.6)
+    time.sleep(1.1)
     assert client.get("/v1/jobs").get_json() == {"jobs": []}
-    assert client.get(job["links"]["result"]).status_code == 404
     assert not (app.config["SERVICE"].data_dir / "jobs" / job["id"]).exists()
+    for link in job["links"].values():
+        gone = client.get(link)
+        assert gone.status_code == 410 and gone.get_json()["type"] == "/problems/job-expired"
+        assert "JOB_TTL" in gone.get_json()["detail"]
+    time.sleep(1.1)
+    assert client.get(job["links"]["self"]).status_code == 404
 
 
 def test_a_job_of_a_dead_owner_is_reported_lost(make_app):
