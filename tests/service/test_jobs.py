@@ -19,6 +19,7 @@ from lab.sampling import SamplingSettings, file_sampler
 from service.api.models import drawer, sample_request
 from service.app import create_app
 from service.config import REPO_MODELS, ServiceConfig
+from service.job_runner import JobResult
 from service.jobs import STALE_S, JobLimits, JobStore
 from tests.helpers import make_config
 
@@ -298,6 +299,24 @@ def test_a_stopping_worker_fails_its_running_and_queued_jobs(make_app):
     for location in (running, queued):
         job = wait(client, location)
         assert job["state"] == "failed" and job["error"]["type"] == "/problems/job-lost"
+
+
+def test_job_threads_run_at_job_nice_and_requests_do_not(make_app):
+    app = make_app(job_nice=7)
+    store, runner = app.extensions["jobs"], app.extensions["job_runner"]
+    job = store.create({"method": "POST", "path": "/x", "media_type": NPY, "body": {}}, 0, {})
+    seen = []
+
+    def work(job_id: str, progress) -> JobResult:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return JobResult(b"{}", "application/json", {})
+
+    runner.submit(job["id"], work, app)
+    assert wait(app.test_client(), f"/v1/jobs/{job['id']}")["state"] == "succeeded"
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    if own >= 7:
+        pytest.skip(f"this test runs at nice {own} already")
+    assert seen == [7]  # the job's thread; this (request) thread keeps its own
 
 
 @pytest.mark.parametrize(
