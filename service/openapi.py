@@ -142,6 +142,8 @@ def schemas(config: ServiceConfig) -> dict:
                     "minimum": 1,
                     "maximum": config.max_samples,
                     "default": config.default_samples,
+                    "description": f"Up to {config.max_job_samples} (MAX_JOB_SAMPLES) in a "
+                    "samples job (Prefer: respond-async)",
                 },
                 "seed": {
                     "type": "integer",
