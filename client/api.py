@@ -3,8 +3,10 @@
 import io
 import json
 import secrets
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,8 @@ from typing import Any
 import numpy as np
 
 NPY = "application/x-npy"
+ASYNC = {"Prefer": "respond-async"}  # RFC 7240: answer 202 and run the request as a job
+UNFINISHED = ("queued", "running")
 Batch = np.ndarray | str | Path  # an array (sent as .npy) or a file in any upload format
 
 
@@ -69,6 +73,70 @@ class Client:
         body = {"n": n, "seed": seed, **options}
         return self._json("POST", f"/v1/models/{model}/diagnose", json_body=body)
 
+    def samples_job(self, model: str, n: int, seed: int | None = None, **options: Any) -> dict:
+        """Submit `samples` as a job (no request deadline; n up to MAX_JOB_SAMPLES): the new
+        job's status; its result (job_result) is a Samples."""
+        body = {"n": n, "seed": seed, **options}
+        path = f"/v1/models/{model}/samples"
+        data, _ = self._call("POST", path, json_body=body, accept=NPY, headers=ASYNC)
+        return json.loads(data)
+
+    def diagnose_model_job(
+        self, model: str, n: int, seed: int | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """Submit `diagnose_model` as a job: its status; its result is the report."""
+        body = {"n": n, "seed": seed, **options}
+        path = f"/v1/models/{model}/diagnose"
+        data, _ = self._call("POST", path, json_body=body, headers=ASYNC)
+        return json.loads(data)
+
+    def diagnose_job(self, batch: Batch, reference: str | None = None) -> dict[str, Any]:
+        """Submit `diagnose` as a job: its status; its result is the report."""
+        fields = {"reference": reference} if reference else {}
+        return self._upload("/v1/diagnostics", batch, fields, headers=ASYNC)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """A job's status: state, progress {done, total, fraction}, error, result (GET)."""
+        return self._json("GET", f"/v1/jobs/{job_id}")
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every stored job, newest first."""
+        return self._json("GET", "/v1/jobs")["jobs"]
+
+    def wait(
+        self,
+        job_id: str,
+        poll_s: float = 1.0,
+        timeout_s: float | None = None,
+        progress: Callable[[dict], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll a job every poll_s seconds until it finishes (TimeoutError after timeout_s);
+        progress(status) after each poll. Its final status (state succeeded, failed or
+        cancelled)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            status = self.job(job_id)
+            if progress is not None:
+                progress(status)
+            if status["state"] not in UNFINISHED:
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {status['state']}")
+            time.sleep(poll_s)
+
+    def job_result(self, job_id: str) -> Samples | dict[str, Any]:
+        """A finished job's result: Samples for a samples job, else the report; ClientError
+        with the job's problem when it failed (409 while it runs or when cancelled)."""
+        data, headers = self._call("GET", f"/v1/jobs/{job_id}/result", accept=f"{NPY}, */*")
+        if headers.get("Content-Type", "").startswith(NPY):
+            array = np.load(io.BytesIO(data), allow_pickle=False)
+            return Samples(array, int(headers["X-Seed"]), int(headers["X-Model-Version"]))
+        return json.loads(data)
+
+    def cancel_job(self, job_id: str) -> None:
+        """Delete a finished job; ask an unfinished one to stop (then delete it once cancelled)."""
+        self._call("DELETE", f"/v1/jobs/{job_id}")
+
     def create_reference(
         self,
         name: str,
@@ -86,7 +154,9 @@ class Client:
         """Remove an uploaded reference."""
         self._call("DELETE", f"/v1/references/{name}")
 
-    def _upload(self, path: str, batch: Batch, fields: dict[str, str]) -> dict[str, Any]:
+    def _upload(
+        self, path: str, batch: Batch, fields: dict[str, str], headers: dict | None = None
+    ) -> dict[str, Any]:
         if isinstance(batch, np.ndarray):
             buffer = io.BytesIO()
             np.save(buffer, batch, allow_pickle=False)
@@ -94,7 +164,7 @@ class Client:
         else:
             filename, content = Path(batch).name, Path(batch).read_bytes()
         body, content_type = multipart(fields, filename, content)
-        data, _ = self._call("POST", path, body=body, content_type=content_type)
+        data, _ = self._call("POST", path, body=body, content_type=content_type, headers=headers)
         return json.loads(data)
 
     def _json(self, method: str, path: str, json_body: dict | None = None) -> dict[str, Any]:
@@ -109,9 +179,10 @@ class Client:
         body: bytes | None = None,
         content_type: str | None = None,
         accept: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> tuple[bytes, dict[str, str]]:
         """(response body, headers); ClientError for an HTTP error answer."""
-        headers = {"Accept": accept}
+        headers = {"Accept": accept, **(headers or {})}
         if json_body is not None:
             body = json.dumps({k: v for k, v in json_body.items() if v is not None}).encode()
             content_type = "application/json"

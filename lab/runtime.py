@@ -9,6 +9,7 @@ while a session is created, and the fallback is said once per process, in our wo
 import importlib.util
 import logging
 import os
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -134,10 +135,13 @@ def run_rows(
     inputs: dict[str, np.ndarray],
     max_batch: int,
     output: str | None = None,
+    advance: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Run `session` on named inputs that share their first axis [N, ...], in batches of at
     most `max_batch` rows (CPU_BATCH on the CPU provider); concatenate the named `output` (the
     first output when None). The rows are independent: the pieces never change the results.
+    advance(rows), when given, is called after each run with the rows it computed (a job's
+    progress; whatever it raises, e.g. a cancellation, stops the loop and propagates).
 
     Raises InferenceFailed for any onnxruntime error: the inputs were checked before, so such
     a failure is the runtime's (typically transient), not the client's.
@@ -145,15 +149,17 @@ def run_rows(
     rows = len(next(iter(inputs.values())))
     try:
         max_batch = piece_rows(session, max_batch)
-        outputs = [
-            session.run(
-                [output] if output else None,
-                {name: array[start : start + max_batch] for name, array in inputs.items()},
-            )[0]
-            for start in range(0, rows, max_batch)
-        ]
     except Exception as error:  # onnxruntime's own exception types (Fail, RuntimeException, ...)
         raise InferenceFailed(f"{type(error).__name__}: {error}") from error
+    outputs = []
+    for start in range(0, rows, max_batch):
+        piece = {name: array[start : start + max_batch] for name, array in inputs.items()}
+        try:
+            outputs.append(session.run([output] if output else None, piece)[0])
+        except Exception as error:  # onnxruntime's own exception types
+            raise InferenceFailed(f"{type(error).__name__}: {error}") from error
+        if advance is not None:
+            advance(len(outputs[-1]))
     return np.concatenate(outputs, axis=0)
 
 

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from lab.samplers import (
     Churn,
     DenoiseFunction,
     churn_noise,
+    network_evaluations,
     plan,
     sample,
     time_steps,
@@ -35,7 +37,34 @@ FUSED_INPUT, FUSED_OUTPUT = "noise", "samples"
 # The ways a score request can be drawn (sampling_path); all give the same samples within the
 # card's parities: the fused trajectory graph, the step graphs, the numpy sampler.
 FUSED, STEPPED, NUMPY = "fused", "step_graphs", "numpy"
-Draw = Callable[[int, int], np.ndarray]  # draw(n, seed) -> n samples [n, ...]
+# progress(done, total): a draw's work so far, in rows through the network's runs (a GAN's or
+# a fused graph's: samples; stepping: samples x steps; numpy: samples x network evaluations).
+# Called with done = 0 first and done = total last; whatever it raises (a cancelled job) stops
+# the draw at that run and propagates.
+Progress = Callable[[int, int], None]
+
+
+class Draw(Protocol):
+    """draw(n, seed, progress=None) -> n samples [n, ...] float32, a function of (n, seed);
+    progress does not change them."""
+
+    def __call__(self, n: int, seed: int, progress: Progress | None = None) -> np.ndarray: ...
+
+
+def counter(progress: Progress | None, total: int) -> Callable[[int], None] | None:
+    """advance(rows) that reports progress(done so far, total) after each run of `rows`; None
+    without progress. Reports (0, total) at once."""
+    if progress is None:
+        return None
+    done = 0
+    progress(done, total)
+
+    def advance(rows: int) -> None:
+        nonlocal done
+        done += rows
+        progress(done, total)
+
+    return advance
 
 
 @dataclass(frozen=True)
@@ -147,13 +176,19 @@ def matching_fused(version: dict, sampler: str, steps: int, churn: float = 0.0) 
 
 
 def fused_score_samples(
-    session: object, spec: ScoreSpec, n: int, seed: int, max_batch: int
+    session: object,
+    spec: ScoreSpec,
+    n: int,
+    seed: int,
+    max_batch: int,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """score_samples without churn, through a fused trajectory graph (trainer/edm/fused.py:
     noise in, samples out, the whole sampler in one run per batch of <= max_batch rows) for the
-    steps and sampler it was built with; the same initial noise, so the same samples."""
+    steps and sampler it was built with; the same initial noise, so the same samples.
+    progress counts samples."""
     noise = initial_noise(spec, n, seeded_generator(seed))
-    return runtime.run_rows(session, {FUSED_INPUT: noise}, max_batch)
+    return runtime.run_rows(session, {FUSED_INPUT: noise}, max_batch, None, counter(progress, n))
 
 
 def stepped_score_samples(
@@ -165,13 +200,16 @@ def stepped_score_samples(
     sampler: str,
     churn: Churn = NO_CHURN,
     max_batch: int = DEFAULT_MAX_BATCH,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """score_samples through a version's step graphs (trainer/edm/fused.py, step_graph):
     steppers["euler"] and ["heun"] are their sessions. Each piece of <= max_batch rows keeps its
     state in an OrtValue on the sessions' device (on a GPU: no host round trip per step, only
     the step's four numbers and, with churn, its noise go in); the samples come back at the
-    end. The same noise, time steps and arithmetic as score_samples: the same samples."""
+    end. The same noise, time steps and arithmetic as score_samples: the same samples.
+    progress counts samples x steps."""
     rng, t, x = trajectory_start(spec, n, seed, steps)
+    advance = counter(progress, n * steps)
     euler = steppers["euler"]
     device, rows = runtime.session_device(euler), runtime.piece_rows(euler, max_batch)
     pieces = [slice(start, start + rows) for start in range(0, n, rows)]
@@ -192,6 +230,8 @@ def stepped_score_samples(
                 STEP_NOISE: quiet[k] if extra is None else extra[piece],
             }
             states[k] = runtime.run_bound(session, {**inputs, **scalars}, STEP_OUTPUT)
+            if advance is not None:
+                advance(min(piece.stop, n) - piece.start)
     x = np.concatenate([state.numpy() for state in states], axis=0)
     return (x / spec.data_scale).astype(np.float32)
 
@@ -226,14 +266,19 @@ def score_drawer(
     the service's route, file_sampler and the benchmarks alike."""
     spec, max_batch = ScoreSpec.from_card(card), settings.max_batch
     path = sampling_path(graphs.version, steps, sampler, churn, settings)
-    if path == FUSED:  # the fused graph has its steps and sampler built in, and no churn
-        return lambda n, seed: fused_score_samples(graphs.fused, spec, n, seed, max_batch)
-    if path == STEPPED:
-        return lambda n, seed: stepped_score_samples(
-            graphs.steppers, spec, n, seed, steps, sampler, churn, max_batch
-        )
-    denoise = onnx_denoiser(graphs.denoiser, card, max_batch)
-    return lambda n, seed: score_samples(denoise, spec, n, seed, steps, sampler, churn)
+
+    def draw(n: int, seed: int, progress: Progress | None = None) -> np.ndarray:
+        if path == FUSED:  # the fused graph has its steps and sampler built in, and no churn
+            return fused_score_samples(graphs.fused, spec, n, seed, max_batch, progress)
+        if path == STEPPED:
+            return stepped_score_samples(
+                graphs.steppers, spec, n, seed, steps, sampler, churn, max_batch, progress
+            )
+        total = n * network_evaluations(steps, sampler)
+        denoise = onnx_denoiser(graphs.denoiser, card, max_batch, counter(progress, total))
+        return score_samples(denoise, spec, n, seed, steps, sampler, churn)
+
+    return draw
 
 
 def generator_drawer(session: object, card: dict, max_batch: int) -> Draw:
@@ -243,8 +288,9 @@ def generator_drawer(session: object, card: dict, max_batch: int) -> Draw:
     rows."""
     name, latent = card["input"]["name"], card_latent(card)
 
-    def draw(n: int, seed: int) -> np.ndarray:
-        return runtime.run_rows(session, {name: latents(latent, n, seed)}, max_batch)
+    def draw(n: int, seed: int, progress: Progress | None = None) -> np.ndarray:
+        inputs = {name: latents(latent, n, seed)}
+        return runtime.run_rows(session, inputs, max_batch, None, counter(progress, n))
 
     return draw
 
@@ -278,12 +324,16 @@ def open_score_graphs(model_dir: Path, version: dict, path: str, device: str) ->
     return ScoreGraphs(version, denoiser=session(version))
 
 
-def onnx_denoiser(session: object, card: dict, max_batch: int) -> DenoiseFunction:
-    """A `score` card's onnxruntime session as a DenoiseFunction, run in batches of <= max_batch."""
+def onnx_denoiser(
+    session: object, card: dict, max_batch: int, advance: Callable[[int], None] | None = None
+) -> DenoiseFunction:
+    """A `score` card's onnxruntime session as a DenoiseFunction, run in batches of <= max_batch;
+    advance(rows), when given, after each run (runtime.run_rows)."""
     x_name, sigma_name = card["input"]["name"], card["sigma_input"]["name"]
     output = card["output"]["name"]
 
     def denoise(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        return runtime.run_rows(session, {x_name: x, sigma_name: sigma}, max_batch, output)
+        inputs = {x_name: x, sigma_name: sigma}
+        return runtime.run_rows(session, inputs, max_batch, output, advance)
 
     return denoise

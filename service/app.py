@@ -16,6 +16,8 @@ from service.config import ServiceConfig
 from service.cors import register_cors
 from service.errors import register_error_handlers
 from service.guard import Guard
+from service.job_runner import JobRunner
+from service.jobs import JobLimits, JobStore
 from service.middleware import register_request_hooks
 from service.references import ReferenceStore
 from service.repository import Repository
@@ -39,7 +41,16 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     app.extensions["references"] = ReferenceStore(
         config.data_dir, config.max_references, config.max_reference_bytes
     )
+    start_jobs(app, config)
     return app
+
+
+def start_jobs(app: Flask, config: ServiceConfig) -> None:
+    """The job store on DATA_DIR (shared by every worker) and this worker's job threads."""
+    limits = JobLimits(config.max_jobs, config.max_job_bytes, config.job_ttl)
+    store = JobStore(config.data_dir, limits)
+    app.extensions["jobs"] = store
+    app.extensions["job_runner"] = JobRunner(store, config.job_workers, config.job_nice)
 
 
 def configure_logging(level: str, log_format: str = "text") -> None:

@@ -50,6 +50,17 @@ class ServiceConfig:
     # 50,000 x 4,096 float64 features is 1.6 GB); size the volume above it.
     max_reference_bytes: int = 8 * 2**30
     max_reference_samples: int = 50_000  # MAX_REFERENCE_SAMPLES: rows of one uploaded reference
+    # Jobs (Prefer: respond-async; service/jobs.py): work past REQUEST_DEADLINE, results kept on
+    # DATA_DIR for every worker. MAX_JOB_SAMPLES: largest n of a samples job (a diagnose job
+    # keeps MAX_UPLOAD_SAMPLES); MAX_JOBS stored at once, holding MAX_JOB_BYTES together;
+    # JOB_TTL seconds a finished job is kept; JOB_WORKERS threads per worker run them, at the
+    # lower priority JOB_NICE (0-19) so that synchronous requests get the CPU first.
+    max_job_samples: int = 200_000
+    max_jobs: int = 64
+    max_job_bytes: int = 4 * 2**30
+    job_ttl: float = 86_400.0
+    job_workers: int = 1
+    job_nice: int = 10
     max_in_flight: int = 4  # MAX_IN_FLIGHT: heavy requests computing at once per worker; 503 beyond
     request_deadline: float = 60.0  # REQUEST_DEADLINE: seconds before a heavy request gets 504
     api_key: str = ""  # API_KEY: when set, required as `Authorization: Bearer` (not on probes)
@@ -113,11 +124,19 @@ class ServiceConfig:
             "max_reference_bytes",
             "max_reference_samples",
             "gzip_min_bytes",
+            "max_job_samples",
+            "max_jobs",
+            "max_job_bytes",
+            "job_workers",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.upper()} must be >= 1")
         if not self.request_deadline > 0:
             raise ValueError("REQUEST_DEADLINE must be > 0")
+        if not self.job_ttl > 0:
+            raise ValueError("JOB_TTL must be > 0")
+        if not 0 <= self.job_nice <= 19:
+            raise ValueError("JOB_NICE must be between 0 and 19")
         if self.default_samples > self.max_samples:
             raise ValueError("DEFAULT_SAMPLES must be <= MAX_SAMPLES")
         origins = self.allowed_origins()

@@ -4,11 +4,13 @@ before-request step answers preflights and one after-request step marks the answ
 from flask import Flask, Response, request
 
 ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
-ALLOW_HEADERS = "Authorization, Content-Type, Accept, X-Request-ID, Inference-Header-Content-Length"
+ALLOW_HEADERS = (
+    "Authorization, Content-Type, Accept, Prefer, X-Request-ID, Inference-Header-Content-Length"
+)
 # Response headers a browser script may read beyond the CORS-safelisted ones.
 EXPOSE_HEADERS = (
     "X-Request-ID, X-Seed, X-Model-Version, X-Steps, X-Sampler, Retry-After, Location, "
-    "Inference-Header-Content-Length, traceparent"
+    "Preference-Applied, Inference-Header-Content-Length, traceparent"
 )
 MAX_AGE = "600"  # seconds a browser may cache a preflight's answer
 

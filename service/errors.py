@@ -44,8 +44,8 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def problem_response(error: ApiError) -> Response:
-    """The problem+json response for `error`."""
+def problem_body(error: ApiError) -> dict:
+    """The problem+json document of `error` (with the request id while serving one)."""
     body = {
         "type": f"/problems/{error.slug}" if error.slug else "about:blank",
         "title": HTTPStatus(error.status).phrase,
@@ -54,9 +54,15 @@ def problem_response(error: ApiError) -> Response:
         "error": error.detail,
         **error.extra,
     }
-    request_id = g.get("request_id")
+    request_id = g.get("request_id") if g else None
     if request_id:
         body["request_id"] = request_id
+    return body
+
+
+def problem_response(error: ApiError) -> Response:
+    """The problem+json response for `error`."""
+    body = problem_body(error)
     response = Response(json.dumps(body), status=error.status, mimetype=PROBLEM_MIME)
     response.headers.update(error.headers)
     return response

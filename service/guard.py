@@ -53,7 +53,8 @@ class Guard:
             raise ApiError(
                 504,
                 f"not done within the deadline of {self.deadline_s:g} s "
-                "(REQUEST_DEADLINE); ask for fewer samples",
+                "(REQUEST_DEADLINE); ask for fewer samples, or send 'Prefer: respond-async' "
+                "to run it as a job (202 and Location: /v1/jobs/<id>)",
                 "deadline",
             ) from None
 

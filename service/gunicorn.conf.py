@@ -80,3 +80,12 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_exit(server, worker) -> None:
+    """A stopping worker (graceful shutdown, restart, max requests) stops its jobs at their next
+    progress checkpoint and marks them failed (`/problems/job-lost`), so that it exits within
+    GRACEFUL_TIMEOUT; finished results stay on DATA_DIR."""
+    from service.job_runner import stop_all
+
+    stop_all()

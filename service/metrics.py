@@ -18,6 +18,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -69,6 +70,8 @@ DIAGNOSTICS_SECONDS = Histogram(
     ["reference"],
     buckets=LATENCY_BUCKETS,
 )
+JOBS_SUBMITTED = Counter("jobs_submitted_total", "Jobs accepted (202).", ["route"])
+JOBS_FINISHED = Counter("jobs_finished_total", "Jobs finished, by final state.", ["state"])
 MODEL_PROVIDER = Gauge(
     "model_execution_provider",
     "1 for the onnxruntime execution provider each model runs on.",
@@ -77,13 +80,35 @@ MODEL_PROVIDER = Gauge(
 )
 
 
-def exposition() -> tuple[bytes, str]:
-    """(body, content type) of the /metrics page, aggregated over workers when multiprocess."""
+def exposition(jobs_by_state: dict[str, int] | None = None) -> tuple[bytes, str]:
+    """(body, content type) of the /metrics page, aggregated over workers when multiprocess;
+    with `jobs_by_state`, the gauge `jobs` of the jobs stored by state (read from the shared
+    disk at scrape time, so the answering worker counts every worker's jobs once)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    else:
+        registry = REGISTRY
+    body = generate_latest(registry)
+    if jobs_by_state is not None:
+        jobs = CollectorRegistry()
+        jobs.register(JobsCollector(jobs_by_state))
+        body += generate_latest(jobs)
+    return body, CONTENT_TYPE_LATEST
+
+
+class JobsCollector:
+    """The `jobs` gauge from counts by state (no Gauge object: in multiprocess mode one would
+    write its value to this worker's files, to be summed with the other workers')."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        family = GaugeMetricFamily("jobs", "Jobs stored, by state.", labels=["state"])
+        for state, count in self.counts.items():
+            family.add_metric([state], count)
+        return [family]
 
 
 def observe_inference(model: str, version: int, samples: int, seconds: float) -> None:

@@ -31,7 +31,7 @@ def problems(*statuses: int) -> dict:
 
 DESCRIPTIONS = {
     400: "Bad input",
-    409: "Conflict (name taken, built in, or storage full)",
+    409: "Conflict (name taken, built in, storage full; a job not finished or cancelled)",
     401: "Missing or wrong API key",
     404: "Unknown model, reference or version",
     405: "The model repository is fixed at start",
@@ -39,6 +39,8 @@ DESCRIPTIONS = {
     413: "Upload over a limit",
     415: "Unsupported format",
     422: "Parsed but unusable samples",
+    410: "The job expired (JOB_TTL)",
+    429: "Jobs full (MAX_JOBS, MAX_JOB_BYTES): Retry-After",
     500: "Internal error",
     503: "Not ready, busy or failed",
     504: "Deadline exceeded",
@@ -144,6 +146,8 @@ def schemas(config: ServiceConfig) -> dict:
                     "minimum": 1,
                     "maximum": config.max_samples,
                     "default": config.default_samples,
+                    "description": f"Up to {config.max_job_samples} (MAX_JOB_SAMPLES) in a "
+                    "samples job (Prefer: respond-async)",
                 },
                 "seed": {
                     "type": "integer",
@@ -329,6 +333,7 @@ def schemas(config: ServiceConfig) -> dict:
                 "outputs": {"type": "array", "items": ref("Tensor")},
             },
         },
+        "Job": job_schema(),
         "ModelMetadata": {
             "type": "object",
             "required": ["name", "versions", "platform", "inputs", "outputs"],
@@ -376,6 +381,7 @@ def v1_paths() -> dict:
         },
     }
     return {
+        **jobs_paths(),
         "/v1/models": {
             "get": operation(
                 "List models",
@@ -422,9 +428,10 @@ def v1_paths() -> dict:
             "post": operation(
                 "Draw samples",
                 "models",
-                {**samples_ok, **problems(400, 404, 406, 503, 504)},
+                {**samples_ok, **accepted(), **problems(400, 404, 406, 413, 429, 503, 504)},
                 operationId="drawSamples",
                 requestBody=samples_body,
+                parameters=[PREFER],
             ),
         },
         "/v1/models/{name}/diagnose": {
@@ -432,9 +439,10 @@ def v1_paths() -> dict:
             "post": operation(
                 "Generate and diagnose in one call",
                 "models",
-                {**ok(ref("Report")), **problems(400, 404, 503, 504)},
+                {**ok(ref("Report")), **accepted(), **problems(400, 404, 429, 503, 504)},
                 operationId="diagnoseModel",
                 requestBody=samples_body,
+                parameters=[PREFER],
             ),
         },
         "/v1/references": {
@@ -481,10 +489,142 @@ def v1_paths() -> dict:
             "post": operation(
                 "Diagnose an uploaded batch",
                 "diagnostics",
-                {**ok(ref("Report")), **problems(400, 404, 413, 415, 422, 503, 504)},
+                {
+                    **ok(ref("Report")),
+                    **accepted(),
+                    **problems(400, 404, 413, 415, 422, 429, 503, 504),
+                },
                 operationId="diagnose",
                 requestBody=upload,
+                parameters=[PREFER],
             )
+        },
+    }
+
+
+PREFER = {
+    "name": "Prefer",
+    "in": "header",
+    "required": False,
+    "description": "respond-async (RFC 7240): validate, then answer 202 with Location: "
+    "/v1/jobs/{job_id} and run the request as a job (no deadline; samples up to "
+    "MAX_JOB_SAMPLES); the result is fetched from /v1/jobs/{job_id}/result",
+    "schema": {"type": "string"},
+    "example": "respond-async",
+}
+JOB_ID = path_param("job_id", "Job id (from the 202's Location)", "9oZ7XK0HbDmikUUBPJEhAg")
+
+
+def accepted() -> dict:
+    """The 202 of a request sent with Prefer: respond-async."""
+    headers = {
+        name: {"description": text, "schema": {"type": "string"}}
+        for name, text in (
+            ("Location", "/v1/jobs/{job_id}: the job's status"),
+            ("Preference-Applied", "respond-async"),
+            ("Retry-After", "seconds before the first poll"),
+        )
+    }
+    return {
+        "202": {
+            "description": "Accepted as a job (Prefer: respond-async)",
+            "headers": headers,
+            "content": {JSON: {"schema": ref("Job")}},
+        }
+    }
+
+
+def job_schema() -> dict:
+    nullable_time = {"type": ["string", "null"], "format": "date-time"}
+    return {
+        "type": "object",
+        "required": ["id", "state", "created", "progress", "request", "links"],
+        "properties": {
+            "id": {"type": "string"},
+            "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+            "created": {"type": "string", "format": "date-time"},
+            "started": nullable_time,
+            "finished": nullable_time,
+            "expires": {**nullable_time, "description": "finished + JOB_TTL"},
+            "progress": {
+                "type": "object",
+                "description": "rows through the model's runs (samples; samples x steps when "
+                "a score model steps); a diagnosis reports 0 of 1 until its report is done",
+                "properties": {
+                    "done": {"type": "integer"},
+                    "total": {"type": ["integer", "null"]},
+                    "fraction": {"type": "number"},
+                },
+            },
+            "cancel_requested": {"type": "boolean"},
+            "request": {
+                "type": "object",
+                "description": "method, path, media_type of the result, and body: the "
+                "request's fields (the seed drawn when none was sent)",
+            },
+            "error": {"anyOf": [ref("Problem"), {"type": "null"}]},
+            "result": {
+                "type": ["object", "null"],
+                "properties": {"media_type": {"type": "string"}, "bytes": {"type": "integer"}},
+            },
+            "links": {
+                "type": "object",
+                "properties": {"self": {"type": "string"}, "result": {"type": "string"}},
+            },
+        },
+    }
+
+
+def jobs_paths() -> dict:
+    job = {JSON: {"schema": ref("Job")}}
+    result = {
+        "200": {
+            "description": "The answer the request would have had: samples or report, in the "
+            "format asked at submission (a failed job: its problem, with its status)",
+            "content": {
+                JSON: {"schema": {"anyOf": [ref("Samples"), ref("Report")]}},
+                NPY: {"schema": {"type": "string", "format": "binary"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    }
+    jobs_list = {"type": "object", "properties": {"jobs": {"type": "array", "items": ref("Job")}}}
+    return {
+        "/v1/jobs": {
+            "get": operation(
+                "List stored jobs (newest first)", "jobs", ok(jobs_list), operationId="listJobs"
+            )
+        },
+        "/v1/jobs/{job_id}": {
+            "parameters": [JOB_ID],
+            "get": operation(
+                "A job's status and progress",
+                "jobs",
+                {**ok(ref("Job")), **problems(404, 410)},
+                operationId="getJob",
+            ),
+            "delete": operation(
+                "Delete a finished job, or cancel an unfinished one",
+                "jobs",
+                {
+                    "202": {
+                        "description": "Cancel requested: it stops at its next checkpoint",
+                        "content": job,
+                    },
+                    "204": {"description": "Deleted"},
+                    **problems(404, 410),
+                },
+                operationId="deleteJob",
+            ),
+        },
+        "/v1/jobs/{job_id}/result": {
+            "parameters": [JOB_ID],
+            "get": operation(
+                "A job's result",
+                "jobs",
+                {**result, **problems(400, 404, 409, 410, 422, 503)},
+                operationId="getJobResult",
+            ),
         },
     }
 

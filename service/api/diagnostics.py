@@ -1,16 +1,23 @@
 """Diagnose an uploaded batch of samples against a reference."""
 
 import time
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 
 import numpy as np
 from flask import Blueprint, Response, jsonify
 
 from lab.diagnostics import diagnose
+from lab.diagnostics.report import validate_samples
+from lab.sampling import Progress
 from service import metrics
 from service.api.inference import guard
+from service.api.jobs import accept_job, prefers_async
 from service.api.requests import (
     Reference,
     form_value,
+    job_store,
     negotiate,
     read_batch,
     require_upload,
@@ -18,8 +25,11 @@ from service.api.requests import (
     to_value_range,
 )
 from service.figures import render_report
+from service.job_runner import JobResult
 
 REPORT_FORMATS = ("application/json", "image/png")
+REPORT_BYTES = 4 * 2**20  # a report job's reservation on disk: its JSON or figure is smaller
+T = TypeVar("T")
 
 
 blueprint = Blueprint("diagnostics", __name__, url_prefix="/v1/diagnostics")
@@ -37,7 +47,32 @@ def diagnostics() -> Response:
     batch, upload_format = read_batch(upload, reference)
     if reference is not None:
         batch = to_value_range(batch, upload_format, reference.spec)
+    if prefers_async():  # the batch is kept in the job's folder until the job runs
+        rows = batch.reshape(batch.shape[0], int(np.prod(batch.shape[1:])))
+        validate_samples(rows, rows.shape[1])  # NaN, Inf, no rows: 422 now, not in the job
+        body = {"reference": name, "file": upload.filename, "key": form_value("key")}
+        work = partial(diagnostics_job, name, media_type)
+        return accept_job(work, REPORT_BYTES, media_type, body, {"batch": batch})
     return diagnosis_response(batch, reference, media_type)
+
+
+def diagnostics_job(
+    name: str | None, media_type: str, job_id: str, progress: Progress
+) -> JobResult:
+    """A diagnostics job's result: the report or figure of its stored batch; progress 0 of 1
+    until the report is done."""
+    progress(0, 1)
+    batch = job_store().input(job_id, "batch")
+    reference = resolve_reference(name) if name else None
+    response = diagnosis_response(batch, reference, media_type, run=unguarded)
+    progress(1, 1)
+    return JobResult(response.get_data(), media_type, {})
+
+
+def unguarded(work: Callable[..., T], *args: object) -> T:
+    """work(*args) in the calling thread: a job's way to run what a request runs under the
+    guard (no slot, no deadline)."""
+    return work(*args)
 
 
 def diagnose_with(batch: np.ndarray, reference: Reference | None) -> dict:
@@ -56,16 +91,22 @@ def diagnose_with(batch: np.ndarray, reference: Reference | None) -> dict:
 
 
 def diagnosis_response(
-    batch: np.ndarray, reference: Reference | None, media_type: str, extra: dict | None = None
+    batch: np.ndarray,
+    reference: Reference | None,
+    media_type: str,
+    extra: dict | None = None,
+    run: Callable | None = None,
 ) -> Response:
-    """Diagnose under the guard; answer the report as JSON or as its figure."""
+    """Diagnose under the guard (or by `run`: unguarded in a job); answer the report as JSON or
+    as its figure."""
+    run = run or guard().run
     name = reference.name if reference else "none"
     started = time.perf_counter()
-    report = guard().run(diagnose_with, batch, reference)
+    report = run(diagnose_with, batch, reference)
     metrics.DIAGNOSTICS_SECONDS.labels(reference=name).observe(time.perf_counter() - started)
     if media_type == "image/png":
         spec = reference.spec if reference else None
         features = reference.features if reference else None
-        png = guard().run(render_report, report, batch, spec, features)
+        png = run(render_report, report, batch, spec, features)
         return Response(png, mimetype="image/png")
     return jsonify({**(extra or {}), **report})

@@ -3,8 +3,9 @@
 from flask import Blueprint, Response
 
 from service import metrics
-from service.api.requests import repository
+from service.api.requests import job_store, repository
 from service.errors import ApiError
+from service.jobs import STATES
 
 blueprint = Blueprint("health", __name__)
 
@@ -28,5 +29,8 @@ def readyz() -> dict:
 @blueprint.get("/metrics")
 def prometheus_metrics() -> Response:
     """Prometheus text format, aggregated over all gunicorn workers."""
-    body, content_type = metrics.exposition()
+    counts = dict.fromkeys(STATES, 0)
+    for job in job_store().jobs():
+        counts[job["state"]] += 1
+    body, content_type = metrics.exposition(counts)
     return Response(body, content_type=content_type)

@@ -2,6 +2,7 @@
 samples, diagnose."""
 
 import io
+import time
 from dataclasses import dataclass
 from functools import partial
 
@@ -12,9 +13,11 @@ from flask import request as http_request
 from lab.cards import FEATURE_KINDS, SERVABLE_KINDS
 from lab.noise import MAX_SEED, random_seed
 from lab.samplers import MAX_CHURN, SAMPLERS, Churn, network_evaluations
-from lab.sampling import generator_drawer, score_drawer
-from service.api.diagnostics import REPORT_FORMATS, diagnosis_response
+from lab.sampling import Draw, Progress, generator_drawer, score_drawer
+from service import metrics
+from service.api.diagnostics import REPORT_BYTES, REPORT_FORMATS, diagnosis_response, unguarded
 from service.api.inference import guarded_inference
+from service.api.jobs import accept_job, prefers_async
 from service.api.requests import (
     choice_field,
     int_field,
@@ -28,12 +31,15 @@ from service.api.requests import (
 )
 from service.errors import ApiError
 from service.floats import float32_decimals
+from service.job_runner import JobResult
 from service.repository import Entry, Version
 
 blueprint = Blueprint("models", __name__, url_prefix="/v1/models")
 SAMPLE_FORMATS = ("application/json", "application/x-npy")
 SCORE_FIELDS = ("steps", "sampler", "churn")
 LIST_VIEWS = ("full", "compact")
+# Bytes per value of a samples result, at most: NPY's float32, JSON's shortest decimal + comma.
+RESULT_VALUE_BYTES = {"application/x-npy": 4, "application/json": 24}
 
 
 def describe(entry: Entry) -> dict:
@@ -102,6 +108,18 @@ class SampleRequest:
             echoed |= {"churn": self.churn} if self.churn else {}
         return echoed
 
+    def body(self) -> dict:
+        """The request as a body that draws the same samples (the seed drawn, if none was sent)."""
+        body = {"n": self.n, "seed": self.seed, "version": self.version.number}
+        if self.entry.kind == "score":
+            body |= {"steps": self.steps, "sampler": self.sampler, "churn": self.churn}
+        return body
+
+    def result_bytes(self, media_type: str) -> int:
+        """The most bytes its samples answer in `media_type` may take (a job's reservation)."""
+        values = self.n * int(np.prod(self.entry.card["output"]["shape"][1:]))
+        return values * RESULT_VALUE_BYTES[media_type] + 4 * self.n + 4096
+
     def headers(self) -> dict[str, str]:
         """X-Seed and X-Model-Version (+ X-Steps and X-Sampler for score models), on every
         answer to the request whatever its format."""
@@ -111,13 +129,23 @@ class SampleRequest:
         return headers
 
 
-def sample_request(name: str) -> SampleRequest:
+def sample_request(name: str, job: bool = False) -> SampleRequest:
     """The validated JSON body {"n", "seed", "version"} (+ "steps", "sampler", "churn" for
-    score models, which gan models refuse with 400 rather than silently ignore)."""
+    score models, which gan models refuse with 400 rather than silently ignore); n up to
+    MAX_SAMPLES, or MAX_JOB_SAMPLES for a job."""
     config = service_config()
     entry = ready_entry(name, *SERVABLE_KINDS)
     body = json_body(("n", "seed", "version", *SCORE_FIELDS))
-    n = int_field(body, "n", config.default_samples, 1, config.max_samples)
+    n = int_field(
+        body, "n", config.default_samples, 1, max(config.max_samples, config.max_job_samples)
+    )
+    if n > (config.max_job_samples if job else config.max_samples):
+        raise ApiError(
+            400,
+            f"'n' must be at most {config.max_samples} (MAX_SAMPLES) in one request, or "
+            f"{config.max_job_samples} (MAX_JOB_SAMPLES) as a job (send 'Prefer: respond-async')",
+            "invalid-field",
+        )
     seed = int_field(body, "seed", None, 0, MAX_SEED)
     seed = random_seed() if seed is None else seed  # drawn only when none was sent
     number = int_field(body, "version", entry.latest_version(), 1, 2**31)
@@ -145,8 +173,8 @@ def sample_request(name: str) -> SampleRequest:
     return SampleRequest(entry, version, n, seed, steps, sampler, churn)
 
 
-def draw(request: SampleRequest) -> np.ndarray:
-    """The samples [n, ...] float32, a function of the request, under the guard: G(z) with
+def drawer(request: SampleRequest) -> Draw:
+    """draw(n, seed, progress) of the request's model version: G(z) with
     z = latents(card_latent(card), n, seed) for a gan (lab.sampling.generator_drawer: N(0, I)
     unless the card declares another distribution); for a score model the sampler's
     integration from seeded noise, run as lab.sampling.score_drawer chooses by FUSED_SAMPLER
@@ -154,24 +182,45 @@ def draw(request: SampleRequest) -> np.ndarray:
     entry, version, settings = request.entry, request.version, service_config().sampling()
     if entry.kind == "score":
         churn = Churn(request.churn)
-        drawer = score_drawer(
-            entry.card, version.score_graphs(), request.steps, request.sampler, churn, settings
-        )
-        bounded = False  # a whole trajectory: on the guard's pool, under the deadline
-    else:
-        drawer = generator_drawer(version.session, entry.card, settings.max_batch)
-        bounded = request.n <= settings.max_batch  # one run: in the request's thread
-    work = partial(drawer, request.n, request.seed)
-    return guarded_inference(entry, version, request.n, work, bounded)
+        graphs = version.score_graphs()
+        return score_drawer(entry.card, graphs, request.steps, request.sampler, churn, settings)
+    return generator_drawer(version.session, entry.card, settings.max_batch)
+
+
+def draw(request: SampleRequest) -> np.ndarray:
+    """The samples [n, ...] float32, a function of the request, under the guard: a gan's
+    batch of one run in the request's thread, anything longer on the guard's pool under the
+    deadline."""
+    bounded = request.entry.kind != "score" and request.n <= service_config().max_batch
+    work = partial(drawer(request), request.n, request.seed)
+    return guarded_inference(request.entry, request.version, request.n, work, bounded)
+
+
+def draw_in_job(request: SampleRequest, progress: Progress) -> np.ndarray:
+    """The same samples as draw(request), in a job's thread: no guard, no deadline, progress
+    reported after each onnxruntime run."""
+    started = time.perf_counter()
+    samples = drawer(request)(request.n, request.seed, progress)
+    seconds = time.perf_counter() - started
+    metrics.observe_inference(request.entry.name, request.version.number, request.n, seconds)
+    return samples
 
 
 @blueprint.post("/<name>/samples")
 def samples(name: str) -> Response:
     """Body {"n", "seed", "version"} (+ "steps", "sampler", "churn" for score models): n
     samples, a function of the body (the seed fixes all noise)."""
-    request = sample_request(name)
+    job = prefers_async()
+    request = sample_request(name, job)
     media_type = negotiate(SAMPLE_FORMATS)
-    batch = draw(request)
+    if job:
+        work = partial(samples_job, request, media_type)
+        return accept_job(work, request.result_bytes(media_type), media_type, request.body())
+    return samples_response(request, draw(request), media_type)
+
+
+def samples_response(request: SampleRequest, batch: np.ndarray, media_type: str) -> Response:
+    """The samples answer: NPY, or JSON with the echoed request; the request's headers."""
     if media_type == "application/x-npy":
         return Response(npy_bytes(batch), mimetype=media_type, headers=request.headers())
     samples = float32_decimals(batch).tolist()  # 0.1, not 0.10000000149011612
@@ -180,12 +229,21 @@ def samples(name: str) -> Response:
     return response
 
 
+def samples_job(
+    request: SampleRequest, media_type: str, job_id: str, progress: Progress
+) -> JobResult:
+    """A samples job's result: the bytes the synchronous answer would have."""
+    response = samples_response(request, draw_in_job(request, progress), media_type)
+    return JobResult(response.get_data(), media_type, request.headers())
+
+
 @blueprint.post("/<name>/diagnose")
 def diagnose_model(name: str) -> Response:
     """The samples body: generate n samples and diagnose them against the model's reference,
     in one call (the report gains the echoed request: model, version, seed and, for score
     models, steps, sampler, network_evaluations), and the samples answer's headers."""
-    request = sample_request(name)
+    job = prefers_async()
+    request = sample_request(name, job)
     limit = service_config().max_upload_samples
     if request.n > limit:
         raise ApiError(
@@ -193,10 +251,24 @@ def diagnose_model(name: str) -> Response:
         )
     media_type = negotiate(REPORT_FORMATS)
     resolved = resolve_reference(request.entry.card["reference"])
+    if job:
+        work = partial(diagnose_job, request, media_type)
+        return accept_job(work, REPORT_BYTES, media_type, request.body())
     batch = draw(request)
     response = diagnosis_response(batch, resolved, media_type, request.echo())
     response.headers.update(request.headers())
     return response
+
+
+def diagnose_job(
+    request: SampleRequest, media_type: str, job_id: str, progress: Progress
+) -> JobResult:
+    """A diagnose job's result: the report (or figure) the synchronous answer would have; the
+    progress counts the generation."""
+    batch = draw_in_job(request, progress)
+    resolved = resolve_reference(request.entry.card["reference"])
+    response = diagnosis_response(batch, resolved, media_type, request.echo(), unguarded)
+    return JobResult(response.get_data(), media_type, request.headers())
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -17,6 +17,7 @@ from lab.diagnostics.embedding import fits, mismatch
 from lab.diagnostics.report import reference_sample_shape
 from service.config import ServiceConfig
 from service.errors import ApiError
+from service.jobs import JobStore
 from service.references import ReferenceStore
 from service.repository import Entry, Repository, Version
 from service.uploads import ShapeCheck, UploadLimits, parse_upload
@@ -45,6 +46,10 @@ def upload_limits() -> UploadLimits:
 
 def reference_store() -> ReferenceStore:
     return current_app.extensions["references"]
+
+
+def job_store() -> JobStore:
+    return current_app.extensions["jobs"]
 
 
 def require_upload(*fields: str) -> tuple[FileStorage, dict[str, str]]:

@@ -119,3 +119,30 @@ def test_a_reference_names_its_classifier(url: str, ring8_batch: np.ndarray) -> 
         Client(url).create_reference("never-made", ring8_batch, classifier="nope")
     assert raised.value.status == 404
     assert raised.value.detail == "no classifier named 'nope' (known: none)"
+
+
+def test_a_samples_job_gives_the_samples_with_progress(url: str, ring8_batch: np.ndarray) -> None:
+    api = Client(url)
+    job = api.samples_job("ring8-gan", 500, seed=3)
+    seen: list[dict] = []
+    final = api.wait(job["id"], poll_s=0.05, timeout_s=60, progress=seen.append)
+    assert final["state"] == "succeeded" and seen[-1] == final
+    assert final["progress"] == {"done": 500, "total": 500, "fraction": 1.0}
+    drawn = api.job_result(job["id"])
+    assert drawn.seed == 3 and drawn.version == 1
+    np.testing.assert_array_equal(drawn.array, ring8_batch)
+    assert job["id"] in {listed["id"] for listed in api.jobs()}
+    api.cancel_job(job["id"])  # finished: deleted
+    with pytest.raises(ClientError) as refused:
+        api.job(job["id"])
+    assert refused.value.status == 404 and "JOB_TTL" in refused.value.detail
+
+
+def test_diagnosis_jobs_give_the_reports(url: str, ring8_batch: np.ndarray) -> None:
+    api = Client(url)
+    upload = api.diagnose_job(ring8_batch, reference="ring8")
+    assert api.wait(upload["id"], poll_s=0.05, timeout_s=60)["state"] == "succeeded"
+    assert api.job_result(upload["id"]) == api.diagnose(ring8_batch, reference="ring8")
+    model = api.diagnose_model_job("ring8-gan", 500, seed=3)
+    api.wait(model["id"], poll_s=0.05, timeout_s=60)
+    assert api.job_result(model["id"]) == api.diagnose_model("ring8-gan", 500, seed=3)
