@@ -59,9 +59,10 @@ RUN groupadd --system --gid 10001 app \
 
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
+# models/ first: it changes least, so a code change rebuilds only the two small layers after it.
+COPY models ./models
 COPY lab ./lab
 COPY service ./service
-COPY models ./models
 
 # PROMETHEUS_MULTIPROC_DIR: per-worker metric files (gunicorn.conf.py empties it at start); it,
 # DATA_DIR (uploaded references; mount a volume there to keep them) and CUDA_CACHE_PATH (the driver's PTX JIT cache) live under /tmp, the one writable place when

@@ -109,8 +109,8 @@ def test_readyz_answers_200_with_every_bundled_model_ready(container: Container)
         assert response.status == 200
     with urllib.request.urlopen(f"{container.url}/v1/models", timeout=10) as response:
         served = {model["name"]: model["ready"] for model in json.load(response)["models"]}
-    cards = {path.parent.name: json.loads(path.read_text()) for path in REPO_MODELS.glob("*/card.json")}
-    bundled = {name for name, card in cards.items() if card["kind"] != "reference"}
+    cards = [json.loads(path.read_text()) for path in REPO_MODELS.glob("*/card.json")]
+    bundled = {card["name"] for card in cards if card["kind"] != "reference"}
     assert served == dict.fromkeys(bundled, True)
 
 
@@ -128,10 +128,14 @@ def test_seeded_samples_equal_those_of_the_repository_server(
 def test_diagnostics_of_an_uploaded_batch_give_a_verdict(container: Container) -> None:
     boundary = "collapse-lab-test"
     form = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="reference"\r\n\r\nring8\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="s.npy"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode() + sample(container.url) + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="reference"\r\n\r\nring8\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="s.npy"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + sample(container.url)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
     report = json.loads(post(f"{container.url}/v1/diagnostics", form, headers))
     assert report["verdict"]["status"] in {"healthy", "partial_collapse", "collapsed"}, report
