@@ -29,11 +29,10 @@ COPY deploy/requirements-${RUNTIME}.lock ./requirements.lock
 
 # --no-deps: the lock already lists every dependency, resolved and hashed (pyproject.toml's
 # dependencies, with onnxruntime-gpu's CUDA and cuDNN wheels and nvidia-cublas for gpu). The
-# project itself is not installed: the final stage runs lab/ and service/ from /app. The pip
-# cache mount keeps downloads between builds on one machine, outside the image.
-RUN --mount=type=cache,target=/root/.cache/pip \
-    python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements.lock
+# project itself is not installed: the final stage runs lab/ and service/ from /app. The layer
+# cache (`--layers`) reuses this step until the lock file changes.
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 
 # Fail the build if the dependencies are inconsistent, if anything pulled PyTorch in, or if the
 # GPU image's onnxruntime lacks the CUDA provider.
