@@ -66,6 +66,9 @@ COPY service ./service
 # PROMETHEUS_MULTIPROC_DIR: per-worker metric files (gunicorn.conf.py empties it at start); it,
 # DATA_DIR (uploaded references; mount a volume there to keep them) and CUDA_CACHE_PATH (the driver's PTX JIT cache) live under /tmp, the one writable place when
 # the root filesystem is read-only (deploy/kubernetes.yaml mounts an emptyDir there).
+# HOME=/tmp: the user has no home directory, and the libraries that write under $HOME
+# (matplotlib's config and font cache, onnxruntime's telemetry ID) otherwise log a failed write
+# on the read-only root at every start (tests/deploy/test_image.py).
 # NVIDIA_DRIVER_CAPABILITIES tells the NVIDIA container runtime to mount the compute libraries
 # (libcuda); which GPUs are visible is left to `docker run --gpus` or the device plugin.
 ENV PATH=/opt/venv/bin:$PATH \
@@ -75,6 +78,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     DATA_DIR=/tmp/data \
     PROMETHEUS_MULTIPROC_DIR=/tmp/metrics \
     CUDA_CACHE_PATH=/tmp/cuda-cache \
+    HOME=/tmp \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     HOST=0.0.0.0 \
     PORT=8000

@@ -156,11 +156,18 @@ def test_root_filesystem_is_read_only_and_tmp_writable(container: Container) -> 
     assert scratch.returncode == 0, scratch.stderr
 
 
-def test_start_logs_no_error(container: Container) -> None:
+def test_logs_no_error_nor_a_write_to_the_read_only_root(container: Container) -> None:
+    """Nothing writes outside /tmp: a figure (matplotlib's config and font cache) included."""
+    body = json.dumps({"n": 500, "seed": 0}).encode()
+    headers = {"Content-Type": "application/json", "Accept": "image/png"}
+    figure = post(f"{container.url}/v1/models/ring8-gan/diagnose", body, headers)
+    assert figure.startswith(b"\x89PNG")
     lines = container.log.read_text().splitlines()
     assert any("Booting worker" in line for line in lines), lines
     errors = [line for line in lines if "[ERROR]" in line or " ERROR " in line]
     assert not errors, errors
+    refused = [line for line in lines if "Read-only file system" in line or "persist" in line]
+    assert not refused, refused
 
 
 def test_sigterm_stops_it_gracefully_with_exit_code_0(container: Container) -> None:
