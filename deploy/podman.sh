@@ -2,8 +2,8 @@
 # Build and run the service image with buildah and podman, without a Docker daemon and without
 # a container registry (the development and CI machines have neither).
 #
-#   deploy/podman.sh build [gpu|cpu] [TAG]   the image (and, when absent, the local base images)
-#   deploy/podman.sh base                    only the local base images
+#   deploy/podman.sh build [gpu|cpu] [TAG]   the image (and, when absent, the local base image)
+#   deploy/podman.sh base                    only the local base image
 #   deploy/podman.sh podman ARGS...          podman with this script's storage and settings
 #   deploy/podman.sh buildah ARGS...         buildah likewise
 #
@@ -13,10 +13,9 @@
 #
 # The base of both Dockerfile stages (python:3.11-slim-bookworm) cannot be pulled here, so a
 # stand-in is made from Debian's packages: debootstrap's minbase bookworm from the mirror in
-# /etc/apt/sources.list.d/debian.sources, imported as localhost/bookworm-minbase, then
-# python3 + python3-venv with a venv at /usr/local (so /usr/local/bin/python and pip exist as
-# in the official image) as localhost/python-shim:3.11-slim-bookworm. Both are made once and
-# reused by tag. Needs root and the Debian packages buildah podman runc catatonit debootstrap
+# /etc/apt/sources.list.d/debian.sources with python3, python3-venv and ca-certificates, and a
+# venv at /usr/local (so /usr/local/bin/python and pip exist as in the official image),
+# imported as localhost/python-shim:3.11-slim-bookworm. Made once, reused by tag. Needs root and the Debian packages buildah podman runc catatonit debootstrap
 # containernetworking-plugins netavark (`make system-test-deps` installs them).
 #
 # State lives under CONTAINER_STATE (default /var/tmp/collapse-lab-containers), apart from the
@@ -28,7 +27,6 @@ set -eu
 
 STATE=${CONTAINER_STATE:-/var/tmp/collapse-lab-containers}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-MINBASE=localhost/bookworm-minbase:latest
 PYTHON_BASE=localhost/python-shim:3.11-slim-bookworm
 
 configure() {
@@ -57,28 +55,17 @@ mirror() {
 }
 
 base() {
-    if ! podman image exists "$MINBASE"; then
-        rootfs=$(mktemp -d "$STATE/rootfs.XXXXXX")
-        debootstrap --variant=minbase bookworm "$rootfs" "${DEBIAN_MIRROR:-$(mirror)}" \
-            > "$STATE/debootstrap.log" 2>&1 || { tail -n 20 "$STATE/debootstrap.log"; exit 1; }
-        tar -C "$rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' - "$MINBASE"
-        rm -rf "$rootfs"
-    fi
-    if ! podman image exists "$PYTHON_BASE"; then
-        shim=$(mktemp -d "$STATE/shim.XXXXXX")
-        cat > "$shim/Containerfile" <<EOF
-FROM $MINBASE
-RUN apt-get update -qq \\
-    && apt-get install -y -qq --no-install-recommends python3 python3-venv ca-certificates \\
-    && rm -rf /var/lib/apt/lists/* \\
-    && python3 -m venv /usr/local
-ENV LANG=C.UTF-8
-CMD ["python3"]
-EOF
-        buildah bud --isolation chroot --network host --pull=never --format docker \
-            -t "$PYTHON_BASE" "$shim"
-        rm -rf "$shim"
-    fi
+    podman image exists "$PYTHON_BASE" && return
+    # One debootstrap with python3 included, then one import: no second apt run in a build.
+    rootfs=$(mktemp -d "$STATE/rootfs.XXXXXX")
+    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+        bookworm "$rootfs" "${DEBIAN_MIRROR:-$(mirror)}" > "$STATE/debootstrap.log" 2>&1 \
+        || { tail -n 20 "$STATE/debootstrap.log"; exit 1; }
+    chroot "$rootfs" python3 -m venv /usr/local
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    tar -C "$rootfs" -c . | podman import --change 'ENV LANG=C.UTF-8' \
+        --change 'CMD ["python3"]' - "$PYTHON_BASE"
+    rm -rf "$rootfs"
 }
 
 build() {

@@ -4,7 +4,7 @@ deploy/podman.sh builds the CPU variant (RUNTIME=cpu: the CUDA wheels are gigaby
 stand-in for the python base image (no container registry is reachable), once per module; the
 container then runs as in production: read-only root filesystem, /tmp a tmpfs, tini-style init
 forwarding SIGTERM. Everything is checked over loopback (`--network host`). The first run on a
-machine makes the base images (a few minutes); later runs reuse them and the build's layers.
+machine makes the base image (minutes); later runs reuse it and the build's layers.
 """
 
 import io
