@@ -33,25 +33,29 @@ configure() {
     mkdir -p "$STATE"
     nofile=$(ulimit -Hn)
     [ "$nofile" = unlimited ] && nofile=1048576
-    cat > "$STATE/containers.conf" <<EOF
+    # Written to a temporary name and renamed: a podman started meanwhile reads a whole file.
+    cat > "$STATE/containers.conf.$$" <<EOF
 [containers]
 default_ulimits = ["nofile=$nofile:$nofile", "nproc=32768:32768"]
 [engine]
 runtime = "runc"
 EOF
-    cat > "$STATE/storage.conf" <<EOF
+    cat > "$STATE/storage.conf.$$" <<EOF
 [storage]
 driver = "overlay"
 graphroot = "$STATE/storage"
 runroot = "$STATE/run"
 EOF
+    mv -f "$STATE/containers.conf.$$" "$STATE/containers.conf"
+    mv -f "$STATE/storage.conf.$$" "$STATE/storage.conf"
     export CONTAINERS_CONF="$STATE/containers.conf"
     export CONTAINERS_STORAGE_CONF="$STATE/storage.conf"
 }
 
-mirror() {
-    sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/debian.sources | head -n 1 \
-        | cut -d ' ' -f 1
+mirror() {  # the machine's own Debian mirror, else Debian's
+    found=$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null \
+        | head -n 1 | cut -d ' ' -f 1)
+    echo "${found:-http://deb.debian.org/debian}"
 }
 
 base() {
@@ -73,7 +77,8 @@ build() {
     tag=${2:-localhost/collapse-lab:$runtime}
     base
     # pip in the build trusts this machine's CA bundle; both are mounted for the build only.
-    printf '[global]\ncert = /run/host-ca.crt\n' > "$STATE/pip.conf"
+    printf '[global]\ncert = /run/host-ca.crt\n' > "$STATE/pip.conf.$$"
+    mv -f "$STATE/pip.conf.$$" "$STATE/pip.conf"
     buildah bud --isolation chroot --network host --pull=never --layers --format docker \
         -v /etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro \
         -v "$STATE/pip.conf:/etc/pip.conf:ro" \

@@ -73,7 +73,10 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> str:
     log = tmp_path_factory.mktemp("build") / "build.log"
     with log.open("w") as output:
         built = subprocess.run(
-            [str(SCRIPT), "build", "cpu", IMAGE], stdout=output, stderr=subprocess.STDOUT
+            [str(SCRIPT), "build", "cpu", IMAGE],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            timeout=1800,  # a first build on a fresh machine: minutes; a hung download: fail
         )
     assert built.returncode == 0, f"the image build failed:\n{log.read_text()[-4000:]}"
     return IMAGE
