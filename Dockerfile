@@ -12,35 +12,36 @@
 # NVIDIA container toolkit; it mounts libcuda.so at run time. Without a GPU the service falls
 # back to the CPU provider (DEVICE=auto).
 #
-# No Docker engine runs on the development machines: this file is checked by hadolint and
-# by tests/test_container.py, not built there. See deploy/README.md.
+# Build arguments: BASE, the image both stages start from (a local stand-in where no registry
+# is reachable: deploy/podman.sh); RUNTIME, gpu (the default) or cpu (plain onnxruntime, no
+# CUDA wheels: the image CI builds and runs, tests/deploy/test_image.py). Each installs exactly
+# its lock file, deploy/requirements-<RUNTIME>.lock (`make lock`), every file checked against
+# its sha256. See deploy/README.md.
+ARG BASE=python:3.11-slim-bookworm
 
 # ---- build: a virtualenv with the service's dependencies ------------------------------------
-FROM python:3.11-slim-bookworm AS build
+FROM ${BASE} AS build
+ARG RUNTIME=gpu
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml constraints.txt ./
-COPY deploy/constraints-cuda.txt ./deploy/
+COPY deploy/requirements-${RUNTIME}.lock ./requirements.lock
 
-# The dependency list is read from pyproject.toml (its one home). The project itself is not
-# installed: the final stage runs lab/ and service/ from /app with the schemas and static files.
-# nvidia-cublas is named because onnxruntime-gpu's [cuda] extra omits it although the CUDA
-# provider links libcublasLt.so.13 and libcublas.so.13.
-RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
-    && python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir \
-        -c constraints.txt -c deploy/constraints-cuda.txt \
-        -r requirements.txt 'onnxruntime-gpu[cuda,cudnn]==1.31.1' 'nvidia-cublas==13.1.0.3'
+# --no-deps: the lock already lists every dependency, resolved and hashed (pyproject.toml's
+# dependencies, with onnxruntime-gpu's CUDA and cuDNN wheels and nvidia-cublas for gpu). The
+# project itself is not installed: the final stage runs lab/ and service/ from /app. The layer
+# cache (`--layers`) reuses this step until the lock file changes.
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 
 # Fail the build if the dependencies are inconsistent, if anything pulled PyTorch in, or if the
-# installed onnxruntime lacks the CUDA provider.
+# GPU image's onnxruntime lacks the CUDA provider.
 RUN /opt/venv/bin/pip check \
     && /opt/venv/bin/python -c "import importlib.util, sys; sys.exit('torch must not be in the service image' if importlib.util.find_spec('torch') else 0)" \
-    && /opt/venv/bin/python -c "import onnxruntime as ort; assert 'CUDAExecutionProvider' in ort.get_available_providers(), ort.get_available_providers()"
+    && if [ "$RUNTIME" = gpu ]; then /opt/venv/bin/python -c "import onnxruntime as ort; assert 'CUDAExecutionProvider' in ort.get_available_providers(), ort.get_available_providers()"; fi
 
 # ---- runtime ---------------------------------------------------------------------------------
-FROM python:3.11-slim-bookworm
+FROM ${BASE}
 
 LABEL org.opencontainers.image.title="collapse-lab" \
       org.opencontainers.image.description="Mode-collapse lab: ONNX Runtime (CUDA) service generating and diagnosing samples of GANs and score models" \
@@ -57,13 +58,17 @@ RUN groupadd --system --gid 10001 app \
 
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
+# models/ first: it changes least, so a code change rebuilds only the two small layers after it.
+COPY models ./models
 COPY lab ./lab
 COPY service ./service
-COPY models ./models
 
 # PROMETHEUS_MULTIPROC_DIR: per-worker metric files (gunicorn.conf.py empties it at start); it,
 # DATA_DIR (uploaded references; mount a volume there to keep them) and CUDA_CACHE_PATH (the driver's PTX JIT cache) live under /tmp, the one writable place when
 # the root filesystem is read-only (deploy/kubernetes.yaml mounts an emptyDir there).
+# HOME=/tmp: the user has no home directory, and the libraries that write under $HOME
+# (matplotlib's config and font cache, onnxruntime's telemetry ID) otherwise log a failed write
+# on the read-only root at every start (tests/deploy/test_image.py).
 # NVIDIA_DRIVER_CAPABILITIES tells the NVIDIA container runtime to mount the compute libraries
 # (libcuda); which GPUs are visible is left to `docker run --gpus` or the device plugin.
 ENV PATH=/opt/venv/bin:$PATH \
@@ -73,6 +78,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     DATA_DIR=/tmp/data \
     PROMETHEUS_MULTIPROC_DIR=/tmp/metrics \
     CUDA_CACHE_PATH=/tmp/cuda-cache \
+    HOME=/tmp \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     HOST=0.0.0.0 \
     PORT=8000

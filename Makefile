@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 MODEL_REPOSITORY ?= models
 
-.PHONY: serve test test-all install install-test lint clean
+.PHONY: serve test test-all install install-test lint clean system-test-deps lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 	touch $@
 
 install: $(VENV)/.installed-serve
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test system-test-deps
 
 # The browser tests (tests/service/test_upload_page.py) drive Debian's chromium through Debian's
 # chromedriver (nothing downloaded at test time); installed with apt-get when absent (CI runs
@@ -51,6 +51,25 @@ test-all: install-test
 
 lint: install-test
 	$(BIN)/python -m ruff check . && $(BIN)/python -m ruff format --check .
+
+# ---- the service image ------------------------------------------------------------------------
+# tests/deploy/test_image.py builds the image from the Dockerfile and runs it (deploy/podman.sh):
+# buildah and podman with runc, catatonit for `podman run --init`, debootstrap for the local base
+# image (no container registry is reachable). Installed once per machine, as root.
+CONTAINER_PACKAGES := buildah podman runc catatonit debootstrap containernetworking-plugins netavark
+
+system-test-deps:
+	@dpkg -s $(CONTAINER_PACKAGES) >/dev/null 2>&1 \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $(CONTAINER_PACKAGES))
+
+# The image's lock files, deploy/requirements-{gpu,cpu}.lock, with hashes (pip-compile in a
+# throwaway virtualenv; resolving and hashing takes a few minutes).
+LOCK_VENV ?= /tmp/collapse-lab-lock
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check pip-tools==7.7.0
+	$(LOCK_VENV)/bin/python deploy/lock.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -64,6 +64,11 @@ if os.environ.get("LOG_FORMAT", "text") == "json":
 limit_request_line = 8190
 limit_request_fields = 100
 
+# No control socket (gunicorn >= 25.1's interface for `gunicornc`, which nothing here uses): its
+# default path, $HOME/.gunicorn/gunicorn.ctl, is read-only in the image (an ERROR line at every
+# start, tests/deploy/test_image.py) and shared by every gunicorn of one user elsewhere.
+control_socket_disable = True
+
 # Prometheus multiprocess mode: every worker writes its metrics to files in this folder and
 # /metrics aggregates them. Set here, in the master, so that workers inherit it before they
 # import prometheus_client; emptied at start so that no stale worker files are counted.

