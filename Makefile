@@ -27,16 +27,19 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 install: $(VENV)/.installed-serve
 install-test: $(VENV)/.installed-test system-test-deps
 
-# The browser tests (tests/service/test_upload_page.py) drive Debian's chromium through Debian's
-# chromedriver (nothing downloaded at test time); installed with apt-get when absent (CI runs
-# as root on a fresh Debian machine). The tests fail, never skip, without them.
+# Debian packages the default tests need, installed with apt-get when any is absent (CI runs as
+# root on a fresh Debian machine); the tests fail, never skip, without them:
+# - the browser tests (tests/service/test_upload_page.py) drive Debian's chromium through
+#   Debian's chromedriver (nothing downloaded at test time);
+# - tests/deploy/test_image.py builds the image from the Dockerfile and runs it
+#   (deploy/podman.sh): buildah and podman with runc, catatonit for `podman run --init`,
+#   debootstrap for the local base image (no container registry is reachable).
 BROWSER_PACKAGES := chromium chromium-driver
-.PHONY: system-test-deps
-install-test: system-test-deps
+CONTAINER_PACKAGES := buildah podman runc catatonit debootstrap containernetworking-plugins netavark
 system-test-deps:
-	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES))
+	@dpkg -s $(BROWSER_PACKAGES) $(CONTAINER_PACKAGES) >/dev/null 2>&1 \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $(BROWSER_PACKAGES) $(CONTAINER_PACKAGES))
 
 serve: install
 	HOST=$(HOST) PORT=$(PORT) MODEL_REPOSITORY=$(abspath $(MODEL_REPOSITORY)) \
@@ -53,16 +56,6 @@ lint: install-test
 	$(BIN)/python -m ruff check . && $(BIN)/python -m ruff format --check .
 
 # ---- the service image ------------------------------------------------------------------------
-# tests/deploy/test_image.py builds the image from the Dockerfile and runs it (deploy/podman.sh):
-# buildah and podman with runc, catatonit for `podman run --init`, debootstrap for the local base
-# image (no container registry is reachable). Installed once per machine, as root.
-CONTAINER_PACKAGES := buildah podman runc catatonit debootstrap containernetworking-plugins netavark
-
-system-test-deps:
-	@dpkg -s $(CONTAINER_PACKAGES) >/dev/null 2>&1 \
-		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends $(CONTAINER_PACKAGES))
-
 # The image's lock files, deploy/requirements-{gpu,cpu}.lock, with hashes (pip-compile in a
 # throwaway virtualenv; resolving and hashing takes a few minutes).
 LOCK_VENV ?= /tmp/collapse-lab-lock
