@@ -6,7 +6,8 @@ function with named parameters.
     python -m trainer export RUN_DIR --name NAME [--models-dir models] [--version V]
     python -m trainer reference DATASET [--models-dir models]
     python -m trainer diagnose MODEL_DIR
-    python -m trainer classifier [--models-dir models] [--steps N --seed S] [--dry-run]
+    python -m trainer classifier [--dataset digits|mnist] [--models-dir models]
+                                 [--steps N --seed S] [--dry-run]
     python -m trainer table [--benchmarks ...] [--methods ...] [--seeds 5] [--jobs J]
                             [--steps N] [--quick] [--runs-dir DIR] [--out DIR]
 
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainer.classifier import ClassifierConfig, build_classifier_references
+from trainer.classifier import REFERENCE_DATASETS, build_classifier_references, classifier_config
 from trainer.datasets import DATASETS, GaussianMixture, get_dataset
 from trainer.diagnose import rediagnose
 from trainer.edm.fused import add_fused
@@ -189,12 +190,20 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def add_classifier_command(commands: argparse._SubParsersAction) -> None:
-    """`classifier`: train the digit classifier, write the digits and stacked-digits references."""
-    help = "train the digit classifier; write the image datasets' references"
+    """`classifier`: train a digit classifier, write its two references (digits and
+    stacked-digits, or mnist and stacked-mnist)."""
+    help = "train a digit classifier; write the image datasets' references"
     classifier = add_command(commands, "classifier", help, run_classifier)
+    classifier.add_argument(
+        "--dataset",
+        choices=list(REFERENCE_DATASETS),
+        default="digits",
+        help="the digit source: digits (8x8; references digits, stacked-digits) or mnist "
+        "(28x28; references mnist, stacked-mnist); default digits",
+    )
     classifier.add_argument("--models-dir", type=Path, default=Path("models"))
-    classifier.add_argument("--steps", type=positive_int, help="default: ClassifierConfig's")
-    classifier.add_argument("--seed", type=int, help="default: ClassifierConfig's")
+    classifier.add_argument("--steps", type=positive_int, help="default: the dataset's recipe")
+    classifier.add_argument("--seed", type=int, help="default: the dataset's recipe")
     classifier.add_argument("--dry-run", action="store_true", help="print the config, exit")
 
 
@@ -315,7 +324,7 @@ def run_classifier(args: argparse.Namespace) -> int:
     """Train the classifier and write the references; print accuracy, time and card paths."""
     given = {"steps": args.steps, "seed": args.seed}
     fields = {key: value for key, value in given.items() if value is not None}
-    config = or_usage_error(args, lambda: ClassifierConfig(**fields))
+    config = or_usage_error(args, classifier_config, args.dataset, fields)
     if args.dry_run:
         print(json.dumps(config.to_dict(), indent=2))
         return 0

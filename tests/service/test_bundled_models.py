@@ -21,6 +21,7 @@ CARDS = sorted(REPO_MODELS.glob("*/card.json"))
 def test_bundle_has_the_promised_models():
     names = {path.parent.name for path in CARDS}
     promised = {"ring8", "grid25", "ring8-gan", "grid25-gan", "digits", "stacked-digits"}
+    promised |= {"mnist", "stacked-mnist"}
     assert promised | {"ring8-edm", "grid25-edm", "digits-edm", "stacked-digits-edm"} <= names
 
 

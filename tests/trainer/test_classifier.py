@@ -1,5 +1,6 @@
 """The digit classifier reference: ONNX outputs match torch, the cards validate, the CLI."""
 
+import dataclasses
 import hashlib
 import json
 
@@ -12,6 +13,7 @@ import torch
 from trainer.classifier import (
     ClassifierConfig,
     DigitClassifier,
+    classifier_config,
     export_classifier_references,
     held_out_accuracy,
     random_shift,
@@ -21,6 +23,9 @@ from trainer.cli import main
 from trainer.datasets.images import split_digits
 
 TINY = ClassifierConfig(steps=5, batch_size=16, width=8, embedding_dim=12)
+TINY_MNIST = dataclasses.replace(TINY, dataset="mnist", max_shift=2)
+SOURCE_OF = {"digits": "digits", "stacked-digits": "digits", "mnist": "mnist"}
+SOURCE_OF["stacked-mnist"] = "mnist"
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +39,27 @@ def exported(tiny_model, tmp_path_factory):
     models_dir = tmp_path_factory.mktemp("models")
     paths = export_classifier_references(tiny_model, models_dir, TINY)
     return models_dir, {path.parent.name: json.loads(path.read_text()) for path in paths}
+
+
+@pytest.fixture(scope="module")
+def tiny_mnist_model() -> DigitClassifier:
+    return train_classifier(TINY_MNIST)
+
+
+@pytest.fixture(scope="module")
+def exported_mnist(tiny_mnist_model, tmp_path_factory):
+    """(models_dir, {name: card}) of the tiny MNIST classifier's references."""
+    models_dir = tmp_path_factory.mktemp("mnist-models")
+    paths = export_classifier_references(tiny_mnist_model, models_dir, TINY_MNIST)
+    return models_dir, {path.parent.name: json.loads(path.read_text()) for path in paths}
+
+
+def source_fixtures(request, name: str) -> tuple:
+    """(model, (models_dir, cards), config) of the tiny classifier whose references hold name."""
+    if SOURCE_OF[name] == "digits":
+        return request.getfixturevalue("tiny_model"), request.getfixturevalue("exported"), TINY
+    model = request.getfixturevalue("tiny_mnist_model")
+    return model, request.getfixturevalue("exported_mnist"), TINY_MNIST
 
 
 def test_training_is_deterministic_per_seed(tiny_model):
@@ -58,18 +84,22 @@ def test_bad_config_is_refused(field, value):
         ClassifierConfig(**{field: value})
 
 
-@pytest.mark.parametrize("name", ["digits", "stacked-digits"])
-def test_cards_validate_against_the_schema(exported, tiny_model, card_validator, name):
-    models_dir, cards = exported
+@pytest.mark.parametrize("name", ["digits", "stacked-digits", "mnist", "stacked-mnist"])
+def test_cards_validate_against_the_schema(request, card_validator, name):
+    tiny_model, (models_dir, cards), config = source_fixtures(request, name)
     card = cards[name]
     card_validator.validate(card)
     reference = card["reference"]
     assert card["kind"] == "reference" and card["dataset"] == name
-    assert (reference["channels"], reference["n_modes"]) == {
-        "digits": (1, 10),
-        "stacked-digits": (3, 1000),
-    }[name]
-    assert reference["held_out_accuracy"] == held_out_accuracy(tiny_model)
+    channels = 3 if name.startswith("stacked") else 1
+    assert (reference["channels"], reference["n_modes"]) == (channels, 10**channels)
+    size = {"digits": 8, "mnist": 28}[config.dataset]
+    assert reference["input"]["shape"] == [-1, 1, size, size]
+    assert reference["held_out"]["n"] == {"digits": 360, "mnist": 1000}[config.dataset]
+    assert reference["held_out_accuracy"] == held_out_accuracy(tiny_model, config.dataset)
+    assert reference["features"]["n"] == {1: 4000 if size == 28 else 1437, 3: 5000}[channels]
+    assert reference["features"]["dim"] == channels * config.embedding_dim
+    assert card["training"] == config.to_dict()
     path = models_dir / name / reference["file"]
     assert reference["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert reference["opset"] == 18 and reference["ir_version"] == onnx.load(path).ir_version <= 10
@@ -77,11 +107,12 @@ def test_cards_validate_against_the_schema(exported, tiny_model, card_validator,
 
 
 @pytest.mark.parametrize("batch", [1, 5])
-def test_onnx_outputs_match_torch(exported, tiny_model, batch):
-    models_dir, cards = exported
-    path = models_dir / "digits" / cards["digits"]["reference"]["file"]
+@pytest.mark.parametrize("name", ["digits", "mnist"])
+def test_onnx_outputs_match_torch(request, name, batch):
+    tiny_model, (models_dir, cards), _ = source_fixtures(request, name)
+    path = models_dir / name / cards[name]["reference"]["file"]
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    images = split_digits("held_out")[0][:batch]
+    images = split_digits("held_out", name)[0][:batch]
     logits, embedding = session.run(["logits", "embedding"], {"images": images.numpy()})
     assert logits.shape == (batch, 10) and embedding.shape == (batch, TINY.embedding_dim)
     with torch.no_grad():
@@ -90,9 +121,18 @@ def test_onnx_outputs_match_torch(exported, tiny_model, batch):
     np.testing.assert_allclose(embedding, expected_embedding.numpy(), atol=1e-4, rtol=0)
 
 
-def test_both_references_share_one_onnx_file(exported):
-    _, cards = exported
-    assert cards["digits"]["reference"]["sha256"] == cards["stacked-digits"]["reference"]["sha256"]
+@pytest.mark.parametrize("name", ["digits", "mnist"])
+def test_both_references_share_one_onnx_file(request, name):
+    _, (_, cards), _ = source_fixtures(request, name)
+    assert cards[name]["reference"]["sha256"] == cards[f"stacked-{name}"]["reference"]["sha256"]
+
+
+def test_the_mnist_recipe_overrides_the_digits_defaults():
+    assert classifier_config("digits") == ClassifierConfig()
+    config = classifier_config("mnist", {"steps": 3})
+    assert (config.dataset, config.steps, config.lr) == ("mnist", 3, ClassifierConfig.lr)
+    with pytest.raises(ValueError, match="no classifier recipe"):
+        classifier_config("cifar")
 
 
 def test_an_existing_reference_is_not_overwritten(tiny_model, tmp_path):
@@ -116,6 +156,13 @@ def test_cli_dry_run_prints_the_config(capsys, tmp_path):
     status, out, _ = run_main(argv, capsys)
     assert status == 0 and json.loads(out)["steps"] == 7
     assert not any(tmp_path.iterdir())
+
+
+def test_cli_dry_run_resolves_the_mnist_recipe(capsys, tmp_path):
+    argv = ["classifier", "--dataset", "mnist", "--models-dir", str(tmp_path), "--dry-run"]
+    status, out, _ = run_main(argv, capsys)
+    assert status == 0 and json.loads(out) == classifier_config("mnist").to_dict()
+    assert json.loads(out)["dataset"] == "mnist" and not any(tmp_path.iterdir())
 
 
 def test_cli_writes_both_references(capsys, tmp_path, card_validator):
