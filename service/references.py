@@ -75,6 +75,9 @@ def classified_spec(
         "classifier": classifier,
         "embedding": "classifier",
         **{key: classifier_spec[key] for key in ("channels", "n_modes", "input", "value_range")},
+        **{
+            key: classifier_spec[key] for key in ("confidence_threshold",) if key in classifier_spec
+        },
         "weights": (histogram / histogram.sum()).tolist(),
         "n": batch_size,
         "feature_dim": int(embeddings.shape[1]),

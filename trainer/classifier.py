@@ -82,9 +82,11 @@ class ClassifierConfig:
 
 
 # Each digit source's recipe: ClassifierConfig's defaults (the 8x8 digits') overridden by these.
+# MNIST keeps the digits' +-1 pixel shifts: 98.80% held out after 2,000 steps, +-2 pixels 98.00%
+# (measured once each, seed 0, on the 2-core CPU: ~390 s per run at one torch thread).
 CLASSIFIER_RECIPES: dict[str, dict[str, Any]] = {
     "digits": {},
-    "mnist": {"dataset": "mnist", "max_shift": 2},
+    "mnist": {"dataset": "mnist"},
 }
 
 
@@ -95,6 +97,13 @@ def classifier_config(dataset: str, overrides: dict[str, Any] | None = None) -> 
         known = ", ".join(CLASSIFIER_RECIPES)
         raise ValueError(f"no classifier recipe for {dataset!r}; choose from {known}")
     return ClassifierConfig(**{**CLASSIFIER_RECIPES[dataset], **(overrides or {})})
+
+
+# A card field where the diagnostics' default (lab CONFIDENCE_THRESHOLD, 0.99, set on the 8x8
+# digits) does not suit. MNIST at 0.99: 3 of the 12 misclassified held-out digits pass (0.9921,
+# 0.9969, 0.9988) and fake a covered mode; at 0.999 none does and 91.6% of the correct ones pass
+# (chosen on those same 1,000 held-out digits: docs/diagnostics.md).
+CONFIDENCE_THRESHOLDS = {"mnist": 0.999}
 
 
 class DigitClassifier(nn.Module):
@@ -226,6 +235,8 @@ def reference_card(
     )
     embedding_dim = config.embedding_dim
     source = DIGIT_SOURCES[config.dataset].description
+    threshold = CONFIDENCE_THRESHOLDS.get(config.dataset)
+    thresholds = {} if threshold is None else {"confidence_threshold": threshold}
     return {
         "schema_version": 1,
         "name": dataset_name,
@@ -243,6 +254,7 @@ def reference_card(
                 {"name": "embedding", "dtype": "float32", "shape": [-1, embedding_dim]},
             ],
             "apply": apply,
+            **thresholds,
             "held_out_accuracy": accuracy,
             "held_out": {
                 "n": len(split_digits("held_out", config.dataset)[1]),

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .classifier import CONFIDENCE_THRESHOLD, argmax_histogram, classified_histogram
+from .classifier import argmax_histogram, classified_histogram, confidence_threshold
 from .embedding import embed
 from .errors import DiagnosticsError
 from .features import feature_metrics
@@ -146,7 +146,7 @@ def classified_mode_stats(reference: dict[str, Any], probabilities: np.ndarray) 
         every, int(every.sum()), weights, weights, "are counted by their argmax mode"
     )
     histogram = classified_histogram(probabilities, reference)
-    rule = f"are classified with confidence >= {CONFIDENCE_THRESHOLD:g}"
+    rule = f"are classified with confidence >= {confidence_threshold(reference):g}"
     n_samples = probabilities.shape[0]
     return histogram_stats(histogram, n_samples, weights, weights, rule, all_samples)
 

@@ -71,4 +71,5 @@ def test_an_uploaded_28x28_reference_is_embedded_by_the_mnist_classifier(client,
     created = client.post("/v1/references", data=form, content_type="multipart/form-data")
     client.delete("/v1/references/my-mnist")
     assert created.status_code == 201, created.get_json()
-    assert created.get_json()["reference"]["classifier"] == "mnist"
+    spec = created.get_json()["reference"]
+    assert spec["classifier"] == "mnist" and spec["confidence_threshold"] == 0.999
