@@ -284,7 +284,7 @@ def run_reference(args: argparse.Namespace) -> int:
     if not isinstance(get_dataset(args.dataset), GaussianMixture):
         args.parser.error(
             f"{args.dataset} is an image dataset: its reference is the digit classifier, "
-            "written by `python -m trainer classifier`"
+            "written by `python -m trainer classifier` (--dataset mnist for the 28x28 ones)"
         )
     print(export_reference(args.dataset, args.models_dir))
     return 0
