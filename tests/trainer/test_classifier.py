@@ -15,6 +15,7 @@ from lab.cards import load_classifier_reference
 from lab.diagnostics.classifier import CONFIDENCE_THRESHOLD
 from trainer.classifier import (
     CLASSIFIER_NAMES,
+    REFERENCE_DATASETS,
     ClassifierConfig,
     DigitClassifier,
     classifier_config,
@@ -185,12 +186,16 @@ def test_cli_dry_run_resolves_the_mnist_recipe(capsys, tmp_path):
     assert json.loads(out)["dataset"] == "mnist" and not any(tmp_path.iterdir())
 
 
-def test_cli_writes_both_references(capsys, tmp_path, card_validator):
-    status, out, _ = run_main(["classifier", "--models-dir", str(tmp_path), "--steps", "3"], capsys)
+@pytest.mark.parametrize("source", ["digits", "mnist"])
+def test_cli_writes_the_classifier_and_both_references(capsys, tmp_path, card_validator, source):
+    argv = ["classifier", "--dataset", source, "--models-dir", str(tmp_path), "--steps", "3"]
+    status, out, _ = run_main(argv, capsys)
     assert status == 0 and "held-out accuracy" in out
-    for name in ("digit-classifier", "digits", "stacked-digits"):
+    names = (CLASSIFIER_NAMES[source], *REFERENCE_DATASETS[source])
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(names)
+    for name in names:
         card_validator.validate(json.loads((tmp_path / name / "card.json").read_text()))
-    status, _, err = run_main(["classifier", "--models-dir", str(tmp_path), "--steps", "3"], capsys)
+    status, _, err = run_main(argv, capsys)
     assert status == 2 and "already holds a reference" in err
 
 
