@@ -6,10 +6,10 @@ samples' features.
     models/<reference>/card.json, <version>/features.npy   kind reference: modes + features
 
 Two ways in: `write_classifier_reference` (a trainer that just exported its classifier, e.g.
-trainer.classifier for the 8x8 digits) and `migrate_reference`, which turns a reference of the
-older layout, whose card carried the classifier's ONNX file itself (`reference.file`), into the
-two cards above: the ONNX bytes move to the classifier's folder unchanged (same sha256), and
-several references sharing one file share one classifier model.
+trainer.classifier for the 8x8 and the 28x28 digits) and `migrate_reference`, which turns a
+reference of the older layout, whose card carried the classifier's ONNX file itself
+(`reference.file`), into the two cards above: the ONNX bytes move to the classifier's folder
+unchanged (same sha256), and several references sharing one file share one classifier model.
 `python -m trainer migrate-reference models/<reference> --classifier <name>` runs it.
 """
 

@@ -9,7 +9,8 @@ function with named parameters.
     python -m trainer import-generator MODEL.onnx --name NAME --latent normal:D|uniform:LO,HI:D
                                        --output-shape 2|3,8,8 [--value-range LO,HI]
                                        --reference REF [--models-dir models] [--dry-run]
-    python -m trainer classifier [--models-dir models] [--steps N --seed S] [--dry-run]
+    python -m trainer classifier [--dataset digits|mnist] [--models-dir models]
+                                 [--steps N --seed S] [--dry-run]
     python -m trainer export-classifier --module PKG.MOD:CLASS --state-dict FILE
                                         --input-shape C,H,W --value-range LO,HI --classes N
                                         --name NAME [--embedding-output NAME] [...]
@@ -32,7 +33,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trainer.classifier import ClassifierConfig, build_classifier_references
+from trainer.classifier import REFERENCE_DATASETS, build_classifier_references, classifier_config
 from trainer.cli_tools import add_command, or_usage_error, positive_int
 from trainer.datasets import DATASETS, GaussianMixture, get_dataset
 from trainer.diagnose import rediagnose
@@ -175,12 +176,21 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def add_classifier_command(commands: argparse._SubParsersAction) -> None:
-    """`classifier`: train the digit classifier, write the digits and stacked-digits references."""
-    help = "train the digit classifier; write the image datasets' references"
+    """`classifier`: train a digit classifier, write it (digit-classifier or mnist-classifier)
+    and the two references naming it (digits and stacked-digits, or mnist and stacked-mnist)."""
+    help = "train a digit classifier; write it and the image datasets' references"
     classifier = add_command(commands, "classifier", help, run_classifier)
+    classifier.add_argument(
+        "--dataset",
+        choices=list(REFERENCE_DATASETS),
+        default="digits",
+        help="the digit source: digits (8x8: digit-classifier; references digits, "
+        "stacked-digits) or mnist (28x28: mnist-classifier; references mnist, stacked-mnist); "
+        "default digits",
+    )
     classifier.add_argument("--models-dir", type=Path, default=Path("models"))
-    classifier.add_argument("--steps", type=positive_int, help="default: ClassifierConfig's")
-    classifier.add_argument("--seed", type=int, help="default: ClassifierConfig's")
+    classifier.add_argument("--steps", type=positive_int, help="default: the dataset's recipe")
+    classifier.add_argument("--seed", type=int, help="default: the dataset's recipe")
     classifier.add_argument("--dry-run", action="store_true", help="print the config, exit")
 
 
@@ -261,7 +271,7 @@ def run_reference(args: argparse.Namespace) -> int:
     if not isinstance(get_dataset(args.dataset), GaussianMixture):
         args.parser.error(
             f"{args.dataset} is an image dataset: its reference is the digit classifier, "
-            "written by `python -m trainer classifier`"
+            "written by `python -m trainer classifier` (--dataset mnist for the 28x28 ones)"
         )
     print(export_reference(args.dataset, args.models_dir))
     return 0
@@ -301,7 +311,7 @@ def run_classifier(args: argparse.Namespace) -> int:
     """Train the classifier and write the references; print accuracy, time and card paths."""
     given = {"steps": args.steps, "seed": args.seed}
     fields = {key: value for key, value in given.items() if value is not None}
-    config = or_usage_error(args, lambda: ClassifierConfig(**fields))
+    config = or_usage_error(args, classifier_config, args.dataset, fields)
     if args.dry_run:
         print(json.dumps(config.to_dict(), indent=2))
         return 0

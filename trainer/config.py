@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from trainer.datasets import DATASETS, IMAGE_DATASETS
+from trainer.datasets.registry import check_generator_dataset
 from trainer.losses import LOSSES
 from trainer.mitigations import check_mitigations
 from trainer.nets import ARCHITECTURES
@@ -86,6 +87,7 @@ def check_config(config: TrainConfig) -> None:
             raise ValueError(
                 f"unknown {field} {value!r}; choose from {', '.join(registry.names())}"
             )
+    check_generator_dataset(config.dataset)
     image_data = config.dataset in IMAGE_DATASETS
     if image_data != (config.arch in IMAGE_ARCHITECTURES):
         wanted = "dcgan" if image_data else "mlp"

