@@ -47,7 +47,9 @@ def diagnose_with(batch: np.ndarray, reference: Reference | None) -> dict:
     classified = None
     if reference.classifier is not None:
         classified = reference.classify(batch)
-    return diagnose(batch, reference.spec, reference.name, reference.features, classified)
+    return diagnose(
+        batch, reference.spec, reference.name, reference.features, classified, reference.modes
+    )
 
 
 def diagnosis_response(
@@ -61,6 +63,7 @@ def diagnosis_response(
     if media_type == "image/png":
         spec = reference.spec if reference else None
         features = reference.features if reference else None
-        png = guard().run(render_report, report, batch, spec, features)
+        exemplars = reference.exemplars if reference else None
+        png = guard().run(render_report, report, batch, spec, features, exemplars)
         return Response(png, mimetype="image/png")
     return jsonify({**(extra or {}), **report})

@@ -4,9 +4,12 @@ more are built from uploaded batches of real samples."""
 import numpy as np
 from flask import Blueprint, Response, jsonify
 
+from lab.diagnostics.clusters import CONFIG as CLUSTERS
 from lab.diagnostics.embedding import image_layout
+from service.api.inference import guard
 from service.api.requests import (
     Reference,
+    form_value,
     read_batch,
     reference_store,
     repository,
@@ -15,7 +18,14 @@ from service.api.requests import (
     to_value_range,
 )
 from service.errors import ApiError
-from service.references import NAME, classified_spec, features_spec
+from service.references import (
+    MODES_AUTO,
+    MODES_NONE,
+    NAME,
+    classified_spec,
+    features_spec,
+    with_modes,
+)
 
 blueprint = Blueprint("references", __name__, url_prefix="/v1/references")
 
@@ -64,8 +74,10 @@ def get_reference(name: str) -> dict:
 
 @blueprint.post("")
 def create_reference() -> Response:
-    """multipart/form-data: `file` (a batch of real samples) and `name` -> 201 + the card."""
+    """multipart/form-data: `file` (a batch of real samples), `name` and optionally `modes`
+    ("auto", "none" or K: how a features reference's modes are discovered) -> 201 + the card."""
     upload, fields = require_upload("name")
+    requested = modes_field(form_value("modes"))
     name = fields["name"]
     if not NAME.fullmatch(name):
         raise ApiError(
@@ -86,19 +98,45 @@ def create_reference() -> Response:
             "too-large",
         )
     classifier = matching_classifier(batch)
+    discovered = None
     if classifier is None:
         spec, features = features_spec(batch, upload.filename)
+        discovered = guard().run(with_modes, spec, features, requested)
     else:
+        if requested != MODES_AUTO:
+            raise ApiError(
+                400,
+                f"these images are embedded by the built-in classifier {classifier.name!r}, "
+                "whose classes are the modes: leave out 'modes' (it applies to references "
+                "of vectors or other images)",
+                "invalid-field",
+            )
         batch = to_value_range(batch, upload_format, classifier.spec)
         probabilities, embeddings = classifier.classify(batch)
         spec, features = classified_spec(
             len(batch), upload.filename, classifier.name, classifier.spec, probabilities, embeddings
         )
-    card = reference_store().create(name, spec, features)
+    card = reference_store().create(name, spec, features, discovered)
     response = jsonify(card)
     response.status_code = 201
     response.headers["Location"] = f"/v1/references/{name}"
     return response
+
+
+def modes_field(value: str | None) -> int | str:
+    """The `modes` form field: "auto" (the default), "none", or an integer K in
+    2..CLUSTERS.max_modes; 400 naming the choices otherwise."""
+    value = (value or MODES_AUTO).strip().lower()
+    if value in (MODES_AUTO, MODES_NONE):
+        return value
+    if value.isdigit() and 2 <= int(value) <= CLUSTERS.max_modes:
+        return int(value)
+    raise ApiError(
+        400,
+        f"'modes' must be 'auto', 'none' or an integer from 2 to {CLUSTERS.max_modes}, "
+        f"got {value[:40]!r}",
+        "invalid-field",
+    )
 
 
 def matching_classifier(batch: np.ndarray) -> Reference | None:

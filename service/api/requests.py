@@ -12,6 +12,7 @@ from flask import current_app, request
 from werkzeug.datastructures import FileStorage
 
 from lab.classify import classify
+from lab.diagnostics.clusters import ClusterModes
 from lab.diagnostics.embedding import fits, mismatch
 from lab.diagnostics.report import reference_sample_shape
 from service.config import ServiceConfig
@@ -103,13 +104,15 @@ def fits_reference(reference: "Reference") -> ShapeCheck:
 @dataclass(frozen=True)
 class Reference:
     """What a diagnosis compares against: the card's `reference` object, the real-sample
-    features (None for mixtures, which draw their own) and, for classifier references, the
-    classifier session."""
+    features (None for mixtures, which draw their own), for classifier references the
+    classifier session, and for uploaded features references their discovered modes."""
 
     name: str
     spec: dict
     features: np.ndarray | None = None
     classifier: object | None = None  # onnxruntime.InferenceSession
+    modes: ClusterModes | None = None  # discovered modes of an uploaded features reference
+    exemplars: np.ndarray | None = None  # their exemplars [K, E, *sample_shape], for figures
 
     def classify(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities [N, C, classes], embeddings [N, C * E]) of each sample's channels, by
@@ -125,7 +128,7 @@ def resolve_reference(name: str) -> Reference:
         classifier = None
         if spec.get("type") == "classifier":  # embedded by a built-in classifier at upload
             classifier = ready_entry(spec["classifier"], "reference").classifier
-        return Reference(name, spec, stored.features, classifier)
+        return Reference(name, spec, stored.features, classifier, stored.modes, stored.exemplars)
     entry = ready_entry(name, "reference")
     return Reference(name, entry.card["reference"], entry.features, entry.classifier)
 
