@@ -212,6 +212,14 @@ def schemas(config: ServiceConfig) -> dict:
                 },
                 "name": {"type": "string", "pattern": NAME_RULE},
                 "key": {"type": "string", "description": "Array name in a .npz"},
+                "modes": {
+                    "type": "string",
+                    "default": "auto",
+                    "pattern": "^(auto|none|[0-9]+)$",
+                    "description": "How a features reference's modes are discovered: 'auto' "
+                    "(K-means, K by the best silhouette over 2..30), an integer K in 2..100, "
+                    "or 'none' (no mode counts). See docs/diagnostics.md",
+                },
             },
         },
         "Report": {
@@ -237,6 +245,21 @@ def schemas(config: ServiceConfig) -> dict:
                         "covered": {"type": "integer"},
                         "missing": {"type": "array", "items": {"type": "integer"}},
                         "histogram": {"type": "array", "items": {"type": "integer"}},
+                        "missing_exemplars": {
+                            "type": "array",
+                            "description": "Discovered modes only: for each missing mode, "
+                            "the reference rows nearest its centre",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "mode": {"type": "integer"},
+                                    "reference_rows": {
+                                        "type": "array",
+                                        "items": {"type": "integer"},
+                                    },
+                                },
+                            },
+                        },
                     },
                 },
                 "high_quality_fraction": {"type": ["number", "null"]},
@@ -343,7 +366,7 @@ def v1_paths() -> dict:
         "content": {
             "multipart/form-data": {
                 "schema": ref("ReferenceUpload"),
-                "example": {"name": "my-data"},
+                "example": {"name": "my-data", "modes": "auto"},
             }
         },
     }
