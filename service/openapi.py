@@ -237,6 +237,14 @@ def schemas(config: ServiceConfig) -> dict:
                     "embeds its batch with the same model and version. Not with `classifier`",
                     "examples": ["my-embedding"],
                 },
+                "modes": {
+                    "type": "string",
+                    "default": "auto",
+                    "pattern": "^(auto|none|[0-9]+)$",
+                    "description": "How a features reference's modes are discovered: 'auto' "
+                    "(K-means, K by the best silhouette over 2..30), an integer K in 2..100, "
+                    "or 'none' (no mode counts). See docs/diagnostics.md",
+                },
             },
         },
         "Report": {
@@ -262,6 +270,21 @@ def schemas(config: ServiceConfig) -> dict:
                         "covered": {"type": "integer"},
                         "missing": {"type": "array", "items": {"type": "integer"}},
                         "histogram": {"type": "array", "items": {"type": "integer"}},
+                        "missing_exemplars": {
+                            "type": "array",
+                            "description": "Discovered modes only: for each missing mode, "
+                            "the reference rows nearest its centre",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "mode": {"type": "integer"},
+                                    "reference_rows": {
+                                        "type": "array",
+                                        "items": {"type": "integer"},
+                                    },
+                                },
+                            },
+                        },
                     },
                 },
                 "high_quality_fraction": {"type": ["number", "null"]},
@@ -376,7 +399,7 @@ def v1_paths() -> dict:
         "content": {
             "multipart/form-data": {
                 "schema": ref("ReferenceUpload"),
-                "example": {"name": "my-data"},
+                "example": {"name": "my-data", "modes": "auto"},
             }
         },
     }

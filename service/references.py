@@ -3,10 +3,14 @@
 Each is a card (kind "reference", reference type "features", or "classifier" when a classifier
 model embedded it) and `features.npy`, the reference batch's features (float64 [N, D]); a card
 names the classifier or embedding model (and its version) that embedded the batch, so a
-diagnosis embeds its batch the same way. Every gunicorn worker reads the same folder, so a
-reference created through one worker is seen by all. Writes are atomic: a reference is built
-in a temporary folder and renamed into place, and deleted by renaming it away first, so a
-reader never sees half a reference. Built-in references (the model repository) are read-only.
+diagnosis embeds its batch the same way. A features reference whose modes were discovered
+(lab/diagnostics/clusters.py) also holds `centres.npy` (float64 [K, D]) and `exemplars.npy`
+(float64 [K, E, *sample_shape]: the reference rows nearest each centre, in sample space, for
+figures), described by the card's `reference.modes` object. Every gunicorn worker reads the
+same folder, so a reference created through one worker is seen by all. Writes are atomic: a
+reference is built in a temporary folder and renamed into place, and deleted by renaming it
+away first, so a reader never sees half a reference. Built-in references (the model
+repository) are read-only.
 """
 
 import json
@@ -22,6 +26,7 @@ import numpy as np
 from lab.cards import NAME
 from lab.diagnostics import DiagnosticsError
 from lab.diagnostics.classifier import classified_histogram
+from lab.diagnostics.clusters import ClusterModes, discover_modes, largest_modes, modes_from_card
 from lab.diagnostics.embedding import embed, image_layout
 from lab.diagnostics.report import validate_samples
 from service.errors import ApiError
@@ -29,10 +34,57 @@ from service.errors import ApiError
 CARD_BYTES = 4096  # room counted for a stored reference's card.json and .npy header
 
 
+MODES_AUTO, MODES_NONE = "auto", "none"
+CENTRES_FILE, EXEMPLARS_FILE = "centres.npy", "exemplars.npy"
+
+
 @dataclass(frozen=True)
 class StoredReference:
     card: dict
     features: np.ndarray  # float64 [N, D], read-only
+    modes: ClusterModes | None = None  # discovered modes (features references)
+    exemplars: np.ndarray | None = None  # float64 [K, E, *sample_shape], read-only
+
+
+@dataclass(frozen=True)
+class DiscoveredModes:
+    """What creating a reference adds for its discovered modes: the card's `modes` object,
+    the modes, and the exemplar rows in sample space float64 [K, E, *sample_shape]."""
+
+    card: dict
+    modes: ClusterModes
+    exemplars: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.modes.centres.nbytes + self.exemplars.nbytes + len(json.dumps(self.card))
+
+
+def with_modes(
+    spec: dict, features: np.ndarray, requested: int | str, samples: np.ndarray | None = None
+) -> DiscoveredModes | None:
+    """Discover the modes of a features reference (spec: features_spec's, features float64
+    [N, D]) and record them in spec["modes"] (None, with spec["modes_note"] saying why, when
+    modes=none was asked or "auto" has too few rows). requested: "auto", "none" or K.
+    samples: the batch in sample space [N, *sample_shape] for the exemplars; by default the
+    features themselves (the raw and pixels embeddings are the samples, flattened)."""
+    if requested == MODES_NONE:
+        spec.update(modes=None, modes_note="not discovered: modes=none was asked")
+        return None
+    if requested == MODES_AUTO and largest_modes(features.shape[0]) < 2:
+        spec.update(
+            modes=None,
+            modes_note=f"not discovered: {features.shape[0]} rows are too few to cluster; "
+            "upload more rows for mode counts",
+        )
+        return None
+    modes, card = discover_modes(features, None if requested == MODES_AUTO else int(requested))
+    rows = np.maximum(modes.exemplar_rows, 0)  # -1 pads: row 0, never listed (exemplars_of)
+    source = features if samples is None else samples
+    exemplars = np.asarray(source[rows.ravel()], dtype=np.float64)
+    exemplars = exemplars.reshape(*rows.shape, *spec["sample_shape"])
+    spec["modes"] = {**card, "files": {"centres": CENTRES_FILE, "exemplars": EXEMPLARS_FILE}}
+    return DiscoveredModes(spec["modes"], modes, exemplars)
 
 
 def features_spec(batch: np.ndarray, source: str | None) -> tuple[dict, np.ndarray]:
@@ -106,6 +158,24 @@ def embedded_spec(
     return spec, features
 
 
+def read_array(path: Path) -> np.ndarray:
+    """A stored .npy file, never unpickled, read-only."""
+    array = np.load(path, allow_pickle=False)
+    array.setflags(write=False)
+    return array
+
+
+def read_reference(folder: Path) -> StoredReference:
+    """A stored reference's card and arrays (its discovered modes when the card has them)."""
+    card = json.loads((folder / "card.json").read_text())
+    features = read_array(folder / "features.npy")
+    spec = card["reference"].get("modes")
+    if not spec:
+        return StoredReference(card, features)
+    modes = modes_from_card(spec, read_array(folder / CENTRES_FILE))
+    return StoredReference(card, features, modes, read_array(folder / EXEMPLARS_FILE))
+
+
 class ReferenceStore:
     """Uploaded references on disk: list, get, create, delete; at most max_count of them,
     holding at most max_bytes together."""
@@ -134,10 +204,7 @@ class ReferenceStore:
             stamp = (folder / "card.json").stat().st_mtime_ns
             cached = self._cache.get(name)
             if cached is None or cached[0] != stamp:
-                card = json.loads((folder / "card.json").read_text())
-                features = np.load(folder / "features.npy", allow_pickle=False)
-                features.setflags(write=False)
-                self._cache[name] = (stamp, StoredReference(card, features))
+                self._cache[name] = (stamp, read_reference(folder))
         except (OSError, ValueError):  # deleted meanwhile by another worker
             return None
         return self._cache[name][1]
@@ -148,9 +215,9 @@ class ReferenceStore:
             return 0
         return sum(path.stat().st_size for path in self.root.rglob("*") if path.is_file())
 
-    def check_room(self, features: np.ndarray) -> None:
-        """409 when MAX_REFERENCES are stored, or the features would take the references past
-        MAX_REFERENCE_BYTES."""
+    def check_room(self, features: np.ndarray, extra_bytes: int = 0) -> None:
+        """409 when MAX_REFERENCES are stored, or the features (and extra_bytes of discovered
+        modes) would take the references past MAX_REFERENCE_BYTES."""
         if len(self.names()) >= self.max_count:
             raise ApiError(
                 409,
@@ -158,7 +225,7 @@ class ReferenceStore:
                 "(MAX_REFERENCES); delete one first",
                 "too-many-references",
             )
-        stored, needed = self.stored_bytes(), features.nbytes + CARD_BYTES
+        stored, needed = self.stored_bytes(), features.nbytes + CARD_BYTES + extra_bytes
         if stored + needed > self.max_bytes:
             raise ApiError(
                 409,
@@ -168,10 +235,14 @@ class ReferenceStore:
                 "too-many-references",
             )
 
-    def create(self, name: str, spec: dict, features: np.ndarray) -> dict:
-        """Store a reference (its card's `reference` object and features float64 [N, D]);
-        409 if the name exists or when full (check_room)."""
-        self.check_room(features)
+    def create(
+        self, name: str, spec: dict, features: np.ndarray, modes: DiscoveredModes | None = None
+    ) -> dict:
+        """Store a reference (its card's `reference` object, features float64 [N, D] and its
+        discovered modes, if any); 409 if the name exists or when full (check_room). All files
+        are written in a staging folder renamed into place: a failure or an interruption midway
+        leaves nothing behind."""
+        self.check_room(features, modes.nbytes if modes else 0)
         card = {
             "schema_version": 1,
             "name": name,
@@ -185,11 +256,14 @@ class ReferenceStore:
         staging.mkdir(parents=True)
         try:
             np.save(staging / "features.npy", features, allow_pickle=False)
+            if modes is not None:
+                np.save(staging / CENTRES_FILE, modes.modes.centres, allow_pickle=False)
+                np.save(staging / EXEMPLARS_FILE, modes.exemplars, allow_pickle=False)
             (staging / "card.json").write_text(json.dumps(card, indent=2))
             os.rename(staging, self.root / name)  # atomic; fails if the name exists
-        except OSError:
+        except BaseException as error:  # interrupted too: never leave a staging folder
             shutil.rmtree(staging, ignore_errors=True)
-            if (self.root / name).exists():
+            if isinstance(error, OSError) and (self.root / name).exists():
                 raise ApiError(
                     409,
                     f"a reference named {name!r} exists; delete it first or choose another name",

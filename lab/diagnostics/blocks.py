@@ -37,7 +37,7 @@ MAX_WORKERS = 4  # a small fixed pool: tiles are memory-bandwidth bound beyond a
 _EPSILON = float(np.finfo(np.float64).eps)
 
 
-def _blas_single_threaded() -> contextlib.AbstractContextManager:
+def blas_single_threaded() -> contextlib.AbstractContextManager:
     """Limit BLAS to one thread for the duration (a no-op without threadpoolctl)."""
     if threadpool_limits is None:
         return contextlib.nullcontext()
@@ -290,7 +290,7 @@ def run_tiles(task: Callable[..., None], arguments: list[tuple], workers: int) -
         for each in arguments:
             task(*each)
         return
-    with _blas_single_threaded(), ThreadPoolExecutor(workers) as pool:
+    with blas_single_threaded(), ThreadPoolExecutor(workers) as pool:
         for future in [pool.submit(task, *each) for each in arguments]:
             future.result()
 

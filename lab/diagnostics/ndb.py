@@ -14,47 +14,11 @@ import numpy as np
 
 from .blocks import nearest_centres
 from .errors import DiagnosticsError
+from .kmeans import kmeans
 
 MAX_BINS = 100  # Richardson & Weiss use K = 100
 MIN_POINTS_PER_BIN = 20  # smaller references get K = N_ref // 20 bins (>= 20 points a bin)
 ALPHA = 0.05
-_KMEANS_ITERATIONS = 100
-
-
-def kmeans_plus_plus(points: np.ndarray, n_bins: int, rng: np.random.Generator) -> np.ndarray:
-    """Initial centres float64 [K, d] (Arthur & Vassilvitskii 2007): each next centre is a
-    point drawn with probability proportional to its squared distance to the nearest centre."""
-    chosen = [int(rng.integers(points.shape[0]))]
-    closest = nearest_centres(points, points[chosen])[1]
-    for _ in range(1, n_bins):
-        total = closest.sum()
-        if total <= 0:  # fewer distinct points than bins: repeat one
-            chosen.append(chosen[-1])
-            continue
-        chosen.append(int(rng.choice(points.shape[0], p=closest / total)))
-        closest = np.minimum(closest, nearest_centres(points, points[chosen[-1:]])[1])
-    return points[chosen].copy()
-
-
-def kmeans(points: np.ndarray, n_bins: int, seed: int = 0) -> np.ndarray:
-    """Lloyd's K-means from a k-means++ start; deterministic for a seed. -> centres [K, d].
-
-    points: float64 [N, d]. Stops when no assignment changes or after 100 iterations; an
-    empty bin keeps its previous centre.
-    """
-    centres = kmeans_plus_plus(points, n_bins, np.random.default_rng(seed))
-    assignment = np.full(points.shape[0], -1)
-    for _ in range(_KMEANS_ITERATIONS):
-        updated = nearest_centres(points, centres)[0]
-        if np.array_equal(updated, assignment):
-            break
-        assignment = updated
-        counts = np.bincount(assignment, minlength=n_bins)
-        sums = np.zeros_like(centres)
-        np.add.at(sums, assignment, points)
-        filled = counts > 0
-        centres[filled] = sums[filled] / counts[filled, None]
-    return centres
 
 
 def two_proportion_p_values(

@@ -20,6 +20,7 @@ from .classifier import (
     classifier_sample_shape,
     confidence_threshold,
 )
+from .clusters import ClusterModes, cluster_mode_stats, missing_exemplars
 from .embedding import embed
 from .errors import DiagnosticsError
 from .features import feature_metrics
@@ -112,13 +113,19 @@ def mode_stats(
     samples: np.ndarray,
     reference: dict[str, Any] | None,
     classified: tuple[np.ndarray, np.ndarray] | None = None,
+    clusters: ClusterModes | None = None,
 ) -> ModeStats | None:
-    """The mode statistics of a batch, or None for a reference without modes (features, none).
+    """The mode statistics of a batch, or None for a reference without modes (features
+    without clusters, none).
 
     gaussian_mixture: samples [N, d], validated here; classifier: classified = (probabilities
-    [N, C, classes], embeddings [N, D]) from the reference's classifier (samples unused).
+    [N, C, classes], embeddings [N, D]) from the reference's classifier (samples unused);
+    features with clusters (the modes discovered when it was created, clusters.py): samples
+    as embedded by feature_inputs, float64 [N, D].
     """
     kind = reference_type(reference)
+    if kind == "features" and clusters is not None:
+        return cluster_mode_stats(samples, clusters)
     if kind == "gaussian_mixture":
         mixture = GaussianMixture.from_spec(reference)
         return mixture_mode_stats(validate_samples(samples, mixture.dim), mixture)
@@ -193,6 +200,7 @@ def diagnose(
     reference_name: str | None,
     reference_features: np.ndarray | None = None,
     classified: tuple[np.ndarray, np.ndarray] | None = None,
+    clusters: ClusterModes | None = None,
 ) -> dict[str, Any]:
     """The report of a batch against a reference card's `reference` object.
 
@@ -204,16 +212,22 @@ def diagnose(
     embeddings [N, D]) from the reference's classifier, see classifier.py; reference_features
     the real samples' embeddings), or None (no reference:
     the batch's flattened values as features, the Vendi score and duplicates only).
+    clusters: a features reference's discovered modes (clusters.py): the mode keys then count
+    them, and `modes.missing_exemplars` names the reference rows nearest each missing centre.
     Raises DiagnosticsError (HTTP 422) for an unusable batch or reference. The keys are
     described in docs/diagnostics.md; values are plain Python, never NaN or inf.
     """
     features, reference_features = feature_inputs(
         samples, reference, reference_features, classified
     )
-    modes = mode_stats(samples, reference, classified)
+    is_features = reference_type(reference) == "features"
+    modes = mode_stats(features if is_features else samples, reference, classified, clusters)
     section = feature_metrics(features, reference_features)
     numbers = feature_stats(section, features.shape[0])
-    return report_of(reference_name, modes, numbers, section, verdict(modes, numbers))
+    report = report_of(reference_name, modes, numbers, section, verdict(modes, numbers))
+    if modes is not None and is_features and clusters is not None:
+        report["modes"]["missing_exemplars"] = missing_exemplars(modes, clusters)
+    return report
 
 
 def diagnose_modes(

@@ -79,8 +79,8 @@ def _mode_collapse_reasons(modes: ModeStats) -> list[str]:
     covered, total, expected = modes.covered, modes.support, modes.expected_covered_same_quality
     if modes.high_quality_count == 0:
         reasons.append(
-            f"no high-quality sample: none of the {modes.n_samples} samples lies within "
-            "3 std of a mode centre"
+            f"no high-quality sample: none of the {modes.n_samples} samples "
+            f"{modes.high_quality_rule}"
         )
     if total >= 2 and covered <= SINGLE_MODE_MAX_COVERED and expected >= SINGLE_MODE_MIN_EXPECTED:
         reasons.append(

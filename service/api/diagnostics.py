@@ -87,7 +87,7 @@ def diagnose_with(batch: np.ndarray, reference: Reference | None) -> dict:
     elif reference.embedder is not None:
         batch = reference.embed(batch)
         spec = {**spec, "embedding": "raw", "sample_shape": [batch.shape[1]]}
-    return diagnose(batch, spec, reference.name, reference.features, classified)
+    return diagnose(batch, spec, reference.name, reference.features, classified, reference.modes)
 
 
 def diagnosis_response(
@@ -107,6 +107,7 @@ def diagnosis_response(
     if media_type == "image/png":
         spec = reference.spec if reference else None
         features = reference.features if reference else None
-        png = run(render_report, report, batch, spec, features)
+        exemplars = reference.exemplars if reference else None
+        png = run(render_report, report, batch, spec, features, exemplars)
         return Response(png, mimetype="image/png")
     return jsonify({**(extra or {}), **report})

@@ -7,7 +7,9 @@ from flask import Blueprint, Response, jsonify
 from lab.cards import classifier_spec
 from lab.classify import embed_images
 from lab.diagnostics.classifier import classifier_sample_shape
-from lab.diagnostics.embedding import fits, image_layout, mismatch, shape_layout
+from lab.diagnostics.clusters import CONFIG as CLUSTERS
+from lab.diagnostics.embedding import fits, image_layout, mismatch, shape_layout, to_channels_first
+from service.api.inference import guard
 from service.api.requests import (
     Reference,
     form_value,
@@ -20,7 +22,16 @@ from service.api.requests import (
     to_value_range,
 )
 from service.errors import ApiError
-from service.references import NAME, classified_spec, embedded_spec, features_spec
+from service.references import (
+    MODES_AUTO,
+    MODES_NONE,
+    NAME,
+    DiscoveredModes,
+    classified_spec,
+    embedded_spec,
+    features_spec,
+    with_modes,
+)
 from service.repository import Entry
 from service.uploads import ShapeCheck
 
@@ -72,10 +83,11 @@ def get_reference(name: str) -> dict:
 
 @blueprint.post("")
 def create_reference() -> Response:
-    """multipart/form-data: `file` (a batch of real samples), `name` and optionally
-    `classifier` or `embedding` (a model of the repository that embeds the batch) -> 201 + the
-    card."""
+    """multipart/form-data: `file` (a batch of real samples), `name`, optionally `classifier`
+    or `embedding` (a model of the repository that embeds the batch) and `modes` ("auto",
+    "none" or K: how a features reference's modes are discovered) -> 201 + the card."""
     upload, fields = require_upload("name")
+    requested = modes_field(form_value("modes"))
     name = fields["name"]
     if not NAME.fullmatch(name):
         raise ApiError(
@@ -97,7 +109,8 @@ def create_reference() -> Response:
             "too-large",
         )
     spec, features = reference_features(batch, upload_format, upload.filename, model)
-    card = reference_store().create(name, spec, features)
+    discovered = discovered_modes(spec, features, requested, batch)
+    card = reference_store().create(name, spec, features, discovered)
     response = jsonify(card)
     response.status_code = 201
     response.headers["Location"] = f"/v1/references/{name}"
@@ -184,6 +197,43 @@ def fits_model(model: Entry) -> ShapeCheck:
             raise ApiError(422, detail + stack, "unusable-samples")
 
     return check
+
+
+def modes_field(value: str | None) -> int | str:
+    """The `modes` form field: "auto" (the default), "none", or an integer K in
+    2..CLUSTERS.max_modes; 400 naming the choices otherwise."""
+    value = (value or MODES_AUTO).strip().lower()
+    if value in (MODES_AUTO, MODES_NONE):
+        return value
+    if value.isdigit() and 2 <= int(value) <= CLUSTERS.max_modes:
+        return int(value)
+    raise ApiError(
+        400,
+        f"'modes' must be 'auto', 'none' or an integer from 2 to {CLUSTERS.max_modes}, "
+        f"got {value[:40]!r}",
+        "invalid-field",
+    )
+
+
+def discovered_modes(
+    spec: dict, features: np.ndarray, requested: int | str, batch: np.ndarray
+) -> DiscoveredModes | None:
+    """The modes of a features reference, discovered under the guard (service.references
+    with_modes; exemplars in sample space); None for a classifier reference, whose classes are
+    its modes (400 when `modes` asks otherwise)."""
+    if spec["type"] != "features":
+        if requested != MODES_AUTO:
+            raise ApiError(
+                400,
+                f"these images are embedded by the classifier {spec['classifier']!r}, whose "
+                "classes are the modes: leave out 'modes' (it applies to references of vectors, "
+                "pixels or an embedding model's features)",
+                "invalid-field",
+            )
+        return None
+    shape = tuple(spec["sample_shape"])
+    samples = to_channels_first(batch, shape) if len(shape) == 3 else None
+    return guard().run(with_modes, spec, features, requested, samples)
 
 
 def matching_classifier(batch: np.ndarray) -> Reference | None:

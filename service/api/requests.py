@@ -13,12 +13,13 @@ from werkzeug.datastructures import FileStorage
 
 from lab.cards import classifier_spec
 from lab.classify import classify, embed_images
+from lab.diagnostics.clusters import ClusterModes
 from lab.diagnostics.embedding import fits, mismatch
 from lab.diagnostics.report import reference_sample_shape
 from service.config import ServiceConfig
 from service.errors import ApiError
 from service.jobs import JobStore
-from service.references import ReferenceStore
+from service.references import ReferenceStore, StoredReference
 from service.repository import Entry, Repository, Version
 from service.uploads import ShapeCheck, UploadLimits, parse_upload
 
@@ -114,14 +115,17 @@ class Reference:
     """What a diagnosis compares against: the card's `reference` object (a classifier
     reference's with its classifier's tensors, lab.cards.classifier_spec; a features reference
     naming an embedding model's with that model's input, output and value_range), the
-    real-sample features (None for mixtures, which draw their own), and the session of the
-    classifier or the embedding model that embeds a batch for it."""
+    real-sample features (None for mixtures, which draw their own), the session of the
+    classifier or the embedding model that embeds a batch for it, and for uploaded features
+    references their discovered modes."""
 
     name: str
     spec: dict
     features: np.ndarray | None = None
     classifier: object | None = None  # onnxruntime.InferenceSession
     embedder: object | None = None  # onnxruntime.InferenceSession
+    modes: ClusterModes | None = None  # discovered modes of an uploaded features reference
+    exemplars: np.ndarray | None = None  # their exemplars [K, E, *sample_shape], for figures
 
     def classify(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities [N, G, classes], features [N, G * E]) of each sample's channel
@@ -139,15 +143,16 @@ def resolve_reference(name: str) -> Reference:
     names, is not ready."""
     stored = reference_store().get(name)
     if stored is not None:
-        return stored_reference(name, stored.card["reference"], stored.features)
+        return stored_reference(name, stored)
     entry = ready_entry(name, "reference")
     return Reference(name, entry.spec or entry.card["reference"], entry.features, entry.classifier)
 
 
-def stored_reference(name: str, spec: dict, features: np.ndarray) -> Reference:
+def stored_reference(name: str, stored: StoredReference) -> Reference:
     """An uploaded reference with the model that embedded it at upload: a classifier (older
     uploads name the built-in reference whose classifier they used), an embedding model, or
-    none ("raw", "pixels")."""
+    none ("raw", "pixels"); a features reference with its discovered modes, if any."""
+    spec, features = stored.card["reference"], stored.features
     if spec.get("type") == "classifier":
         kinds = ("classifier", "reference")
         model = named_model(name, spec["classifier"], spec.get("classifier_version"), kinds)
@@ -161,8 +166,9 @@ def stored_reference(name: str, spec: dict, features: np.ndarray) -> Reference:
         model = named_model(name, spec["embedding_model"], number, ("embedding",))
         tensors = {key: model.card[key] for key in ("input", "output", "value_range")}
         session = model.version(spec.get("embedding_version")).session
-        return Reference(name, {**spec, **tensors}, features, embedder=session)
-    return Reference(name, spec, features)
+        spec = {**spec, **tensors}
+        return Reference(name, spec, features, None, session, stored.modes, stored.exemplars)
+    return Reference(name, spec, features, None, None, stored.modes, stored.exemplars)
 
 
 def named_model(reference: str, name: str, number: int | None, kinds: tuple[str, ...]) -> Entry:

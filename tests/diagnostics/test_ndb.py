@@ -6,10 +6,10 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import norm
 
 from lab.diagnostics import DiagnosticsError
+from lab.diagnostics.kmeans import kmeans
 from lab.diagnostics.ndb import (
     default_bins,
     jensen_shannon,
-    kmeans,
     ndb,
     two_proportion_p_values,
 )
