@@ -4,13 +4,16 @@
   circled and missing ones crossed; or the reference points of an uploaded reference, with
   the reference rows nearest each missing discovered mode crossed; or alone, without a
   reference).
-- Image batches (1, 3 or 4 channels): a grid of samples beside the NDB bin histogram, bins
-  that differ significantly from the reference highlighted; for a reference with discovered
-  modes, a third panel shows the reference images nearest each missing mode, a row per mode.
-- Anything else: the NDB bin histogram alone.
+- Image batches (1, 3 or 4 channels): a grid of samples; for a reference with discovered
+  modes, a panel shows the reference images nearest each missing mode, a row per mode.
+- The last panel shows the modes when the reference has them: per-mode bars (high-quality
+  samples against what an exact sampler with as many puts there, missing modes marked) for up
+  to MAX_MODE_BARS modes, a heat map of samples / expected in rows of HEATMAP_ROW modes beyond
+  (1,000 stacked-digit modes: 10 x 100); without modes, the NDB bin histogram.
 
-Without a reference (an upload diagnosed alone) the bin panel says why there are no bins and
-gives the Vendi score.
+The title names the model, version and seed (when the samples were generated), the reference,
+the verdict and the key numbers. Legends sit outside the data. Without a reference (an upload
+diagnosed alone) the bin panel says why there are no bins and gives the Vendi score.
 """
 
 import io
@@ -25,6 +28,8 @@ DRAWN_CHANNELS = (1, 3, 4)  # gray, RGB, RGBA: what imshow draws
 SCATTER_POINTS = 5_000  # at most this many points are drawn (a seeded subsample)
 GRID_IMAGES = 64
 MISSING_MODES_DRAWN = 8  # rows of the missing-mode exemplar panel
+MAX_MODE_BARS = 100  # up to this many modes a bar each; beyond, a heat map
+HEATMAP_ROW = 100  # modes per heat-map row
 
 
 def render_report(
@@ -33,16 +38,33 @@ def render_report(
     reference: dict[str, Any] | None,
     reference_features: np.ndarray | None,
     exemplars: np.ndarray | None = None,
+    request: dict[str, Any] | None = None,
 ) -> bytes:
-    """PNG bytes of the report's figure for batch [N, ...] and the reference object (None
-    for a diagnosis without a reference); exemplars [K, E, *sample_shape]: the reference rows
-    nearest each discovered mode (the report's `modes.missing_exemplars` picks the missing)."""
+    """PNG bytes of build_figure's figure (same arguments)."""
+    figure = build_figure(report, batch, reference, reference_features, exemplars, request)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def build_figure(
+    report: dict[str, Any],
+    batch: np.ndarray,
+    reference: dict[str, Any] | None,
+    reference_features: np.ndarray | None,
+    exemplars: np.ndarray | None = None,
+    request: dict[str, Any] | None = None,
+):
+    """The report's matplotlib Figure for batch [N, ...] and the reference object (None for a
+    diagnosis without a reference); exemplars [K, E, *sample_shape]: the reference rows
+    nearest each discovered mode (the report's `modes.missing_exemplars` picks the missing);
+    request: what generated the samples (model, version, seed), None for an upload."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure  # no pyplot: no global state shared between threads
 
-    figure = Figure(figsize=(11, 5), dpi=100)
+    figure = Figure(figsize=(12, 5.5), dpi=100)
     is_image = batch.ndim in (3, 4) and shape_layout(batch.shape)[0] in DRAWN_CHANNELS
     missing = missing_exemplars(report, exemplars)
     panels = 2 if (batch.ndim == 2 and batch.shape[1] == 2) or is_image else 1
@@ -55,14 +77,13 @@ def render_report(
         draw_grid(axes[0], batch)
         if missing:
             draw_missing_images(axes[1], missing)
-    draw_bins(axes[-1], report)
-    verdict = report["verdict"]["status"].replace("_", " ")
-    title = report["reference"] or "no reference"
-    figure.suptitle(f"{title}: {report['n_samples']} samples, {verdict}")
+    if report.get("modes"):
+        draw_modes(axes[-1], report, reference, figure)
+    else:
+        draw_bins(axes[-1], report)
+    figure.suptitle(figure_title(report, request), fontsize=11)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 def subsample(points: np.ndarray, limit: int) -> np.ndarray:
@@ -114,7 +135,7 @@ def draw_scatter(
         )
         axes.scatter(*subsample(batch, SCATTER_POINTS).T, s=3, alpha=0.4, label="samples")
     axes.set_aspect("equal", adjustable="datalim")
-    axes.legend(loc="upper right", fontsize=8)
+    legend_below(axes)
     axes.set_title("samples")
 
 
@@ -136,7 +157,7 @@ def draw_missing_points(axes, missing: list[tuple[int, np.ndarray]]) -> None:
         return
     points = np.concatenate([rows for _, rows in missing])
     axes.scatter(*points.T, s=80, marker="x", color="red", label=f"missing ({len(missing)})")
-    axes.legend(loc="upper right", fontsize=8)
+    legend_below(axes)
 
 
 def draw_missing_images(axes, missing: list[tuple[int, np.ndarray]]) -> None:
@@ -210,4 +231,127 @@ def draw_bins(axes, report: dict) -> None:
         ("tab:blue", "samples"),
         ("red", "samples, bin differs (p < 0.05)"),
     ]
-    axes.legend(handles=[Patch(color=colour, label=label) for colour, label in legend], fontsize=8)
+    legend_below(axes, [Patch(color=colour, label=label) for colour, label in legend])
+
+
+def legend_below(axes, handles: list | None = None) -> None:
+    """The axes' legend under its x axis, off the data."""
+    if handles is None:
+        handles, _ = axes.get_legend_handles_labels()
+    axes.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12),
+        ncol=min(len(handles), 3),
+        fontsize=8,
+        frameon=False,
+    )
+
+
+def figure_title(report: dict, request: dict | None) -> str:
+    """Two lines: what was diagnosed (model, version, seed; the reference; N; the verdict)
+    and the key numbers of the report."""
+    source = "upload"
+    if request and "model" in request:
+        source = f"{request['model']} v{request['version']}, seed {request['seed']}"
+    reference = report["reference"] or "no reference"
+    verdict = report["verdict"]["status"].replace("_", " ")
+    head = f"{source} vs {reference}: {report['n_samples']:,} samples, {verdict}"
+    return head + "\n" + " | ".join(key_numbers(report))
+
+
+def key_numbers(report: dict) -> list[str]:
+    """The report's key numbers as short phrases (modes, KL, high quality, coverage)."""
+    numbers, modes = [], report.get("modes")
+    if modes:
+        expected = report.get("expected_covered_same_quality") or report["expected_covered_ideal"]
+        numbers.append(f"modes {modes['covered']}/{modes['total']} (exact sampler {expected:.1f})")
+        if report.get("kl") is not None:
+            numbers.append(f"KL {report['kl']:.3f} (exact {report['kl_expected_ideal']:.3f})")
+        numbers.append(f"high quality {report['high_quality_fraction']:.1%}")
+    manifold = (report.get("features") or {}).get("manifold")
+    if manifold:
+        identical = manifold["coverage_expected_identical"]
+        numbers.append(f"coverage {manifold['coverage']:.2f} (identical {identical:.2f})")
+    vendi = (report.get("features") or {}).get("vendi")
+    if not numbers and vendi is not None:
+        numbers.append(f"Vendi score {vendi:.2f}")
+    return numbers or ["too few samples for the metrics"]
+
+
+def mode_weights(reference: dict | None, total: int) -> np.ndarray:
+    """float [K]: the reference's mode weights (a mixture's or classifier's `weights`, or the
+    discovered modes' `weights`), normalised; uniform when the card gives none."""
+    spec = reference or {}
+    weights = spec.get("weights") or (spec.get("modes") or {}).get("weights")
+    if weights is None or len(weights) != total:
+        return np.full(total, 1.0 / total)
+    weights = np.asarray(weights, dtype=np.float64)
+    return weights / weights.sum()
+
+
+def mode_counts(report: dict, reference: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """(high-quality samples per mode int [K], what an exact sampler with as many high-quality
+    samples puts on each mode on average, float [K])."""
+    histogram = np.asarray(report["modes"]["histogram"], dtype=np.int64)
+    expected = histogram.sum() * mode_weights(reference, len(histogram))
+    return histogram, expected
+
+
+def heatmap_grid(histogram: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """samples / expected per mode as rows of HEATMAP_ROW modes, float [ceil(K / row), row]:
+    0 for a missing mode of positive weight, NaN for padding and modes of weight 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(expected > 0, histogram / expected, np.nan)
+    rows = -(-len(ratio) // HEATMAP_ROW)
+    grid = np.full(rows * HEATMAP_ROW, np.nan)
+    grid[: len(ratio)] = ratio
+    return grid.reshape(rows, HEATMAP_ROW)
+
+
+def draw_modes(axes, report: dict, reference: dict | None, figure) -> None:
+    """Per-mode bars (up to MAX_MODE_BARS modes) or the samples / expected heat map."""
+    histogram, expected = mode_counts(report, reference)
+    missing = report["modes"]["missing"]
+    if len(histogram) > MAX_MODE_BARS:
+        draw_heatmap(axes, heatmap_grid(histogram, expected), len(missing), figure)
+        return
+    positions = np.arange(len(histogram))
+    axes.bar(positions, expected, width=0.9, color="lightgray", label="exact sampler")
+    axes.bar(positions, histogram, width=0.5, color="tab:blue", label="samples")
+    if missing:
+        axes.scatter(
+            missing,
+            np.zeros(len(missing)),
+            marker="x",
+            s=60,
+            color="red",
+            zorder=3,
+            label=f"missing ({len(missing)})",
+            clip_on=False,
+        )
+    axes.set_xlabel("mode")
+    axes.set_ylabel("high-quality samples")
+    if len(histogram) <= 30:
+        axes.set_xticks(positions)
+    axes.set_title(f"modes: {report['modes']['covered']} of {len(histogram)} covered")
+    legend_below(axes)
+
+
+def draw_heatmap(axes, grid: np.ndarray, n_missing: int, figure) -> None:
+    """The samples / expected grid on a log colour scale (1 = as an exact sampler), missing
+    modes (0) in red."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+
+    colours = colormaps["viridis"].copy()
+    colours.set_bad("white")  # padding and weight-0 modes
+    colours.set_under("red")  # missing modes (ratio 0, below the log scale)
+    shown = np.where(grid > 0, grid, np.where(np.isnan(grid), np.nan, 1e-9))
+    image = axes.imshow(
+        shown, aspect="auto", cmap=colours, norm=LogNorm(0.1, 10.0), interpolation="nearest"
+    )
+    figure.colorbar(image, ax=axes, extend="min", label="samples / exact sampler")
+    axes.set_xlabel(f"mode mod {HEATMAP_ROW}")
+    axes.set_ylabel(f"mode // {HEATMAP_ROW}")
+    axes.set_title(f"{n_missing} modes missing (red)")

@@ -108,6 +108,6 @@ def diagnosis_response(
         spec = reference.spec if reference else None
         features = reference.features if reference else None
         exemplars = reference.exemplars if reference else None
-        png = run(render_report, report, batch, spec, features, exemplars)
+        png = run(render_report, report, batch, spec, features, exemplars, extra)
         return Response(png, mimetype="image/png")
     return jsonify({**(extra or {}), **report})

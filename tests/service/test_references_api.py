@@ -198,7 +198,7 @@ def test_report_figure_is_a_png(client, digits, ring8_reference, kind):
         )
     assert response.status_code == 200
     with Image.open(io.BytesIO(response.data)) as image:
-        assert image.format == "PNG" and image.size == (1100, 500)
+        assert image.format == "PNG" and image.size == (1200, 550)
 
 
 def test_without_a_reference_only_vendi_and_duplicates(client, digits):
