@@ -31,3 +31,14 @@ def or_usage_error(args: argparse.Namespace, function: Callable[..., Any], *argu
         return function(*arguments)
     except ValueError as error:
         args.parser.error(str(error))
+
+
+def value_range(text: str) -> tuple[float, float]:
+    """argparse type: "LOW,HIGH", two numbers with LOW < HIGH."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH numbers, got {text!r}") from None
+    if not low < high:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH with LOW < HIGH, got {text!r}")
+    return low, high
