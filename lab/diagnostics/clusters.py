@@ -161,6 +161,24 @@ def fit_centres(points: np.ndarray, n_modes: int, config: ClusterConfig = CONFIG
     return fit.centres
 
 
+def auto_centres(
+    points: np.ndarray, scores: dict[int, float], config: ClusterConfig = CONFIG
+) -> tuple[int, np.ndarray]:
+    """(K, centres [K, d]) for the silhouette rule: the best-scoring K whose K-means on all the
+    fit rows gives every cluster >= 2 rows (the silhouette ran on a subsample, so its best K may
+    not), trying the next best K otherwise; the user asked for no particular K, so `auto` never
+    fails where some K fits. DiagnosticsError when none does."""
+    for n_modes in sorted(scores, key=lambda k: (-scores[k], k)):
+        try:
+            return n_modes, fit_centres(points, n_modes, config)
+        except DiagnosticsError:
+            continue
+    raise DiagnosticsError(
+        "no clustering of the reference into 2 or more modes of >= 2 rows each: too few "
+        "distinct rows; upload more, or pass modes=none"
+    )
+
+
 def by_share(
     features: np.ndarray, centres: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -250,8 +268,11 @@ def _discover(
     if n_modes is None:
         check_modes(2, n_rows, config)
         n_modes, scores = choose_modes(fit_points, config)
-    check_modes(n_modes, n_rows, config)
-    centres, labels, distance = by_share(features, fit_centres(fit_points, n_modes, config))
+        n_modes, fitted = auto_centres(fit_points, scores, config)
+    else:
+        check_modes(n_modes, n_rows, config)
+        fitted = fit_centres(fit_points, n_modes, config)
+    centres, labels, distance = by_share(features, fitted)
     radii = high_quality_radii(
         labels[fit_index], distance[fit_index], n_modes, config.radius_quantile
     )

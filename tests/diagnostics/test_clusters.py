@@ -167,3 +167,13 @@ def test_fewer_distinct_rows_than_modes_names_the_fix():
     points = np.repeat(np.eye(3), 40, axis=0)
     with pytest.raises(DiagnosticsError, match="pass a smaller modes=K"):
         discover_modes(points, 5)
+
+
+def test_auto_never_fails_where_some_k_fits():
+    # 300 rows of one Gaussian: the silhouette (on a subsample) liked K=17, whose K-means on all
+    # the fit rows left a cluster of 1 row, and `auto`, which the user never chose, was a 422
+    # telling them to pass a smaller modes=K. It takes the best K that fits instead.
+    rows = np.random.default_rng(0).normal(size=(300, 2))
+    modes, card = discover_modes(rows)
+    assert modes.n_modes == card["k"] and str(modes.n_modes) in card["silhouette"]
+    assert min(card["weights"]) * 300 >= 2  # every mode holds >= 2 reference rows
