@@ -16,6 +16,7 @@ function with named parameters.
                                         --name NAME [--embedding-output NAME] [...]
     python -m trainer export-embedding --module PKG.MOD:CLASS --state-dict FILE
                                        --input-shape C,H,W --value-range LO,HI --name NAME
+    python -m trainer export-embedding --from-classifier CLASSIFIER --name NAME
     python -m trainer migrate-reference MODELS/REFERENCE --classifier NAME
     python -m trainer table [--benchmarks ...] [--methods ...] [--seeds 5] [--jobs J]
                             [--steps N] [--quick] [--runs-dir DIR] [--out DIR]

@@ -90,3 +90,40 @@ def test_an_uploaded_28x28_reference_is_embedded_by_the_mnist_classifier(client,
         assert mine["high_quality_fraction"] == bundled["high_quality_fraction"] < 0.99
     finally:
         client.delete("/v1/references/my-mnist")
+
+
+def test_the_mnist_embedding_is_listed_ready_as_an_embedding(client):
+    models = {m["name"]: m for m in client.get("/v1/models").get_json()["models"]}
+    embedding = models["mnist-embedding"]
+    assert embedding["kind"] == "embedding" and embedding["ready"], embedding
+    assert embedding["card"]["feature_dim"] == 64
+
+
+def test_a_reference_embedded_by_the_mnist_embedding_names_a_removed_digit(client, held_out):
+    """400 training digits (40 a class) embedded by mnist-embedding get discovered modes; held-out
+    digits without 0s are partial_collapse, missing exactly the modes whose exemplars are 0s.
+    (0 is a digit the benchmark, bench.mnist_cluster_modes, names in every trial.)"""
+    images, labels = split_digits("train", "mnist")
+    images, labels = images.numpy(), labels.numpy()
+    rows = np.concatenate([np.flatnonzero(labels == digit)[:40] for digit in range(10)])
+    created = post_npy(
+        client,
+        "/v1/references",
+        images[rows],
+        name="my-mnist-embedded",
+        embedding="mnist-embedding",
+    )
+    try:
+        assert created.status_code == 201, created.get_json()
+        modes = created.get_json()["reference"]["modes"]
+        assert modes["k_rule"] == "silhouette" and modes["k"] >= 2, modes
+        exemplar_digits = [set(labels[rows][r].tolist()) for r in modes["exemplar_rows"]]
+        held_images, held_labels = held_out
+        batch = held_images[held_labels != 0][::3]  # 300 digits of 1-9
+        report = diagnose(client, batch, "my-mnist-embedded")
+        missing = report["modes"]["missing"]
+        assert report["verdict"]["status"] == "partial_collapse", report["verdict"]
+        zeros = [k for k, digits in enumerate(exemplar_digits) if digits == {0}]
+        assert zeros and missing == zeros, (missing, exemplar_digits)
+    finally:
+        client.delete("/v1/references/my-mnist-embedded")

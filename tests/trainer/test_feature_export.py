@@ -227,3 +227,48 @@ def test_classify_applies_softmax_to_logits_only(tmp_path, module, scores):
     np.testing.assert_allclose(probabilities.reshape(10, 4), expected.numpy(), atol=1e-5)
     width = 5 if embedding else 4
     assert features.shape == (5, 2 * width)
+
+
+def derive_argv(models: Path, classifier: str = "mnist-classifier") -> list:
+    return ["export-embedding", "--from-classifier", classifier, "--name", "derived"] + [
+        "--models-dir",
+        str(models),
+    ]
+
+
+def test_an_embedding_derived_from_the_mnist_classifier_is_the_bundled_one(
+    tmp_path, capsys, card_validator
+):
+    models = tmp_path / "models"
+    shutil.copytree(REPO_MODELS / "mnist-classifier", models / "mnist-classifier")
+    status, out, err = run_main(derive_argv(models), capsys)
+    assert status == 0, err
+    assert "embedding derived version 1" in out
+    card = json.loads((models / "derived" / "card.json").read_text())
+    card_validator.validate(card)
+    bundled = json.loads((REPO_MODELS / "mnist-embedding" / "card.json").read_text())
+    for key in ("input", "value_range", "output", "feature_dim", "versions"):
+        assert card[key] == bundled[key], key  # the bundled model is reproducible
+    (version,) = card["versions"]
+    assert version["derived_from"] == {
+        "model": "mnist-classifier",
+        "version": 1,
+        "output": "embedding",
+    }
+    assert sha256(models / "derived" / version["file"]) == version["sha256"]
+    repository = Repository(models, "cpu").load()
+    assert repository.not_ready() == {} and repository.get("derived").kind == "embedding"
+
+
+def test_deriving_from_a_classifier_without_an_embedding_output_is_refused(tmp_path, capsys):
+    weights = save_weights(TinyClassifier(), tmp_path)
+    assert run_main(export_argv(tmp_path, weights), capsys)[0] == 0  # scores only
+    status, _, err = run_main(derive_argv(tmp_path / "models", "mine"), capsys)
+    assert status == 2 and "has no embedding_output" in err, err
+    assert "--embedding-output" in err and not (tmp_path / "models" / "derived").exists()
+
+
+def test_from_classifier_takes_no_network_flags(tmp_path, capsys):
+    argv = derive_argv(tmp_path / "models") + ["--module", EMBEDDING]
+    status, _, err = run_main(argv, capsys)
+    assert status == 2 and "drop ['--module']" in err, err
