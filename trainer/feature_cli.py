@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lab.diagnostics.classifier import CONFIDENCE_THRESHOLD
 from trainer.classifier_references import migrate_reference
-from trainer.cli_tools import add_command, or_usage_error, positive_int
+from trainer.cli_tools import add_command, or_usage_error, positive_int, value_range
 from trainer.derived_embedding import derive_embedding
 from trainer.feature_export import FeatureExport, export_feature_model
 from trainer.onnx_export import PARITY_TOLERANCE
@@ -25,17 +25,6 @@ def shape_triple(text: str) -> tuple[int, int, int]:
     if len(values) != 3 or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected C,H,W integers >= 1, got {text!r}")
     return values
-
-
-def value_range(text: str) -> tuple[float, float]:
-    """argparse type: "LOW,HIGH", two numbers with LOW < HIGH."""
-    try:
-        low, high = (float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH numbers, got {text!r}") from None
-    if not low < high:
-        raise argparse.ArgumentTypeError(f"expected LOW < HIGH, got {text!r}")
-    return low, high
 
 
 def json_object(text: str) -> dict:
