@@ -389,14 +389,15 @@ def test_job_files_appear_whole(make_app):
         reads += 1
         if job["state"] == "succeeded":
             break
-        assert not (set(os.listdir(folder)) - {"job.json", "result.json"} - hidden(folder))
+        names = set(os.listdir(folder))  # one snapshot: a temporary file may be renamed meanwhile
+        assert not (names - {"job.json", "result.json"} - hidden(names))
     assert (folder / "result.json").stat().st_size == job["result"]["bytes"]
     assert reads > 1
 
 
-def hidden(folder: Path) -> set[str]:
+def hidden(names: set[str]) -> set[str]:
     """Temporary files being written (dot names): never read as results."""
-    return {name for name in os.listdir(folder) if name.startswith(".")}
+    return {name for name in names if name.startswith(".")}
 
 
 def test_metrics_count_jobs_by_state(make_app):
