@@ -84,3 +84,16 @@ def approx_tree(value: object, rel: float = 1e-6) -> object:
     if isinstance(value, float):
         return pytest.approx(value, rel=rel)
     return value
+
+
+def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
+    """`python -m trainer` main(argv) in-process -> (exit status, stdout, stderr); capsys is
+    pytest's fixture."""
+    from trainer.cli import main
+
+    try:
+        status = main(argv)
+    except SystemExit as exit_:
+        status = exit_.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err

@@ -13,6 +13,7 @@ import torch
 
 from lab.cards import load_classifier_reference
 from lab.diagnostics.classifier import CONFIDENCE_THRESHOLD
+from tests.helpers import run_main
 from trainer.classifier import (
     CLASSIFIER_NAMES,
     REFERENCE_DATASETS,
@@ -24,7 +25,6 @@ from trainer.classifier import (
     random_shift,
     train_classifier,
 )
-from trainer.cli import main
 from trainer.datasets.images import split_digits
 
 TINY = ClassifierConfig(steps=5, batch_size=16, width=8, embedding_dim=12)
@@ -161,15 +161,6 @@ def test_an_existing_reference_is_not_overwritten(tiny_model, tmp_path):
     with pytest.raises(ValueError, match="already holds a reference"):
         export_classifier_references(tiny_model, tmp_path, TINY)
     assert not (tmp_path / "digits").exists() and not (tmp_path / "digit-classifier").exists()
-
-
-def run_main(argv, capsys):
-    try:
-        status = main(argv)
-    except SystemExit as exit_:
-        status = exit_.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def test_cli_dry_run_prints_the_config(capsys, tmp_path):

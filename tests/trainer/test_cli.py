@@ -7,19 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer.cli import main
+from tests.helpers import run_main
 
 REPO = Path(__file__).parents[2]
-
-
-def run_main(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    """main(argv) in-process -> (exit status, stdout, stderr)."""
-    try:
-        status = main(argv)
-    except SystemExit as exit_:
-        status = exit_.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def test_dry_run_prints_the_resolved_config(capsys):

@@ -14,19 +14,10 @@ from lab.cards import load_classifier_reference, sha256
 from service.config import REPO_MODELS
 from service.repository import Repository
 from tests.feature_networks import TinyClassifier, TinyEmbedding, save_weights
-from trainer.cli import main
+from tests.helpers import run_main
 
 CLASSIFIER = "tests.feature_networks:TinyClassifier"
 EMBEDDING = "tests.feature_networks:TinyEmbedding"
-
-
-def run_main(argv, capsys):
-    try:
-        status = main(argv)
-    except SystemExit as exit_:
-        status = exit_.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def export_argv(tmp_path: Path, weights: Path, *extra: str, module: str = CLASSIFIER) -> list:

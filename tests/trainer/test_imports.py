@@ -15,6 +15,7 @@ from lab.cards import card_latent, validate_card
 from lab.noise import gaussian_latents, latents, uniform_latents
 from service.config import REPO_MODELS
 from service.repository import Repository
+from tests.helpers import run_main
 from trainer.cli import main
 
 DIM = 4
@@ -62,15 +63,6 @@ def import_argv(source: Path, models: Path, *flags: str) -> list[str]:
     flags = flags or ("--latent", f"uniform:-1,1:{DIM}", "--value-range=-2,2")
     base = ["import-generator", str(source), "--name", "toy", "--output-shape", "2"]
     return [*base, "--reference", "ring8", "--models-dir", str(models), *flags]
-
-
-def run_main(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    try:
-        status = main(argv)
-    except SystemExit as exit_:
-        status = exit_.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def test_uniform_latents_are_seeded_float32_within_bounds() -> None:
