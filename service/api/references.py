@@ -205,7 +205,7 @@ def modes_field(value: str | None) -> int | str:
     value = (value or MODES_AUTO).strip().lower()
     if value in (MODES_AUTO, MODES_NONE):
         return value
-    if value.isdigit() and 2 <= int(value) <= CLUSTERS.max_modes:
+    if value.isascii() and value.isdigit() and 2 <= int(value) <= CLUSTERS.max_modes:
         return int(value)
     raise ApiError(
         400,

@@ -265,7 +265,7 @@ def test_another_worker_names_the_missing_modes(model_repo, ring8_upload):
     assert figure.status_code == 200 and figure.mimetype == "image/png"
 
 
-@pytest.mark.parametrize("value", ["abc", "1", "101", "-3", "2.5"])
+@pytest.mark.parametrize("value", ["abc", "1", "101", "-3", "2.5", "\u0661\u0660"])  # Arabic 10
 def test_modes_field_out_of_range_is_400(client, value):
     response = post_file(
         client, "/v1/references", npy(ring8_points(200, 0)), name="bad-modes", modes=value
