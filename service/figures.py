@@ -264,7 +264,7 @@ def key_numbers(report: dict) -> list[str]:
     """The report's key numbers as short phrases (modes, KL, high quality, coverage)."""
     numbers, modes = [], report.get("modes")
     if modes:
-        expected = report.get("expected_covered_same_quality") or report["expected_covered_ideal"]
+        expected = report["expected_covered_same_quality"]
         numbers.append(f"modes {modes['covered']}/{modes['total']} (exact sampler {expected:.1f})")
         if report.get("kl") is not None:
             numbers.append(f"KL {report['kl']:.3f} (exact {report['kl_expected_ideal']:.3f})")
