@@ -140,9 +140,11 @@ def draw_scatter(
 
 
 def missing_exemplars(report: dict, exemplars: np.ndarray | None) -> list[tuple[int, np.ndarray]]:
-    """(mode, its exemplar rows [e, *sample_shape]) for each missing discovered mode, at most
-    MISSING_MODES_DRAWN of them; [] without discovered modes or when none is missing."""
-    listed = ((report.get("modes") or {}).get("missing_exemplars")) or []
+    """(mode, its exemplar rows [e, *sample_shape]) for each missing, then each starved,
+    discovered mode, at most MISSING_MODES_DRAWN of them; [] without discovered modes or when
+    none is missing or starved."""
+    modes = report.get("modes") or {}
+    listed = (modes.get("missing_exemplars") or []) + (modes.get("starved_exemplars") or [])
     if exemplars is None:
         return []
     return [
@@ -156,7 +158,8 @@ def draw_missing_points(axes, missing: list[tuple[int, np.ndarray]]) -> None:
     if not missing:
         return
     points = np.concatenate([rows for _, rows in missing])
-    axes.scatter(*points.T, s=80, marker="x", color="red", label=f"missing ({len(missing)})")
+    label = f"missing or starved ({len(missing)})"
+    axes.scatter(*points.T, s=80, marker="x", color="red", label=label)
     legend_below(axes)
 
 
@@ -169,7 +172,7 @@ def draw_missing_images(axes, missing: list[tuple[int, np.ndarray]]) -> None:
     )
     draw_images(axes, images, columns)
     modes = ", ".join(str(mode) for mode, _ in missing)
-    axes.set_title(f"missing modes {modes}: nearest reference images", fontsize=9)
+    axes.set_title(f"missing or starved modes {modes}: nearest reference images", fontsize=9)
 
 
 def draw_grid(axes, batch: np.ndarray) -> None:
@@ -328,6 +331,18 @@ def draw_modes(axes, report: dict, reference: dict | None, figure) -> None:
             color="red",
             zorder=3,
             label=f"missing ({len(missing)})",
+            clip_on=False,
+        )
+    starved = report["modes"].get("starved") or []
+    if starved:
+        axes.scatter(
+            starved,
+            histogram[starved],
+            marker="v",
+            s=60,
+            color="tab:orange",
+            zorder=3,
+            label=f"starved ({len(starved)})",
             clip_on=False,
         )
     axes.set_xlabel("mode")

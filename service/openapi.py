@@ -65,6 +65,18 @@ def path_param(name: str, description: str, example: str) -> dict:
 NAME = path_param("name", "Model name", "ring8-gan")
 REFERENCE = path_param("name", "Reference name", "ring8")
 VERSION = path_param("version", "Model version (an integer)", "1")
+EXEMPLARS_SCHEMA = {
+    "type": "array",
+    "description": "Discovered modes only: for each missing (starved) mode, the reference rows "
+    "nearest its centre",
+    "items": {
+        "type": "object",
+        "properties": {
+            "mode": {"type": "integer"},
+            "reference_rows": {"type": "array", "items": {"type": "integer"}},
+        },
+    },
+}
 
 
 def operation(summary: str, tag: str, responses: dict, **extra: Any) -> dict:
@@ -269,22 +281,16 @@ def schemas(config: ServiceConfig) -> dict:
                         "total": {"type": "integer"},
                         "covered": {"type": "integer"},
                         "missing": {"type": "array", "items": {"type": "integer"}},
-                        "histogram": {"type": "array", "items": {"type": "integer"}},
-                        "missing_exemplars": {
+                        "starved": {
                             "type": "array",
-                            "description": "Discovered modes only: for each missing mode, "
-                            "the reference rows nearest its centre",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "mode": {"type": "integer"},
-                                    "reference_rows": {
-                                        "type": "array",
-                                        "items": {"type": "integer"},
-                                    },
-                                },
-                            },
+                            "items": {"type": "integer"},
+                            "description": "Covered modes with fewer than a quarter of the "
+                            "high-quality samples an exact sampler puts there, beyond chance "
+                            "(docs/diagnostics.md, the starved rule)",
                         },
+                        "histogram": {"type": "array", "items": {"type": "integer"}},
+                        "missing_exemplars": EXEMPLARS_SCHEMA,
+                        "starved_exemplars": EXEMPLARS_SCHEMA,
                     },
                 },
                 "high_quality_fraction": {"type": ["number", "null"]},

@@ -336,6 +336,7 @@ def cluster_mode_stats(
     return histogram_stats(histogram, features.shape[0], modes.weights, modes.success, rule)
 
 
-def missing_exemplars(stats: ModeStats, modes: ClusterModes) -> list[dict[str, Any]]:
-    """For each missing mode: {"mode": k, "reference_rows": [rows nearest its centre]}."""
-    return [{"mode": k, "reference_rows": modes.exemplars_of(k)} for k in stats.missing]
+def exemplars_of(listed: list[int], modes: ClusterModes) -> list[dict[str, Any]]:
+    """For each listed mode (the missing, or the starved): {"mode": k, "reference_rows": [rows
+    nearest its centre]}."""
+    return [{"mode": k, "reference_rows": modes.exemplars_of(k)} for k in listed]

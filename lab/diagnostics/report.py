@@ -20,13 +20,13 @@ from .classifier import (
     classifier_sample_shape,
     confidence_threshold,
 )
-from .clusters import ClusterModes, cluster_mode_stats, missing_exemplars
+from .clusters import ClusterModes, cluster_mode_stats, exemplars_of
 from .embedding import embed
 from .errors import DiagnosticsError
 from .features import feature_metrics
 from .mixture import HIGH_QUALITY_STDS, GaussianMixture, high_quality_probability, mode_metrics
 from .statistics import ChiSquare, FeatureStats, ModeStats, feature_stats, histogram_stats
-from .verdict import Verdict, verdict
+from .verdict import Verdict, starved_modes, verdict
 
 MIXTURE_REFERENCE_SIZE = (1_000, 10_000)  # exact draws: the batch size, clipped to this range
 MIXTURE_REFERENCE_SEED = 0
@@ -213,7 +213,8 @@ def diagnose(
     the real samples' embeddings), or None (no reference:
     the batch's flattened values as features, the Vendi score and duplicates only).
     clusters: a features reference's discovered modes (clusters.py): the mode keys then count
-    them, and `modes.missing_exemplars` names the reference rows nearest each missing centre.
+    them, and `modes.missing_exemplars` (`starved_exemplars`) names the reference rows nearest
+    each missing (starved) centre.
     Raises DiagnosticsError (HTTP 422) for an unusable batch or reference. The keys are
     described in docs/diagnostics.md; values are plain Python, never NaN or inf.
     """
@@ -226,7 +227,9 @@ def diagnose(
     numbers = feature_stats(section, features.shape[0])
     report = report_of(reference_name, modes, numbers, section, verdict(modes, numbers))
     if modes is not None and is_features and clusters is not None:
-        report["modes"]["missing_exemplars"] = missing_exemplars(modes, clusters)
+        report["modes"]["missing_exemplars"] = exemplars_of(modes.missing, clusters)
+        starved = report["modes"]["starved"]
+        report["modes"]["starved_exemplars"] = exemplars_of(starved, clusters)
     return report
 
 
@@ -288,11 +291,13 @@ def mode_section(modes: ModeStats | None) -> dict[str, Any]:
 
 
 def modes_counts(modes: ModeStats) -> dict[str, Any]:
-    """The report's `modes` object: total, covered, missing, histogram (K ints)."""
+    """The report's `modes` object: total, covered, missing, starved (covered modes with far
+    fewer samples than chance allows: verdict.starved_modes), histogram (K ints)."""
     return {
         "total": modes.total,
         "covered": modes.covered,
         "missing": modes.missing,
+        "starved": [starved.mode for starved in starved_modes(modes)],
         "histogram": modes.histogram.tolist(),
     }
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .mixture import expected_coverage
+from .special import log_gamma
 from .statistics import FeatureStats, ModeStats
 
 # collapsed
@@ -26,6 +27,12 @@ COVERAGE_SIGMAS = 3.0  # covered < expected - max(COVERAGE_MIN_MARGIN, 3 std) ..
 COVERAGE_MIN_MARGIN = 0.5  # ... i.e. at least one mode more missing than chance explains
 KL_MARGIN_NATS = 0.1  # kl > kl_expected_ideal + max(0.1 nats, 3 std): mode imbalance
 KL_SIGMAS = 3.0
+# a starved mode: fewer than a quarter of what an exact sampler with as many high-quality
+# samples puts there, and so few that an exact sampler gets them with chance < alpha / K+
+# (Bonferroni over the modes); one stray sample no longer makes a mode count as produced
+STARVED_RATIO = 0.25
+STARVED_ALPHA = 0.01
+_TAIL_TERMS = 64  # binomial terms summed below a starved count (each <= 1/4 of the next)
 # feature-space rules (any reference with features)
 FEATURE_COLLAPSE_COVERAGE_RATIO = 0.5  # coverage < 0.5 x what identical distributions score
 COVERAGE_DEFICIT = 0.05  # coverage < expected - max(0.05, 4 se): mode dropping (Naeem 2020)
@@ -175,7 +182,75 @@ def _partial_reasons(modes: ModeStats | None, features: FeatureStats) -> list[st
             f"explains (rule: covered < expected - max({COVERAGE_MIN_MARGIN:g}, "
             f"{COVERAGE_SIGMAS:g} std) = {floor:.2f})"
         )
-    return reasons + _imbalance_reasons(modes)
+    return reasons + _starved_reasons(modes) + _imbalance_reasons(modes)
+
+
+@dataclass(frozen=True)
+class Starved:
+    """A covered mode with far fewer high-quality samples than chance allows (see
+    starved_modes): its count, what an exact sampler with as many puts there, and the
+    chance an exact sampler gets so few."""
+
+    mode: int
+    count: int
+    expected: float
+    tail: float
+
+
+def starved_modes(modes: ModeStats) -> list[Starved]:
+    """The covered modes k with h_k < STARVED_RATIO x HQ s_k and P(Bin(HQ, s_k) <= h_k) <
+    STARVED_ALPHA / K+ (s_k: the exact sampler's share of high-quality draws on mode k, HQ the
+    batch's high-quality count), ascending. A missing mode (h_k = 0) is not starved: the
+    coverage rule counts it. With count < HQ s_k / 4 the pmf below h_k shrinks by a factor
+    <= 1/4 a term, so _TAIL_TERMS terms give the tail to double precision."""
+    counts, shares, n = modes.histogram, modes.hit_shares, modes.high_quality_count
+    expected = n * shares
+    candidates = np.flatnonzero((counts > 0) & (counts < STARVED_RATIO * expected))
+    if candidates.size == 0:
+        return []
+    tails = binomial_lower_tail(counts[candidates], n, shares[candidates])
+    limit = STARVED_ALPHA / max(modes.support, 1)
+    return [
+        Starved(int(k), int(counts[k]), float(expected[k]), float(tail))
+        for k, tail in zip(candidates, tails, strict=True)
+        if tail < limit
+    ]
+
+
+def binomial_lower_tail(counts: np.ndarray, n: int, p: np.ndarray) -> np.ndarray:
+    """P(X <= c) for X ~ Binomial(n, p), elementwise over counts int [M] and p float [M] in
+    (0, 1), for c < n p / 4 only (then pmf(j - 1) / pmf(j) = j (1 - p) / ((n - j + 1) p)
+    <= 1/4): pmf(c) from log-gamma, then _TAIL_TERMS terms down by that ratio."""
+    c = counts.astype(np.float64)
+    log_pmf = (
+        log_gamma(n + 1.0)
+        - log_gamma(c + 1.0)
+        - log_gamma(n - c + 1.0)
+        + c * np.log(p)
+        + (n - c) * np.log1p(-p)
+    )
+    term, total = np.exp(log_pmf), np.exp(log_pmf)
+    for step in range(_TAIL_TERMS):
+        j = c - step  # the term for j - 1 from the one for j
+        term = np.where(j > 0, term * j * (1.0 - p) / ((n - j + 1.0) * p), 0.0)
+        total = total + term
+    return total
+
+
+def _starved_reasons(modes: ModeStats) -> list[str]:
+    """The starved-mode reason: covered modes with far fewer samples than chance allows."""
+    starved = starved_modes(modes)
+    if not starved:
+        return []
+    shown = ", ".join(
+        f"{s.mode} ({s.count} vs {s.expected:.1f}, p = {s.tail:.1g})" for s in starved[:5]
+    )
+    more = f" and {len(starved) - 5} more" if len(starved) > 5 else ""
+    return [
+        f"starved modes: {shown}{more}: high-quality samples vs what an exact sampler "
+        f"{same_quality(modes)} puts there (rule: fewer than {STARVED_RATIO:g} x expected, "
+        f"with chance p < {STARVED_ALPHA:g} / {modes.support} modes)"
+    ]
 
 
 def coverage_floor(expected: float, spread: float) -> float:

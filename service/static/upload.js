@@ -93,6 +93,7 @@ function showModes(report) {
     $("covered").textContent = "n/a (the reference has no modes)";
     $("covered-expected").textContent = "";
     $("missing").textContent = "n/a";
+    $("starved").textContent = "n/a";
     return;
   }
   const expected = report.expected_covered_ideal;
@@ -100,6 +101,8 @@ function showModes(report) {
   $("covered").textContent = `${modes.covered} of ${modes.total}`;
   $("covered-expected").textContent = `(an exact sampler: ${number(expected)} ± ${number(spread)})`;
   $("missing").textContent = modes.missing.length ? modes.missing.join(", ") : "none";
+  const starved = modes.starved || [];
+  $("starved").textContent = starved.length ? starved.join(", ") : "none";
 }
 
 function showNumbers(report, source) {

@@ -177,3 +177,15 @@ def test_auto_never_fails_where_some_k_fits():
     modes, card = discover_modes(rows)
     assert modes.n_modes == card["k"] and str(modes.n_modes) in card["silhouette"]
     assert min(card["weights"]) * 300 >= 2  # every mode holds >= 2 reference rows
+
+
+def test_a_mode_with_a_stray_sample_is_named_starved_with_exemplars(ring8_modes):
+    points, modes, _ = ring8_modes
+    batch = ring8_draw(2500, seed=12, modes=[0, 1, 2, 3, 5, 6, 7])
+    gone = int(true_modes(ring8_reference(), modes).tolist().index(4))  # the cluster of mode 4
+    stray = modes.centres[gone][None]  # one sample right on the removed mode's centre
+    report = diagnose(np.concatenate([batch, stray]), RAW, "ring8-upload", points, clusters=modes)
+    assert report["modes"]["missing"] == [] and report["modes"]["starved"] == [gone]
+    assert report["verdict"]["status"] == "partial_collapse"
+    assert report["modes"]["missing_exemplars"] == []
+    assert [e["mode"] for e in report["modes"]["starved_exemplars"]] == [gone]

@@ -1,6 +1,7 @@
 """The verdict rules on the benchmark geometries (thresholds from lab.diagnostics.verdict),
 and on typed statistics built directly (ModeStats, FeatureStats)."""
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -12,6 +13,9 @@ from lab.diagnostics.verdict import (
     COLLAPSE_COVERAGE_RATIO,
     DUPLICATE_COLLAPSE_FRACTION,
     LOW_QUALITY_FRACTION,
+    STARVED_RATIO,
+    binomial_lower_tail,
+    starved_modes,
     verdict,
 )
 
@@ -248,3 +252,47 @@ def test_unreadable_samples_lower_quality_not_coverage() -> None:
     assert result.status == "inconclusive", result.reasons
     assert result.reasons[-1].startswith("low sample quality")
     assert not any("fewer than 0.5 x" in reason for reason in result.reasons)
+
+
+@pytest.mark.parametrize(
+    ("count", "n", "p"), [(0, 50, 0.1), (3, 490, 0.1), (12, 2500, 0.125), (40, 20000, 0.01)]
+)
+def test_binomial_lower_tail_is_the_exact_sum(count: int, n: int, p: float) -> None:
+    exact = sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(count + 1))
+    tail = binomial_lower_tail(np.array([count]), n, np.array([p]))[0]
+    assert tail == pytest.approx(exact, rel=1e-10)
+
+
+def test_a_mode_with_one_stray_sample_is_starved_not_covered_alone(references, draw) -> None:
+    # Issue 20: real clusters catch a few strays of their neighbours, so a mode a batch never
+    # produces still gets one or two samples; the starved rule names it all the same.
+    ring8 = references["ring8"]
+    samples = np.concatenate(
+        [draw(ring8, 2500, [0, 1, 2, 4, 5, 6, 7], seed=3), draw(ring8, 2, [3])]
+    )
+    report = diagnose(samples, ring8, "ring8")
+    assert report["modes"]["missing"] == [] and report["modes"]["starved"] == [3]
+    assert report["verdict"]["status"] == "partial_collapse"
+    reason = next(r for r in report["verdict"]["reasons"] if r.startswith("starved modes: 3 (2 vs"))
+    assert f"fewer than {STARVED_RATIO:g} x expected" in reason
+
+
+@pytest.mark.parametrize("name", ["ring8", "grid25"])
+@pytest.mark.parametrize("seed", range(20))
+def test_exact_draws_starve_no_mode(references: dict, draw, name: str, seed: int) -> None:
+    report = diagnose(draw(references[name], 400, seed=100 + seed), references[name], name)
+    assert report["modes"]["starved"] == []
+
+
+def test_starved_needs_both_far_fewer_and_beyond_chance() -> None:
+    weights = np.array([0.5, 0.5])
+
+    def starved(counts: list[int]) -> list[int]:
+        stats = histogram_stats(np.array(counts), sum(counts), weights, weights, "rule")
+        return [s.mode for s in starved_modes(stats)]
+
+    assert starved([92, 8]) == [1]  # 8 < 50 / 4, and P(<= 8) ~ 1e-18
+    assert starved([8700, 1300]) == []  # beyond chance, but 1300 >= 5000 / 4 (KL's business)
+    assert starved([9, 1]) == []  # 1 < 5 / 4, but P(<= 1) = 11 / 1024 > 0.01 / 2
+    assert starved([11, 1]) == [1]  # 1 < 6 / 4 and P(<= 1) = 13 / 4096 < 0.01 / 2
+    assert starved([12, 0]) == []  # a missing mode is not starved: the coverage rule's

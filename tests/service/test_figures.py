@@ -68,3 +68,15 @@ def test_missing_modes_are_marked_on_the_bars(three_of_eight, ring8_reference) -
     crosses = [c for c in bars.collections if c.get_label().startswith("missing")]
     assert len(crosses) == 1 and crosses[0].get_label() == "missing (5)"
     np.testing.assert_array_equal(crosses[0].get_offsets()[:, 0], [1, 2, 4, 6, 7])
+
+
+def test_starved_modes_are_marked_on_the_bars(ring8_reference) -> None:
+    weights = [0.0 if mode == 6 else 1 / 7 for mode in range(8)]
+    batch = GaussianMixture.from_spec({**ring8_reference, "weights": weights}).sample(1400, 2)
+    batch = np.concatenate([batch, np.asarray(ring8_reference["centres"])[[6]]])  # one stray
+    report = diagnose(batch, ring8_reference, "ring8")
+    assert report["modes"]["starved"] == [6]
+    bars = build_figure(report, batch, ring8_reference, None).axes[-1]
+    marks = [c for c in bars.collections if c.get_label().startswith("starved")]
+    assert len(marks) == 1 and marks[0].get_label() == "starved (1)"
+    np.testing.assert_array_equal(marks[0].get_offsets(), [[6, 1]])
