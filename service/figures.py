@@ -322,35 +322,31 @@ def draw_modes(axes, report: dict, reference: dict | None, figure) -> None:
     positions = np.arange(len(histogram))
     axes.bar(positions, expected, width=0.9, color="lightgray", label="exact sampler")
     axes.bar(positions, histogram, width=0.5, color="tab:blue", label="samples")
-    if missing:
-        axes.scatter(
-            missing,
-            np.zeros(len(missing)),
-            marker="x",
-            s=60,
-            color="red",
-            zorder=3,
-            label=f"missing ({len(missing)})",
-            clip_on=False,
-        )
     starved = report["modes"].get("starved") or []
-    if starved:
-        axes.scatter(
-            starved,
-            histogram[starved],
-            marker="v",
-            s=60,
-            color="tab:orange",
-            zorder=3,
-            label=f"starved ({len(starved)})",
-            clip_on=False,
-        )
+    mark_modes(axes, missing, np.zeros(len(missing)), "x", "red", "missing")
+    mark_modes(axes, starved, histogram[starved], "v", "tab:orange", "starved")
     axes.set_xlabel("mode")
     axes.set_ylabel("high-quality samples")
     if len(histogram) <= 30:
         axes.set_xticks(positions)
     axes.set_title(f"modes: {report['modes']['covered']} of {len(histogram)} covered")
     legend_below(axes)
+
+
+def mark_modes(axes, modes: list[int], heights: np.ndarray, marker: str, color: str, name: str):
+    """Markers over the bars of `modes` at `heights`, labelled "name (count)" in the legend;
+    nothing when `modes` is empty."""
+    if modes:
+        axes.scatter(
+            modes,
+            heights,
+            marker=marker,
+            s=60,
+            color=color,
+            zorder=3,
+            label=f"{name} ({len(modes)})",
+            clip_on=False,
+        )
 
 
 def draw_heatmap(axes, grid: np.ndarray, n_missing: int, figure) -> None:
