@@ -239,6 +239,15 @@ def at_least(values: np.ndarray, dtype: type) -> np.ndarray:
     return np.where(rounded < values, np.nextafter(rounded, dtype(np.inf)), rounded)
 
 
+def at_most(values: np.ndarray, dtype: type) -> np.ndarray:
+    """The largest number of dtype <= each float64 value, one more step down for float64 (the
+    subtraction that formed the value rounded): x <= result implies x <= value for x of dtype."""
+    if dtype is np.float64:
+        return np.nextafter(values, -np.inf)
+    rounded = values.astype(dtype)
+    return np.where(rounded > values, np.nextafter(rounded, dtype(-np.inf)), rounded)
+
+
 def filter_tile(
     row_points: FilterPoints,
     column_points: FilterPoints,

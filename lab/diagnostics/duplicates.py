@@ -12,29 +12,41 @@ Support estimate (Arora & Zhang 2017, "Do GANs actually learn the distribution? 
 study", section 2): for a uniform distribution on S items, n draws contain on average
 n (n - 1) / (2 S) colliding pairs, so D observed near-duplicate pairs give S ~ n (n - 1) / (2 D).
 With D = 0 the support is only bounded: larger than about n (n - 1) / 2.
+
+Pairs are decided on exact squared distances sum((x_i - x_j)^2) <= threshold^2, found by
+neighbours.neighbour_sweep (float32 filter tiles, exact recomputation near the threshold). The
+report counts them in the same sweep that finds the batch's k-NN radii (features.py), with the
+threshold from the reference's nearest-neighbour distances that the manifold metrics share.
 """
 
 import numpy as np
 
-from .blocks import DEFAULT_BLOCK_SIZE, tiles
+from .blocks import FILTER_BLOCK_SIZE
 from .errors import DiagnosticsError
-from .manifold import nearest_neighbour_squared_distances
+from .neighbours import nearest_neighbour_squared_distances, neighbour_sweep
 
 REFERENCE_RELATIVE_THRESHOLD = 0.1  # x median nearest-neighbour distance of the reference
 BATCH_NORM_THRESHOLD = 1e-3  # x RMS row norm of the batch: the floor without a reference
 
 
 def near_duplicate_threshold(
-    samples: np.ndarray, reference: np.ndarray | None = None, block_size: int = DEFAULT_BLOCK_SIZE
+    samples: np.ndarray, reference: np.ndarray | None = None, block_size: int = FILTER_BLOCK_SIZE
 ) -> float:
     """The default near-duplicate distance (see the module docstring), in feature units.
 
     samples: float64 [n, d]; reference: float64 [N, d] with N >= 2, or None.
     """
     scale = samples if reference is None else reference
-    nearest = nearest_neighbour_squared_distances(scale, 1, block_size)[:, 1]
-    threshold = REFERENCE_RELATIVE_THRESHOLD * float(np.sqrt(np.median(nearest)))
-    if reference is None:
+    nearest = nearest_neighbour_squared_distances(scale, 1, block_size)
+    return threshold_from_neighbours(nearest, None if reference is not None else samples)
+
+
+def threshold_from_neighbours(nearest: np.ndarray, samples: np.ndarray | None = None) -> float:
+    """near_duplicate_threshold from nearest_neighbour_squared_distances at any k >= 1 (float64
+    [N, k + 1], column 1 the nearest other row) of the reference, or of the batch, then given
+    as samples float64 [n, d] for the RMS-norm floor."""
+    threshold = REFERENCE_RELATIVE_THRESHOLD * float(np.sqrt(np.median(nearest[:, 1])))
+    if samples is not None:
         rms_norm = float(np.sqrt(np.mean(np.sum(samples**2, axis=1))))
         threshold = max(threshold, BATCH_NORM_THRESHOLD * rms_norm)
     return threshold
@@ -54,23 +66,14 @@ def exact_duplicates(samples: np.ndarray) -> dict[str, int | float]:
 
 
 def near_duplicate_pairs(
-    samples: np.ndarray, threshold: float, block_size: int = DEFAULT_BLOCK_SIZE
+    samples: np.ndarray, threshold: float, block_size: int = FILTER_BLOCK_SIZE
 ) -> tuple[int, np.ndarray]:
     """(pairs i < j with |x_i - x_j| <= threshold, bool [n]: row has such a partner).
 
     samples: float64 [n, d]; blockwise, memory O(n d + block_size^2). Exact duplicates count.
     """
-    limit = threshold * threshold
-    ordered_pairs = 0
-    has_partner = np.zeros(samples.shape[0], dtype=bool)
-    for rows, columns, tile in tiles(samples, samples, block_size):
-        close = tile <= limit
-        if rows.start < columns.stop and columns.start < rows.stop:  # tile crosses the diagonal
-            own = np.arange(max(rows.start, columns.start), min(rows.stop, columns.stop))
-            close[own - rows.start, own - columns.start] = False
-        ordered_pairs += int(np.count_nonzero(close))
-        has_partner[rows] |= close.any(axis=1)
-    return ordered_pairs // 2, has_partner
+    near = neighbour_sweep(samples, None, threshold * threshold, block_size)[1]
+    return near.pairs, near.has_partner
 
 
 def support_estimate(n_samples: int, pairs: int) -> float | None:
@@ -82,7 +85,7 @@ def duplicates(
     samples: np.ndarray,
     reference: np.ndarray | None = None,
     threshold: float | None = None,
-    block_size: int = DEFAULT_BLOCK_SIZE,
+    block_size: int = FILTER_BLOCK_SIZE,
 ) -> dict[str, int | float | None]:
     """Exact and near duplicates of samples [n, d] (any int/float dtype) and the support.
 
@@ -99,6 +102,14 @@ def duplicates(
     if threshold is None:
         threshold = near_duplicate_threshold(points, reference, block_size)
     pairs, has_partner = near_duplicate_pairs(points, threshold, block_size)
+    return duplicates_from_pairs(points, threshold, pairs, has_partner)
+
+
+def duplicates_from_pairs(
+    points: np.ndarray, threshold: float, pairs: int, has_partner: np.ndarray
+) -> dict[str, int | float | None]:
+    """duplicates' dictionary for points float64 [n, d] (n >= 2) given near_duplicate_pairs'
+    answer at threshold (feature units), however it was counted."""
     n = points.shape[0]
     return {
         **exact_duplicates(points),

@@ -3,16 +3,26 @@
 Works for any reference with features (vectors drawn from a mixture, an uploaded batch of
 real samples). A metric that the batch or the reference is too small for is None, and the
 reason is listed under "skipped".
+
+The distance passes are shared: the reference's k-NN sweep gives the manifold radii and the
+near-duplicate threshold, and the batch's k-NN sweep counts the near-duplicate pairs too
+(shared_passes); the values are those of manifold_metrics and duplicates called apart.
 """
 
 from typing import Any
 
 import numpy as np
 
-from .duplicates import duplicates
+from .duplicates import duplicates, duplicates_from_pairs, threshold_from_neighbours
 from .errors import DiagnosticsError
-from .manifold import DENSITY_COVERAGE_K, PRECISION_RECALL_K, manifold_metrics
+from .manifold import (
+    DENSITY_COVERAGE_K,
+    PRECISION_RECALL_K,
+    manifold_from_neighbours,
+    manifold_inputs,
+)
 from .ndb import MIN_POINTS_PER_BIN, ndb
+from .neighbours import nearest_neighbour_squared_distances, neighbour_sweep
 from .vendi import MAX_SAMPLES as VENDI_MAX_SAMPLES
 from .vendi import vendi_score
 
@@ -30,13 +40,14 @@ def feature_metrics(samples: np.ndarray, reference: np.ndarray | None) -> dict[s
         return unreferenced_metrics(samples)
     m, n = samples.shape[0], reference.shape[0]
     section: dict[str, Any] = {"n_reference": n, "skipped": []}
-    section["manifold"] = attempt(
+    shared = attempt(
         section,
         "manifold",
         m >= MIN_BATCH and n >= MIN_REFERENCE,
         f"needs >= {MIN_BATCH} samples and >= {MIN_REFERENCE} reference rows",
-        lambda: manifold_metrics(reference, samples),
+        lambda: shared_passes(reference, samples),
     )
+    section["manifold"] = None if shared is None else shared[0]
     section["ndb"] = attempt(
         section,
         "ndb",
@@ -55,14 +66,37 @@ def feature_metrics(samples: np.ndarray, reference: np.ndarray | None) -> dict[s
         "needs samples",
         lambda: vendi_score(reference, max_samples=size),
     )
-    section["duplicates"] = attempt(
-        section,
-        "duplicates",
-        m >= 2,
-        "needs >= 2 samples",
-        lambda: duplicates(samples, reference if n >= 2 else None),
+    section["duplicates"] = (
+        shared[1]
+        if shared is not None
+        else attempt(
+            section,
+            "duplicates",
+            m >= 2,
+            "needs >= 2 samples",
+            lambda: duplicates(samples, reference if n >= 2 else None),
+        )
     )
     return section
+
+
+def shared_passes(reference: np.ndarray, samples: np.ndarray) -> tuple[dict, dict]:
+    """(manifold_metrics(reference, samples), duplicates(samples, reference)) from two k-NN
+    sweeps instead of four distance passes: the reference's k-NN distances give its radii and
+    the near-duplicate threshold (column 1, the nearest other row), and the batch's sweep
+    counts the pairs within that threshold while it finds the batch's radii.
+
+    reference: float64 [N, D] with N > DENSITY_COVERAGE_K; samples: float64 [M, D] with
+    M > PRECISION_RECALL_K.
+    """
+    real, fake = manifold_inputs(reference, samples, PRECISION_RECALL_K, DENSITY_COVERAGE_K)
+    real_smallest = nearest_neighbour_squared_distances(
+        real, max(PRECISION_RECALL_K, DENSITY_COVERAGE_K)
+    )
+    threshold = threshold_from_neighbours(real_smallest)
+    fake_smallest, near = neighbour_sweep(fake, PRECISION_RECALL_K, threshold * threshold)
+    manifold = manifold_from_neighbours(real, fake, (real_smallest, fake_smallest))
+    return manifold, duplicates_from_pairs(fake, threshold, near.pairs, near.has_partner)
 
 
 def unreferenced_metrics(samples: np.ndarray) -> dict[str, Any]:

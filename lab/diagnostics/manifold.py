@@ -12,8 +12,10 @@ coverage = (1 / N) sum_i 1[exists j: Y_j in B(X_i, r_i)].
 Definitions follow `prdc.compute_prdc` (the authors' package): a radius is the (k+1)-th
 smallest distance of a row that includes the point's own zero distance, so an exact duplicate
 counts as a neighbour at distance 0. Unlike prdc, nothing N x M is held: radii come from
-tiles on and above the diagonal with a running k+1 smallest per point, and one sweep over
-real x fake tiles gives all four numbers (memory O((N + M) d + workers block_size^2)).
+neighbours.neighbour_sweep (tiles on and above the diagonal, a running k+1 smallest per
+point), and one sweep over real x fake tiles gives all four numbers (memory
+O((N + M) d + workers block_size^2)). The report computes the radii once and shares them
+with the duplicates (features.py): manifold_from_neighbours takes them as computed.
 
 Each tile is computed in float32 (blocks.filter_points), a filter whose error is bounded
 (blocks.filter_error), and again in float64 where float32 leaves many candidates (tight
@@ -42,10 +44,10 @@ from .blocks import (
     run_tiles,
 )
 from .errors import DiagnosticsError
+from .neighbours import DENSE_FRACTION, nearest_neighbour_squared_distances
 
 PRECISION_RECALL_K = 3  # Kynkaanniemi et al. 2019, section 3
 DENSITY_COVERAGE_K = 5  # Naeem et al. 2020, section 4 (k = 5 throughout their experiments)
-DENSE_FRACTION = 64  # a float32 tile with over 1/64 candidates is narrowed in float64 first
 
 
 def _as_features(features: np.ndarray, name: str) -> np.ndarray:
@@ -57,150 +59,6 @@ def _as_features(features: np.ndarray, name: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise DiagnosticsError(f"{name} features contain NaN or Inf")
     return array
-
-
-def _merge_smallest(running: np.ndarray, owner: np.ndarray, values: np.ndarray) -> None:
-    """Merge values into the m smallest of their owner rows of running, in place.
-
-    running: float64 [N, m], each row's m smallest so far (inf = empty); owner: int [p] rows
-    of running; values: float64 [p]. Only values below the row's current m-th can enter.
-    """
-    keep = values < running[owner].max(axis=1)
-    owner, values = owner[keep], values[keep]
-    if owner.size == 0:
-        return
-    order = np.argsort(owner, kind="stable")
-    owner, values = owner[order], values[order]
-    touched, starts, counts = np.unique(owner, return_index=True, return_counts=True)
-    padded = np.full((touched.size, int(counts.max())), np.inf)
-    slot = np.arange(owner.size) - np.repeat(starts, counts)
-    padded[np.repeat(np.arange(touched.size), counts), slot] = values
-    both = np.concatenate([running[touched], padded], axis=1)
-    m = running.shape[1]
-    running[touched] = np.partition(both, m - 1, axis=1)[:, :m]
-
-
-@dataclass
-class _KnnState:
-    """Shared by the tile tasks of one k-NN sweep: the running k + 1 smallest exact squared
-    distances per point (float64 [N, k + 1]), the lock guarding them, per-thread scratch,
-    and the filter_error of each point (float64 [N]) for each filter dtype."""
-
-    running: np.ndarray
-    k: int
-    errors: dict[type, np.ndarray]
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    scratch: Scratch = field(default_factory=Scratch)
-
-    def largest(self, rows: slice) -> np.ndarray:
-        """float64 [n]: each row's current (k + 1)-th smallest (inf while fewer are known)."""
-        with self.lock:  # another thread may be rewriting these rows
-            return self.running[rows].max(axis=1)
-
-
-def _candidate_limits(
-    running_largest: np.ndarray, error: np.ndarray, scale: float, dtype: type
-) -> np.ndarray:
-    """[n] of dtype: a tile entry of row i can be one of row i's k + 1 smallest only if it is
-    <= limit i.
-
-    running_largest: float64 [n], the largest of each row's k + 1 smallest exact squared
-    distances so far (inf while fewer are known); error: float64 [n], filter_error of the
-    rows. An entry is within error of scale * its exact value, so an entry whose exact value
-    could still enter (exact < running_largest) is <= scale * running_largest + error.
-    Rows whose k + 1 smallest are all 0 (k + 1 copies) take nothing more: -inf.
-    """
-    limit = np.where(running_largest > 0, scale * running_largest + error, -np.inf)
-    return at_least(limit, dtype)
-
-
-def _first_pairs(tile: np.ndarray, running_largest: np.ndarray, k: int) -> np.ndarray:
-    """(rows, columns) [2, p] in tile of the k + 1 smallest entries of each row with nothing
-    known yet (running_largest inf): exact, they give the row a finite bound at once, so that
-    clusters of copies do not make the whole tile a candidate."""
-    unknown = np.flatnonzero(np.isinf(running_largest))
-    if unknown.size == 0 or tile.shape[1] <= k:
-        return np.empty((2, 0), dtype=np.intp)
-    columns = np.argpartition(tile[unknown], k, axis=1)[:, : k + 1]
-    return np.stack([np.repeat(unknown, k + 1), columns.ravel()])
-
-
-def _fold_pairs(points: FilterPoints, state: _KnnState, pairs: np.ndarray, symmetric: bool) -> None:
-    """Merge the exact squared distances of pairs (point indices [2, p]) into state.running:
-    into the rows of pairs[0], and also of pairs[1] when symmetric."""
-    values = exact_squared_distances(points.exact, points.exact, pairs[0], pairs[1])
-    with state.lock:
-        _merge_smallest(state.running, pairs[0], values)
-        if symmetric:
-            _merge_smallest(state.running, pairs[1], values)
-
-
-def _knn_flags(
-    tile: np.ndarray, points: FilterPoints, state: _KnnState, rows: slice, columns: slice
-) -> np.ndarray:
-    """bool [n, m] in scratch: entries of tile (rows x columns, float32 or float64) that
-    could still enter the k + 1 smallest of their row or, off the diagonal, of their column."""
-    dtype, scale = tile.dtype.type, points.scale_squared
-    errors = state.errors[dtype]
-    limit = _candidate_limits(state.largest(rows), errors[rows], scale, dtype)
-    flags = state.scratch.get(f"flags {tile.dtype.name}", tile.shape, np.bool_)
-    np.less_equal(tile, limit[:, None], out=flags)
-    if rows != columns:
-        limit = _candidate_limits(state.largest(columns), errors[columns], scale, dtype)
-        flags |= np.less_equal(tile, limit[None, :], out=state.scratch.get("more", tile.shape, "?"))
-    return flags
-
-
-def _knn_tile(points: FilterPoints, state: _KnnState, rows: slice, columns: slice) -> None:
-    """Fold the pairs of one tile (rows x columns, rows <= columns) into state.running.
-
-    An off-diagonal tile serves both its rows and its columns (the distance is symmetric), so
-    only tiles on and above the diagonal are computed.
-    """
-    both = rows != columns
-    tile = filter_tile(points, points, rows, columns, np.float32, state.scratch)
-    offset = np.array([[rows.start], [columns.start]])
-    first = [_first_pairs(tile, state.largest(rows), state.k)]
-    if both:
-        first.append(_first_pairs(tile.T, state.largest(columns), state.k)[::-1])
-    first = np.unique(np.ravel_multi_index(np.concatenate(first, axis=1), tile.shape))
-    if first.size:  # flat indices, each pair once
-        _fold_pairs(points, state, np.stack(np.divmod(first, tile.shape[1])) + offset, both)
-    hits = _knn_flags(tile, points, state, rows, columns)
-    hits.ravel()[first] = False  # each pair is merged once
-    if np.count_nonzero(hits) * DENSE_FRACTION > hits.size:
-        tile = filter_tile(points, points, rows, columns, np.float64, state.scratch)
-        hits &= _knn_flags(tile, points, state, rows, columns)
-    pairs = np.stack(np.divmod(np.flatnonzero(hits), tile.shape[1])) + offset
-    _fold_pairs(points, state, pairs, both)
-
-
-def nearest_neighbour_squared_distances(
-    features: np.ndarray,
-    k: int,
-    block_size: int = FILTER_BLOCK_SIZE,
-    workers: int | None = None,
-) -> np.ndarray:
-    """The k + 1 smallest squared distances of each row to all rows, itself included.
-
-    features: float64 [N, d], N > k. Returns float64 [N, k + 1], sorted ascending; column 0 is
-    the point itself (0) and column k the squared distance to its k-th nearest neighbour,
-    exact duplicates counting as neighbours at 0 (prdc's get_kth_value(..., k + 1)). Values
-    are sum((u - v)^2) in float64, whatever block_size and workers (default_workers()).
-    """
-    points = filter_points(features, *centre_and_scale(features))
-    largest_norm = points.norms.max(initial=0.0)
-    errors = {
-        dtype: filter_error(features.shape[1], points.norms, largest_norm, dtype)
-        for dtype in (np.float32, np.float64)
-    }
-    state = _KnnState(np.full((features.shape[0], k + 1), np.inf), k, errors)
-    blocks = list(block_ranges(features.shape[0], block_size))
-    diagonal = [(rows, rows) for rows in blocks]  # first: they make every row's bound finite
-    above = [(rows, columns) for i, rows in enumerate(blocks) for columns in blocks[i + 1 :]]
-    tasks = [(points, state, rows, columns) for rows, columns in diagonal + above]
-    run_tiles(_knn_tile, tasks, default_workers() if workers is None else workers)
-    return np.sort(state.running, axis=1)
 
 
 def knn_radii(features: np.ndarray, k: int, block_size: int = FILTER_BLOCK_SIZE) -> np.ndarray:
@@ -366,6 +224,19 @@ def _check_k(n_points: int, k: int, name: str) -> None:
         raise DiagnosticsError(f"{name} features need more than k = {k} rows, got {n_points}")
 
 
+def manifold_inputs(
+    real: np.ndarray, fake: np.ndarray, k_pr: int, k_dc: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(real, fake) as float64 [N, d] and [M, d], or DiagnosticsError: non-numeric or
+    non-finite values, different d, N <= max(k_pr, k_dc) or M <= k_pr."""
+    real, fake = _as_features(real, "real"), _as_features(fake, "fake")
+    if real.shape[1] != fake.shape[1]:
+        raise DiagnosticsError(f"real has {real.shape[1]} columns but fake has {fake.shape[1]}")
+    _check_k(real.shape[0], max(k_pr, k_dc), "real")
+    _check_k(fake.shape[0], k_pr, "fake")
+    return real, fake
+
+
 def manifold_metrics(
     real: np.ndarray,
     fake: np.ndarray,
@@ -384,14 +255,33 @@ def manifold_metrics(
     result. Returns floats: precision, recall, coverage in [0, 1], density in [0, N / k_dc],
     and coverage_expected_identical (expected_coverage_identical(N, M, k_dc)).
     """
-    real, fake = _as_features(real, "real"), _as_features(fake, "fake")
-    if real.shape[1] != fake.shape[1]:
-        raise DiagnosticsError(f"real has {real.shape[1]} columns but fake has {fake.shape[1]}")
-    _check_k(real.shape[0], max(k_pr, k_dc), "real")
-    _check_k(fake.shape[0], k_pr, "fake")
+    real, fake = manifold_inputs(real, fake, k_pr, k_dc)
     workers = default_workers() if workers is None else workers
     real_smallest = nearest_neighbour_squared_distances(real, max(k_pr, k_dc), block_size, workers)
     fake_smallest = nearest_neighbour_squared_distances(fake, k_pr, block_size, workers)
+    neighbours = (real_smallest, fake_smallest)
+    return manifold_from_neighbours(
+        real, fake, neighbours, k_pr, k_dc, inclusive, block_size, workers
+    )
+
+
+def manifold_from_neighbours(
+    real: np.ndarray,
+    fake: np.ndarray,
+    neighbours: tuple[np.ndarray, np.ndarray],
+    k_pr: int = PRECISION_RECALL_K,
+    k_dc: int = DENSITY_COVERAGE_K,
+    inclusive: bool = True,
+    block_size: int = FILTER_BLOCK_SIZE,
+    workers: int | None = None,
+) -> dict[str, float]:
+    """manifold_metrics of real and fake from manifold_inputs, given their k-NN distances.
+
+    neighbours: (nearest_neighbour_squared_distances of real at k >= max(k_pr, k_dc), of fake
+    at k >= k_pr), float64 [N, >= max(k_pr, k_dc) + 1] and [M, >= k_pr + 1], computed once by
+    the caller (the report shares the real ones with the duplicates). The real x fake sweep.
+    """
+    real_smallest, fake_smallest = neighbours
     thresholds = {
         "real_pr": membership_threshold(np.sqrt(real_smallest[:, k_pr]), inclusive),
         "real_dc": membership_threshold(np.sqrt(real_smallest[:, k_dc]), inclusive),
@@ -400,6 +290,7 @@ def manifold_metrics(
     centre, scale_squared = centre_and_scale(real, fake)
     real_points = filter_points(real, centre, scale_squared)
     fake_points = filter_points(fake, centre, scale_squared)
+    workers = default_workers() if workers is None else workers
     sweep = _cross_sweep(real_points, fake_points, thresholds, block_size, workers)
     return {
         "precision": float(sweep.fake_in_real.mean()),

@@ -19,8 +19,8 @@ from lab.diagnostics.manifold import (
     knn_radii,
     manifold_metrics,
     membership_threshold,
-    nearest_neighbour_squared_distances,
 )
+from lab.diagnostics.neighbours import nearest_neighbour_squared_distances
 
 prdc = pytest.importorskip("prdc")  # the authors' package, the reference implementation
 KEYS = ("precision", "recall", "density", "coverage")
