@@ -305,18 +305,29 @@ def run_tiles(task: Callable[..., None], arguments: list[tuple], workers: int) -
 
 
 def nearest_centres(
-    points: np.ndarray, centres: np.ndarray, block_size: int = DEFAULT_BLOCK_SIZE
+    points: np.ndarray,
+    centres: np.ndarray,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    point_norms: np.ndarray | None = None,
+    workers: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(index int64 [N], squared distance float64 [N]) of each point's nearest centre.
 
     points: float64 [N, d]; centres: float64 [K, d]; K is small, so tiles are
-    block_size x K. Ties go to the lower index (argmin).
+    block_size x K. Ties go to the lower index (argmin). point_norms: squared_norms(points),
+    when the caller has them (K-means asks for every iteration); workers: threads
+    (default_workers()). The tiles are the same whatever the threads, so are the results.
     """
-    point_norms, centre_norms = squared_norms(points), squared_norms(centres)
+    point_norms = squared_norms(points) if point_norms is None else point_norms
+    centre_norms = squared_norms(centres)
     index = np.empty(points.shape[0], dtype=np.int64)
     distance = np.empty(points.shape[0])
-    for rows in block_ranges(points.shape[0], block_size):
+
+    def nearest_in(rows: slice) -> None:
         tile = squared_distances(points[rows], centres, point_norms[rows], centre_norms)
         index[rows] = np.argmin(tile, axis=1)
         distance[rows] = tile[np.arange(tile.shape[0]), index[rows]]
+
+    tasks = [(rows,) for rows in block_ranges(points.shape[0], block_size)]
+    run_tiles(nearest_in, tasks, default_workers() if workers is None else workers)
     return index, distance

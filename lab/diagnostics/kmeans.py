@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .blocks import nearest_centres
+from .blocks import nearest_centres, squared_norms
 
 MAX_ITERATIONS = 100
 
@@ -29,14 +29,16 @@ def kmeans_plus_plus(points: np.ndarray, n_bins: int, rng: np.random.Generator) 
     """Initial centres float64 [K, d] (Arthur & Vassilvitskii 2007): each next centre is a
     point drawn with probability proportional to its squared distance to the nearest centre."""
     chosen = [int(rng.integers(points.shape[0]))]
-    closest = nearest_centres(points, points[chosen])[1]
+    norms = squared_norms(points)
+    closest = nearest_centres(points, points[chosen], point_norms=norms)[1]
     for _ in range(1, n_bins):
         total = closest.sum()
         if total <= 0:  # fewer distinct points than bins: repeat one
             chosen.append(chosen[-1])
             continue
         chosen.append(int(rng.choice(points.shape[0], p=closest / total)))
-        closest = np.minimum(closest, nearest_centres(points, points[chosen[-1:]])[1])
+        newest = nearest_centres(points, points[chosen[-1:]], point_norms=norms)[1]
+        closest = np.minimum(closest, newest)
     return points[chosen].copy()
 
 
@@ -46,19 +48,30 @@ def kmeans(points: np.ndarray, n_bins: int, seed: int = 0) -> np.ndarray:
     points: float64 [N, d]. Stops when no assignment changes or after 100 iterations; an
     empty bin keeps its previous centre.
     """
+    return kmeans_fit(points, n_bins, seed).centres
+
+
+def kmeans_fit(points: np.ndarray, n_bins: int, seed: int = 0) -> KMeansFit:
+    """kmeans' centres with the labels and inertia of the points at them.
+
+    Converged, the last assignment pass was made with the returned centres: its labels and
+    squared distances are those a fresh nearest_centres pass would give, so none is made.
+    """
     centres = kmeans_plus_plus(points, n_bins, np.random.default_rng(seed))
     columns = np.ascontiguousarray(points.T)  # [d, N]: one contiguous row per coordinate
+    norms = squared_norms(points)
     assignment = np.full(points.shape[0], -1)
     for _ in range(MAX_ITERATIONS):
-        updated = nearest_centres(points, centres)[0]
+        updated, squared = nearest_centres(points, centres, point_norms=norms)
         if np.array_equal(updated, assignment):
-            break
+            return KMeansFit(centres, updated, float(squared.sum()))
         assignment = updated
         counts = np.bincount(assignment, minlength=n_bins)
         sums = cluster_sums(columns, assignment, n_bins)
         filled = counts > 0
         centres[filled] = sums[filled] / counts[filled, None]
-    return centres
+    labels, squared = nearest_centres(points, centres, point_norms=norms)
+    return KMeansFit(centres, labels, float(squared.sum()))
 
 
 def cluster_sums(columns: np.ndarray, labels: np.ndarray, n_bins: int) -> np.ndarray:
@@ -79,9 +92,7 @@ def best_kmeans(points: np.ndarray, n_clusters: int, seed: int, n_init: int) -> 
     seeds = np.random.default_rng(seed).integers(2**31, size=n_init)
     best = None
     for run_seed in seeds:
-        centres = kmeans(points, n_clusters, int(run_seed))
-        labels, squared = nearest_centres(points, centres)
-        inertia = float(squared.sum())
-        if best is None or inertia < best.inertia:
-            best = KMeansFit(centres, labels, inertia)
+        fit = kmeans_fit(points, n_clusters, int(run_seed))
+        if best is None or fit.inertia < best.inertia:
+            best = fit
     return best

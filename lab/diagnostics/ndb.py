@@ -14,7 +14,7 @@ import numpy as np
 
 from .blocks import nearest_centres
 from .errors import DiagnosticsError
-from .kmeans import kmeans
+from .kmeans import kmeans_fit
 
 MAX_BINS = 100  # Richardson & Weiss use K = 100
 MIN_POINTS_PER_BIN = 20  # smaller references get K = N_ref // 20 bins (>= 20 points a bin)
@@ -77,9 +77,9 @@ def ndb(
             f"NDB needs 2 <= K <= N_ref bins and samples; got K = {n_bins}, "
             f"N_ref = {reference.shape[0]} (default K = N_ref // {MIN_POINTS_PER_BIN})"
         )
-    centres = kmeans(reference, n_bins, seed)
-    reference_counts = np.bincount(nearest_centres(reference, centres)[0], minlength=n_bins)
-    sample_counts = np.bincount(nearest_centres(samples, centres)[0], minlength=n_bins)
+    fit = kmeans_fit(reference, n_bins, seed)  # its labels: the reference's bins
+    reference_counts = np.bincount(fit.labels, minlength=n_bins)
+    sample_counts = np.bincount(nearest_centres(samples, fit.centres)[0], minlength=n_bins)
     p_values = two_proportion_p_values(
         reference_counts, reference.shape[0], sample_counts, samples.shape[0]
     )
