@@ -261,7 +261,7 @@ def manifold_metrics(
     fake_smallest = nearest_neighbour_squared_distances(fake, k_pr, block_size, workers)
     neighbours = (real_smallest, fake_smallest)
     return manifold_from_neighbours(
-        real, fake, neighbours, k_pr, k_dc, inclusive, block_size, workers
+        real, fake, neighbours, (k_pr, k_dc), inclusive, block_size, workers
     )
 
 
@@ -269,19 +269,19 @@ def manifold_from_neighbours(
     real: np.ndarray,
     fake: np.ndarray,
     neighbours: tuple[np.ndarray, np.ndarray],
-    k_pr: int = PRECISION_RECALL_K,
-    k_dc: int = DENSITY_COVERAGE_K,
+    ks: tuple[int, int] = (PRECISION_RECALL_K, DENSITY_COVERAGE_K),
     inclusive: bool = True,
     block_size: int = FILTER_BLOCK_SIZE,
     workers: int | None = None,
 ) -> dict[str, float]:
     """manifold_metrics of real and fake from manifold_inputs, given their k-NN distances.
 
-    neighbours: (nearest_neighbour_squared_distances of real at k >= max(k_pr, k_dc), of fake
-    at k >= k_pr), float64 [N, >= max(k_pr, k_dc) + 1] and [M, >= k_pr + 1], computed once by
-    the caller (the report shares the real ones with the duplicates). The real x fake sweep.
+    ks: (k_pr, k_dc). neighbours: (nearest_neighbour_squared_distances of real at
+    k >= max(k_pr, k_dc), of fake at k >= k_pr), float64 [N, >= max(k_pr, k_dc) + 1] and
+    [M, >= k_pr + 1], computed once by the caller (the report shares the real ones with the
+    duplicates). What remains is the real x fake sweep.
     """
-    real_smallest, fake_smallest = neighbours
+    (real_smallest, fake_smallest), (k_pr, k_dc) = neighbours, ks
     thresholds = {
         "real_pr": membership_threshold(np.sqrt(real_smallest[:, k_pr]), inclusive),
         "real_dc": membership_threshold(np.sqrt(real_smallest[:, k_dc]), inclusive),
