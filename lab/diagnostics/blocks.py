@@ -329,5 +329,6 @@ def nearest_centres(
         distance[rows] = tile[np.arange(tile.shape[0]), index[rows]]
 
     tasks = [(rows,) for rows in block_ranges(points.shape[0], block_size)]
-    run_tiles(nearest_in, tasks, default_workers() if workers is None else workers)
+    workers = default_workers() if workers is None else workers
+    run_tiles(nearest_in, tasks, min(workers, len(tasks)))  # one tile: no pool
     return index, distance
