@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import TrainConfig, resolve_config
+from trainer.devices import Placement
 from trainer.edm.config import ScoreConfig, resolve_score_config
 from trainer.edm.export import export_score
 from trainer.edm.training_loop import build as build_score
@@ -33,7 +34,7 @@ class Family:
     label: str  # how messages name its settings
     config: type  # its frozen config dataclass: the defaults, and the `train` flags
     resolve: Callable[[str | None, dict[str, Any] | None], RunConfig]  # defaults < preset < flags
-    build: Callable[[Any], Run]  # config -> a fresh state for trainer.runs.train
+    build: Callable[[Any, Placement], Run]  # (config, placement) -> a fresh state to train
     # (run_dir, models_dir, name, version, description) -> the card's path
     export: Callable[[Path, Path, str, int | None, str | None], Path]
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainer.devices import full_precision
+from trainer.distributed import local_rows
 from trainer.registry import Registry
 
 Critic = Callable[[Tensor], Tensor]
@@ -80,14 +82,18 @@ def gradient_penalty(
     x_hat = eps * x + (1 - eps) * x_fake with eps ~ U[0, 1] per sample, drawn from `rng`. The
     norm is taken per D output, over all the inputs it sees (a packed D sees `pack` samples).
     The graph is kept (create_graph) so the penalty trains D, and unrolled steps through it.
+    It runs in float32 even under autocast (it differentiates twice), and eps is this rank's
+    rows of the global batch's draw (trainer.distributed.local_rows).
     """
-    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    eps = torch.rand(shape, generator=rng, dtype=real.dtype)
-    x_hat = (eps * real + (1.0 - eps) * fake).detach().requires_grad_(True)
-    output = discriminator(x_hat)  # [batch']
-    (grad,) = torch.autograd.grad(output.sum(), x_hat, create_graph=True)
-    norms = grad.reshape(output.shape[0], -1).norm(dim=1)
-    return ((norms - 1.0) ** 2).mean()
+    trailing = (1,) * (real.dim() - 1)
+    draw = lambda n: torch.rand((n, *trailing), generator=rng, dtype=torch.float32)  # noqa: E731
+    eps = local_rows(draw, real.shape[0]).to(real.device)
+    with full_precision(real):
+        x_hat = (eps * real.float() + (1.0 - eps) * fake.float()).detach().requires_grad_(True)
+        output = discriminator(x_hat)  # [batch']
+        (grad,) = torch.autograd.grad(output.sum(), x_hat, create_graph=True)
+        norms = grad.reshape(output.shape[0], -1).norm(dim=1)
+        return ((norms - 1.0) ** 2).mean()
 
 
 @LOSSES.register("wgan-gp")

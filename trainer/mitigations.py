@@ -33,6 +33,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from trainer.datasets.registry import IMAGE_DATASETS
+from trainer.devices import full_precision
+from trainer.distributed import local_rows
 from trainer.losses import Critic
 from trainer.registry import Registry
 
@@ -175,27 +177,31 @@ def instance_noise_std(config: MitigationSettings, step: int) -> float:
 
 
 def add_instance_noise(x: Tensor, std: float, rng: torch.Generator) -> Tensor:
-    """x + N(0, std^2) with the noise drawn from `rng`; x itself when std is 0."""
+    """x + N(0, std^2) with the noise drawn from `rng` (this rank's rows of the global batch's
+    draw, trainer.distributed.local_rows); x itself when std is 0."""
     if std == 0.0:
         return x
-    return x + std * torch.randn(x.shape, generator=rng, dtype=x.dtype)
+    draw = lambda n: torch.randn((n, *x.shape[1:]), generator=rng, dtype=x.dtype)  # noqa: E731
+    return x + std * local_rows(draw, x.shape[0]).to(x.device)
 
 
 def r1_penalty(discriminator: Critic, real: Tensor, gamma: float) -> Tensor:
     """Mescheder et al. 2018, Eq. 9: gamma/2 * E ||grad_x D(x)||^2 over real x, scalar.
 
-    The squared norm is taken per D output (over all samples a packed D joins).
+    The squared norm is taken per D output (over all samples a packed D joins). It runs in
+    float32 even under autocast: it differentiates twice.
     """
-    real = real.detach().requires_grad_(True)
-    output = discriminator(real)  # [batch']
-    (grad,) = torch.autograd.grad(output.sum(), real, create_graph=True)
-    return 0.5 * gamma * grad.reshape(output.shape[0], -1).pow(2).sum(dim=1).mean()
+    with full_precision(real):
+        real = real.detach().float().requires_grad_(True)
+        output = discriminator(real)  # [batch']
+        (grad,) = torch.autograd.grad(output.sum(), real, create_graph=True)
+        return 0.5 * gamma * grad.reshape(output.shape[0], -1).pow(2).sum(dim=1).mean()
 
 
 def feature_matching_loss(discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
     """Salimans et al. 2016, Sec. 3.1: ||E f(x) - E f(G(z))||_2^2 on D's `features`, scalar."""
-    real_mean = discriminator.features(real).detach().mean(dim=0)
-    return (real_mean - discriminator.features(fake).mean(dim=0)).pow(2).sum()
+    real_mean = discriminator.features(real).detach().float().mean(dim=0)  # float32 under amp
+    return (real_mean - discriminator.features(fake).float().mean(dim=0)).pow(2).sum()
 
 
 def adam_step(
@@ -269,17 +275,23 @@ TRANSLATION_RATIO = 0.125
 CUTOUT_RATIO = 0.5
 
 
+def per_image_integers(low: int, high: int, n: int, rng: torch.Generator) -> Tensor:
+    """Integers in [low, high) [n, 1, 1] int64 on the CPU, one per image: this rank's rows of
+    the global batch's draw (trainer.distributed.local_rows)."""
+    return local_rows(lambda rows: torch.randint(low, high, (rows, 1, 1), generator=rng), n)
+
+
 def translate(x: Tensor, ratio: float, rng: torch.Generator) -> Tensor:
     """Each image [N, C, H, W] shifted by its own random integer offset in
     [-round(ratio * side), +round(ratio * side)] per axis, zeros shifted in; differentiable."""
     n, _, height, width = x.shape
     shift_y, shift_x = int(height * ratio + 0.5), int(width * ratio + 0.5)
-    dy = torch.randint(-shift_y, shift_y + 1, (n, 1, 1), generator=rng)
-    dx = torch.randint(-shift_x, shift_x + 1, (n, 1, 1), generator=rng)
+    dy = per_image_integers(-shift_y, shift_y + 1, n, rng).to(x.device)
+    dx = per_image_integers(-shift_x, shift_x + 1, n, rng).to(x.device)
     padded = nn.functional.pad(x, (shift_x, shift_x, shift_y, shift_y))
-    rows = torch.arange(height).reshape(1, height, 1) + shift_y - dy  # [N, H, 1]
-    cols = torch.arange(width).reshape(1, 1, width) + shift_x - dx  # [N, 1, W]
-    batch = torch.arange(n).reshape(n, 1, 1)
+    rows = torch.arange(height, device=x.device).reshape(1, height, 1) + shift_y - dy  # [N, H, 1]
+    cols = torch.arange(width, device=x.device).reshape(1, 1, width) + shift_x - dx  # [N, 1, W]
+    batch = torch.arange(n, device=x.device).reshape(n, 1, 1)
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
 
 
@@ -288,10 +300,10 @@ def cutout(x: Tensor, ratio: float, rng: torch.Generator) -> Tensor:
     centre (clipped at the borders), the same square on every channel."""
     n, _, height, width = x.shape
     size_y, size_x = int(height * ratio + 0.5), int(width * ratio + 0.5)
-    top = torch.randint(0, height + (1 - size_y % 2), (n, 1, 1), generator=rng) - size_y // 2
-    left = torch.randint(0, width + (1 - size_x % 2), (n, 1, 1), generator=rng) - size_x // 2
-    rows = torch.arange(height).reshape(1, height, 1)
-    cols = torch.arange(width).reshape(1, 1, width)
+    top = per_image_integers(0, height + (1 - size_y % 2), n, rng).to(x.device) - size_y // 2
+    left = per_image_integers(0, width + (1 - size_x % 2), n, rng).to(x.device) - size_x // 2
+    rows = torch.arange(height, device=x.device).reshape(1, height, 1)
+    cols = torch.arange(width, device=x.device).reshape(1, 1, width)
     inside = (rows >= top) & (rows < top + size_y) & (cols >= left) & (cols < left + size_x)
     return x * (~inside).unsqueeze(1).to(x.dtype)
 

@@ -21,6 +21,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from trainer.devices import Placement
+from trainer.distributed import check_world_size
+
 
 class RunConfig(Protocol):
     """What the scaffold reads of a family's frozen config (counts in steps; 0: never)."""
@@ -41,6 +44,7 @@ class Run(Protocol):
     """A family's training state, as the scaffold drives it; `step` counts completed updates."""
 
     config: RunConfig
+    placement: Placement  # device, mixed precision, rank (trainer.devices)
     step: int
 
     def train_step(self) -> dict[str, float]:
@@ -76,25 +80,32 @@ def update_ema(average: nn.Module, model: nn.Module, decay: float) -> None:
         mean.copy_(current)
 
 
-def resumable_checkpoint(run_dir: Path, resume: bool, config: RunConfig) -> dict[str, Any] | None:
+def resumable_checkpoint(
+    run_dir: Path, resume: bool, config: RunConfig, world_size: int = 1
+) -> dict[str, Any] | None:
     """run_dir/checkpoint.pt when resuming and it exists, after config.check_resumable(its
-    config) (ValueError for another recipe); None otherwise."""
+    config) and check_world_size (ValueError for another recipe or process count); None
+    otherwise. The device is not checked: a checkpoint resumes on either."""
     path = Path(run_dir) / "checkpoint.pt"
     if not (resume and path.is_file()):
         return None
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     config.check_resumable(checkpoint["config"])
+    check_world_size(int(checkpoint.get("world_size", 1)), world_size)
     return checkpoint
 
 
-def check_run_dir(config: RunConfig, run_dir: Path, resume: bool = True) -> None:
-    """ValueError if train(build, config, run_dir, resume) would resume another recipe."""
-    resumable_checkpoint(run_dir, resume, config)
+def check_run_dir(
+    config: RunConfig, run_dir: Path, resume: bool = True, world_size: int = 1
+) -> None:
+    """ValueError if train(build, config, run_dir, resume) would resume another recipe (or
+    one written by another number of processes)."""
+    resumable_checkpoint(run_dir, resume, config, world_size)
 
 
 def maybe_resume(run: Run, run_dir: Path, resume: bool) -> None:
     """Load run_dir/checkpoint.pt into `run` if it exists and `resume` is set."""
-    checkpoint = resumable_checkpoint(run_dir, resume, run.config)
+    checkpoint = resumable_checkpoint(run_dir, resume, run.config, run.placement.world_size)
     if checkpoint is not None:
         run.load_state_dict(checkpoint)
 
@@ -157,27 +168,32 @@ def log_step(run: Run, run_dir: Path, losses: dict[str, float], bar: tqdm) -> No
 
 
 def train(
-    build: Callable[[ConfigT], RunT],
+    build: Callable[[ConfigT, Placement], RunT],
     config: ConfigT,
     run_dir: Path,
     resume: bool = True,
     progress: bool = True,
+    placement: Placement | None = None,
 ) -> RunT:
-    """Train build(config) until `config.steps` updates, resuming from run_dir if asked.
+    """Train build(config, placement) until `config.steps` updates, resuming from run_dir if
+    asked. Under torchrun every rank trains; only the writer (rank 0) evaluates and writes.
 
     Returns the final state; run_dir receives config.json, checkpoint.pt and metrics.jsonl.
     """
-    run_dir = Path(run_dir)
+    run_dir, placement = Path(run_dir), placement or Placement()
     run_dir.mkdir(parents=True, exist_ok=True)
-    run = build(config)
+    run = build(config, placement)
     maybe_resume(run, run_dir, resume)
-    truncate_log(run_dir, run.step)
-    write_config(config, run_dir)
-    bar = tqdm(total=config.steps, initial=run.step, disable=not progress, desc=run_dir.name)
+    if placement.writer:
+        truncate_log(run_dir, run.step)
+        write_config(config, run_dir)
+    disable = not (progress and placement.writer)
+    bar = tqdm(total=config.steps, initial=run.step, disable=disable, desc=run_dir.name)
     while run.step < config.steps:
         losses = run.train_step()
         bar.update(1)
-        log_step(run, run_dir, losses, bar)
-        maybe_snapshot(run, run_dir, force=run.step == config.steps)
+        if placement.writer:
+            log_step(run, run_dir, losses, bar)
+            maybe_snapshot(run, run_dir, force=run.step == config.steps)
     bar.close()
     return run

@@ -3,12 +3,14 @@ mitigations), evaluate and the checkpoint's contents. The run directory, resume 
 itself are the shared scaffold's (trainer.runs).
 
 Initialisation runs under a forked, seeded RNG; data, latents and the losses'/mitigations'
-noise (WGAN-GP's interpolation, instance noise) come from their own torch.Generator, so a run
-is a function of its config.
+noise (WGAN-GP's interpolation, instance noise) come from their own CPU torch.Generator, so a
+run is a function of its config on any device. The Placement (trainer.devices) says where the
+step computes (device, bfloat16 autocast) and which shard of the global batch this torchrun rank
+trains on (trainer.distributed).
 """
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,8 @@ from torch import Tensor, nn
 from lab.noise import gaussian_latents
 from trainer.config import IMAGE_ARCHITECTURES, TrainConfig
 from trainer.datasets import GaussianMixture, ImageDataset, get_dataset
+from trainer.devices import Placement, float32_outputs, full_precision
+from trainer.distributed import average_gradients, local_batch_size, local_rows, mean_over_ranks
 from trainer.evaluation import diagnose_samples, protocol_numbers
 from trainer.losses import Critic, GANLoss, get_loss
 from trainer.mitigations import (
@@ -54,6 +58,7 @@ class TrainState:
     noise_rng: torch.Generator
     generator_average: nn.Module | None = None  # "g-ema": the EMA of G's weights
     step: int = 0
+    placement: Placement = field(default_factory=Placement)
 
     @property
     def sampling_generator(self) -> nn.Module:
@@ -67,15 +72,17 @@ class TrainState:
         for _ in range(self.config.d_steps):
             d_loss, real, fake = discriminator_step(self)
         self.discriminator.requires_grad_(False)  # G's step needs no gradient for D's weights
-        g_loss = generator_objective(self, real, fake)
+        with self.placement.autocast():
+            g_loss = generator_objective(self, real, fake)
         self.optimizer_g.zero_grad(set_to_none=True)
         g_loss.backward()
+        average_gradients(self.generator.parameters())
         self.optimizer_g.step()
         if self.generator_average is not None:
             update_ema(self.generator_average, self.generator, self.config.g_ema_decay)
         self.discriminator.requires_grad_(True)
         self.step += 1
-        return {"d_loss": d_loss, "g_loss": g_loss.item()}
+        return mean_over_ranks({"d_loss": d_loss, "g_loss": g_loss.item()})
 
     def evaluate(self) -> dict[str, Any]:
         """The papers' protocol on `eval_samples` samples: modes covered, high quality, KL."""
@@ -93,6 +100,7 @@ class TrainState:
         average = self.generator_average
         return ({} if average is None else {"generator_average": average.state_dict()}) | {
             "step": self.step,
+            "world_size": self.placement.world_size,
             "config": self.config.to_dict(),
             "architecture": self.architecture,
             "generator": self.generator.state_dict(),
@@ -132,14 +140,22 @@ def architecture_spec(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
     return {"name": config.arch, "args": args}
 
 
-def build(config: TrainConfig) -> TrainState:
-    """Dataset, networks (seeded init), loss, Adam optimizers and the data/latent/noise RNGs."""
+def build(config: TrainConfig, placement: Placement | None = None) -> TrainState:
+    """Dataset, networks (seeded init on the CPU, then moved to the placement's device), loss,
+    Adam optimizers and the data/latent/noise RNGs (CPU). ValueError when the batch does not
+    split across the placement's processes."""
+    placement = placement or Placement()
+    pack = config.pack if "pack" in config.mitigations else 1
+    local_batch_size(config.batch_size, placement.world_size, pack)
     init_seed, data_seed, latent_seed, noise_seed = derive_seeds(config.seed, 4)
     dataset = get_dataset(config.dataset)
     architecture = architecture_spec(config, dataset)
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
         torch.manual_seed(init_seed)
         generator, discriminator = ARCHITECTURES.get(config.arch)(**architecture["args"])
+    generator, discriminator = generator.to(placement.device), discriminator.to(placement.device)
+    if placement.amp:
+        float32_outputs(generator, discriminator)
     betas = (config.beta1, config.beta2)
     noise_rng = torch.Generator().manual_seed(noise_seed)
     average = None
@@ -158,6 +174,7 @@ def build(config: TrainConfig) -> TrainState:
         latent_rng=torch.Generator().manual_seed(latent_seed),
         noise_rng=noise_rng,
         generator_average=average,
+        placement=placement,
     )
 
 
@@ -190,13 +207,17 @@ def discriminator_step(state: TrainState) -> tuple[float, Tensor, Tensor]:
     Returns D's loss and D's inputs real [batch, ...] and fake [batch, ...] (fake keeps G's
     graph, so the generator step can reuse the last batch, as with a single D step).
     """
-    batch, latent_dim = state.config.batch_size, state.config.latent_dim
-    real = state.dataset.sample(batch, state.data_rng)  # [batch, data_dim]
-    z = torch.randn(batch, latent_dim, generator=state.latent_rng)  # [batch, latent_dim]
-    real, fake = discriminator_inputs(state, real, state.generator(z))
-    d_loss = discriminator_objective(state, state.discriminator, real, fake.detach())
+    placement, latent_dim = state.placement, state.config.latent_dim
+    batch = state.config.batch_size // placement.world_size  # this rank's shard
+    real = local_rows(lambda n: state.dataset.sample(n, state.data_rng), batch)  # [batch, ...]
+    z = local_rows(lambda n: torch.randn(n, latent_dim, generator=state.latent_rng), batch)
+    real, z = real.to(placement.device), z.to(placement.device)
+    with placement.autocast():
+        real, fake = discriminator_inputs(state, real, state.generator(z))
+        d_loss = discriminator_objective(state, state.discriminator, real, fake.detach())
     state.optimizer_d.zero_grad(set_to_none=True)
     d_loss.backward()
+    average_gradients(state.discriminator.parameters())
     state.optimizer_d.step()
     return d_loss.item(), real, fake
 
@@ -206,15 +227,16 @@ def generator_objective(state: TrainState, real: Tensor, fake: Tensor) -> Tensor
     config, discriminator = state.config, state.discriminator
     if "feature-matching" in config.mitigations:  # replaces the adversarial loss (Salimans 2016)
         return feature_matching_loss(discriminator, real, fake)
-    critic: Critic = discriminator
-    if "unrolled" in config.mitigations:
+    if "unrolled" not in config.mitigations:
+        return state.loss.generator_loss(discriminator, fake)
+    with full_precision(fake):  # differentiates through K differentiable D steps: float32
         critic = unrolled_critic(
             discriminator,
             state.optimizer_d,
             lambda unrolled: discriminator_objective(state, unrolled, real, fake),
             config.unroll_steps,
         )
-    return state.loss.generator_loss(critic, fake)
+        return state.loss.generator_loss(critic, fake)
 
 
 def set_learning_rates(state: TrainState) -> None:
@@ -232,20 +254,25 @@ def set_learning_rates(state: TrainState) -> None:
 def generate(generator: nn.Module, n: int, latent_dim: int, seed: int) -> np.ndarray:
     """G on service-compatible latents gaussian_latents(n, latent_dim, seed): [n, ...] float32
     (points [n, d] or images [n, C, H, W]), in eval mode."""
-    z = torch.from_numpy(gaussian_latents(n, latent_dim, seed))
+    device = next(generator.parameters()).device
+    z = torch.from_numpy(gaussian_latents(n, latent_dim, seed)).to(device)
     was_training = generator.training
     generator.eval()
     with torch.no_grad():
-        samples = generator(z).numpy()
+        samples = generator(z).cpu().numpy()
     generator.train(was_training)
     return samples
 
 
 def training_loop(
-    config: TrainConfig, run_dir: Path, resume: bool = True, progress: bool = True
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool = True,
+    progress: bool = True,
+    placement: Placement | None = None,
 ) -> TrainState:
     """Train until `config.steps` generator updates, resuming from run_dir if asked.
 
     Returns the final state; run_dir receives config.json, checkpoint.pt and metrics.jsonl.
     """
-    return train(build, config, run_dir, resume, progress)
+    return train(build, config, run_dir, resume, progress, placement)

@@ -13,6 +13,8 @@ makes the effective target of F unit-variance at every noise level.
 import torch
 from torch import Tensor, nn
 
+from trainer.distributed import local_rows
+
 
 def preconditioning(sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(c_skip, c_out, c_in, c_noise) for noise levels sigma [batch] > 0, each [batch]."""
@@ -53,12 +55,15 @@ def edm_loss(
 ) -> Tensor:
     """The EDM loss on clean data y [batch, *shape] (scaled to std sigma_data): a scalar.
 
-    sigma and the noise n come from `generator` only (no global RNG).
+    sigma and the noise n come from `generator` only (no global RNG), on the CPU: this rank's
+    rows of the global batch's draws (trainer.distributed.local_rows), moved to y's device.
     """
-    batch = y.shape[0]
-    ln_sigma = p_mean + p_std * torch.randn(batch, generator=generator)
+    batch, shape = y.shape[0], y.shape[1:]
+    normal = local_rows(lambda rows: torch.randn(rows, generator=generator), batch)
+    ln_sigma = p_mean + p_std * normal.to(y.device)
     sigma = ln_sigma.exp()  # [batch]
-    n = torch.randn(y.shape, generator=generator) * sigma.reshape((-1,) + (1,) * (y.ndim - 1))
+    noise = local_rows(lambda rows: torch.randn((rows, *shape), generator=generator), batch)
+    n = noise.to(y.device) * sigma.reshape((-1,) + (1,) * (y.ndim - 1))
     D_yn = denoiser(y + n, sigma)
     per_sample = ((D_yn - y) ** 2).flatten(1).mean(dim=1)  # [batch]
     return (loss_weight(sigma, denoiser.sigma_data) * per_sample).mean()

@@ -4,14 +4,16 @@ itself are the shared scaffold's (trainer.runs).
 
 The checkpoint holds the network, the EMA network, the optimizer, the step and the RNG states,
 so resume is bit-exact. Initialisation runs under a forked, seeded RNG; data and noise come from
-their own torch.Generator, so a run is a function of its config. Evaluations sample the EMA
+their own CPU torch.Generator, so a run is a function of its config on any device. The
+Placement (trainer.devices) says where the step computes and which shard of the global batch
+this torchrun rank trains on (trainer.distributed). Evaluations sample the EMA
 network with the service's own sampler (lab.sampling.score_samples) and score with the shared
 metric core.
 """
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ from torch import nn
 from lab.samplers import DenoiseFunction, network_evaluations
 from lab.sampling import ScoreSpec, score_samples
 from trainer.datasets import GaussianMixture, ImageDataset, get_dataset
+from trainer.devices import Placement, float32_outputs
+from trainer.distributed import average_gradients, local_batch_size, local_rows, mean_over_ranks
 from trainer.edm.config import ScoreConfig, resolve_score_config
 from trainer.edm.precond import Denoiser, edm_loss
 from trainer.evaluation import REFERENCE_MODELS, diagnose_samples, protocol_numbers
@@ -46,21 +50,27 @@ class ScoreState:
     data_rng: torch.Generator
     noise_rng: torch.Generator
     step: int = 0
+    placement: Placement = field(default_factory=Placement)
 
     # The scaffold's plug-in (trainer.runs.Run): the recipe's step, evaluation and checkpoint.
     def train_step(self) -> dict[str, float]:
         """One Adam update of the EDM loss on a fresh batch, then the EMA update; the loss."""
-        config = self.config
-        y = self.dataset.sample(config.batch_size, self.data_rng) * self.data_scale
-        loss = edm_loss(self.denoiser, y, config.p_mean, config.p_std, self.noise_rng)
+        config, placement = self.config, self.placement
+        batch = config.batch_size // placement.world_size  # this rank's shard
+        y = local_rows(lambda n: self.dataset.sample(n, self.data_rng), batch) * self.data_scale
+        with placement.autocast():  # only the network F: preconditioning and loss stay float32
+            loss = edm_loss(
+                self.denoiser, y.to(placement.device), config.p_mean, config.p_std, self.noise_rng
+            )
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(config, self.step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(self.denoiser.parameters())
         self.optimizer.step()
         update_ema(self.ema, self.denoiser, config.ema_decay)
         self.step += 1
-        return {"loss": loss.item()}
+        return mean_over_ranks({"loss": loss.item()})
 
     def evaluate(
         self,
@@ -86,6 +96,7 @@ class ScoreState:
         return {
             "kind": "score",
             "step": self.step,
+            "world_size": self.placement.world_size,
             "config": self.config.to_dict(),
             "architecture": self.architecture,
             "data_scale": self.data_scale,
@@ -136,14 +147,20 @@ def build_denoiser(architecture: dict, sigma_data: float) -> Denoiser:
     return Denoiser(network, sigma_data)
 
 
-def build(config: ScoreConfig) -> ScoreState:
-    """Dataset, denoiser (seeded init) and its EMA copy, Adam, and the data/noise RNGs."""
+def build(config: ScoreConfig, placement: Placement | None = None) -> ScoreState:
+    """Dataset, denoiser (seeded init on the CPU, then moved to the placement's device) and its
+    EMA copy, Adam, and the data/noise RNGs (CPU). ValueError when the batch does not split
+    across the placement's processes."""
+    placement = placement or Placement()
+    local_batch_size(config.batch_size, placement.world_size)
     init_seed, data_seed, noise_seed = derive_seeds(config.seed, 3)
     dataset = get_dataset(config.dataset)
     architecture = architecture_spec(config, dataset)
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
         torch.manual_seed(init_seed)
-        denoiser = build_denoiser(architecture, config.sigma_data)
+        denoiser = build_denoiser(architecture, config.sigma_data).to(placement.device)
+    if placement.amp:
+        float32_outputs(denoiser.network)  # F's output float32: c_skip x + c_out F in float32
     ema = copy.deepcopy(denoiser).eval().requires_grad_(False)
     betas = (config.beta1, config.beta2)
     return ScoreState(
@@ -156,6 +173,7 @@ def build(config: ScoreConfig) -> ScoreState:
         optimizer=torch.optim.Adam(denoiser.parameters(), lr=config.lr, betas=betas),
         data_rng=torch.Generator().manual_seed(data_seed),
         noise_rng=torch.Generator().manual_seed(noise_seed),
+        placement=placement,
     )
 
 
@@ -174,27 +192,36 @@ def score_spec(state: ScoreState) -> ScoreSpec:
 
 
 def torch_denoiser(denoiser: nn.Module, batch: int = EVAL_BATCH) -> DenoiseFunction:
-    """The torch D as a lab.samplers Denoiser (numpy float32 in and out, no grad)."""
+    """The torch D as a lab.samplers Denoiser (numpy float32 in and out, no grad), on the
+    device of D's weights."""
+    device = next(denoiser.parameters()).device
+
+    def on_device(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(device)
 
     def denoise(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             parts = [
-                denoiser(torch.from_numpy(x[i : i + batch]), torch.from_numpy(sigma[i : i + batch]))
+                denoiser(on_device(x[i : i + batch]), on_device(sigma[i : i + batch]))
                 for i in range(0, len(x), batch)
             ]
-        return torch.cat(parts).numpy()
+        return torch.cat(parts).cpu().numpy()
 
     return denoise
 
 
 def score_training_loop(
-    config: ScoreConfig, run_dir: Path, resume: bool = True, progress: bool = True
+    config: ScoreConfig,
+    run_dir: Path,
+    resume: bool = True,
+    progress: bool = True,
+    placement: Placement | None = None,
 ) -> ScoreState:
     """Train until `config.steps` updates, resuming from run_dir if asked; the final state.
 
     run_dir receives config.json, checkpoint.pt and metrics.jsonl.
     """
-    return train(build, config, run_dir, resume, progress)
+    return train(build, config, run_dir, resume, progress, placement)
 
 
 def train_score_preset(
