@@ -3,6 +3,8 @@ function with named parameters.
 
     python -m trainer train PRESET_OR_CONFIG [--steps N --seed S ...] [--run-dir DIR]
                                              [--dry-run] [--no-resume]
+                                             [--device auto|cpu|cuda|cuda:N] [--amp auto|on|off]
+    torchrun --nproc_per_node N -m trainer train PRESET_OR_CONFIG ...   (one global batch)
     python -m trainer export RUN_DIR --name NAME [--models-dir models] [--version V]
     python -m trainer reference DATASET [--models-dir models]
     python -m trainer diagnose MODEL_DIR
@@ -37,6 +39,7 @@ from typing import Any
 from trainer.classifier import REFERENCE_DATASETS, build_classifier_references, classifier_config
 from trainer.cli_tools import add_command, or_usage_error, positive_int
 from trainer.datasets import DATASETS, GaussianMixture, get_dataset
+from trainer.device_cli import add_device_flags, train_placed
 from trainer.diagnose import rediagnose
 from trainer.edm.fused import add_fused
 from trainer.export import export_reference
@@ -54,7 +57,6 @@ from trainer.import_cli import add_import_command
 from trainer.losses import LOSSES
 from trainer.mitigations import MITIGATIONS
 from trainer.nets import ARCHITECTURES
-from trainer.runs import check_run_dir, train
 from trainer.settings import preset_names
 from trainer.table import BENCHMARKS, METHODS, QUICK, build_table
 
@@ -137,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-resume", action="store_true", help="ignore an existing checkpoint"
     )
     train_command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device_flags(train_command)
     add_export_commands(commands)
     add_classifier_command(commands)
     add_table_command(commands)
@@ -250,10 +253,8 @@ def run_train(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     run_dir = args.run_dir or Path("runs") / f"{Path(args.preset).stem}-seed{config.seed}"
-    resume = not args.no_resume
-    or_usage_error(args, check_run_dir, config, run_dir, resume)  # a run of another recipe
-    train(family.build, config, run_dir, resume=resume, progress=not args.no_progress)
-    print(f"run dir: {run_dir}")
+    if train_placed(args, family, config, run_dir):  # on --device, across torchrun's ranks
+        print(f"run dir: {run_dir}")  # from the writer (rank 0) only
     return 0
 
 

@@ -18,6 +18,7 @@ holds identical weights, as every rank applies the same averaged gradients.
 
 import os
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -56,6 +57,12 @@ def init_placement(device: str = "auto", amp: str = "auto") -> Placement:
     return Placement(torch.device(name), use_amp, rank, world_size)
 
 
+def finish() -> None:
+    """Wait until every rank has finished training (a no-op for one process)."""
+    if process_rank()[1] > 1:
+        dist.barrier()
+
+
 def shutdown() -> None:
     """Leave the process group, if this process joined one."""
     if dist.is_available() and dist.is_initialized():
@@ -72,6 +79,19 @@ def local_batch_size(batch_size: int, world_size: int, pack: int = 1) -> int:
             f"use a multiple of {world_size * pack}"
         )
     return batch_size // world_size
+
+
+def check_shards(config: Any, world_size: int) -> int:
+    """A family's config (its batch_size, and pack when D packs samples) split across
+    `world_size` processes: the rows per rank; ValueError when the batch does not split, or
+    when the family's train_step does not shard (DISTRIBUTED_KINDS)."""
+    if world_size > 1 and config.kind not in DISTRIBUTED_KINDS:
+        raise ValueError(
+            f"torchrun is supported for the {' and '.join(DISTRIBUTED_KINDS)} families only, "
+            f"not {config.kind!r}"
+        )
+    pack = config.pack if "pack" in getattr(config, "mitigations", ()) else 1
+    return local_batch_size(config.batch_size, world_size, pack)
 
 
 def local_rows(draw: Callable[[int], Tensor], rows: int) -> Tensor:

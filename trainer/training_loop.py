@@ -22,7 +22,7 @@ from lab.noise import gaussian_latents
 from trainer.config import IMAGE_ARCHITECTURES, TrainConfig
 from trainer.datasets import GaussianMixture, ImageDataset, get_dataset
 from trainer.devices import Placement, float32_outputs, full_precision
-from trainer.distributed import average_gradients, local_batch_size, local_rows, mean_over_ranks
+from trainer.distributed import average_gradients, check_shards, local_rows, mean_over_ranks
 from trainer.evaluation import diagnose_samples, protocol_numbers
 from trainer.losses import Critic, GANLoss, get_loss
 from trainer.mitigations import (
@@ -145,8 +145,7 @@ def build(config: TrainConfig, placement: Placement | None = None) -> TrainState
     Adam optimizers and the data/latent/noise RNGs (CPU). ValueError when the batch does not
     split across the placement's processes."""
     placement = placement or Placement()
-    pack = config.pack if "pack" in config.mitigations else 1
-    local_batch_size(config.batch_size, placement.world_size, pack)
+    check_shards(config, placement.world_size)
     init_seed, data_seed, latent_seed, noise_seed = derive_seeds(config.seed, 4)
     dataset = get_dataset(config.dataset)
     architecture = architecture_spec(config, dataset)

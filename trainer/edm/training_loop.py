@@ -25,7 +25,7 @@ from lab.samplers import DenoiseFunction, network_evaluations
 from lab.sampling import ScoreSpec, score_samples
 from trainer.datasets import GaussianMixture, ImageDataset, get_dataset
 from trainer.devices import Placement, float32_outputs
-from trainer.distributed import average_gradients, local_batch_size, local_rows, mean_over_ranks
+from trainer.distributed import average_gradients, check_shards, local_rows, mean_over_ranks
 from trainer.edm.config import ScoreConfig, resolve_score_config
 from trainer.edm.precond import Denoiser, edm_loss
 from trainer.evaluation import REFERENCE_MODELS, diagnose_samples, protocol_numbers
@@ -152,7 +152,7 @@ def build(config: ScoreConfig, placement: Placement | None = None) -> ScoreState
     EMA copy, Adam, and the data/noise RNGs (CPU). ValueError when the batch does not split
     across the placement's processes."""
     placement = placement or Placement()
-    local_batch_size(config.batch_size, placement.world_size)
+    check_shards(config, placement.world_size)
     init_seed, data_seed, noise_seed = derive_seeds(config.seed, 3)
     dataset = get_dataset(config.dataset)
     architecture = architecture_spec(config, dataset)

@@ -1,0 +1,47 @@
+"""The `train` command's placement: --device and --amp, and the run under torchrun (one process
+per rank, rank 0 writing). The flags are run-time choices, never part of the recipe
+(trainer.devices)."""
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from trainer.cli_tools import or_usage_error
+from trainer.devices import AMP_MODES
+from trainer.distributed import check_shards, finish, init_placement, shutdown
+from trainer.runs import check_run_dir, train
+
+
+def add_device_flags(parser: argparse.ArgumentParser) -> None:
+    """--device and --amp for `train`."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda or cuda:N; under "
+        "torchrun each rank uses cuda:LOCAL_RANK (default auto)",
+    )
+    parser.add_argument(
+        "--amp",
+        choices=AMP_MODES,
+        default="auto",
+        help="bfloat16 autocast around the training step's forward passes: auto = on for CUDA "
+        "with bfloat16, off on the CPU (default auto)",
+    )
+
+
+def train_placed(args: argparse.Namespace, family: Any, config: Any, run_dir: Path) -> bool:
+    """Train `config` with the family's recipe on --device / --amp, as this torchrun rank when
+    launched by torchrun. A device that cannot run here, a batch that does not split across the
+    ranks, a run dir of another recipe or process count: usage errors on every rank. Returns
+    True for the writer (rank 0), the one process that reports."""
+    placement = or_usage_error(args, init_placement, args.device, args.amp)
+    try:
+        resume = not args.no_resume
+        or_usage_error(args, check_shards, config, placement.world_size)
+        or_usage_error(args, check_run_dir, config, run_dir, resume, placement.world_size)
+        progress = not args.no_progress
+        train(family.build, config, run_dir, resume, progress, placement)
+        finish()  # every rank waits for the writer's last checkpoint
+    finally:
+        shutdown()
+    return placement.writer
