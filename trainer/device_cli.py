@@ -8,7 +8,13 @@ from typing import Any
 
 from trainer.cli_tools import or_usage_error
 from trainer.devices import AMP_MODES
-from trainer.distributed import check_shards, finish, init_placement, shutdown
+from trainer.distributed import (
+    check_same_start,
+    check_shards,
+    finish,
+    init_placement,
+    shutdown,
+)
 from trainer.runs import check_run_dir, train
 
 
@@ -32,13 +38,15 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
 def train_placed(args: argparse.Namespace, family: Any, config: Any, run_dir: Path) -> bool:
     """Train `config` with the family's recipe on --device / --amp, as this torchrun rank when
     launched by torchrun. A device that cannot run here, a batch that does not split across the
-    ranks, a run dir of another recipe or process count: usage errors on every rank. Returns
+    ranks, a run dir of another recipe or process count, or one that some ranks do not see:
+    usage errors on every rank. Returns
     True for the writer (rank 0), the one process that reports."""
     placement = or_usage_error(args, init_placement, args.device, args.amp)
     try:
         resume = not args.no_resume
         or_usage_error(args, check_shards, config, placement.world_size)
-        or_usage_error(args, check_run_dir, config, run_dir, resume, placement.world_size)
+        start = or_usage_error(args, check_run_dir, config, run_dir, resume, placement.world_size)
+        or_usage_error(args, check_same_start, start)
         progress = not args.no_progress
         train(family.build, config, run_dir, resume, progress, placement)
         finish()  # every rank waits for the writer's last checkpoint

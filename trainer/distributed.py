@@ -26,8 +26,6 @@ from torch import Tensor, nn
 
 from trainer.devices import Placement, make_deterministic, resolve_amp, resolve_device
 
-DISTRIBUTED_KINDS = ("gan", "score")  # the families whose train_step shards and averages
-
 
 def launched_by_torchrun() -> bool:
     """True when torchrun (or any launcher setting WORLD_SIZE and RANK) started this process."""
@@ -69,6 +67,11 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def collective_device() -> str:
+    """Where a collective's tensors live: this rank's GPU under NCCL, the CPU under gloo."""
+    return "cuda" if dist.get_backend() == "nccl" else "cpu"
+
+
 def local_batch_size(batch_size: int, world_size: int, pack: int = 1) -> int:
     """Rows per rank of a global batch; ValueError unless it splits into whole shards (of
     whole packs, for a packed D)."""
@@ -83,13 +86,7 @@ def local_batch_size(batch_size: int, world_size: int, pack: int = 1) -> int:
 
 def check_shards(config: Any, world_size: int) -> int:
     """A family's config (its batch_size, and pack when D packs samples) split across
-    `world_size` processes: the rows per rank; ValueError when the batch does not split, or
-    when the family's train_step does not shard (DISTRIBUTED_KINDS)."""
-    if world_size > 1 and config.kind not in DISTRIBUTED_KINDS:
-        raise ValueError(
-            f"torchrun is supported for the {' and '.join(DISTRIBUTED_KINDS)} families only, "
-            f"not {config.kind!r}"
-        )
+    `world_size` processes: the rows per rank; ValueError when the batch does not split."""
     pack = config.pack if "pack" in getattr(config, "mitigations", ()) else 1
     return local_batch_size(config.batch_size, world_size, pack)
 
@@ -128,10 +125,26 @@ def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
     if world_size == 1:
         return values
     keys = sorted(values)
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    stacked = torch.tensor([values[key] for key in keys], dtype=torch.float64, device=device)
+    stacked = torch.tensor([values[key] for key in keys], dtype=torch.float64)
+    stacked = stacked.to(collective_device())
     dist.all_reduce(stacked)
     return dict(zip(keys, (stacked / world_size).tolist(), strict=True))
+
+
+def check_same_start(step: int) -> None:
+    """ValueError on every rank unless all ranks resumed at the same `step` (a run dir that
+    only some nodes see starts the others from scratch); a no-op for one process."""
+    rank, world_size = process_rank()
+    if world_size == 1:
+        return
+    steps = torch.tensor([step, -step], dtype=torch.int64, device=collective_device())
+    dist.all_reduce(steps, op=dist.ReduceOp.MAX)
+    latest, earliest = int(steps[0]), -int(steps[1])
+    if latest != earliest:
+        raise ValueError(
+            f"the ranks resumed at different steps ({earliest} to {latest}): the run dir must be "
+            "on storage that every node shares"
+        )
 
 
 def check_world_size(saved: int, current: int) -> None:

@@ -97,10 +97,12 @@ def resumable_checkpoint(
 
 def check_run_dir(
     config: RunConfig, run_dir: Path, resume: bool = True, world_size: int = 1
-) -> None:
-    """ValueError if train(build, config, run_dir, resume) would resume another recipe (or
-    one written by another number of processes)."""
-    resumable_checkpoint(run_dir, resume, config, world_size)
+) -> int:
+    """The step train(build, config, run_dir, resume) would start at (0: from scratch);
+    ValueError if it would resume another recipe (or one written by another number of
+    processes)."""
+    checkpoint = resumable_checkpoint(run_dir, resume, config, world_size)
+    return 0 if checkpoint is None else int(checkpoint["step"])
 
 
 def maybe_resume(run: Run, run_dir: Path, resume: bool) -> None:

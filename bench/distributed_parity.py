@@ -1,0 +1,130 @@
+"""Benchmark: a run split across torchrun processes (gloo, CPU) against the same run in one
+process, from the same seed.
+
+    python -m bench.distributed_parity                             # ring8-gan, 10/100/1000 steps
+    python -m bench.distributed_parity --presets ring8-wgan-gp grid25-edm --steps 10 100
+    python -m bench.distributed_parity --processes 4
+
+Both runs go through the real CLI (`python -m trainer train`, and `torchrun --standalone
+--nproc_per_node N -m trainer train`) with one thread per process. The ranks draw the same
+global batch as the single process and average their shards' gradients, so the runs differ
+only in the order of floating-point reductions (trainer/distributed.py); the table shows how
+far that takes the weights (the largest difference over every network tensor, and relative to
+the largest weight) and the last evaluation's numbers. Prints a markdown table.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+# The checkpoint entries holding network weights, by family (trainer.families).
+NETWORKS = {"gan": ("generator", "discriminator"), "score": ("denoiser", "ema")}
+EVALUATION = ("modes_covered", "high_quality_fraction", "kl")  # the papers' protocol
+
+
+def train_command(preset: str, processes: int, run_dir: Path, flags: list[str]) -> list[str]:
+    """`python -m trainer train PRESET FLAGS --run-dir RUN_DIR` on the CPU, under torchrun
+    (one host, `processes` ranks) when processes > 1."""
+    launcher = [sys.executable, "-m"]
+    if processes > 1:
+        launcher += ["torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    options = ["--run-dir", str(run_dir), "--device", "cpu", "--no-progress"]
+    return launcher + ["trainer", "train", preset, *flags, *options]
+
+
+def run_training(preset: str, processes: int, run_dir: Path, flags: list[str]) -> float:
+    """Train in `processes` processes of one thread each (train_command): wall seconds.
+    RuntimeError with the output when the command fails."""
+    environment = os.environ | {"OMP_NUM_THREADS": "1"}
+    started = time.monotonic()
+    done = subprocess.run(
+        train_command(preset, processes, run_dir, flags),
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"training failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return time.monotonic() - started
+
+
+def weight_difference(one: Path, other: Path) -> tuple[float, float]:
+    """(max |w_one - w_other|, max |w_one|) over every network tensor of two run dirs'
+    checkpoints (the same family and architecture)."""
+    first, second = (torch.load(p / "checkpoint.pt", weights_only=True) for p in (one, other))
+    differences, sizes = [0.0], [0.0]
+    for network in NETWORKS[first.get("kind", "gan")]:
+        for name, tensor in first[network].items():
+            if tensor.is_floating_point():
+                differences.append((tensor - second[network][name]).abs().max().item())
+                sizes.append(tensor.abs().max().item())
+    return max(differences), max(sizes)
+
+
+def last_evaluation(run_dir: Path) -> dict:
+    """The last metrics.jsonl line with the papers' protocol numbers."""
+    lines = (json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines())
+    return [line for line in lines if "modes_covered" in line][-1]
+
+
+def compare(preset: str, processes: int, steps: int, folder: Path) -> dict:
+    """One table row: train `preset` in one and in `processes` processes, compare."""
+    one, many = folder / f"{preset}-{steps}-1", folder / f"{preset}-{steps}-{processes}"
+    # Evaluate and write the checkpoint at the last step only.
+    flags = [f"--{name}={steps}" for name in ("steps", "eval-every", "snapshot-every")]
+    runs = ((1, one), (processes, many))
+    seconds = [run_training(preset, count, run_dir, flags) for count, run_dir in runs]
+    difference, size = weight_difference(one, many)
+    evaluations = [last_evaluation(one), last_evaluation(many)]
+    return {
+        "preset": preset,
+        "steps": steps,
+        "difference": difference,
+        "relative": difference / size,
+        "evaluations": evaluations,
+        "seconds": seconds,
+    }
+
+
+def format_value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def print_table(rows: list[dict], processes: int) -> None:
+    header = ["preset", "steps", "max abs weight diff", "relative"]
+    header += [f"{key} (1 / {processes})" for key in EVALUATION] + [f"s (1 / {processes})"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        cells = [row["preset"], str(row["steps"]), f"{row['difference']:.2e}"]
+        cells.append(f"{row['relative']:.2e}")
+        for key in EVALUATION:
+            cells.append(" / ".join(format_value(run[key]) for run in row["evaluations"]))
+        cells.append(" / ".join(f"{seconds:.1f}" for seconds in row["seconds"]))
+        print("| " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--presets", nargs="+", default=["ring8-gan"])
+    parser.add_argument("--steps", nargs="+", type=int, default=[10, 100, 1000])
+    parser.add_argument("--processes", type=int, default=2, help="torchrun's --nproc_per_node")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="distributed-parity-"))
+    rows = [
+        compare(preset, args.processes, steps, folder)
+        for preset in args.presets
+        for steps in args.steps
+    ]
+    print_table(rows, args.processes)
+
+
+if __name__ == "__main__":
+    main()
