@@ -105,10 +105,14 @@ def resolve_amp(mode: str, device: str, bf16_supported: bool | None = None) -> b
 
 def make_deterministic(device: str) -> None:
     """Make repeated runs on one CUDA device bit-identical: deterministic cuBLAS workspaces and
-    cuDNN kernels, no autotuning (a process-wide setting; call before the first CUDA op)."""
+    cuDNN kernels, no autotuning; and float32 kept float32 (no TF32 in matrix products and
+    convolutions; autocast is the one way to lower precision). A process-wide setting; call
+    before the first CUDA op."""
     if not device.startswith("cuda"):
         return  # the CPU kernels used here are deterministic already
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False  # on by default for convolutions
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     torch.use_deterministic_algorithms(True, warn_only=True)

@@ -100,22 +100,33 @@ def local_rows(draw: Callable[[int], Tensor], rows: int) -> Tensor:
     return draw(rows * world_size)[rank * rows : (rank + 1) * rows]
 
 
-def average_gradients(parameters: Iterable[nn.Parameter]) -> None:
-    """Each parameter's .grad <- its mean over the ranks, with one all-reduce (a no-op for one
-    process). Parameters without a gradient are skipped on every rank alike (same graph)."""
+def average_in_place(tensors: list[Tensor]) -> None:
+    """Each tensor <- its mean over the ranks, with one all-reduce (a no-op for one process or
+    no tensors; every rank passes the same shapes in the same order)."""
     rank, world_size = process_rank()
-    if world_size == 1:
+    if world_size == 1 or not tensors:
         return
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([grad.reshape(-1) for grad in grads])
+    flat = torch.cat([tensor.reshape(-1) for tensor in tensors])
     dist.all_reduce(flat)
     flat /= world_size
     offset = 0
-    for grad in grads:
-        grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
-        offset += grad.numel()
+    for tensor in tensors:
+        tensor.copy_(flat[offset : offset + tensor.numel()].view_as(tensor))
+        offset += tensor.numel()
+
+
+def average_gradients(parameters: Iterable[nn.Parameter]) -> None:
+    """Each parameter's .grad <- its mean over the ranks (what DDP's reducer does).
+    Parameters without a gradient are skipped on every rank alike (same graph)."""
+    average_in_place([p.grad for p in parameters if p.grad is not None])
+
+
+def average_buffers(*modules: nn.Module) -> None:
+    """Each floating buffer (batch norm's running mean and variance) <- its mean over the
+    ranks, so every rank, and so the checkpoint rank 0 writes, holds the same statistics. Each
+    rank normalises with its own shard's batch statistics in between (docs/trainer-scaling.md)."""
+    buffers = [b for module in modules for b in module.buffers() if b.is_floating_point()]
+    average_in_place(buffers)
 
 
 def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:

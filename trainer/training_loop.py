@@ -22,7 +22,13 @@ from lab.noise import gaussian_latents
 from trainer.config import IMAGE_ARCHITECTURES, TrainConfig
 from trainer.datasets import GaussianMixture, ImageDataset, get_dataset
 from trainer.devices import Placement, float32_outputs, full_precision
-from trainer.distributed import average_gradients, check_shards, local_rows, mean_over_ranks
+from trainer.distributed import (
+    average_buffers,
+    average_gradients,
+    check_shards,
+    local_rows,
+    mean_over_ranks,
+)
 from trainer.evaluation import diagnose_samples, protocol_numbers
 from trainer.losses import Critic, GANLoss, get_loss
 from trainer.mitigations import (
@@ -78,6 +84,7 @@ class TrainState:
         g_loss.backward()
         average_gradients(self.generator.parameters())
         self.optimizer_g.step()
+        average_buffers(self.generator, self.discriminator)  # batch norm: the same on every rank
         if self.generator_average is not None:
             update_ema(self.generator_average, self.generator, self.config.g_ema_decay)
         self.discriminator.requires_grad_(True)

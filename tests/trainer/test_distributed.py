@@ -2,8 +2,10 @@
 of reductions; rank 0 alone writes; resume needs the same number of processes."""
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from trainer.distributed import check_world_size, local_batch_size
 TINY = "--g-hidden=32 --g-depth=2 --d-hidden=32 --d-depth=2 --batch-size=64 --log-every=5"
 TINY += " --eval-every=10 --snapshot-every=10 --eval-samples=500 --lr-schedule=constant"
 FLAGS = TINY.split()
+REPO = Path(__file__).parents[2]
 # Documented in docs/trainer-scaling.md: after 20-30 steps the weights of 1 and 2 processes
 # differ by at most this (float32 sums taken in another order; measured: see the doc).
 WEIGHT_TOLERANCE = 1e-5
@@ -125,3 +128,20 @@ def test_the_world_size_refusal_says_how_to_resume():
     check_world_size(2, 2)
     with pytest.raises(ValueError, match="--nproc_per_node x nodes = 4, or start a new run dir"):
         check_world_size(4, 2)
+
+
+def test_every_rank_holds_the_same_weights_and_batch_norm_statistics(tmp_path):
+    script = Path(__file__).with_name("torchrun_ranks.py")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command = launcher + ["--nproc_per_node=2", str(script), str(tmp_path)]
+    environment = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, second = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert "net.1.running_mean" in first["generator"]  # batch norm: buffers fed by each shard
+    for network, tensors in first.items():
+        for name, tensor in tensors.items():
+            assert torch.equal(tensor, second[network][name]), f"{network}.{name} differs"
+    for rank in (0, 1):
+        message = (tmp_path / f"rank{rank}.txt").read_text()
+        assert "resumed at different steps (0 to 10)" in message
