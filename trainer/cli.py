@@ -4,7 +4,7 @@ function with named parameters.
     python -m trainer train PRESET_OR_CONFIG [--steps N --seed S ...] [--run-dir DIR]
                                              [--dry-run] [--no-resume]
                                              [--device auto|cpu|cuda|cuda:N] [--amp auto|on|off]
-    torchrun --nproc_per_node N -m trainer train PRESET_OR_CONFIG ...   (one global batch)
+    torchrun --standalone --nproc_per_node N -m trainer train PRESET_OR_CONFIG ...  (N ranks)
     python -m trainer export RUN_DIR --name NAME [--models-dir models] [--version V]
     python -m trainer reference DATASET [--models-dir models]
     python -m trainer diagnose MODEL_DIR
