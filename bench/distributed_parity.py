@@ -10,7 +10,10 @@ Both runs go through the real CLI (`python -m trainer train`, and `torchrun --st
 global batch as the single process and average their shards' gradients, so the runs differ
 only in the order of floating-point reductions (trainer/distributed.py); the table shows how
 far that takes the weights (the largest difference over every network tensor, and relative to
-the largest weight) and the last evaluation's numbers. Prints a markdown table.
+the largest weight) and the last evaluation's numbers. For scale, the "one ulp" column trains
+one process twice in this process, the second time with every weight of the first network
+(G, or the denoiser) moved by one float32 ulp at step 0: how far the recipe's own dynamics
+carry a perturbation of rounding size. Prints a markdown table.
 """
 
 import argparse
@@ -23,6 +26,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from trainer.families import preset_family
 
 # The checkpoint entries holding network weights, by family (trainer.families).
 NETWORKS = {"gan": ("generator", "discriminator"), "score": ("denoiser", "ema")}
@@ -68,6 +73,31 @@ def weight_difference(one: Path, other: Path) -> tuple[float, float]:
     return max(differences), max(sizes)
 
 
+def nudged_difference(preset: str, steps: int) -> float:
+    """max |w - w'| over every network tensor after `steps` steps of two one-process runs of
+    `preset`, the second with the first network's weights moved by one ulp at step 0."""
+    family = preset_family(preset)
+    config = family.resolve(preset, {"steps": steps, "eval_every": 0})
+    states = [family.build(config, None) for _ in range(2)]
+    networks = NETWORKS[config.kind]
+    with torch.no_grad():
+        for weight in getattr(states[1], networks[0]).parameters():
+            weight.copy_(torch.nextafter(weight, torch.full_like(weight, float("inf"))))
+    for state in states:
+        while state.step < steps:
+            state.train_step()
+    pairs = [
+        (getattr(states[0], network).state_dict(), getattr(states[1], network).state_dict())
+        for network in networks
+    ]
+    return max(
+        (first[name] - second[name]).abs().max().item()
+        for first, second in pairs
+        for name in first
+        if first[name].is_floating_point()
+    )
+
+
 def last_evaluation(run_dir: Path) -> dict:
     """The last metrics.jsonl line with the papers' protocol numbers."""
     lines = (json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines())
@@ -88,6 +118,7 @@ def compare(preset: str, processes: int, steps: int, folder: Path) -> dict:
         "steps": steps,
         "difference": difference,
         "relative": difference / size,
+        "one_ulp": nudged_difference(preset, steps),
         "evaluations": evaluations,
         "seconds": seconds,
     }
@@ -98,13 +129,13 @@ def format_value(value: float | None) -> str:
 
 
 def print_table(rows: list[dict], processes: int) -> None:
-    header = ["preset", "steps", "max abs weight diff", "relative"]
+    header = ["preset", "steps", "max abs weight diff", "relative", "one ulp"]
     header += [f"{key} (1 / {processes})" for key in EVALUATION] + [f"s (1 / {processes})"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
         cells = [row["preset"], str(row["steps"]), f"{row['difference']:.2e}"]
-        cells.append(f"{row['relative']:.2e}")
+        cells += [f"{row['relative']:.2e}", f"{row['one_ulp']:.2e}"]
         for key in EVALUATION:
             cells.append(" / ".join(format_value(run[key]) for run in row["evaluations"]))
         cells.append(" / ".join(f"{seconds:.1f}" for seconds in row["seconds"]))
@@ -117,6 +148,7 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", type=int, default=[10, 100, 1000])
     parser.add_argument("--processes", type=int, default=2, help="torchrun's --nproc_per_node")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as the trainer processes run
     folder = Path(tempfile.mkdtemp(prefix="distributed-parity-"))
     rows = [
         compare(preset, args.processes, steps, folder)
