@@ -4,7 +4,6 @@ per rank, rank 0 writing). The flags are run-time choices, never part of the rec
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from trainer.cli_tools import or_usage_error
 from trainer.devices import AMP_MODES
@@ -15,7 +14,8 @@ from trainer.distributed import (
     init_placement,
     shutdown,
 )
-from trainer.runs import check_run_dir, train
+from trainer.families import Family
+from trainer.runs import RunConfig, check_run_dir, train
 
 
 def add_device_flags(parser: argparse.ArgumentParser) -> None:
@@ -35,12 +35,13 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def train_placed(args: argparse.Namespace, family: Any, config: Any, run_dir: Path) -> bool:
+def train_placed(
+    args: argparse.Namespace, family: Family, config: RunConfig, run_dir: Path
+) -> bool:
     """Train `config` with the family's recipe on --device / --amp, as this torchrun rank when
     launched by torchrun. A device that cannot run here, a batch that does not split across the
     ranks, a run dir of another recipe or process count, or one that some ranks do not see:
-    usage errors on every rank. Returns
-    True for the writer (rank 0), the one process that reports."""
+    usage errors on every rank. Returns True for the writer (rank 0), the one that reports."""
     placement = or_usage_error(args, init_placement, args.device, args.amp)
     try:
         resume = not args.no_resume
