@@ -85,9 +85,9 @@ def resolve_device(name: str, local_rank: int | None = None, gpus: int | None = 
 def resolve_amp(mode: str, device: str, bf16_supported: bool | None = None) -> bool:
     """--amp auto|on|off on `device` -> whether the training step runs under bfloat16 autocast.
 
-    auto: on for CUDA devices that support bfloat16 (Ampere and later), off elsewhere (the CPU
-    has no bfloat16 matrix units to gain from, and stays exact float32). on: also on the CPU (for checks), ValueError on a GPU
-    without bfloat16. off: never.
+    auto: on for CUDA devices that support bfloat16 (Ampere and later), off elsewhere (CPU runs
+    stay float32). on: also on the CPU (for checks), ValueError on a GPU without bfloat16.
+    off: never.
     """
     if mode not in AMP_MODES:
         raise ValueError(f"unknown amp mode {mode!r}; choose from {', '.join(AMP_MODES)}")
