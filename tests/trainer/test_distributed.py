@@ -96,6 +96,7 @@ def test_one_process_refuses_a_checkpoint_of_two(runs, tmp_path, capsys):
     assert checkpoint["step"] == 20
 
 
+@pytest.mark.slow  # a third torchrun launch; the refusal itself is tested above
 def test_two_processes_refuse_a_checkpoint_of_one(runs, tmp_path):
     shutil.copytree(runs / "one", tmp_path / "run")
     command = train_command("ring8-gan", 2, tmp_path / "run", FLAGS + ["--steps=30"])
