@@ -6,6 +6,7 @@ place that chooses between them (sampling_path, used by score_drawer and file_sa
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -281,18 +282,40 @@ def score_drawer(
     return draw
 
 
-def generator_drawer(session: object, card: dict, max_batch: int) -> Draw:
+@dataclass(frozen=True)
+class RowwiseDraw:
+    """A Draw whose samples are one session's rows over seeded per-row inputs: draw(n, seed) =
+    session(inputs(n, seed)), first output, in runs of <= max_batch rows. A graph's rows are
+    independent (every served one is checked: tests/service/test_batching.py), so the inputs of
+    several requests may be concatenated into one run and the output split back, each request
+    getting the bits it gets alone (the service's dynamic batching, service/batching.py).
+
+    session: the onnxruntime session; input_name: its one input.
+    noise: (n, seed) -> the inputs [n, ...] float32 of a request (a gan's latents).
+    """
+
+    session: object
+    input_name: str
+    noise: Callable[[int, int], np.ndarray]
+    max_batch: int
+
+    def inputs(self, n: int, seed: int) -> dict[str, np.ndarray]:
+        """The session's inputs for (n, seed): {input_name: noise(n, seed)}."""
+        return {self.input_name: self.noise(n, seed)}
+
+    def __call__(self, n: int, seed: int, progress: Progress | None = None) -> np.ndarray:
+        inputs = self.inputs(n, seed)
+        return runtime.run_rows(self.session, inputs, self.max_batch, None, counter(progress, n))
+
+
+def generator_drawer(session: object, card: dict, max_batch: int) -> RowwiseDraw:
     """draw(n, seed) -> G(z) [n, *card output shape] float32 (a float16 graph casts back): a
     gan card's session on z = latents(card_latent(card), n, seed) [n, latent_dim] float32
     (gaussian_latents unless the card declares another distribution), in runs of <= max_batch
     rows."""
-    name, latent = card["input"]["name"], card_latent(card)
-
-    def draw(n: int, seed: int, progress: Progress | None = None) -> np.ndarray:
-        inputs = {name: latents(latent, n, seed)}
-        return runtime.run_rows(session, inputs, max_batch, None, counter(progress, n))
-
-    return draw
+    return RowwiseDraw(
+        session, card["input"]["name"], partial(latents, card_latent(card)), max_batch
+    )
 
 
 def file_sampler(

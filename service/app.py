@@ -11,6 +11,7 @@ from flask import Flask
 
 from service import logs, metrics
 from service.api import register_blueprints
+from service.batching import Batchers, BatchSettings
 from service.compression import register_compression
 from service.config import ServiceConfig
 from service.cors import register_cors
@@ -37,12 +38,22 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     register_blueprints(app)
     register_error_handlers(app)
     load_models(app, config)
-    app.extensions["guard"] = Guard(config.max_in_flight, config.request_deadline)
+    guard = Guard(config.max_in_flight, config.request_deadline)
+    app.extensions["guard"] = guard
+    app.extensions["batchers"] = batchers(config, guard)
     app.extensions["references"] = ReferenceStore(
         config.data_dir, config.max_references, config.max_reference_bytes
     )
     start_jobs(app, config)
     return app
+
+
+def batchers(config: ServiceConfig, guard: Guard) -> Batchers | None:
+    """This worker's dynamic batch queues (service/batching.py); None when BATCHING is off."""
+    if config.batching == "off":
+        return None
+    window_s = config.batch_window_us / 1e6
+    return Batchers(BatchSettings(window_s, config.batch_max_rows, config.batch_queue), guard)
 
 
 def start_jobs(app: Flask, config: ServiceConfig) -> None:

@@ -62,6 +62,17 @@ class ServiceConfig:
     job_workers: int = 1
     job_nice: int = 10
     max_in_flight: int = 4  # MAX_IN_FLIGHT: heavy requests computing at once per worker; 503 beyond
+    # Dynamic batching (service/batching.py). BATCHING: "on" merges concurrent requests of at
+    # most BATCH_MAX_ROWS samples to one gan version (and /v2 inferences of one version) in one
+    # worker into one onnxruntime run, each request getting exactly the samples it gets alone;
+    # "off" runs each request on its own. BATCH_WINDOW_US: microseconds the first request of a
+    # batch waits for others to join (0: none; requests that arrive while a batch runs still
+    # form the next one). BATCH_QUEUE: requests waiting per model version and worker; a request
+    # beyond it gets the 503 of /problems/busy. A merged run takes one MAX_IN_FLIGHT slot.
+    batching: str = "on"
+    batch_window_us: int = 0
+    batch_max_rows: int = 1024
+    batch_queue: int = 64
     request_deadline: float = 60.0  # REQUEST_DEADLINE: seconds before a heavy request gets 504
     api_key: str = ""  # API_KEY: when set, required as `Authorization: Bearer` (not on probes)
     log_level: str = "INFO"  # LOG_LEVEL
@@ -101,7 +112,7 @@ class ServiceConfig:
         """Return self, or raise ValueError naming the first setting out of range."""
         if self.device not in ("auto", "cuda", "cpu"):
             raise ValueError(f"DEVICE must be auto, cuda or cpu, not {self.device!r}")
-        for name in ("fused_sampler", "step_graphs", "gzip"):
+        for name in ("fused_sampler", "step_graphs", "gzip", "batching"):
             if getattr(self, name) not in ("on", "off"):
                 raise ValueError(f"{name.upper()} must be on or off, not {getattr(self, name)!r}")
         if self.log_format not in ("text", "json"):
@@ -128,9 +139,13 @@ class ServiceConfig:
             "max_jobs",
             "max_job_bytes",
             "job_workers",
+            "batch_max_rows",
+            "batch_queue",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.upper()} must be >= 1")
+        if not 0 <= self.batch_window_us <= 1_000_000:
+            raise ValueError("BATCH_WINDOW_US must be between 0 and 1000000 (one second)")
         if not self.request_deadline > 0:
             raise ValueError("REQUEST_DEADLINE must be > 0")
         if not self.job_ttl > 0:

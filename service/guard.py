@@ -28,13 +28,18 @@ class Guard:
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="guarded")
 
-    def run(self, work: Callable[..., T], *args: object, bounded: bool = False) -> T:
+    def run(
+        self, work: Callable[..., T], *args: object, bounded: bool = False, wait: bool = False
+    ) -> T:
         """work(*args), or ApiError 503 (no free slot) / 504 (deadline passed).
 
         bounded: the work is known to be short (one generation batch), so it runs in the
         calling thread, skipping the pool's hand-off (a slot is still taken; no deadline).
+        wait: when every slot is taken, wait for one up to the deadline (504 after it) instead
+        of the 503: a merged batch (service/batching.py), whose requests already waited their
+        turn in its bounded queue.
         """
-        self._acquire()
+        self._acquire(wait)
         if bounded:
             try:
                 return work(*args)
@@ -49,17 +54,23 @@ class Guard:
         try:
             return future.result(timeout=self.deadline_s)
         except FutureTimeout:
-            metrics.DEADLINE_EXCEEDED.inc()
-            raise ApiError(
-                504,
-                f"not done within the deadline of {self.deadline_s:g} s "
-                "(REQUEST_DEADLINE); ask for fewer samples, or send 'Prefer: respond-async' "
-                "to run it as a job (202 and Location: /v1/jobs/<id>)",
-                "deadline",
-            ) from None
+            raise self._past_deadline() from None
 
-    def _acquire(self) -> None:
-        if not self._slots.acquire(blocking=False):
+    def _past_deadline(self) -> ApiError:
+        metrics.DEADLINE_EXCEEDED.inc()
+        return ApiError(
+            504,
+            f"not done within the deadline of {self.deadline_s:g} s "
+            "(REQUEST_DEADLINE); ask for fewer samples, or send 'Prefer: respond-async' "
+            "to run it as a job (202 and Location: /v1/jobs/<id>)",
+            "deadline",
+        )
+
+    def _acquire(self, wait: bool = False) -> None:
+        if wait:
+            if not self._slots.acquire(timeout=self.deadline_s):
+                raise self._past_deadline()
+        elif not self._slots.acquire(blocking=False):
             metrics.GUARD_REJECTIONS.inc()
             raise ApiError(
                 503,

@@ -20,6 +20,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+# Seconds a request waits in a batch queue: a merged run of small requests takes about 1 ms.
+QUEUE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 REQUESTS = Counter("http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
@@ -36,7 +39,7 @@ IN_FLIGHT = Gauge(
 )
 GUARD_REJECTIONS = Counter(
     "http_requests_rejected_busy_total",
-    "Requests refused with 503 because MAX_IN_FLIGHT were running.",
+    "Requests refused with 503 because MAX_IN_FLIGHT were running (or BATCH_QUEUE waiting).",
 )
 DEADLINE_EXCEEDED = Counter(
     "http_requests_deadline_exceeded_total",
@@ -60,6 +63,24 @@ INFERENCE_FAILURE = triton_counter("nv_inference_request_failure", "Failed infer
 INFERENCE_COUNT = triton_counter("nv_inference_count", "Samples generated, i.e. inferences")
 INFERENCE_DURATION_US = triton_counter(
     "nv_inference_compute_infer_duration_us", "Cumulative compute time of inference, microseconds"
+)
+INFERENCE_EXEC_COUNT = triton_counter(
+    "nv_inference_exec_count", "Model executions: one per request, or per merged batch"
+)
+INFERENCE_QUEUE_US = triton_counter(
+    "nv_inference_queue_duration_us", "Cumulative time requests waited in the batch queue, us"
+)
+BATCH_REQUESTS = Histogram(
+    "inference_batch_requests",
+    "Requests merged into one onnxruntime run by dynamic batching (BATCHING).",
+    ["model"],
+    buckets=BATCH_BUCKETS,
+)
+BATCH_QUEUE_SECONDS = Histogram(
+    "inference_queue_duration_seconds",
+    "Time a request waited in the batch queue before its merged run started.",
+    ["model"],
+    buckets=QUEUE_BUCKETS,
 )
 INFERENCE_SECONDS = Histogram(
     "inference_duration_seconds", "Generation time per request.", ["model"], buckets=LATENCY_BUCKETS
@@ -111,9 +132,15 @@ class JobsCollector:
         return [family]
 
 
-def observe_inference(model: str, version: int, samples: int, seconds: float) -> None:
+def observe_inference(
+    model: str, version: int, samples: int, seconds: float, executions: int = 1
+) -> None:
+    """A successful inference request of `samples` rows that computed for `seconds` in
+    `executions` runs of its own (0: a merged batch's run, which its batcher counts)."""
     labels = {"model": model, "version": str(version)}
     INFERENCE_SUCCESS.labels(**labels).inc()
+    if executions:
+        INFERENCE_EXEC_COUNT.labels(**labels).inc(executions)
     INFERENCE_COUNT.labels(**labels).inc(samples)
     INFERENCE_DURATION_US.labels(**labels).inc(seconds * 1e6)
     INFERENCE_SECONDS.labels(model=model).observe(seconds)

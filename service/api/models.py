@@ -13,10 +13,10 @@ from flask import request as http_request
 from lab.cards import FEATURE_KINDS, SERVABLE_KINDS
 from lab.noise import MAX_SEED, random_seed
 from lab.samplers import MAX_CHURN, SAMPLERS, Churn, network_evaluations
-from lab.sampling import Draw, Progress, generator_drawer, score_drawer
+from lab.sampling import Draw, Progress, RowwiseDraw, generator_drawer, score_drawer
 from service import metrics
 from service.api.diagnostics import REPORT_BYTES, REPORT_FORMATS, diagnosis_response, unguarded
-from service.api.inference import guarded_inference
+from service.api.inference import guarded_inference, run_inputs
 from service.api.jobs import accept_job, prefers_async
 from service.api.requests import (
     choice_field,
@@ -188,12 +188,16 @@ def drawer(request: SampleRequest) -> Draw:
 
 
 def draw(request: SampleRequest) -> np.ndarray:
-    """The samples [n, ...] float32, a function of the request, under the guard: a gan's
-    batch of one run in the request's thread, anything longer on the guard's pool under the
+    """The samples [n, ...] float32, a function of the request: a gan's as one run over its
+    latents (merged with concurrent requests' when batching takes it; else under the guard, in
+    the request's thread up to MAX_BATCH rows), a score model's on the guard's pool under the
     deadline."""
-    bounded = request.entry.kind != "score" and request.n <= service_config().max_batch
-    work = partial(drawer(request), request.n, request.seed)
-    return guarded_inference(request.entry, request.version, request.n, work, bounded)
+    draw = drawer(request)
+    if isinstance(draw, RowwiseDraw) and request.n <= service_config().max_batch:
+        inputs = draw.inputs(request.n, request.seed)
+        return run_inputs(request.entry, request.version, inputs, draw.session)
+    work = partial(draw, request.n, request.seed)
+    return guarded_inference(request.entry, request.version, request.n, work, bounded=False)
 
 
 def draw_in_job(request: SampleRequest, progress: Progress) -> np.ndarray:
