@@ -1,0 +1,263 @@
+"""Dynamic batching (service/batching.py): merged runs give each request its own bits, queue
+instead of a 503, and are counted in /metrics."""
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from bench.server import running_server
+from lab import runtime
+from lab.noise import gaussian_latents
+from lab.sampling import generator_drawer
+from service.batching import Batcher, BatchSettings
+from service.config import REPO_MODELS, ServiceConfig
+from service.errors import ApiError
+from service.guard import Guard
+from tests.service.test_operations import metric_value
+
+# (n, seed) of concurrent requests: sizes that straddle nothing in particular, one of a row.
+REQUESTS = [(1, 11), (5, 12), (64, 13), (17, 14), (300, 15), (2, 16), (64, 17), (9, 18)]
+NPY = {"Accept": "application/x-npy"}
+
+
+def doubled(inputs: dict[str, np.ndarray], calls: list, gate: threading.Event | None = None):
+    """A stand-in session run: records the rows of each run, waits for `gate`, doubles x."""
+    calls.append(len(inputs["x"]))
+    if gate is not None:
+        gate.wait(5)
+    return inputs["x"] * 2
+
+
+def submit_all(batcher: Batcher, sizes: list[int], pause: float = 0.05) -> list:
+    """Submit one request of each size from its own thread, `pause` s apart; the tickets."""
+    tickets = [None] * len(sizes)
+
+    def one(k: int) -> None:
+        tickets[k] = batcher.submit({"x": np.full((sizes[k], 1), k, np.float32)})
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(len(sizes))]
+    for thread in threads:
+        thread.start()
+        time.sleep(pause)
+    return tickets, threads
+
+
+def test_requests_that_arrive_during_a_run_merge_into_the_next():
+    calls, gate = [], threading.Event()
+    settings = BatchSettings(window_s=0, max_rows=100, max_queue=8)
+    batcher = Batcher(lambda x: doubled(x, calls, gate), settings, Guard(1, 5), "m", 1)
+    tickets, threads = submit_all(batcher, [1, 2, 3, 4])
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert calls == [1, 9]  # the first ran alone at once; the three behind it ran as one
+    for k, ticket in enumerate(tickets):
+        assert ticket.error is None
+        np.testing.assert_array_equal(ticket.output, np.full((k + 1, 1), 2 * k, np.float32))
+
+
+def test_a_batch_holds_at_most_max_rows():
+    calls, gate = [], threading.Event()
+    settings = BatchSettings(window_s=0, max_rows=5, max_queue=8)
+    batcher = Batcher(lambda x: doubled(x, calls, gate), settings, Guard(1, 5), "m", 1)
+    _, threads = submit_all(batcher, [1, 3, 2, 4, 1])
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert calls == [1, 5, 5]  # 3 + 2, then 4 + 1: in arrival order, never past 5 rows
+
+
+def test_a_full_queue_is_503_with_retry_after():
+    calls, gate = [], threading.Event()
+    settings = BatchSettings(window_s=0, max_rows=100, max_queue=1)
+    batcher = Batcher(lambda x: doubled(x, calls, gate), settings, Guard(1, 5), "m", 1)
+    _, threads = submit_all(batcher, [1, 1])  # the second waits behind the running first
+    with pytest.raises(ApiError) as refused:
+        batcher.submit({"x": np.zeros((1, 1), np.float32)})
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "1"
+    assert "BATCH_QUEUE" in refused.value.detail
+
+
+def test_a_failed_run_fails_every_request_of_its_batch_and_the_next_batch_runs():
+    gate, runs = threading.Event(), []
+
+    def run(inputs):
+        runs.append(len(inputs["x"]))
+        gate.wait(5)
+        if len(runs) == 2:
+            raise runtime.InferenceFailed("out of memory")
+        return inputs["x"]
+
+    settings = BatchSettings(window_s=0, max_rows=100, max_queue=8)
+    batcher = Batcher(run, settings, Guard(1, 5), "m", 1)
+    tickets, threads = submit_all(batcher, [1, 2, 3])
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert runs == [1, 5]
+    assert tickets[0].error is None and tickets[0].output.shape == (1, 1)
+    assert all(isinstance(t.error, runtime.InferenceFailed) for t in tickets[1:])
+    assert batcher.submit({"x": np.ones((4, 1), np.float32)}).output.shape == (4, 1)
+
+
+def test_the_window_gathers_requests_before_the_first_run():
+    calls = []
+    settings = BatchSettings(window_s=0.5, max_rows=100, max_queue=8)
+    batcher = Batcher(lambda x: doubled(x, calls), settings, Guard(1, 5), "m", 1)
+    _, threads = submit_all(batcher, [1, 2, 3], pause=0.02)
+    for thread in threads:
+        thread.join()
+    assert calls == [6]
+
+
+def test_a_merged_batch_waits_for_a_guard_slot_instead_of_a_503():
+    guard, release = Guard(max_in_flight=1, deadline_s=5), threading.Event()
+    holder = threading.Thread(target=guard.run, args=(release.wait,), kwargs={"bounded": True})
+    holder.start()
+    time.sleep(0.05)
+    waiting = ThreadPoolExecutor(1).submit(guard.run, lambda: 7, bounded=True, wait=True)
+    time.sleep(0.1)
+    assert not waiting.done()  # no 503: it waits for the slot
+    release.set()
+    holder.join()
+    assert waiting.result(timeout=5) == 7
+
+
+def test_a_slot_not_free_within_the_deadline_is_504():
+    guard, release = Guard(max_in_flight=1, deadline_s=0.1), threading.Event()
+    holder = threading.Thread(target=guard.run, args=(release.wait,), kwargs={"bounded": True})
+    holder.start()
+    time.sleep(0.05)
+    with pytest.raises(ApiError) as late:
+        guard.run(lambda: 7, bounded=True, wait=True)
+    release.set()
+    holder.join()
+    assert late.value.status == 504
+
+
+def gan_graphs() -> list:
+    """pytest params (ONNX file, card) of every bundled gan graph, the float16 ones included."""
+    found = []
+    for card_path in sorted(REPO_MODELS.glob("*/card.json")):
+        card = json.loads(card_path.read_text())
+        if card["kind"] != "gan":
+            continue
+        for version in card["versions"]:
+            files = [version["file"]] + ([version["fp16"]["file"]] if "fp16" in version else [])
+            for file in files:
+                path = card_path.parent / file
+                found.append(pytest.param(path, card, id=f"{card['name']}/{file}"))
+    return found
+
+
+@pytest.mark.parametrize("path, card", gan_graphs())
+def test_every_bundled_generator_gives_each_request_its_own_bits_when_merged(path, card):
+    """Rows are independent in every bundled gan graph: one run over several requests'
+    concatenated latents, split back, equals each request's run alone, bit for bit."""
+    draw = generator_drawer(runtime.create_session(path, "cpu"), card, 8192)
+    requests_ = [(1, 3), (7, 4), (33, 5), (100, 6)]
+    alone = [draw(n, seed) for n, seed in requests_]
+    latents = [draw.inputs(n, seed)[draw.input_name] for n, seed in requests_]
+    merged = draw.session.run(None, {draw.input_name: np.concatenate(latents)})[0]
+    bounds = np.cumsum([0] + [n for n, _ in requests_])
+    for k, samples in enumerate(alone):
+        assert np.array_equal(merged[bounds[k] : bounds[k + 1]], samples)
+
+
+def npy_samples(url: str, n_seed: tuple[int, int]) -> bytes:
+    body = {"n": n_seed[0], "seed": n_seed[1]}
+    response = requests.post(
+        f"{url}/v1/models/ring8-gan/samples", json=body, headers=NPY, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+def concurrent_npy(url: str) -> dict[tuple[int, int], bytes]:
+    """The NPY answers to REQUESTS, all sent at once."""
+    with ThreadPoolExecutor(len(REQUESTS)) as pool:
+        answers = pool.map(lambda n_seed: npy_samples(url, n_seed), REQUESTS)
+        return dict(zip(REQUESTS, answers, strict=True))
+
+
+def v2_answer(url: str, z: np.ndarray) -> np.ndarray:
+    body = {
+        "inputs": [
+            {"name": "z", "shape": list(z.shape), "datatype": "FP32", "data": z.ravel().tolist()}
+        ]
+    }
+    response = requests.post(f"{url}/v2/models/ring8-gan/infer", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    output = response.json()["outputs"][0]
+    return np.asarray(output["data"], np.float32).reshape(output["shape"])
+
+
+@pytest.fixture(scope="module")
+def servers(model_repo: Path, tmp_path_factory: pytest.TempPathFactory):
+    """{"off": url, "on": url}: one worker each; "on" merges within a 0.3-s window and has one
+    guard slot only, so that anything not merged or queued would be a 503."""
+    folder = tmp_path_factory.mktemp("batching")
+    settings = {
+        "off": {"BATCHING": "off"},
+        "on": {"BATCH_WINDOW_US": "300000", "MAX_IN_FLIGHT": "1", "THREADS": "16"},
+    }
+    with (
+        running_server(model_repo, folder / "off.log", WEB_CONCURRENCY="1", **settings["off"]) as (
+            off,
+            _,
+        ),
+        running_server(model_repo, folder / "on.log", WEB_CONCURRENCY="1", **settings["on"]) as (
+            on,
+            _,
+        ),
+    ):
+        yield {"off": off, "on": on}
+
+
+def test_concurrent_requests_get_the_samples_they_get_alone(servers):
+    before = requests.get(f"{servers['on']}/metrics", timeout=5).text
+    merged = concurrent_npy(servers["on"])  # all 200: one guard slot, no 503
+    after = requests.get(f"{servers['on']}/metrics", timeout=5).text
+    alone = {n_seed: npy_samples(servers["off"], n_seed) for n_seed in REQUESTS}
+    assert merged == alone
+    labels = {"model": "ring8-gan", "version": "1"}
+    runs = metric_value(after, "nv_inference_exec_count", **labels) - metric_value(
+        before, "nv_inference_exec_count", **labels
+    )
+    assert 1 <= runs < len(REQUESTS)  # merged: fewer runs than requests
+    merged_requests = metric_value(after, "inference_batch_requests_sum", model="ring8-gan")
+    assert merged_requests - metric_value(
+        before, "inference_batch_requests_sum", model="ring8-gan"
+    ) == len(REQUESTS)
+    assert metric_value(after, "inference_queue_duration_seconds_count", model="ring8-gan") > 0
+
+
+def test_concurrent_v2_inferences_get_what_they_get_alone(servers):
+    latents = [gaussian_latents(n, 2, seed) for n, seed in REQUESTS]
+    with ThreadPoolExecutor(len(latents)) as pool:
+        merged = list(pool.map(lambda z: v2_answer(servers["on"], z), latents))
+    for z, answer in zip(latents, merged, strict=True):
+        assert np.array_equal(answer, v2_answer(servers["off"], z))
+
+
+@pytest.mark.parametrize(
+    "setting, raw",
+    [
+        ("BATCHING", "maybe"),
+        ("BATCH_WINDOW_US", "-1"),
+        ("BATCH_MAX_ROWS", "0"),
+        ("BATCH_QUEUE", "0"),
+    ],
+)
+def test_batching_settings_are_validated(setting, raw):
+    with pytest.raises(ValueError, match=setting):
+        ServiceConfig.from_env({setting: raw})
