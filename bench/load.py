@@ -1,17 +1,23 @@
 """Load test on loopback: N concurrent clients POST small sample requests for D seconds.
 
     python -m bench.load                       # 60 s, 32 clients, 64-sample JSON, ring8-gan
+    python -m bench.load --baseline            # the same, after a bare Flask app: the ceiling
+    python -m bench.load --set BATCHING=off    # any other setting of the service
     python -m bench.load --duration 10 --client python
 
 Starts the real gunicorn (repo config) on the bundled models, drives it with `wrk` (Debian's
 package, a C load generator that leaves the CPU to the server) or a Python client (threads with
-keep-alive connections), and prints a table: requests/s, p50, p99 and the count per status.
-The only acceptable failures are the concurrency guard's deliberate 503s.
+keep-alive connections), and prints a table: requests/s, p50, p99, the workers' CPU time per
+request and the count per status. The only acceptable failures are 503s with Retry-After.
+With --baseline it first drives bench/bare.py (Flask with no model, the same JSON) under the
+same gunicorn settings, times the generator's onnxruntime run alone, and prints the ceiling
+"Flask plus the model's compute" and the service's share of it.
 """
 
 import argparse
 import http.client
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -24,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.server import ROOT, running_server
+from bench.server import ROOT, running_server, worker_pids
+from lab import runtime
+from lab.sampling import generator_drawer
 
 WRK_SCRIPT = """
 wrk.method = "POST"
@@ -60,6 +68,13 @@ class LoadResult:
     statuses: Counter = field(default_factory=Counter)
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    worker_cpu_s: float = 0.0  # CPU seconds the server's workers spent during the load
+
+    @property
+    def cpu_ms(self) -> float:
+        """Workers' CPU milliseconds per request answered (a cost that other jobs sharing
+        the machine change less than they change the rate)."""
+        return 1e3 * self.worker_cpu_s / max(self.requests, 1)
 
     @property
     def requests(self) -> int:
@@ -168,41 +183,87 @@ def load_test(
     seconds: float,
     client: str,
     log_path: Path,
+    app: str | None = None,
     **settings: str,
 ) -> LoadResult:
-    """Start gunicorn, drive it, stop it; the measured result."""
+    """Start gunicorn (the service, or `app` under the same settings), drive it, stop it; the
+    measured result."""
     body = json.dumps({"n": n, "seed": 1})
-    with running_server(models, log_path, ACCESS_LOG="off", **settings) as (url, _):
+    with running_server(models, log_path, app=app, ACCESS_LOG="off", **settings) as (url, master):
         target = f"{url}/v1/models/{model}/samples"
-        if client == "wrk":
-            return run_wrk(target, body, clients, seconds)
-        return run_python(target, body, clients, seconds)
+        workers = worker_pids(master.pid)
+        cpu_before = sum(map(cpu_seconds, workers))
+        drive = run_wrk if client == "wrk" else run_python
+        result = drive(target, body, clients, seconds)
+        result.worker_cpu_s = sum(map(cpu_seconds, workers)) - cpu_before
+        return result
 
 
-def table(result: LoadResult, clients: int, n: int, workers: str) -> str:
-    statuses = ", ".join(
-        f"{status}: {count}" for status, count in sorted(result.statuses.items(), key=str)
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def compute_seconds(models: Path, model: str, n: int, repeats: int = 500) -> float:
+    """Median seconds of the generator's onnxruntime run for n samples alone (latest version,
+    CPU provider, the service's session settings), its latents drawn beforehand."""
+    card = json.loads((models / model / "card.json").read_text())
+    version = max(card["versions"], key=lambda v: v["version"])
+    session = runtime.create_session(models / model / version["file"], "cpu")
+    inputs = generator_drawer(session, card, n).inputs(n, 1)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        session.run(None, inputs)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def ceiling(bare: LoadResult, compute_s: float, cores: int) -> float:
+    """Requests/s of "Flask plus the model's compute": each request costs the bare app's share
+    of the cores (cores / its rate) plus one onnxruntime run on one core."""
+    return cores / (cores / bare.ok_rate + compute_s)
+
+
+def table(rows: list[tuple[str, LoadResult]], clients: int, n: int, workers: str) -> str:
+    """A markdown table, one row per (server, result)."""
+    columns = (
+        "server client workers clients n seconds requests/s 200/s p50_ms p99_ms "
+        "worker_CPU_ms/request statuses"
     )
-    columns = "client workers clients n seconds requests/s 200/s p50_ms p99_ms statuses".split()
-    values = [
-        result.client,
-        workers,
-        clients,
-        n,
-        f"{result.seconds:.1f}",
-        f"{result.rate:.0f}",
-        f"{result.ok_rate:.0f}",
-        f"{result.p50_ms:.1f}",
-        f"{result.p99_ms:.1f}",
-        statuses,
+    lines = [
+        "| " + " | ".join(c.replace("_", " ") for c in columns.split()) + " |",
+        "|" + "---|" * len(columns.split()),
     ]
-    return "\n".join(
-        [
-            "| " + " | ".join(c.replace("_", " ") for c in columns) + " |",
-            "|" + "---|" * len(columns),
-            "| " + " | ".join(str(v) for v in values) + " |",
+    for server, result in rows:
+        statuses = ", ".join(
+            f"{status}: {count}" for status, count in sorted(result.statuses.items(), key=str)
+        )
+        values = [
+            server,
+            result.client,
+            workers,
+            clients,
+            n,
+            f"{result.seconds:.1f}",
+            f"{result.rate:.0f}",
+            f"{result.ok_rate:.0f}",
+            f"{result.p50_ms:.1f}",
+            f"{result.p99_ms:.1f}",
+            f"{result.cpu_ms:.2f}",
+            statuses,
         ]
-    )
+        lines.append("| " + " | ".join(str(v) for v in values) + " |")
+    return "\n".join(lines)
+
+
+def setting(text: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
+    """(NAME, VALUE) of a --set argument; a usage error unless it reads NAME=VALUE."""
+    name, equals, value = text.partition("=")
+    if not equals or not name.isupper():
+        parser.error(f"--set {text!r}: write NAME=VALUE, e.g. BATCHING=off")
+    return name, value
 
 
 def main() -> None:
@@ -217,22 +278,47 @@ def main() -> None:
     parser.add_argument("--workers", default="2", help="gunicorn WEB_CONCURRENCY")
     parser.add_argument("--threads", default="8", help="gunicorn THREADS per worker")
     parser.add_argument("--max-in-flight", default="4", help="MAX_IN_FLIGHT per worker")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="another setting of the service, e.g. BATCHING=off (repeatable)",
+    )
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also drive a bare Flask app (bench/bare.py) under the same gunicorn settings, time "
+        "the generator's onnxruntime run alone, and print the service's share of their ceiling",
+    )
     args = parser.parse_args()
+    settings = dict(setting(text, parser) for text in args.set)
+    workers = f"{args.workers} x {args.threads} threads"
+    common = {
+        "WEB_CONCURRENCY": args.workers,
+        "THREADS": args.threads,
+        "MAX_IN_FLIGHT": args.max_in_flight,
+    }
+    models, load = ROOT / "models", (args.n, args.clients, args.duration, args.client)
+    rows = []
     with tempfile.TemporaryDirectory() as folder:
-        result = load_test(
-            ROOT / "models",
-            args.model,
-            args.n,
-            args.clients,
-            args.duration,
-            args.client,
-            Path(folder) / "gunicorn.log",
-            WEB_CONCURRENCY=args.workers,
-            THREADS=args.threads,
-            MAX_IN_FLIGHT=args.max_in_flight,
-            DATA_DIR=folder,
+        log = Path(folder) / "gunicorn.log"
+        if args.baseline:
+            bare = load_test(models, args.model, *load, log, "bench.bare:app", **common)
+            rows.append(("bare Flask, no model", bare))
+        service = load_test(models, args.model, *load, log, DATA_DIR=folder, **common, **settings)
+        rows.append(("service", service))
+    print(table(rows, args.clients, args.n, workers))
+    if args.baseline:
+        compute_s, cores = compute_seconds(models, args.model, args.n), os.cpu_count() or 1
+        limit = ceiling(bare, compute_s, cores)
+        print(
+            f"\nceiling (bare Flask + {compute_s * 1e3:.2f} ms of onnxruntime per request, "
+            f"{cores} cores): {limit:.0f} requests/s; the service's 200/s: "
+            f"{service.ok_rate / limit:.2f} of it. CPU per request: bare Flask + onnxruntime "
+            f"{bare.cpu_ms + compute_s * 1e3:.2f} ms, the service {service.cpu_ms:.2f} ms: "
+            f"{(bare.cpu_ms + compute_s * 1e3) / service.cpu_ms:.2f}"
         )
-    print(table(result, args.clients, args.n, f"{args.workers} x {args.threads} threads"))
 
 
 if __name__ == "__main__":

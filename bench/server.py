@@ -41,12 +41,17 @@ def wait_ready(
 
 @contextmanager
 def running_server(
-    models: Path, log_path: Path, ready_path: str = "/readyz", **settings: str
+    models: Path,
+    log_path: Path,
+    ready_path: str = "/readyz",
+    app: str | None = None,
+    **settings: str,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """(url, master process) of a gunicorn serving `models`; stopped with SIGTERM on exit.
 
     ready_path: polled until 200 before yielding (/healthz for a repository with broken
-    models); settings: extra environment (WEB_CONCURRENCY, THREADS, DATA_DIR, ...).
+    models); app: another WSGI app ("module:name") under the same settings instead of the
+    service; settings: extra environment (WEB_CONCURRENCY, THREADS, DATA_DIR, ...).
     """
     port = free_port()
     env = {
@@ -60,7 +65,8 @@ def running_server(
     }
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn.conf.py"],
+            [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn.conf.py"]
+            + ([app] if app else []),
             cwd=ROOT,
             env=env,
             stdout=log,
