@@ -109,7 +109,7 @@ class Batcher:
         rows of the output, or the error (every request of the batch answers it)."""
         started = time.perf_counter()
         try:
-            merged = batch[0].inputs if len(batch) == 1 else concatenated(batch)
+            merged = batch[0].inputs if len(batch) == 1 else concatenated([t.inputs for t in batch])
             output = self._guard.run(self._run, merged, bounded=True, wait=True)
         except BaseException as error:  # noqa: B036 (even an exit is each request's answer)
             output = None
@@ -169,9 +169,10 @@ class Batcher:
         )
 
 
-def concatenated(batch: list[Ticket]) -> dict[str, np.ndarray]:
-    """The batch's inputs, each name's arrays concatenated on the row axis in queue order."""
-    return {name: np.concatenate([t.inputs[name] for t in batch]) for name in batch[0].inputs}
+def concatenated(inputs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Several requests' named inputs as one: each name's arrays concatenated on the row axis,
+    in list order."""
+    return {name: np.concatenate([each[name] for each in inputs]) for name in inputs[0]}
 
 
 class Batchers:

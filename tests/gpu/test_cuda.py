@@ -18,6 +18,7 @@ from lab.sampling import (
 )
 from service.config import REPO_MODELS
 from service.repository import Repository
+from tests.service.test_batching import assert_merged_runs_give_each_request_its_bits, served_graphs
 
 
 def cuda_works() -> bool:
@@ -111,3 +112,9 @@ def test_step_graphs_keep_the_state_on_cuda_and_equal_numpy(repository, name, mo
     denoise = onnx_denoiser(entry.versions[1].session, entry.card, 8192)
     numpy_path = score_samples(denoise, spec, 2048, 1, 10, "heun", Churn(20.0))
     np.testing.assert_allclose(stepped, numpy_path, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("path, card", served_graphs())
+def test_merged_runs_give_each_request_its_own_bits_on_cuda(path, card):
+    """Dynamic batching's promise on CUDA, where a kernel may be chosen by the batch size."""
+    assert_merged_runs_give_each_request_its_bits(path, card, "cuda")

@@ -13,9 +13,9 @@ import requests
 
 from bench.server import running_server
 from lab import runtime
-from lab.noise import gaussian_latents
-from lab.sampling import generator_drawer
-from service.batching import Batcher, BatchSettings
+from lab.cards import card_latent
+from lab.noise import gaussian_latents, latents, seeded_generator
+from service.batching import Batcher, BatchSettings, concatenated
 from service.config import REPO_MODELS, ServiceConfig
 from service.errors import ApiError
 from service.guard import Guard
@@ -144,12 +144,13 @@ def test_a_slot_not_free_within_the_deadline_is_504():
     assert late.value.status == 504
 
 
-def gan_graphs() -> list:
-    """pytest params (ONNX file, card) of every bundled gan graph, the float16 ones included."""
+def served_graphs() -> list:
+    """pytest params (ONNX file, card) of every graph a merged run may run: each bundled gan's
+    (the float16 ones included) and each score model's denoiser (/v2 infer)."""
     found = []
     for card_path in sorted(REPO_MODELS.glob("*/card.json")):
         card = json.loads(card_path.read_text())
-        if card["kind"] != "gan":
+        if card["kind"] not in ("gan", "score"):
             continue
         for version in card["versions"]:
             files = [version["file"]] + ([version["fp16"]["file"]] if "fp16" in version else [])
@@ -159,18 +160,36 @@ def gan_graphs() -> list:
     return found
 
 
-@pytest.mark.parametrize("path, card", gan_graphs())
-def test_every_bundled_generator_gives_each_request_its_own_bits_when_merged(path, card):
-    """Rows are independent in every bundled gan graph: one run over several requests'
-    concatenated latents, split back, equals each request's run alone, bit for bit."""
-    draw = generator_drawer(runtime.create_session(path, "cpu"), card, 8192)
-    requests_ = [(1, 3), (7, 4), (33, 5), (100, 6)]
-    alone = [draw(n, seed) for n, seed in requests_]
-    latents = [draw.inputs(n, seed)[draw.input_name] for n, seed in requests_]
-    merged = draw.session.run(None, {draw.input_name: np.concatenate(latents)})[0]
-    bounds = np.cumsum([0] + [n for n, _ in requests_])
+def request_inputs(card: dict, n: int, seed: int) -> dict[str, np.ndarray]:
+    """One request's inputs [n, ...] for a served graph: a gan's seeded latents, or a score
+    denoiser's noisy x [n, *sample shape] with sigmas [n] between 0.01 and 10."""
+    if card["kind"] == "gan":
+        return {card["input"]["name"]: latents(card_latent(card), n, seed)}
+    generator = seeded_generator(seed)
+    sigma = np.exp(generator.uniform(np.log(0.01), np.log(10), n)).astype(np.float32)
+    shape = (n, *card["input"]["shape"][1:])
+    x = (generator.standard_normal(shape) * sigma.reshape(-1, *[1] * (len(shape) - 1))).astype(
+        np.float32
+    )
+    return {card["input"]["name"]: x, card["sigma_input"]["name"]: sigma}
+
+
+def assert_merged_runs_give_each_request_its_bits(path: Path, card: dict, device: str) -> None:
+    """One run over several requests' concatenated inputs, split back, equals each request's
+    run alone, bit for bit (the graph's rows are independent)."""
+    session = runtime.create_session(path, device)
+    sizes = [(1, 3), (7, 4), (33, 5), (100, 6)]
+    requests_ = [request_inputs(card, n, seed) for n, seed in sizes]
+    alone = [runtime.run_rows(session, inputs, 8192) for inputs in requests_]
+    merged = runtime.run_rows(session, concatenated(requests_), 8192)
+    bounds = np.cumsum([0] + [n for n, _ in sizes])
     for k, samples in enumerate(alone):
-        assert np.array_equal(merged[bounds[k] : bounds[k + 1]], samples)
+        assert np.array_equal(merged[bounds[k] : bounds[k + 1]], samples), f"request {k}"
+
+
+@pytest.mark.parametrize("path, card", served_graphs())
+def test_every_served_graph_gives_each_request_its_own_bits_when_merged(path, card):
+    assert_merged_runs_give_each_request_its_bits(path, card, "cpu")
 
 
 def npy_samples(url: str, n_seed: tuple[int, int]) -> bytes:
