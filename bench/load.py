@@ -24,11 +24,13 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.server import ROOT, running_server, worker_pids
 from lab import runtime
@@ -69,6 +71,7 @@ class LoadResult:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     worker_cpu_s: float = 0.0  # CPU seconds the server's workers spent during the load
+    runs: float = 0.0  # onnxruntime runs of the model (nv_inference_exec_count), 0 if unknown
 
     @property
     def cpu_ms(self) -> float:
@@ -196,7 +199,21 @@ def load_test(
         drive = run_wrk if client == "wrk" else run_python
         result = drive(target, body, clients, seconds)
         result.worker_cpu_s = sum(map(cpu_seconds, workers)) - cpu_before
+        if app is None:
+            result.runs = model_runs(url, model)
         return result
+
+
+def model_runs(url: str, model: str) -> float:
+    """The model's onnxruntime runs so far, summed over workers (nv_inference_exec_count)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "nv_inference_exec_count" and sample.labels.get("model") == model
+    )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -230,7 +247,7 @@ def table(rows: list[tuple[str, LoadResult]], clients: int, n: int, workers: str
     """A markdown table, one row per (server, result)."""
     columns = (
         "server client workers clients n seconds requests/s 200/s p50_ms p99_ms "
-        "worker_CPU_ms/request statuses"
+        "worker_CPU_ms/request requests/run statuses"
     )
     lines = [
         "| " + " | ".join(c.replace("_", " ") for c in columns.split()) + " |",
@@ -252,6 +269,7 @@ def table(rows: list[tuple[str, LoadResult]], clients: int, n: int, workers: str
             f"{result.p50_ms:.1f}",
             f"{result.p99_ms:.1f}",
             f"{result.cpu_ms:.2f}",
+            f"{result.statuses.get(200, 0) / result.runs:.2f}" if result.runs else "",
             statuses,
         ]
         lines.append("| " + " | ".join(str(v) for v in values) + " |")
