@@ -58,11 +58,11 @@ def register_request_hooks(app: Flask) -> None:
         if trace is not None:  # continue the caller's trace with this request as its span
             response.headers[TRACEPARENT] = f"00-{trace[0]}-{new_span_id()}-{trace[1]}"
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        labels = {"method": request.method, "route": route, "status": str(response.status_code)}
-        metrics.REQUESTS.labels(**labels).inc()
+        labels = (request.method, route, str(response.status_code))
+        metrics.child(metrics.REQUESTS, *labels).inc()
         started = g.get("started")
         if started is not None:
-            metrics.REQUEST_DURATION.labels(**labels).observe(time.perf_counter() - started)
+            metrics.child(metrics.REQUEST_DURATION, *labels).observe(time.perf_counter() - started)
         return response
 
 
