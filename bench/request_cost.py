@@ -6,11 +6,11 @@
 Builds the service app (the bundled models, CPU provider, Prometheus multiprocess mode as under
 gunicorn) and prints a table of CPU microseconds: the whole request through Flask's test client
 (one thread, so no queueing and no lock contention), the same request to bench/bare.py (Flask
-and the same JSON, no model), then each step of its path timed alone:
-the generator's onnxruntime run, the seeded latents, the JSON answer (shortest float32 decimals
-and Flask's jsonify), the metrics one request updates, the guard's slot and the dynamic batcher's
-hand-off for a lone request. Best of --repeats rounds of --requests calls each; the test client's
-own cost is part of the first row. bench/load.py measures the same path under load.
+and the same JSON, no model), then each step of the request timed alone: the generator's
+onnxruntime run, the seeded latents, the JSON answer (shortest float32 decimals and their JSON
+text), the inference metrics of one request, the guard's slot and the dynamic batcher's hand-off
+for a lone request. Best of --repeats rounds of --requests calls each; the test client's own
+cost is part of the first two rows. bench/load.py measures the same path under load.
 """
 
 import argparse
@@ -37,13 +37,12 @@ def cpu_us(work: ROUND, calls: int, repeats: int) -> float:
 
 def steps(app, model: str, n: int) -> dict[str, ROUND]:
     """The request and its steps as calls, in the order of the table."""
-    from flask import jsonify
-
+    from bench.bare import app as bare
     from lab.sampling import generator_drawer
     from service import metrics
     from service.api.inference import batchers, guard
+    from service.api.models import SampleRequest, samples_response
     from service.batching import Batcher
-    from bench.bare import app as bare
     from service.floats import float32_decimals
 
     client, body = app.test_client(), json.dumps({"n": n, "seed": 1})
@@ -52,19 +51,12 @@ def steps(app, model: str, n: int) -> dict[str, ROUND]:
     draw = generator_drawer(version.session, entry.card, 8192)
     inputs = draw.inputs(n, 1)
     batch = draw.session.run(None, inputs)[0]
-    echo = {"model": model, "version": version.number, "seed": 1}
-    labels = {"method": "POST", "route": "/v1/models/<name>/samples", "status": "200"}
 
     def request(client=client) -> None:
         client.post(f"/v1/models/{model}/samples", data=body, content_type="application/json")
 
     def answer() -> None:
-        jsonify(**echo, shape=list(batch.shape), samples=float32_decimals(batch).tolist())
-
-    def counted() -> None:
-        metrics.observe_inference(model, version.number, n, 0.001)
-        metrics.REQUESTS.labels(**labels).inc()
-        metrics.REQUEST_DURATION.labels(**labels).observe(0.001)
+        samples_response(SampleRequest(entry, version, n, 1), batch, "application/json")
 
     lone = Batcher(lambda _: batch, batchers().settings, guard(), model, version.number)
     return {
@@ -72,9 +64,11 @@ def steps(app, model: str, n: int) -> dict[str, ROUND]:
         "the same request to bench/bare.py (no model)": partial(request, bare.test_client()),
         "onnxruntime run": lambda: draw.session.run(None, inputs),
         "latents": lambda: draw.inputs(n, 1),
-        "JSON answer (decimals + jsonify)": answer,
+        "JSON answer (service.api.models.samples_response)": answer,
         "  shortest float32 decimals": lambda: float32_decimals(batch),
-        "metrics of one request": counted,
+        "inference metrics (observe_inference)": partial(
+            metrics.observe_inference, model, version.number, n, 0.001
+        ),
         "guard slot (no work)": lambda: guard().run(int, bounded=True),
         "batcher hand-off, lone request": lambda: lone.submit(inputs),
     }
