@@ -1,4 +1,5 @@
-"""Bounded load on loopback: the only failures allowed are the guard's deliberate 503s.
+"""Bounded load on loopback: every small samples request answers 200 (dynamic batching queues
+them for a merged run instead of the guard's 503, service/batching.py).
 
 Throughput and latency goals are measured by `python -m bench.load` (docs/performance.md),
 not asserted here.
@@ -26,7 +27,7 @@ def test_short_load_has_no_errors(model_repo: Path, tmp_path: Path):
         DATA_DIR=str(tmp_path),
     )
     assert result.statuses[200] > 50
-    assert set(result.statuses) <= {200, 503}
+    assert set(result.statuses) == {200}
 
 
 @pytest.mark.slow
@@ -44,4 +45,4 @@ def test_sixty_seconds_at_32_clients_has_no_errors(tmp_path: Path):
         DATA_DIR=str(tmp_path),
     )
     assert result.statuses[200] > 1000
-    assert set(result.statuses) <= {200, 503}
+    assert set(result.statuses) == {200}  # no 503 with 32 clients
