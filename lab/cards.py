@@ -10,6 +10,7 @@ them with the same ones.
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -23,7 +24,11 @@ import onnxruntime as ort
 from lab import runtime
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "card.schema.json"
-SERVABLE_KINDS = ("gan", "score")  # kinds that generate samples
+GENERATOR_KINDS = ("gan", "score")  # kinds that generate samples from their own ONNX files
+ENSEMBLE = "ensemble"  # a kind that generates samples by drawing them from members
+SERVABLE_KINDS = (*GENERATOR_KINDS, ENSEMBLE)  # kinds that generate samples
+MEMBER_KINDS = GENERATOR_KINDS  # what an ensemble's members may be (never another ensemble)
+WEIGHT_TOLERANCE = 1e-6  # an ensemble's weights must sum to 1 within this
 FEATURE_KINDS = ("classifier", "embedding")  # kinds that turn images into classes or features
 ONNX_DTYPES = {"float32": "tensor(float)", "float16": "tensor(float16)"}  # card -> onnxruntime
 
@@ -58,6 +63,32 @@ def validate_card(card: object) -> None:
         raise ValueError(f"card.json invalid at {where}: {error.message}")
     if card.get("kind") == "gan" and "latent" in card:
         check_latent(card)
+    if card.get("kind") == ENSEMBLE:
+        for version in card["versions"]:
+            check_members(version["members"], f"versions/{version['version']}/members")
+
+
+def check_members(members: list[dict], where: str = "members") -> None:
+    """ValueError, naming the fix, unless an ensemble version's members (each {"model",
+    "version", "weight"}) have weights summing to 1 (within WEIGHT_TOLERANCE) and no (model,
+    version) twice. `where`: the place the message names."""
+    weights = [member["weight"] for member in members]
+    total = math.fsum(weights)
+    if abs(total - 1.0) > WEIGHT_TOLERANCE:
+        scaled = ", ".join(f"{member['model']}:{member['weight'] / total:.6g}" for member in members)
+        raise ValueError(
+            f"{where}: the weights sum to {total:.6g}, not 1 (within {WEIGHT_TOLERANCE:g}); "
+            f"divide each by their sum: {scaled}"
+        )
+    seen = set()
+    for member in members:
+        key = (member["model"], member["version"])
+        if key in seen:
+            raise ValueError(
+                f"{where}: {member['model']} version {member['version']} is listed twice; "
+                "list it once with the sum of its weights"
+            )
+        seen.add(key)
 
 
 def check_latent(card: dict) -> None:
@@ -73,6 +104,42 @@ def check_latent(card: dict) -> None:
             f"card.json invalid at latent: uniform low {latent['low']} must be < high "
             f"{latent['high']}"
         )
+
+
+def sample_contract(card: dict) -> dict:
+    """What a generator card's samples are, for matching an ensemble with its members: its
+    dataset, its reference, one sample's shape (its output's, without the batch axis) and its
+    value range (a gan's or ensemble's output value_range, a score card's value_range; None for
+    unbounded points)."""
+    value_range = card.get("value_range", card["output"].get("value_range"))
+    return {
+        "dataset": card["dataset"],
+        "reference": card["reference"],
+        "sample shape": list(card["output"]["shape"][1:]),
+        "value range": None if value_range is None else list(value_range),
+    }
+
+
+def check_member_kind(member: dict) -> None:
+    """ValueError unless `member` (a card) is of a kind an ensemble draws from (MEMBER_KINDS)."""
+    if member.get("kind") not in MEMBER_KINDS:
+        raise ValueError(
+            f"member {member.get('name')!r} is a {member.get('kind')}, not one of "
+            f"{', '.join(MEMBER_KINDS)}"
+        )
+
+
+def check_member(ensemble: dict, member: dict) -> None:
+    """ValueError unless `member` (a card) can be one of `ensemble`'s members: of a member kind
+    (check_member_kind) and with the same sample_contract, naming the first difference."""
+    check_member_kind(member)
+    wanted, found = sample_contract(ensemble), sample_contract(member)
+    for key, value in wanted.items():
+        if found[key] != value:
+            raise ValueError(
+                f"member {member['name']!r} is incompatible: its {key} is {found[key]!r}, "
+                f"the ensemble's {value!r}"
+            )
 
 
 def card_latent(card: dict) -> dict:

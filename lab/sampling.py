@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from lab import runtime
-from lab.cards import card_latent
+from lab.cards import card_latent, card_version, checked_file
 from lab.noise import latents, seeded_generator
 from lab.samplers import (
     NO_CHURN,
@@ -330,6 +330,21 @@ def file_sampler(
     path = sampling_path(version, steps, sampler, NO_CHURN, settings)
     graphs = open_score_graphs(model_dir, version, path, device)
     return score_drawer(card, graphs, steps, sampler, NO_CHURN, settings)
+
+
+def file_drawer(model_dir: Path, card: dict, number: int, device: str = "cpu") -> Draw:
+    """draw(n, seed) of version `number` of the gan or score model in model_dir, from its files
+    as the service draws them with its default settings: a gan's G(z) (generator_drawer, its
+    file checked against the card's sha256), a score model's card-default steps and sampler
+    (file_sampler). ValueError for another kind."""
+    version = card_version(card, number)
+    if card["kind"] == "gan":
+        session = runtime.create_session(checked_file(model_dir, version), device)
+        return generator_drawer(session, card, DEFAULT_MAX_BATCH)
+    if card["kind"] == "score":
+        defaults = card["sampler"]
+        return file_sampler(model_dir, card, version, defaults["steps"], defaults["name"], device)
+    raise ValueError(f"{card['name']!r} is a {card['kind']}, drawn from no file of its own")
 
 
 def open_score_graphs(model_dir: Path, version: dict, path: str, device: str) -> ScoreGraphs:

@@ -7,7 +7,8 @@
 - Image batches (1, 3 or 4 channels): a grid of samples; for a reference with discovered
   modes, a panel shows the reference images nearest each missing mode, a row per mode.
 - The last panel shows the modes when the reference has them: per-mode bars (high-quality
-  samples against what an exact sampler with as many puts there, missing modes marked) for up
+  samples against what an exact sampler with as many puts there, missing modes marked; an
+  ensemble's bars stacked by member) for up
   to MAX_MODE_BARS modes, a heat map of samples / expected in rows of HEATMAP_ROW modes beyond
   (1,000 stacked-digit modes: 10 x 100); without modes, the NDB bin histogram.
 
@@ -321,7 +322,7 @@ def draw_modes(axes, report: dict, reference: dict | None, figure) -> None:
         return
     positions = np.arange(len(histogram))
     axes.bar(positions, expected, width=0.9, color="lightgray", label="exact sampler")
-    axes.bar(positions, histogram, width=0.5, color="tab:blue", label="samples")
+    draw_sample_bars(axes, report, positions, histogram)
     starved = report["modes"].get("starved") or []
     mark_modes(axes, missing, np.zeros(len(missing)), "x", "red", "missing")
     mark_modes(axes, starved, histogram[starved], "v", "tab:orange", "starved")
@@ -331,6 +332,21 @@ def draw_modes(axes, report: dict, reference: dict | None, figure) -> None:
         axes.set_xticks(positions)
     axes.set_title(f"modes: {report['modes']['covered']} of {len(histogram)} covered")
     legend_below(axes)
+
+
+def draw_sample_bars(axes, report: dict, positions: np.ndarray, histogram: np.ndarray) -> None:
+    """The high-quality samples per mode: one bar, or for an ensemble's report each member's
+    share stacked in its own colour (which member put samples in which mode)."""
+    members = (report.get("ensemble") or {}).get("members")
+    if not members:
+        axes.bar(positions, histogram, width=0.5, color="tab:blue", label="samples")
+        return
+    bottom = np.zeros(len(positions))
+    for member in members:
+        counts = np.asarray(member["histogram"], dtype=float)
+        label = f"{member['model']} ({member['covered']} mode{'s' * (member['covered'] != 1)})"
+        axes.bar(positions, counts, width=0.5, bottom=bottom, label=label)
+        bottom += counts
 
 
 def mark_modes(axes, modes: list[int], heights: np.ndarray, marker: str, color: str, name: str):

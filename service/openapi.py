@@ -109,7 +109,8 @@ def schemas(config: ServiceConfig) -> dict:
                 "name": {"type": "string"},
                 "kind": {
                     "type": ["string", "null"],
-                    "description": "gan, score, classifier or embedding (null: unreadable card)",
+                    "description": "gan, score, ensemble, classifier or embedding (null: "
+                    "unreadable card)",
                     "examples": ["gan", "classifier"],
                 },
                 "ready": {"type": "boolean"},
@@ -206,6 +207,12 @@ def schemas(config: ServiceConfig) -> dict:
                 "sampler": {"type": "string", "description": "Score models"},
                 "network_evaluations": {"type": "integer", "description": "Score models"},
                 "churn": {"type": "number", "description": "Score models, when not 0"},
+                "members": {
+                    "type": "array",
+                    "description": "Ensembles: the version's members (model, version, weight) "
+                    "in draw order (docs/ensembles.md)",
+                    "items": {"type": "object"},
+                },
             },
         },
         "DiagnosticsUpload": {
@@ -313,6 +320,12 @@ def schemas(config: ServiceConfig) -> dict:
                         "kl_expected_ideal": {"type": "number"},
                         "kl_expected_ideal_std": {"type": "number"},
                     },
+                },
+                "ensemble": {
+                    "type": "object",
+                    "description": "Ensembles with a reference that has modes: members (each "
+                    "member's n, covered modes, histogram), covered_by (per mode, the members "
+                    "with a high-quality sample there) and why (docs/ensembles.md)",
                 },
                 "duplicates": {"type": "object"},
                 "features": {

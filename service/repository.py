@@ -15,8 +15,11 @@ import onnxruntime as ort
 
 from lab import runtime
 from lab.cards import (
+    ENSEMBLE,
     FEATURE_KINDS,
+    GENERATOR_KINDS,
     SERVABLE_KINDS,
+    check_member,
     check_model,
     check_signature,
     check_tensors,
@@ -40,8 +43,17 @@ WARM_UP_ROWS = 1  # rows of the run each session gets before its entry is ready 
 
 
 @dataclass(frozen=True)
+class Member:
+    """One member of an ensemble's version: the member's entry, the version drawn, its weight."""
+
+    entry: "Entry"
+    version: "Version"
+    weight: float
+
+
+@dataclass(frozen=True)
 class Version:
-    """One loaded version of a gan, score, classifier or embedding model.
+    """One loaded version of a gan, score, ensemble, classifier or embedding model.
 
     number: its version number; card: its entry of the card's "versions".
     session: the model's graph, a gan's G(z), a score model's denoiser D(x, sigma) (the
@@ -49,14 +61,16 @@ class Version:
         classifier's images -> scores (and embedding), an embedding's images -> features.
     fused: a score model's fused trajectory graph, when the version lists one.
     steppers: a score model's step graphs by sampler ("euler", "heun"), when it lists them.
+    members: an ensemble's members, in card order (it has no session of its own).
     """
 
     number: int
     card: dict
-    session: ort.InferenceSession
+    session: ort.InferenceSession | None
     precision: str = "fp32"  # "fp32" | "fp16"
     fused: ort.InferenceSession | None = None
     steppers: dict[str, ort.InferenceSession] | None = None
+    members: tuple[Member, ...] = ()
 
     def score_graphs(self) -> ScoreGraphs:
         """This version's sessions as lab.sampling.score_drawer takes them."""
@@ -89,8 +103,11 @@ class Entry:
 
     @property
     def provider(self) -> str | None:
-        """The execution provider really in use (None for entries without sessions)."""
+        """The execution provider really in use (an ensemble's: its first member's; None for
+        entries without sessions)."""
         first = next(iter(self.versions.values()), None)
+        if first is not None and first.members:
+            return first.members[0].entry.provider
         session = first.session if first is not None else self.classifier
         return runtime.session_provider(session) if session else None
 
@@ -127,6 +144,9 @@ class Repository:
             if entry.ready and entry.kind in SERVABLE_KINDS:
                 self._check_reference(entry)
         for entry in self.entries.values():
+            if entry.ready and entry.kind == ENSEMBLE:
+                self._link_members(entry)
+        for entry in self.entries.values():
             log.info("model %s: %s", entry.name, "ready" if entry.ready else entry.error)
         return self
 
@@ -137,7 +157,7 @@ class Repository:
             validate_card(entry.card)
             if entry.card["name"] != folder.name:
                 raise ValueError(f"card name {entry.card['name']!r} != folder {folder.name!r}")
-            if entry.kind in SERVABLE_KINDS:
+            if entry.kind in GENERATOR_KINDS:
                 # The model graphs first, all versions: /v1/models lists them (versions,
                 # precision, provider) even when a sampler graph below fails to load.
                 entry.versions = self._load_versions(entry)
@@ -149,7 +169,7 @@ class Repository:
                 entry.versions = self._load_model_versions(entry)
             elif entry.kind == "reference" and entry.card["reference"]["type"] == "classifier":
                 entry.features = load_features(folder, entry.card["reference"]["features"])
-            elif entry.kind not in ("reference",):
+            elif entry.kind not in ("reference", ENSEMBLE):  # ensembles: _link_members
                 raise ValueError(f"kind {entry.kind!r} is not served by this version")
         except FileNotFoundError as error:
             entry.error = f"missing file: {Path(error.filename).relative_to(self.root)}"
@@ -193,6 +213,34 @@ class Repository:
                 entry.error = f"does not fit classifier {name!r}: {error}"
                 return
             entry.classifier = classifier.version(number).session
+
+    def _link_members(self, entry: Entry) -> None:
+        """An ensemble's versions, each with its members' loaded versions; the ensemble is not
+        ready, with the reason, when a member is missing, not ready, lacks the version or is
+        incompatible (lab.cards.check_member: kind, dataset, reference, sample shape, value
+        range)."""
+        versions = {}
+        for spec in entry.card["versions"]:
+            try:
+                members = tuple(self._member(entry, member) for member in spec["members"])
+            except ValueError as error:
+                entry.error = f"version {spec['version']}: {error}"
+                return
+            versions[spec["version"]] = Version(spec["version"], spec, None, members=members)
+        entry.versions = versions
+
+    def _member(self, entry: Entry, spec: dict) -> Member:
+        """The loaded member an ensemble version's `members` item names; ValueError why not."""
+        name, number = spec["model"], spec["version"]
+        member = self.entries.get(name)
+        if member is None:
+            raise ValueError(f"member {name!r} not in the repository")
+        if not member.ready:
+            raise ValueError(f"member {name!r} not ready: {member.error}")
+        check_member(entry.card, member.card)
+        if number not in member.versions:
+            raise ValueError(f"member {name!r} has no version {number}")
+        return Member(member, member.versions[number], spec["weight"])
 
     def _checked_session(
         self, folder: Path, spec: dict, large_graph: bool = False

@@ -8,6 +8,8 @@ function with named parameters.
     python -m trainer export RUN_DIR --name NAME [--models-dir models] [--version V]
     python -m trainer reference DATASET [--models-dir models]
     python -m trainer diagnose MODEL_DIR
+    python -m trainer ensemble --name NAME --member MODEL[@VERSION]:WEIGHT [--member ...]
+                               [--models-dir models] [--description TEXT] [--dry-run]
     python -m trainer import-generator MODEL.onnx --name NAME --latent normal:D|uniform:LO,HI:D
                                        --output-shape 2|3,8,8 [--value-range LO,HI]
                                        --reference REF [--models-dir models] [--dry-run]
@@ -42,6 +44,7 @@ from trainer.datasets import DATASETS, GaussianMixture, get_dataset
 from trainer.device_cli import add_device_flags, train_placed
 from trainer.diagnose import rediagnose
 from trainer.edm.fused import add_fused
+from trainer.ensemble import MemberChoice, ensemble_card, write_ensemble
 from trainer.export import export_reference
 from trainer.families import (
     DEFAULT_KIND,
@@ -176,7 +179,27 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
     half.add_argument("model_dir", type=Path, help="models/<name> of a gan")
     help = "measure an exported model's card diagnostics again (newest version)"
     diagnose = add_command(commands, "diagnose", help, run_diagnose)
-    diagnose.add_argument("model_dir", type=Path, help="models/<name> of a gan or score model")
+    diagnose.add_argument(
+        "model_dir", type=Path, help="models/<name> of a gan, score model or ensemble"
+    )
+    help = "write an ensemble card: models of the repository mixed by weight, diagnosed"
+    ensemble = add_command(commands, "ensemble", help, run_ensemble)
+    ensemble.add_argument("--name", required=True, help="model name (folder under models/)")
+    ensemble.add_argument(
+        "--member",
+        dest="members",
+        type=member_choice,
+        action="append",
+        required=True,
+        metavar="MODEL[@VERSION]:WEIGHT",
+        help="a gan or score model of the repository (its newest version unless @VERSION) "
+        "and its weight; repeat for each member, the weights summing to 1",
+    )
+    ensemble.add_argument("--models-dir", type=Path, default=Path("models"))
+    ensemble.add_argument("--description", help="default: the members and their weights")
+    ensemble.add_argument(
+        "--dry-run", action="store_true", help="check the members, print the card, write nothing"
+    )
 
 
 def add_classifier_command(commands: argparse._SubParsersAction) -> None:
@@ -304,6 +327,36 @@ def run_diagnose(args: argparse.Namespace) -> int:
     """Call rediagnose (no such card, not a generator: usage errors); print the verdict and the
     card's path."""
     path = or_usage_error(args, rediagnose, args.model_dir)
+    verdict = json.loads(path.read_text())["diagnostics"]["verdict"]["status"]
+    print(f"{verdict}: {path}")
+    return 0
+
+
+def member_choice(text: str) -> MemberChoice:
+    """argparse type: "MODEL:WEIGHT" or "MODEL@VERSION:WEIGHT", 0 < WEIGHT <= 1."""
+    model, _, weight = text.rpartition(":")
+    model, _, version = model.partition("@")
+    try:
+        choice = MemberChoice(model, positive_int(version) if version else None, float(weight))
+    except (ValueError, argparse.ArgumentTypeError):
+        choice = None
+    if choice is None or not model or not 0 < choice.weight <= 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected MODEL:WEIGHT or MODEL@VERSION:WEIGHT with 0 < WEIGHT <= 1, "
+            "e.g. ring8-gan:0.5"
+        )
+    return choice
+
+
+def run_ensemble(args: argparse.Namespace) -> int:
+    """Call write_ensemble (a missing or incompatible member, weights not summing to 1: usage
+    errors naming the fix); print the verdict and the card's path, or with --dry-run the card
+    it would write without diagnostics."""
+    where = (args.models_dir, args.name, args.members, args.description)
+    if args.dry_run:
+        print(json.dumps(or_usage_error(args, ensemble_card, *where), indent=2))
+        return 0
+    path = or_usage_error(args, write_ensemble, *where)
     verdict = json.loads(path.read_text())["diagnostics"]["verdict"]["status"]
     print(f"{verdict}: {path}")
     return 0

@@ -3,7 +3,8 @@ from the exported ONNX files exactly as the service draws them.
 
 Measured at export (trainer.export for a GAN: seed 0; trainer.edm.export for a score model:
 seed 1, with the card's default steps and sampler, and again by `fuse` when the fused graph
-serves that request). When the report gains keys or a rule changes,
+serves that request; trainer.ensemble for an ensemble: seed 0, its members as the service
+draws them). When the report gains keys or a rule changes,
 `python -m trainer diagnose models/<name>` measures the newest version again the same way,
 without its checkpoint, and rewrites the card's `diagnostics`.
 """
@@ -15,7 +16,15 @@ import numpy as np
 import onnxruntime
 
 from lab import runtime
-from lab.cards import read_card, to_jsonable, write_card
+from lab.cards import (
+    ENSEMBLE,
+    SERVABLE_KINDS,
+    newest_version,
+    read_card,
+    to_jsonable,
+    write_card,
+)
+from lab.ensembles import ensemble_members, file_ensemble_drawer
 from lab.sampling import DEFAULT_MAX_BATCH, file_sampler, generator_drawer
 from trainer.evaluation import REFERENCE_MODELS, diagnose_samples
 
@@ -66,19 +75,32 @@ def score_diagnostics(
     return {**to_jsonable(report), "n": n, "seed": SCORE_SEED, "steps": steps, "sampler": sampler}
 
 
+def ensemble_diagnostics(models_dir: Path, card: dict[str, Any]) -> dict[str, Any]:
+    """The report on the newest version's samples as the service draws them for seed GAN_SEED
+    (lab.ensembles.file_ensemble_drawer), with its `ensemble` section."""
+    version = newest_version(card)
+    n = sample_count(card["dataset"])
+    samples = file_ensemble_drawer(models_dir, card, version)(n, GAN_SEED)
+    members = ensemble_members(version, n, GAN_SEED)
+    report = diagnose_samples(samples, card["dataset"], models_dir, members=members)
+    return {**to_jsonable(report), "n": n, "seed": GAN_SEED}
+
+
 def rediagnose(model_dir: Path) -> Path:
     """Measure the card's diagnostics again on the newest version in model_dir (references
     from model_dir's parent repository) and write the card; the card's path.
 
-    ValueError when model_dir holds no gan or score card.
+    ValueError when model_dir holds no gan, score or ensemble card.
     """
     model_dir = Path(model_dir)
     card = read_card(model_dir)
     kind = card and card.get("kind")
-    if kind not in ("gan", "score"):
-        raise ValueError(f"{model_dir} holds no gan or score card")
+    if kind not in SERVABLE_KINDS:
+        raise ValueError(f"{model_dir} holds no gan, score or ensemble card")
     newest = max(card["versions"], key=lambda version: version["version"])
-    if kind == "gan":
+    if kind == ENSEMBLE:
+        diagnostics = ensemble_diagnostics(model_dir.parent, card)
+    elif kind == "gan":
         diagnostics = gan_diagnostics(model_dir / newest["file"], card, model_dir.parent)
     else:
         diagnostics = score_diagnostics(card, model_dir, newest, model_dir.parent)

@@ -17,6 +17,7 @@ import numpy as np
 from lab.cards import ClassifierReference, load_classifier_reference
 from lab.classify import classify
 from lab.diagnostics import diagnose, diagnose_modes  # the shared metric core
+from lab.diagnostics.members import Members
 from trainer.datasets import GaussianMixture, get_dataset
 
 REFERENCE_MODELS = Path(__file__).resolve().parents[1] / "models"  # the bundled repository
@@ -40,20 +41,23 @@ def diagnose_samples(
     dataset_name: str,
     models_dir: Path = REFERENCE_MODELS,
     modes_only: bool = False,
+    members: Members | None = None,
 ) -> dict[str, Any]:
     """The service's report of samples [N, d] or images [N, C, 8, 8] against the dataset's
     reference (lab.diagnostics.diagnose), or only its mode keys when `modes_only`
-    (diagnose_modes: the same numbers without the k-NN feature metrics)."""
+    (diagnose_modes: the same numbers without the k-NN feature metrics). members: which
+    ensemble member drew each sample (the full report's `ensemble` section)."""
     dataset = get_dataset(dataset_name)
     if isinstance(dataset, GaussianMixture):
         if modes_only:
             return diagnose_modes(samples, dataset.reference_spec())
-        return diagnose(samples, dataset.reference_spec(), dataset_name)
+        return diagnose(samples, dataset.reference_spec(), dataset_name, members=members)
     reference = classifier_reference(dataset_name, Path(models_dir))
     classified = classify(reference.session, reference.spec, samples)
     if modes_only:
         return diagnose_modes(samples, reference.spec, classified)
-    return diagnose(samples, reference.spec, dataset_name, reference.features, classified)
+    features = reference.features
+    return diagnose(samples, reference.spec, dataset_name, features, classified, members=members)
 
 
 def protocol_numbers(report: dict[str, Any]) -> dict[str, Any]:

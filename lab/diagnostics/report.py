@@ -24,6 +24,7 @@ from .clusters import ClusterModes, cluster_mode_stats, exemplars_of
 from .embedding import embed
 from .errors import DiagnosticsError
 from .features import feature_metrics
+from .members import Members, members_section
 from .mixture import HIGH_QUALITY_STDS, GaussianMixture, high_quality_probability, mode_metrics
 from .statistics import ChiSquare, FeatureStats, ModeStats, feature_stats, histogram_stats
 from .verdict import Verdict, starved_modes, verdict
@@ -201,6 +202,7 @@ def diagnose(
     reference_features: np.ndarray | None = None,
     classified: tuple[np.ndarray, np.ndarray] | None = None,
     clusters: ClusterModes | None = None,
+    members: Members | None = None,
 ) -> dict[str, Any]:
     """The report of a batch against a reference card's `reference` object.
 
@@ -215,6 +217,8 @@ def diagnose(
     clusters: a features reference's discovered modes (clusters.py): the mode keys then count
     them, and `modes.missing_exemplars` (`starved_exemplars`) names the reference rows nearest
     each missing (starved) centre.
+    members: which ensemble member drew each sample: the report then has an `ensemble` section
+    (members.py: each member's histogram, when the reference has modes).
     Raises DiagnosticsError (HTTP 422) for an unusable batch or reference. The keys are
     described in docs/diagnostics.md; values are plain Python, never NaN or inf.
     """
@@ -222,7 +226,8 @@ def diagnose(
         samples, reference, reference_features, classified
     )
     is_features = reference_type(reference) == "features"
-    modes = mode_stats(features if is_features else samples, reference, classified, clusters)
+    mode_samples = features if is_features else samples
+    modes = mode_stats(mode_samples, reference, classified, clusters)
     section = feature_metrics(features, reference_features)
     numbers = feature_stats(section, features.shape[0])
     report = report_of(reference_name, modes, numbers, section, verdict(modes, numbers))
@@ -230,6 +235,13 @@ def diagnose(
         report["modes"]["missing_exemplars"] = exemplars_of(modes.missing, clusters)
         starved = report["modes"]["starved"]
         report["modes"]["starved_exemplars"] = exemplars_of(starved, clusters)
+    if modes is not None and members is not None:
+
+        def modes_of(rows: np.ndarray) -> ModeStats | None:
+            subset = None if classified is None else tuple(part[rows] for part in classified)
+            return mode_stats(mode_samples[rows], reference, subset, clusters)
+
+        report["ensemble"] = members_section(members, modes_of, modes.total)
     return report
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from flask import Blueprint, Response, jsonify
 
 from lab.diagnostics import diagnose
+from lab.diagnostics.members import Members
 from lab.diagnostics.report import validate_samples
 from lab.sampling import Progress
 from service import metrics
@@ -75,10 +76,12 @@ def unguarded(work: Callable[..., T], *args: object) -> T:
     return work(*args)
 
 
-def diagnose_with(batch: np.ndarray, reference: Reference | None) -> dict:
+def diagnose_with(
+    batch: np.ndarray, reference: Reference | None, members: Members | None = None
+) -> dict:
     """The report; for a classifier reference the classifier runs on the batch first, for a
     features reference naming an embedding model that model does (its features are then
-    compared as raw vectors)."""
+    compared as raw vectors). members: an ensemble's (the report's `ensemble` section)."""
     if reference is None:
         return diagnose(batch, None, None)
     classified, spec = None, reference.spec
@@ -87,7 +90,8 @@ def diagnose_with(batch: np.ndarray, reference: Reference | None) -> dict:
     elif reference.embedder is not None:
         batch = reference.embed(batch)
         spec = {**spec, "embedding": "raw", "sample_shape": [batch.shape[1]]}
-    return diagnose(batch, spec, reference.name, reference.features, classified, reference.modes)
+    features, modes = reference.features, reference.modes
+    return diagnose(batch, spec, reference.name, features, classified, modes, members)
 
 
 def diagnosis_response(
@@ -96,13 +100,14 @@ def diagnosis_response(
     media_type: str,
     extra: dict | None = None,
     run: Callable | None = None,
+    members: Members | None = None,
 ) -> Response:
     """Diagnose under the guard (or by `run`: unguarded in a job); answer the report as JSON or
-    as its figure."""
+    as its figure. members: which ensemble member drew each sample, for an ensemble's batch."""
     run = run or guard().run
     name = reference.name if reference else "none"
     started = time.perf_counter()
-    report = run(diagnose_with, batch, reference)
+    report = run(diagnose_with, batch, reference, members)
     metrics.DIAGNOSTICS_SECONDS.labels(reference=name).observe(time.perf_counter() - started)
     if media_type == "image/png":
         spec = reference.spec if reference else None

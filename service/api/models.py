@@ -1,5 +1,5 @@
-"""Models (GANs and score models; classifiers and embeddings listed too): list, describe, draw
-samples, diagnose."""
+"""Models (GANs, score models and ensembles; classifiers and embeddings listed too): list,
+describe, draw samples, diagnose."""
 
 import io
 import time
@@ -10,10 +10,19 @@ import numpy as np
 from flask import Blueprint, Response, jsonify
 from flask import request as http_request
 
-from lab.cards import FEATURE_KINDS, SERVABLE_KINDS
+from lab.cards import ENSEMBLE, FEATURE_KINDS, SERVABLE_KINDS
+from lab.diagnostics.members import Members
+from lab.ensembles import ensemble_drawer, member_assignment
 from lab.noise import MAX_SEED, random_seed
 from lab.samplers import MAX_CHURN, SAMPLERS, Churn, network_evaluations
-from lab.sampling import Draw, Progress, RowwiseDraw, generator_drawer, score_drawer
+from lab.sampling import (
+    Draw,
+    Progress,
+    RowwiseDraw,
+    SamplingSettings,
+    generator_drawer,
+    score_drawer,
+)
 from service import metrics
 from service.api.diagnostics import REPORT_BYTES, REPORT_FORMATS, diagnosis_response, unguarded
 from service.api.inference import guarded_inference, run_inputs
@@ -100,8 +109,11 @@ class SampleRequest:
     churn: float = 0.0
 
     def echo(self) -> dict:
-        """What the response repeats of the request (sampler settings for score models)."""
+        """What the response repeats of the request (sampler settings for score models, the
+        members for ensembles)."""
         echoed = {"model": self.entry.name, "version": self.version.number, "seed": self.seed}
+        if self.entry.kind == ENSEMBLE:
+            echoed["members"] = self.version.card["members"]
         if self.entry.kind == "score":
             nfe = network_evaluations(self.steps, self.sampler)
             echoed |= {"steps": self.steps, "sampler": self.sampler, "network_evaluations": nfe}
@@ -119,6 +131,16 @@ class SampleRequest:
         """The most bytes its samples answer in `media_type` may take (a job's reservation)."""
         values = self.n * int(np.prod(self.entry.card["output"]["shape"][1:]))
         return values * RESULT_VALUE_BYTES[media_type] + 4 * self.n + 4096
+
+    def members(self) -> Members | None:
+        """Which member draws each sample (lab.ensembles), for an ensemble; None otherwise."""
+        if self.entry.kind != ENSEMBLE:
+            return None
+        specs = self.version.card["members"]
+        weights = tuple(spec["weight"] for spec in specs)
+        names = tuple(spec["model"] for spec in specs)
+        versions = tuple(spec["version"] for spec in specs)
+        return Members(names, versions, weights, member_assignment(weights, self.n, self.seed))
 
     def headers(self) -> dict[str, str]:
         """X-Seed and X-Model-Version (+ X-Steps and X-Sampler for score models), on every
@@ -161,8 +183,12 @@ def sample_request(name: str, job: bool = False) -> SampleRequest:
         if given:
             raise ApiError(
                 400,
-                f"{', '.join(repr(f) for f in given)}: for score models only; {name} is a "
-                f"{entry.kind}, drawn in one pass",
+                f"{', '.join(repr(f) for f in given)}: for score models only; {name} is "
+                + (
+                    "an ensemble: its score members draw with their card's steps and sampler"
+                    if entry.kind == ENSEMBLE
+                    else f"a {entry.kind}, drawn in one pass"
+                ),
                 "invalid-field",
             )
         return SampleRequest(entry, version, n, seed)
@@ -174,24 +200,42 @@ def sample_request(name: str, job: bool = False) -> SampleRequest:
 
 
 def drawer(request: SampleRequest) -> Draw:
-    """draw(n, seed, progress) of the request's model version: G(z) with
-    z = latents(card_latent(card), n, seed) for a gan (lab.sampling.generator_drawer: N(0, I)
-    unless the card declares another distribution); for a score model the sampler's
-    integration from seeded noise, run as lab.sampling.score_drawer chooses by FUSED_SAMPLER
-    and STEP_GRAPHS."""
-    entry, version, settings = request.entry, request.version, service_config().sampling()
+    """draw(n, seed, progress) of the request's model version (version_drawer)."""
+    settings = service_config().sampling()
+    steps, sampler, churn = request.steps, request.sampler, Churn(request.churn)
+    return version_drawer(request.entry, request.version, settings, steps, sampler, churn)
+
+
+def version_drawer(
+    entry: Entry,
+    version: Version,
+    settings: SamplingSettings,
+    steps: int | None = None,
+    sampler: str | None = None,
+    churn: Churn = Churn(0.0),
+) -> Draw:
+    """draw(n, seed, progress) of one model version: G(z) with z = latents(card_latent(card),
+    n, seed) for a gan (lab.sampling.generator_drawer: N(0, I) unless the card declares another
+    distribution); for a score model the sampler's integration from seeded noise (`steps` and
+    `sampler`, the card's defaults when None), run as lab.sampling.score_drawer chooses by
+    FUSED_SAMPLER and STEP_GRAPHS; for an ensemble its members' drawers (score members with
+    their card's defaults, no churn) mixed by lab.ensembles.ensemble_drawer."""
+    if entry.kind == ENSEMBLE:
+        draws = [version_drawer(m.entry, m.version, settings) for m in version.members]
+        return ensemble_drawer(draws, [member.weight for member in version.members])
     if entry.kind == "score":
-        churn = Churn(request.churn)
+        steps = steps or entry.card["sampler"]["steps"]
+        sampler = sampler or entry.card["sampler"]["name"]
         graphs = version.score_graphs()
-        return score_drawer(entry.card, graphs, request.steps, request.sampler, churn, settings)
+        return score_drawer(entry.card, graphs, steps, sampler, churn, settings)
     return generator_drawer(version.session, entry.card, settings.max_batch)
 
 
 def draw(request: SampleRequest) -> np.ndarray:
     """The samples [n, ...] float32, a function of the request: a gan's as one run over its
     latents (merged with concurrent requests' when batching takes it; else under the guard, in
-    the request's thread up to MAX_BATCH rows), a score model's on the guard's pool under the
-    deadline."""
+    the request's thread up to MAX_BATCH rows), a score model's or an ensemble's on the guard's
+    pool under the deadline."""
     draw = drawer(request)
     if isinstance(draw, RowwiseDraw) and request.n <= service_config().max_batch:
         inputs = draw.inputs(request.n, request.seed)
@@ -259,7 +303,8 @@ def diagnose_model(name: str) -> Response:
         work = partial(diagnose_job, request, media_type)
         return accept_job(work, REPORT_BYTES, media_type, request.body())
     batch = draw(request)
-    response = diagnosis_response(batch, resolved, media_type, request.echo())
+    members = request.members()
+    response = diagnosis_response(batch, resolved, media_type, request.echo(), members=members)
     response.headers.update(request.headers())
     return response
 
@@ -271,7 +316,8 @@ def diagnose_job(
     progress counts the generation."""
     batch = draw_in_job(request, progress)
     resolved = resolve_reference(request.entry.card["reference"])
-    response = diagnosis_response(batch, resolved, media_type, request.echo(), unguarded)
+    echo, members = request.echo(), request.members()
+    response = diagnosis_response(batch, resolved, media_type, echo, unguarded, members)
     return JobResult(response.get_data(), media_type, request.headers())
 
 

@@ -2,7 +2,8 @@
 
 GAN models take `z` [batch, latent_dim] FP32 and return `samples`; score models expose their
 raw denoiser: `x` [batch, *sample_shape] and `sigma` [batch] FP32 in, `denoised` out (the
-sampler loop is /v1's). Inputs and outputs may be JSON or binary (Triton's binary tensor
+sampler loop is /v1's). Ensembles have no tensors of their own and are served under /v1 only.
+Inputs and outputs may be JSON or binary (Triton's binary tensor
 extension); the request `id` is echoed.
 """
 
@@ -12,7 +13,7 @@ from typing import NoReturn
 import numpy as np
 from flask import Blueprint, Response, request
 
-from lab.cards import SERVABLE_KINDS, tensor_inputs
+from lab.cards import ENSEMBLE, GENERATOR_KINDS, tensor_inputs
 from service import kserve
 from service.api.inference import run_inputs
 from service.api.requests import json_body, ready_entry, repository, service_config
@@ -60,8 +61,8 @@ def repository_index() -> list[dict]:
         raise ApiError(400, "'ready' must be true or false", "invalid-field")
     index = []
     for entry in repository().entries.values():
-        if entry.card and entry.kind not in SERVABLE_KINDS:
-            continue  # references are data, not models
+        if entry.card and entry.kind not in GENERATOR_KINDS:
+            continue  # references are data, not models; ensembles have no tensors
         state = {"state": "READY" if entry.ready else "UNAVAILABLE", "reason": entry.error or ""}
         if ready_only and not entry.ready:
             continue
@@ -85,8 +86,17 @@ def load_or_unload(name: str) -> NoReturn:
 
 
 def model_version(name: str, version: str | None) -> tuple[Entry, Version]:
-    """The ready model entry and the version (the latest when the path names none)."""
-    entry = ready_entry(name, *SERVABLE_KINDS)
+    """The ready model entry and the version (the latest when the path names none); an
+    ensemble is a 404 naming its /v1 route."""
+    found = repository().get(name)
+    if found is not None and found.kind == ENSEMBLE:
+        raise ApiError(
+            404,
+            f"{name!r} is an ensemble: it has no tensors of its own to infer on; draw its samples "
+            f"with POST /v1/models/{name}/samples",
+            "unknown-model",
+        )
+    entry = ready_entry(name, *GENERATOR_KINDS)
     if version is None:
         return entry, entry.versions[entry.latest_version()]
     if not version.isdigit() or int(version) not in entry.versions:
