@@ -1,5 +1,7 @@
 """Helpers the tests import: configs, tiny trained models, exact mixture draws."""
 
+import json
+import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -52,6 +54,13 @@ def train_and_export_score(runs: Path, models: Path, dataset: str, name: str) ->
     config = ScoreConfig(dataset=dataset, **TINY_SCORE)
     score_training_loop(config, runs / name, resume=False, progress=False)
     export_score(runs / name, models, name)
+
+
+def copy_model(models: Path, source: str, name: str) -> None:
+    """models/<name>: a copy of models/<source> under another name (the same files)."""
+    shutil.copytree(models / source, models / name)
+    card = json.loads((models / name / "card.json").read_text())
+    (models / name / "card.json").write_text(json.dumps({**card, "name": name}))
 
 
 def make_config(repository: Path, **overrides: object) -> ServiceConfig:

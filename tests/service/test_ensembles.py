@@ -15,19 +15,12 @@ from bench.server import running_server
 from lab.cards import validate_card
 from lab.ensembles import member_stream
 from service.app import create_app
-from tests.helpers import make_config
+from tests.helpers import copy_model, make_config
 from tests.service.test_jobs import poll
 from trainer.ensemble import MemberChoice, write_ensemble
 
 NPY = {"Accept": "application/x-npy"}
 RING8_MIX = [MemberChoice("ring8-gan", None, 0.25), MemberChoice("ring8-gan-b", None, 0.75)]
-
-
-def copy_model(models: Path, source: str, name: str) -> None:
-    """models/<name>: a copy of models/<source> under another name (the same ONNX files)."""
-    shutil.copytree(models / source, models / name)
-    card = json.loads((models / name / "card.json").read_text())
-    (models / name / "card.json").write_text(json.dumps({**card, "name": name}))
 
 
 def add_ensemble_card(models: Path, name: str, members: list[dict]) -> None:
