@@ -75,7 +75,9 @@ def check_members(members: list[dict], where: str = "members") -> None:
     weights = [member["weight"] for member in members]
     total = math.fsum(weights)
     if abs(total - 1.0) > WEIGHT_TOLERANCE:
-        scaled = ", ".join(f"{member['model']}:{member['weight'] / total:.6g}" for member in members)
+        scaled = ", ".join(
+            f"{member['model']}:{member['weight'] / total:.6g}" for member in members
+        )
         raise ValueError(
             f"{where}: the weights sum to {total:.6g}, not 1 (within {WEIGHT_TOLERANCE:g}); "
             f"divide each by their sum: {scaled}"

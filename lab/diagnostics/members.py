@@ -40,7 +40,7 @@ def members_section(
     modes_of(rows) gives the mode statistics of the batch's rows (int indices), never called
     with none."""
     entries, histograms = [], []
-    for k, name in enumerate(members.names):
+    for k in range(len(members.names)):
         rows = np.flatnonzero(members.assignment == k)
         stats = modes_of(rows) if rows.size else None
         histogram = np.zeros(total, np.int64) if stats is None else stats.histogram

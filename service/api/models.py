@@ -14,7 +14,7 @@ from lab.cards import ENSEMBLE, FEATURE_KINDS, SERVABLE_KINDS
 from lab.diagnostics.members import Members
 from lab.ensembles import ensemble_drawer, member_assignment
 from lab.noise import MAX_SEED, random_seed
-from lab.samplers import MAX_CHURN, SAMPLERS, Churn, network_evaluations
+from lab.samplers import MAX_CHURN, NO_CHURN, SAMPLERS, Churn, network_evaluations
 from lab.sampling import (
     Draw,
     Progress,
@@ -212,7 +212,7 @@ def version_drawer(
     settings: SamplingSettings,
     steps: int | None = None,
     sampler: str | None = None,
-    churn: Churn = Churn(0.0),
+    churn: Churn = NO_CHURN,
 ) -> Draw:
     """draw(n, seed, progress) of one model version: G(z) with z = latents(card_latent(card),
     n, seed) for a gan (lab.sampling.generator_drawer: N(0, I) unless the card declares another

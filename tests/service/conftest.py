@@ -1,10 +1,24 @@
 """Service fixtures: the real gunicorn, started once per module on a free loopback port."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from bench.server import running_server
+
+
+@contextmanager
+def serving(
+    models: Path, tmp_path_factory: pytest.TempPathFactory, ready_path: str = "/readyz"
+) -> Iterator[str]:
+    """The url of a 2-worker gunicorn serving `models`, with its own log and data folder."""
+    folder = tmp_path_factory.mktemp("gunicorn")
+    with running_server(
+        models, folder / "log.txt", ready_path, WEB_CONCURRENCY="2", DATA_DIR=str(folder / "data")
+    ) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")

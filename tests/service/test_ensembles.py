@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import requests
 
-from bench.server import running_server
 from lab.cards import validate_card
 from lab.ensembles import member_stream
 from service.app import create_app
 from tests.helpers import copy_model, make_config
+from tests.service.conftest import serving
 from tests.service.test_jobs import poll
 from trainer.ensemble import MemberChoice, write_ensemble
 
@@ -45,38 +45,33 @@ def ensemble_repo(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return models
 
 
+def member(model: str, weight: float, version: int = 1) -> dict:
+    """An ensemble version's `members` item."""
+    return {"model": model, "version": version, "weight": weight}
+
+
 # name: (members, what its error says)
 BROKEN = {
     "bad-weights": (
-        [{"model": "ring8-gan", "version": 1, "weight": 0.5}, {"model": "ring8-gan-b", "version": 1, "weight": 0.4}],
+        [member("ring8-gan", 0.5), member("ring8-gan-b", 0.4)],
         "the weights sum to 0.9, not 1",
     ),
     "missing-member": (
-        [{"model": "ring8-gan", "version": 1, "weight": 0.5}, {"model": "nowhere", "version": 1, "weight": 0.5}],
+        [member("ring8-gan", 0.5), member("nowhere", 0.5)],
         "member 'nowhere' not in the repository",
     ),
     "incompatible-member": (
-        [{"model": "ring8-gan", "version": 1, "weight": 0.5}, {"model": "grid25-edm", "version": 1, "weight": 0.5}],
+        [member("ring8-gan", 0.5), member("grid25-edm", 0.5)],
         "member 'grid25-edm' is incompatible: its dataset is 'grid25', the ensemble's 'ring8'",
     ),
-    "missing-version": (
-        [{"model": "ring8-gan", "version": 9, "weight": 1.0}],
-        "member 'ring8-gan' has no version 9",
-    ),
+    "missing-version": ([member("ring8-gan", 1.0, 9)], "member 'ring8-gan' has no version 9"),
 }
 
 
 @pytest.fixture(scope="module")
 def server(ensemble_repo: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The url of a 2-worker gunicorn serving ensemble_repo (broken entries: not ready)."""
-    folder = tmp_path_factory.mktemp("gunicorn-ensembles")
-    with running_server(
-        ensemble_repo,
-        folder / "log.txt",
-        "/healthz",
-        WEB_CONCURRENCY="2",
-        DATA_DIR=str(folder / "data"),
-    ) as (url, _):
+    """The url of a gunicorn serving ensemble_repo (broken entries: not ready)."""
+    with serving(ensemble_repo, tmp_path_factory, "/healthz") as url:
         yield url
 
 
