@@ -192,6 +192,12 @@ def schemas(config: ServiceConfig) -> dict:
                     "description": "Score models only: EDM's S_churn (0 = deterministic); "
                     "the churn noise is drawn from the seed too",
                 },
+                "weights": {
+                    "type": "array",
+                    "items": {"type": "number", "minimum": 0, "maximum": 1},
+                    "description": "Ensembles only (400 for other models): one weight per "
+                    "member, summing to 1, instead of the card's (docs/ensembles.md)",
+                },
             },
         },
         "Samples": {

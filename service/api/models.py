@@ -2,7 +2,9 @@
 describe, draw samples, diagnose."""
 
 import io
+import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -10,7 +12,7 @@ import numpy as np
 from flask import Blueprint, Response, jsonify
 from flask import request as http_request
 
-from lab.cards import ENSEMBLE, FEATURE_KINDS, SERVABLE_KINDS
+from lab.cards import ENSEMBLE, FEATURE_KINDS, SERVABLE_KINDS, check_members
 from lab.diagnostics.members import Members
 from lab.ensembles import ensemble_drawer, member_assignment
 from lab.noise import MAX_SEED, random_seed
@@ -107,13 +109,18 @@ class SampleRequest:
     steps: int | None = None
     sampler: str | None = None
     churn: float = 0.0
+    weights: tuple[float, ...] | None = None  # an ensemble's mix when the request sets one
+
+    def mix(self) -> tuple[float, ...]:
+        """An ensemble's weights for this request: the request's, else its version's."""
+        return self.weights or tuple(spec["weight"] for spec in self.version.card["members"])
 
     def echo(self) -> dict:
         """What the response repeats of the request (sampler settings for score models, the
-        members for ensembles)."""
+        members and the weights drawn with for ensembles)."""
         echoed = {"model": self.entry.name, "version": self.version.number, "seed": self.seed}
         if self.entry.kind == ENSEMBLE:
-            echoed["members"] = self.version.card["members"]
+            echoed["members"] = with_weights(self.version.card["members"], self.mix())
         if self.entry.kind == "score":
             nfe = network_evaluations(self.steps, self.sampler)
             echoed |= {"steps": self.steps, "sampler": self.sampler, "network_evaluations": nfe}
@@ -123,6 +130,8 @@ class SampleRequest:
     def body(self) -> dict:
         """The request as a body that draws the same samples (the seed drawn, if none was sent)."""
         body = {"n": self.n, "seed": self.seed, "version": self.version.number}
+        if self.weights is not None:
+            body["weights"] = list(self.weights)
         if self.entry.kind == "score":
             body |= {"steps": self.steps, "sampler": self.sampler, "churn": self.churn}
         return body
@@ -136,8 +145,7 @@ class SampleRequest:
         """Which member draws each sample (lab.ensembles), for an ensemble; None otherwise."""
         if self.entry.kind != ENSEMBLE:
             return None
-        specs = self.version.card["members"]
-        weights = tuple(spec["weight"] for spec in specs)
+        specs, weights = self.version.card["members"], self.mix()
         names = tuple(spec["model"] for spec in specs)
         versions = tuple(spec["version"] for spec in specs)
         return Members(names, versions, weights, member_assignment(weights, self.n, self.seed))
@@ -153,11 +161,11 @@ class SampleRequest:
 
 def sample_request(name: str, job: bool = False) -> SampleRequest:
     """The validated JSON body {"n", "seed", "version"} (+ "steps", "sampler", "churn" for
-    score models, which gan models refuse with 400 rather than silently ignore); n up to
-    MAX_SAMPLES, or MAX_JOB_SAMPLES for a job."""
+    score models, "weights" for ensembles, which other kinds refuse with 400 rather than
+    silently ignore); n up to MAX_SAMPLES, or MAX_JOB_SAMPLES for a job."""
     config = service_config()
     entry = ready_entry(name, *SERVABLE_KINDS)
-    body = json_body(("n", "seed", "version", *SCORE_FIELDS))
+    body = json_body(("n", "seed", "version", *SCORE_FIELDS, "weights"))
     n = int_field(
         body, "n", config.default_samples, 1, max(config.max_samples, config.max_job_samples)
     )
@@ -178,19 +186,14 @@ def sample_request(name: str, job: bool = False) -> SampleRequest:
             f"{name} has no version {number} (versions: {sorted(entry.versions)})",
             "unknown-version",
         )
+    if entry.kind != ENSEMBLE:
+        refuse(body, ("weights",), f"for ensembles only; {name} is a {entry.kind}")
+    if entry.kind == ENSEMBLE:
+        why = "an ensemble: its score members draw with their card's steps and sampler"
+        refuse(body, SCORE_FIELDS, f"for score models only; {name} is {why}")
+        return SampleRequest(entry, version, n, seed, weights=mix_field(body, version))
     if entry.kind != "score":
-        given = [field for field in SCORE_FIELDS if body.get(field) is not None]
-        if given:
-            raise ApiError(
-                400,
-                f"{', '.join(repr(f) for f in given)}: for score models only; {name} is "
-                + (
-                    "an ensemble: its score members draw with their card's steps and sampler"
-                    if entry.kind == ENSEMBLE
-                    else f"a {entry.kind}, drawn in one pass"
-                ),
-                "invalid-field",
-            )
+        refuse(body, SCORE_FIELDS, f"for score models only; {name} is a gan, drawn in one pass")
         return SampleRequest(entry, version, n, seed)
     defaults = entry.card["sampler"]
     steps = int_field(body, "steps", defaults["steps"], 1, config.max_steps)
@@ -199,11 +202,48 @@ def sample_request(name: str, job: bool = False) -> SampleRequest:
     return SampleRequest(entry, version, n, seed, steps, sampler, churn)
 
 
+def refuse(body: dict, fields: tuple[str, ...], why: str) -> None:
+    """400 naming the `fields` the body sets, and why the model takes none of them."""
+    given = [field for field in fields if body.get(field) is not None]
+    if given:
+        raise ApiError(400, f"{', '.join(repr(f) for f in given)}: {why}", "invalid-field")
+
+
+def mix_field(body: dict, version: Version) -> tuple[float, ...] | None:
+    """body["weights"]: one number in [0, 1] per member of the ensemble's version, summing to 1
+    (lab.cards.check_members), or None when absent; 400 naming the fix otherwise."""
+    value, specs = body.get("weights"), version.card["members"]
+    if value is None:
+        return None
+    numbers = value if isinstance(value, list) and len(value) == len(specs) else []
+    if not numbers or any(isinstance(w, bool) or not isinstance(w, int | float) for w in numbers):
+        names = ", ".join(spec["model"] for spec in specs)
+        raise ApiError(
+            400,
+            f"'weights' must be a list of {len(specs)} numbers, one per member ({names}), "
+            f"got {json.dumps(value)[:60]}",
+            "invalid-field",
+        )
+    if not all(0.0 <= w <= 1.0 for w in numbers):
+        raise ApiError(400, f"'weights' must lie in [0, 1], got {numbers}", "invalid-field")
+    try:
+        check_members(with_weights(specs, numbers), "'weights'")
+    except ValueError as error:
+        raise ApiError(400, str(error), "invalid-field") from None
+    return tuple(float(w) for w in numbers)
+
+
+def with_weights(specs: list[dict], weights: Sequence[float]) -> list[dict]:
+    """An ensemble version's members (model, version, weight) with other weights."""
+    return [{**spec, "weight": weight} for spec, weight in zip(specs, weights, strict=True)]
+
+
 def drawer(request: SampleRequest) -> Draw:
     """draw(n, seed, progress) of the request's model version (version_drawer)."""
     settings = service_config().sampling()
     steps, sampler, churn = request.steps, request.sampler, Churn(request.churn)
-    return version_drawer(request.entry, request.version, settings, steps, sampler, churn)
+    entry, version, weights = request.entry, request.version, request.weights
+    return version_drawer(entry, version, settings, steps, sampler, churn, weights)
 
 
 def version_drawer(
@@ -213,16 +253,18 @@ def version_drawer(
     steps: int | None = None,
     sampler: str | None = None,
     churn: Churn = NO_CHURN,
+    weights: tuple[float, ...] | None = None,
 ) -> Draw:
     """draw(n, seed, progress) of one model version: G(z) with z = latents(card_latent(card),
     n, seed) for a gan (lab.sampling.generator_drawer: N(0, I) unless the card declares another
     distribution); for a score model the sampler's integration from seeded noise (`steps` and
     `sampler`, the card's defaults when None), run as lab.sampling.score_drawer chooses by
     FUSED_SAMPLER and STEP_GRAPHS; for an ensemble its members' drawers (score members with
-    their card's defaults, no churn) mixed by lab.ensembles.ensemble_drawer."""
+    their card's defaults, no churn) mixed by lab.ensembles.ensemble_drawer with `weights`
+    (the version's when None)."""
     if entry.kind == ENSEMBLE:
         draws = [version_drawer(m.entry, m.version, settings) for m in version.members]
-        return ensemble_drawer(draws, [member.weight for member in version.members])
+        return ensemble_drawer(draws, weights or [member.weight for member in version.members])
     if entry.kind == "score":
         steps = steps or entry.card["sampler"]["steps"]
         sampler = sampler or entry.card["sampler"]["name"]

@@ -156,7 +156,8 @@ def test_diagnose_reports_member_histograms(server):
 
 
 def test_diagnose_figure_and_job(server):
-    url, body = f"{server}/v1/models/ring8-mix/diagnose", {"n": 300, "seed": 4}
+    url = f"{server}/v1/models/ring8-mix/diagnose"
+    body = {"n": 300, "seed": 4, "weights": [0.5, 0.5]}
     figure = requests.post(url, json=body, headers={"Accept": "image/png"}, timeout=60)
     assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")
     accepted = requests.post(url, json=body, headers={"Prefer": "respond-async"}, timeout=60)
@@ -167,6 +168,37 @@ def test_diagnose_figure_and_job(server):
     result = requests.get(f"{location}/result", timeout=10).json()
     synchronous = requests.post(url, json=body, timeout=60).json()
     assert result["ensemble"] == synchronous["ensemble"]
+    assert [m["weight"] for m in result["ensemble"]["members"]] == [0.5, 0.5]
+
+
+def test_request_weights_change_the_mix(server):
+    body = {"n": 50, "seed": 6, "weights": [1, 0]}
+    mix = requests.post(f"{server}/v1/models/ring8-mix/samples", json=body).json()
+    assert [m["weight"] for m in mix["members"]] == [1, 0]
+    seeds, _ = member_stream([1.0, 0.0], 50, 6)
+    own = {"n": 50, "seed": seeds[0]}
+    member = requests.post(f"{server}/v1/models/ring8-gan/samples", json=own).json()
+    assert mix["samples"] == member["samples"]
+
+
+@pytest.mark.parametrize(
+    "model, weights, message",
+    [
+        ("ring8-mix", [0.5, 0.4], "divide each by their sum: ring8-gan:0.555556"),
+        ("ring8-mix", [1.0], "a list of 2 numbers, one per member (ring8-gan, ring8-gan-b)"),
+        ("ring8-mix", "even", "a list of 2 numbers"),
+        ("ring8-mix", [True, False], "a list of 2 numbers"),
+        ("ring8-mix", [1.5, -0.5], "must lie in [0, 1]"),
+        ("ring8-gan", [1.0], "'weights': for ensembles only; ring8-gan is a gan"),
+    ],
+)
+def test_bad_request_weights_are_400_problems_naming_the_fix(server, model, weights, message):
+    body = {"n": 2, "weights": weights}
+    for route in ("samples", "diagnose"):
+        response = requests.post(f"{server}/v1/models/{model}/{route}", json=body)
+        assert response.status_code == 400
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert message in response.json()["detail"]
 
 
 def test_v2_refuses_an_ensemble_naming_the_v1_route(server):
