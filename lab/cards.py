@@ -74,6 +74,8 @@ def check_members(members: list[dict], where: str = "members") -> None:
     version) twice. `where`: the place the message names."""
     weights = [member["weight"] for member in members]
     total = math.fsum(weights)
+    if total <= 0.0:
+        raise ValueError(f"{where}: the weights sum to 0; give at least one member weight 1")
     if abs(total - 1.0) > WEIGHT_TOLERANCE:
         scaled = ", ".join(
             f"{member['model']}:{member['weight'] / total:.6g}" for member in members

@@ -134,3 +134,19 @@ def test_ring8_edm_meets_the_goal():
     diagnostics = card["diagnostics"]
     assert diagnostics["steps"] == 18 and diagnostics["sampler"] == "heun"
     assert diagnostics["modes"]["covered"] == 8 and diagnostics["high_quality_fraction"] >= 0.95
+
+
+ENSEMBLES = [p.parent.name for p in CARDS if json.loads(p.read_text())["kind"] == "ensemble"]
+
+
+@pytest.mark.parametrize("name", ENSEMBLES)
+def test_ensemble_card_diagnostics_reproduce_through_diagnose(name):
+    """The ensemble card's report (drawn from its members' files at the card's seed) is what
+    /diagnose gives for the same request, its member histograms included."""
+    client = create_app(make_config(REPO_MODELS)).test_client()
+    measured = json.loads((REPO_MODELS / name / "card.json").read_text())["diagnostics"]
+    body = {"n": measured["n"], "seed": measured["seed"]}
+    report = client.post(f"/v1/models/{name}/diagnose", json=body).get_json()
+    assert report.pop("members") and report.pop("model") == name and report.pop("version") >= 1
+    expected = {key: value for key, value in measured.items() if key != "n"}
+    assert report == approx_tree(expected)

@@ -189,6 +189,7 @@ def test_request_weights_change_the_mix(server):
         ("ring8-mix", "even", "a list of 2 numbers"),
         ("ring8-mix", [True, False], "a list of 2 numbers"),
         ("ring8-mix", [1.5, -0.5], "must lie in [0, 1]"),
+        ("ring8-mix", [0, 0], "the weights sum to 0; give at least one member weight 1"),
         ("ring8-gan", [1.0], "'weights': for ensembles only; ring8-gan is a gan"),
     ],
 )
