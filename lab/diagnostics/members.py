@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .statistics import ModeStats
+from .verdict import starved_modes
 
 MAX_LISTED = 12  # modes named in one sentence of `why`; beyond, "... and N more"
 
@@ -35,7 +36,8 @@ def members_section(
     members: Members, modes_of: Callable[[np.ndarray], ModeStats | None], total: int
 ) -> dict[str, Any]:
     """The report's `ensemble` section: `members` (each member's model, version, weight, n,
-    covered, missing, histogram, high_quality_fraction), `covered_by` (for each of the `total`
+    covered, covered_modes, starved_modes (verdict.starved_modes of its own samples),
+    histogram, high_quality_fraction), `covered_by` (for each of the `total`
     modes, the members with a high-quality sample there) and `why` (sentences).
     modes_of(rows) gives the mode statistics of the batch's rows (int indices), never called
     with none."""
@@ -48,7 +50,8 @@ def members_section(
         entries.append(member_entry(members, k, rows.size, histogram, stats))
     matrix = np.stack(histograms)
     covered_by = [np.flatnonzero(matrix[:, mode]).tolist() for mode in range(total)]
-    return {"members": entries, "covered_by": covered_by, "why": why(members, matrix)}
+    starved = [entry["starved_modes"] for entry in entries]
+    return {"members": entries, "covered_by": covered_by, "why": why(members, matrix, starved)}
 
 
 def member_entry(
@@ -56,6 +59,7 @@ def member_entry(
 ) -> dict[str, Any]:
     """One member's object of the `ensemble` section."""
     covered = np.flatnonzero(histogram).tolist()
+    starved = [] if stats is None else [entry.mode for entry in starved_modes(stats)]
     return {
         "model": members.names[k],
         "version": members.versions[k],
@@ -63,15 +67,17 @@ def member_entry(
         "n": n,
         "covered": len(covered),
         "covered_modes": covered,
+        "starved_modes": starved,
         "histogram": histogram.tolist(),
         "high_quality_fraction": None if stats is None else stats.high_quality_fraction,
     }
 
 
-def why(members: Members, matrix: np.ndarray) -> list[str]:
+def why(members: Members, matrix: np.ndarray, starved: list[list[int]]) -> list[str]:
     """Sentences: how many modes each member covers alone and together; the modes that only
-    one member covers, by member; the modes covered by several; the modes none covers.
-    matrix: int [K members, modes], high-quality samples per member and mode."""
+    one member covers, by member; the modes covered by several; the modes none covers; each
+    member's starved modes. matrix: int [K members, modes], high-quality samples per member
+    and mode; starved: each member's starved modes."""
     hit = matrix > 0
     together = int(hit.any(axis=0).sum())
     alone = ", ".join(f"{name} {int(hit[k].sum())}" for k, name in enumerate(members.names))
@@ -89,6 +95,9 @@ def why(members: Members, matrix: np.ndarray) -> list[str]:
     none = np.flatnonzero(~hit.any(axis=0)).tolist()
     if none:
         sentences.append(f"no member puts a high-quality sample in {listed(none)}")
+    for name, modes in zip(members.names, starved, strict=True):
+        if modes:
+            sentences.append(f"{name} starves {listed(modes)}: far fewer samples than chance")
     return sentences
 
 

@@ -27,6 +27,7 @@ def test_member_histograms_say_which_member_covers_which_mode(references, draw):
     left, right = section["members"]
     assert (left["n"], right["n"]) == (300, 500)
     assert left["covered_modes"] == [0, 1] and right["covered_modes"] == [1, 2, 3]
+    assert left["starved_modes"] == right["starved_modes"] == []
     total = np.add(left["histogram"], right["histogram"])
     assert total.tolist() == report["modes"]["histogram"]  # the same samples, split by member
     assert section["covered_by"] == [[0], [0, 1], [1], [1], [], [], [], []]
@@ -38,6 +39,19 @@ def test_member_histograms_say_which_member_covers_which_mode(references, draw):
         "no member puts a high-quality sample in modes 4, 5, 6, 7",
     ]
     json.dumps(report, allow_nan=False)
+
+
+def test_a_member_s_starved_modes_are_its_own(references, draw):
+    """A member with 400 samples on mode 2 and 3 on mode 7 starves mode 7 (its own exact
+    sampler would put about 200 there), however the other member covers it."""
+    ring8 = references["ring8"]
+    skewed = np.concatenate([draw(ring8, 400, [2], seed=5), draw(ring8, 3, [7], seed=6)])
+    parts = [skewed, draw(ring8, 400, [7], seed=7)]
+    batch, members = members_of(parts, ("skewed", "even"))
+    section = diagnose(batch, ring8, "ring8", members=members)["ensemble"]
+    assert section["members"][0]["starved_modes"] == [7]
+    assert section["members"][1]["starved_modes"] == []
+    assert section["why"][-1] == "skewed starves mode 7: far fewer samples than chance"
 
 
 def test_a_member_without_samples_has_an_empty_histogram(references, draw):
