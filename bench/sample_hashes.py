@@ -1,6 +1,7 @@
 """Fingerprints of what the real gunicorn serves: sha256 of every bundled model's samples for
 fixed seeds (each score model through its fused graph, its step graphs and the numpy sampler:
-FUSED_SAMPLER / STEP_GRAPHS on and off) and of one diagnosis report per reference kind.
+FUSED_SAMPLER / STEP_GRAPHS on and off; ensembles too) and of one diagnosis report per
+reference kind.
 
 A refactor that changes no behaviour leaves every line the same. Usage:
 
@@ -20,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.server import running_server
+from lab.cards import SERVABLE_KINDS
 from service.config import REPO_MODELS
 
 SEEDS = (0, 7)
@@ -53,10 +55,11 @@ def sha(data: bytes) -> str:
 
 
 def served_models(url: str) -> list[dict]:
-    """The ready generators (gan, score) /v1/models lists (it lists classifiers too)."""
+    """The ready generators (gan, score, ensemble) /v1/models lists (it lists classifiers
+    too)."""
     with urllib.request.urlopen(f"{url}/v1/models", timeout=60) as response:
         models = json.load(response)["models"]
-    return [m for m in models if m["ready"] and m["kind"] in ("gan", "score")]
+    return [m for m in models if m["ready"] and m["kind"] in SERVABLE_KINDS]
 
 
 def model_hashes(url: str, model: dict) -> dict[str, str]:
