@@ -26,7 +26,14 @@ from .errors import DiagnosticsError
 from .features import feature_metrics
 from .members import Members, members_section
 from .mixture import HIGH_QUALITY_STDS, GaussianMixture, high_quality_probability, mode_metrics
-from .statistics import ChiSquare, FeatureStats, ModeStats, feature_stats, histogram_stats
+from .statistics import (
+    ChiSquare,
+    FeatureStats,
+    ModeStats,
+    feature_stats,
+    histogram_stats,
+    no_feature_stats,
+)
 from .verdict import Verdict, starved_modes, verdict
 
 MIXTURE_REFERENCE_SIZE = (1_000, 10_000)  # exact draws: the batch size, clipped to this range
@@ -249,17 +256,25 @@ def diagnose_modes(
     samples: np.ndarray,
     reference: dict[str, Any],
     classified: tuple[np.ndarray, np.ndarray] | None = None,
+    with_verdict: bool = False,
 ) -> dict[str, Any]:
     """Only the mode keys of diagnose()'s report (modes, high_quality_fraction, kl, ...), the
     same numbers without the feature-space section: for a mixture reference (samples [N, d]) or
     a classifier reference (classified as for diagnose). What the trainer's collapse table reads:
     the k-NN metrics on 26,000 stacked digits would cost a minute per evaluation.
+
+    with_verdict adds `verdict` ({"status", "reasons"}, as in the report): the verdict of the
+    mode rules alone, the feature-space rules (which need the k-NN metrics) left out.
     """
     modes = mode_stats(samples, reference, classified)
     if modes is None:
         kind = reference_type(reference)
         raise DiagnosticsError(f"reference type {kind!r} has no modes to count")
-    return mode_section(modes)
+    section = mode_section(modes)
+    if with_verdict:
+        judged = verdict(modes, no_feature_stats(modes.n_samples))
+        section["verdict"] = {"status": judged.status, "reasons": list(judged.reasons)}
+    return section
 
 
 def report_of(

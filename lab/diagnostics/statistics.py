@@ -93,6 +93,12 @@ class FeatureStats:
     near_duplicate_fraction: float
 
 
+def no_feature_stats(n_samples: int) -> FeatureStats:
+    """The FeatureStats of a batch of n_samples whose feature metrics were not computed: the
+    verdict then applies the mode rules alone."""
+    return FeatureStats(n_samples, 0, None, None, None, None, None, None, None, 0.0, 0.0)
+
+
 def feature_stats(section: dict[str, Any], n_samples: int) -> FeatureStats:
     """The verdict's numbers from features.feature_metrics' section of n_samples rows."""
     manifold, bins, repeats = section["manifold"], section["ndb"], section["duplicates"]

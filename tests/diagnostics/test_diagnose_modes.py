@@ -34,3 +34,17 @@ def test_classifier_modes_equal_the_full_report():
 def test_a_reference_without_modes_is_refused():
     with pytest.raises(DiagnosticsError, match="no modes"):
         diagnose_modes(np.zeros((3, 2)), {"type": "features"})
+
+
+@pytest.mark.parametrize(
+    ("modes", "status"),
+    [(None, "healthy"), (list(range(20)), "partial_collapse"), ([3], "collapsed")],
+)
+def test_the_mode_rules_verdict_agrees_with_the_full_report(modes, status):
+    reference = get_dataset("grid25").reference_spec()
+    samples = draw_mixture(reference, 2500, modes=modes, seed=4)
+    full = diagnose(samples, reference, "grid25")
+    judged = diagnose_modes(samples, reference, with_verdict=True)["verdict"]
+    assert judged["status"] == full["verdict"]["status"] == status
+    assert judged["reasons"] and all(isinstance(reason, str) for reason in judged["reasons"])
+    assert "verdict" not in diagnose_modes(samples, reference)  # only when asked
