@@ -44,32 +44,38 @@ def diagnose_samples(
     members: Members | None = None,
 ) -> dict[str, Any]:
     """The service's report of samples [N, d] or images [N, C, 8, 8] against the dataset's
-    reference (lab.diagnostics.diagnose), or only its mode keys when `modes_only`
-    (diagnose_modes: the same numbers without the k-NN feature metrics). members: which
-    ensemble member drew each sample (the full report's `ensemble` section)."""
+    reference (lab.diagnostics.diagnose), or only its mode keys and the mode rules' verdict
+    when `modes_only` (diagnose_modes: the same numbers without the k-NN feature metrics).
+    members: which ensemble member drew each sample (the full report's `ensemble` section)."""
     dataset = get_dataset(dataset_name)
     if isinstance(dataset, GaussianMixture):
         if modes_only:
-            return diagnose_modes(samples, dataset.reference_spec())
+            return diagnose_modes(samples, dataset.reference_spec(), with_verdict=True)
         return diagnose(samples, dataset.reference_spec(), dataset_name, members=members)
     reference = classifier_reference(dataset_name, Path(models_dir))
     classified = classify(reference.session, reference.spec, samples)
     if modes_only:
-        return diagnose_modes(samples, reference.spec, classified)
+        return diagnose_modes(samples, reference.spec, classified, with_verdict=True)
     features = reference.features
     return diagnose(samples, reference.spec, dataset_name, features, classified, members=members)
 
 
 def protocol_numbers(report: dict[str, Any]) -> dict[str, Any]:
     """The collapse table's numbers from a mode report (diagnose_samples): modes_covered,
-    modes_total, high_quality_fraction, kl (the high-quality histogram) and, for classifier
-    references, modes_covered_all and kl_all (every sample by its argmax mode: the
-    Stacked-MNIST papers' count)."""
+    modes_total, high_quality_fraction, kl (the high-quality histogram), modes_expected and
+    modes_expected_std (the modes an exact sampler with the same high-quality samples covers:
+    mean, std), verdict and verdict_reasons (the report's) and, for classifier references,
+    modes_covered_all and kl_all (every sample by its argmax mode: the Stacked-MNIST papers'
+    count)."""
     numbers = {
         "modes_covered": report["modes"]["covered"],
         "modes_total": report["modes"]["total"],
         "high_quality_fraction": report["high_quality_fraction"],
         "kl": report["kl"],
+        "modes_expected": report["expected_covered_same_quality"],
+        "modes_expected_std": report["expected_covered_same_quality_std"],
+        "verdict": report["verdict"]["status"],
+        "verdict_reasons": report["verdict"]["reasons"],
     }
     every = report.get("all_samples")
     if every is not None:

@@ -2,9 +2,12 @@
 train_step / evaluate / log / maybe_snapshot until `steps`.
 
 A run directory holds config.json (the resolved config), checkpoint.pt (everything needed to
-resume bit-exactly: weights, optimizer moments, step, RNG states) and metrics.jsonl (one JSON
-line per logged step). A family plugs in with its config (`RunConfig`) and its training state
-(`Run`): the GAN in trainer/training_loop.py, the EDM score model in trainer/edm/training_loop.py.
+resume bit-exactly: weights, optimizer moments, step, RNG states), metrics.jsonl (one JSON
+line per logged step, with its time, throughput and memory) and monitor.json (the collapse
+monitor's verdicts, collapse step and best-coverage step: trainer.monitor, which also keeps
+numbered snapshots and TensorBoard events when asked). A family plugs in with its config
+(`RunConfig`) and its training state (`Run`): the GAN in trainer/training_loop.py, the EDM
+score model in trainer/edm/training_loop.py.
 No global RNG is used: each family initialises under a forked, seeded RNG and draws data and
 noise from its own torch.Generator, so a run is a function of its config.
 """
@@ -23,6 +26,7 @@ from tqdm import tqdm
 
 from trainer.devices import Placement
 from trainer.distributed import check_world_size
+from trainer.monitor import Monitor, MonitorOptions
 
 
 class RunConfig(Protocol):
@@ -51,7 +55,11 @@ class Run(Protocol):
         """One update (step += 1); the losses to log."""
 
     def evaluate(self) -> dict[str, Any]:
-        """The papers' protocol numbers of the current model, to log."""
+        """The papers' protocol numbers of the current model and its verdict, to log."""
+
+    def samples(self, n: int, seed: int) -> np.ndarray:
+        """n samples of the current (evaluated) model from the service's latents/noise of
+        `seed`: points [n, d] or images [n, C, H, W]."""
 
     def state_dict(self) -> dict[str, Any]:
         """Everything load_state_dict needs, `step` and `config` included; weights_only loadable."""
@@ -61,6 +69,7 @@ class Run(Protocol):
 
 
 RunT = TypeVar("RunT", bound=Run)
+PROGRESS_KEYS = ("modes_covered", "verdict", "steps_per_s")  # shown beside the losses
 ConfigT = TypeVar("ConfigT", bound=RunConfig)
 
 
@@ -155,18 +164,23 @@ def write_config(config: RunConfig, run_dir: Path) -> None:
     (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
 
-def log_step(run: Run, run_dir: Path, losses: dict[str, float], bar: tqdm) -> None:
-    """After a step: log the losses every `log_every` steps, with the evaluation every
-    `eval_every` steps (both on the last step too), and show them on the progress bar."""
+def log_step(
+    run: Run, run_dir: Path, losses: dict[str, float], bar: tqdm, monitor: Monitor
+) -> None:
+    """After a step: log the losses (with the monitor's time, throughput and memory) every
+    `log_every` steps, with the evaluation every `eval_every` steps (both on the last step
+    too), hand the record to the monitor and show it on the progress bar."""
     config = run.config
     last = run.step == config.steps
     evaluate_now = config.eval_every > 0 and is_due(run.step, config.eval_every, last)
     if evaluate_now or is_due(run.step, config.log_every, last):
-        record = {"step": run.step, **losses}
+        record = {"step": run.step, **losses, **monitor.timing(run.step)}
         if evaluate_now:
             record |= run.evaluate()
         log(run_dir, record)
-        bar.set_postfix({k: round(v, 3) for k, v in record.items() if isinstance(v, float)})
+        monitor.logged(run, record)
+        shown = {k: v for k, v in record.items() if k in losses or k in PROGRESS_KEYS}
+        bar.set_postfix({k: round(v, 3) if isinstance(v, float) else v for k, v in shown.items()})
 
 
 def train(
@@ -176,26 +190,37 @@ def train(
     resume: bool = True,
     progress: bool = True,
     placement: Placement | None = None,
+    monitoring: MonitorOptions | None = None,
 ) -> RunT:
-    """Train build(config, placement) until `config.steps` updates, resuming from run_dir if
-    asked. Under torchrun every rank trains; only the writer (rank 0) evaluates and writes.
+    """Train build(config, placement) until `config.steps` updates (or, with
+    monitoring.stop_on_collapse, the evaluation where collapse began), resuming from run_dir if
+    asked. Under torchrun every rank trains; only the writer (rank 0) evaluates, monitors and
+    writes (ValueError for stop_on_collapse there: the other ranks could not know when to stop).
 
-    Returns the final state; run_dir receives config.json, checkpoint.pt and metrics.jsonl.
+    Returns the final state; run_dir receives config.json, checkpoint.pt, metrics.jsonl and
+    monitor.json (trainer.monitor: numbered snapshots and TensorBoard events when asked).
     """
     run_dir, placement = Path(run_dir), placement or Placement()
+    monitoring = monitoring or MonitorOptions()
+    if monitoring.stop_on_collapse and placement.world_size > 1:
+        raise ValueError("--stop-on-collapse needs a one-process run (not torchrun)")
     run_dir.mkdir(parents=True, exist_ok=True)
     run = build(config, placement)
     maybe_resume(run, run_dir, resume)
     if placement.writer:
         truncate_log(run_dir, run.step)
         write_config(config, run_dir)
+    monitor = Monitor(run_dir, monitoring, run) if placement.writer else None
     disable = not (progress and placement.writer)
     bar = tqdm(total=config.steps, initial=run.step, disable=disable, desc=run_dir.name)
-    while run.step < config.steps:
+    while run.step < config.steps and not (monitor and monitor.stopped):
         losses = run.train_step()
         bar.update(1)
-        if placement.writer:
-            log_step(run, run_dir, losses, bar)
-            maybe_snapshot(run, run_dir, force=run.step == config.steps)
+        if monitor is not None:
+            log_step(run, run_dir, losses, bar, monitor)
+            final = run.step == config.steps or monitor.stopped
+            monitor.snapshot(run, maybe_snapshot(run, run_dir, force=final))
     bar.close()
+    if monitor is not None:
+        monitor.close()
     return run

@@ -92,13 +92,15 @@ class TrainState:
         return mean_over_ranks({"d_loss": d_loss, "g_loss": g_loss.item()})
 
     def evaluate(self) -> dict[str, Any]:
-        """The papers' protocol on `eval_samples` samples: modes covered, high quality, KL."""
-        config = self.config
-        samples = generate(
-            self.sampling_generator, config.eval_samples, config.latent_dim, EVAL_SEED
-        )
+        """The papers' protocol on `eval_samples` samples: modes covered, high quality, KL,
+        and the mode rules' verdict (trainer.evaluation.protocol_numbers)."""
+        samples = self.samples(self.config.eval_samples, EVAL_SEED)
         report = diagnose_samples(samples, self.dataset.name, modes_only=True)
         return protocol_numbers(report)
+
+    def samples(self, n: int, seed: int) -> np.ndarray:
+        """The sampling generator on the service's latents of `seed` (generate)."""
+        return generate(self.sampling_generator, n, self.config.latent_dim, seed)
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint: everything load_state_dict needs, tensors and plain values only

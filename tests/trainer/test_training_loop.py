@@ -8,13 +8,16 @@ import torch
 
 from trainer.export import load_generator
 from trainer.runs import maybe_snapshot
+from trainer.telemetry import reproducible_record
 from trainer.training_loop import build, training_loop
 
 EVAL_KEYS = {"modes_covered", "modes_total", "high_quality_fraction", "kl"}
 
 
 def read_metrics(run_dir) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    """metrics.jsonl's records without their wall-clock and memory keys (reproducible_record)."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [reproducible_record(json.loads(line)) for line in lines]
 
 
 def test_smoke_run_writes_config_checkpoint_and_metrics(trained_run, tiny_config):

@@ -85,11 +85,17 @@ class ScoreState:
         samples are judged by the classifier reference in models_dir (trainer.evaluation).
         """
         config = self.config
-        n, steps = n or config.eval_samples, steps or config.sample_steps
-        denoise = torch_denoiser(self.ema.eval())
-        samples = score_samples(denoise, score_spec(self), n, seed, steps, config.sampler)
+        samples = self.samples(n or config.eval_samples, seed, steps)
         report = diagnose_samples(samples, config.dataset, models_dir, modes_only=True)
         return protocol_numbers(report)
+
+    def samples(self, n: int, seed: int, steps: int | None = None) -> np.ndarray:
+        """n samples of the EMA network by the service's sampler code (lab.sampling) from the
+        noise of `seed`, `steps` (default sample_steps) of the config's sampler."""
+        config = self.config
+        denoise = torch_denoiser(self.ema.eval())
+        steps = steps or config.sample_steps
+        return score_samples(denoise, score_spec(self), n, seed, steps, config.sampler)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything load_state_dict and the export need; weights_only loadable."""
