@@ -4,8 +4,12 @@ function with named parameters.
     python -m trainer train PRESET_OR_CONFIG [--steps N --seed S ...] [--run-dir DIR]
                                              [--dry-run] [--no-resume]
                                              [--device auto|cpu|cuda|cuda:N] [--amp auto|on|off]
+                                             [--keep-snapshots N] [--stop-on-collapse]
+                                             [--tensorboard]
     torchrun --standalone --nproc_per_node N -m trainer train PRESET_OR_CONFIG ...  (N ranks)
     python -m trainer export RUN_DIR --name NAME [--models-dir models] [--version V]
+                                     [--step S | --best]
+    python -m trainer plot RUN_DIR [--out FILE]
     python -m trainer reference DATASET [--models-dir models]
     python -m trainer diagnose MODEL_DIR
     python -m trainer ensemble --name NAME --member MODEL[@VERSION]:WEIGHT [--member ...]
@@ -59,6 +63,13 @@ from trainer.half import add_half
 from trainer.import_cli import add_import_command
 from trainer.losses import LOSSES
 from trainer.mitigations import MITIGATIONS
+from trainer.monitor_cli import (
+    add_monitor_flags,
+    add_plot_command,
+    add_snapshot_choice,
+    exported_run_dir,
+    monitor_options,
+)
 from trainer.nets import ARCHITECTURES
 from trainer.settings import preset_names
 from trainer.table import BENCHMARKS, METHODS, QUICK, build_table
@@ -125,7 +136,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Every subcommand: train, export, reference, classifier, table, fuse, half, diagnose."""
+    """Every subcommand: train, export, reference, classifier, table, fuse, half, diagnose,
+    plot."""
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     help = "train a GAN or a score model from a preset or a JSON config file"
@@ -143,12 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train_command.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_device_flags(train_command)
+    add_monitor_flags(train_command)
     add_export_commands(commands)
     add_classifier_command(commands)
     add_table_command(commands)
     add_model_commands(commands)
     add_feature_commands(commands)
     add_import_command(commands)
+    add_plot_command(commands)
     return parser
 
 
@@ -161,6 +175,7 @@ def add_export_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--models-dir", type=Path, default=Path("models"))
     export.add_argument("--version", type=positive_int, help="default: previous largest + 1")
     export.add_argument("--description", help="default: generated from the training config")
+    add_snapshot_choice(export)
     help = "write a dataset's reference card"
     reference = add_command(commands, "reference", help, run_reference)
     reference.add_argument("dataset", choices=DATASETS.names())
@@ -276,18 +291,21 @@ def run_train(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     run_dir = args.run_dir or Path("runs") / f"{Path(args.preset).stem}-seed{config.seed}"
-    if train_placed(args, family, config, run_dir):  # on --device, across torchrun's ranks
+    monitoring = monitor_options(args)
+    if train_placed(args, family, config, run_dir, monitoring):  # on --device, across ranks
         print(f"run dir: {run_dir}")  # from the writer (rank 0) only
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Call the run dir's family's exporter and print the card's path."""
+    """Call the run dir's family's exporter on its final checkpoint or the chosen snapshot
+    (--step, --best) and print the card's path."""
     if not (args.run_dir / "checkpoint.pt").is_file():
         args.parser.error(f"no checkpoint.pt in {args.run_dir}")
     export = run_family(args.run_dir).export
-    where = (args.run_dir, args.models_dir, args.name, args.version, args.description)
-    print(or_usage_error(args, export, *where))
+    with exported_run_dir(args) as run_dir:
+        where = (run_dir, args.models_dir, args.name, args.version, args.description)
+        print(or_usage_error(args, export, *where))
     return 0
 
 

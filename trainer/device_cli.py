@@ -15,6 +15,7 @@ from trainer.distributed import (
     shutdown,
 )
 from trainer.families import Family
+from trainer.monitor import MonitorOptions
 from trainer.runs import RunConfig, check_run_dir, train
 
 
@@ -36,7 +37,11 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def train_placed(
-    args: argparse.Namespace, family: Family, config: RunConfig, run_dir: Path
+    args: argparse.Namespace,
+    family: Family,
+    config: RunConfig,
+    run_dir: Path,
+    monitoring: MonitorOptions | None = None,
 ) -> bool:
     """Train `config` with the family's recipe on --device / --amp, as this torchrun rank when
     launched by torchrun. A device that cannot run here, a batch that does not split across the
@@ -49,7 +54,7 @@ def train_placed(
         start = or_usage_error(args, check_run_dir, config, run_dir, resume, placement.world_size)
         or_usage_error(args, check_same_start, start)
         progress = not args.no_progress
-        train(family.build, config, run_dir, resume, progress, placement)
+        train(family.build, config, run_dir, resume, progress, placement, monitoring)
         finish()  # every rank waits for the writer's last checkpoint
     finally:
         shutdown()
