@@ -31,7 +31,6 @@ import numpy as np
 
 from lab.sampling import score_samples
 from trainer.config import TrainConfig, with_defaults
-from trainer.datasets import GaussianMixture, get_dataset
 from trainer.edm.config import ScoreConfig
 from trainer.edm.training_loop import score_spec, torch_denoiser
 from trainer.families import FAMILIES, preset_family
@@ -406,6 +405,8 @@ def draw_figure(runs: list[Run], path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
+    from trainer.plot import draw_samples  # matplotlib only when a figure is drawn
+
     cells: dict[tuple[str, str], Run] = {}
     for run in sorted(runs, key=lambda run: run.seed):  # each cell's lowest finished seed
         cells.setdefault((run.benchmark, run.method), run)
@@ -418,37 +419,10 @@ def draw_figure(runs: list[Run], path: Path) -> None:
         ax.set_axis_off()
     for run in first:
         ax = axes[benchmarks.index(run.benchmark), methods.index(run.method)]
-        samples = np.load(run.run_dir / "samples.npy")
-        dataset = get_dataset(run.benchmark)
-        if isinstance(dataset, GaussianMixture):
-            centres = dataset.centres.numpy()
-            ax.scatter(centres[:, 0], centres[:, 1], s=30, c="tab:red", marker="x")
-            ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:blue", alpha=0.5)
-            span = 1.3 * float(np.abs(centres).max()) + 0.2
-            ax.set_xlim(-span, span)
-            ax.set_ylim(-span, span)
-            ax.set_aspect("equal")
-        else:
-            ax.imshow(image_grid(samples), interpolation="nearest")
+        draw_samples(ax, np.load(run.run_dir / "samples.npy"), run.benchmark)
         ax.set_title(f"{run.benchmark}\n{run.method}, seed {run.seed}", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, format="png")
-
-
-def image_grid(samples: np.ndarray, columns: int = 8) -> np.ndarray:
-    """Images [n, C, H, W] in [-1, 1] -> one [rows*H, columns*W, 3] array in [0, 1]."""
-    images = (np.clip(samples, -1.0, 1.0) + 1.0) / 2.0
-    if images.shape[1] == 1:
-        images = np.repeat(images, 3, axis=1)
-    n, _, height, width = images.shape
-    rows = -(-n // columns)
-    grid = np.ones((rows * height, columns * width, 3))
-    for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = (
-            image.transpose(1, 2, 0)
-        )
-    return grid
 
 
 def build_table(

@@ -19,7 +19,6 @@ import numpy as np
 
 from trainer.collapse import mode_coverage
 from trainer.datasets import GaussianMixture, get_dataset
-from trainer.plot import samples_figure
 from trainer.telemetry import TIMING_KEYS
 
 FOLDER = "tensorboard"
@@ -79,6 +78,8 @@ class TensorBoardSink:
 
     def evaluation(self, record: dict[str, Any], samples: np.ndarray, dataset_name: str) -> None:
         """The evaluation's verdict (text) and a figure of `samples`."""
+        from trainer.plot import samples_figure  # matplotlib only when a figure is drawn
+
         step = record["step"]
         reasons = "\n".join(f"- {reason}" for reason in record.get("verdict_reasons") or [])
         self.writer.add_text("verdict", f"**{record['verdict']}**\n\n{reasons}", step)
