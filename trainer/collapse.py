@@ -3,18 +3,21 @@
 Every evaluation records the verdict of the diagnostics' mode rules (lab/diagnostics/verdict.py:
 healthy, inconclusive, partial_collapse or collapsed) beside the modes covered. A GAN that has
 not learned yet is "collapsed" too (no high-quality sample), so the verdict alone cannot date a
-collapse; what dates it is a loss of modes the run once covered:
+collapse; what dates it is a loss of modes the run once covered, more than its high-quality
+samples explain:
 
-    collapse began at the first evaluation whose modes covered fall below the most modes
-    covered at any earlier evaluation by more than chance explains: covered < best_before -
-    max(0.5, 3 std), std being the spread of the modes an exact sampler with the same number of
-    high-quality samples covers (the verdict's coverage rule, coverage_floor, with the best
-    earlier count in place of the exact sampler's mean).
+    collapse began at the first evaluation judged partial_collapse or collapsed whose modes
+    covered fall below baseline - max(0.5, 3 std), where baseline = min(the most modes covered
+    at any earlier evaluation, modes_expected) and modes_expected, std are the mean and spread
+    of the modes an exact sampler with this evaluation's number of high-quality samples covers
+    (the verdict's coverage rule, coverage_floor, with that baseline in place of its mean).
 
-With 2,500 samples on ring8 or grid25 the std is ~0, so losing one mode counts. The best
-coverage is the evaluation with the most modes covered (ties: the lower KL, then the earlier
-step). monitor.json is rewritten after every evaluation and cut back to the step a run resumes
-from, so it always describes the evaluations in metrics.jsonl.
+The baseline's second term keeps a drop in quality from passing for a collapse: a run whose
+high-quality samples vanish (an exact sampler with none covers 0 modes) has lost quality, not
+modes. With 2,500 samples on ring8 or grid25 the std is ~0, so losing one mode counts. The
+best coverage is the evaluation with the most modes covered (ties: the lower KL, then the
+earlier step). monitor.json is rewritten after every evaluation and cut back to the step a
+run resumes from, so it always describes the evaluations in metrics.jsonl.
 """
 
 import json
@@ -27,10 +30,11 @@ from lab.diagnostics.verdict import coverage_floor
 
 MONITOR_FILE = "monitor.json"
 RULE = (
-    "collapse began at the first evaluation whose modes_covered < best_before - max(0.5, "
-    "3 * modes_expected_std), best_before being the most modes covered at an earlier "
-    "evaluation (trainer/collapse.py)"
+    "collapse began at the first evaluation judged partial_collapse or collapsed whose "
+    "modes_covered < min(best_before, modes_expected) - max(0.5, 3 * modes_expected_std), "
+    "best_before being the most modes covered at an earlier evaluation (trainer/collapse.py)"
 )
+COLLAPSE_VERDICTS = ("partial_collapse", "collapsed")
 ENTRY_KEYS = (  # what monitor.json keeps of an evaluation record
     "step",
     "verdict",
@@ -55,9 +59,14 @@ def entry(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def lost_coverage(evaluation: dict[str, Any], best_before: int) -> bool:
-    """The rule: evaluation's modes covered below best_before by more than chance explains."""
+    """The rule: a collapse verdict, and modes covered below min(best_before, modes_expected)
+    by more than chance explains."""
+    if evaluation.get("verdict") not in COLLAPSE_VERDICTS:
+        return False
+    expected = evaluation.get("modes_expected")
+    baseline = best_before if expected is None else min(best_before, expected)
     spread = evaluation.get("modes_expected_std") or 0.0
-    return evaluation["modes_covered"] < coverage_floor(best_before, spread)
+    return evaluation["modes_covered"] < coverage_floor(baseline, spread)
 
 
 def coverage_rank(evaluation: dict[str, Any]) -> tuple[float, float]:

@@ -20,8 +20,22 @@ from trainer.snapshots import snapshot_steps
 SCRIPT = (0, 2, 5, 6, 4, 1, 1, 6)
 
 
-def evaluation(step: int, covered: int, std: float = 0.0, kl: float | None = 0.5) -> dict:
-    return {"step": step, "modes_covered": covered, "modes_expected_std": std, "kl": kl}
+def evaluation(
+    step: int,
+    covered: int,
+    std: float = 0.0,
+    kl: float | None = 0.5,
+    expected: float = 8.0,
+    verdict: str = "partial_collapse",
+) -> dict:
+    return {
+        "step": step,
+        "modes_covered": covered,
+        "modes_expected": expected,
+        "modes_expected_std": std,
+        "kl": kl,
+        "verdict": verdict,
+    }
 
 
 def test_collapse_is_dated_at_the_first_loss_of_modes_once_covered():
@@ -32,17 +46,28 @@ def test_collapse_is_dated_at_the_first_loss_of_modes_once_covered():
 
 
 def test_a_run_that_has_not_learned_yet_has_not_collapsed():
-    evaluations = [evaluation(step, 0, kl=None) for step in (100, 200, 300)]
+    evaluations = [evaluation(step, 0, kl=None, expected=0.0) for step in (100, 200, 300)]
     summary = summarise(evaluations)
     assert summary["collapse_step"] is None and summary["best_step"] == 100
 
 
 def test_a_loss_within_chance_is_not_a_collapse():
     # an exact sampler's count spreads by 1 mode: losing 2 of 20 is within 3 std
-    evaluations = [evaluation(100, 20, std=1.0), evaluation(200, 18, std=1.0)]
+    evaluations = [evaluation(100, 20, 1.0, expected=20), evaluation(200, 18, 1.0, expected=20)]
     assert summarise(evaluations)["collapse_step"] is None
-    evaluations.append(evaluation(300, 16, std=1.0))
+    evaluations.append(evaluation(300, 16, 1.0, expected=20))
     assert summarise(evaluations)["collapse_step"] == 300
+
+
+def test_losing_the_high_quality_samples_is_not_a_collapse():
+    # one mode with a few good samples, then none: an exact sampler with none covers 0 too
+    evaluations = [evaluation(100, 1, expected=2.8), evaluation(200, 0, expected=0.0)]
+    assert summarise(evaluations)["collapse_step"] is None
+
+
+def test_a_loss_the_verdict_calls_healthy_is_not_a_collapse():
+    evaluations = [evaluation(100, 8), evaluation(200, 7, verdict="healthy")]
+    assert summarise(evaluations)["collapse_step"] is None
 
 
 def test_the_best_coverage_breaks_ties_by_the_lower_kl():
