@@ -27,7 +27,8 @@ function with named parameters.
     python -m trainer export-embedding --from-classifier CLASSIFIER --name NAME
     python -m trainer migrate-reference MODELS/REFERENCE --classifier NAME
     python -m trainer table [--benchmarks ...] [--methods ...] [--seeds 5] [--jobs J]
-                            [--steps N] [--quick] [--runs-dir DIR] [--out DIR]
+                            [--steps N] [--grid FIELD=V1,V2 ...] [--quick] [--runs-dir DIR]
+                            [--out DIR]
 
 `train` and `export` dispatch by model family (trainer.families): the preset's or the run
 dir's "kind". Bad choices and ranges are argparse usage errors (exit status 2, a message, no
@@ -59,6 +60,7 @@ from trainer.families import (
     run_family,
 )
 from trainer.feature_cli import add_feature_commands
+from trainer.grid import grid_axis_type, grid_settings
 from trainer.half import add_half
 from trainer.import_cli import add_import_command
 from trainer.losses import LOSSES
@@ -250,6 +252,14 @@ def add_table_command(commands: argparse._SubParsersAction) -> None:
         help="override the presets' steps: N for every benchmark, or BENCH=N,BENCH=N",
     )
     table.add_argument(
+        "--grid",
+        action="append",
+        type=grid_axis_type([family.config for family in ordered_families()]),
+        metavar="FIELD=V1,V2",
+        help="sweep a config field over values, one row per value (repeat for a product of "
+        "axes), e.g. --grid lr_d=1e-4,2e-4",
+    )
+    table.add_argument(
         "--no-train", action="store_true", help="write the table from the finished runs only"
     )
     table.add_argument(
@@ -400,7 +410,8 @@ def run_classifier(args: argparse.Namespace) -> int:
 
 
 def table_plan(args: argparse.Namespace) -> dict[str, Any]:
-    """The chosen (or --quick) benchmarks, methods, seeds and per-benchmark overrides."""
+    """The chosen (or --quick) benchmarks, methods, seeds, per-benchmark overrides and --grid
+    settings (a field with two axes: ValueError)."""
     if args.quick:
         plan = {**QUICK, "overrides": {k: dict(v) for k, v in QUICK["overrides"].items()}}
     else:
@@ -411,6 +422,7 @@ def table_plan(args: argparse.Namespace) -> dict[str, Any]:
             fields["steps"] = args.steps
         elif args.steps and benchmark in args.steps:
             fields["steps"] = args.steps[benchmark]
+    plan["settings"] = grid_settings(args.grid)
     return plan
 
 

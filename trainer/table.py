@@ -34,6 +34,7 @@ from trainer.config import TrainConfig, with_defaults
 from trainer.edm.config import ScoreConfig
 from trainer.edm.training_loop import score_spec, torch_denoiser
 from trainer.families import FAMILIES, preset_family
+from trainer.grid import Setting, setting_name
 from trainer.runs import check_run_dir, train
 from trainer.settings import preset_names
 from trainer.training_loop import generate
@@ -113,18 +114,30 @@ PAPERS: dict[str, list[tuple[str, str, str, str, str]]] = {
 
 @dataclass(frozen=True)
 class Run:
-    """One table cell's seed: the resolved config and where it trains."""
+    """One table cell's seed: the resolved config and where it trains; `setting`: the --grid
+    point it trains (trainer.grid), () outside a sweep."""
 
     benchmark: str
     method: str
     seed: int
     config: "TrainConfig | ScoreConfig"
     run_dir: Path
+    setting: Setting = ()
+
+    @property
+    def row(self) -> str:
+        """The method and its setting, as the table's rows and the figure's panels name it."""
+        return row_name(self.method, setting_name(self.setting))
 
     @property
     def is_score(self) -> bool:
         """True for a score-model (EDM) run, trained by trainer.edm."""
         return isinstance(self.config, ScoreConfig)
+
+
+def row_name(method: str, setting: str) -> str:
+    """ "gan" or, in a sweep, "gan lr_d=0.0001"."""
+    return f"{method} {setting}" if setting else method
 
 
 def has_preset(benchmark: str, method: str) -> bool:
@@ -138,11 +151,15 @@ def plan(
     seeds: int,
     runs_dir: Path,
     overrides: dict[str, dict[str, Any]] | None = None,
+    settings: list[Setting] | None = None,
 ) -> list[Run]:
-    """Every (benchmark, method, seed) run with a preset, seeds 0..seeds-1, configs resolved.
+    """Every (benchmark, method, setting, seed) run with a preset, seeds 0..seeds-1, configs
+    resolved.
 
-    overrides: config fields per benchmark name. Cells without a preset are left out (DiffAugment
-    is for images only); a method without a preset on any of the benchmarks is a ValueError.
+    overrides: config fields per benchmark name; settings: the --grid points (trainer.grid),
+    each overriding every preset after them (default: one run per seed, no sweep). Cells
+    without a preset are left out (DiffAugment is for images only); a method without a preset
+    on any of the benchmarks, or a swept field its family lacks, is a ValueError.
     """
     benchmarks, methods = list(benchmarks), list(methods)
     for method in methods:
@@ -154,12 +171,25 @@ def plan(
         for method in methods:
             if not has_preset(benchmark, method):
                 continue
-            for seed in range(seeds):
-                fields = {**(overrides or {}).get(benchmark, {}), "seed": seed}
-                config = resolve_any(f"{benchmark}-{method}", fields)
-                run_dir = Path(runs_dir) / benchmark / method / f"seed{seed}"
-                runs.append(Run(benchmark, method, seed, config, run_dir))
+            for setting in settings or [()]:
+                check_setting(f"{benchmark}-{method}", setting)
+                cell = Path(runs_dir) / benchmark / method / setting_name(setting)
+                for seed in range(seeds):
+                    fields = {**(overrides or {}).get(benchmark, {}), **dict(setting)}
+                    config = resolve_any(f"{benchmark}-{method}", fields | {"seed": seed})
+                    runs.append(Run(benchmark, method, seed, config, cell / f"seed{seed}", setting))
     return runs
+
+
+def check_setting(preset: str, setting: Setting) -> None:
+    """ValueError when a swept field is not a setting of the preset's family."""
+    family = preset_family(preset)
+    foreign = [name for name, _ in setting if name not in family.field_names()]
+    if foreign:
+        raise ValueError(
+            f"--grid {', '.join(foreign)}: not a setting of {family.label} presets ({preset}); "
+            "leave that method out (--methods) or sweep one of its own fields"
+        )
 
 
 def resolve_any(preset: str, fields: dict[str, Any]) -> "TrainConfig | ScoreConfig":
@@ -195,6 +225,7 @@ def train_and_evaluate(run: Run) -> dict[str, Any]:
         "method": run.method,
         "seed": run.seed,
         "config": run.config.to_dict(),
+        **({"setting": dict(run.setting)} if run.setting else {}),
         **final,
         "seconds": time.perf_counter() - start,  # this call: training left + evaluation
         "threads": torch.get_num_threads(),
@@ -291,12 +322,14 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     KL is undefined for a run without a high-quality sample; such runs are counted in
     `kl_undefined` and left out of the KL mean.
     """
-    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    cells: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for result in results:
-        cells.setdefault((result["benchmark"], result["method"]), []).append(result)
+        setting = setting_name(tuple(result.get("setting", {}).items()))
+        cells.setdefault((result["benchmark"], result["method"], setting), []).append(result)
     rows = []
-    for (benchmark, method), cell in cells.items():
+    for (benchmark, method, setting), cell in cells.items():
         row = {"benchmark": benchmark, "method": method, "seeds": len(cell)}
+        row |= {"setting": setting} if setting else {}
         row["modes_total"] = cell[0]["modes_total"]
         for metric in METRICS:
             values = [r[metric] for r in cell if r.get(metric) is not None]
@@ -352,7 +385,7 @@ def markdown(
         left = {}
         for run in unfinished:
             if run.benchmark == benchmark:
-                left[run.method] = left.get(run.method, 0) + 1
+                left[run.row] = left.get(run.row, 0) + 1
         if left:
             missing = ", ".join(f"`{benchmark}-{m}` ({n} seed(s))" for m, n in left.items())
             lines += ["", f"Not run (no finished run in the runs folder): {missing}."]
@@ -383,8 +416,10 @@ def section(benchmark: str, rows: list[dict[str, Any]]) -> list[str]:
         kl = format_cell(row["kl"], digits=3, seeds=seeds - row["kl_undefined"])
         if row["kl_undefined"]:
             kl += f" ({row['kl_undefined']} run(s) without high-quality samples: undefined)"
+        label = METHOD_LABELS.get(row["method"], row["method"])
+        label += f", {row['setting']}" if row.get("setting") else ""
         line = (
-            f"| {METHOD_LABELS.get(row['method'], row['method'])} "
+            f"| {label} "
             f"| `{benchmark}-{row['method']}` | {seeds} | {row['steps']} "
             f"| {format_cell(row['modes_covered'], digits=1, seeds=seeds)} "
             f"| {format_cell(row['high_quality_fraction'], 100.0, 1, seeds)} | {kl} |"
@@ -409,18 +444,18 @@ def draw_figure(runs: list[Run], path: Path) -> None:
 
     cells: dict[tuple[str, str], Run] = {}
     for run in sorted(runs, key=lambda run: run.seed):  # each cell's lowest finished seed
-        cells.setdefault((run.benchmark, run.method), run)
+        cells.setdefault((run.benchmark, run.row), run)
     first = list(cells.values())
     benchmarks = list(dict.fromkeys(run.benchmark for run in first))
-    methods = list(dict.fromkeys(run.method for run in first))
+    methods = list(dict.fromkeys(run.row for run in first))
     figure = Figure(figsize=(2.2 * len(methods), 2.3 * len(benchmarks)), dpi=100)
     axes = figure.subplots(len(benchmarks), len(methods), squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
     for run in first:
-        ax = axes[benchmarks.index(run.benchmark), methods.index(run.method)]
+        ax = axes[benchmarks.index(run.benchmark), methods.index(run.row)]
         draw_samples(ax, np.load(run.run_dir / "samples.npy"), run.benchmark)
-        ax.set_title(f"{run.benchmark}\n{run.method}, seed {run.seed}", fontsize=8)
+        ax.set_title(f"{run.benchmark}\n{run.row}, seed {run.seed}", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, format="png")
 
@@ -436,11 +471,13 @@ def build_table(
     overrides: dict[str, dict[str, Any]] | None = None,
     train: bool = True,
     progress: bool = True,
+    settings: list[Setting] | None = None,
 ) -> Path:
     """Run (or reuse) every run, then write collapse.md, collapse.json and collapse.png into
-    out_dir; returns the markdown's path. With train=False the table holds the finished runs."""
+    out_dir; returns the markdown's path. With train=False the table holds the finished runs;
+    settings (--grid points, trainer.grid) make one row per method and setting."""
     start = time.perf_counter()
-    runs = plan(benchmarks, methods, seeds, runs_dir, overrides)
+    runs = plan(benchmarks, methods, seeds, runs_dir, overrides, settings)
     results = execute(runs, jobs, progress, train)
     if not results:
         raise ValueError(f"no finished runs under {runs_dir} for this table")
