@@ -196,7 +196,9 @@ def test_card_diagnostics_are_the_service_samplers(exported):
 
 def test_evaluate_score_run_reports_the_protocol(tiny_run):
     result = evaluate_score_run(tiny_run, n=500)
-    assert set(result) == {"modes_covered", "modes_total", "high_quality_fraction", "kl", "nfe"}
+    protocol = {"modes_covered", "modes_total", "high_quality_fraction", "kl", "nfe"}
+    monitored = {"modes_expected", "modes_expected_std", "verdict", "verdict_reasons"}
+    assert set(result) == protocol | monitored
     assert result["modes_total"] == 25 and result["nfe"] == 35
 
 
