@@ -149,7 +149,8 @@ def draw_legend(ax: Axes, monitor: dict[str, Any]) -> None:
         "",
         f"collapse began (red dashed): step {monitor.get('collapse_step')}",
         f"best coverage (green dotted): step {monitor.get('best_step')}",
-        "modes panel: dotted = total, dashed purple = an exact",
-        "sampler's with the same high-quality samples",
+        "modes panel: dotted = total,",
+        "dashed purple = what an exact sampler",
+        "with as many high-quality samples covers",
     ]
     ax.text(0.0, 1.0, "\n".join(lines), va="top", fontsize=8, family="monospace")
