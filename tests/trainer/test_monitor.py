@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from trainer.collapse import read_monitor, summarise
+from trainer.devices import Placement
 from trainer.monitor import MonitorOptions
 from trainer.runs import train
 from trainer.snapshots import snapshot_steps
@@ -96,8 +97,8 @@ class ScriptedConfig:
 class ScriptedRun:
     """A run whose weight is its step and whose evaluations follow SCRIPT."""
 
-    def __init__(self, config: ScriptedConfig) -> None:
-        self.config, self.step = config, 0
+    def __init__(self, config: ScriptedConfig, placement: Placement) -> None:
+        self.config, self.placement, self.step = config, placement, 0
 
     def train_step(self) -> dict[str, float]:
         self.step += 1
@@ -183,6 +184,18 @@ def test_a_resumed_run_forgets_the_discarded_future(tmp_path):
     assert [entry["step"] for entry in monitor["evaluations"]] == [10, 20, 30, 40, 50, 60]
     assert snapshot_steps(tmp_path) == [10, 20, 30, 40, 50, 60]
     assert monitor["collapse_step"] == 50
+
+
+def test_stop_on_collapse_is_refused_under_torchrun(tmp_path):
+    with pytest.raises(ValueError, match="one-process run"):
+        train(
+            ScriptedRun,
+            ScriptedConfig(),
+            tmp_path,
+            progress=False,
+            placement=Placement(world_size=2),
+            monitoring=MonitorOptions(stop_on_collapse=True),
+        )
 
 
 def test_keep_snapshots_must_not_be_negative():
