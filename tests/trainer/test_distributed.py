@@ -15,6 +15,7 @@ from bench.distributed_parity import run_training, train_command, weight_differe
 from tests.helpers import run_main
 from trainer.cli import main
 from trainer.distributed import check_world_size, local_batch_size
+from trainer.telemetry import reproducible_record
 
 # The tiny GAN of tests/trainer/conftest.py on the ring8-gan preset, at a constant lr (a
 # linear decay would make --steps part of the recipe, and the resume below changes it).
@@ -29,7 +30,9 @@ LOSS_TOLERANCE = 1e-5  # relative, per logged loss
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    """metrics.jsonl's records without their wall-clock and memory keys (reproducible_record)."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [reproducible_record(json.loads(line)) for line in lines]
 
 
 def train(processes: int, run_dir: Path, steps: int) -> None:
@@ -82,6 +85,7 @@ def test_resume_with_the_same_processes_continues_the_run(runs):
         "checkpoint.pt",
         "config.json",
         "metrics.jsonl",
+        "monitor.json",
     ]
 
 
