@@ -19,7 +19,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import socket
 import threading
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from service.errors import ApiError, problem_body
+from service.folders import remove_folder, staged_folder
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued",
@@ -184,16 +184,10 @@ class JobStore:
             "owner": owner_id(),
             "estimated_bytes": needed,
         }
-        staging = self.root / f".staging-{uuid.uuid4().hex}"
-        staging.mkdir(parents=True)
-        try:
+        with staged_folder(self.root, self.folder(job_id)) as staging:
             for name, array in inputs.items():
                 np.save(staging / f"input-{name}.npy", array, allow_pickle=False)
             (staging / JOB_FILE).write_text(json.dumps(job))
-            os.rename(staging, self.folder(job_id))
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return job
 
     def read(self, job_id: str) -> dict | None:
@@ -340,13 +334,7 @@ class JobStore:
         when there is none."""
         if not JOB_ID.fullmatch(job_id):
             return False
-        doomed = self.root / f".deleting-{uuid.uuid4().hex}"
-        try:
-            os.rename(self.folder(job_id), doomed)
-        except FileNotFoundError:  # another worker was faster
-            return False
-        shutil.rmtree(doomed, ignore_errors=True)
-        return True
+        return remove_folder(self.root, self.folder(job_id))
 
 
 def parse_iso(text: str) -> float:

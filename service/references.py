@@ -8,15 +8,12 @@ diagnosis embeds its batch the same way. A features reference whose modes were d
 (float64 [K, E, *sample_shape]: the reference rows nearest each centre, in sample space, for
 figures), described by the card's `reference.modes` object. Every gunicorn worker reads the
 same folder, so a reference created through one worker is seen by all. Writes are atomic: a
-reference is built in a temporary folder and renamed into place, and deleted by renaming it
-away first, so a reader never sees half a reference. Built-in references (the model
-repository) are read-only.
+reference is built in a staging folder and renamed into place, and deleted by renaming it
+away first (service/folders.py), so a reader never sees half a reference. Built-in references
+(the model repository) are read-only.
 """
 
 import json
-import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +27,7 @@ from lab.diagnostics.clusters import ClusterModes, discover_modes, largest_modes
 from lab.diagnostics.embedding import embed, image_layout
 from lab.diagnostics.report import validate_samples
 from service.errors import ApiError
+from service.folders import remove_folder, staged_folder
 
 CARD_BYTES = 4096  # room counted for a stored reference's card.json and .npy header
 
@@ -252,18 +250,15 @@ class ReferenceStore:
             "dataset": "upload",
             "reference": spec,
         }
-        staging = self.root / f".staging-{uuid.uuid4().hex}"
-        staging.mkdir(parents=True)
         try:
-            np.save(staging / "features.npy", features, allow_pickle=False)
-            if modes is not None:
-                np.save(staging / CENTRES_FILE, modes.modes.centres, allow_pickle=False)
-                np.save(staging / EXEMPLARS_FILE, modes.exemplars, allow_pickle=False)
-            (staging / "card.json").write_text(json.dumps(card, indent=2))
-            os.rename(staging, self.root / name)  # atomic; fails if the name exists
-        except BaseException as error:  # interrupted too: never leave a staging folder
-            shutil.rmtree(staging, ignore_errors=True)
-            if isinstance(error, OSError) and (self.root / name).exists():
+            with staged_folder(self.root, self.root / name) as staging:
+                np.save(staging / "features.npy", features, allow_pickle=False)
+                if modes is not None:
+                    np.save(staging / CENTRES_FILE, modes.modes.centres, allow_pickle=False)
+                    np.save(staging / EXEMPLARS_FILE, modes.exemplars, allow_pickle=False)
+                (staging / "card.json").write_text(json.dumps(card, indent=2))
+        except OSError:
+            if (self.root / name).exists():  # the rename found the name taken
                 raise ApiError(
                     409,
                     f"a reference named {name!r} exists; delete it first or choose another name",
@@ -277,11 +272,7 @@ class ReferenceStore:
         folder = self.root / name
         if not NAME.fullmatch(name) or not folder.is_dir():
             return False
-        doomed = self.root / f".deleting-{uuid.uuid4().hex}"
-        try:
-            os.rename(folder, doomed)
-        except FileNotFoundError:  # another worker was faster
+        if not remove_folder(self.root, folder):
             return False
-        shutil.rmtree(doomed, ignore_errors=True)
         self._cache.pop(name, None)
         return True
