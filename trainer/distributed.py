@@ -62,8 +62,12 @@ def finish() -> None:
 
 
 def shutdown() -> None:
-    """Leave the process group, if this process joined one."""
+    """Leave the process group, if this process joined one, once every rank is here: a rank
+    that tears gloo down while another still talks to it can abort the other ("terminate
+    called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 
