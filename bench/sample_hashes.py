@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.server import running_server
-from lab.cards import SERVABLE_KINDS
+from lab.cards import LATENT_KINDS, SERVABLE_KINDS
 from service.config import REPO_MODELS
 
 SEEDS = (0, 7)
@@ -80,7 +80,7 @@ def diagnosis_hashes(url: str, models: list[dict]) -> dict[str, str]:
     hashes, seen = {}, set()
     for model in models:
         reference = model["card"]["reference"]
-        if model["kind"] == "gan" and reference not in seen:
+        if model["kind"] in LATENT_KINDS and reference not in seen:
             seen.add(reference)
             body = {"n": DIAGNOSE_ROWS, "seed": 0}
             report = post(f"{url}/v1/models/{model['name']}/diagnose", body, "application/json")

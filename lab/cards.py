@@ -24,7 +24,8 @@ import onnxruntime as ort
 from lab import runtime
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "card.schema.json"
-GENERATOR_KINDS = ("gan", "score")  # kinds that generate samples from their own ONNX files
+LATENT_KINDS = ("gan", "vae")  # kinds served as G(z): a GAN's generator, a VAE's decoder
+GENERATOR_KINDS = (*LATENT_KINDS, "score")  # kinds that generate samples from their own ONNX files
 ENSEMBLE = "ensemble"  # a kind that generates samples by drawing them from members
 SERVABLE_KINDS = (*GENERATOR_KINDS, ENSEMBLE)  # kinds that generate samples
 MEMBER_KINDS = GENERATOR_KINDS  # what an ensemble's members may be (never another ensemble)

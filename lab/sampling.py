@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from lab import runtime
-from lab.cards import card_latent, card_version, checked_file
+from lab.cards import LATENT_KINDS, card_latent, card_version, checked_file
 from lab.noise import latents, seeded_generator
 from lab.samplers import (
     NO_CHURN,
@@ -333,12 +333,12 @@ def file_sampler(
 
 
 def file_drawer(model_dir: Path, card: dict, number: int, device: str = "cpu") -> Draw:
-    """draw(n, seed) of version `number` of the gan or score model in model_dir, from its files
-    as the service draws them with its default settings: a gan's G(z) (generator_drawer, its
-    file checked against the card's sha256), a score model's card-default steps and sampler
-    (file_sampler). ValueError for another kind."""
+    """draw(n, seed) of version `number` of the gan, vae or score model in model_dir, from its
+    files as the service draws them with its default settings: a gan's G(z) or a vae's decoder
+    (generator_drawer, its file checked against the card's sha256), a score model's card-default
+    steps and sampler (file_sampler). ValueError for another kind."""
     version = card_version(card, number)
-    if card["kind"] == "gan":
+    if card["kind"] in LATENT_KINDS:
         session = runtime.create_session(checked_file(model_dir, version), device)
         return generator_drawer(session, card, DEFAULT_MAX_BATCH)
     if card["kind"] == "score":

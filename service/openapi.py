@@ -109,7 +109,7 @@ def schemas(config: ServiceConfig) -> dict:
                 "name": {"type": "string"},
                 "kind": {
                     "type": ["string", "null"],
-                    "description": "gan, score, ensemble, classifier or embedding (null: "
+                    "description": "gan, vae, score, ensemble, classifier or embedding (null: "
                     "unreadable card)",
                     "examples": ["gan", "classifier"],
                 },

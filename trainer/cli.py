@@ -72,11 +72,17 @@ from trainer.monitor_cli import (
     exported_run_dir,
     monitor_options,
 )
-from trainer.nets import ARCHITECTURES
+from trainer.nets import ARCHITECTURES, SCORE_NETWORKS, VAE_NETWORKS
 from trainer.settings import preset_names
 from trainer.table import BENCHMARKS, METHODS, QUICK, build_table
 
-REGISTRIES = {"dataset": DATASETS, "arch": ARCHITECTURES, "loss": LOSSES}  # the GAN's choices
+# The choices of the flags that name registered things: --arch names a GAN architecture, a score
+# network or a VAE network, which the preset's family then checks (its config's message).
+CHOICES = {
+    "dataset": DATASETS.names(),
+    "arch": sorted({*ARCHITECTURES.names(), *SCORE_NETWORKS.names(), *VAE_NETWORKS.names()}),
+    "loss": LOSSES.names(),
+}
 # `table`'s default (runs folder, output folder), full and --quick: runs/ is git-ignored.
 TABLE_DIRS = {
     False: (Path("runs/table"), Path("docs/results")),
@@ -125,14 +131,14 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                     "(or the preset's)",
                 )
                 continue
-            registry = REGISTRIES.get(field.name)
+            choices = CHOICES.get(field.name)
             parser.add_argument(
                 f"--{field.name.replace('_', '-')}",
                 dest=field.name,
                 type=field.type,
                 default=None,
-                choices=registry.names() if registry else None,
-                metavar=None if registry else field.type.__name__.upper(),
+                choices=choices,
+                metavar=None if choices else field.type.__name__.upper(),
                 help=f"{owner}default {field.default!r} (or the preset's)",
             )
 
@@ -142,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot."""
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    help = "train a GAN or a score model from a preset or a JSON config file"
+    help = "train a GAN, a score model or a VAE from a preset or a JSON config file"
     train_command = add_command(commands, "train", help, run_train)
     train_command.add_argument(
         "preset", help=f"a preset ({', '.join(preset_names())}) or a .json file"

@@ -18,6 +18,7 @@ import onnxruntime
 from lab import runtime
 from lab.cards import (
     ENSEMBLE,
+    LATENT_KINDS,
     SERVABLE_KINDS,
     newest_version,
     read_card,
@@ -90,17 +91,17 @@ def rediagnose(model_dir: Path) -> Path:
     """Measure the card's diagnostics again on the newest version in model_dir (references
     from model_dir's parent repository) and write the card; the card's path.
 
-    ValueError when model_dir holds no gan, score or ensemble card.
+    ValueError when model_dir holds no gan, vae, score or ensemble card.
     """
     model_dir = Path(model_dir)
     card = read_card(model_dir)
     kind = card and card.get("kind")
     if kind not in SERVABLE_KINDS:
-        raise ValueError(f"{model_dir} holds no gan, score or ensemble card")
+        raise ValueError(f"{model_dir} holds no gan, vae, score or ensemble card")
     newest = max(card["versions"], key=lambda version: version["version"])
     if kind == ENSEMBLE:
         diagnostics = ensemble_diagnostics(model_dir.parent, card)
-    elif kind == "gan":
+    elif kind in LATENT_KINDS:
         diagnostics = gan_diagnostics(model_dir / newest["file"], card, model_dir.parent)
     else:
         diagnostics = score_diagnostics(card, model_dir, newest, model_dir.parent)

@@ -2,8 +2,8 @@
 
 A family is its config dataclass (defaults, range checks, resume rule), its recipe's `build`
 (config -> a trainer.runs.Run the shared loop drives) and its exporter (which calls
-trainer.onnx_export.export_model with its own version writer and card). The next family (a
-VAE, say) writes those three pieces and adds one entry here.
+trainer.onnx_export.export_model with its own version writer and card). A new family (the VAE
+in trainer/vae/ was the last) writes those three pieces and adds one entry here.
 """
 
 import json
@@ -22,6 +22,9 @@ from trainer.registry import Registry
 from trainer.runs import Run, RunConfig
 from trainer.settings import preset_kind
 from trainer.training_loop import build as build_gan
+from trainer.vae.config import VAEConfig, resolve_vae_config
+from trainer.vae.export import export_vae
+from trainer.vae.training_loop import build as build_vae
 
 DEFAULT_KIND = "gan"  # presets and run dirs without a "kind" (GANs predate the field)
 
@@ -47,6 +50,7 @@ FAMILIES: Registry[Family] = Registry("model family")
 for family in (
     Family("gan", "GAN", TrainConfig, resolve_config, build_gan, export_gan),
     Family("score", "score-model", ScoreConfig, resolve_score_config, build_score, export_score),
+    Family("vae", "VAE", VAEConfig, resolve_vae_config, build_vae, export_vae),
 ):
     FAMILIES.register(family.kind)(family)
 

@@ -22,7 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from lab import runtime
-from lab.cards import card_latent, read_card, sha256, write_card
+from lab.cards import LATENT_KINDS, card_latent, read_card, sha256, write_card
 from lab.noise import latents
 from trainer.datasets import GaussianMixture, get_dataset
 from trainer.onnx_export import PARITY_INPUTS, PARITY_SEED
@@ -130,7 +130,7 @@ def add_half(model_dir: Path) -> tuple[Path, list[dict]]:
     measured per version). ValueError when model_dir holds no gan card."""
     model_dir = Path(model_dir)
     card = read_card(model_dir)
-    if card is None or card.get("kind") != "gan":
-        raise ValueError(f"{model_dir} holds no gan card")
+    if card is None or card.get("kind") not in LATENT_KINDS:
+        raise ValueError(f"{model_dir} holds no gan or vae card")
     results = [half_version(model_dir, card, version) for version in card["versions"]]
     return write_card(model_dir, card), results

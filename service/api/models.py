@@ -193,7 +193,8 @@ def sample_request(name: str, job: bool = False) -> SampleRequest:
         refuse(body, SCORE_FIELDS, f"for score models only; {name} is {why}")
         return SampleRequest(entry, version, n, seed, weights=mix_field(body, version))
     if entry.kind != "score":
-        refuse(body, SCORE_FIELDS, f"for score models only; {name} is a gan, drawn in one pass")
+        why = f"a {entry.kind}, drawn in one pass"
+        refuse(body, SCORE_FIELDS, f"for score models only; {name} is {why}")
         return SampleRequest(entry, version, n, seed)
     defaults = entry.card["sampler"]
     steps = int_field(body, "steps", defaults["steps"], 1, config.max_steps)

@@ -1,8 +1,17 @@
-"""Networks by short name: GAN architectures (mlp.py, dcgan.py) in ARCHITECTURES and EDM's raw
-score networks (edm_mlp.py, edm_unet.py) in SCORE_NETWORKS. Importing the package registers
-them all (registry.py holds the registries)."""
+"""Networks by short name: GAN architectures (mlp.py, dcgan.py) in ARCHITECTURES, EDM's raw
+score networks (edm_mlp.py, edm_unet.py) in SCORE_NETWORKS and VAE encoder/decoder pairs (vae.py)
+in VAE_NETWORKS. Importing the package registers them all (registry.py holds the registries)."""
 
-from trainer.nets import dcgan, edm_mlp, edm_unet, mlp
-from trainer.nets.registry import ARCHITECTURES, SCORE_NETWORKS
+from trainer.nets import dcgan, edm_mlp, edm_unet, mlp, vae
+from trainer.nets.registry import ARCHITECTURES, SCORE_NETWORKS, VAE_NETWORKS
 
-__all__ = ["ARCHITECTURES", "SCORE_NETWORKS", "dcgan", "edm_mlp", "edm_unet", "mlp"]
+__all__ = [
+    "ARCHITECTURES",
+    "SCORE_NETWORKS",
+    "VAE_NETWORKS",
+    "dcgan",
+    "edm_mlp",
+    "edm_unet",
+    "mlp",
+    "vae",
+]

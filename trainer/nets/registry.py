@@ -12,3 +12,5 @@ from trainer.registry import Registry
 ARCHITECTURES: Registry[Callable[..., tuple[nn.Module, nn.Module]]] = Registry("architecture")
 # EDM's raw networks F(x_in [batch, *sample_shape], c_noise [batch]) -> [batch, *sample_shape]
 SCORE_NETWORKS: Registry[Callable[..., nn.Module]] = Registry("score network")
+# VAEs: args -> (encoder x -> (mu, log_var), decoder z -> samples) (vae.py)
+VAE_NETWORKS: Registry[Callable[..., tuple[nn.Module, nn.Module]]] = Registry("VAE network")
