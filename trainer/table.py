@@ -29,15 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from lab.sampling import score_samples
 from trainer.config import TrainConfig, with_defaults
 from trainer.edm.config import ScoreConfig
-from trainer.edm.training_loop import score_spec, torch_denoiser
 from trainer.families import FAMILIES, preset_family
 from trainer.grid import Setting, setting_name
 from trainer.runs import check_run_dir, train
 from trainer.settings import preset_names
-from trainer.training_loop import generate
+from trainer.vae.config import VAEConfig
 
 BENCHMARKS = ("ring8", "grid25", "stacked-digits")
 METHODS = (
@@ -52,6 +50,7 @@ METHODS = (
     "pacgan4-mbstd",
     "diffaugment",
     "edm",
+    "vae",
 )
 METHOD_LABELS = {
     "gan": "GAN (non-saturating, no fix)",
@@ -65,6 +64,7 @@ METHOD_LABELS = {
     "pacgan4-mbstd": "PacGAN4 + minibatch stddev",
     "diffaugment": "DiffAugment (translation, cutout)",
     "edm": "Score model (EDM, Heun, 18 steps = 35 evaluations)",
+    "vae": "VAE (beta 1, the decoder's mean)",
 }
 QUICK_FIELDS = {"steps": 20, "eval_every": 0, "snapshot_every": 0}
 QUICK = {
@@ -77,9 +77,17 @@ QUICK = {
     },
 }
 RESULT_FILE = "result.json"
-METRICS = ("modes_covered", "high_quality_fraction", "kl", "modes_covered_all", "kl_all")
+METRICS = (
+    "modes_covered",
+    "high_quality_fraction",
+    "kl",
+    "modes_covered_all",
+    "kl_all",
+    "active_dims",
+)
 # modes_covered_all and kl_all: every sample counted by its argmax mode (classifier references
 # only; the Stacked-MNIST papers' count); runs from before they were recorded lack them.
+# active_dims: a VAE's active latent dimensions (trainer.vae.training_loop.latent_health).
 
 # The papers' numbers, as printed in their tables (their setups and budgets, not ours).
 PACGAN = "PacGAN (Lin et al. 2018)"
@@ -120,7 +128,7 @@ class Run:
     benchmark: str
     method: str
     seed: int
-    config: "TrainConfig | ScoreConfig"
+    config: "TrainConfig | ScoreConfig | VAEConfig"
     run_dir: Path
     setting: Setting = ()
 
@@ -130,9 +138,9 @@ class Run:
         return row_name(self.method, setting_name(self.setting))
 
     @property
-    def is_score(self) -> bool:
-        """True for a score-model (EDM) run, trained by trainer.edm."""
-        return isinstance(self.config, ScoreConfig)
+    def is_gan(self) -> bool:
+        """True for a GAN run (trainer.training_loop), whose config predates some fields."""
+        return isinstance(self.config, TrainConfig)
 
 
 def row_name(method: str, setting: str) -> str:
@@ -192,8 +200,9 @@ def check_setting(preset: str, setting: Setting) -> None:
         )
 
 
-def resolve_any(preset: str, fields: dict[str, Any]) -> "TrainConfig | ScoreConfig":
-    """A GAN preset's TrainConfig, or a score preset's ScoreConfig ("kind": "score")."""
+def resolve_any(preset: str, fields: dict[str, Any]) -> "TrainConfig | ScoreConfig | VAEConfig":
+    """The preset's family's config: a GAN's TrainConfig, a score preset's ScoreConfig ("kind":
+    "score"), a VAE preset's VAEConfig ("kind": "vae")."""
     return preset_family(preset).resolve(preset, fields)
 
 
@@ -204,7 +213,7 @@ def cached_result(run: Run) -> dict[str, Any] | None:
         return None
     result = json.loads(path.read_text())
     saved = result.get("config", {})
-    if not run.is_score:  # fields added since it ran hold their defaults (the old recipe)
+    if run.is_gan:  # fields added since it ran hold their defaults (the old recipe)
         saved = with_defaults(saved)
     return result if saved == run.config.to_dict() else None
 
@@ -218,8 +227,9 @@ def train_and_evaluate(run: Run) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     start = time.perf_counter()
-    final, samples = (train_score if run.is_score else train_gan)(run)
-    np.save(run.run_dir / "samples.npy", samples)  # the figure's panel
+    state = trained(run)
+    final, samples = state.evaluate(), state.samples(64, 0)
+    np.save(run.run_dir / "samples.npy", samples)  # the figure's panel: 64 samples of seed 0
     result = {
         "benchmark": run.benchmark,
         "method": run.method,
@@ -248,23 +258,6 @@ def trained(run: Run) -> Any:
     """Train (or resume) the run with its family's recipe (trainer.runs.train); the final state."""
     build = FAMILIES.get(run.config.kind).build
     return train(build, run.config, run.run_dir, resume=can_resume(run), progress=False)
-
-
-def train_gan(run: Run) -> tuple[dict[str, Any], np.ndarray]:
-    """Train (or resume) a GAN run: its final evaluation and 64 samples (seed 0) for the figure."""
-    state = trained(run)
-    samples = generate(state.sampling_generator, 64, run.config.latent_dim, seed=0)
-    return state.evaluate(), samples
-
-
-def train_score(run: Run) -> tuple[dict[str, Any], np.ndarray]:
-    """Train (or resume) a score-model run: the EMA network's evaluation with the config's
-    sampler and steps, and 64 samples (seed 0) for the figure."""
-    config = run.config
-    state = trained(run)
-    denoise = torch_denoiser(state.ema.eval())
-    samples = score_samples(denoise, score_spec(state), 64, 0, config.sample_steps, config.sampler)
-    return state.evaluate(), samples
 
 
 def execute(
@@ -336,6 +329,7 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row[metric] = mean_and_error(values) if values else None
         row["kl_undefined"] = sum(r["kl"] is None for r in cell)
         row["seeds_all"] = sum(r.get("modes_covered_all") is not None for r in cell)
+        row["seeds_latent"] = sum(r.get("active_dims") is not None for r in cell)
         row["seconds"] = float(np.mean([r["seconds"] for r in cell]))
         row["steps"] = cell[0]["config"]["steps"]
         rows.append(row)
@@ -405,12 +399,16 @@ def markdown(
 
 def section(benchmark: str, rows: list[dict[str, Any]]) -> list[str]:
     """One benchmark's rows as a markdown table; with the two every-sample columns when a run
-    of this benchmark recorded them (classifier references)."""
+    of this benchmark recorded them (classifier references), and the active latent dimensions
+    when a VAE run did."""
     every = any(row.get("seeds_all") for row in rows)
+    latent = any(row.get("seeds_latent") for row in rows)
     header = f"| method | preset | seeds | steps | modes (of {rows[0]['modes_total']}) "
     header += "| high quality % | KL |"
     header += " modes, every sample | KL, every sample |" if every else ""
-    lines = [header + " wall s/run |", "|---" * (10 if every else 8) + "|"]
+    header += " active latent dims |" if latent else ""
+    columns = 8 + 2 * every + latent
+    lines = [header + " wall s/run |", "|---" * columns + "|"]
     for row in rows:
         seeds = row["seeds"]
         kl = format_cell(row["kl"], digits=3, seeds=seeds - row["kl_undefined"])
@@ -428,6 +426,9 @@ def section(benchmark: str, rows: list[dict[str, Any]]) -> list[str]:
             seeds_all = row.get("seeds_all", 0)
             line += f" {format_cell(row.get('modes_covered_all'), digits=1, seeds=seeds_all)} |"
             line += f" {format_cell(row.get('kl_all'), digits=3, seeds=seeds_all)} |"
+        if latent:
+            seeds_latent = row.get("seeds_latent", 0)
+            line += f" {format_cell(row.get('active_dims'), digits=1, seeds=seeds_latent)} |"
         lines.append(line + f" {row['seconds']:.0f} |")
     return lines
 

@@ -2,10 +2,19 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from trainer.cli import main
-from trainer.table import QUICK, build_table, execute, mean_and_error, plan, summarise
+from trainer.table import (
+    QUICK,
+    build_table,
+    execute,
+    mean_and_error,
+    plan,
+    section,
+    summarise,
+)
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +122,24 @@ def test_score_model_cells_train_with_the_score_loop(tmp_path):
     tiny = {"steps": 3, "eval_every": 0, "snapshot_every": 0, "eval_samples": 200}
     tiny |= {"sample_steps": 2, "width": 8, "depth": 1, "batch_size": 16}
     runs = plan(["ring8"], ["edm"], 1, tmp_path / "runs", {"ring8": tiny})
-    assert runs[0].is_score and runs[0].config.steps == 3
+    assert not runs[0].is_gan and runs[0].config.kind == "score" and runs[0].config.steps == 3
     (result,) = execute(runs, jobs=1, progress=False)
     assert result["method"] == "edm" and result["modes_total"] == 8
     assert 0.0 <= result["high_quality_fraction"] <= 1.0
     assert (runs[0].run_dir / "samples.npy").is_file()
+
+
+def test_vae_cells_train_with_the_vae_loop_and_record_active_dims(tmp_path):
+    tiny = {"steps": 3, "eval_every": 0, "snapshot_every": 0, "eval_samples": 200}
+    tiny |= {"hidden": 8, "depth": 1, "batch_size": 16, "kl_warmup": 2}
+    runs = plan(["grid25"], ["vae"], 1, tmp_path / "runs", {"grid25": tiny})
+    assert runs[0].config.kind == "vae"
+    (result,) = execute(runs, jobs=1, progress=False)
+    assert result["method"] == "vae" and result["modes_total"] == 25
+    assert 0 <= result["active_dims"] <= 2 and result["decoder_std"] > 0
+    assert np.load(runs[0].run_dir / "samples.npy").shape == (64, 2)
+    (table,) = [line for line in section("grid25", summarise([result])) if "`grid25-vae`" in line]
+    assert table.split("|")[-3].strip() == f"{result['active_dims']:.1f}"  # active latent dims
 
 
 def test_a_run_of_another_recipe_in_the_runs_folder_starts_over(quick_table):
