@@ -187,7 +187,14 @@ def export_reference(dataset_name: str, models_dir: Path, description: str | Non
 def reference_description(dataset_name: str) -> str:
     """A one-line description of a mixture reference."""
     dataset = get_dataset(dataset_name)
+    weights = dataset.weights.tolist()
+    if max(weights) - min(weights) < 1e-12:
+        shares = "equal weights"
+    else:
+        low, high = min(weights), max(weights)
+        rare = [k for k, weight in enumerate(weights) if weight == low]
+        shares = f"unequal weights: modes {rare} hold {low:g} each, the rest {high:g}"
     return (
         f"{dataset.num_modes}-mode isotropic Gaussian mixture ({dataset_name}), std "
-        f"{dataset.std}, equal weights: the analytic reference for mode counting."
+        f"{dataset.std}, {shares}: the analytic reference for mode counting."
     )

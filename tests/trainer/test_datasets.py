@@ -33,7 +33,9 @@ def test_grid25_centres_are_the_5x5_grid_in_row_major_order():
     assert pairwise_distances(centres).min().item() == pytest.approx(2.0)
 
 
-@pytest.mark.parametrize("name, std, modes", [("ring8", 0.01, 8), ("grid25", 0.05, 25)])
+@pytest.mark.parametrize(
+    "name, std, modes", [("ring8", 0.01, 8), ("grid25", 0.05, 25), ("grid100", 0.05, 100)]
+)
 def test_samples_have_the_mode_std_and_equal_weights(name, std, modes):
     dataset = get_dataset(name)
     samples = dataset.sample(20_000, torch.Generator().manual_seed(0))
@@ -46,6 +48,32 @@ def test_samples_have_the_mode_std_and_equal_weights(name, std, modes):
     assert counts.min().item() > 0.7 * 20_000 / modes
 
 
+def test_grid100_is_a_10x10_grid_with_grid25s_spacing():
+    centres = get_dataset("grid100").centres
+    values = [-9.0 + 2.0 * i for i in range(10)]
+    expected = torch.tensor([[x, y] for x in values for y in values], dtype=torch.float64)
+    torch.testing.assert_close(centres, expected)
+
+
+def test_grid25_rare_puts_0_2_percent_on_the_corners_and_the_centre():
+    rare, common = get_dataset("grid25-rare"), get_dataset("grid25")
+    torch.testing.assert_close(rare.centres, common.centres)
+    assert rare.std == common.std and rare.weights.sum().item() == pytest.approx(1.0, abs=1e-12)
+    corners_and_centre = [
+        k
+        for k, centre in enumerate(rare.centres.tolist())
+        if centre in ([-4, -4], [-4, 4], [0, 0], [4, -4], [4, 4])
+    ]
+    assert torch.nonzero(rare.weights == 0.002).flatten().tolist() == corners_and_centre
+    assert rare.weights.max().item() == pytest.approx(0.99 / 20)
+    # the protocol's 10,000 samples miss any rare mode with probability < 1e-4
+    assert 5 * (1 - 0.002) ** 10_000 < 1e-4
+    draws = rare.sample(200_000, torch.Generator().manual_seed(0))
+    nearest = torch.cdist(draws.double(), rare.centres).argmin(dim=1)
+    shares = torch.bincount(nearest, minlength=25).double() / len(draws)
+    torch.testing.assert_close(shares, rare.weights, atol=0.002, rtol=0.0)
+
+
 def test_same_generator_seed_gives_same_samples():
     dataset = get_dataset("grid25")
     first = dataset.sample(100, torch.Generator().manual_seed(7))
@@ -53,7 +81,7 @@ def test_same_generator_seed_gives_same_samples():
     assert torch.equal(first, second)
 
 
-@pytest.mark.parametrize("name", ["ring8", "grid25"])
+@pytest.mark.parametrize("name", ["ring8", "grid25", "grid100"])
 def test_reference_spec_is_plain_json_matching_the_centres(name):
     dataset = get_dataset(name)
     spec = dataset.reference_spec()

@@ -1,8 +1,9 @@
 """The 2-D Gaussian-mixture collapse benchmarks, registered by short name.
 
 ring8 and grid25 follow the geometry of the PacGAN (Lin et al. 2018) and VEEGAN (Srivastava et
-al. 2017) experiments. Each dataset is also the analytic reference the diagnostics compare
-against (`reference_spec`), so the trainer and the service agree on the modes.
+al. 2017) experiments; grid100 (many modes) and grid25-rare (rare modes) extend them where
+methods still fail. Each dataset is also the analytic reference the diagnostics compare against
+(`reference_spec`), so the trainer and the service agree on the modes.
 """
 
 import math
@@ -74,6 +75,35 @@ def ring8() -> GaussianMixture:
 @DATASETS.register("grid25")
 def grid25() -> GaussianMixture:
     """25 Gaussians at {-4, -2, 0, 2, 4}^2 (row-major: x outer, y inner), std 0.05."""
-    values = [-4.0, -2.0, 0.0, 2.0, 4.0]
-    centres = torch.tensor([[x, y] for x in values for y in values], dtype=torch.float64)
-    return GaussianMixture("grid25", centres, 0.05, equal_weights(25))
+    return GaussianMixture("grid25", grid_centres(5), 0.05, equal_weights(25))
+
+
+def grid_centres(side: int, spacing: float = 2.0) -> torch.Tensor:
+    """side x side centres, spacing apart and centred on 0 (row-major: x outer, y inner):
+    [side^2, 2] float64. side 5 gives grid25's {-4, -2, 0, 2, 4}^2."""
+    values = [spacing * (i - (side - 1) / 2) for i in range(side)]
+    return torch.tensor([[x, y] for x in values for y in values], dtype=torch.float64)
+
+
+@DATASETS.register("grid100")
+def grid100() -> GaussianMixture:
+    """100 Gaussians at {-9, -7, ..., 9}^2 (row-major), std 0.05: grid25's spacing and std on a
+    10 x 10 grid (many modes)."""
+    return GaussianMixture("grid100", grid_centres(10), 0.05, equal_weights(100))
+
+
+RARE_MODES = (0, 4, 12, 20, 24)  # grid25-rare: the four corners and the centre
+RARE_WEIGHT = 0.002  # each rare mode's share of the mass
+
+
+@DATASETS.register("grid25-rare")
+def grid25_rare() -> GaussianMixture:
+    """grid25's 25 Gaussians with unequal weights: the four corners and the centre (RARE_MODES)
+    hold 0.2% of the mass each, the other 20 modes 4.95% each.
+
+    At the protocol's 10,000 samples (trainer.diagnose.DIAGNOSTICS_SAMPLES) an exact sampler
+    misses a given rare mode with probability 0.998^10000 = 2e-9 (any of the five: 1e-8).
+    """
+    weights = torch.full((25,), (1.0 - RARE_WEIGHT * len(RARE_MODES)) / 20, dtype=torch.float64)
+    weights[list(RARE_MODES)] = RARE_WEIGHT
+    return GaussianMixture("grid25-rare", grid_centres(5), 0.05, weights)
