@@ -33,4 +33,4 @@ def test_cli_refuses_a_reference(model_repo, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["diagnose", str(model_repo / "ring8")])
     assert exit_info.value.code == 2
-    assert "no gan, score or ensemble card" in capsys.readouterr().err
+    assert "no gan, vae, score or ensemble card" in capsys.readouterr().err

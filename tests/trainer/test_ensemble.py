@@ -125,7 +125,7 @@ def test_diagnose_measures_an_ensemble_again(models: Path, capsys):
         (("ring8-gan:0.5", "ring8-gan-b:0.4"), "divide each by their sum: ring8-gan:0.555556"),
         (("ring8-gan:0.5", "nowhere:0.5"), "no model 'nowhere'"),
         (("ring8-gan:0.5", "grid25-edm:0.5"), "its dataset is 'grid25', the ensemble's 'ring8'"),
-        (("ring8:1",), "'ring8' is a reference, not one of gan, score"),
+        (("ring8:1",), "'ring8' is a reference, not one of gan, vae, score"),
         (("ring8-gan@4:1",), "'ring8-gan' has no version 4"),
         (("ring8-gan:0.5", "ring8-gan:0.5"), "listed twice; list it once"),
         (("ring8-gan:2",), "0 < WEIGHT <= 1"),

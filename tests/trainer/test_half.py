@@ -73,4 +73,4 @@ def test_cli_refuses_a_model_that_is_not_a_gan(model_repo, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["half", str(model_repo / "grid25-edm")])
     assert exit_info.value.code == 2
-    assert "no gan card" in capsys.readouterr().err
+    assert "no gan or vae card" in capsys.readouterr().err
