@@ -102,6 +102,13 @@ def run_wrk(url: str, body: str, clients: int, seconds: float, threads: int = 2)
         check=True,
     ).stdout
     Path(script.name).unlink()
+    return parse_wrk(output)
+
+
+def parse_wrk(output: str) -> LoadResult:
+    """The result in what WRK_SCRIPT's done() prints (STATUSES code=count,..., P50_US, P99_US,
+    REQUESTS and SECONDS lines), with wrk's "Socket errors" line counted as "socket error"
+    (connections that failed or timed out without an answer)."""
     values = dict(re.findall(r"^([A-Z0-9_]+) (.*)$", output, flags=re.M))
     statuses = Counter(
         {
@@ -109,6 +116,11 @@ def run_wrk(url: str, body: str, clients: int, seconds: float, threads: int = 2)
             for k, v in (part.split("=") for part in values["STATUSES"].split(",") if part)
         }
     )
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if errors:
+        statuses["socket error"] = sum(map(int, errors.groups()))
     return LoadResult(
         "wrk",
         float(values["SECONDS"]),
