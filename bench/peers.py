@@ -3,7 +3,7 @@
     python -m bench.peers --install            # once: a virtualenv per peer under .peers/
     python -m bench.peers                      # every installed peer, ring8-gan, n=64 JSON
     python -m bench.peers --peers kserve,litserve --duration 5
-    python -m bench.peers --model stacked-digits-gan
+    python -m bench.peers --model stacked-digits-gan --n 64,4096
 
 One model (the latest version of a bundled gan) served by bare Flask on gunicorn with no model
 (bench/bare.py: the ceiling's Flask half), by this service (its default settings, and the
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.load import LoadResult, cpu_seconds, run_wrk
+from bench.load import LoadResult, ceiling, compute_seconds, cpu_seconds, run_wrk
 from bench.peer_servers.generator import model_drawer
 from bench.server import ROOT, free_port, running_server, wait_ready
 
@@ -125,6 +125,7 @@ class Row:
 
     server: str
     settings: str
+    n: int
     result: LoadResult
     cpu_s: float
     checked: str
@@ -248,44 +249,59 @@ def stop_group(process: subprocess.Popen, seconds: float = 20) -> None:
             continue
 
 
-def peer_row(peer: Peer, model: str, n: int, workers: int, seconds: float, log: Path) -> Row:
-    """Start the peer, check its answer, load it, stop it."""
-    expected = model_drawer(model)(n, SEED)
+@dataclass(frozen=True)
+class Load:
+    """What every server is asked: samples of `model` for each of `sizes` (n), `seconds` of
+    load per size."""
+
+    model: str
+    sizes: tuple[int, ...]
+    seconds: float
+
+
+def size_rows(
+    server: str, settings: str, url: str, protocol: str, root: int, load: Load, check: bool
+) -> list[Row]:
+    """One row per request size of a running server: its answer checked (when `check`), then
+    its load measured."""
+    rows = []
+    for n in load.sizes:
+        expected = model_drawer(load.model)(n, SEED)
+        checked = check_answer(url, protocol, n, expected) if check else ""
+        result, cpu_s = measure(url, request_body(protocol, n, SEED), root, load.seconds)
+        rows.append(Row(server, settings, n, result, cpu_s, checked))
+    return rows
+
+
+def peer_rows(peer: Peer, load: Load, workers: int, log: Path) -> list[Row]:
+    """Start the peer, check and load it at each size, stop it."""
     settings = peer.settings.replace("W ", f"{workers} ")
-    with running_peer(peer, model, workers, log) as (url, pid):
-        target = url + peer.path.format(model=model)
-        checked = check_answer(target, peer.protocol, n, expected)
-        result, cpu_s = measure(target, request_body(peer.protocol, n, SEED), pid, seconds)
-    return Row(peer.label, settings, result, cpu_s, checked)
+    with running_peer(peer, load.model, workers, log) as (url, pid):
+        target = url + peer.path.format(model=load.model)
+        return size_rows(peer.label, settings, target, peer.protocol, pid, load, check=True)
 
 
-def gunicorn_row(
-    server: str, model: str, n: int, seconds: float, folder: Path, app: str | None, **settings
-) -> Row:
+def gunicorn_rows(
+    server: str, load: Load, folder: Path, app: str | None = None, **settings: str
+) -> list[Row]:
     """The service (app None) or another WSGI app under the repo's gunicorn config, access log
-    off, with `settings` (environment) over its defaults."""
+    off, with `settings` (environment) over its defaults; only the service's answers are
+    checked (bench/bare.py answers fixed rows)."""
     shown = ", ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
+    log, data = folder / "gunicorn.log", str(folder / "data")
     with running_server(
-        ROOT / "models",
-        folder / "gunicorn.log",
-        app=app,
-        ACCESS_LOG="off",
-        DATA_DIR=str(folder / "data"),
-        **settings,
+        ROOT / "models", log, app=app, ACCESS_LOG="off", DATA_DIR=data, **settings
     ) as (url, master):
-        target = f"{url}/v1/models/{model}/samples"
-        expected = model_drawer(model)(n, SEED)
-        checked = "" if app else check_answer(target, "json", n, expected)
-        result, cpu_s = measure(target, request_body("json", n, SEED), master.pid, seconds)
-    return Row(server, shown, result, cpu_s, checked)
+        target = f"{url}/v1/models/{load.model}/samples"
+        return size_rows(server, shown, target, "json", master.pid, load, check=app is None)
 
 
 def table(rows: list[Row]) -> str:
     """A markdown table, one line per row, in the order run."""
     lines = [
-        "| server | settings | requests/s | p50 ms | p99 ms | non-200 | CPU ms/request | "
+        "| server | settings | n | requests/s | p50 ms | p99 ms | non-200 | CPU ms/request | "
         "answer vs local onnxruntime |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         result = row.result
@@ -294,6 +310,7 @@ def table(rows: list[Row]) -> str:
         values = (
             row.server,
             row.settings,
+            f"{row.n:,}",
             f"{result.rate:,.0f}",
             f"{result.p50_ms:.1f}",
             f"{result.p99_ms:.1f}",
@@ -320,14 +337,53 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+def sizes(text: str, parser: argparse.ArgumentParser) -> tuple[int, ...]:
+    """--n's comma list as positive ints; a usage error otherwise."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        parser.error(f"--n {text!r}: write sample counts separated by commas, e.g. 64,4096")
+    return values
+
+
+def peer_rows_retried(peer: Peer, load: Load, workers: int, log: Path) -> list[Row]:
+    """peer_rows, started a second time if the first start fails (PyTriton's start-up with
+    several instances races on its handshake socket now and then); no rows, said on stderr,
+    if both fail."""
+    for attempt in (1, 2):
+        try:
+            return peer_rows(peer, load, workers, log)
+        except RuntimeError as error:
+            print(f"{peer.name}: start {attempt} failed: {error}", file=sys.stderr)
+    return []
+
+
+def ceiling_lines(rows: list[Row], load: Load) -> list[str]:
+    """Per size: the ceiling "bare Flask plus the model's compute" (bench.load.ceiling, the
+    onnxruntime run timed alone) and each server's requests/s as a share of it."""
+    cores, lines = os.cpu_count() or 1, []
+    for n in load.sizes:
+        at_n = [row for row in rows if row.n == n]
+        compute_s = compute_seconds(ROOT / "models", load.model, n)
+        limit = ceiling(at_n[0].result, compute_s, cores)
+        shares = ", ".join(f"{row.server} {row.result.ok_rate / limit:.2f}" for row in at_n[1:])
+        lines.append(
+            f"n={n:,}: ceiling {limit:,.0f} requests/s (bare Flask + {compute_s * 1e3:.2f} ms of "
+            f"onnxruntime per request on {cores} cores); 200/s as a share of it: {shares}"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     names = [peer.name for peer in PEERS]
     parser.add_argument("--peers", default=",".join(names), help="comma list (default: all)")
-    parser.add_argument("--model", default="ring8-gan")
-    parser.add_argument("--n", type=int, default=64, help="samples per request")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per server")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="per server")
+    parser.add_argument("--model", default="ring8-gan", help="a bundled gan")
+    parser.add_argument("--n", default="64", help="samples per request, a comma list: 64,4096")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per size")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="per peer")
     parser.add_argument("--install", action="store_true", help="create the peers' virtualenvs")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.peers.split(",") if name.strip()]
@@ -341,37 +397,24 @@ def main() -> None:
     missing = [peer.name for peer in peers if not peer.python().exists()]
     if missing:
         print(f"skipped (not installed, see --install): {', '.join(missing)}", file=sys.stderr)
+    load = Load(args.model, sizes(args.n, parser), args.duration)
     started, load_before = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), load_average()
-    rows = []
-    load = (args.model, args.n, args.duration)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        rows.append(
-            gunicorn_row(
-                "bare Flask + gunicorn, no model (ceiling)", *load, folder, "bench.bare:app"
-            )
-        )
-        rows.append(gunicorn_row("this service", *load, folder, None))
-        rows.append(
-            gunicorn_row(
-                "this service, the previous default",
-                *load,
-                folder,
-                None,
-                WEB_CONCURRENCY="1",
-                THREADS="8",
-            )
-        )
+        rows = gunicorn_rows("bare Flask + gunicorn, no model", load, folder, "bench.bare:app")
+        rows += gunicorn_rows("this service", load, folder)
+        previous = {"WEB_CONCURRENCY": "1", "THREADS": "8"}
+        rows += gunicorn_rows("this service, the previous default", load, folder, **previous)
         for peer in peers:
             if peer.name not in missing:
-                log = folder / f"{peer.name}.log"
-                rows.append(peer_row(peer, args.model, args.n, args.workers, args.duration, log))
+                rows += peer_rows_retried(peer, load, args.workers, folder / f"{peer.name}.log")
     print(
-        f"{args.model}, n={args.n} JSON, seed {SEED}; wrk -t2 -c{CLIENTS} -d{args.duration:g}s "
-        f"after {WARM_UP_S:g} s of warm-up, one server at a time; {os.cpu_count()} cores; "
-        f"{started}; load average before {load_before}, after {load_average()}\n"
+        f"{load.model}, JSON, seed {SEED}; wrk -t2 -c{CLIENTS} -d{load.seconds:g}s per size after "
+        f"{WARM_UP_S:g} s of warm-up, one server at a time; {os.cpu_count()} cores; {started}; "
+        f"load average before {load_before}, after {load_average()}\n"
     )
-    print(table(rows))
+    print(table(sorted(rows, key=lambda row: row.n)))
+    print("\n" + "\n".join(ceiling_lines(rows, load)))
 
 
 if __name__ == "__main__":

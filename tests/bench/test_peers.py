@@ -63,7 +63,8 @@ def test_json_body_and_answers_under_either_key():
 
 def test_table_has_one_line_per_row_with_rates_errors_and_cpu():
     result = LoadResult("wrk", 10.0, Counter({200: 9_000, 503: 1_000}), 12.34, 56.78)
-    lines = table([Row("this service", "defaults", result, 5.0, "exact")]).splitlines()
-    assert len(lines) == 3 and lines[0].count("|") == lines[2].count("|") == 9
+    lines = table([Row("this service", "defaults", 4096, result, 5.0, "exact")]).splitlines()
+    assert len(lines) == 3 and lines[0].count("|") == lines[2].count("|") == 10
     cells = [cell.strip() for cell in lines[2].strip("|").split("|")]
-    assert cells == ["this service", "defaults", "1,000", "12.3", "56.8", "1,000", "0.50", "exact"]
+    expected = ["this service", "defaults", "4,096", "1,000", "12.3", "56.8", "1,000", "0.50"]
+    assert cells == expected + ["exact"]
