@@ -92,11 +92,16 @@ class LoadResult:
         return self.statuses.get(200, 0) / self.seconds
 
 
-def run_wrk(url: str, body: str, clients: int, seconds: float, threads: int = 2) -> LoadResult:
+def run_wrk(
+    url: str, body: str, clients: int, seconds: float, threads: int = 2, timeout_s: float = 2.0
+) -> LoadResult:
+    """POST `body` to `url` from `clients` keep-alive connections for `seconds`; a request
+    unanswered after `timeout_s` (wrk's default: 2 s) counts as a socket error."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % body)
+    limits = [f"-t{threads}", f"-c{clients}", f"-d{seconds:g}s", f"--timeout={timeout_s:g}s"]
     output = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds:g}s", "-s", script.name, url],
+        ["wrk", *limits, "-s", script.name, url],
         capture_output=True,
         text=True,
         check=True,

@@ -42,6 +42,9 @@ from bench.server import ROOT, free_port, running_server, wait_ready
 PEERS_DIR = ROOT / ".peers"
 ONNXRUNTIME = "onnxruntime==1.31.1"  # the service's pin (constraints.txt), in every peer
 CLIENTS, WARM_UP_S, SEED = 32, 3.0, 1
+# Seconds wrk waits for an answer: large requests to the slower peers take seconds under 32
+# clients, and a wait past wrk's default of 2 s would count as an error rather than a latency.
+TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -194,9 +197,9 @@ def tree_cpu_seconds(root: int) -> float:
 
 def measure(url: str, body: str, root: int, seconds: float) -> tuple[LoadResult, float]:
     """Warm up with wrk, then load for `seconds`: the result and the server's CPU seconds."""
-    run_wrk(url, body, CLIENTS, WARM_UP_S)
+    run_wrk(url, body, CLIENTS, WARM_UP_S, timeout_s=TIMEOUT_S)
     before = tree_cpu_seconds(root)
-    result = run_wrk(url, body, CLIENTS, seconds)
+    result = run_wrk(url, body, CLIENTS, seconds, timeout_s=TIMEOUT_S)
     return result, tree_cpu_seconds(root) - before
 
 
@@ -409,7 +412,8 @@ def main() -> None:
             if peer.name not in missing:
                 rows += peer_rows_retried(peer, load, args.workers, folder / f"{peer.name}.log")
     print(
-        f"{load.model}, JSON, seed {SEED}; wrk -t2 -c{CLIENTS} -d{load.seconds:g}s per size after "
+        f"{load.model}, JSON, seed {SEED}; wrk -t2 -c{CLIENTS} -d{load.seconds:g}s "
+        f"--timeout {TIMEOUT_S:g}s per size after "
         f"{WARM_UP_S:g} s of warm-up, one server at a time; {os.cpu_count()} cores; {started}; "
         f"load average before {load_before}, after {load_average()}\n"
     )
