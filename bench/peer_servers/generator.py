@@ -3,6 +3,7 @@ drawn as the service draws them (lab.sampling.file_drawer: the card's latents fr
 one onnxruntime session with the service's CPU settings), alone or as one merged run for a
 batch of requests (what each peer's own batching hands over)."""
 
+import argparse
 import json
 from pathlib import Path
 
@@ -27,3 +28,13 @@ def merged_samples(draw: RowwiseDraw, requests: list[tuple[int, int]]) -> list[n
     output = draw.session.run(None, {draw.input_name: np.concatenate(latents)})[0]
     bounds = np.cumsum([n for n, _ in requests])[:-1]
     return np.split(output, bounds)
+
+
+def server_arguments() -> argparse.Namespace:
+    """A serving script's --port, --model and --workers (other flags are left to the peer:
+    KServe reads its own from sys.argv)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    return parser.parse_known_args()[0]

@@ -3,14 +3,13 @@
 one axis, not the (n, seed) of a samples request, so it stays off. Body {"n", "seed"} to
 /samples; answer {"samples": [[...], ...]}."""
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
 import bentoml
 
-from bench.peer_servers.generator import model_drawer
+from bench.peer_servers.generator import model_drawer, server_arguments
 
 
 # `bentoml serve` imports this module in each worker: the model and the worker count come from
@@ -26,11 +25,7 @@ class Generator:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
+    args = server_arguments()
     os.environ |= {"PEER_MODEL": args.model, "PEER_WORKERS": str(args.workers)}
     bentoml_cli = str(Path(sys.executable).with_name("bentoml"))
     service = "bench.peer_servers.serve_bentoml:Generator"

@@ -3,7 +3,6 @@ custom model: `load()` opens the session, a synchronous `predict()` answers, `--
 processes (each unpickles the model and reopens its session). Body {"n", "seed"}; answer
 {"predictions": [[...], ...]}."""
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ sys.argv += ["--log_config_file", str(Path(__file__).with_name("quiet_logging.js
 
 from kserve import Model, ModelServer  # noqa: E402
 
-from bench.peer_servers.generator import model_drawer  # noqa: E402
+from bench.peer_servers.generator import model_drawer, server_arguments  # noqa: E402
 
 
 class Generator(Model):
@@ -41,11 +40,7 @@ class Generator(Model):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--workers", type=int, default=2)
-    args, _ = parser.parse_known_args()
+    args = server_arguments()
     server = ModelServer(
         http_port=args.port,
         workers=args.workers,

@@ -3,11 +3,9 @@
 processes behind `num_api_servers` uvicorn processes. Body {"n", "seed"} to /predict; answer
 {"samples": [[...], ...]}."""
 
-import argparse
-
 import litserve as ls
 
-from bench.peer_servers.generator import merged_samples, model_drawer
+from bench.peer_servers.generator import merged_samples, model_drawer, server_arguments
 
 
 class GeneratorAPI(ls.LitAPI):
@@ -37,11 +35,7 @@ class GeneratorAPI(ls.LitAPI):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
+    args = server_arguments()
     api = GeneratorAPI(args.model, max_batch_size=16, batch_timeout=0.002)
     server = ls.LitServer(api, accelerator="cpu", workers_per_device=args.workers)
     server.run(

@@ -4,7 +4,6 @@ model-settings.json (the runtime's import path, adaptive batching: `max_batch_si
 `mlserver start`. Open Inference Protocol (V2) JSON: inputs `n` and `seed`, INT64 [1, 1] each;
 output `samples` [1, n, *sample shape] FP32."""
 
-import argparse
 import json
 import os
 import sys
@@ -16,7 +15,7 @@ from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
-from bench.peer_servers.generator import merged_samples, model_drawer
+from bench.peer_servers.generator import merged_samples, model_drawer, server_arguments
 
 
 class Generator(MLModel):
@@ -33,11 +32,7 @@ class Generator(MLModel):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
+    args = server_arguments()
     folder = Path(tempfile.mkdtemp(prefix="mlserver-"))
     settings = {
         "http_port": args.port,

@@ -3,14 +3,12 @@ docs show dynamic batching: `@batch` on the function, `ModelConfig(max_batch_siz
 `DynamicBatcher`, one bound function per model instance. Open Inference Protocol (V2) JSON:
 inputs `n` and `seed`, INT64 [1, 1] each; output `samples` [1, n, *sample shape] FP32."""
 
-import argparse
-
 import numpy as np
 from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton, TritonConfig
 
-from bench.peer_servers.generator import merged_samples, model_drawer
+from bench.peer_servers.generator import merged_samples, model_drawer, server_arguments
 
 
 def infer_function(model: str):
@@ -25,11 +23,7 @@ def infer_function(model: str):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
+    args = server_arguments()
     sample_shape = model_drawer(args.model).session.get_outputs()[0].shape[1:]
     config = TritonConfig(
         http_address="127.0.0.1",
