@@ -65,11 +65,9 @@ class Peer:
         return PEERS_DIR / self.name / "bin" / "python"
 
     def command(self, port: int, model: str, workers: int) -> list[str]:
-        module = f"bench.peer_servers.serve_{self.name}"
-        return [str(self.python()), "-m", module, "--port", str(port), "--model", model] + [
-            "--workers",
-            str(workers),
-        ]
+        script = ["-m", f"bench.peer_servers.serve_{self.name}"]
+        arguments = ["--port", str(port), "--model", model, "--workers", str(workers)]
+        return [str(self.python()), *script, *arguments]
 
 
 PEERS = (
