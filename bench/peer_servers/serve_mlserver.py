@@ -40,6 +40,7 @@ def main() -> None:
         "metrics_port": args.port + 2,
         "parallel_workers": args.workers,
         "host": "127.0.0.1",
+        "metrics_dir": str(folder / "metrics"),  # its default is .metrics in the working folder
     }
     model = {
         "name": args.model,
