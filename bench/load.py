@@ -92,16 +92,28 @@ class LoadResult:
         return self.statuses.get(200, 0) / self.seconds
 
 
-def run_wrk(url: str, body: str, clients: int, seconds: float, threads: int = 2) -> LoadResult:
+def run_wrk(
+    url: str, body: str, clients: int, seconds: float, threads: int = 2, timeout_s: float = 2.0
+) -> LoadResult:
+    """POST `body` to `url` from `clients` keep-alive connections for `seconds`; a request
+    unanswered after `timeout_s` (wrk's default: 2 s) counts as a socket error."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % body)
+    limits = [f"-t{threads}", f"-c{clients}", f"-d{seconds:g}s", f"--timeout={timeout_s:g}s"]
     output = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds:g}s", "-s", script.name, url],
+        ["wrk", *limits, "-s", script.name, url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     Path(script.name).unlink()
+    return parse_wrk(output)
+
+
+def parse_wrk(output: str) -> LoadResult:
+    """The result in what WRK_SCRIPT's done() prints (STATUSES code=count,..., P50_US, P99_US,
+    REQUESTS and SECONDS lines), with wrk's "Socket errors" line counted as "socket error"
+    (connections that failed or timed out without an answer)."""
     values = dict(re.findall(r"^([A-Z0-9_]+) (.*)$", output, flags=re.M))
     statuses = Counter(
         {
@@ -109,6 +121,11 @@ def run_wrk(url: str, body: str, clients: int, seconds: float, threads: int = 2)
             for k, v in (part.split("=") for part in values["STATUSES"].split(",") if part)
         }
     )
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if errors:
+        statuses["socket error"] = sum(map(int, errors.groups()))
     return LoadResult(
         "wrk",
         float(values["SECONDS"]),

@@ -7,10 +7,11 @@ Builds the service app (the bundled models, CPU provider, Prometheus multiproces
 gunicorn) and prints a table of CPU microseconds: the whole request through Flask's test client
 (one thread, so no queueing and no lock contention), the same request to bench/bare.py (Flask
 and the same JSON, no model), then each step of the request timed alone: the generator's
-onnxruntime run, the seeded latents, the JSON answer (shortest float32 decimals and their JSON
-text), the inference metrics of one request, the guard's slot and the dynamic batcher's hand-off
-for a lone request. Best of --repeats rounds of --requests calls each; the test client's own
-cost is part of the first two rows. bench/load.py measures the same path under load.
+onnxruntime run, the seeded latents, the JSON answer (and its JSON text alone: the samples as
+shortest float32 decimals), the inference metrics of one request, the guard's slot and the
+dynamic batcher's hand-off for a lone request. Best of --repeats rounds of --requests calls
+each; the test client's own cost is part of the first two rows. bench/load.py measures the
+same path under load.
 """
 
 import argparse
@@ -43,7 +44,7 @@ def steps(app, model: str, n: int) -> dict[str, ROUND]:
     from service.api.inference import batchers, guard
     from service.api.models import SampleRequest, samples_response
     from service.batching import Batcher
-    from service.floats import float32_decimals
+    from service.floats import json_bytes
 
     client, body = app.test_client(), json.dumps({"n": n, "seed": 1})
     entry = app.extensions["repository"].get(model)
@@ -65,7 +66,9 @@ def steps(app, model: str, n: int) -> dict[str, ROUND]:
         "onnxruntime run": lambda: draw.session.run(None, inputs),
         "latents": lambda: draw.inputs(n, 1),
         "JSON answer (service.api.models.samples_response)": answer,
-        "  shortest float32 decimals": lambda: float32_decimals(batch),
+        "  of which the JSON text (service.floats.json_bytes)": partial(
+            json_bytes, {"samples": batch}
+        ),
         "inference metrics (observe_inference)": partial(
             metrics.observe_inference, model, version.number, n, 0.001
         ),

@@ -28,7 +28,7 @@ def wait_ready(
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+            raise RuntimeError(f"the server exited with {process.returncode}")
         try:
             with urllib.request.urlopen(f"{url}{path}", timeout=1) as response:
                 if response.status == 200:
@@ -36,7 +36,7 @@ def wait_ready(
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.2)
-    raise TimeoutError(f"gunicorn did not become ready within {seconds} s")
+    raise TimeoutError(f"the server did not become ready within {seconds} s")
 
 
 @contextmanager

@@ -2,11 +2,15 @@
 nearest float32, 0.10000000149011612 (about 40% fewer characters for samples)."""
 
 import numpy as np
+import orjson
 
 MAX_DIGITS = 9  # significant digits that always round-trip a float32 (IEEE 754, 2008, 5.12.2)
 # Powers of ten up to 1e22 are exact doubles, so m / 10^q and m * 10^q are correctly rounded.
 POWERS = np.array([float(10**i) for i in range(23)])
 SAFE_EXPONENT = 22 - (MAX_DIGITS - 1)
+# orjson: numpy arrays written natively (float32 as its shortest decimals), keys sorted and a
+# final newline as Flask's jsonify writes them.
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 # Up to this many values, every digit count is tried at once ([9, n] arrays: fewer numpy calls);
 # beyond it, one digit count at a time on the values still pending (less memory and work).
 SMALL = 4096
@@ -63,3 +67,12 @@ def digit_by_digit(values, wide, exponent, fast) -> tuple[np.ndarray, np.ndarray
         decimals[index[hit]] = trial[hit]
         pending[index[hit]] = False
     return decimals, fast & ~pending
+
+
+def json_bytes(value: dict) -> bytes:
+    """`value` as JSON text, UTF-8, its numpy arrays as nested lists: a float32 array's values
+    as their shortest decimals (the numbers float32_decimals gives, and the same reading back,
+    tests/service/test_floats.py), NaN and infinities as null. For 64 x 2 samples about 4 us,
+    against about 100 us for float32_decimals, .tolist() and json.dumps (bench/request_cost.py).
+    """
+    return orjson.dumps(value, option=JSON_OPTIONS)

@@ -3,9 +3,11 @@
 Run from the repository root: `gunicorn -c service/gunicorn.conf.py`.
 """
 
+import math
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 # The app factory, called in each worker after the fork: onnxruntime sessions (and CUDA
 # contexts) must never be created in the master and inherited across fork().
@@ -15,12 +17,33 @@ preload_app = False
 # HOST:PORT to listen on; 0.0.0.0 inside a container, `make serve` passes HOST=127.0.0.1.
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 
+
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity), capped by a cgroup v2 CPU quota (a
+    container's CPU limit: /sys/fs/cgroup/cpu.max), at least 1."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return cores
+    return cores if quota == "max" else max(1, min(cores, math.ceil(int(quota) / int(period))))
+
+
+def gpu_host() -> bool:
+    """An NVIDIA device node is present and DEVICE allows CUDA: decided without loading CUDA,
+    which must never be initialised in the master."""
+    return os.environ.get("DEVICE", "auto") != "cpu" and any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 # gthread: one process holds the sessions and its threads share them (onnxruntime's run() is
-# thread-safe and releases the GIL). One worker per GPU; add workers on CPU-only hosts.
+# thread-safe and releases the GIL). WEB_CONCURRENCY's default: one worker on a GPU host (its
+# threads share the device's sessions and memory; dynamic batching merges their requests), one
+# per usable core on a CPU-only host, since one process's threads contend for one GIL: on 2 cores
+# one worker left about a third of the small-request throughput unused (docs/performance.md).
 # Threads exceed MAX_IN_FLIGHT (service/config.py, default 4) so that cheap requests (health,
 # metrics, listings) are still answered, and a heavy request beyond the limit gets a fast 503.
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+workers = int(os.environ.get("WEB_CONCURRENCY", "") or (1 if gpu_host() else usable_cpus()))
 threads = int(os.environ.get("THREADS", "8"))
 
 # Seconds a worker may stay silent before the master replaces it; generation of the largest

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 from flask import request as http_request
 
 from lab.cards import ENSEMBLE, FEATURE_KINDS, SERVABLE_KINDS, check_members
@@ -41,7 +41,7 @@ from service.api.requests import (
     service_config,
 )
 from service.errors import ApiError
-from service.floats import float32_decimals
+from service.floats import json_bytes
 from service.job_runner import JobResult
 from service.repository import Entry, Version
 
@@ -314,10 +314,9 @@ def samples_response(request: SampleRequest, batch: np.ndarray, media_type: str)
     """The samples answer: NPY, or JSON with the echoed request; the request's headers."""
     if media_type == "application/x-npy":
         return Response(npy_bytes(batch), mimetype=media_type, headers=request.headers())
-    samples = float32_decimals(batch).tolist()  # 0.1, not 0.10000000149011612
-    response = jsonify(**request.echo(), shape=list(batch.shape), samples=samples)
-    response.headers.update(request.headers())
-    return response
+    samples = np.ascontiguousarray(batch, np.float32)  # written as 0.1, not 0.10000000149011612
+    body = json_bytes({**request.echo(), "shape": list(batch.shape), "samples": samples})
+    return Response(body, mimetype=media_type, headers=request.headers())
 
 
 def samples_job(

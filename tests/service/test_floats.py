@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from service.floats import SMALL, float32_decimals
+from service.floats import SMALL, float32_decimals, json_bytes
 
 
 def batches() -> dict[str, np.ndarray]:
@@ -35,6 +35,21 @@ def test_decimals_round_trip_exactly_and_are_numpys_shortest(name, size):
     written = [repr(v) for v in float32_decimals(values).ravel().tolist()]
     shortest = [repr(float(str(v))) for v in values.ravel()]  # numpy's float32 repr (Dragon4)
     assert [len(w) for w in written] == [len(s) for s in shortest]
+
+
+@pytest.mark.parametrize("name", list(batches()))
+def test_json_bytes_writes_the_numbers_of_float32_decimals(name):
+    """orjson's float32 arrays read back as exactly the doubles float32_decimals gives (the
+    shortest decimals), in the array's shape."""
+    values = batches()[name]
+    values = values[: values.size // 2 * 2].reshape(-1, 2)
+    written = json.loads(json_bytes({"samples": values}))["samples"]
+    assert written == float32_decimals(values).tolist()
+
+
+def test_json_bytes_sorts_keys_and_writes_nan_as_null():
+    values = np.array([np.nan, np.inf, -np.inf, 0.5], np.float32)
+    assert json_bytes({"b": values, "a": 1}) == b'{"a":1,"b":[null,null,null,0.5]}\n'
 
 
 def test_shape_is_kept():

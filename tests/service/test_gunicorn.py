@@ -96,13 +96,10 @@ def test_score_samples_are_the_same_in_every_worker(server):
     assert answers[0]["network_evaluations"] == 11
 
 
-@pytest.mark.parametrize(
-    "setting, expected", [(None, "-"), ("off", "None"), ("/x/a.log", "/x/a.log")]
-)
-def test_access_log_setting(setting, expected):
-    """ACCESS_LOG: stdout by default, a file, or off (gunicorn's own reading of the config)."""
-    env = {k: v for k, v in os.environ.items() if k != "ACCESS_LOG"}
-    env |= {"ACCESS_LOG": setting} if setting else {}
+def printed_setting(name: str, **environment: str) -> str:
+    """gunicorn's own reading of one setting of the config under `environment` (over ours,
+    without ACCESS_LOG and WEB_CONCURRENCY)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ACCESS_LOG", "WEB_CONCURRENCY")}
     printed = subprocess.run(
         [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -111,11 +108,31 @@ def test_access_log_setting(setting, expected):
             "--print-config",
         ],
         cwd=ROOT,
-        env=env,
+        env=env | environment,
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     ).stdout
-    (line,) = [line for line in printed.splitlines() if line.startswith("accesslog ")]
-    assert line.split("=", 1)[1].strip() == expected
+    (line,) = [line for line in printed.splitlines() if line.startswith(f"{name} ")]
+    return line.split("=", 1)[1].strip()
+
+
+@pytest.mark.parametrize(
+    "setting, expected", [(None, "-"), ("off", "None"), ("/x/a.log", "/x/a.log")]
+)
+def test_access_log_setting(setting, expected):
+    """ACCESS_LOG: stdout by default, a file, or off."""
+    assert printed_setting("accesslog", **({"ACCESS_LOG": setting} if setting else {})) == expected
+
+
+def test_workers_default_to_the_usable_cores_on_a_cpu_host():
+    """Without WEB_CONCURRENCY, DEVICE=cpu gets one worker per core the process may use (its
+    affinity, capped by a cgroup v2 CPU quota); WEB_CONCURRENCY overrides it."""
+    cores = len(os.sched_getaffinity(0))
+    quota = Path("/sys/fs/cgroup/cpu.max")
+    if quota.exists() and not quota.read_text().startswith("max"):
+        limit, period = map(int, quota.read_text().split())
+        cores = min(cores, -(-limit // period))
+    assert printed_setting("workers", DEVICE="cpu") == str(cores)
+    assert printed_setting("workers", DEVICE="cpu", WEB_CONCURRENCY="3") == "3"
