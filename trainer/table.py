@@ -66,7 +66,7 @@ METHOD_LABELS = {
     "pacgan4-mbstd": "PacGAN4 + minibatch stddev",
     "diffaugment": "DiffAugment (translation, cutout)",
     "edm": "Score model (EDM, Heun, 18 steps = 35 evaluations)",
-    "vae": "VAE (beta 1, the decoder's mean)",
+    "vae": "VAE (the decoder's mean)",
 }
 QUICK_FIELDS = {"steps": 20, "eval_every": 0, "snapshot_every": 0}
 QUICK = {
