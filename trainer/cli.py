@@ -291,16 +291,22 @@ def add_table_command(commands: argparse._SubParsersAction) -> None:
 
 
 def config_overrides(args: argparse.Namespace, family: Family) -> dict[str, Any]:
-    """The flags of the family's config fields. The default (GAN) family's own flags given with
-    another family's preset are a usage error; a GAN preset ignores the other families' flags
-    (as it did before they shared this parser)."""
-    default = FAMILIES.get(DEFAULT_KIND)
-    foreign = default.field_names() - family.field_names()
-    given = sorted(name for name in foreign if getattr(args, name, None) is not None)
+    """The flags of the family's config fields; a flag that only other families have (a GAN's
+    --loss with a score preset, a VAE's --beta with a GAN preset) is a usage error naming
+    whose it is."""
+    given = {
+        name
+        for other in ordered_families()
+        for name in other.field_names() - family.field_names()
+        if getattr(args, name, None) is not None
+    }
     if given:
-        args.parser.error(
-            f"{', '.join(given)}: {default.label} settings, not used by {family.kind} presets"
-        )
+        owners = {
+            name: "/".join(o.label for o in ordered_families() if name in o.field_names())
+            for name in given
+        }
+        details = ", ".join(f"{name} ({owners[name]})" for name in sorted(given))
+        args.parser.error(f"{details}: settings not used by {family.kind} presets")
     return {name: getattr(args, name, None) for name in family.field_names()}
 
 
