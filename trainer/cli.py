@@ -53,7 +53,6 @@ from trainer.ensemble import MemberChoice, ensemble_card, write_ensemble
 from trainer.export import export_reference
 from trainer.families import (
     DEFAULT_KIND,
-    FAMILIES,
     Family,
     ordered_families,
     preset_family,
