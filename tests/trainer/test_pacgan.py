@@ -128,7 +128,8 @@ def test_paper_presets_resolve(preset, capsys):
     config = json.loads(out)
     assert status == 0 and config["arch"] == "pacgan-mlp" and config["maxout_pieces"] == 5
     assert (config["lr_g"], config["lr_d"], config["beta1"]) == (1e-4, 1e-4, 0.8)
-    assert (config["batch_size"], config["steps"], config["lr_schedule"]) == (100, 400_000, "constant")
+    assert (config["batch_size"], config["steps"]) == (100, 400_000)
+    assert config["lr_schedule"] == "constant"
     m = int(preset[-1]) if preset[-1].isdigit() else 1
     assert config["mitigations"] == (["pack"] if m > 1 else [])
     if m > 1:

@@ -20,7 +20,6 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from trainer.nets.registry import ARCHITECTURES
 
-
 # The PacGAN authors' settings (blocks defaults in their code): weights ~ N(0, 0.02^2), biases 0;
 # batch norm with epsilon 1e-4 and population statistics p <- 0.95 p + 0.05 batch.
 PACGAN_INIT_STD = 0.02
