@@ -13,6 +13,7 @@ synthetic_data_experiments/2DRing_GAN&PacGAN/pacgan_task.py): G's hidden layers 
 """
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +24,7 @@ from trainer.nets.registry import ARCHITECTURES
 # The PacGAN authors' settings (blocks defaults in their code): weights ~ N(0, 0.02^2), biases 0;
 # batch norm with epsilon 1e-4 and population statistics p <- 0.95 p + 0.05 batch.
 PACGAN_INIT_STD = 0.02
+PACGAN_MAXOUT_PIECES = 5
 PACGAN_BN_EPS = 1e-4
 PACGAN_BN_MOMENTUM = 0.05
 
@@ -215,12 +217,17 @@ def build_mlp(
     d_mbd_kernels: int = 0,
     d_mbd_kernel_dim: int = 3,
     d_spectral_norm: bool = False,
+    g_batch_norm: bool = False,
+    d_maxout_pieces: int = 0,
+    init_std: float = 0.0,
 ) -> tuple[MLPGenerator, MLPDiscriminator]:
     """The (G, D) pair; the arguments are what the card stores under architecture.args.
 
-    The d_* keywords are D's mitigations (trainer.mitigations); their defaults build the plain D.
+    The d_* keywords up to d_spectral_norm are D's mitigations (trainer.mitigations); their
+    defaults build the plain D. The last three (batch norm in G, maxout units in D, N(0,
+    init_std^2) weights when > 0, else PyTorch's initialisation) are what "pacgan-mlp" sets.
     """
-    generator = MLPGenerator(latent_dim, g_hidden, g_depth, data_dim)
+    generator = MLPGenerator(latent_dim, g_hidden, g_depth, data_dim, g_batch_norm)
     discriminator = MLPDiscriminator(
         data_dim,
         d_hidden,
@@ -229,8 +236,12 @@ def build_mlp(
         minibatch_stddev=d_minibatch_stddev,
         mbd_kernels=d_mbd_kernels,
         mbd_kernel_dim=d_mbd_kernel_dim,
-        spectral=d_spectral_norm,
+        maxout_pieces=d_maxout_pieces,
     )
+    if init_std > 0:
+        normal_init(init_std, generator, discriminator)
+    if d_spectral_norm:  # after the init, which writes the raw weights
+        add_spectral_norm(discriminator)
     return generator, discriminator
 
 
@@ -245,37 +256,13 @@ def normal_init(std: float, *modules: nn.Module) -> None:
                     nn.init.zeros_(layer.bias)
 
 
-@ARCHITECTURES.register("pacgan-mlp")
-def build_pacgan_mlp(
-    latent_dim: int,
-    data_dim: int,
-    g_hidden: int,
-    g_depth: int,
-    d_hidden: int,
-    d_depth: int,
-    d_maxout_pieces: int = 5,
-    d_pack: int = 1,
-    d_minibatch_stddev: bool = False,
-    d_mbd_kernels: int = 0,
-    d_mbd_kernel_dim: int = 3,
-    d_spectral_norm: bool = False,
-) -> tuple[MLPGenerator, MLPDiscriminator]:
-    """PacGAN's 2-D (G, D) pair: G with batch norm, D of maxout units, N(0, 0.02^2) init.
-
-    The arguments are what the card stores; the d_* mitigation keywords are build_mlp's.
-    """
-    generator = MLPGenerator(latent_dim, g_hidden, g_depth, data_dim, batch_norm=True)
-    discriminator = MLPDiscriminator(
-        data_dim,
-        d_hidden,
-        d_depth,
-        pack=d_pack,
-        minibatch_stddev=d_minibatch_stddev,
-        mbd_kernels=d_mbd_kernels,
-        mbd_kernel_dim=d_mbd_kernel_dim,
-        maxout_pieces=d_maxout_pieces,
+# PacGAN's 2-D networks: "mlp" with batch norm in G, maxout D units and the authors' init; the
+# card stores d_maxout_pieces (trainer.training_loop.architecture_spec) and may override it.
+ARCHITECTURES.register("pacgan-mlp")(
+    partial(
+        build_mlp,
+        g_batch_norm=True,
+        d_maxout_pieces=PACGAN_MAXOUT_PIECES,
+        init_std=PACGAN_INIT_STD,
     )
-    normal_init(PACGAN_INIT_STD, generator, discriminator)
-    if d_spectral_norm:  # after the init, which writes the raw weights
-        add_spectral_norm(discriminator)
-    return generator, discriminator
+)
