@@ -18,6 +18,7 @@ from trainer.export import export_gan, load_generator
 from trainer.mitigations import packed_fakes
 from trainer.nets import ARCHITECTURES
 from trainer.nets.mlp import Maxout
+from trainer.table import METHODS, PACGAN_PAPER_METHODS, plan
 from trainer.training_loop import build, discriminator_step, training_loop
 
 PAPER_PRESETS = [
@@ -153,3 +154,15 @@ def test_export_of_the_paper_nets_matches_torch_in_eval_mode(paper_config, tmp_p
         with torch.no_grad():
             expected = generator(torch.from_numpy(z)).numpy()
         np.testing.assert_allclose(samples, expected, atol=1e-4, rtol=0)
+
+
+def test_table_plans_the_paper_setup_only_when_named(tmp_path):
+    runs = plan(["ring8", "grid25"], PACGAN_PAPER_METHODS, 1, tmp_path, {"ring8": {"steps": 7}})
+    assert [(r.benchmark, r.config.pack, r.config.pack_mode) for r in runs[:4]] == [
+        ("ring8", 2, "in-batch"),  # pacgan-paper-gan: no "pack", the field's default
+        ("ring8", 2, "batches"),
+        ("ring8", 3, "batches"),
+        ("ring8", 4, "batches"),
+    ]
+    assert [r.config.steps for r in runs] == [7] * 4 + [400_000] * 4
+    assert not set(PACGAN_PAPER_METHODS) & set(METHODS)  # the default table leaves them out
