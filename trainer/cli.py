@@ -73,7 +73,14 @@ from trainer.monitor_cli import (
 )
 from trainer.nets import ARCHITECTURES, SCORE_NETWORKS, VAE_NETWORKS
 from trainer.settings import preset_names
-from trainer.table import BENCHMARKS, HARDER_BENCHMARKS, METHODS, QUICK, build_table
+from trainer.table import (
+    BENCHMARKS,
+    HARDER_BENCHMARKS,
+    METHODS,
+    PACGAN_PAPER_METHODS,
+    QUICK,
+    build_table,
+)
 
 # The choices of the flags that name registered things: --arch names a GAN architecture, a score
 # network or a VAE network, which the preset's family then checks (its config's message).
@@ -254,7 +261,13 @@ def add_table_command(commands: argparse._SubParsersAction) -> None:
         default=list(BENCHMARKS),
         help=f"default: {' '.join(BENCHMARKS)}",
     )
-    table.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    table.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS + PACGAN_PAPER_METHODS,
+        default=list(METHODS),
+        help="default: every method but the pacgan-paper-* ones (400k steps each)",
+    )
     table.add_argument("--seeds", type=positive_int, default=5, help="seeds 0..N-1 (default 5)")
     table.add_argument("--jobs", type=positive_int, default=1, help="runs trained in parallel")
     table.add_argument(

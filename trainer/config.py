@@ -11,11 +11,12 @@ from typing import Any, ClassVar
 from trainer.datasets import DATASETS, IMAGE_DATASETS
 from trainer.datasets.registry import check_generator_dataset
 from trainer.losses import LOSSES
-from trainer.mitigations import check_mitigations
+from trainer.mitigations import PACK_MODES, check_mitigations
 from trainer.nets import ARCHITECTURES
 from trainer.settings import check_same_recipe, resolve_fields
 
 IMAGE_ARCHITECTURES = ("dcgan",)  # the others take points [batch, dim]
+MAXOUT_ARCHITECTURES = ("pacgan-mlp",)  # D of maxout units: their pieces are `maxout_pieces`
 LR_SCHEDULES = ("constant", "linear")
 # Fields that may change between a run and its resumption (how long and how often, not what).
 RESUMABLE_FIELDS = ("steps", "log_every", "eval_every", "snapshot_every", "eval_samples")
@@ -34,6 +35,7 @@ class TrainConfig:
     g_depth: int = 4
     d_hidden: int = 200  # D 3 x 200 LeakyReLU(0.2)
     d_depth: int = 3
+    maxout_pieces: int = 5  # "pacgan-mlp": pieces of each of D's maxout units (PacGAN: 5)
     conv_width: int = 64  # "dcgan": channels of G's and D's 8x8 layers (4x4 layers: twice)
     batch_size: int = 100
     steps: int = 10_000  # generator updates (d_steps D updates each)
@@ -53,6 +55,9 @@ class TrainConfig:
     mitigations: tuple[str, ...] = ()
     unroll_steps: int = 5  # "unrolled": K differentiable D steps (Metz et al. 2017: 5-10)
     pack: int = 2  # "pack": m samples per D input (Lin et al. 2018: m = 2..4)
+    # "pack": "in-batch" joins m samples of one batch (batch_size / m packed D inputs a step);
+    # "batches" joins m independent batches, as the PacGAN code does (batch_size packed inputs).
+    pack_mode: str = "in-batch"
     mbd_kernels: int = 5  # "minibatch-discrimination": B kernels (paper, images: 100)
     mbd_kernel_dim: int = 3  # ... of C dims each (paper, images: 5)
     instance_noise_std: float = 0.1  # "instance-noise": start std, annealed linearly to 0
@@ -96,7 +101,7 @@ def check_config(config: TrainConfig) -> None:
             f"dataset {config.dataset!r}; use arch {wanted!r}"
         )
     positive = ("latent_dim", "g_hidden", "g_depth", "d_hidden", "d_depth", "conv_width")
-    positive += ("batch_size",)
+    positive += ("batch_size", "maxout_pieces")
     positive += ("log_every", "eval_samples", "d_steps", "pack", "mbd_kernels", "mbd_kernel_dim")
     for field in positive:
         if getattr(config, field) < 1:
@@ -110,6 +115,10 @@ def check_config(config: TrainConfig) -> None:
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(
             f"unknown lr_schedule {config.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}"
+        )
+    if config.pack_mode not in PACK_MODES:
+        raise ValueError(
+            f"unknown pack_mode {config.pack_mode!r}; choose from {', '.join(PACK_MODES)}"
         )
     for field in ("beta1", "beta2", "g_ema_decay"):
         if not 0 <= getattr(config, field) < 1:

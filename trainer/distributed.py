@@ -91,7 +91,8 @@ def local_batch_size(batch_size: int, world_size: int, pack: int = 1) -> int:
 def check_shards(config: Any, world_size: int) -> int:
     """A family's config (its batch_size, and pack when D packs samples) split across
     `world_size` processes: the rows per rank; ValueError when the batch does not split."""
-    pack = config.pack if "pack" in getattr(config, "mitigations", ()) else 1
+    in_batch = getattr(config, "pack_mode", "in-batch") == "in-batch"  # "batches": any batch
+    pack = config.pack if in_batch and "pack" in getattr(config, "mitigations", ()) else 1
     return local_batch_size(config.batch_size, world_size, pack)
 
 

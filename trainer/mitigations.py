@@ -6,7 +6,8 @@ pieces live here as plain functions the training loop calls:
 
 - "unrolled" (Metz et al. 2017): G's loss against D unrolled `unroll_steps` differentiable
   Adam steps (`unrolled_critic`); D's own update is the ordinary one.
-- "pack" (PacGAN, Lin et al. 2018): D judges `pack` samples joined on the feature axis.
+- "pack" (PacGAN, Lin et al. 2018): D judges `pack` samples joined on the feature axis; with
+  `pack_mode` "batches" they come from `pack` independent batches (`pack_draws`, `packed_fakes`).
 - "minibatch-stddev" (Karras et al. 2018): the batch's mean feature std as an extra D feature.
 - "minibatch-discrimination" (Salimans et al. 2016): the tensor-T layer, B kernels of C dims.
 - "feature-matching" (Salimans et al. 2016): G minimises ||E f(x) - E f(G(z))||^2 on D's
@@ -39,6 +40,10 @@ from trainer.losses import Critic
 from trainer.registry import Registry
 
 MITIGATIONS: Registry[type["Mitigation"]] = Registry("mitigation")
+# "in-batch": m consecutive samples of one batch_size batch form a D input (batch_size / m of
+# them); "batches": m independent batch_size batches, joined row by row (batch_size D inputs),
+# as in the PacGAN authors' code (pacgan_task.py draws num_packing z batches of the full size).
+PACK_MODES = ("in-batch", "batches")
 
 
 class MitigationSettings(Protocol):
@@ -52,6 +57,7 @@ class MitigationSettings(Protocol):
     lr_g: float
     lr_d: float
     pack: int
+    pack_mode: str
     mbd_kernels: int
     mbd_kernel_dim: int
     instance_noise_std: float
@@ -80,9 +86,10 @@ class Unrolled(Mitigation):
 @MITIGATIONS.register("pack")
 class Pack(Mitigation):
     def check(self, config: MitigationSettings) -> None:
-        if config.batch_size % config.pack:
+        if config.pack_mode == "in-batch" and config.batch_size % config.pack:
             raise ValueError(
-                f"pack: batch_size {config.batch_size} is not divisible by pack {config.pack}"
+                f"pack: batch_size {config.batch_size} is not divisible by pack {config.pack} "
+                f"(or use pack_mode 'batches': {config.pack} batches of {config.batch_size})"
             )
 
     def discriminator_args(self, config: MitigationSettings) -> dict[str, Any]:
@@ -167,6 +174,24 @@ def discriminator_args(config: MitigationSettings) -> dict[str, Any]:
     for name in config.mitigations:
         args |= MITIGATIONS.get(name)().discriminator_args(config)
     return args
+
+
+def pack_draws(config: MitigationSettings) -> int:
+    """How many batch_size batches of real and fake samples a D step draws: `pack` with
+    "pack" in pack_mode "batches", else 1."""
+    batches = "pack" in config.mitigations and config.pack_mode == "batches"
+    return config.pack if batches else 1
+
+
+def packed_fakes(generator: nn.Module, z: Tensor, draws: int) -> Tensor:
+    """G's samples for `draws` independent batches: z [batch * draws, latent] -> [batch * draws,
+    ...], rows i * draws .. i * draws + draws - 1 being D's i-th packed input (the pack's j-th
+    member from batch j, z[j::draws]). G runs once per batch, so batch norm normalises over
+    each batch of `batch` samples, as with the authors' separate decoder applications."""
+    if draws == 1:
+        return generator(z)
+    batches = [generator(z[j::draws]) for j in range(draws)]  # each [batch, ...]
+    return torch.stack(batches, dim=1).flatten(0, 1)
 
 
 def instance_noise_std(config: MitigationSettings, step: int) -> float:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from lab.noise import gaussian_latents
-from trainer.config import IMAGE_ARCHITECTURES, TrainConfig
+from trainer.config import IMAGE_ARCHITECTURES, MAXOUT_ARCHITECTURES, TrainConfig
 from trainer.datasets import GaussianMixture, ImageDataset, get_dataset
 from trainer.devices import Placement, float32_outputs, full_precision
 from trainer.distributed import (
@@ -37,6 +37,8 @@ from trainer.mitigations import (
     discriminator_args,
     feature_matching_loss,
     instance_noise_std,
+    pack_draws,
+    packed_fakes,
     r1_penalty,
     unrolled_critic,
 )
@@ -145,6 +147,8 @@ def architecture_spec(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
         args |= {"data_dim": dataset.dim}
         args |= {"g_hidden": config.g_hidden, "g_depth": config.g_depth}
         args |= {"d_hidden": config.d_hidden, "d_depth": config.d_depth}
+    if config.arch in MAXOUT_ARCHITECTURES:
+        args |= {"d_maxout_pieces": config.maxout_pieces}
     args |= discriminator_args(config)  # D's mitigations; none for a plain D
     return {"name": config.arch, "args": args}
 
@@ -212,16 +216,20 @@ def discriminator_objective(
 def discriminator_step(state: TrainState) -> tuple[float, Tensor, Tensor]:
     """One D update on a fresh real batch and fresh fakes.
 
-    Returns D's loss and D's inputs real [batch, ...] and fake [batch, ...] (fake keeps G's
-    graph, so the generator step can reuse the last batch, as with a single D step).
+    Returns D's loss and D's inputs real [rows, ...] and fake [rows, ...] (fake keeps G's
+    graph, so the generator step can reuse the last batch, as with a single D step); rows is
+    batch_size, or batch_size * pack when "pack" draws independent batches (pack_mode
+    "batches": D then judges batch_size packed inputs).
     """
     placement, latent_dim = state.placement, state.config.latent_dim
-    batch = state.config.batch_size // placement.world_size  # this rank's shard
-    real = local_rows(lambda n: state.dataset.sample(n, state.data_rng), batch)  # [batch, ...]
-    z = local_rows(lambda n: torch.randn(n, latent_dim, generator=state.latent_rng), batch)
+    draws = pack_draws(state.config)
+    rows = state.config.batch_size // placement.world_size * draws  # this rank's shard
+    real = local_rows(lambda n: state.dataset.sample(n, state.data_rng), rows)  # [rows, ...]
+    z = local_rows(lambda n: torch.randn(n, latent_dim, generator=state.latent_rng), rows)
     real, z = real.to(placement.device), z.to(placement.device)
     with placement.autocast():
-        real, fake = discriminator_inputs(state, real, state.generator(z))
+        fake = packed_fakes(state.generator, z, draws)
+        real, fake = discriminator_inputs(state, real, fake)
         d_loss = discriminator_objective(state, state.discriminator, real, fake.detach())
     state.optimizer_d.zero_grad(set_to_none=True)
     d_loss.backward()

@@ -4,9 +4,16 @@ Default sizes follow the PacGAN / VEEGAN 2-D experiments: G has 4 hidden layers 
 units, D 3 hidden layers of 200 LeakyReLU(0.2) units. D's collapse mitigations are constructor
 arguments (stored in the card's architecture args): packing (PacGAN), minibatch discrimination
 (Salimans et al. 2016), minibatch stddev (Karras et al. 2018) and spectral norm (Miyato 2018).
+
+Two architectures are registered: "mlp" (the above, PyTorch's default initialisation) and
+"pacgan-mlp", the PacGAN authors' 2-D networks (fjxmlzn/PacGAN,
+synthetic_data_experiments/2DRing_GAN&PacGAN/pacgan_task.py): G's hidden layers are Linear
+(no bias) -> batch norm -> ReLU, D's are maxout units (Goodfellow et al. 2013) of
+`d_maxout_pieces` pieces, every weight drawn from N(0, 0.02^2) and every bias 0.
 """
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -14,26 +21,55 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from trainer.nets.registry import ARCHITECTURES
 
+# The PacGAN authors' settings (blocks defaults in their code): weights ~ N(0, 0.02^2), biases 0;
+# batch norm with epsilon 1e-4 and population statistics p <- 0.95 p + 0.05 batch.
+PACGAN_INIT_STD = 0.02
+PACGAN_MAXOUT_PIECES = 5
+PACGAN_BN_EPS = 1e-4
+PACGAN_BN_MOMENTUM = 0.05
+
 
 def mlp_layers(
-    in_dim: int, hidden: int, depth: int, out_dim: int, activation: Callable[[], nn.Module]
+    in_dim: int,
+    hidden: int,
+    depth: int,
+    out_dim: int,
+    activation: Callable[[], nn.Module],
+    batch_norm: bool = False,
 ) -> nn.Sequential:
-    """Linear -> activation, `depth` times at width `hidden`, then a linear output layer."""
+    """Linear -> activation, `depth` times at width `hidden`, then a linear output layer.
+
+    With batch_norm, each hidden Linear has no bias and is followed by batch norm (PacGAN's G).
+    """
     layers: list[nn.Module] = []
     width = in_dim
     for _ in range(depth):
-        layers += [nn.Linear(width, hidden), activation()]
+        layers.append(nn.Linear(width, hidden, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(hidden, eps=PACGAN_BN_EPS, momentum=PACGAN_BN_MOMENTUM))
+        layers.append(activation())
         width = hidden
     layers.append(nn.Linear(width, out_dim))
     return nn.Sequential(*layers)
 
 
 class MLPGenerator(nn.Module):
-    """G(z): z [batch, latent_dim] float32 -> samples [batch, out_dim] float32 (unbounded)."""
+    """G(z): z [batch, latent_dim] float32 -> samples [batch, out_dim] float32 (unbounded).
 
-    def __init__(self, latent_dim: int = 2, hidden: int = 400, depth: int = 4, out_dim: int = 2):
+    With batch_norm, training-mode outputs depend on the whole batch; eval mode (sampling,
+    export) uses the running statistics, so each sample depends on its own z only.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 2,
+        hidden: int = 400,
+        depth: int = 4,
+        out_dim: int = 2,
+        batch_norm: bool = False,
+    ):
         super().__init__()
-        self.net = mlp_layers(latent_dim, hidden, depth, out_dim, nn.ReLU)
+        self.net = mlp_layers(latent_dim, hidden, depth, out_dim, nn.ReLU, batch_norm)
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z)
@@ -47,6 +83,33 @@ def pack_samples(x: Tensor, pack: int) -> Tensor:
     if x.shape[0] % pack:
         raise ValueError(f"batch of {x.shape[0]} samples is not divisible by pack={pack}")
     return x.reshape(x.shape[0] // pack, pack * x.shape[1])
+
+
+class Maxout(nn.Module):
+    """Goodfellow et al. 2013: h [batch, in_features] -> [batch, out_features], each output the
+    max over `pieces` affine maps of h (blocks' LinearMaxout: one Linear to out x pieces, then
+    the max over the pieces of each output)."""
+
+    def __init__(self, in_features: int, out_features: int, pieces: int):
+        super().__init__()
+        self.pieces = pieces
+        self.linear = nn.Linear(in_features, out_features * pieces)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.linear(h).unflatten(-1, (-1, self.pieces)).amax(dim=-1)
+
+
+def discriminator_body(in_dim: int, hidden: int, depth: int, maxout_pieces: int) -> nn.Sequential:
+    """D's hidden layers: `depth` x (Linear + LeakyReLU(0.2)), or maxout units of
+    `maxout_pieces` pieces when that is > 0."""
+    layers: list[nn.Module] = []
+    for layer in range(depth):
+        width = in_dim if layer == 0 else hidden
+        if maxout_pieces > 0:
+            layers.append(Maxout(width, hidden, maxout_pieces))
+        else:
+            layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*layers)
 
 
 class MinibatchStddev(nn.Module):
@@ -96,11 +159,19 @@ def minibatch_layers(
     return nn.Sequential(*layers), width
 
 
+def add_spectral_norm(discriminator: nn.Module) -> None:
+    """Miyato et al. 2018: every Linear layer's weight (maxout units' too) divided by its top
+    singular value, in place."""
+    for module in [m for m in discriminator.modules() if isinstance(m, nn.Linear)]:
+        spectral_norm(module)
+
+
 class MLPDiscriminator(nn.Module):
     """D(x): x [batch, in_dim] float32 -> logits [batch / pack] float32 (real > 0).
 
-    Layout: pack -> body (depth x Linear + LeakyReLU(0.2), the penultimate `features`) ->
-    optional minibatch discrimination (+kernels) -> optional minibatch stddev (+1) -> head.
+    Layout: pack -> body (depth x Linear + LeakyReLU(0.2), or maxout units of `maxout_pieces`
+    pieces; the penultimate `features`) -> optional minibatch discrimination (+kernels) ->
+    optional minibatch stddev (+1) -> head.
     """
 
     def __init__(
@@ -113,21 +184,17 @@ class MLPDiscriminator(nn.Module):
         mbd_kernels: int = 0,
         mbd_kernel_dim: int = 3,
         spectral: bool = False,
+        maxout_pieces: int = 0,
     ):
         super().__init__()
         self.pack = pack
-        body: list[nn.Module] = []
-        for layer in range(depth):
-            body += [nn.Linear(in_dim * pack if layer == 0 else hidden, hidden), nn.LeakyReLU(0.2)]
-        self.body = nn.Sequential(*body)
+        self.body = discriminator_body(in_dim * pack, hidden, depth, maxout_pieces)
         self.batch_layers, width = minibatch_layers(
             hidden, minibatch_stddev, mbd_kernels, mbd_kernel_dim
         )
         self.head = nn.Linear(width, 1)
-        if spectral:  # Miyato et al. 2018: every linear layer's weight divided by sigma_max
-            for module in [*self.body, self.head]:
-                if isinstance(module, nn.Linear):
-                    spectral_norm(module)
+        if spectral:
+            add_spectral_norm(self)
 
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features f(x): [batch / pack, hidden] (before the minibatch layers)."""
@@ -150,12 +217,17 @@ def build_mlp(
     d_mbd_kernels: int = 0,
     d_mbd_kernel_dim: int = 3,
     d_spectral_norm: bool = False,
+    g_batch_norm: bool = False,
+    d_maxout_pieces: int = 0,
+    init_std: float = 0.0,
 ) -> tuple[MLPGenerator, MLPDiscriminator]:
     """The (G, D) pair; the arguments are what the card stores under architecture.args.
 
-    The d_* keywords are D's mitigations (trainer.mitigations); their defaults build the plain D.
+    The d_* keywords up to d_spectral_norm are D's mitigations (trainer.mitigations); their
+    defaults build the plain D. The last three (batch norm in G, maxout units in D, N(0,
+    init_std^2) weights when > 0, else PyTorch's initialisation) are what "pacgan-mlp" sets.
     """
-    generator = MLPGenerator(latent_dim, g_hidden, g_depth, data_dim)
+    generator = MLPGenerator(latent_dim, g_hidden, g_depth, data_dim, g_batch_norm)
     discriminator = MLPDiscriminator(
         data_dim,
         d_hidden,
@@ -164,6 +236,33 @@ def build_mlp(
         minibatch_stddev=d_minibatch_stddev,
         mbd_kernels=d_mbd_kernels,
         mbd_kernel_dim=d_mbd_kernel_dim,
-        spectral=d_spectral_norm,
+        maxout_pieces=d_maxout_pieces,
     )
+    if init_std > 0:
+        normal_init(init_std, generator, discriminator)
+    if d_spectral_norm:  # after the init, which writes the raw weights
+        add_spectral_norm(discriminator)
     return generator, discriminator
+
+
+def normal_init(std: float, *modules: nn.Module) -> None:
+    """Every Linear weight of `modules` ~ N(0, std^2), every Linear bias 0 (batch norm keeps
+    its scale 1 and shift 0), from the global torch RNG."""
+    for module in modules:
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.normal_(layer.weight, std=std)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
+
+
+# PacGAN's 2-D networks: "mlp" with batch norm in G, maxout D units and the authors' init; the
+# card stores d_maxout_pieces (trainer.training_loop.architecture_spec) and may override it.
+ARCHITECTURES.register("pacgan-mlp")(
+    partial(
+        build_mlp,
+        g_batch_norm=True,
+        d_maxout_pieces=PACGAN_MAXOUT_PIECES,
+        init_std=PACGAN_INIT_STD,
+    )
+)
