@@ -219,7 +219,8 @@ def test_cli_dry_run_resolves_a_score_preset(capsys):
 def test_cli_refuses_gan_flags_for_a_score_preset(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "grid25-edm", "--lr-g", "0.1", "--dry-run"])
-    assert exit_info.value.code == 2 and "lr_g (GAN): settings not used by score presets" in capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "lr_g (GAN): settings not used by score presets" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # ~25 s on an idle 2-core CPU: U-Net trajectories and the classifier report
