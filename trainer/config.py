@@ -13,7 +13,7 @@ from trainer.datasets.registry import check_generator_dataset
 from trainer.losses import LOSSES
 from trainer.mitigations import PACK_MODES, check_mitigations
 from trainer.nets import ARCHITECTURES
-from trainer.settings import check_same_recipe, resolve_fields
+from trainer.settings import check_ranges, check_same_recipe, resolve_fields
 
 IMAGE_ARCHITECTURES = ("dcgan",)  # the others take points [batch, dim]
 MAXOUT_ARCHITECTURES = ("pacgan-mlp",)  # D of maxout units: their pieces are `maxout_pieces`
@@ -100,18 +100,15 @@ def check_config(config: TrainConfig) -> None:
             f"arch {config.arch!r} does not fit the {'image' if image_data else 'point'} "
             f"dataset {config.dataset!r}; use arch {wanted!r}"
         )
-    positive = ("latent_dim", "g_hidden", "g_depth", "d_hidden", "d_depth", "conv_width")
-    positive += ("batch_size", "maxout_pieces")
-    positive += ("log_every", "eval_samples", "d_steps", "pack", "mbd_kernels", "mbd_kernel_dim")
-    for field in positive:
-        if getattr(config, field) < 1:
-            raise ValueError(f"{field} must be >= 1, got {getattr(config, field)}")
-    for field in ("steps", "seed", "eval_every", "snapshot_every", "unroll_steps"):
-        if getattr(config, field) < 0:
-            raise ValueError(f"{field} must be >= 0, got {getattr(config, field)}")
-    for field in ("lr_g", "lr_d"):
-        if not getattr(config, field) > 0:
-            raise ValueError(f"{field} must be > 0, got {getattr(config, field)}")
+    at_least_one = ("latent_dim", "g_hidden", "g_depth", "d_hidden", "d_depth", "conv_width")
+    at_least_one += ("batch_size", "maxout_pieces", "log_every", "eval_samples", "d_steps")
+    at_least_one += ("pack", "mbd_kernels", "mbd_kernel_dim")
+    check_ranges(
+        config,
+        at_least_one=at_least_one,
+        non_negative=("steps", "seed", "eval_every", "snapshot_every", "unroll_steps"),
+        positive=("lr_g", "lr_d"),
+    )
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(
             f"unknown lr_schedule {config.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}"
@@ -120,12 +117,11 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(
             f"unknown pack_mode {config.pack_mode!r}; choose from {', '.join(PACK_MODES)}"
         )
-    for field in ("beta1", "beta2", "g_ema_decay"):
-        if not 0 <= getattr(config, field) < 1:
-            raise ValueError(f"{field} must be in [0, 1), got {getattr(config, field)}")
-    for field in ("gp_lambda", "instance_noise_std", "r1_gamma"):
-        if not getattr(config, field) >= 0:
-            raise ValueError(f"{field} must be >= 0, got {getattr(config, field)}")
+    check_ranges(
+        config,
+        below_one=("beta1", "beta2", "g_ema_decay"),
+        non_negative=("gp_lambda", "instance_noise_std", "r1_gamma"),
+    )
     if not (
         isinstance(config.mitigations, tuple)
         and all(isinstance(name, str) for name in config.mitigations)

@@ -102,3 +102,23 @@ def check_same_recipe(saved: dict[str, Any], current: dict[str, Any], resumable:
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
         raise ValueError(f"cannot resume: config changed ({details}); use a new run dir")
+
+
+# Range rules by name: (holds, how the message says it). `not holds` also catches NaN.
+RANGES = {
+    "at_least_one": (lambda value: value >= 1, ">= 1"),
+    "non_negative": (lambda value: value >= 0, ">= 0"),
+    "positive": (lambda value: value > 0, "> 0"),
+    "below_one": (lambda value: 0 <= value < 1, "in [0, 1)"),
+}
+
+
+def check_ranges(config: Any, **fields_by_rule: tuple[str, ...]) -> None:
+    """ValueError "<field> must be <rule>, got <value>" for the first field of `config` out of
+    its range; fields_by_rule maps a RANGES name to the fields it applies to."""
+    for rule, fields in fields_by_rule.items():
+        holds, wording = RANGES[rule]
+        for field in fields:
+            value = getattr(config, field)
+            if not holds(value):
+                raise ValueError(f"{field} must be {wording}, got {value}")

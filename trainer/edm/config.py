@@ -11,7 +11,7 @@ from typing import Any
 from trainer.datasets import DATASETS
 from trainer.datasets.registry import check_generator_dataset
 from trainer.nets import SCORE_NETWORKS
-from trainer.settings import as_field_types, check_same_recipe, resolve_fields
+from trainer.settings import as_field_types, check_ranges, check_same_recipe, resolve_fields
 
 KIND = "score"
 RESUMABLE_FIELDS = ("log_every", "eval_every", "snapshot_every", "eval_samples")
@@ -79,20 +79,15 @@ def check_score_config(config: ScoreConfig) -> None:
         if getattr(config, field) not in names:
             raise ValueError(f"unknown {field} {getattr(config, field)!r}; choose from {names}")
     check_generator_dataset(config.dataset)
-    for field in ("width", "depth", "sample_steps", "batch_size", "log_every", "eval_samples"):
-        if getattr(config, field) < 1:
-            raise ValueError(f"{field} must be >= 1, got {getattr(config, field)}")
-    for field in ("steps", "seed", "eval_every", "snapshot_every", "input_frequencies"):
-        if getattr(config, field) < 0:
-            raise ValueError(f"{field} must be >= 0, got {getattr(config, field)}")
-    for field in ("sigma_data", "p_std", "sigma_min", "rho", "lr"):
-        if not getattr(config, field) > 0:
-            raise ValueError(f"{field} must be > 0, got {getattr(config, field)}")
+    check_ranges(
+        config,
+        at_least_one=("width", "depth", "sample_steps", "batch_size", "log_every", "eval_samples"),
+        non_negative=("steps", "seed", "eval_every", "snapshot_every", "input_frequencies"),
+        positive=("sigma_data", "p_std", "sigma_min", "rho", "lr"),
+    )
     if not config.sigma_max > config.sigma_min:
         raise ValueError(f"sigma_max must exceed sigma_min, got {config.sigma_max}")
-    for field in ("beta1", "beta2", "ema_decay"):
-        if not 0 <= getattr(config, field) < 1:
-            raise ValueError(f"{field} must be in [0, 1), got {getattr(config, field)}")
+    check_ranges(config, below_one=("beta1", "beta2", "ema_decay"))
 
 
 def resolve_score_config(

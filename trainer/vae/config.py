@@ -11,7 +11,7 @@ from typing import Any
 from trainer.datasets import DATASETS, IMAGE_DATASETS
 from trainer.datasets.registry import check_generator_dataset
 from trainer.nets import VAE_NETWORKS
-from trainer.settings import as_field_types, check_same_recipe, resolve_fields
+from trainer.settings import as_field_types, check_ranges, check_same_recipe, resolve_fields
 
 KIND = "vae"
 RESUMABLE_FIELDS = ("steps", "log_every", "eval_every", "snapshot_every", "eval_samples")
@@ -69,19 +69,14 @@ def check_vae_config(config: VAEConfig) -> None:
     if images != (config.arch == "conv"):
         fit = "'conv' for" if images else "'mlp' for the points of"
         raise ValueError(f"arch {config.arch!r} does not fit {config.dataset!r}: use {fit} it")
-    positive = ("latent_dim", "hidden", "depth", "conv_width", "batch_size", "log_every")
-    for field in (*positive, "eval_samples"):
-        if getattr(config, field) < 1:
-            raise ValueError(f"{field} must be >= 1, got {getattr(config, field)}")
-    for field in ("steps", "seed", "eval_every", "snapshot_every", "kl_warmup"):
-        if getattr(config, field) < 0:
-            raise ValueError(f"{field} must be >= 0, got {getattr(config, field)}")
-    for field in ("beta", "min_decoder_std", "lr"):
-        if not getattr(config, field) > 0:
-            raise ValueError(f"{field} must be > 0, got {getattr(config, field)}")
-    for field in ("beta1", "beta2"):
-        if not 0 <= getattr(config, field) < 1:
-            raise ValueError(f"{field} must be in [0, 1), got {getattr(config, field)}")
+    check_ranges(
+        config,
+        at_least_one=("latent_dim", "hidden", "depth", "conv_width", "batch_size", "log_every")
+        + ("eval_samples",),
+        non_negative=("steps", "seed", "eval_every", "snapshot_every", "kl_warmup"),
+        positive=("beta", "min_decoder_std", "lr"),
+        below_one=("beta1", "beta2"),
+    )
 
 
 def resolve_vae_config(
