@@ -92,15 +92,17 @@ def gan_card(
     versions: list[dict],
     diagnostics: dict,
     output: dict[str, Any],
+    kind: str = "gan",
 ) -> dict[str, Any]:
-    """The `gan` card for the newest version; `meta` is load_generator's checkpoint metadata,
-    `output` is output_spec's tensor description."""
+    """The `gan` card (or, with kind "vae", a VAE decoder's, which has the same fields) for the
+    newest version; `meta` is load_generator's checkpoint metadata, `output` is output_spec's
+    tensor description."""
     config, architecture = meta["config"], meta["architecture"]
     latent_dim = architecture["args"]["latent_dim"]
     return {
         "schema_version": 1,
         "name": name,
-        "kind": "gan",
+        "kind": kind,
         "description": description,
         "created": utc_now(),
         "versions": versions,
@@ -130,6 +132,23 @@ def export_gan(
     RuntimeError when parity exceeds PARITY_TOLERANCE (nothing is left behind).
     """
     generator, meta = load_generator(Path(run_dir))
+    text = description or default_description(meta)
+    return export_generator(generator, meta, models_dir, name, version, text)
+
+
+def export_generator(
+    generator: nn.Module,
+    meta: dict[str, Any],
+    models_dir: Path,
+    name: str,
+    version: int | None,
+    description: str,
+    kind: str = "gan",
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """The export of a model served as G(z) (a GAN's generator, kind "gan"; a VAE's decoder,
+    kind "vae"): the ONNX version with its parity, the card (gan_card, plus the `extra` keys),
+    its diagnostics and the float16 graph where parity allows; the card's path."""
     latent_dim = meta["architecture"]["args"]["latent_dim"]
 
     def write(version_dir: Path, number: int) -> dict[str, Any]:
@@ -137,13 +156,12 @@ def export_gan(
 
     def make_card(model_dir: Path, entry: dict, versions: list[dict]) -> dict[str, Any]:
         output = output_spec(generator, latent_dim)
-        text = description or default_description(meta)
-        card = gan_card(name, text, meta, versions, {}, output)
+        card = gan_card(name, description, meta, versions, {}, output, kind) | (extra or {})
         card["diagnostics"] = gan_diagnostics(model_dir / entry["file"], card)
         half_version(model_dir, card, entry)  # the float16 graph beside it, where parity allows
         return card
 
-    return export_model(models_dir, name, "gan", version, write, make_card)
+    return export_model(models_dir, name, kind, version, write, make_card)
 
 
 def write_version(generator: nn.Module, version_dir: Path, version: int, latent_dim: int) -> dict:

@@ -2,19 +2,16 @@
 
 The ONNX file is the decoder alone, z [batch, latent_dim] -> samples (the decoder's mean: what
 VAEs are sampled by in practice, and what the papers' figures show), with the GAN's export
-steps (trainer.export: parity on the service's latents, the float16 graph where parity allows,
-diagnostics on the service's seed-0 samples). The card adds a `vae` object: beta, the decoder's
-learned scale sigma_x (samples are means; sigma_x says how much noise p(x|z) adds around them)
-and the active latent dimensions measured at export.
+steps (trainer.export.export_generator: parity on the service's latents, the float16 graph
+where parity allows, diagnostics on the service's seed-0 samples). The card adds a `vae`
+object: beta, the decoder's learned scale sigma_x (samples are means; sigma_x says how much
+noise p(x|z) adds around them) and the active latent dimensions measured at export.
 """
 
 from pathlib import Path
 from typing import Any
 
-from trainer.diagnose import gan_diagnostics
-from trainer.export import gan_card, output_spec, write_version
-from trainer.half import half_version
-from trainer.onnx_export import export_model
+from trainer.export import export_generator
 from trainer.vae.training_loop import ACTIVE_THRESHOLD, VAEState, latent_health, load_run
 
 DECODER_OUTPUT = "mean"  # what the exported graph returns of p(x|z)
@@ -50,22 +47,11 @@ def export_vae(
     RuntimeError when parity fails (nothing is left behind).
     """
     state = load_run(Path(run_dir))
-    decoder, latent_dim = state.vae.decoder.eval(), state.config.latent_dim
     meta = {"architecture": state.architecture, "config": state.config.to_dict()}
-
-    def write(version_dir: Path, number: int) -> dict[str, Any]:
-        return write_version(decoder, version_dir, number, latent_dim)
-
-    def make_card(model_dir: Path, entry: dict, versions: list[dict]) -> dict[str, Any]:
-        output = output_spec(decoder, latent_dim)
-        text = description or default_description(state)
-        card = gan_card(name, text, meta, versions, {}, output) | {"kind": "vae"}
-        card["vae"] = vae_section(state)
-        card["diagnostics"] = gan_diagnostics(model_dir / entry["file"], card)
-        half_version(model_dir, card, entry)  # the float16 graph beside it, where parity allows
-        return card
-
-    return export_model(models_dir, name, "vae", version, write, make_card)
+    text = description or default_description(state)
+    extra = {"vae": vae_section(state)}
+    decoder = state.vae.decoder.eval()
+    return export_generator(decoder, meta, models_dir, name, version, text, "vae", extra)
 
 
 def default_description(state: VAEState) -> str:
