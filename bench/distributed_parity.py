@@ -4,6 +4,7 @@ process, from the same seed.
     python -m bench.distributed_parity                             # ring8-gan, 10/100/1000 steps
     python -m bench.distributed_parity --presets ring8-wgan-gp grid25-edm --steps 10 100
     python -m bench.distributed_parity --processes 4
+    python -m bench.distributed_parity --presets ring8-gan ring8-wgan-gp --seeds 5  # full presets
 
 Both runs go through the real CLI (`python -m trainer train`, and `torchrun --standalone
 --nproc_per_node N -m trainer train`) with one thread per process. The ranks draw the same
@@ -14,10 +15,17 @@ the largest weight) and the last evaluation's numbers. For scale, the "one ulp" 
 one process twice in this process, the second time with every weight of the first network
 (G, or the denoiser) moved by one float32 ulp at step 0: how far the recipe's own dynamics
 carry a perturbation of rounding size. Prints a markdown table.
+
+With --seeds N the runs are the presets' own (every step, unless --steps names one count),
+seeds 0..N-1 in one and in N processes, and the table compares what the collapse table
+compares over seeds: the mean and standard deviation of modes, high-quality share and KL, the
+verdicts, and whether the two means differ by less than two standard errors of their
+difference (the tolerance for runs whose weights part after a few hundred steps, as a GAN's do).
 """
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -104,15 +112,26 @@ def last_evaluation(run_dir: Path) -> dict:
     return [line for line in lines if "modes_covered" in line][-1]
 
 
+def last_step_flags(steps: int) -> list[str]:
+    """Train `steps` steps; evaluate and write the checkpoint at the last step only."""
+    return [f"--{name}={steps}" for name in ("steps", "eval-every", "snapshot-every")]
+
+
+def train_pair(
+    preset: str, processes: int, flags: list[str], one: Path, many: Path
+) -> tuple[list[dict], list[float]]:
+    """Train `preset` with `flags` in one process (into `one`) and in `processes` (into
+    `many`): both runs' last evaluations and wall seconds."""
+    runs = ((1, one), (processes, many))
+    seconds = [run_training(preset, count, run_dir, flags) for count, run_dir in runs]
+    return [last_evaluation(one), last_evaluation(many)], seconds
+
+
 def compare(preset: str, processes: int, steps: int, folder: Path) -> dict:
     """One table row: train `preset` in one and in `processes` processes, compare."""
     one, many = folder / f"{preset}-{steps}-1", folder / f"{preset}-{steps}-{processes}"
-    # Evaluate and write the checkpoint at the last step only.
-    flags = [f"--{name}={steps}" for name in ("steps", "eval-every", "snapshot-every")]
-    runs = ((1, one), (processes, many))
-    seconds = [run_training(preset, count, run_dir, flags) for count, run_dir in runs]
+    evaluations, seconds = train_pair(preset, processes, last_step_flags(steps), one, many)
     difference, size = weight_difference(one, many)
-    evaluations = [last_evaluation(one), last_evaluation(many)]
     return {
         "preset": preset,
         "steps": steps,
@@ -142,14 +161,120 @@ def print_table(rows: list[dict], processes: int) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
+def compare_seeds(
+    preset: str, processes: int, seeds: int, steps: int | None, folder: Path
+) -> list[dict]:
+    """Train `preset` at seeds 0..seeds-1 in one and in `processes` processes (its own step
+    count unless `steps`): one record per seed and process count."""
+    steps = steps or preset_family(preset).resolve(preset, {}).steps
+    records = []
+    for seed in range(seeds):
+        one = folder / f"{preset}-s{seed}-1"
+        many = folder / f"{preset}-s{seed}-{processes}"
+        flags = last_step_flags(steps) + [f"--seed={seed}"]
+        evaluations, seconds = train_pair(preset, processes, flags, one, many)
+        for count, evaluation, wall in zip((1, processes), evaluations, seconds, strict=True):
+            records.append(
+                {
+                    "preset": preset,
+                    "steps": steps,
+                    "seed": seed,
+                    "processes": count,
+                    "seconds": wall,
+                }
+                | {key: evaluation.get(key) for key in EVALUATION}
+                | {"verdict": evaluation.get("verdict")}
+            )
+    return records
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """The mean and the sample standard deviation (0 for one value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def within_two_se(first: list[float], second: list[float]) -> str:
+    """|mean difference| and two standard errors of it (Welch), as "d < 2se: yes"."""
+    (m1, s1), (m2, s2) = mean_sd(first), mean_sd(second)
+    bound = 2 * math.sqrt(s1**2 / len(first) + s2**2 / len(second))
+    verdict = "yes" if abs(m1 - m2) <= bound else "**no**"
+    return f"{abs(m1 - m2):.3g} vs {bound:.3g}: {verdict}"
+
+
+def print_seed_table(records: list[dict], processes: int) -> None:
+    """Per preset: each process count's mean ± sd over seeds, then the comparison row."""
+    header = ["preset", "steps", "processes", "seeds"] + list(EVALUATION)
+    header += ["verdicts", "s per run"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for preset in dict.fromkeys(record["preset"] for record in records):
+        rows = {
+            count: [r for r in records if r["preset"] == preset and r["processes"] == count]
+            for count in (1, processes)
+        }
+        for count, runs in rows.items():
+            cells = [preset, str(runs[0]["steps"]), str(count), str(len(runs))]
+            for key in EVALUATION:
+                values = [run[key] for run in runs if run[key] is not None]
+                mean, sd = mean_sd(values) if values else (None, None)
+                cells.append("-" if mean is None else f"{mean:.4g} ± {sd:.2g}")
+            verdicts = [run["verdict"] or "-" for run in runs]
+            cells.append(", ".join(f"{v} {verdicts.count(v)}" for v in dict.fromkeys(verdicts)))
+            cells.append(f"{mean_sd([run['seconds'] for run in runs])[0]:.0f}")
+            print("| " + " | ".join(cells) + " |")
+        cells = [preset, "", f"1 vs {processes}", "mean diff vs 2 SE"]
+        for key in EVALUATION:
+            pairs = [[run[key] for run in rows[count] if run[key] is not None] for count in rows]
+            cells.append(within_two_se(*pairs) if all(pairs) else "-")
+        print("| " + " | ".join(cells + ["", ""]) + " |")
+    print()
+    print(
+        "| preset | seed | "
+        + " | ".join(f"{key} (1 / {processes})" for key in EVALUATION)
+        + f" | verdict (1 / {processes}) |"
+    )
+    print("|" + "---|" * (3 + len(EVALUATION)))
+    for record in records[::2]:
+        other = next(
+            r
+            for r in records
+            if r["preset"] == record["preset"]
+            and r["seed"] == record["seed"]
+            and r["processes"] == processes
+        )
+        cells = [record["preset"], str(record["seed"])]
+        cells += [" / ".join(format_value(r[key]) for r in (record, other)) for key in EVALUATION]
+        cells.append(f"{record['verdict']} / {other['verdict']}")
+        print("| " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--presets", nargs="+", default=["ring8-gan"])
-    parser.add_argument("--steps", nargs="+", type=int, default=[10, 100, 1000])
+    parser.add_argument("--steps", nargs="+", type=int, help="default: 10 100 1000")
     parser.add_argument("--processes", type=int, default=2, help="torchrun's --nproc_per_node")
+    parser.add_argument(
+        "--seeds", type=int, help="compare the table's numbers over seeds 0..N-1 (see above)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # as the trainer processes run
     folder = Path(tempfile.mkdtemp(prefix="distributed-parity-"))
+    if args.seeds:
+        if args.steps and len(args.steps) > 1:
+            parser.error("--seeds takes at most one --steps count")
+        steps = args.steps[0] if args.steps else None
+        records = [
+            record
+            for preset in args.presets
+            for record in compare_seeds(preset, args.processes, args.seeds, steps, folder)
+        ]
+        (folder / "records.json").write_text(json.dumps(records, indent=1))
+        print_seed_table(records, args.processes)
+        return
+    args.steps = args.steps or [10, 100, 1000]
     rows = [
         compare(preset, args.processes, steps, folder)
         for preset in args.presets
