@@ -31,7 +31,8 @@ SERVABLE_KINDS = (*GENERATOR_KINDS, ENSEMBLE)  # kinds that generate samples
 MEMBER_KINDS = GENERATOR_KINDS  # what an ensemble's members may be (never another ensemble)
 WEIGHT_TOLERANCE = 1e-6  # an ensemble's weights must sum to 1 within this
 FEATURE_KINDS = ("classifier", "embedding")  # kinds that turn images into classes or features
-ONNX_DTYPES = {"float32": "tensor(float)", "float16": "tensor(float16)"}  # card -> onnxruntime
+# card dtype -> onnxruntime's (int64: a conditional model's labels)
+ONNX_DTYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64": "tensor(int64)"}
 
 
 @cache
@@ -64,6 +65,8 @@ def validate_card(card: object) -> None:
         raise ValueError(f"card.json invalid at {where}: {error.message}")
     if card.get("kind") == "gan" and "latent" in card:
         check_latent(card)
+    if "conditional" in card:
+        check_conditional(card["conditional"])
     if card.get("kind") == ENSEMBLE:
         for version in card["versions"]:
             check_members(version["members"], f"versions/{version['version']}/members")
@@ -111,6 +114,20 @@ def check_latent(card: dict) -> None:
         )
 
 
+def check_conditional(conditional: dict) -> None:
+    """ValueError unless a card's `conditional` has one weight per class, summing to 1."""
+    weights, classes = conditional["weights"], conditional["classes"]
+    if len(weights) != classes:
+        raise ValueError(
+            f"card.json invalid at conditional/weights: {len(weights)} weights for {classes} "
+            "classes; give one per class"
+        )
+    if abs(math.fsum(weights) - 1.0) > WEIGHT_TOLERANCE:
+        raise ValueError(
+            f"card.json invalid at conditional/weights: they sum to {math.fsum(weights):.6g}, not 1"
+        )
+
+
 def sample_contract(card: dict) -> dict:
     """What a generator card's samples are, for matching an ensemble with its members: its
     dataset, its reference, one sample's shape (its output's, without the batch axis) and its
@@ -126,11 +143,17 @@ def sample_contract(card: dict) -> dict:
 
 
 def check_member_kind(member: dict) -> None:
-    """ValueError unless `member` (a card) is of a kind an ensemble draws from (MEMBER_KINDS)."""
+    """ValueError unless `member` (a card) is of a kind an ensemble draws from (MEMBER_KINDS),
+    and not class-conditional (an ensemble's request has no labels to give it)."""
     if member.get("kind") not in MEMBER_KINDS:
         raise ValueError(
             f"member {member.get('name')!r} is a {member.get('kind')}, not one of "
             f"{', '.join(MEMBER_KINDS)}"
+        )
+    if "conditional" in member:
+        raise ValueError(
+            f"member {member.get('name')!r} is class-conditional; an ensemble draws from "
+            "unconditional models only"
         )
 
 
@@ -210,8 +233,10 @@ def card_version(card: dict, number: int) -> dict:
 
 
 def tensor_inputs(card: dict) -> list[dict]:
-    """A generator card's input tensor specs: [z] for a gan, [x, sigma] for a score model."""
-    return [card["input"]] + ([card["sigma_input"]] if card["kind"] == "score" else [])
+    """A generator card's input tensor specs: [z] for a gan, [x, sigma] for a score model, and
+    last the labels of a conditional model."""
+    inputs = [card["input"]] + ([card["sigma_input"]] if card["kind"] == "score" else [])
+    return inputs + ([card["conditional"]["input"]] if "conditional" in card else [])
 
 
 def check_signature(session: ort.InferenceSession, card: dict) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from lab.cards import check_member, read_card
 from lab.diagnostics.members import Members
-from lab.noise import seeded_generator
+from lab.noise import categorical, seeded_generator
 from lab.sampling import Draw, Progress, file_drawer
 
 
@@ -32,10 +32,7 @@ def member_stream(weights: Sequence[float], n: int, seed: int) -> tuple[list[int
     """(the members' seeds [K], each sample's member int64 [n]) for `seed` (module docstring)."""
     rng = seeded_generator(seed)
     seeds = [int(bits) >> 1 for bits in rng.bit_generator.random_raw(len(weights))]
-    uniforms = rng.random(n)
-    cumulative = np.cumsum(np.asarray(weights, dtype=np.float64))
-    members = np.searchsorted(cumulative, uniforms, side="right")
-    return seeds, np.minimum(members, len(weights) - 1).astype(np.int64)
+    return seeds, categorical(weights, rng.random(n))
 
 
 def member_assignment(weights: Sequence[float], n: int, seed: int) -> np.ndarray:

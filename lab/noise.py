@@ -50,3 +50,12 @@ def latents(latent: dict, n: int, seed: int) -> np.ndarray:
     if latent["distribution"] == "uniform":
         return uniform_latents(n, dim, seed, latent["low"], latent["high"])
     raise ValueError(f"unknown latent distribution {latent['distribution']!r}")
+
+
+def categorical(weights, uniforms: np.ndarray) -> np.ndarray:
+    """A seeded categorical draw: for each uniform u in [0, 1), the first index k whose
+    cumulative weight w_0 + ... + w_k exceeds u (the last index when rounding leaves none),
+    int64 [len(uniforms)]. The rule ensembles pick members by and conditional models classes."""
+    cumulative = np.cumsum(np.asarray(weights, dtype=np.float64))
+    chosen = np.searchsorted(cumulative, uniforms, side="right")
+    return np.minimum(chosen, len(cumulative) - 1).astype(np.int64)

@@ -14,6 +14,7 @@ import numpy as np
 
 from lab import runtime
 from lab.cards import LATENT_KINDS, card_latent, card_version, checked_file
+from lab.conditioning import DEFAULT_CHOICE, LabelChoice, conditional_input
 from lab.noise import latents, seeded_generator
 from lab.samplers import (
     NO_CHURN,
@@ -290,32 +291,46 @@ class RowwiseDraw:
     several requests may be concatenated into one run and the output split back, each request
     getting the bits it gets alone (the service's dynamic batching, service/batching.py).
 
-    session: the onnxruntime session; input_name: its one input.
+    session: the onnxruntime session; input_name: its noise input.
     noise: (n, seed) -> the inputs [n, ...] float32 of a request (a gan's latents).
+    labels: for a class-conditional model, (label input name, (n, seed) -> labels int64 [n]).
     """
 
     session: object
     input_name: str
     noise: Callable[[int, int], np.ndarray]
     max_batch: int
+    labels: tuple[str, Callable[[int, int], np.ndarray]] | None = None
 
     def inputs(self, n: int, seed: int) -> dict[str, np.ndarray]:
-        """The session's inputs for (n, seed): {input_name: noise(n, seed)}."""
-        return {self.input_name: self.noise(n, seed)}
+        """The session's inputs for (n, seed): {input_name: noise(n, seed)}, and a
+        conditional model's labels."""
+        inputs = {self.input_name: self.noise(n, seed)}
+        if self.labels is not None:
+            name, labels = self.labels
+            inputs[name] = labels(n, seed)
+        return inputs
 
     def __call__(self, n: int, seed: int, progress: Progress | None = None) -> np.ndarray:
         inputs = self.inputs(n, seed)
         return runtime.run_rows(self.session, inputs, self.max_batch, None, counter(progress, n))
 
 
-def generator_drawer(session: object, card: dict, max_batch: int) -> RowwiseDraw:
+def generator_drawer(
+    session: object, card: dict, max_batch: int, choice: LabelChoice = DEFAULT_CHOICE
+) -> RowwiseDraw:
     """draw(n, seed) -> G(z) [n, *card output shape] float32 (a float16 graph casts back): a
     gan card's session on z = latents(card_latent(card), n, seed) [n, latent_dim] float32
     (gaussian_latents unless the card declares another distribution), in runs of <= max_batch
-    rows."""
-    return RowwiseDraw(
-        session, card["input"]["name"], partial(latents, card_latent(card)), max_batch
-    )
+    rows. A conditional card's session also takes the labels `choice` gives for (n, seed)
+    (lab.conditioning)."""
+    noise = partial(latents, card_latent(card))
+    label_input = conditional_input(card)
+    if label_input is None:
+        return RowwiseDraw(session, card["input"]["name"], noise, max_batch)
+    weights = card["conditional"]["weights"]
+    labels = (label_input["name"], lambda n, seed: choice.draw(weights, n, seed))
+    return RowwiseDraw(session, card["input"]["name"], noise, max_batch, labels)
 
 
 def file_sampler(

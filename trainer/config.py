@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from trainer.datasets import DATASETS, IMAGE_DATASETS
+from trainer.datasets import DATASETS, IMAGE_DATASETS, get_dataset
 from trainer.datasets.registry import check_generator_dataset
 from trainer.losses import LOSSES
 from trainer.mitigations import PACK_MODES, check_mitigations
@@ -63,6 +63,10 @@ class TrainConfig:
     instance_noise_std: float = 0.1  # "instance-noise": start std, annealed linearly to 0
     r1_gamma: float = 10.0  # "r1": gamma (Mescheder et al. 2018 use 10 throughout)
     g_ema_decay: float = 0.999  # "g-ema": weight of the old average per G step (Karras 2018)
+    # Class-conditional G and D (trainer/nets/conditional.py): K classes splitting the dataset's
+    # modes in order (lab.conditioning.class_modes), 0 for an unconditional GAN.
+    classes: int = 0
+    class_embed_dim: int = 16  # width of G's label embedding, joined to z
 
     def __post_init__(self) -> None:
         # JSON gives a list; keep the field a hashable tuple (the dataclass is frozen).
@@ -102,11 +106,11 @@ def check_config(config: TrainConfig) -> None:
         )
     at_least_one = ("latent_dim", "g_hidden", "g_depth", "d_hidden", "d_depth", "conv_width")
     at_least_one += ("batch_size", "maxout_pieces", "log_every", "eval_samples", "d_steps")
-    at_least_one += ("pack", "mbd_kernels", "mbd_kernel_dim")
+    at_least_one += ("pack", "mbd_kernels", "mbd_kernel_dim", "class_embed_dim")
     check_ranges(
         config,
         at_least_one=at_least_one,
-        non_negative=("steps", "seed", "eval_every", "snapshot_every", "unroll_steps"),
+        non_negative=("steps", "seed", "eval_every", "snapshot_every", "unroll_steps", "classes"),
         positive=("lr_g", "lr_d"),
     )
     if config.lr_schedule not in LR_SCHEDULES:
@@ -128,6 +132,25 @@ def check_config(config: TrainConfig) -> None:
     ):
         raise ValueError(f"mitigations must be a list of names, got {config.mitigations!r}")
     check_mitigations(config)
+    if config.classes:
+        check_classes(config)
+
+
+def check_classes(config: TrainConfig) -> None:
+    """ValueError unless a conditional config's classes split the dataset's modes evenly and
+    no mitigation joins several samples (and so several labels) into one D input."""
+    modes = get_dataset(config.dataset).num_modes
+    if config.classes < 2 or modes % config.classes:
+        raise ValueError(
+            f"classes {config.classes}: a conditional GAN needs 2 or more classes that split "
+            f"the {modes} modes of {config.dataset!r} evenly (0: unconditional)"
+        )
+    joined = [name for name in ("pack", "unrolled") if name in config.mitigations]
+    if joined:
+        raise ValueError(
+            f"mitigation(s) {', '.join(joined)} are not combined with classes (packing joins "
+            "several labels into one D input; unrolling re-runs D without them)"
+        )
 
 
 def with_defaults(saved: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from lab.cards import (
     to_jsonable,
     write_card,
 )
+from lab.conditioning import LABEL_INPUT
+from lab.diagnostics.classes import Classes
 from lab.ensembles import ensemble_members, file_ensemble_drawer
 from lab.sampling import DEFAULT_MAX_BATCH, file_sampler, generator_drawer
 from trainer.evaluation import REFERENCE_MODELS, diagnose_samples
@@ -36,11 +38,12 @@ GAN_SEED = 0
 SCORE_SEED = 1
 
 
-def run_onnx(path: Path, z: np.ndarray) -> np.ndarray:
-    """A GAN's ONNX file on the CPU provider: z [n, latent_dim] float32 -> samples [n, ...]
-    float32."""
+def run_onnx(path: Path, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """A GAN's ONNX file on the CPU provider: z [n, latent_dim] float32 (and a conditional
+    GAN's labels [n] int64) -> samples [n, ...] float32."""
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(["samples"], {"z": z})[0]
+    inputs = {"z": z} | ({} if labels is None else {LABEL_INPUT["name"]: labels})
+    return session.run(["samples"], inputs)[0]
 
 
 def sample_count(dataset_name: str) -> int:
@@ -59,8 +62,13 @@ def gan_diagnostics(
     when declared) and dataset."""
     n = sample_count(card["dataset"])
     session = runtime.create_session(path, "cpu")
-    samples = generator_drawer(session, card, DEFAULT_MAX_BATCH)(n, GAN_SEED)
-    report = diagnose_samples(samples, card["dataset"], models_dir or REFERENCE_MODELS)
+    draw = generator_drawer(session, card, DEFAULT_MAX_BATCH)
+    classes = None
+    if draw.labels is not None:  # a conditional GAN: the card's class mix, the classes section
+        classes = Classes(card["conditional"]["classes"], draw.labels[1](n, GAN_SEED))
+    report = diagnose_samples(
+        draw(n, GAN_SEED), card["dataset"], models_dir or REFERENCE_MODELS, classes=classes
+    )
     return {**to_jsonable(report), "n": n, "seed": GAN_SEED}
 
 

@@ -96,13 +96,15 @@ def check_shards(config: Any, world_size: int) -> int:
     return local_batch_size(config.batch_size, world_size, pack)
 
 
-def local_rows(draw: Callable[[int], Tensor], rows: int) -> Tensor:
-    """This rank's `rows` rows of draw(rows * world_size): the same RNG stream on every rank,
-    each keeping its shard. draw(rows) itself for one process (the single-process stream)."""
+def local_rows(draw: Callable[[int], Any], rows: int) -> Any:
+    """This rank's `rows` rows of draw(rows * world_size) (a tensor, or a tuple of tensors
+    sharing their rows): the same RNG stream on every rank, each keeping its shard.
+    draw(rows) itself for one process (the single-process stream)."""
     rank, world_size = process_rank()
     if world_size == 1:
         return draw(rows)
-    return draw(rows * world_size)[rank * rows : (rank + 1) * rows]
+    drawn, shard = draw(rows * world_size), slice(rank * rows, (rank + 1) * rows)
+    return tuple(part[shard] for part in drawn) if isinstance(drawn, tuple) else drawn[shard]
 
 
 def average_in_place(tensors: list[Tensor]) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 from lab.cards import ClassifierReference, load_classifier_reference
 from lab.classify import classify
 from lab.diagnostics import diagnose, diagnose_modes  # the shared metric core
+from lab.diagnostics.classes import Classes
 from lab.diagnostics.members import Members
 from trainer.datasets import GaussianMixture, get_dataset
 
@@ -42,22 +43,27 @@ def diagnose_samples(
     models_dir: Path = REFERENCE_MODELS,
     modes_only: bool = False,
     members: Members | None = None,
+    classes: Classes | None = None,
 ) -> dict[str, Any]:
     """The service's report of samples [N, d] or images [N, C, 8, 8] against the dataset's
     reference (lab.diagnostics.diagnose), or only its mode keys and the mode rules' verdict
     when `modes_only` (diagnose_modes: the same numbers without the k-NN feature metrics).
-    members: which ensemble member drew each sample (the full report's `ensemble` section)."""
+    members: which ensemble member drew each sample (the full report's `ensemble` section);
+    classes: which class each sample was drawn for (the `classes` section, either way)."""
     dataset = get_dataset(dataset_name)
     if isinstance(dataset, GaussianMixture):
+        spec = dataset.reference_spec()
         if modes_only:
-            return diagnose_modes(samples, dataset.reference_spec(), with_verdict=True)
-        return diagnose(samples, dataset.reference_spec(), dataset_name, members=members)
+            return diagnose_modes(samples, spec, with_verdict=True, classes=classes)
+        return diagnose(samples, spec, dataset_name, members=members, classes=classes)
     reference = classifier_reference(dataset_name, Path(models_dir))
     classified = classify(reference.session, reference.spec, samples)
     if modes_only:
-        return diagnose_modes(samples, reference.spec, classified, with_verdict=True)
+        return diagnose_modes(samples, reference.spec, classified, True, classes)
     features = reference.features
-    return diagnose(samples, reference.spec, dataset_name, features, classified, members=members)
+    return diagnose(
+        samples, reference.spec, dataset_name, features, classified, None, members, classes
+    )
 
 
 def protocol_numbers(report: dict[str, Any]) -> dict[str, Any]:
@@ -80,4 +86,6 @@ def protocol_numbers(report: dict[str, Any]) -> dict[str, Any]:
     every = report.get("all_samples")
     if every is not None:
         numbers |= {"modes_covered_all": every["covered"], "kl_all": every["kl"]}
+    if "classes" in report:  # a conditional GAN: how many classes are healthy on their own
+        numbers["classes_healthy"] = report["classes"]["healthy"]
     return numbers

@@ -17,11 +17,12 @@ import torch
 from torch import nn
 
 from lab.cards import write_card
+from lab.conditioning import LABEL_INPUT, class_weights
 from lab.noise import gaussian_latents
 from trainer.datasets import get_dataset
 from trainer.diagnose import gan_diagnostics, run_onnx
 from trainer.half import half_version
-from trainer.nets import ARCHITECTURES
+from trainer.nets.conditional import ConditionalGenerator, build_networks
 from trainer.onnx_export import (
     EXPORT_BATCH,
     PARITY_INPUTS,
@@ -38,7 +39,7 @@ def load_generator(run_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The generator of run_dir/checkpoint.pt in eval mode, and the checkpoint's metadata."""
     checkpoint = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=True)
     architecture = checkpoint["architecture"]
-    generator, _ = ARCHITECTURES.get(architecture["name"])(**architecture["args"])
+    generator, _ = build_networks(architecture)
     # "g-ema" runs sample from the average of G's weights (trainer.mitigations)
     generator.load_state_dict(checkpoint.get("generator_average", checkpoint["generator"]))
     meta = {k: checkpoint[k] for k in ("architecture", "config", "step")}
@@ -46,8 +47,30 @@ def load_generator(run_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def to_onnx(generator: nn.Module, latent_dim: int) -> onnx.ModelProto:
-    """G -> ONNX: input z [batch, latent_dim], output samples [batch, ...]."""
-    return module_to_onnx(generator, torch.zeros(EXPORT_BATCH, latent_dim), "z", ["samples"])
+    """G -> ONNX: input z [batch, latent_dim] (and a conditional G's labels [batch] int64),
+    output samples [batch, ...]."""
+    inputs = generator_inputs(generator, np.zeros((EXPORT_BATCH, latent_dim), np.float32))
+    names = ["z", LABEL_INPUT["name"]][: len(inputs)]
+    return module_to_onnx(generator, tuple(torch.from_numpy(x) for x in inputs), names, ["samples"])
+
+
+def generator_inputs(generator: nn.Module, z: np.ndarray) -> tuple[np.ndarray, ...]:
+    """G's inputs for latents z [n, latent_dim]: (z,), or for a conditional G (z, labels) with
+    the labels 0, 1, .., K-1, 0, 1, .. (every class, for export and parity checks)."""
+    if not isinstance(generator, ConditionalGenerator):
+        return (z,)
+    classes = generator.embedding.num_embeddings
+    return z, np.arange(len(z), dtype=np.int64) % classes
+
+
+def conditional_spec(generator: nn.Module, dataset: str) -> dict[str, Any]:
+    """The card's `conditional` object of a conditional G (lab.conditioning): its classes, the
+    dataset's class mix and the labels input; {} for an unconditional G."""
+    if not isinstance(generator, ConditionalGenerator):
+        return {}
+    classes = generator.embedding.num_embeddings
+    weights = class_weights(get_dataset(dataset).reference_spec()["weights"], classes)
+    return {"conditional": {"classes": classes, "weights": weights, "input": LABEL_INPUT}}
 
 
 def measure_parity(generator: nn.Module, path: Path, latent_dim: int) -> dict[str, Any]:
@@ -56,10 +79,10 @@ def measure_parity(generator: nn.Module, path: Path, latent_dim: int) -> dict[st
     max_rel_error is elementwise |torch - ort| / max(|torch|, 1e-3), the floor keeping
     coordinates near 0 from dividing by ~0.
     """
-    z = gaussian_latents(PARITY_INPUTS, latent_dim, PARITY_SEED)
+    inputs = generator_inputs(generator, gaussian_latents(PARITY_INPUTS, latent_dim, PARITY_SEED))
     with torch.no_grad():
-        expected = generator(torch.from_numpy(z)).numpy().astype(np.float64)
-    actual = run_onnx(path, z).astype(np.float64)
+        expected = generator(*map(torch.from_numpy, inputs)).numpy().astype(np.float64)
+    actual = run_onnx(path, *inputs).astype(np.float64)
     error = np.abs(expected - actual)
     parity = {
         "max_abs_error": float(error.max()),
@@ -74,8 +97,9 @@ def measure_parity(generator: nn.Module, path: Path, latent_dim: int) -> dict[st
 def output_spec(generator: nn.Module, latent_dim: int) -> dict[str, Any]:
     """The card's `output` tensor: shape [-1, *sample shape] measured on the generator, and its
     `value_range` attribute ([-1, 1] for tanh image generators) or null (unbounded points)."""
+    inputs = generator_inputs(generator, np.zeros((2, latent_dim), np.float32))
     with torch.no_grad():
-        shape = generator(torch.zeros(2, latent_dim)).shape[1:]
+        shape = generator(*map(torch.from_numpy, inputs)).shape[1:]
     value_range = getattr(generator, "value_range", None)
     return {
         "name": "samples",
@@ -157,8 +181,10 @@ def export_generator(
     def make_card(model_dir: Path, entry: dict, versions: list[dict]) -> dict[str, Any]:
         output = output_spec(generator, latent_dim)
         card = gan_card(name, description, meta, versions, {}, output, kind) | (extra or {})
+        card |= conditional_spec(generator, card["dataset"])
         card["diagnostics"] = gan_diagnostics(model_dir / entry["file"], card)
-        half_version(model_dir, card, entry)  # the float16 graph beside it, where parity allows
+        if "conditional" not in card:  # trainer/half.py casts one float input: z alone
+            half_version(model_dir, card, entry)  # the float16 graph, where parity allows
         return card
 
     return export_model(models_dir, name, kind, version, write, make_card)

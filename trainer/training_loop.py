@@ -11,6 +11,7 @@ trains on (trainer.distributed).
 
 import copy
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lab.conditioning import class_weights, drawn_labels
+from lab.diagnostics.classes import Classes
 from lab.noise import gaussian_latents
 from trainer.config import IMAGE_ARCHITECTURES, MAXOUT_ARCHITECTURES, TrainConfig
 from trainer.datasets import GaussianMixture, ImageDataset, get_dataset
@@ -42,7 +45,7 @@ from trainer.mitigations import (
     r1_penalty,
     unrolled_critic,
 )
-from trainer.nets import ARCHITECTURES
+from trainer.nets.conditional import build_networks
 from trainer.runs import derive_seeds, train, update_ema
 
 Dataset = GaussianMixture | ImageDataset
@@ -78,10 +81,10 @@ class TrainState:
         """`d_steps` D updates, then one G update on the last fake batch; returns both losses."""
         set_learning_rates(self)
         for _ in range(self.config.d_steps):
-            d_loss, real, fake = discriminator_step(self)
+            d_loss, real, fake, critic = discriminator_step(self)
         self.discriminator.requires_grad_(False)  # G's step needs no gradient for D's weights
         with self.placement.autocast():
-            g_loss = generator_objective(self, real, fake)
+            g_loss = generator_objective(self, real, fake, critic)
         self.optimizer_g.zero_grad(set_to_none=True)
         g_loss.backward()
         average_gradients(self.generator.parameters())
@@ -96,13 +99,26 @@ class TrainState:
     def evaluate(self) -> dict[str, Any]:
         """The papers' protocol on `eval_samples` samples: modes covered, high quality, KL,
         and the mode rules' verdict (trainer.evaluation.protocol_numbers)."""
-        samples = self.samples(self.config.eval_samples, EVAL_SEED)
-        report = diagnose_samples(samples, self.dataset.name, modes_only=True)
+        n = self.config.eval_samples
+        samples = self.samples(n, EVAL_SEED)
+        classes = None
+        if self.config.classes:
+            classes = Classes(self.config.classes, self.labels(n, EVAL_SEED))
+        report = diagnose_samples(samples, self.dataset.name, modes_only=True, classes=classes)
         return protocol_numbers(report)
 
+    def labels(self, n: int, seed: int) -> np.ndarray | None:
+        """A conditional GAN's labels for (n, seed), as the service draws them by default (the
+        data's class mix, lab.conditioning); None for an unconditional one."""
+        if not self.config.classes:
+            return None
+        weights = class_weights(self.dataset.reference_spec()["weights"], self.config.classes)
+        return drawn_labels(weights, n, seed)
+
     def samples(self, n: int, seed: int) -> np.ndarray:
-        """The sampling generator on the service's latents of `seed` (generate)."""
-        return generate(self.sampling_generator, n, self.config.latent_dim, seed)
+        """The sampling generator on the service's latents (and labels) of `seed` (generate)."""
+        labels = self.labels(n, seed)
+        return generate(self.sampling_generator, n, self.config.latent_dim, seed, labels)
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint: everything load_state_dict needs, tensors and plain values only
@@ -150,6 +166,8 @@ def architecture_spec(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
     if config.arch in MAXOUT_ARCHITECTURES:
         args |= {"d_maxout_pieces": config.maxout_pieces}
     args |= discriminator_args(config)  # D's mitigations; none for a plain D
+    if config.classes:  # trainer/nets/conditional.py
+        args |= {"classes": config.classes, "class_embed_dim": config.class_embed_dim}
     return {"name": config.arch, "args": args}
 
 
@@ -164,7 +182,7 @@ def build(config: TrainConfig, placement: Placement | None = None) -> TrainState
     architecture = architecture_spec(config, dataset)
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
         torch.manual_seed(init_seed)
-        generator, discriminator = ARCHITECTURES.get(config.arch)(**architecture["args"])
+        generator, discriminator = build_networks(architecture)
     generator, discriminator = generator.to(placement.device), discriminator.to(placement.device)
     if placement.amp:
         float32_outputs(generator, discriminator)
@@ -213,38 +231,55 @@ def discriminator_objective(
     return loss
 
 
-def discriminator_step(state: TrainState) -> tuple[float, Tensor, Tensor]:
+def discriminator_step(state: TrainState) -> tuple[float, Tensor, Tensor, Critic]:
     """One D update on a fresh real batch and fresh fakes.
 
-    Returns D's loss and D's inputs real [rows, ...] and fake [rows, ...] (fake keeps G's
-    graph, so the generator step can reuse the last batch, as with a single D step); rows is
-    batch_size, or batch_size * pack when "pack" draws independent batches (pack_mode
-    "batches": D then judges batch_size packed inputs).
+    Returns D's loss, D's inputs real [rows, ...] and fake [rows, ...] (fake keeps G's graph,
+    so the generator step can reuse the last batch, as with a single D step) and the critic
+    they were judged by (D; a conditional D given the batch's labels, which the fakes share
+    with the real samples); rows is batch_size, or batch_size * pack when "pack" draws
+    independent batches (pack_mode "batches": D then judges batch_size packed inputs).
     """
     placement, latent_dim = state.placement, state.config.latent_dim
     draws = pack_draws(state.config)
     rows = state.config.batch_size // placement.world_size * draws  # this rank's shard
-    real = local_rows(lambda n: state.dataset.sample(n, state.data_rng), rows)  # [rows, ...]
+    real, labels = real_batch(state, rows)  # [rows, ...], [rows] or None
     z = local_rows(lambda n: torch.randn(n, latent_dim, generator=state.latent_rng), rows)
     real, z = real.to(placement.device), z.to(placement.device)
+    critic: Critic = state.discriminator
     with placement.autocast():
-        fake = packed_fakes(state.generator, z, draws)
+        if labels is None:
+            fake = packed_fakes(state.generator, z, draws)
+        else:
+            fake = state.generator(z, labels)
+            critic = partial(state.discriminator, labels=labels)
         real, fake = discriminator_inputs(state, real, fake)
-        d_loss = discriminator_objective(state, state.discriminator, real, fake.detach())
+        d_loss = discriminator_objective(state, critic, real, fake.detach())
     state.optimizer_d.zero_grad(set_to_none=True)
     d_loss.backward()
     average_gradients(state.discriminator.parameters())
     state.optimizer_d.step()
-    return d_loss.item(), real, fake
+    return d_loss.item(), real, fake, critic
 
 
-def generator_objective(state: TrainState, real: Tensor, fake: Tensor) -> Tensor:
-    """G's loss: feature matching, or the loss against D (unrolled when that mitigation is on)."""
+def real_batch(state: TrainState, rows: int) -> tuple[Tensor, Tensor | None]:
+    """This rank's rows of a real batch [rows, ...] and, for a conditional GAN, their labels
+    [rows] int64 on the device (each sample's mode's class: lab.conditioning.class_modes)."""
+    dataset, rng, classes = state.dataset, state.data_rng, state.config.classes
+    if not classes:
+        return local_rows(lambda n: dataset.sample(n, rng), rows), None
+    real, modes = local_rows(lambda n: dataset.sample_with_modes(n, rng), rows)
+    return real, (modes // (dataset.num_modes // classes)).to(state.placement.device)
+
+
+def generator_objective(state: TrainState, real: Tensor, fake: Tensor, critic: Critic) -> Tensor:
+    """G's loss: feature matching, or the loss against the critic (D, or a conditional D given
+    the batch's labels; unrolled when that mitigation is on)."""
     config, discriminator = state.config, state.discriminator
     if "feature-matching" in config.mitigations:  # replaces the adversarial loss (Salimans 2016)
         return feature_matching_loss(discriminator, real, fake)
     if "unrolled" not in config.mitigations:
-        return state.loss.generator_loss(discriminator, fake)
+        return state.loss.generator_loss(critic, fake)
     with full_precision(fake):  # differentiates through K differentiable D steps: float32
         critic = unrolled_critic(
             discriminator,
@@ -267,15 +302,20 @@ def set_learning_rates(state: TrainState) -> None:
             group["lr"] = lr * scale
 
 
-def generate(generator: nn.Module, n: int, latent_dim: int, seed: int) -> np.ndarray:
-    """G on service-compatible latents gaussian_latents(n, latent_dim, seed): [n, ...] float32
-    (points [n, d] or images [n, C, H, W]), in eval mode."""
+def generate(
+    generator: nn.Module, n: int, latent_dim: int, seed: int, labels: np.ndarray | None = None
+) -> np.ndarray:
+    """G on service-compatible latents gaussian_latents(n, latent_dim, seed) (and a conditional
+    G's labels [n] int64): [n, ...] float32 (points [n, d] or images [n, C, H, W]), in eval
+    mode."""
     device = next(generator.parameters()).device
-    z = torch.from_numpy(gaussian_latents(n, latent_dim, seed)).to(device)
+    inputs = [torch.from_numpy(gaussian_latents(n, latent_dim, seed)).to(device)]
+    if labels is not None:
+        inputs.append(torch.from_numpy(labels).to(device))
     was_training = generator.training
     generator.eval()
     with torch.no_grad():
-        samples = generator(z).cpu().numpy()
+        samples = generator(*inputs).cpu().numpy()
     generator.train(was_training)
     return samples
 

@@ -9,11 +9,13 @@ only here (report_of and the functions below it), from the typed statistics of s
 Everything returned is plain Python (int, float, list, None): json.dumps(allow_nan=False) works.
 """
 
-import math
 from typing import Any
 
 import numpy as np
 
+from lab.conditioning import class_modes
+
+from .classes import Classes, classes_section
 from .classifier import (
     argmax_histogram,
     classified_histogram,
@@ -31,6 +33,7 @@ from .statistics import (
     FeatureStats,
     ModeStats,
     feature_stats,
+    finite_or_none,
     histogram_stats,
     no_feature_stats,
 )
@@ -39,6 +42,7 @@ from .verdict import Verdict, starved_modes, verdict
 MIXTURE_REFERENCE_SIZE = (1_000, 10_000)  # exact draws: the batch size, clipped to this range
 MIXTURE_REFERENCE_SEED = 0
 REFERENCE_TYPES = ("gaussian_mixture", "classifier", "features")
+CLASS_TYPES = ("gaussian_mixture", "classifier")  # references a conditional model's classes split
 
 
 # Largest magnitude a sample value may have: squared distances of d <= 4,096 such values stay
@@ -210,6 +214,7 @@ def diagnose(
     classified: tuple[np.ndarray, np.ndarray] | None = None,
     clusters: ClusterModes | None = None,
     members: Members | None = None,
+    classes: Classes | None = None,
 ) -> dict[str, Any]:
     """The report of a batch against a reference card's `reference` object.
 
@@ -226,6 +231,9 @@ def diagnose(
     each missing (starved) centre.
     members: which ensemble member drew each sample: the report then has an `ensemble` section
     (members.py: each member's histogram, when the reference has modes).
+    classes: the class each sample of a conditional model was drawn for: the report then has a
+    `classes` section (classes.py: each class against its own modes; mixture and classifier
+    references).
     Raises DiagnosticsError (HTTP 422) for an unusable batch or reference. The keys are
     described in docs/diagnostics.md; values are plain Python, never NaN or inf.
     """
@@ -249,7 +257,54 @@ def diagnose(
             return mode_stats(mode_samples[rows], reference, subset, clusters)
 
         report["ensemble"] = members_section(members, modes_of, modes.total)
+    if modes is not None and classes is not None and reference_type(reference) in CLASS_TYPES:
+        report["classes"] = per_class(mode_samples, reference, classified, modes.total, classes)
     return report
+
+
+def per_class(
+    samples: np.ndarray,
+    reference: dict[str, Any],
+    classified: tuple[np.ndarray, np.ndarray] | None,
+    total: int,
+    classes: Classes,
+) -> dict[str, Any]:
+    """The `classes` section (classes.py) of a batch against a mixture or classifier reference
+    of `total` modes."""
+
+    def class_stats(rows: np.ndarray, own: range) -> tuple[ModeStats, ModeStats | None]:
+        subset = None if classified is None else tuple(part[rows] for part in classified)
+        everywhere = mode_stats(samples[rows], reference, subset)
+        return everywhere, restricted_stats(samples[rows], reference, subset, own)
+
+    return classes_section(classes, class_modes(total, classes.count), class_stats)
+
+
+def restricted_stats(
+    samples: np.ndarray,
+    reference: dict[str, Any],
+    classified: tuple[np.ndarray, np.ndarray] | None,
+    modes: range,
+) -> ModeStats | None:
+    """The mode statistics of a batch against the reference's `modes` alone, their weights
+    renormalised (a mixture's other centres removed; a classifier's other modes not counted),
+    for a class of a conditional model; None when those modes all have weight 0."""
+    weights = np.asarray(reference["weights"], dtype=np.float64)[modes.start : modes.stop]
+    if weights.sum() <= 0:
+        return None
+    weights = weights / weights.sum()
+    if reference_type(reference) == "gaussian_mixture":
+        centres = reference["centres"][modes.start : modes.stop]
+        mixture = GaussianMixture.from_spec({**reference, "centres": centres, "weights": weights})
+        return mixture_mode_stats(validate_samples(samples, mixture.dim), mixture)
+    probabilities = classified[0]
+    own = slice(modes.start, modes.stop)
+    every = argmax_histogram(probabilities, reference)[own]
+    n = probabilities.shape[0]
+    all_samples = histogram_stats(every, n, weights, weights, "are counted by their argmax mode")
+    histogram = classified_histogram(probabilities, reference)[own]
+    rule = f"are classified with confidence >= {confidence_threshold(reference):g}"
+    return histogram_stats(histogram, n, weights, weights, rule, all_samples)
 
 
 def diagnose_modes(
@@ -257,6 +312,7 @@ def diagnose_modes(
     reference: dict[str, Any],
     classified: tuple[np.ndarray, np.ndarray] | None = None,
     with_verdict: bool = False,
+    classes: Classes | None = None,
 ) -> dict[str, Any]:
     """Only the mode keys of diagnose()'s report (modes, high_quality_fraction, kl, ...), the
     same numbers without the feature-space section: for a mixture reference (samples [N, d]) or
@@ -265,6 +321,7 @@ def diagnose_modes(
 
     with_verdict adds `verdict` ({"status", "reasons"}, as in the report): the verdict of the
     mode rules alone, the feature-space rules (which need the k-NN metrics) left out.
+    classes: a conditional model's labels: the `classes` section, as in diagnose().
     """
     modes = mode_stats(samples, reference, classified)
     if modes is None:
@@ -274,6 +331,8 @@ def diagnose_modes(
     if with_verdict:
         judged = verdict(modes, no_feature_stats(modes.n_samples))
         section["verdict"] = {"status": judged.status, "reasons": list(judged.reasons)}
+    if classes is not None and reference_type(reference) in CLASS_TYPES:
+        section["classes"] = per_class(samples, reference, classified, modes.total, classes)
     return section
 
 
@@ -345,8 +404,3 @@ def all_samples_section(every: ModeStats | None) -> dict[str, Any] | None:
         "kl_expected_ideal": every.kl_expected_ideal,
         "kl_expected_ideal_std": every.kl_expected_ideal_std,
     }
-
-
-def finite_or_none(kl: float | None) -> float | None:
-    """kl, or None when it is infinite (JSON has no inf; the verdict says so in words)."""
-    return kl if kl is None or math.isfinite(kl) else None

@@ -241,3 +241,8 @@ def chi_square(histogram: np.ndarray, weights: np.ndarray) -> ChiSquare:
     expected = observed.sum() * probabilities
     statistic = float(np.sum((observed - expected) ** 2 / expected))
     return ChiSquare(statistic=statistic, dof=dof, p_value=float(chi2_sf(statistic, dof)))
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """value, or None when it is infinite (JSON has no inf; the verdict says so in words)."""
+    return value if value is None or math.isfinite(value) else None

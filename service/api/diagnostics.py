@@ -9,6 +9,7 @@ import numpy as np
 from flask import Blueprint, Response, jsonify
 
 from lab.diagnostics import diagnose
+from lab.diagnostics.classes import Classes
 from lab.diagnostics.members import Members
 from lab.diagnostics.report import validate_samples
 from lab.sampling import Progress
@@ -77,11 +78,15 @@ def unguarded(work: Callable[..., T], *args: object) -> T:
 
 
 def diagnose_with(
-    batch: np.ndarray, reference: Reference | None, members: Members | None = None
+    batch: np.ndarray,
+    reference: Reference | None,
+    members: Members | None = None,
+    classes: Classes | None = None,
 ) -> dict:
     """The report; for a classifier reference the classifier runs on the batch first, for a
     features reference naming an embedding model that model does (its features are then
-    compared as raw vectors). members: an ensemble's (the report's `ensemble` section)."""
+    compared as raw vectors). members: an ensemble's (the report's `ensemble` section);
+    classes: a conditional model's labels (the `classes` section)."""
     if reference is None:
         return diagnose(batch, None, None)
     classified, spec = None, reference.spec
@@ -91,7 +96,7 @@ def diagnose_with(
         batch = reference.embed(batch)
         spec = {**spec, "embedding": "raw", "sample_shape": [batch.shape[1]]}
     features, modes = reference.features, reference.modes
-    return diagnose(batch, spec, reference.name, features, classified, modes, members)
+    return diagnose(batch, spec, reference.name, features, classified, modes, members, classes)
 
 
 def diagnosis_response(
@@ -101,13 +106,15 @@ def diagnosis_response(
     extra: dict | None = None,
     run: Callable | None = None,
     members: Members | None = None,
+    classes: Classes | None = None,
 ) -> Response:
     """Diagnose under the guard (or by `run`: unguarded in a job); answer the report as JSON or
-    as its figure. members: which ensemble member drew each sample, for an ensemble's batch."""
+    as its figure. members: which ensemble member drew each sample, for an ensemble's batch;
+    classes: which class each sample was drawn for, for a conditional model's."""
     run = run or guard().run
     name = reference.name if reference else "none"
     started = time.perf_counter()
-    report = run(diagnose_with, batch, reference, members)
+    report = run(diagnose_with, batch, reference, members, classes)
     metrics.DIAGNOSTICS_SECONDS.labels(reference=name).observe(time.perf_counter() - started)
     if media_type == "image/png":
         spec = reference.spec if reference else None

@@ -3,6 +3,7 @@ describe, draw samples, diagnose."""
 
 import io
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +13,9 @@ import numpy as np
 from flask import Blueprint, Response
 from flask import request as http_request
 
-from lab.cards import ENSEMBLE, FEATURE_KINDS, SERVABLE_KINDS, check_members
+from lab.cards import ENSEMBLE, FEATURE_KINDS, SERVABLE_KINDS, WEIGHT_TOLERANCE, check_members
+from lab.conditioning import DEFAULT_CHOICE, LabelChoice, check_labels
+from lab.diagnostics.classes import Classes
 from lab.diagnostics.members import Members
 from lab.ensembles import ensemble_drawer, member_assignment
 from lab.noise import MAX_SEED, random_seed
@@ -48,6 +51,7 @@ from service.repository import Entry, Version
 blueprint = Blueprint("models", __name__, url_prefix="/v1/models")
 SAMPLE_FORMATS = ("application/json", "application/x-npy")
 SCORE_FIELDS = ("steps", "sampler", "churn")
+CLASS_FIELDS = ("labels", "class_mix")  # conditional models only (lab/conditioning.py)
 LIST_VIEWS = ("full", "compact")
 # Bytes per value of a samples result, at most: NPY's float32, JSON's shortest decimal + comma.
 RESULT_VALUE_BYTES = {"application/x-npy": 4, "application/json": 24}
@@ -110,6 +114,7 @@ class SampleRequest:
     sampler: str | None = None
     churn: float = 0.0
     weights: tuple[float, ...] | None = None  # an ensemble's mix when the request sets one
+    choice: LabelChoice | None = None  # a conditional model's labels (its card's mix: default)
 
     def mix(self) -> tuple[float, ...]:
         """An ensemble's weights for this request: the request's, else its version's."""
@@ -119,6 +124,8 @@ class SampleRequest:
         """What the response repeats of the request (sampler settings for score models, the
         members and the weights drawn with for ensembles)."""
         echoed = {"model": self.entry.name, "version": self.version.number, "seed": self.seed}
+        if self.choice is not None:
+            echoed |= self.choice.echo()
         if self.entry.kind == ENSEMBLE:
             echoed["members"] = with_weights(self.version.card["members"], self.mix())
         if self.entry.kind == "score":
@@ -132,6 +139,8 @@ class SampleRequest:
         body = {"n": self.n, "seed": self.seed, "version": self.version.number}
         if self.weights is not None:
             body["weights"] = list(self.weights)
+        if self.choice is not None:
+            body |= self.choice.echo()
         if self.entry.kind == "score":
             body |= {"steps": self.steps, "sampler": self.sampler, "churn": self.churn}
         return body
@@ -150,6 +159,15 @@ class SampleRequest:
         versions = tuple(spec["version"] for spec in specs)
         return Members(names, versions, weights, member_assignment(weights, self.n, self.seed))
 
+    def classes(self) -> Classes | None:
+        """The class each sample is drawn for (lab.conditioning), for a conditional model;
+        None otherwise."""
+        if self.choice is None:
+            return None
+        conditional = self.entry.card["conditional"]
+        labels = self.choice.draw(conditional["weights"], self.n, self.seed)
+        return Classes(conditional["classes"], labels)
+
     def headers(self) -> dict[str, str]:
         """X-Seed and X-Model-Version (+ X-Steps and X-Sampler for score models), on every
         answer to the request whatever its format."""
@@ -165,7 +183,7 @@ def sample_request(name: str, job: bool = False) -> SampleRequest:
     silently ignore); n up to MAX_SAMPLES, or MAX_JOB_SAMPLES for a job."""
     config = service_config()
     entry = ready_entry(name, *SERVABLE_KINDS)
-    body = json_body(("n", "seed", "version", *SCORE_FIELDS, "weights"))
+    body = json_body(("n", "seed", "version", *SCORE_FIELDS, "weights", *CLASS_FIELDS))
     n = int_field(
         body, "n", config.default_samples, 1, max(config.max_samples, config.max_job_samples)
     )
@@ -188,6 +206,11 @@ def sample_request(name: str, job: bool = False) -> SampleRequest:
         )
     if entry.kind != ENSEMBLE:
         refuse(body, ("weights",), f"for ensembles only; {name} is a {entry.kind}")
+    choice = None
+    if "conditional" not in (entry.card or {}):
+        refuse(body, CLASS_FIELDS, f"for class-conditional models only; {name} is not one")
+    else:
+        choice = label_choice(body, entry.card, n)
     if entry.kind == ENSEMBLE:
         why = "an ensemble: its score members draw with their card's steps and sampler"
         refuse(body, SCORE_FIELDS, f"for score models only; {name} is {why}")
@@ -195,12 +218,68 @@ def sample_request(name: str, job: bool = False) -> SampleRequest:
     if entry.kind != "score":
         why = f"a {entry.kind}, drawn in one pass"
         refuse(body, SCORE_FIELDS, f"for score models only; {name} is {why}")
-        return SampleRequest(entry, version, n, seed)
+        return SampleRequest(entry, version, n, seed, choice=choice)
     defaults = entry.card["sampler"]
     steps = int_field(body, "steps", defaults["steps"], 1, config.max_steps)
     sampler = choice_field(body, "sampler", defaults["name"], SAMPLERS)
     churn = number_field(body, "churn", 0.0, 0.0, MAX_CHURN)
     return SampleRequest(entry, version, n, seed, steps, sampler, churn)
+
+
+def label_choice(body: dict, card: dict, n: int) -> LabelChoice:
+    """A conditional model's `labels` (one class for every sample, or a list of n) or
+    `class_mix` (one weight in [0, 1] per class, summing to 1), at most one of them; neither:
+    the card's class weights. 400 naming the fix otherwise."""
+    classes = card["conditional"]["classes"]
+    labels, mix = body.get("labels"), body.get("class_mix")
+    if labels is not None and mix is not None:
+        raise ApiError(
+            400, "send 'labels' or 'class_mix', not both (labels fix every class)", "invalid-field"
+        )
+    if labels is not None:
+        return LabelChoice(labels=labels_field(labels, classes, n))
+    if mix is not None:
+        return LabelChoice(mix=class_mix_field(mix, classes))
+    return LabelChoice()
+
+
+def labels_field(value: object, classes: int, n: int) -> tuple[int, ...]:
+    """body["labels"]: an integer class, or a list of n of them, each in 0..classes-1."""
+    values = value if isinstance(value, list) else [value]
+    integers = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+    if not integers or (isinstance(value, list) and len(values) != n):
+        raise ApiError(
+            400,
+            f"'labels' must be one class (an integer) or a list of n = {n} integers, one per "
+            f"sample, got {json.dumps(value)[:60]}",
+            "invalid-field",
+        )
+    try:
+        check_labels(np.asarray(values, dtype=np.int64), classes)
+    except (ValueError, OverflowError) as error:
+        raise ApiError(400, f"'labels': {error}", "invalid-field") from None
+    return tuple(values)
+
+
+def class_mix_field(value: object, classes: int) -> tuple[float, ...]:
+    """body["class_mix"]: `classes` numbers in [0, 1] summing to 1 (within WEIGHT_TOLERANCE)."""
+    numbers = value if isinstance(value, list) and len(value) == classes else []
+    if not numbers or any(isinstance(w, bool) or not isinstance(w, int | float) for w in numbers):
+        raise ApiError(
+            400,
+            f"'class_mix' must be a list of {classes} numbers, one weight per class, "
+            f"got {json.dumps(value)[:60]}",
+            "invalid-field",
+        )
+    total = math.fsum(numbers)
+    if not all(0.0 <= w <= 1.0 for w in numbers) or abs(total - 1.0) > WEIGHT_TOLERANCE:
+        raise ApiError(
+            400,
+            f"'class_mix' must be weights in [0, 1] summing to 1, got a sum of {total:.6g}; "
+            "divide each by their sum",
+            "invalid-field",
+        )
+    return tuple(float(w) for w in numbers)
 
 
 def refuse(body: dict, fields: tuple[str, ...], why: str) -> None:
@@ -244,7 +323,8 @@ def drawer(request: SampleRequest) -> Draw:
     settings = service_config().sampling()
     steps, sampler, churn = request.steps, request.sampler, Churn(request.churn)
     entry, version, weights = request.entry, request.version, request.weights
-    return version_drawer(entry, version, settings, steps, sampler, churn, weights)
+    choice = request.choice or DEFAULT_CHOICE
+    return version_drawer(entry, version, settings, steps, sampler, churn, weights, choice)
 
 
 def version_drawer(
@@ -255,6 +335,7 @@ def version_drawer(
     sampler: str | None = None,
     churn: Churn = NO_CHURN,
     weights: tuple[float, ...] | None = None,
+    choice: LabelChoice = DEFAULT_CHOICE,
 ) -> Draw:
     """draw(n, seed, progress) of one model version: G(z) with z = latents(card_latent(card),
     n, seed) for a gan (lab.sampling.generator_drawer: N(0, I) unless the card declares another
@@ -262,7 +343,7 @@ def version_drawer(
     `sampler`, the card's defaults when None), run as lab.sampling.score_drawer chooses by
     FUSED_SAMPLER and STEP_GRAPHS; for an ensemble its members' drawers (score members with
     their card's defaults, no churn) mixed by lab.ensembles.ensemble_drawer with `weights`
-    (the version's when None)."""
+    (the version's when None). A conditional gan draws the labels `choice` gives."""
     if entry.kind == ENSEMBLE:
         draws = [version_drawer(m.entry, m.version, settings) for m in version.members]
         return ensemble_drawer(draws, weights or [member.weight for member in version.members])
@@ -271,7 +352,7 @@ def version_drawer(
         sampler = sampler or entry.card["sampler"]["name"]
         graphs = version.score_graphs()
         return score_drawer(entry.card, graphs, steps, sampler, churn, settings)
-    return generator_drawer(version.session, entry.card, settings.max_batch)
+    return generator_drawer(version.session, entry.card, settings.max_batch, choice)
 
 
 def draw(request: SampleRequest) -> np.ndarray:
@@ -345,8 +426,10 @@ def diagnose_model(name: str) -> Response:
         work = partial(diagnose_job, request, media_type)
         return accept_job(work, REPORT_BYTES, media_type, request.body())
     batch = draw(request)
-    members = request.members()
-    response = diagnosis_response(batch, resolved, media_type, request.echo(), members=members)
+    members, classes = request.members(), request.classes()
+    response = diagnosis_response(
+        batch, resolved, media_type, request.echo(), members=members, classes=classes
+    )
     response.headers.update(request.headers())
     return response
 
@@ -359,7 +442,9 @@ def diagnose_job(
     batch = draw_in_job(request, progress)
     resolved = resolve_reference(request.entry.card["reference"])
     echo, members = request.echo(), request.members()
-    response = diagnosis_response(batch, resolved, media_type, echo, unguarded, members)
+    response = diagnosis_response(
+        batch, resolved, media_type, echo, unguarded, members, request.classes()
+    )
     return JobResult(response.get_data(), media_type, request.headers())
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from flask import Blueprint, Response, request
 
 from lab.cards import ENSEMBLE, GENERATOR_KINDS, tensor_inputs
+from lab.conditioning import check_labels, conditional_input
 from service import kserve
 from service.api.inference import run_inputs
 from service.api.requests import json_body, ready_entry, repository, service_config
@@ -158,8 +159,9 @@ def infer(name: str, version: str | None = None) -> Response:
 
 
 def model_inputs(entry: Entry, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The model's inputs checked against the card: FP32 [batch, *card shape], one batch for
-    all, within MAX_SAMPLES rows; a score model's sigma finite and > 0."""
+    """The model's inputs checked against the card: its dtype (FP32; a conditional model's
+    labels INT64) and [batch, *card shape], one batch for all, within MAX_SAMPLES rows; a score
+    model's sigma finite and > 0; labels within 0..classes-1."""
     specs = tensor_inputs(entry.card)
     names = [spec["name"] for spec in specs]
     if set(inputs) != set(names):
@@ -170,10 +172,11 @@ def model_inputs(entry: Entry, inputs: dict[str, np.ndarray]) -> dict[str, np.nd
         )
     for spec in specs:
         array, expected = inputs[spec["name"]], list(spec["shape"][1:])
-        if array.dtype != np.float32 or list(array.shape[1:]) != expected or array.ndim < 1:
+        dtype = np.dtype(spec["dtype"])
+        if array.dtype != dtype or list(array.shape[1:]) != expected or array.ndim < 1:
             raise ApiError(
                 400,
-                f"input {spec['name']!r} must be FP32 of shape "
+                f"input {spec['name']!r} must be {kserve.NUMPY_TO_DATATYPE[dtype]} of shape "
                 f"[{', '.join(['batch', *map(str, expected)])}], got "
                 f"{kserve.NUMPY_TO_DATATYPE[array.dtype]} {list(array.shape)}",
                 "invalid-infer-request",
@@ -188,4 +191,12 @@ def model_inputs(entry: Entry, inputs: dict[str, np.ndarray]) -> dict[str, np.nd
         )
     if entry.kind == "score" and not np.all(np.isfinite(sigma := inputs["sigma"]) & (sigma > 0)):
         raise ApiError(400, "input 'sigma' must be finite and > 0", "invalid-infer-request")
+    label_input = conditional_input(entry.card)
+    if label_input is not None:
+        try:
+            check_labels(inputs[label_input["name"]], entry.card["conditional"]["classes"])
+        except ValueError as error:
+            raise ApiError(
+                400, f"input {label_input['name']!r}: {error}", "invalid-infer-request"
+            ) from None
     return inputs

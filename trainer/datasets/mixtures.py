@@ -38,11 +38,17 @@ class GaussianMixture:
         """Number of mixture components K."""
         return int(self.centres.shape[0])
 
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Draw n points, shape [n, dim] float32, using only `generator` (no global RNG)."""
+    def sample_with_modes(
+        self, n: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """n points [n, dim] float32 and their modes [n] int64, using only `generator`."""
         modes = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         noise = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
-        return (self.centres[modes] + self.std * noise).to(torch.float32)
+        return (self.centres[modes] + self.std * noise).to(torch.float32), modes
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Draw n points, shape [n, dim] float32, using only `generator` (no global RNG)."""
+        return self.sample_with_modes(n, generator)[0]
 
     def reference_spec(self) -> dict:
         """The card's `reference` object (plain Python numbers), see card.schema.json."""
