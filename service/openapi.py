@@ -198,6 +198,22 @@ def schemas(config: ServiceConfig) -> dict:
                     "description": "Ensembles only (400 for other models): one weight per "
                     "member, summing to 1, instead of the card's (docs/ensembles.md)",
                 },
+                "labels": {
+                    "oneOf": [
+                        {"type": "integer", "minimum": 0},
+                        {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    ],
+                    "description": "Class-conditional models only (400 for others): one class "
+                    "for every sample, or a list of n classes, each in 0..classes-1 "
+                    "(docs/conditional.md)",
+                },
+                "class_mix": {
+                    "type": "array",
+                    "items": {"type": "number", "minimum": 0, "maximum": 1},
+                    "description": "Class-conditional models only: one weight per class, "
+                    "summing to 1; each sample's class is drawn from it by the seed (default: "
+                    "the card's conditional.weights). Not with labels",
+                },
             },
         },
         "Samples": {
@@ -218,6 +234,16 @@ def schemas(config: ServiceConfig) -> dict:
                     "description": "Ensembles: the version's members (model, version, weight) "
                     "in draw order (docs/ensembles.md)",
                     "items": {"type": "object"},
+                },
+                "labels": {
+                    "type": "array",
+                    "items": {"type": "integer"},
+                    "description": "Conditional models, when the request set labels",
+                },
+                "class_mix": {
+                    "type": "array",
+                    "items": {"type": "number"},
+                    "description": "Conditional models, when the request set a class mix",
                 },
             },
         },
@@ -332,6 +358,13 @@ def schemas(config: ServiceConfig) -> dict:
                     "description": "Ensembles with a reference that has modes: members (each "
                     "member's n, covered modes, histogram), covered_by (per mode, the members "
                     "with a high-quality sample there) and why (docs/ensembles.md)",
+                },
+                "classes": {
+                    "type": "object",
+                    "description": "Class-conditional models (mixture and classifier "
+                    "references): count, healthy and per_class (each class's n, its own modes, "
+                    "high_quality_fraction, on_class_fraction, kl, verdict; "
+                    "docs/conditional.md)",
                 },
                 "duplicates": {"type": "object"},
                 "features": {
