@@ -98,7 +98,8 @@ def test_no_labels_draws_the_cards_class_mix_from_the_seed(client, generator):
 def test_the_json_answer_echoes_the_labels(client):
     body = client.post(f"/v1/models/{NAME}/samples", json={"n": 2, "labels": [0, 3]}).get_json()
     assert body["labels"] == [0, 3] and body["shape"] == [2, 2]
-    mixed = client.post(f"/v1/models/{NAME}/samples", json={"n": 2, "class_mix": [0.5] * 2 + [0] * 2})
+    mix = {"n": 2, "class_mix": [0.5, 0.5, 0, 0]}
+    mixed = client.post(f"/v1/models/{NAME}/samples", json=mix)
     assert mixed.get_json()["class_mix"] == [0.5, 0.5, 0.0, 0.0]
 
 
@@ -139,7 +140,8 @@ def test_bad_labels_are_a_400_naming_the_fix(client, body, words):
 def test_labels_for_an_unconditional_model_are_refused(client):
     response = client.post("/v1/models/ring8-gan/samples", json={"n": 2, "labels": 0})
     assert response.status_code == 400
-    assert "for class-conditional models only; ring8-gan is not one" in response.get_json()["detail"]
+    detail = response.get_json()["detail"]
+    assert "for class-conditional models only; ring8-gan is not one" in detail
 
 
 def v2_infer(client, labels: np.ndarray, datatype: str = "INT64"):
