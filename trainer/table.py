@@ -76,6 +76,7 @@ METHOD_LABELS = {
     "diffaugment": "DiffAugment (translation, cutout)",
     "edm": "Score model (EDM, Heun, 18 steps = 35 evaluations)",
     "vae": "VAE (the decoder's mean)",
+    "cgan": "Class-conditional GAN (projection D)",
     "pacgan-paper-gan": "GAN, PacGAN's 2-D setup (BN G, maxout D)",
     "pacgan-paper-pacgan2": "PacGAN2, PacGAN's 2-D setup (2 independent batches)",
     "pacgan-paper-pacgan3": "PacGAN3, PacGAN's 2-D setup (3 independent batches)",
@@ -99,10 +100,13 @@ METRICS = (
     "modes_covered_all",
     "kl_all",
     "active_dims",
+    "classes_healthy",
 )
 # modes_covered_all and kl_all: every sample counted by its argmax mode (classifier references
 # only; the Stacked-MNIST papers' count); runs from before they were recorded lack them.
 # active_dims: a VAE's active latent dimensions (trainer.vae.training_loop.latent_health).
+# classes_healthy: a conditional model's classes whose own verdict is healthy (the report's
+# classes section, lab/diagnostics/classes.py).
 
 # The papers' numbers, as printed in their tables (their setups and budgets, not ours).
 PACGAN = "PacGAN (Lin et al. 2018)"
@@ -347,6 +351,10 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["kl_undefined"] = sum(r["kl"] is None for r in cell)
         row["seeds_all"] = sum(r.get("modes_covered_all") is not None for r in cell)
         row["seeds_latent"] = sum(r.get("active_dims") is not None for r in cell)
+        row["seeds_classes"] = sum(r.get("classes_healthy") is not None for r in cell)
+        row["classes"] = cell[0]["config"].get("classes", 0)
+        verdicts = [r.get("verdict") for r in cell]
+        row["healthy"] = None if None in verdicts else verdicts.count("healthy")
         row["seconds"] = float(np.mean([r["seconds"] for r in cell]))
         row["steps"] = cell[0]["config"]["steps"]
         rows.append(row)
@@ -417,15 +425,19 @@ def markdown(
 
 def section(benchmark: str, rows: list[dict[str, Any]]) -> list[str]:
     """One benchmark's rows as a markdown table; with the two every-sample columns when a run
-    of this benchmark recorded them (classifier references), and the active latent dimensions
-    when a VAE run did."""
+    of this benchmark recorded them (classifier references), the active latent dimensions
+    when a VAE run did, and the healthy classes when a conditional run did. "healthy seeds":
+    the seeds whose verdict (the mode rules') is healthy."""
     every = any(row.get("seeds_all") for row in rows)
     latent = any(row.get("seeds_latent") for row in rows)
+    conditional = any(row.get("seeds_classes") for row in rows)
     header = f"| method | preset | seeds | steps | modes (of {rows[0]['modes_total']}) "
     header += "| high quality % | KL |"
     header += " modes, every sample | KL, every sample |" if every else ""
     header += " active latent dims |" if latent else ""
-    columns = 8 + 2 * every + latent
+    header += " healthy classes |" if conditional else ""
+    header += " healthy seeds |"
+    columns = 9 + 2 * every + latent + conditional
     lines = [header + " wall s/run |", "|---" * columns + "|"]
     for row in rows:
         seeds = row["seeds"]
@@ -447,6 +459,12 @@ def section(benchmark: str, rows: list[dict[str, Any]]) -> list[str]:
         if latent:
             seeds_latent = row.get("seeds_latent", 0)
             line += f" {format_cell(row.get('active_dims'), digits=1, seeds=seeds_latent)} |"
+        if conditional:
+            healthy_classes = row.get("classes_healthy")
+            text = format_cell(healthy_classes, digits=1, seeds=row.get("seeds_classes", 0))
+            line += f" {text} of {row['classes']} |" if healthy_classes else " n/a |"
+        healthy = row.get("healthy")
+        line += " n/a |" if healthy is None else f" {healthy} of {seeds} |"
         lines.append(line + f" {row['seconds']:.0f} |")
     return lines
 

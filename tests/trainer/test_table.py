@@ -139,7 +139,20 @@ def test_vae_cells_train_with_the_vae_loop_and_record_active_dims(tmp_path):
     assert 0 <= result["active_dims"] <= 2 and result["decoder_std"] > 0
     assert np.load(runs[0].run_dir / "samples.npy").shape == (64, 2)
     (table,) = [line for line in section("grid25", summarise([result])) if "`grid25-vae`" in line]
-    assert table.split("|")[-3].strip() == f"{result['active_dims']:.1f}"  # active latent dims
+    assert table.split("|")[-4].strip() == f"{result['active_dims']:.1f}"  # active latent dims
+    healthy = int(result["verdict"] == "healthy")
+    assert table.split("|")[-3].strip() == f"{healthy} of 1"  # healthy seeds
+
+
+def test_conditional_cells_record_their_healthy_classes(tmp_path):
+    tiny = {"steps": 30, "eval_every": 0, "snapshot_every": 0, "eval_samples": 400}
+    tiny |= {"g_hidden": 16, "g_depth": 2, "d_hidden": 16, "d_depth": 2, "batch_size": 32}
+    runs = plan(["ring8"], ["cgan"], 1, tmp_path / "runs", {"ring8": tiny})
+    assert runs[0].config.classes == 8
+    (result,) = execute(runs, jobs=1, progress=False)
+    assert 0 <= result["classes_healthy"] <= 8
+    (table,) = [line for line in section("ring8", summarise([result])) if "`ring8-cgan`" in line]
+    assert table.split("|")[-4].strip() == f"{result['classes_healthy']:.1f} of 8"
 
 
 def test_a_run_of_another_recipe_in_the_runs_folder_starts_over(quick_table):
