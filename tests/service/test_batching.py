@@ -13,8 +13,8 @@ import requests
 
 from bench.server import running_server
 from lab import runtime
-from lab.cards import card_latent
-from lab.noise import gaussian_latents, latents, seeded_generator
+from lab.noise import gaussian_latents, seeded_generator
+from lab.sampling import generator_drawer
 from service.batching import Batcher, BatchSettings, concatenated
 from service.config import REPO_MODELS, ServiceConfig
 from service.errors import ApiError
@@ -161,10 +161,11 @@ def served_graphs() -> list:
 
 
 def request_inputs(card: dict, n: int, seed: int) -> dict[str, np.ndarray]:
-    """One request's inputs [n, ...] for a served graph: a gan's seeded latents, or a score
-    denoiser's noisy x [n, *sample shape] with sigmas [n] between 0.01 and 10."""
+    """One request's inputs [n, ...] for a served graph: a gan's seeded latents (and a
+    conditional gan's labels, drawn from its class mix), or a score denoiser's noisy x
+    [n, *sample shape] with sigmas [n] between 0.01 and 10."""
     if card["kind"] == "gan":
-        return {card["input"]["name"]: latents(card_latent(card), n, seed)}
+        return generator_drawer(None, card, 8192).inputs(n, seed)
     generator = seeded_generator(seed)
     sigma = np.exp(generator.uniform(np.log(0.01), np.log(10), n)).astype(np.float32)
     shape = (n, *card["input"]["shape"][1:])

@@ -5,17 +5,21 @@ input refused with a 400 naming the fix."""
 import io
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 import torch
 
+from bench.server import running_server
 from lab.conditioning import drawn_labels
 from lab.noise import gaussian_latents
 from service.app import create_app
 from tests.helpers import TINY_GAN, make_config
+from tests.service.test_operations import metric_value
 from trainer.config import TrainConfig
 from trainer.ensemble import MemberChoice, write_ensemble
 from trainer.export import export_gan, load_generator
@@ -24,6 +28,7 @@ from trainer.training_loop import training_loop
 NAME = "ring8-cgan"
 NPY = {"Accept": "application/x-npy"}
 CLASSES = 4  # two ring8 modes per class: class k holds modes 2k and 2k + 1
+RUNS = "nv_inference_exec_count"  # onnxruntime runs per model version (service/metrics.py)
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +179,38 @@ def test_an_ensemble_refuses_a_conditional_member(conditional_repo):
     choices = [MemberChoice("ring8-gan", None, 0.5), MemberChoice(NAME, None, 0.5)]
     with pytest.raises(ValueError, match="class-conditional"):
         write_ensemble(conditional_repo, "ring8-mixed", choices)
+
+
+def test_merged_requests_with_different_labels_get_their_own_samples(conditional_repo, tmp_path):
+    """The real gunicorn, one guard slot and a 0.3-s batching window: concurrent requests with
+    different labels (and class mixes) merge into one run, and each gets what it gets alone."""
+    bodies = [
+        {"n": 5, "seed": 1, "labels": 0},
+        {"n": 3, "seed": 2, "labels": [3, 2, 1]},
+        {"n": 40, "seed": 3},
+        {"n": 7, "seed": 4, "class_mix": [0, 0.5, 0.5, 0]},
+    ]
+    settings = {"BATCH_WINDOW_US": "300000", "MAX_IN_FLIGHT": "1", "THREADS": "8"}
+
+    def post(url: str, body: dict) -> bytes:
+        answer = requests.post(
+            f"{url}/v1/models/{NAME}/samples", json=body, headers=NPY, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.content
+
+    with running_server(
+        conditional_repo, tmp_path / "server.log", WEB_CONCURRENCY="1", **settings
+    ) as (
+        url,
+        _,
+    ):
+        post(url, bodies[0])  # the first run of a worker is not timed against the window
+        metrics = {"model": NAME, "version": "1"}
+        before = metric_value(requests.get(f"{url}/metrics", timeout=5).text, RUNS, **metrics)
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            merged = list(pool.map(lambda body: post(url, body), bodies))
+        after = metric_value(requests.get(f"{url}/metrics", timeout=5).text, RUNS, **metrics)
+        alone = [post(url, body) for body in bodies]
+    assert merged == alone
+    assert 1 <= after - before < len(bodies)  # merged: fewer runs than requests
