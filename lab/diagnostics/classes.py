@@ -7,7 +7,8 @@ renormalised over them: a sample that lands on another class's mode is not a hig
 sample of class k, so it lowers the class's high-quality share, and `on_class_fraction` says
 what share of the class's high-quality samples (counted against every mode) sit on its own
 modes. The verdict of each class is the mode rules' (as the collapse table's: no feature
-metrics per class).
+metrics per class), with a warning when fewer than ON_CLASS_WARNING of its high-quality samples
+are on its own modes.
 """
 
 from collections.abc import Callable
@@ -28,6 +29,9 @@ class Classes:
     labels: np.ndarray
 
 
+# Below this on_class_fraction a class's reasons warn that the model does not follow the label
+# (a warning like the verdict's low-quality one: the status stays the mode rules').
+ON_CLASS_WARNING = 0.9
 # (rows, modes) -> (the rows' statistics over every mode, their statistics over `modes` alone)
 ClassStats = Callable[[np.ndarray, range], tuple[ModeStats, ModeStats | None]]
 
@@ -54,6 +58,12 @@ def class_entry(k: int, modes: range, rows: np.ndarray, stats_of: ClassStats) ->
     if own is None:  # the class's modes all have weight 0 in the reference
         return {**empty_entry(k), "n": int(rows.size), "on_class_fraction": on_class}
     judged = verdict(own, no_feature_stats(own.n_samples))
+    reasons = list(judged.reasons)
+    if on_class is not None and on_class < ON_CLASS_WARNING:
+        reasons.append(
+            f"warning: only {on_class:.1%} of its high-quality samples lie on its own modes "
+            "(the rest on other classes' modes): the model does not follow this label"
+        )
     entry = {
         "class": k,
         "n": int(rows.size),
@@ -67,7 +77,7 @@ def class_entry(k: int, modes: range, rows: np.ndarray, stats_of: ClassStats) ->
         "on_class_fraction": on_class,
         "kl": finite_or_none(own.kl),
         "verdict": judged.status,
-        "reasons": list(judged.reasons),
+        "reasons": reasons,
     }
     if own.all_samples is not None:
         every = own.all_samples
