@@ -41,25 +41,28 @@ def drawn_labels(mix: Sequence[float], n: int, seed: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LabelChoice:
-    """What a request asks of a conditional model's classes: `labels` (one per sample, or one
-    for all), else `mix` (K weights), else the card's class weights (`mix` None too)."""
+    """What a request asks of a conditional model's classes: `labels` (one label for every
+    sample, or a tuple of one per sample), else `mix` (K weights), else the card's class
+    weights (`mix` None too)."""
 
-    labels: tuple[int, ...] | None = None
+    labels: int | tuple[int, ...] | None = None
     mix: tuple[float, ...] | None = None
 
     def draw(self, weights: Sequence[float], n: int, seed: int) -> np.ndarray:
         """The labels int64 [n] of a request of (n, seed); `weights` is the card's class mix,
         used when the request sets neither labels nor a mix."""
+        if isinstance(self.labels, int):
+            return np.full(n, self.labels, np.int64)
         if self.labels is not None:
-            labels = np.asarray(self.labels, dtype=np.int64)
-            return np.full(n, labels[0], np.int64) if labels.size == 1 else labels[:n].copy()
+            return np.asarray(self.labels[:n], dtype=np.int64)
         return drawn_labels(self.mix or weights, n, seed)
 
     def echo(self) -> dict:
-        """What a response repeats of the choice: `labels` or `class_mix`, when the request
-        set one."""
+        """What a response repeats of the choice, as the request sent it: `labels` (a label or
+        a list) or `class_mix`, when set."""
         if self.labels is not None:
-            return {"labels": list(self.labels)}
+            labels = self.labels
+            return {"labels": labels if isinstance(labels, int) else list(labels)}
         return {} if self.mix is None else {"class_mix": list(self.mix)}
 
 

@@ -236,9 +236,11 @@ def schemas(config: ServiceConfig) -> dict:
                     "items": {"type": "object"},
                 },
                 "labels": {
-                    "type": "array",
-                    "items": {"type": "integer"},
-                    "description": "Conditional models, when the request set labels",
+                    "oneOf": [
+                        {"type": "integer"},
+                        {"type": "array", "items": {"type": "integer"}},
+                    ],
+                    "description": "Conditional models, when the request set labels (as sent)",
                 },
                 "class_mix": {
                     "type": "array",

@@ -243,7 +243,7 @@ def label_choice(body: dict, card: dict, n: int) -> LabelChoice:
     return LabelChoice()
 
 
-def labels_field(value: object, classes: int, n: int) -> tuple[int, ...]:
+def labels_field(value: object, classes: int, n: int) -> int | tuple[int, ...]:
     """body["labels"]: an integer class, or a list of n of them, each in 0..classes-1."""
     values = value if isinstance(value, list) else [value]
     integers = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
@@ -258,7 +258,7 @@ def labels_field(value: object, classes: int, n: int) -> tuple[int, ...]:
         check_labels(np.asarray(values, dtype=np.int64), classes)
     except (ValueError, OverflowError) as error:
         raise ApiError(400, f"'labels': {error}", "invalid-field") from None
-    return tuple(values)
+    return tuple(values) if isinstance(value, list) else value
 
 
 def class_mix_field(value: object, classes: int) -> tuple[float, ...]:

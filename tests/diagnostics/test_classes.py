@@ -37,7 +37,8 @@ def test_drawn_labels_follow_the_mix_and_keep_their_prefix():
 
 def test_a_label_choice_is_explicit_labels_one_label_a_mix_or_the_cards_weights():
     weights = [0.25] * 4
-    assert LabelChoice(labels=(2,)).draw(weights, 3, 0).tolist() == [2, 2, 2]
+    assert LabelChoice(labels=2).draw(weights, 3, 0).tolist() == [2, 2, 2]
+    assert LabelChoice(labels=2).echo() == {"labels": 2}
     assert LabelChoice(labels=(0, 3, 1)).draw(weights, 3, 0).tolist() == [0, 3, 1]
     assert LabelChoice(mix=(0, 0, 0, 1)).draw(weights, 5, 9).tolist() == [3] * 5
     assert np.array_equal(LabelChoice().draw(weights, 50, 9), drawn_labels(weights, 50, 9))

@@ -88,6 +88,8 @@ def test_one_label_is_every_samples_class(client):
         npy_samples(client, {"n": 5, "seed": 2, "labels": 1}),
         npy_samples(client, {"n": 5, "seed": 2, "labels": [1] * 5}),
     )
+    body = client.post(f"/v1/models/{NAME}/samples", json={"n": 5, "labels": 1}).get_json()
+    assert body["labels"] == 1  # echoed as sent: a body that draws the same samples
 
 
 def test_no_labels_draws_the_cards_class_mix_from_the_seed(client, generator):
