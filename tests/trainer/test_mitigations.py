@@ -42,9 +42,9 @@ def test_pack_rejects_a_batch_not_divisible_by_m(tiny_config):
 def generator_gradient(config: TrainConfig) -> torch.Tensor:
     """G's first-layer weight gradient after one D step, from the same seeded state."""
     state = build(config)
-    _, real, fake = discriminator_step(state)
+    _, real, fake, critic = discriminator_step(state)
     state.discriminator.requires_grad_(False)
-    generator_objective(state, real, fake).backward()
+    generator_objective(state, real, fake, critic).backward()
     return state.generator.net[0].weight.grad.clone()
 
 

@@ -48,7 +48,7 @@ def test_d_sees_batch_size_packed_inputs_only_with_independent_batches(
 ):
     config = dataclasses.replace(tiny_config, mitigations=("pack",), pack=4, pack_mode=pack_mode)
     state = build(config)
-    _, real, fake = discriminator_step(state)
+    _, real, fake, _ = discriminator_step(state)
     rows = 64 * 4 if pack_mode == "batches" else 64
     assert real.shape == fake.shape == (rows, 2)  # real and fake drawn the same way
     assert state.discriminator.body[0].in_features == 4 * 2  # m x data_dim
