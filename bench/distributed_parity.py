@@ -21,6 +21,8 @@ seeds 0..N-1 in one and in N processes, and the table compares what the collapse
 compares over seeds: the mean and standard deviation of modes, high-quality share and KL, the
 verdicts, and whether the two means differ by less than two standard errors of their
 difference (the tolerance for runs whose weights part after a few hundred steps, as a GAN's do).
+The runs' folder is printed first; `--tabulate FOLDER` prints the table of the finished seed
+pairs in a folder again (of a run cut short too), training nothing.
 """
 
 import argparse
@@ -165,22 +167,35 @@ def compare_seeds(
     preset: str, processes: int, seeds: int, steps: int | None, folder: Path
 ) -> list[dict]:
     """Train `preset` at seeds 0..seeds-1 in one and in `processes` processes (its own step
-    count unless `steps`): one record per seed and process count."""
+    count unless `steps`), into folder/<preset>-s<seed>-<processes>: one record per seed and
+    process count (seed_records)."""
     steps = steps or preset_family(preset).resolve(preset, {}).steps
-    records = []
     for seed in range(seeds):
         one = folder / f"{preset}-s{seed}-1"
         many = folder / f"{preset}-s{seed}-{processes}"
-        flags = last_step_flags(steps) + [f"--seed={seed}"]
-        evaluations, seconds = train_pair(preset, processes, flags, one, many)
-        for count, evaluation, wall in zip((1, processes), evaluations, seconds, strict=True):
+        train_pair(preset, processes, last_step_flags(steps) + [f"--seed={seed}"], one, many)
+    return seed_records(folder, preset, processes)
+
+
+def seed_records(folder: Path, preset: str, processes: int) -> list[dict]:
+    """The records of the finished seed pairs of `preset` in `folder` (both runs written): its
+    steps, seed, process count, training seconds (the last metrics line's elapsed_s) and the
+    last evaluation's numbers and verdict. A run cut short leaves its seed out."""
+    records = []
+    for seed in range(10_000):
+        runs = {count: folder / f"{preset}-s{seed}-{count}" for count in (1, processes)}
+        if not all((run / "checkpoint.pt").is_file() for run in runs.values()):
+            break
+        for count, run in runs.items():
+            lines = (run / "metrics.jsonl").read_text().splitlines()
+            evaluation = last_evaluation(run)
             records.append(
                 {
                     "preset": preset,
-                    "steps": steps,
+                    "steps": evaluation["step"],
                     "seed": seed,
                     "processes": count,
-                    "seconds": wall,
+                    "seconds": json.loads(lines[-1])["elapsed_s"],
                 }
                 | {key: evaluation.get(key) for key in EVALUATION}
                 | {"verdict": evaluation.get("verdict")}
@@ -259,9 +274,20 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, help="compare the table's numbers over seeds 0..N-1 (see above)"
     )
+    parser.add_argument(
+        "--tabulate",
+        type=Path,
+        help="print the --seeds table of the finished seed pairs in this folder (an earlier "
+        "run's, also one cut short), training nothing",
+    )
     args = parser.parse_args()
+    if args.tabulate:
+        records = [r for p in args.presets for r in seed_records(args.tabulate, p, args.processes)]
+        print_seed_table(records, args.processes)
+        return
     torch.set_num_threads(1)  # as the trainer processes run
     folder = Path(tempfile.mkdtemp(prefix="distributed-parity-"))
+    print(f"runs in {folder}", flush=True)
     if args.seeds:
         if args.steps and len(args.steps) > 1:
             parser.error("--seeds takes at most one --steps count")
