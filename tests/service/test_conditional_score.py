@@ -146,7 +146,7 @@ def test_diagnose_reports_each_class_against_its_own_modes(client):
     assert all(entry["modes"]["total"] == 2 for entry in section["per_class"])
     one = client.post(f"/v1/models/{NAME}/diagnose", json={"n": 100, "labels": 3}).get_json()
     assert [entry["n"] for entry in one["classes"]["per_class"]] == [0, 0, 0, 100]
-    assert one["labels"] == [3] and one["classes"]["per_class"][0]["verdict"] is None
+    assert one["labels"] == 3 and one["classes"]["per_class"][0]["verdict"] is None
 
 
 def test_the_cards_diagnostics_are_the_default_requests(client):
