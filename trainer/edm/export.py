@@ -3,11 +3,11 @@
 The ONNX file takes x [batch, *sample_shape] and sigma [batch] (a per-sample input, never a
 constant frozen into the graph) in the units of the scaled data, and a class-conditional
 model's labels [batch] int64 (the card's `conditional`, lab/conditioning.py), and returns
-`denoised`. The
-card holds the sampler's schedule (sigma_min, sigma_max, rho), sigma_data, data_scale (samples
-= x_0 / data_scale), the default steps and sampler, the parity of torch and onnxruntime per
-call and along a whole trajectory, and the diagnostics measured by the service's own sampler
-code over the exported session, so the service reproduces them for the same request.
+`denoised`. The card holds the sampler's schedule (sigma_min, sigma_max, rho), sigma_data,
+data_scale (samples = x_0 / data_scale), the default steps and sampler, the parity of torch and
+onnxruntime per call and along a whole trajectory, and the diagnostics measured by the
+service's own sampler code over the exported session, so the service reproduces them for the
+same request.
 """
 
 from pathlib import Path
@@ -194,7 +194,7 @@ def export_score(
 def default_description(state: ScoreState) -> str:
     """A one-line description from the training config."""
     config = state.config
-    conditional = f", conditional on {config.classes} classes," if config.classes else ""
+    conditional = f", conditional on {config.classes} classes" if config.classes else ""
     return (
         f"EDM score model ({config.arch}{conditional}) trained on {config.dataset} for "
         f"{state.step} steps, seed {config.seed}; {config.sample_steps} {config.sampler} steps by "
