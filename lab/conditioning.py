@@ -16,8 +16,9 @@ A request's labels are one of:
   an unconditional model's and the first m labels of n >= m samples are those of m samples.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -101,3 +102,11 @@ def conditional_input(card: dict) -> dict | None:
     model is not conditional."""
     conditional = card.get("conditional")
     return None if conditional is None else conditional["input"]
+
+
+def request_labels(card: dict, choice: LabelChoice) -> Callable[[int, int], np.ndarray] | None:
+    """(n, seed) -> the labels int64 [n] that `choice` gives a request of (n, seed) to a
+    conditional card (choice.draw with the card's class weights); None for an unconditional
+    card."""
+    conditional = card.get("conditional")
+    return None if conditional is None else partial(choice.draw, conditional["weights"])

@@ -1,7 +1,9 @@
 """How a model's samples follow from a seed (lab.noise), shared by the service, the trainer's
 export and the benchmarks: a gan's G(z) (generator_drawer); a score model's three ways to run
 its sampler (numpy over the denoiser, the fused trajectory graph, the step graphs), and the one
-place that chooses between them (sampling_path, used by score_drawer and file_sampler)."""
+place that chooses between them (sampling_path, used by score_drawer and file_sampler). A
+class-conditional model's labels come from the request's LabelChoice and the seed
+(lab.conditioning); a score model's are fixed per row over the whole trajectory."""
 
 import math
 from collections.abc import Callable
@@ -14,7 +16,13 @@ import numpy as np
 
 from lab import runtime
 from lab.cards import LATENT_KINDS, card_latent, card_version, checked_file
-from lab.conditioning import DEFAULT_CHOICE, LabelChoice, conditional_input
+from lab.conditioning import (
+    DEFAULT_CHOICE,
+    LABEL_INPUT,
+    LabelChoice,
+    conditional_input,
+    request_labels,
+)
 from lab.noise import latents, seeded_generator
 from lab.samplers import (
     NO_CHURN,
@@ -36,6 +44,8 @@ STEP_STATE, STEP_NOISE, STEP_OUTPUT = "x", "noise", "x_next"
 STEP_SCALARS = ("noise_scale", "t_hat", "t_next", "step")
 # A fused trajectory graph's tensors (trainer/edm/fused.py): the initial noise in, samples out.
 FUSED_INPUT, FUSED_OUTPUT = "noise", "samples"
+# A conditional model's fused and step graphs also take its labels [batch] int64 by this name.
+GRAPH_LABELS = LABEL_INPUT["name"]
 # The ways a score request can be drawn (sampling_path); all give the same samples within the
 # card's parities: the fused trajectory graph, the step graphs, the numpy sampler.
 FUSED, STEPPED, NUMPY = "fused", "step_graphs", "numpy"
@@ -184,13 +194,16 @@ def fused_score_samples(
     seed: int,
     max_batch: int,
     progress: Progress | None = None,
+    labels: np.ndarray | None = None,
 ) -> np.ndarray:
     """score_samples without churn, through a fused trajectory graph (trainer/edm/fused.py:
     noise in, samples out, the whole sampler in one run per batch of <= max_batch rows) for the
     steps and sampler it was built with; the same initial noise, so the same samples.
-    progress counts samples."""
-    noise = initial_noise(spec, n, seeded_generator(seed))
-    return runtime.run_rows(session, {FUSED_INPUT: noise}, max_batch, None, counter(progress, n))
+    progress counts samples. labels: a conditional model's [n] int64."""
+    inputs = {FUSED_INPUT: initial_noise(spec, n, seeded_generator(seed))}
+    if labels is not None:
+        inputs[GRAPH_LABELS] = labels
+    return runtime.run_rows(session, inputs, max_batch, None, counter(progress, n))
 
 
 def stepped_score_samples(
@@ -203,13 +216,14 @@ def stepped_score_samples(
     churn: Churn = NO_CHURN,
     max_batch: int = DEFAULT_MAX_BATCH,
     progress: Progress | None = None,
+    labels: np.ndarray | None = None,
 ) -> np.ndarray:
     """score_samples through a version's step graphs (trainer/edm/fused.py, step_graph):
     steppers["euler"] and ["heun"] are their sessions. Each piece of <= max_batch rows keeps its
-    state in an OrtValue on the sessions' device (on a GPU: no host round trip per step, only
-    the step's four numbers and, with churn, its noise go in); the samples come back at the
-    end. The same noise, time steps and arithmetic as score_samples: the same samples.
-    progress counts samples x steps."""
+    state (and a conditional model's labels [n] int64) in an OrtValue on the sessions' device
+    (on a GPU: no host round trip per step, only the step's four numbers and, with churn, its
+    noise go in); the samples come back at the end. The same noise, time steps and arithmetic
+    as score_samples: the same samples. progress counts samples x steps."""
     rng, t, x = trajectory_start(spec, n, seed, steps)
     advance = counter(progress, n * steps)
     euler = steppers["euler"]
@@ -217,6 +231,9 @@ def stepped_score_samples(
     pieces = [slice(start, start + rows) for start in range(0, n, rows)]
     states = [runtime.to_device(x[piece], device) for piece in pieces]
     quiet = [runtime.to_device(np.zeros(x[piece].shape, np.float32), device) for piece in pieces]
+    fixed = [{} for _ in pieces]  # a conditional model's labels: the same at every step
+    if labels is not None:
+        fixed = [{GRAPH_LABELS: runtime.to_device(labels[piece], device)} for piece in pieces]
     for step in plan(t, sampler, churn):
         extra = churn_noise(churn, x.shape, rng) if step.churned else None
         scalars = {
@@ -230,6 +247,7 @@ def stepped_score_samples(
             inputs = {
                 STEP_STATE: states[k],
                 STEP_NOISE: quiet[k] if extra is None else extra[piece],
+                **fixed[k],
             }
             states[k] = runtime.run_bound(session, {**inputs, **scalars}, STEP_OUTPUT)
             if advance is not None:
@@ -261,23 +279,26 @@ def score_drawer(
     sampler: str,
     churn: Churn = NO_CHURN,
     settings: SamplingSettings = SamplingSettings(),
+    choice: LabelChoice = DEFAULT_CHOICE,
 ) -> Draw:
     """draw(n, seed) -> [n, *sample_shape] float32: a request of `steps`, `sampler` and `churn`
     to one version of the score model `card`, run the way sampling_path chooses on `graphs`
-    (which must hold that way's sessions; a ready repository entry holds all it lists). Used by
-    the service's route, file_sampler and the benchmarks alike."""
+    (which must hold that way's sessions; a ready repository entry holds all it lists); a
+    conditional card's samples are drawn for the labels `choice` gives (n, seed)
+    (lab.conditioning). Used by the service's route, file_sampler and the benchmarks alike."""
     spec, max_batch = ScoreSpec.from_card(card), settings.max_batch
     path = sampling_path(graphs.version, steps, sampler, churn, settings)
+    labels_of = request_labels(card, choice)
 
     def draw(n: int, seed: int, progress: Progress | None = None) -> np.ndarray:
+        labels = None if labels_of is None else labels_of(n, seed)
         if path == FUSED:  # the fused graph has its steps and sampler built in, and no churn
-            return fused_score_samples(graphs.fused, spec, n, seed, max_batch, progress)
+            return fused_score_samples(graphs.fused, spec, n, seed, max_batch, progress, labels)
         if path == STEPPED:
-            return stepped_score_samples(
-                graphs.steppers, spec, n, seed, steps, sampler, churn, max_batch, progress
-            )
-        total = n * network_evaluations(steps, sampler)
-        denoise = onnx_denoiser(graphs.denoiser, card, max_batch, counter(progress, total))
+            args = (spec, n, seed, steps, sampler, churn, max_batch, progress, labels)
+            return stepped_score_samples(graphs.steppers, *args)
+        advance = counter(progress, n * network_evaluations(steps, sampler))
+        denoise = onnx_denoiser(graphs.denoiser, card, max_batch, advance, labels)
         return score_samples(denoise, spec, n, seed, steps, sampler, churn)
 
     return draw
@@ -325,11 +346,10 @@ def generator_drawer(
     rows. A conditional card's session also takes the labels `choice` gives for (n, seed)
     (lab.conditioning)."""
     noise = partial(latents, card_latent(card))
-    label_input = conditional_input(card)
-    if label_input is None:
+    labels_of = request_labels(card, choice)
+    if labels_of is None:
         return RowwiseDraw(session, card["input"]["name"], noise, max_batch)
-    weights = card["conditional"]["weights"]
-    labels = (label_input["name"], lambda n, seed: choice.draw(weights, n, seed))
+    labels = (conditional_input(card)["name"], labels_of)
     return RowwiseDraw(session, card["input"]["name"], noise, max_batch, labels)
 
 
@@ -378,15 +398,21 @@ def open_score_graphs(model_dir: Path, version: dict, path: str, device: str) ->
 
 
 def onnx_denoiser(
-    session: object, card: dict, max_batch: int, advance: Callable[[int], None] | None = None
+    session: object,
+    card: dict,
+    max_batch: int,
+    advance: Callable[[int], None] | None = None,
+    labels: np.ndarray | None = None,
 ) -> DenoiseFunction:
     """A `score` card's onnxruntime session as a DenoiseFunction, run in batches of <= max_batch;
-    advance(rows), when given, after each run (runtime.run_rows)."""
+    advance(rows), when given, after each run (runtime.run_rows). A conditional card's session
+    also takes labels [n] int64, row i's class for the whole trajectory (x then has n rows)."""
     x_name, sigma_name = card["input"]["name"], card["sigma_input"]["name"]
     output = card["output"]["name"]
+    fixed = {} if labels is None else {conditional_input(card)["name"]: labels}
 
     def denoise(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        inputs = {x_name: x, sigma_name: sigma}
+        inputs = {x_name: x, sigma_name: sigma, **fixed}
         return runtime.run_rows(session, inputs, max_batch, output, advance)
 
     return denoise

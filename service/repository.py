@@ -29,10 +29,12 @@ from lab.cards import (
     tensor_inputs,
     validate_card,
 )
+from lab.conditioning import conditional_input
 from lab.samplers import SAMPLERS
 from lab.sampling import (
     FUSED_INPUT,
     FUSED_OUTPUT,
+    GRAPH_LABELS,
     ScoreGraphs,
     ScoreSpec,
     stepped_score_samples,
@@ -278,20 +280,23 @@ class Repository:
             return None
         spec = version["fused"]
         session = self._checked_session(entry.path, spec, large_graph=True)
-        noise = {**entry.card["input"], "name": FUSED_INPUT}
-        check_tensors(session, [noise], {**entry.card["output"], "name": FUSED_OUTPUT})
-        warm_up(session, [noise], spec["file"])
+        inputs = [{**entry.card["input"], "name": FUSED_INPUT}, *graph_labels(entry.card)]
+        check_tensors(session, inputs, {**entry.card["output"], "name": FUSED_OUTPUT})
+        warm_up(session, inputs, spec["file"])
         return session
 
     def _load_steppers(self, entry: Entry, version: dict) -> dict[str, ort.InferenceSession] | None:
         """The step graph sessions of a score model's version, when it lists them, the pair
-        warmed up by a 2-step Heun trajectory of one sample (both graphs, the device loop)."""
+        warmed up by a 2-step Heun trajectory of one sample (both graphs, the device loop; a
+        conditional model's for class 0)."""
         if "step_graphs" not in version:
             return None
         graphs = version["step_graphs"]
         sessions = {s: self._checked_session(entry.path, graphs[s]) for s in SAMPLERS}
+        labels = np.zeros(1, np.int64) if graph_labels(entry.card) else None
         try:
-            stepped_score_samples(sessions, ScoreSpec.from_card(entry.card), 1, 0, 2, "heun")
+            spec = ScoreSpec.from_card(entry.card)
+            stepped_score_samples(sessions, spec, 1, 0, 2, "heun", labels=labels)
         except Exception as error:  # InferenceFailed, or a graph of the wrong tensors
             raise ValueError(f"{graphs['heun']['file']}: the warm-up run failed: {error}") from None
         return sessions
@@ -314,6 +319,13 @@ class Repository:
 
     def not_ready(self) -> dict[str, str]:
         return {e.name: e.error or "not loaded" for e in self.entries.values() if not e.ready}
+
+
+def graph_labels(card: dict) -> list[dict]:
+    """The labels input spec of a conditional score card's fused and step graphs (GRAPH_LABELS
+    [batch] int64); [] for an unconditional card."""
+    label_input = conditional_input(card)
+    return [] if label_input is None else [{**label_input, "name": GRAPH_LABELS}]
 
 
 def warm_up(session: ort.InferenceSession, inputs: list[dict], file: str) -> None:

@@ -8,7 +8,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from trainer.datasets import DATASETS, IMAGE_DATASETS, get_dataset
+from trainer.conditioning import check_class_split
+from trainer.datasets import DATASETS, IMAGE_DATASETS
 from trainer.datasets.registry import check_generator_dataset
 from trainer.losses import LOSSES
 from trainer.mitigations import PACK_MODES, check_mitigations
@@ -139,12 +140,7 @@ def check_config(config: TrainConfig) -> None:
 def check_classes(config: TrainConfig) -> None:
     """ValueError unless a conditional config's classes split the dataset's modes evenly and
     no mitigation joins several samples (and so several labels) into one D input."""
-    modes = get_dataset(config.dataset).num_modes
-    if config.classes < 2 or modes % config.classes:
-        raise ValueError(
-            f"classes {config.classes}: a conditional GAN needs 2 or more classes that split "
-            f"the {modes} modes of {config.dataset!r} evenly (0: unconditional)"
-        )
+    check_class_split(config.dataset, config.classes, "GAN")
     joined = [name for name in ("pack", "unrolled") if name in config.mitigations]
     if joined:
         raise ValueError(

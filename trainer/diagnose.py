@@ -25,7 +25,7 @@ from lab.cards import (
     to_jsonable,
     write_card,
 )
-from lab.conditioning import LABEL_INPUT
+from lab.conditioning import DEFAULT_CHOICE, LABEL_INPUT, request_labels
 from lab.diagnostics.classes import Classes
 from lab.ensembles import ensemble_members, file_ensemble_drawer
 from lab.sampling import DEFAULT_MAX_BATCH, file_sampler, generator_drawer
@@ -46,6 +46,16 @@ def run_onnx(path: Path, z: np.ndarray, labels: np.ndarray | None = None) -> np.
     return session.run(["samples"], inputs)[0]
 
 
+def default_classes(card: dict[str, Any], n: int, seed: int) -> Classes | None:
+    """The classes of the n samples of a request of `seed` that sets no labels (the card's class
+    mix, lab.conditioning.request_labels), for a conditional card's classes section; None for
+    an unconditional card."""
+    labels_of = request_labels(card, DEFAULT_CHOICE)
+    if labels_of is None:
+        return None
+    return Classes(card["conditional"]["classes"], labels_of(n, seed))
+
+
 def sample_count(dataset_name: str) -> int:
     """The protocol's size: 2,500 for the 2-D mixtures (10,000 for grid25-rare) and 26,000 for
     stacked digits."""
@@ -63,9 +73,7 @@ def gan_diagnostics(
     n = sample_count(card["dataset"])
     session = runtime.create_session(path, "cpu")
     draw = generator_drawer(session, card, DEFAULT_MAX_BATCH)
-    classes = None
-    if draw.labels is not None:  # a conditional GAN: the card's class mix, the classes section
-        classes = Classes(card["conditional"]["classes"], draw.labels[1](n, GAN_SEED))
+    classes = default_classes(card, n, GAN_SEED)
     report = diagnose_samples(
         draw(n, GAN_SEED), card["dataset"], models_dir or REFERENCE_MODELS, classes=classes
     )
@@ -78,12 +86,13 @@ def score_diagnostics(
     """The report on samples drawn as the service draws them for seed SCORE_SEED and the
     card's default steps and sampler (its session factory, batch size, and the version's fused
     graph when it matches; lab.sampling.file_sampler): what POST /v1/models/{name}/diagnose
-    returns for that request. Image samples are judged by the classifier reference in
-    models_dir."""
+    returns for that request (with the classes section of a conditional model's default
+    labels). Image samples are judged by the classifier reference in models_dir."""
     steps, sampler = card["sampler"]["steps"], card["sampler"]["name"]
     n = sample_count(card["dataset"])
     draw = file_sampler(model_dir, card, version, steps, sampler)
-    report = diagnose_samples(draw(n, SCORE_SEED), card["dataset"], models_dir)
+    classes = default_classes(card, n, SCORE_SEED)
+    report = diagnose_samples(draw(n, SCORE_SEED), card["dataset"], models_dir, classes=classes)
     return {**to_jsonable(report), "n": n, "seed": SCORE_SEED, "steps": steps, "sampler": sampler}
 
 

@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from lab.cards import write_card
-from lab.conditioning import LABEL_INPUT, class_weights
+from lab.conditioning import LABEL_INPUT
 from lab.noise import gaussian_latents
+from trainer.conditioning import conditional_card
 from trainer.datasets import get_dataset
 from trainer.diagnose import gan_diagnostics, run_onnx
 from trainer.half import half_version
@@ -68,9 +69,7 @@ def conditional_spec(generator: nn.Module, dataset: str) -> dict[str, Any]:
     dataset's class mix and the labels input; {} for an unconditional G."""
     if not isinstance(generator, ConditionalGenerator):
         return {}
-    classes = generator.embedding.num_embeddings
-    weights = class_weights(get_dataset(dataset).reference_spec()["weights"], classes)
-    return {"conditional": {"classes": classes, "weights": weights, "input": LABEL_INPUT}}
+    return conditional_card(dataset, generator.embedding.num_embeddings)
 
 
 def measure_parity(generator: nn.Module, path: Path, latent_dim: int) -> dict[str, Any]:

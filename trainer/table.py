@@ -78,6 +78,7 @@ METHOD_LABELS = {
     "edm": "Score model (EDM, Heun, 18 steps = 35 evaluations)",
     "vae": "VAE (the decoder's mean)",
     "cgan": "Class-conditional GAN (projection D)",
+    "edm-conditional": "Class-conditional score model (EDM, class embedding)",
     "pacgan-paper-gan": "GAN, PacGAN's 2-D setup (BN G, maxout D)",
     "pacgan-paper-pacgan2": "PacGAN2, PacGAN's 2-D setup (2 independent batches)",
     "pacgan-paper-pacgan3": "PacGAN3, PacGAN's 2-D setup (3 independent batches)",

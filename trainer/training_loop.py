@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lab.conditioning import class_weights, drawn_labels
 from lab.diagnostics.classes import Classes
 from lab.noise import gaussian_latents
+from trainer.conditioning import default_labels, labelled_rows
 from trainer.config import IMAGE_ARCHITECTURES, MAXOUT_ARCHITECTURES, TrainConfig
 from trainer.datasets import GaussianMixture, ImageDataset, get_dataset
 from trainer.devices import Placement, float32_outputs, full_precision
@@ -110,10 +110,7 @@ class TrainState:
     def labels(self, n: int, seed: int) -> np.ndarray | None:
         """A conditional GAN's labels for (n, seed), as the service draws them by default (the
         data's class mix, lab.conditioning); None for an unconditional one."""
-        if not self.config.classes:
-            return None
-        weights = class_weights(self.dataset.reference_spec()["weights"], self.config.classes)
-        return drawn_labels(weights, n, seed)
+        return default_labels(self.dataset, self.config.classes, n, seed)
 
     def samples(self, n: int, seed: int) -> np.ndarray:
         """The sampling generator on the service's latents (and labels) of `seed` (generate)."""
@@ -266,10 +263,7 @@ def real_batch(state: TrainState, rows: int) -> tuple[Tensor, Tensor | None]:
     """This rank's rows of a real batch [rows, ...] and, for a conditional GAN, their labels
     [rows] int64 on the device (each sample's mode's class: lab.conditioning.class_modes)."""
     dataset, rng, classes = state.dataset, state.data_rng, state.config.classes
-    if not classes:
-        return local_rows(lambda n: dataset.sample(n, rng), rows), None
-    real, modes = local_rows(lambda n: dataset.sample_with_modes(n, rng), rows)
-    return real, (modes // (dataset.num_modes // classes)).to(state.placement.device)
+    return labelled_rows(dataset, rng, rows, classes, state.placement.device)
 
 
 def generator_objective(state: TrainState, real: Tensor, fake: Tensor, critic: Critic) -> Tensor:

@@ -223,7 +223,7 @@ def sample_request(name: str, job: bool = False) -> SampleRequest:
     steps = int_field(body, "steps", defaults["steps"], 1, config.max_steps)
     sampler = choice_field(body, "sampler", defaults["name"], SAMPLERS)
     churn = number_field(body, "churn", 0.0, 0.0, MAX_CHURN)
-    return SampleRequest(entry, version, n, seed, steps, sampler, churn)
+    return SampleRequest(entry, version, n, seed, steps, sampler, churn, choice=choice)
 
 
 def label_choice(body: dict, card: dict, n: int) -> LabelChoice:
@@ -343,7 +343,8 @@ def version_drawer(
     `sampler`, the card's defaults when None), run as lab.sampling.score_drawer chooses by
     FUSED_SAMPLER and STEP_GRAPHS; for an ensemble its members' drawers (score members with
     their card's defaults, no churn) mixed by lab.ensembles.ensemble_drawer with `weights`
-    (the version's when None). A conditional gan draws the labels `choice` gives."""
+    (the version's when None). A conditional gan or score model draws the labels `choice`
+    gives."""
     if entry.kind == ENSEMBLE:
         draws = [version_drawer(m.entry, m.version, settings) for m in version.members]
         return ensemble_drawer(draws, weights or [member.weight for member in version.members])
@@ -351,7 +352,7 @@ def version_drawer(
         steps = steps or entry.card["sampler"]["steps"]
         sampler = sampler or entry.card["sampler"]["name"]
         graphs = version.score_graphs()
-        return score_drawer(entry.card, graphs, steps, sampler, churn, settings)
+        return score_drawer(entry.card, graphs, steps, sampler, churn, settings, choice)
     return generator_drawer(version.session, entry.card, settings.max_batch, choice)
 
 

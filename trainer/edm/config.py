@@ -8,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from trainer.conditioning import check_class_split
 from trainer.datasets import DATASETS
 from trainer.datasets.registry import check_generator_dataset
 from trainer.nets import SCORE_NETWORKS
@@ -30,6 +31,9 @@ class ScoreConfig:
     width: int = 256  # mlp: hidden units; unet: channels at 8x8 (twice that at 4x4)
     depth: int = 4  # mlp: residual blocks (unused by unet)
     input_frequencies: int = 0  # mlp: sin/cos(2^k pi x_in) input features, k < this (0: none)
+    # A class-conditional denoiser D(x, sigma, labels) (trainer.nets.edm.NoiseEmbedding): K
+    # classes splitting the dataset's modes in order (lab.conditioning.class_modes); 0: none.
+    classes: int = 0
     sigma_data: float = 0.5  # EDM: data scaled to this std; c_skip, c_out, c_in use it
     p_mean: float = -1.2  # EDM: ln(sigma) ~ N(P_mean, P_std^2) in training; lower for sharp modes
     p_std: float = 1.2
@@ -63,7 +67,8 @@ class ScoreConfig:
         resumable = set(RESUMABLE_FIELDS)
         if self.lr_schedule == "constant":
             resumable.add("steps")  # the cosine schedule spans `steps`: a new length, a new recipe
-        check_same_recipe(saved, self.to_dict(), resumable)
+        # a field added since a checkpoint was written has its old behaviour as its default
+        check_same_recipe(ScoreConfig().to_dict() | saved, self.to_dict(), resumable)
 
 
 def check_score_config(config: ScoreConfig) -> None:
@@ -87,7 +92,8 @@ def check_score_config(config: ScoreConfig) -> None:
     )
     if not config.sigma_max > config.sigma_min:
         raise ValueError(f"sigma_max must exceed sigma_min, got {config.sigma_max}")
-    check_ranges(config, below_one=("beta1", "beta2", "ema_decay"))
+    check_ranges(config, below_one=("beta1", "beta2", "ema_decay"), non_negative=("classes",))
+    check_class_split(config.dataset, config.classes, "score model")
 
 
 def resolve_score_config(

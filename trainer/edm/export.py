@@ -1,11 +1,13 @@
 """Export a score model's EMA denoiser D(x, sigma) to the model repository with a `score` card.
 
 The ONNX file takes x [batch, *sample_shape] and sigma [batch] (a per-sample input, never a
-constant frozen into the graph) in the units of the scaled data, and returns `denoised`. The
-card holds the sampler's schedule (sigma_min, sigma_max, rho), sigma_data, data_scale (samples
-= x_0 / data_scale), the default steps and sampler, the parity of torch and onnxruntime per
-call and along a whole trajectory, and the diagnostics measured by the service's own sampler
-code over the exported session, so the service reproduces them for the same request.
+constant frozen into the graph) in the units of the scaled data, and a class-conditional
+model's labels [batch] int64 (the card's `conditional`, lab/conditioning.py), and returns
+`denoised`. The card holds the sampler's schedule (sigma_min, sigma_max, rho), sigma_data,
+data_scale (samples = x_0 / data_scale), the default steps and sampler, the parity of torch and
+onnxruntime per call and along a whole trajectory, and the diagnostics measured by the
+service's own sampler code over the exported session, so the service reproduces them for the
+same request.
 """
 
 from pathlib import Path
@@ -16,9 +18,11 @@ import onnx
 import torch
 
 from lab import runtime
+from lab.conditioning import LABEL_INPUT
 from lab.noise import seeded_generator
-from lab.samplers import network_evaluations
+from lab.samplers import DenoiseFunction, network_evaluations
 from lab.sampling import DEFAULT_MAX_BATCH, ScoreSpec, onnx_denoiser, score_samples
+from trainer.conditioning import conditional_card, every_class
 from trainer.datasets.images import VALUE_RANGE, ImageDataset
 from trainer.diagnose import score_diagnostics
 from trainer.edm.fused import fuse_version, step_version
@@ -41,10 +45,15 @@ INPUT_NAMES = ["x", "sigma"]
 OUTPUT_NAME = "denoised"
 
 
-def to_onnx(denoiser: Denoiser, sample_shape: tuple[int, ...]) -> onnx.ModelProto:
-    """D -> ONNX: inputs x [batch, *sample_shape] and sigma [batch], output denoised."""
+def to_onnx(denoiser: Denoiser, sample_shape: tuple[int, ...], classes: int = 0) -> onnx.ModelProto:
+    """D -> ONNX: inputs x [batch, *sample_shape] and sigma [batch] (and with `classes` > 0 the
+    labels [batch] int64), output denoised."""
     example = (torch.zeros(EXPORT_BATCH, *sample_shape), torch.ones(EXPORT_BATCH))
-    return module_to_onnx(denoiser, example, INPUT_NAMES, [OUTPUT_NAME])
+    if not classes:
+        return module_to_onnx(denoiser, example, INPUT_NAMES, [OUTPUT_NAME])
+    labels = torch.from_numpy(every_class(EXPORT_BATCH, classes))
+    names = [*INPUT_NAMES, LABEL_INPUT["name"]]
+    return module_to_onnx(denoiser, (*example, labels), names, [OUTPUT_NAME])
 
 
 def call_inputs(spec: ScoreSpec, sigma_data: float) -> tuple[np.ndarray, np.ndarray]:
@@ -66,20 +75,31 @@ def errors(expected: np.ndarray, actual: np.ndarray) -> dict[str, float]:
     return {"max_abs_error": float(error.max()), "max_rel_error": float((error / floor).max())}
 
 
-def measure_parity(state: ScoreState, path: Path) -> dict[str, Any]:
-    """torch vs onnxruntime per call and along one trajectory; RuntimeError above tolerance."""
-    config, spec = state.config, score_spec(state)
-    session = runtime.create_session(path, "cpu")
-    x, sigma = call_inputs(spec, config.sigma_data)
+def denoisers(state: ScoreState, path: Path, n: int) -> tuple[DenoiseFunction, ...]:
+    """(the torch D, the ONNX file's D on the CPU) for inputs of n rows, a conditional model's
+    of every class in turn (trainer.conditioning.every_class)."""
     names = {"input": INPUT_NAMES[0], "sigma_input": INPUT_NAMES[1], "output": OUTPUT_NAME}
     tensors = {key: {"name": name} for key, name in names.items()}  # what onnx_denoiser reads
-    onnx_denoise = onnx_denoiser(session, tensors, DEFAULT_MAX_BATCH)
-    torch_denoise = torch_denoiser(state.ema.eval())
+    tensors["conditional"] = {"input": LABEL_INPUT}
+    labels = every_class(n, state.config.classes)
+    session = runtime.create_session(path, "cpu")
+    return (
+        torch_denoiser(state.ema.eval(), labels=labels),
+        onnx_denoiser(session, tensors, DEFAULT_MAX_BATCH, labels=labels),
+    )
+
+
+def measure_parity(state: ScoreState, path: Path) -> dict[str, Any]:
+    """torch vs onnxruntime per call and along one trajectory (a conditional model's inputs of
+    every class); RuntimeError above tolerance."""
+    config, spec = state.config, score_spec(state)
+    x, sigma = call_inputs(spec, config.sigma_data)
+    torch_denoise, onnx_denoise = denoisers(state, path, len(x))
     parity = {**errors(torch_denoise(x, sigma), onnx_denoise(x, sigma)), "n_inputs": len(x)}
     steps, sampler = config.sample_steps, config.sampler
     trajectory = [
         score_samples(denoise, spec, TRAJECTORY_SAMPLES, PARITY_SEED, steps, sampler)
-        for denoise in (torch_denoise, onnx_denoise)
+        for denoise in denoisers(state, path, TRAJECTORY_SAMPLES)
     ]
     parity["trajectory"] = {
         **errors(*trajectory),
@@ -100,7 +120,7 @@ def write_version(state: ScoreState, version_dir: Path, version: int) -> dict[st
 
     Nothing is left behind on failure (RuntimeError when parity fails).
     """
-    model = to_onnx(state.ema.eval(), score_spec(state).sample_shape)
+    model = to_onnx(state.ema.eval(), score_spec(state).sample_shape, state.config.classes)
     return save_version(model, version_dir, version, lambda path: measure_parity(state, path))
 
 
@@ -136,7 +156,7 @@ def score_card(
         "dataset": config.dataset,
         "architecture": state.architecture,
         "training": config.to_dict(),
-    }
+    } | conditional_card(config.dataset, config.classes)
 
 
 def export_score(
@@ -174,7 +194,9 @@ def export_score(
 def default_description(state: ScoreState) -> str:
     """A one-line description from the training config."""
     config = state.config
+    conditional = f", conditional on {config.classes} classes" if config.classes else ""
     return (
-        f"EDM score model ({config.arch}) trained on {config.dataset} for {state.step} steps, "
-        f"seed {config.seed}; {config.sample_steps} {config.sampler} steps by default."
+        f"EDM score model ({config.arch}{conditional}) trained on {config.dataset} for "
+        f"{state.step} steps, seed {config.seed}; {config.sample_steps} {config.sampler} steps by "
+        "default."
     )

@@ -18,6 +18,10 @@ fused (churn draws noise between steps from the request's generator).
 The step graphs serve every other request: one Euler step and one Heun step as graphs with the
 time steps and the churn noise as inputs (step_graph), so the service's loop keeps the state
 in device memory and only the step's numbers go in (lab.sampling.stepped_score_samples).
+
+A class-conditional denoiser D(x, sigma, labels) makes both kinds of graph take the labels
+[batch] int64 too (lab.sampling.GRAPH_LABELS), one class per row for the whole trajectory,
+which every copy of the denoiser reads; their parity is measured with labels of every class.
 """
 
 from pathlib import Path
@@ -39,6 +43,7 @@ from lab.samplers import (
 )
 from lab.sampling import (
     DEFAULT_MAX_BATCH,
+    GRAPH_LABELS,
     STEP_NOISE,
     STEP_OUTPUT,
     STEP_SCALARS,
@@ -49,6 +54,7 @@ from lab.sampling import (
     score_samples,
     stepped_score_samples,
 )
+from trainer.conditioning import every_class
 from trainer.diagnose import score_diagnostics
 from trainer.onnx_export import MAX_IR_VERSION
 
@@ -89,12 +95,14 @@ class Builder:
 
     def denoise(self, x: str, sigma: float | str, batch: str, call: int) -> str:
         """D(x, sigma) as float64: x (float64) cast to float32, sigma (a number, or the name of
-        a float32 [1] tensor) expanded to a float32 [batch] vector; the denoiser's nodes copied
-        with their own tensor names."""
-        x_input, sigma_input = (value.name for value in self.denoiser.input)
+        a float32 [1] tensor) expanded to a float32 [batch] vector, a conditional denoiser's
+        labels the graph's GRAPH_LABELS input; the denoiser's nodes copied with their own
+        tensor names."""
+        x_input, sigma_input, *label_input = (value.name for value in self.denoiser.input)
         sigma = sigma if isinstance(sigma, str) else self.constant(sigma, np.float32)
         sigmas = self.node("Expand", [sigma, batch])
         renamed = {x_input: self.node("Cast", [x], to=TensorProto.FLOAT), sigma_input: sigmas}
+        renamed |= {name: GRAPH_LABELS for name in label_input}
 
         def rename(tensor: str) -> str:
             if tensor == "" or tensor in self.shared:  # optional input, or a shared weight
@@ -122,9 +130,10 @@ class Builder:
 def fuse_trajectory(
     denoiser: onnx.ModelProto, t: np.ndarray, sampler: str, data_scale: float
 ) -> onnx.ModelProto:
-    """The graph noise [batch, *shape] float32 -> samples [batch, *shape] float32 of
-    lab.sampling.score_samples without churn: x = noise * t[0], then one Euler or Heun
-    step per interval of the time steps t (ending at 0), then x / data_scale."""
+    """The graph noise [batch, *shape] float32 (and a conditional denoiser's labels [batch]
+    int64) -> samples [batch, *shape] float32 of lab.sampling.score_samples without churn:
+    x = noise * t[0], then one Euler or Heun step per interval of the time steps t (ending at
+    0), then x / data_scale."""
     check_sampler(sampler)
     build = Builder(denoiser)
     x_info = denoiser.graph.input[0]
@@ -157,7 +166,7 @@ def fuse_trajectory(
     graph = helper.make_graph(
         build.nodes,
         "fused_trajectory",
-        [helper.make_tensor_value_info(NOISE_NAME, TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(NOISE_NAME, TensorProto.FLOAT, shape), *labels(denoiser)],
         [helper.make_tensor_value_info(SAMPLES_NAME, TensorProto.FLOAT, shape)],
         initializer=[*denoiser.graph.initializer, *build.constants],
     )
@@ -168,7 +177,8 @@ def step_graph(denoiser: onnx.ModelProto, sampler: str) -> onnx.ModelProto:
     """One step of lab.samplers.sample as a graph, for any time steps and churn: inputs
     x [batch, *shape] float64 (the state), noise [batch, *shape] float32 (the churn noise times
     S_noise; zeros without churn), noise_scale [1] float32 (sqrt(t_hat^2 - t_cur^2)), t_hat,
-    t_next and step = t_next - t_hat [1] float64; output x_next [batch, *shape] float64.
+    t_next and step = t_next - t_hat [1] float64 (and a conditional denoiser's labels [batch]
+    int64); output x_next [batch, *shape] float64.
 
     "euler" is Algorithm 1's Euler step (one network evaluation), "heun" adds the second-order
     correction (two; only for t_next > 0: the last step of a Heun trajectory is an Euler
@@ -202,6 +212,7 @@ def step_graph(denoiser: onnx.ModelProto, sampler: str) -> onnx.ModelProto:
             helper.make_tensor_value_info(name, TensorProto.DOUBLE, [1])
             for name in STEP_SCALARS[1:]
         ),
+        *labels(denoiser),
     ]
     return finish(
         denoiser,
@@ -213,6 +224,17 @@ def step_graph(denoiser: onnx.ModelProto, sampler: str) -> onnx.ModelProto:
             initializer=[*denoiser.graph.initializer, *build.constants],
         ),
     )
+
+
+def labels(denoiser: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """The labels input [batch] int64 (GRAPH_LABELS) of a graph built from a conditional
+    denoiser (its third input); none for an unconditional one."""
+    return [
+        helper.make_tensor_value_info(
+            GRAPH_LABELS, TensorProto.INT64, [d.dim_param or d.dim_value for d in shape.dim]
+        )
+        for shape in (value.type.tensor_type.shape for value in denoiser.graph.input[2:])
+    ]
 
 
 def finish(denoiser: onnx.ModelProto, graph: onnx.GraphProto) -> onnx.ModelProto:
@@ -232,14 +254,23 @@ def fused_file(version: int, sampler: str, steps: int) -> str:
     return f"{version}/fused-{sampler}-{steps}.onnx"
 
 
+def parity_labels(card: dict) -> np.ndarray | None:
+    """The labels of the parity checks' PARITY_SAMPLES samples: every class in turn for a
+    conditional card; None for an unconditional one."""
+    return every_class(PARITY_SAMPLES, card.get("conditional", {}).get("classes", 0))
+
+
 def measure_parity(card: dict, denoiser_path: Path, fused_path: Path, steps: int, sampler: str):
-    """max |fused - step by step| on PARITY_SAMPLES samples of seed PARITY_SEED."""
-    max_batch = DEFAULT_MAX_BATCH
+    """max |fused - step by step| on PARITY_SAMPLES samples of seed PARITY_SEED (of every
+    class, for a conditional card)."""
+    max_batch, labels = DEFAULT_MAX_BATCH, parity_labels(card)
     spec = ScoreSpec.from_card(card)
-    denoise = onnx_denoiser(runtime.create_session(denoiser_path, "cpu"), card, max_batch)
+    session = runtime.create_session(denoiser_path, "cpu")
+    denoise = onnx_denoiser(session, card, max_batch, labels=labels)
     stepwise = score_samples(denoise, spec, PARITY_SAMPLES, PARITY_SEED, steps, sampler)
     session = runtime.create_session(fused_path, "cpu", large_graph=True)
-    fused = fused_score_samples(session, spec, PARITY_SAMPLES, PARITY_SEED, max_batch)
+    args = (spec, PARITY_SAMPLES, PARITY_SEED, max_batch)
+    fused = fused_score_samples(session, *args, labels=labels)
     error = np.abs(stepwise.astype(np.float64) - fused.astype(np.float64))
     return {"max_abs_error": float(error.max()), "n": PARITY_SAMPLES, "seed": PARITY_SEED}
 
@@ -285,13 +316,13 @@ def step_files(version: int) -> dict[str, str]:
 
 
 def measure_step_parity(card: dict, model_dir: Path, version: dict, files: dict[str, str]):
-    """max |step graphs - numpy sampler| over PARITY_SAMPLES samples of seed PARITY_SEED, for
-    the card's default request, Euler at half its steps, and Heun with churn (STEP_CHURN)."""
-    max_batch = DEFAULT_MAX_BATCH
+    """max |step graphs - numpy sampler| over PARITY_SAMPLES samples of seed PARITY_SEED (of
+    every class, for a conditional card), for the card's default request, Euler at half its
+    steps, and Heun with churn (STEP_CHURN)."""
+    max_batch, labels = DEFAULT_MAX_BATCH, parity_labels(card)
     spec, schedule = ScoreSpec.from_card(card), card["sampler"]
-    denoise = onnx_denoiser(
-        runtime.create_session(model_dir / version["file"], "cpu"), card, max_batch
-    )
+    session = runtime.create_session(model_dir / version["file"], "cpu")
+    denoise = onnx_denoiser(session, card, max_batch, labels=labels)
     steppers = {s: runtime.create_session(model_dir / f, "cpu") for s, f in files.items()}
     requests = [
         (schedule["steps"], schedule["name"], NO_CHURN),
@@ -302,7 +333,7 @@ def measure_step_parity(card: dict, model_dir: Path, version: dict, files: dict[
     for steps, sampler, churn in requests:
         args = (spec, PARITY_SAMPLES, PARITY_SEED, steps, sampler, churn)
         expected = score_samples(denoise, *args)
-        actual = stepped_score_samples(steppers, *args, max_batch=max_batch)
+        actual = stepped_score_samples(steppers, *args, max_batch=max_batch, labels=labels)
         error = max(error, float(np.abs(expected.astype(np.float64) - actual).max()))
     return {
         "max_abs_error": error,

@@ -32,10 +32,12 @@ def loss_weight(sigma: Tensor, sigma_data: float) -> Tensor:
 
 
 class Denoiser(nn.Module):
-    """D(x, sigma): x [batch, *shape] float32, sigma [batch] float32 > 0 -> [batch, *shape].
+    """D(x, sigma[, labels]): x [batch, *shape] float32, sigma [batch] float32 > 0 (and a
+    class-conditional network's labels [batch] int64) -> [batch, *shape].
 
-    Wraps a raw network F(x_in [batch, *shape], c_noise [batch]) (trainer.nets.edm). sigma is a
-    per-sample tensor, so the exported graph takes it as an input rather than a constant.
+    Wraps a raw network F(x_in [batch, *shape], c_noise [batch][, labels]) (trainer.nets.edm).
+    sigma is a per-sample tensor, so the exported graph takes it as an input rather than a
+    constant; so are the labels.
     """
 
     def __init__(self, network: nn.Module, sigma_data: float):
@@ -43,17 +45,23 @@ class Denoiser(nn.Module):
         self.network = network
         self.sigma_data = sigma_data
 
-    def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
+    def forward(self, x: Tensor, sigma: Tensor, labels: Tensor | None = None) -> Tensor:
         c_skip, c_out, c_in, c_noise = preconditioning(sigma, self.sigma_data)
         expand = (-1,) + (1,) * (x.ndim - 1)  # [batch] -> [batch, 1, ...] for broadcasting
-        F_x = self.network(c_in.reshape(expand) * x, c_noise)
+        F_x = self.network(c_in.reshape(expand) * x, c_noise, labels)
         return c_skip.reshape(expand) * x + c_out.reshape(expand) * F_x
 
 
 def edm_loss(
-    denoiser: Denoiser, y: Tensor, p_mean: float, p_std: float, generator: torch.Generator
+    denoiser: Denoiser,
+    y: Tensor,
+    p_mean: float,
+    p_std: float,
+    generator: torch.Generator,
+    labels: Tensor | None = None,
 ) -> Tensor:
-    """The EDM loss on clean data y [batch, *shape] (scaled to std sigma_data): a scalar.
+    """The EDM loss on clean data y [batch, *shape] (scaled to std sigma_data), and a
+    conditional denoiser's labels [batch] int64 (each sample's class): a scalar.
 
     sigma and the noise n come from `generator` only (no global RNG), on the CPU: this rank's
     rows of the global batch's draws (trainer.distributed.local_rows), moved to y's device.
@@ -64,6 +72,6 @@ def edm_loss(
     sigma = ln_sigma.exp()  # [batch]
     noise = local_rows(lambda rows: torch.randn((rows, *shape), generator=generator), batch)
     n = noise.to(y.device) * sigma.reshape((-1,) + (1,) * (y.ndim - 1))
-    D_yn = denoiser(y + n, sigma)
+    D_yn = denoiser(y + n, sigma, labels)
     per_sample = ((D_yn - y) ** 2).flatten(1).mean(dim=1)  # [batch]
     return (loss_weight(sigma, denoiser.sigma_data) * per_sample).mean()

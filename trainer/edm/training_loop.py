@@ -21,11 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from lab.diagnostics.classes import Classes
 from lab.samplers import DenoiseFunction, network_evaluations
 from lab.sampling import ScoreSpec, score_samples
+from trainer.conditioning import default_labels, labelled_rows
 from trainer.datasets import GaussianMixture, ImageDataset, get_dataset
 from trainer.devices import Placement, float32_outputs
-from trainer.distributed import average_gradients, check_shards, local_rows, mean_over_ranks
+from trainer.distributed import average_gradients, check_shards, mean_over_ranks
 from trainer.edm.config import ScoreConfig, resolve_score_config
 from trainer.edm.precond import Denoiser, edm_loss
 from trainer.evaluation import REFERENCE_MODELS, diagnose_samples, protocol_numbers
@@ -57,10 +59,12 @@ class ScoreState:
         """One Adam update of the EDM loss on a fresh batch, then the EMA update; the loss."""
         config, placement = self.config, self.placement
         batch = config.batch_size // placement.world_size  # this rank's shard
-        y = local_rows(lambda n: self.dataset.sample(n, self.data_rng), batch) * self.data_scale
+        rng, device = self.data_rng, placement.device
+        y, labels = labelled_rows(self.dataset, rng, batch, config.classes, device)
+        y = y * self.data_scale
         with placement.autocast():  # only the network F: preconditioning and loss stay float32
             loss = edm_loss(
-                self.denoiser, y.to(placement.device), config.p_mean, config.p_std, self.noise_rng
+                self.denoiser, y.to(device), config.p_mean, config.p_std, self.noise_rng, labels
             )
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(config, self.step)
@@ -79,21 +83,37 @@ class ScoreState:
         steps: int | None = None,
         models_dir: Path = REFERENCE_MODELS,
     ) -> dict[str, Any]:
-        """The papers' protocol on the EMA network: modes covered, high quality, KL.
+        """The papers' protocol on the EMA network: modes covered, high quality, KL (and for a
+        conditional model each class against its own modes: classes_healthy).
 
         n defaults to eval_samples, steps to the config's sample_steps, with its sampler. Image
         samples are judged by the classifier reference in models_dir (trainer.evaluation).
         """
         config = self.config
-        samples = self.samples(n or config.eval_samples, seed, steps)
-        report = diagnose_samples(samples, config.dataset, models_dir, modes_only=True)
+        n = n or config.eval_samples
+        labels = self.labels(n, seed)
+        samples = self.samples(n, seed, steps, labels)
+        classes = None if labels is None else Classes(config.classes, labels)
+        report = diagnose_samples(
+            samples, config.dataset, models_dir, modes_only=True, classes=classes
+        )
         return protocol_numbers(report)
 
-    def samples(self, n: int, seed: int, steps: int | None = None) -> np.ndarray:
+    def labels(self, n: int, seed: int) -> np.ndarray | None:
+        """A conditional model's labels int64 [n] for (n, seed), as the service draws them by
+        default (the data's class mix, lab.conditioning); None for an unconditional one."""
+        return default_labels(self.dataset, self.config.classes, n, seed)
+
+    def samples(
+        self, n: int, seed: int, steps: int | None = None, labels: np.ndarray | None = None
+    ) -> np.ndarray:
         """n samples of the EMA network by the service's sampler code (lab.sampling) from the
-        noise of `seed`, `steps` (default sample_steps) of the config's sampler."""
+        noise of `seed`, `steps` (default sample_steps) of the config's sampler; a conditional
+        model's samples are drawn for `labels` [n] int64 (default: labels(n, seed))."""
         config = self.config
-        denoise = torch_denoiser(self.ema.eval())
+        if labels is None:
+            labels = self.labels(n, seed)
+        denoise = torch_denoiser(self.ema.eval(), labels=labels)
         steps = steps or config.sample_steps
         return score_samples(denoise, score_spec(self), n, seed, steps, config.sampler)
 
@@ -139,12 +159,19 @@ def architecture_spec(config: ScoreConfig, dataset: GaussianMixture | ImageDatas
     if config.arch == "unet":
         if not isinstance(dataset, ImageDataset):
             raise ValueError(f"arch 'unet' needs an image dataset, not {config.dataset!r}")
-        return {"name": "unet", "args": {"channels": dataset.channels, "width": config.width}}
+        args = {"channels": dataset.channels, "width": config.width}
+        return {"name": "unet", "args": args | class_args(config)}
     if isinstance(dataset, ImageDataset):
         raise ValueError(f"arch 'mlp' is for points; use 'unet' for {config.dataset!r}")
     args = {"data_dim": dataset.dim, "width": config.width, "depth": config.depth}
     args["input_frequencies"] = config.input_frequencies
-    return {"name": config.arch, "args": args}
+    return {"name": config.arch, "args": args | class_args(config)}
+
+
+def class_args(config: ScoreConfig) -> dict[str, int]:
+    """A conditional network's `classes` argument; none for an unconditional one, whose
+    architecture (and card) stay as they were."""
+    return {"classes": config.classes} if config.classes else {}
 
 
 def build_denoiser(architecture: dict, sigma_data: float) -> Denoiser:
@@ -197,20 +224,24 @@ def score_spec(state: ScoreState) -> ScoreSpec:
     return ScoreSpec(tuple(shape), config.sigma_min, config.sigma_max, config.rho, state.data_scale)
 
 
-def torch_denoiser(denoiser: nn.Module, batch: int = EVAL_BATCH) -> DenoiseFunction:
+def torch_denoiser(
+    denoiser: nn.Module, batch: int = EVAL_BATCH, labels: np.ndarray | None = None
+) -> DenoiseFunction:
     """The torch D as a lab.samplers Denoiser (numpy float32 in and out, no grad), on the
-    device of D's weights."""
+    device of D's weights; a conditional D is given labels [n] int64, row i's class for the
+    whole trajectory (x then has those n rows)."""
     device = next(denoiser.parameters()).device
 
     def on_device(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(device)
 
     def denoise(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        parts = []
         with torch.no_grad():
-            parts = [
-                denoiser(on_device(x[i : i + batch]), on_device(sigma[i : i + batch]))
-                for i in range(0, len(x), batch)
-            ]
+            for i in range(0, len(x), batch):
+                rows = slice(i, i + batch)
+                extra = () if labels is None else (on_device(labels[rows]),)
+                parts.append(denoiser(on_device(x[rows]), on_device(sigma[rows]), *extra))
         return torch.cat(parts).cpu().numpy()
 
     return denoise

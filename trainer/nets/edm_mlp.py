@@ -32,17 +32,24 @@ class ResidualBlock(nn.Module):
 
 
 class ScoreMLP(nn.Module):
-    """F(x_in, c_noise): x_in [batch, data_dim], c_noise [batch] -> [batch, data_dim].
+    """F(x_in, c_noise[, labels]): x_in [batch, data_dim], c_noise [batch] (and with `classes`
+    K > 0, labels [batch] int64 in 0..K-1) -> [batch, data_dim].
 
     Input projection, `depth` residual blocks of `width` units each conditioned on the noise
-    embedding, LayerNorm + SiLU + linear output initialised to 0 (so D starts as c_skip * x).
+    embedding (and the class: NoiseEmbedding), LayerNorm + SiLU + linear output initialised to
+    0 (so D starts as c_skip * x).
     """
 
     def __init__(
-        self, data_dim: int = 2, width: int = 256, depth: int = 4, input_frequencies: int = 0
+        self,
+        data_dim: int = 2,
+        width: int = 256,
+        depth: int = 4,
+        input_frequencies: int = 0,
+        classes: int = 0,
     ):
         super().__init__()
-        self.embedding = NoiseEmbedding(width)
+        self.embedding = NoiseEmbedding(width, classes=classes)
         scales = math.pi * 2.0 ** torch.arange(input_frequencies, dtype=torch.float32)
         self.register_buffer("input_scales", scales, persistent=False)
         self.input = nn.Linear(data_dim * (1 + 2 * input_frequencies), width)
@@ -58,8 +65,8 @@ class ScoreMLP(nn.Module):
         angles = (x_in[:, :, None] * self.input_scales).flatten(1)  # [batch, d * F]
         return torch.cat([x_in, angles.sin(), angles.cos()], dim=1)
 
-    def forward(self, x_in: Tensor, c_noise: Tensor) -> Tensor:
-        emb = self.embedding(c_noise)  # [batch, width]
+    def forward(self, x_in: Tensor, c_noise: Tensor, labels: Tensor | None = None) -> Tensor:
+        emb = self.embedding(c_noise, labels)  # [batch, width]
         h = self.input(self.encode(x_in))
         for block in self.blocks:
             h = block(h, emb)
@@ -67,6 +74,9 @@ class ScoreMLP(nn.Module):
 
 
 @SCORE_NETWORKS.register("mlp")
-def build_score_mlp(data_dim: int, width: int, depth: int, input_frequencies: int = 0) -> ScoreMLP:
-    """The arguments are what the card stores under architecture.args."""
-    return ScoreMLP(data_dim, width, depth, input_frequencies)
+def build_score_mlp(
+    data_dim: int, width: int, depth: int, input_frequencies: int = 0, classes: int = 0
+) -> ScoreMLP:
+    """The arguments are what the card stores under architecture.args (`classes` only for a
+    class-conditional network)."""
+    return ScoreMLP(data_dim, width, depth, input_frequencies, classes)

@@ -41,16 +41,17 @@ class ConvBlock(nn.Module):
 
 
 class ScoreUNet(nn.Module):
-    """F(x_in, c_noise): x_in [batch, channels, 8, 8], c_noise [batch] -> same shape as x_in.
+    """F(x_in, c_noise[, labels]): x_in [batch, channels, 8, 8], c_noise [batch] (and with
+    `classes` K > 0, labels [batch] int64 in 0..K-1) -> same shape as x_in.
 
-    Widths: `width` at 8x8, 2 * width at 4x4 and 2x2. The output convolution starts at 0, so D
-    starts as c_skip * x.
+    Widths: `width` at 8x8, 2 * width at 4x4 and 2x2. The class joins the noise embedding
+    (NoiseEmbedding). The output convolution starts at 0, so D starts as c_skip * x.
     """
 
-    def __init__(self, channels: int = 1, width: int = 64):
+    def __init__(self, channels: int = 1, width: int = 64, classes: int = 0):
         super().__init__()
         wide = 2 * width
-        self.embedding = NoiseEmbedding(4 * width)
+        self.embedding = NoiseEmbedding(4 * width, classes=classes)
         emb = 4 * width
         self.input = nn.Conv2d(channels, width, 3, padding=1)
         self.down8 = ConvBlock(width, width, emb)
@@ -67,8 +68,8 @@ class ScoreUNet(nn.Module):
         nn.init.zeros_(self.output[-1].weight)
         nn.init.zeros_(self.output[-1].bias)
 
-    def forward(self, x_in: Tensor, c_noise: Tensor) -> Tensor:
-        emb = self.embedding(c_noise)
+    def forward(self, x_in: Tensor, c_noise: Tensor, labels: Tensor | None = None) -> Tensor:
+        emb = self.embedding(c_noise, labels)
         skip8 = self.down8(self.input(x_in), emb)  # [batch, width, 8, 8]
         skip4 = self.down4(self.to4(skip8), emb)  # [batch, wide, 4, 4]
         h = self.to2(skip4)  # [batch, wide, 2, 2]
@@ -80,6 +81,7 @@ class ScoreUNet(nn.Module):
 
 
 @SCORE_NETWORKS.register("unet")
-def build_score_unet(channels: int, width: int) -> ScoreUNet:
-    """The arguments are what the card stores under architecture.args."""
-    return ScoreUNet(channels, width)
+def build_score_unet(channels: int, width: int, classes: int = 0) -> ScoreUNet:
+    """The arguments are what the card stores under architecture.args (`classes` only for a
+    class-conditional network)."""
+    return ScoreUNet(channels, width, classes)
