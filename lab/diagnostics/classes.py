@@ -12,7 +12,7 @@ are on its own modes.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,32 +32,58 @@ class Classes:
 # Below this on_class_fraction a class's reasons warn that the model does not follow the label
 # (a warning like the verdict's low-quality one: the status stays the mode rules').
 ON_CLASS_WARNING = 0.9
+# The duplicate rules judge a class of at least this many rows: over fewer, a pair or two of
+# chance neighbours is already 10%. Exact mixture draws at 100-110 rows a class (grid25, grid100
+# with a class per mode; 300 classes in all) had at most 6% of rows with a near partner.
+DUPLICATE_MIN_ROWS = 100
 # (rows, modes) -> (the rows' statistics over every mode, their statistics over `modes` alone)
 ClassStats = Callable[[np.ndarray, range], tuple[ModeStats, ModeStats | None]]
+# rows -> the rows' duplicates (exact_fraction, near_fraction at the whole batch's threshold),
+# or None where the report computed no feature metrics (the modes-only diagnosis)
+ClassDuplicates = Callable[[np.ndarray], dict[str, float] | None]
 
 
-def classes_section(classes: Classes, class_modes: list[range], stats_of: ClassStats) -> dict:
+def classes_section(
+    classes: Classes,
+    class_modes: list[range],
+    stats_of: ClassStats,
+    duplicates_of: ClassDuplicates = lambda rows: None,
+) -> dict:
     """The `classes` section: `count`, `healthy` (classes whose verdict is healthy), and
     `per_class`, one object per class with samples (class_entry); a class with no sample in
     the batch is listed with n 0 and no numbers."""
     entries = []
     for k, modes in enumerate(class_modes):
         rows = np.flatnonzero(classes.labels == k)
-        entries.append(class_entry(k, modes, rows, stats_of) if rows.size else empty_entry(k))
+        entry = class_entry(k, modes, rows, stats_of, duplicates_of) if rows.size else None
+        entries.append(entry or empty_entry(k))
     healthy = sum(entry["verdict"] == "healthy" for entry in entries)
     return {"count": classes.count, "healthy": healthy, "per_class": entries}
 
 
-def class_entry(k: int, modes: range, rows: np.ndarray, stats_of: ClassStats) -> dict[str, Any]:
+def class_entry(
+    k: int, modes: range, rows: np.ndarray, stats_of: ClassStats, duplicates_of: ClassDuplicates
+) -> dict[str, Any]:
     """One class's object: n, its modes (total, covered, missing, starved as reference mode
     ids), high_quality_fraction, on_class_fraction, kl (and the every-sample count's covered
-    and kl for classifier references), verdict and reasons."""
+    and kl for classifier references), its `duplicates` when the report has feature metrics,
+    verdict and reasons (the mode rules, and, for a class of DUPLICATE_MIN_ROWS rows or more,
+    the duplicate rules on its own rows: a class whose samples sit on one point collapsed even
+    where it holds a single mode)."""
     everywhere, own = stats_of(rows, modes)
     hits = int(everywhere.histogram[modes.start : modes.stop].sum())
     on_class = hits / everywhere.high_quality_count if everywhere.high_quality_count else None
     if own is None:  # the class's modes all have weight 0 in the reference
         return {**empty_entry(k), "n": int(rows.size), "on_class_fraction": on_class}
-    judged = verdict(own, no_feature_stats(own.n_samples))
+    repeats = duplicates_of(rows) if rows.size >= 2 else None
+    features = no_feature_stats(own.n_samples)
+    if repeats is not None and rows.size >= DUPLICATE_MIN_ROWS:
+        features = replace(
+            features,
+            duplicate_fraction=repeats["exact_fraction"],
+            near_duplicate_fraction=repeats["near_fraction"],
+        )
+    judged = verdict(own, features)
     reasons = list(judged.reasons)
     if on_class is not None and on_class < ON_CLASS_WARNING:
         reasons.append(
@@ -76,6 +102,7 @@ def class_entry(k: int, modes: range, rows: np.ndarray, stats_of: ClassStats) ->
         "high_quality_fraction": own.high_quality_fraction,
         "on_class_fraction": on_class,
         "kl": finite_or_none(own.kl),
+        **({} if repeats is None else {"duplicates": repeats}),
         "verdict": judged.status,
         "reasons": reasons,
     }

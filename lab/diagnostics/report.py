@@ -23,6 +23,7 @@ from .classifier import (
     confidence_threshold,
 )
 from .clusters import ClusterModes, cluster_mode_stats, exemplars_of
+from .duplicates import duplicates
 from .embedding import embed
 from .errors import DiagnosticsError
 from .features import feature_metrics
@@ -258,7 +259,10 @@ def diagnose(
 
         report["ensemble"] = members_section(members, modes_of, modes.total)
     if modes is not None and classes is not None and reference_type(reference) in CLASS_TYPES:
-        report["classes"] = per_class(mode_samples, reference, classified, modes.total, classes)
+        threshold = (section["duplicates"] or {}).get("near_threshold")
+        report["classes"] = per_class(
+            mode_samples, reference, classified, modes.total, classes, features, threshold
+        )
     return report
 
 
@@ -268,16 +272,26 @@ def per_class(
     classified: tuple[np.ndarray, np.ndarray] | None,
     total: int,
     classes: Classes,
+    features: np.ndarray | None = None,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """The `classes` section (classes.py) of a batch against a mixture or classifier reference
-    of `total` modes."""
+    of `total` modes; with the batch's feature vectors [N, D] and the report's near-duplicate
+    threshold, each class's duplicates among its own rows too."""
 
     def class_stats(rows: np.ndarray, own: range) -> tuple[ModeStats, ModeStats | None]:
         subset = None if classified is None else tuple(part[rows] for part in classified)
         everywhere = mode_stats(samples[rows], reference, subset)
         return everywhere, restricted_stats(samples[rows], reference, subset, own)
 
-    return classes_section(classes, class_modes(total, classes.count), class_stats)
+    def class_duplicates(rows: np.ndarray) -> dict[str, float] | None:
+        if features is None or threshold is None:
+            return None
+        found = duplicates(features[rows], threshold=threshold)
+        return {key: found[key] for key in ("exact_fraction", "near_fraction")}
+
+    partition = class_modes(total, classes.count)
+    return classes_section(classes, partition, class_stats, class_duplicates)
 
 
 def restricted_stats(

@@ -3,6 +3,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from lab.conditioning import (
     LabelChoice,
@@ -77,3 +78,23 @@ def test_each_class_is_judged_on_its_own_modes():
     }
     # the overall report still sees all 600 samples against the whole ring
     assert report["n_samples"] == 600 and report["modes"]["covered"] == 6
+
+
+def test_a_class_on_one_point_is_collapsed_though_it_covers_its_mode():
+    """grid25, a class per mode, 5,000 samples (every class past DUPLICATE_MIN_ROWS): exact
+    draws are healthy in every class; samples that ignore z
+    (each class on one point near its centre) cover every mode, yet every class collapsed."""
+    dataset = get_dataset("grid25")
+    spec = dataset.reference_spec()
+    points, modes = dataset.sample_with_modes(5000, torch.Generator().manual_seed(0))
+    labels = modes.numpy()
+    exact = diagnose(points.numpy().astype(np.float64), spec, "grid25", classes=Classes(25, labels))
+    assert exact["classes"]["healthy"] == 25
+    centres = np.asarray(spec["centres"])
+    jitter = 1e-6 * np.random.default_rng(0).standard_normal((labels.size, 2))
+    ignored = diagnose(centres[labels] + jitter, spec, "grid25", classes=Classes(25, labels))
+    assert ignored["modes"]["covered"] == 25 and ignored["classes"]["healthy"] == 0
+    entry = ignored["classes"]["per_class"][0]
+    assert entry["modes"]["covered"] == 1 and entry["verdict"] == "collapsed"
+    assert entry["duplicates"]["near_fraction"] == 1.0
+    assert "near-identical outputs" in entry["reasons"][0]
