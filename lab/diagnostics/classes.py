@@ -69,7 +69,8 @@ def class_entry(
     and kl for classifier references), its `duplicates` when the report has feature metrics,
     verdict and reasons (the mode rules, and, for a class of DUPLICATE_MIN_ROWS rows or more,
     the duplicate rules on its own rows: a class whose samples sit on one point collapsed even
-    where it holds a single mode)."""
+    where it holds a single mode; a healthy single-mode class of fewer rows is inconclusive,
+    its spread unjudged)."""
     everywhere, own = stats_of(rows, modes)
     hits = int(everywhere.histogram[modes.start : modes.stop].sum())
     on_class = hits / everywhere.high_quality_count if everywhere.high_quality_count else None
@@ -84,7 +85,13 @@ def class_entry(
             near_duplicate_fraction=repeats["near_fraction"],
         )
     judged = verdict(own, features)
-    reasons = list(judged.reasons)
+    status, reasons = judged.status, list(judged.reasons)
+    if repeats is not None and own.total == 1 and rows.size < DUPLICATE_MIN_ROWS:
+        status = "inconclusive" if status == "healthy" else status
+        reasons.append(
+            f"one mode and {rows.size} rows, fewer than the {DUPLICATE_MIN_ROWS} the duplicate "
+            "rules need: whether its samples spread over the mode is not judged"
+        )
     if on_class is not None and on_class < ON_CLASS_WARNING:
         reasons.append(
             f"warning: only {on_class:.1%} of its high-quality samples lie on its own modes "
@@ -103,7 +110,7 @@ def class_entry(
         "on_class_fraction": on_class,
         "kl": finite_or_none(own.kl),
         **({} if repeats is None else {"duplicates": repeats}),
-        "verdict": judged.status,
+        "verdict": status,
         "reasons": reasons,
     }
     if own.all_samples is not None:

@@ -98,3 +98,19 @@ def test_a_class_on_one_point_is_collapsed_though_it_covers_its_mode():
     assert entry["modes"]["covered"] == 1 and entry["verdict"] == "collapsed"
     assert entry["duplicates"]["near_fraction"] == 1.0
     assert "near-identical outputs" in entry["reasons"][0]
+
+
+def test_a_small_single_mode_class_is_inconclusive_not_healthy():
+    dataset = get_dataset("grid25")
+    points, modes = dataset.sample_with_modes(2500, torch.Generator().manual_seed(1))
+    labels = modes.numpy()
+    report = diagnose(
+        points.numpy().astype(np.float64),
+        dataset.reference_spec(),
+        "grid25",
+        classes=Classes(25, labels),
+    )
+    for entry in report["classes"]["per_class"]:
+        small = entry["n"] < 100
+        assert entry["verdict"] == ("inconclusive" if small else "healthy"), entry
+    assert 0 < report["classes"]["healthy"] < 25
