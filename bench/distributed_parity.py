@@ -280,13 +280,19 @@ def main() -> None:
         help="print the --seeds table of the finished seed pairs in this folder (an earlier "
         "run's, also one cut short), training nothing",
     )
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        help="with --seeds: train into this folder (default: a new temporary one); seed pairs "
+        "already finished there are resumed at their last step, so not trained again",
+    )
     args = parser.parse_args()
     if args.tabulate:
         records = [r for p in args.presets for r in seed_records(args.tabulate, p, args.processes)]
         print_seed_table(records, args.processes)
         return
     torch.set_num_threads(1)  # as the trainer processes run
-    folder = Path(tempfile.mkdtemp(prefix="distributed-parity-"))
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="distributed-parity-"))
     print(f"runs in {folder}", flush=True)
     if args.seeds:
         if args.steps and len(args.steps) > 1:
