@@ -76,12 +76,13 @@ def model_hashes(url: str, model: dict) -> dict[str, str]:
 
 
 def diagnosis_hashes(url: str, models: list[dict]) -> dict[str, str]:
-    """{"<model>/diagnose": sha256 of the report JSON} for the first GAN of each reference."""
+    """{"<model>/diagnose": sha256 of the report JSON} for the first GAN of each reference, and
+    the first class-conditional one (its report has the classes section)."""
     hashes, seen = {}, set()
     for model in models:
-        reference = model["card"]["reference"]
-        if model["kind"] in LATENT_KINDS and reference not in seen:
-            seen.add(reference)
+        key = (model["card"]["reference"], "conditional" in model["card"])
+        if model["kind"] in LATENT_KINDS and key not in seen:
+            seen.add(key)
             body = {"n": DIAGNOSE_ROWS, "seed": 0}
             report = post(f"{url}/v1/models/{model['name']}/diagnose", body, "application/json")
             hashes[f"{model['name']}/diagnose"] = sha(report)
