@@ -52,8 +52,13 @@ def batchers(config: ServiceConfig, guard: Guard) -> Batchers | None:
     """This worker's dynamic batch queues (service/batching.py); None when BATCHING is off."""
     if config.batching == "off":
         return None
-    window_s = config.batch_window_us / 1e6
-    return Batchers(BatchSettings(window_s, config.batch_max_rows, config.batch_queue), guard)
+    settings = BatchSettings(
+        config.batch_window_us / 1e6,
+        config.batch_max_rows,
+        config.batch_queue,
+        config.batch_large_queue,
+    )
+    return Batchers(settings, guard)
 
 
 def start_jobs(app: Flask, config: ServiceConfig) -> None:

@@ -1,6 +1,7 @@
 """Dynamic batching: concurrent small requests to one model session, in one gunicorn worker (whose
 gthreads share the sessions), merged into one onnxruntime run, the way Triton's dynamic batcher
-merges them (BATCHING, BATCH_WINDOW_US, BATCH_MAX_ROWS, BATCH_QUEUE: service/config.py).
+merges them (BATCHING, BATCH_WINDOW_US, BATCH_MAX_ROWS, BATCH_QUEUE, BATCH_LARGE_QUEUE:
+service/config.py).
 
 Each request brings its own inputs (a gan's seeded latents, drawn in its own thread, or a /v2
 request's tensors) and queues them. There is no batching thread: the first request to find the
@@ -12,9 +13,12 @@ runs at once, and merging happens exactly when requests would otherwise wait for
 
 Rows are independent in every graph served (a row's output never depends on the other rows:
 tests/service/test_batching.py compares bits), so each request gets exactly the samples it gets
-alone. Not merged: score models' sampler loops (many runs per request; with churn, each request
-draws its churn noise from its own seed's stream over its own rows) and requests beyond
-BATCH_MAX_ROWS, which run on their own as before.
+alone. Larger requests (above BATCH_MAX_ROWS, up to MAX_BATCH: one run each) queue in the same
+line, at most BATCH_LARGE_QUEUE of them, and run as a batch of their own, so that under load they
+wait their turn instead of getting the guard's 503. A request still queued at REQUEST_DEADLINE
+leaves the queue with a 504. Not queued: score models' sampler loops (many runs per request;
+with churn, each request draws its churn noise from its own seed's stream over its own rows) and
+requests beyond MAX_BATCH rows, which run on the guard's pool under its deadline.
 """
 
 import threading
@@ -36,11 +40,14 @@ Run = Callable[[dict[str, np.ndarray]], np.ndarray]
 @dataclass(frozen=True)
 class BatchSettings:
     """window_s: seconds a batch's first request waits for others; max_rows: rows per merged
-    run (and the largest request merged); max_queue: requests waiting, 503 beyond."""
+    run (and the largest request merged); max_queue: requests waiting, 503 beyond; max_large:
+    of those, requests above max_rows (each a batch of its own), 503 beyond (0: such requests
+    are not queued, see Batchers.takes)."""
 
     window_s: float
     max_rows: int
     max_queue: int
+    max_large: int = 0
 
 
 @dataclass(eq=False)
@@ -68,6 +75,7 @@ class Batcher:
         self._filled = threading.Condition(self._lock)  # BATCH_MAX_ROWS rows are queued
         self._queue: deque[Ticket] = deque()
         self._queued_rows = 0
+        self._large = 0  # queued requests of more than max_rows rows
         self._busy = False  # a leader is forming or running a batch
         labels = {"model": model, "version": str(version)}
         self._exec_count = metrics.INFERENCE_EXEC_COUNT.labels(**labels)
@@ -76,23 +84,48 @@ class Batcher:
         self._queue_seconds = metrics.BATCH_QUEUE_SECONDS.labels(model=model)
 
     def submit(self, inputs: dict[str, np.ndarray]) -> Ticket:
-        """Queue `inputs` (rows <= max_rows), wait for its batch to run; the done ticket (its
-        output, or the error to raise). ApiError 503 when max_queue requests are waiting."""
+        """Queue `inputs`, wait for its batch to run; the done ticket (its output, or the error
+        to raise). ApiError 503 when max_queue requests (or max_large larger than max_rows) are
+        waiting, 504 when it is still waiting at the guard's deadline."""
         ticket = Ticket(inputs, len(next(iter(inputs.values()))), time.perf_counter())
         with self._lock:
-            if len(self._queue) >= self._settings.max_queue:
-                raise self._queue_full()
-            self._queue.append(ticket)
-            self._queued_rows += ticket.rows
+            self._admit(ticket)
             ticket.lead = not self._busy
             self._busy = True
             if self._queued_rows >= self._settings.max_rows:
                 self._filled.notify()
         if not ticket.lead:
-            ticket.woken.wait()  # its batch ran, or it was made the next leader
+            self._await(ticket)  # its batch ran, or it was made the next leader
         if ticket.lead:
             self._run_batch()
         return ticket
+
+    def _admit(self, ticket: Ticket) -> None:
+        """Append the ticket to the queue (the lock held), or raise the 503 of a full queue."""
+        large = ticket.rows > self._settings.max_rows
+        if len(self._queue) >= self._settings.max_queue:
+            raise self._queue_full(self._settings.max_queue, "BATCH_QUEUE", "requests")
+        if large and self._large >= self._settings.max_large:
+            limit, kind = self._settings.max_large, "requests above BATCH_MAX_ROWS"
+            raise self._queue_full(limit, "BATCH_LARGE_QUEUE", kind)
+        self._queue.append(ticket)
+        self._queued_rows += ticket.rows
+        self._large += large
+
+    def _await(self, ticket: Ticket) -> None:
+        """Wait until the ticket's batch has run or the ticket leads; past the guard's deadline
+        a ticket still in the queue (neither taken into a batch nor leading) leaves it: 504."""
+        if ticket.woken.wait(self._guard.deadline_s):
+            return
+        with self._lock:
+            queued = not ticket.lead and ticket in self._queue
+            if queued:
+                self._queue.remove(ticket)
+                self._queued_rows -= ticket.rows
+                self._large -= ticket.rows > self._settings.max_rows
+        if queued:
+            raise self._guard.past_deadline()
+        ticket.woken.wait()  # its batch is running, or it was just made the leader
 
     def _run_batch(self) -> None:
         """Form a batch from the queue's head (the leader's own ticket first), run it, hand out
@@ -135,6 +168,7 @@ class Batcher:
                 batch.append(self._queue.popleft())
                 rows += batch[-1].rows
             self._queued_rows -= rows
+            self._large -= rows > settings.max_rows  # a larger request is a batch of its own
         return batch
 
     def _hand_over(self, batch: list[Ticket]) -> None:
@@ -158,12 +192,13 @@ class Batcher:
         for ticket in batch:
             self._queue_seconds.observe(ticket.queue_s)
 
-    def _queue_full(self) -> ApiError:
+    @staticmethod
+    def _queue_full(limit: int, setting: str, kind: str) -> ApiError:
         metrics.GUARD_REJECTIONS.inc()
         return ApiError(
             503,
-            f"busy: {self._settings.max_queue} requests already waiting for this model version "
-            "(BATCH_QUEUE); retry shortly",
+            f"busy: {limit} {kind} already waiting for this model version ({setting}); "
+            "retry shortly",
             "busy",
             headers={"Retry-After": "1"},
         )
@@ -182,6 +217,12 @@ class Batchers:
         self.settings, self._guard = settings, guard
         self._lock = threading.Lock()
         self._batchers: dict[tuple, Batcher] = {}
+
+    def takes(self, rows: int, max_batch: int) -> bool:
+        """Whether a request of `rows` rows queues here: up to max_rows (merged with others),
+        or up to `max_batch` (MAX_BATCH: one run) while max_large allows larger ones."""
+        settings = self.settings
+        return rows <= settings.max_rows or (settings.max_large > 0 and rows <= max_batch)
 
     def get(
         self, session: object, inputs: dict[str, np.ndarray], run: Run, model: str, version: int

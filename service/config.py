@@ -69,10 +69,15 @@ class ServiceConfig:
     # batch waits for others to join (0: none; requests that arrive while a batch runs still
     # form the next one). BATCH_QUEUE: requests waiting per model version and worker; a request
     # beyond it gets the 503 of /problems/busy. A merged run takes one MAX_IN_FLIGHT slot.
+    # BATCH_LARGE_QUEUE: of those, requests above BATCH_MAX_ROWS (up to MAX_BATCH samples: one
+    # run each, never merged) that may wait their turn, a 503 beyond; 0 runs them on their own
+    # (a 503 when every MAX_IN_FLIGHT slot is taken, as with BATCHING off). Any request still
+    # waiting at REQUEST_DEADLINE leaves the queue with a 504.
     batching: str = "on"
     batch_window_us: int = 0
     batch_max_rows: int = 1024
     batch_queue: int = 64
+    batch_large_queue: int = 16
     request_deadline: float = 60.0  # REQUEST_DEADLINE: seconds before a heavy request gets 504
     api_key: str = ""  # API_KEY: when set, required as `Authorization: Bearer` (not on probes)
     log_level: str = "INFO"  # LOG_LEVEL
@@ -144,6 +149,8 @@ class ServiceConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.upper()} must be >= 1")
+        if self.batch_large_queue < 0:
+            raise ValueError("BATCH_LARGE_QUEUE must be >= 0")
         if not 0 <= self.batch_window_us <= 1_000_000:
             raise ValueError("BATCH_WINDOW_US must be between 0 and 1000000 (one second)")
         if not self.request_deadline > 0:

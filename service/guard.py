@@ -1,7 +1,8 @@
 """The concurrency guard: a bounded number of heavy requests in flight per worker, a deadline.
 
 Generation and diagnostics run on a small thread pool whose size is the in-flight limit. A
-request beyond the limit gets a fast 503 with Retry-After instead of queueing; a request past
+request beyond the limit gets a fast 503 with Retry-After instead of queueing (a gan's or a /v2
+request of up to MAX_BATCH rows queues in its batcher instead, service/batching.py); one past
 its deadline gets 504 while its computation finishes in the background, still holding its slot
 so that late work cannot pile up.
 """
@@ -54,9 +55,11 @@ class Guard:
         try:
             return future.result(timeout=self.deadline_s)
         except FutureTimeout:
-            raise self._past_deadline() from None
+            raise self.past_deadline() from None
 
-    def _past_deadline(self) -> ApiError:
+    def past_deadline(self) -> ApiError:
+        """The 504 of a request past REQUEST_DEADLINE (counted): its work running too long, or
+        its wait for a slot or for its turn in a batch queue (service/batching.py)."""
         metrics.DEADLINE_EXCEEDED.inc()
         return ApiError(
             504,
@@ -69,7 +72,7 @@ class Guard:
     def _acquire(self, wait: bool = False) -> None:
         if wait:
             if not self._slots.acquire(timeout=self.deadline_s):
-                raise self._past_deadline()
+                raise self.past_deadline()
         elif not self._slots.acquire(blocking=False):
             metrics.GUARD_REJECTIONS.inc()
             raise ApiError(

@@ -37,15 +37,16 @@ def run_inputs(
     entry: Entry, version: Version, inputs: dict[str, np.ndarray], session: object = None
 ) -> np.ndarray:
     """The first output [n, ...] of one pass of `session` (the version's own when None) over
-    named inputs sharing a batch [n, ...], with metrics: merged with concurrent requests' into
-    one run when batching takes it (BATCHING on, n <= BATCH_MAX_ROWS), else on its own under
-    the concurrency guard (split at MAX_BATCH)."""
+    named inputs sharing a batch [n, ...], with metrics: through the batch queue when batching
+    takes it (BATCHING on; merged with concurrent requests' when n <= BATCH_MAX_ROWS, a run of
+    its own in its turn up to MAX_BATCH), else on its own under the concurrency guard (split at
+    MAX_BATCH)."""
     session = version.session if session is None else session
     max_batch = service_config().max_batch
     rows = len(next(iter(inputs.values())))
     run = partial(runtime.run_rows, session, max_batch=max_batch)
     queues = batchers()
-    if queues is not None and rows <= queues.settings.max_rows:
+    if queues is not None and queues.takes(rows, max_batch):
         batcher = queues.get(session, inputs, run, entry.name, version.number)
         return batched_inference(entry, version, rows, batcher, inputs)
     return guarded_inference(entry, version, rows, partial(run, inputs), bounded=rows <= max_batch)

@@ -358,9 +358,9 @@ def version_drawer(
 
 def draw(request: SampleRequest) -> np.ndarray:
     """The samples [n, ...] float32, a function of the request: a gan's as one run over its
-    latents (merged with concurrent requests' when batching takes it; else under the guard, in
-    the request's thread up to MAX_BATCH rows), a score model's or an ensemble's on the guard's
-    pool under the deadline."""
+    latents (in the batch queue when batching takes it, merged with concurrent requests' up to
+    BATCH_MAX_ROWS; else under the guard, in the request's thread), a score model's or an
+    ensemble's on the guard's pool under the deadline."""
     draw = drawer(request)
     if isinstance(draw, RowwiseDraw) and request.n <= service_config().max_batch:
         inputs = draw.inputs(request.n, request.seed)

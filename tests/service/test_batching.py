@@ -1,5 +1,5 @@
 """Dynamic batching (service/batching.py): merged runs give each request its own bits, queue
-instead of a 503, and are counted in /metrics."""
+instead of a 503 (larger requests too, as batches of their own), and are counted in /metrics."""
 
 import json
 import threading
@@ -15,7 +15,7 @@ from bench.server import running_server
 from lab import runtime
 from lab.noise import gaussian_latents, seeded_generator
 from lab.sampling import generator_drawer
-from service.batching import Batcher, BatchSettings, concatenated
+from service.batching import Batcher, Batchers, BatchSettings, concatenated
 from service.config import REPO_MODELS, ServiceConfig
 from service.errors import ApiError
 from service.guard import Guard
@@ -117,6 +117,60 @@ def test_the_window_gathers_requests_before_the_first_run():
     for thread in threads:
         thread.join()
     assert calls == [6]
+
+
+def test_a_larger_request_queues_and_runs_as_a_batch_of_its_own_in_its_turn():
+    calls, gate = [], threading.Event()
+    settings = BatchSettings(window_s=0, max_rows=5, max_queue=8, max_large=2)
+    batcher = Batcher(lambda x: doubled(x, calls, gate), settings, Guard(1, 5), "m", 1)
+    tickets, threads = submit_all(batcher, [1, 8, 2, 3])
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert calls == [1, 8, 5]  # the 8 rows alone, after the first and before the two behind it
+    for k, ticket in enumerate(tickets):
+        assert ticket.error is None and ticket.output.shape == (ticket.rows, 1)
+        np.testing.assert_array_equal(ticket.output, np.full((ticket.rows, 1), 2 * k, np.float32))
+
+
+def test_larger_requests_beyond_max_large_are_503_while_small_ones_still_queue():
+    calls, gate = [], threading.Event()
+    settings = BatchSettings(window_s=0, max_rows=5, max_queue=8, max_large=1)
+    batcher = Batcher(lambda x: doubled(x, calls, gate), settings, Guard(1, 5), "m", 1)
+    _, threads = submit_all(batcher, [1, 8])  # the first runs, the 8 rows wait
+    with pytest.raises(ApiError) as refused:
+        batcher.submit({"x": np.zeros((6, 1), np.float32)})
+    small, more = submit_all(batcher, [2])
+    gate.set()
+    for thread in threads + more:
+        thread.join()
+    assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "1"
+    assert "BATCH_LARGE_QUEUE" in refused.value.detail
+    assert calls == [1, 8, 2] and small[0].error is None
+
+
+def test_a_request_still_queued_at_the_deadline_is_504_and_leaves_the_queue():
+    calls, gate = [], threading.Event()
+    settings = BatchSettings(window_s=0, max_rows=100, max_queue=8)
+    batcher = Batcher(lambda x: doubled(x, calls, gate), settings, Guard(1, 0.2), "m", 1)
+    _, threads = submit_all(batcher, [1])  # runs, held by the gate past the deadline
+    with pytest.raises(ApiError) as late:
+        batcher.submit({"x": np.zeros((3, 1), np.float32)})
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert late.value.status == 504 and "REQUEST_DEADLINE" in late.value.detail
+    assert batcher.submit({"x": np.ones((4, 1), np.float32)}).output.shape == (4, 1)
+    assert calls == [1, 4]  # the late request's rows never ran, and left no rows queued
+
+
+@pytest.mark.parametrize(
+    "rows, max_large, taken",
+    [(1024, 0, True), (1025, 0, False), (1025, 16, True), (8192, 16, True), (8193, 16, False)],
+)
+def test_batchers_take_requests_up_to_max_batch_while_larger_ones_may_queue(rows, max_large, taken):
+    settings = BatchSettings(window_s=0, max_rows=1024, max_queue=64, max_large=max_large)
+    assert Batchers(settings, Guard(1, 5)).takes(rows, max_batch=8192) is taken
 
 
 def test_a_merged_batch_waits_for_a_guard_slot_instead_of_a_503():
@@ -261,6 +315,24 @@ def test_concurrent_requests_get_the_samples_they_get_alone(servers):
     assert metric_value(after, "inference_queue_duration_seconds_count", model="ring8-gan") > 0
 
 
+def test_concurrent_large_requests_queue_instead_of_a_503(servers):
+    """Requests above BATCH_MAX_ROWS (1024) on a server with one guard slot: each one waits for
+    its own run (no 503), gets the samples it gets alone, and is counted in the queue metrics."""
+    large = [(4096, 21 + k) for k in range(6)]
+    metrics_url = f"{servers['on']}/metrics"
+    before = requests.get(metrics_url, timeout=5).text
+    with ThreadPoolExecutor(len(large)) as pool:
+        answers = list(pool.map(lambda n_seed: npy_samples(servers["on"], n_seed), large))
+    after = requests.get(metrics_url, timeout=5).text
+    for n_seed, answer in zip(large, answers, strict=True):
+        assert answer == npy_samples(servers["off"], n_seed)
+    counted = "inference_queue_duration_seconds_count"
+    queued = metric_value(after, counted, model="ring8-gan") - metric_value(
+        before, counted, model="ring8-gan"
+    )
+    assert queued == len(large)
+
+
 def test_concurrent_v2_inferences_get_what_they_get_alone(servers):
     latents = [gaussian_latents(n, 2, seed) for n, seed in REQUESTS]
     with ThreadPoolExecutor(len(latents)) as pool:
@@ -276,6 +348,7 @@ def test_concurrent_v2_inferences_get_what_they_get_alone(servers):
         ("BATCH_WINDOW_US", "-1"),
         ("BATCH_MAX_ROWS", "0"),
         ("BATCH_QUEUE", "0"),
+        ("BATCH_LARGE_QUEUE", "-1"),
     ],
 )
 def test_batching_settings_are_validated(setting, raw):
