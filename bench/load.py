@@ -93,12 +93,20 @@ class LoadResult:
 
 
 def run_wrk(
-    url: str, body: str, clients: int, seconds: float, threads: int = 2, timeout_s: float = 2.0
+    url: str,
+    body: str,
+    clients: int,
+    seconds: float,
+    threads: int = 2,
+    timeout_s: float = 2.0,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
-    """POST `body` to `url` from `clients` keep-alive connections for `seconds`; a request
-    unanswered after `timeout_s` (wrk's default: 2 s) counts as a socket error."""
+    """POST `body` to `url` from `clients` keep-alive connections for `seconds`, with `headers`
+    beside its JSON Content-Type (e.g. an Accept); a request unanswered after `timeout_s` (wrk's
+    default: 2 s) counts as a socket error."""
+    extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % body)
+        script.write(WRK_SCRIPT % body + extra)
     limits = [f"-t{threads}", f"-c{clients}", f"-d{seconds:g}s", f"--timeout={timeout_s:g}s"]
     output = subprocess.run(
         ["wrk", *limits, "-s", script.name, url],

@@ -1,9 +1,11 @@
 """The work every peer does per request, the service's own: a model's samples for (n, seed),
 drawn as the service draws them (lab.sampling.file_drawer: the card's latents from PCG64(seed),
 one onnxruntime session with the service's CPU settings), alone or as one merged run for a
-batch of requests (what each peer's own batching hands over)."""
+batch of requests (what each peer's own batching hands over); and the .npy bytes of samples, for
+the peers whose binary answer is a file of the caller's choosing."""
 
 import argparse
+import io
 import json
 from pathlib import Path
 
@@ -28,6 +30,13 @@ def merged_samples(draw: RowwiseDraw, requests: list[tuple[int, int]]) -> list[n
     output = draw.session.run(None, {draw.input_name: np.concatenate(latents)})[0]
     bounds = np.cumsum([n for n, _ in requests])[:-1]
     return np.split(output, bounds)
+
+
+def npy_bytes(samples: np.ndarray) -> bytes:
+    """The samples as a .npy file (float32, shape in the header; no pickle)."""
+    buffer = io.BytesIO()
+    np.save(buffer, samples, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def server_arguments() -> argparse.Namespace:

@@ -1,13 +1,19 @@
 """BentoML (a `@bentoml.service` class with a synchronous `@bentoml.api`), served by
 `bentoml serve` with `workers` processes. Its batching (`batchable=True`) merges array inputs on
 one axis, not the (n, seed) of a samples request, so it stays off. Body {"n", "seed"} to
-/samples; answer {"samples": [[...], ...]}."""
+/samples; answer {"samples": [[...], ...]}. The same body to /samples_npy answers a .npy file,
+as its docs show a file output: a `Path` annotated with its ContentType, written into the
+request's temporary folder (`context.temp_dir`) and sent by BentoML (its numpy outputs are JSON
+lists, and its pickle serde is refused by a served Bento's main server)."""
 
 import os
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import bentoml
+import numpy as np
+from bentoml.validators import ContentType
 
 from bench.peer_servers.generator import model_drawer, server_arguments
 
@@ -22,6 +28,14 @@ class Generator:
     @bentoml.api
     def samples(self, n: int, seed: int) -> dict:
         return {"samples": self.draw(n, seed).tolist()}
+
+    @bentoml.api
+    def samples_npy(
+        self, n: int, seed: int, context: bentoml.Context
+    ) -> Annotated[Path, ContentType("application/x-npy")]:
+        path = Path(context.temp_dir) / "samples.npy"
+        np.save(path, self.draw(n, seed), allow_pickle=False)
+        return path
 
 
 def main() -> None:

@@ -1,7 +1,9 @@
-"""KServe's Python ModelServer (kserve.Model, the V1 protocol's `:predict`), as its docs show a
-custom model: `load()` opens the session, a synchronous `predict()` answers, `--workers` uvicorn
-processes (each unpickles the model and reopens its session). Body {"n", "seed"}; answer
-{"predictions": [[...], ...]}."""
+"""KServe's Python ModelServer (kserve.Model), as its docs show a custom model: `load()` opens the
+session, a synchronous `predict()` answers, `--workers` uvicorn processes (each unpickles the
+model and reopens its session). JSON: the V1 protocol's `:predict`, body {"n", "seed"}, answer
+{"predictions": [[...], ...]}. Binary: the Open Inference Protocol (V2) `/infer` with INT64
+inputs `n` and `seed` and the binary tensor extension's `binary_data_output`, answered by
+kserve's own `get_predict_response` (output `output-0`, [1, n, *sample shape] FP32)."""
 
 import sys
 from pathlib import Path
@@ -10,7 +12,8 @@ from pathlib import Path
 # and per-request timing lines off, as the service's access log is in the benchmark.
 sys.argv += ["--log_config_file", str(Path(__file__).with_name("quiet_logging.json"))]
 
-from kserve import Model, ModelServer  # noqa: E402
+from kserve import InferRequest, Model, ModelServer  # noqa: E402
+from kserve.utils.utils import get_predict_response  # noqa: E402
 
 from bench.peer_servers.generator import model_drawer, server_arguments  # noqa: E402
 
@@ -34,7 +37,10 @@ class Generator(Model):
         self.__dict__.update(state)
         self.load()
 
-    def predict(self, payload: dict, headers: dict | None = None) -> dict:
+    def predict(self, payload: dict | InferRequest, headers: dict | None = None):
+        if isinstance(payload, InferRequest):  # V2: [1, n, ...], binary when the request asks
+            n, seed = (int(payload.get_input_by_name(k).as_numpy()[0, 0]) for k in ("n", "seed"))
+            return get_predict_response(payload, self.draw(n, seed)[None], self.name)
         samples = self.draw(int(payload["n"]), int(payload["seed"]))
         return {"predictions": samples.tolist()}
 

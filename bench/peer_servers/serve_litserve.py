@@ -1,11 +1,13 @@
 """LitServe (litserve.LitAPI + LitServer), as its docs show batching: `max_batch_size` and
 `batch_timeout` on the server, `batch()`/`unbatch()` on the API, `workers_per_device` inference
 processes behind `num_api_servers` uvicorn processes. Body {"n", "seed"} to /predict; answer
-{"samples": [[...], ...]}."""
+{"samples": [[...], ...]}; with "format": "npy" in the body, the samples as a .npy file: the
+`Response` that its docs show `encode_response` returning for binary answers."""
 
 import litserve as ls
+from fastapi import Response
 
-from bench.peer_servers.generator import merged_samples, model_drawer, server_arguments
+from bench.peer_servers.generator import merged_samples, model_drawer, npy_bytes, server_arguments
 
 
 class GeneratorAPI(ls.LitAPI):
@@ -16,21 +18,25 @@ class GeneratorAPI(ls.LitAPI):
     def setup(self, device: str) -> None:
         self.draw = model_drawer(self.model)
 
-    def decode_request(self, request: dict) -> tuple[int, int]:
-        return int(request["n"]), int(request["seed"])
+    def decode_request(self, request: dict) -> tuple[int, int, bool]:
+        return int(request["n"]), int(request["seed"]), request.get("format") == "npy"
 
-    def batch(self, inputs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    def batch(self, inputs: list[tuple[int, int, bool]]) -> list[tuple[int, int, bool]]:
         return inputs
 
     def predict(self, requests):
         if isinstance(requests, tuple):  # a lone request (no batching)
-            return self.draw(*requests)
-        return merged_samples(self.draw, requests)
+            return self.draw(*requests[:2]), requests[2]
+        samples = merged_samples(self.draw, [request[:2] for request in requests])
+        return [(each, request[2]) for each, request in zip(samples, requests, strict=True)]
 
     def unbatch(self, outputs: list) -> list:
         return outputs
 
-    def encode_response(self, samples) -> dict:
+    def encode_response(self, output):
+        samples, npy = output
+        if npy:
+            return Response(npy_bytes(samples), media_type="application/x-npy")
         return {"samples": samples.tolist()}
 
 
