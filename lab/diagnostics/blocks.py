@@ -188,11 +188,17 @@ def centre_and_scale(*point_sets: np.ndarray) -> tuple[np.ndarray, float]:
     return centre, float(np.ldexp(1.0, -2 * ((exponent + 1) // 2)))
 
 
-def filter_points(points: np.ndarray, centre: np.ndarray, scale_squared: float) -> FilterPoints:
+def filter_points(
+    points: np.ndarray,
+    centre: np.ndarray,
+    scale_squared: float,
+    dtypes: tuple[type, ...] = FILTER_DTYPES,
+) -> FilterPoints:
     """Augmented copies of x = s (points - centre): [x, |x|^2, 1] and [-2 x, 1, |x|^2].
 
     One matrix product of the two gives s^2 (|u|^2 - 2 u.v + |v|^2) with no passes to add
-    the norms. points: float64 [N, d]; centre, scale_squared from centre_and_scale.
+    the norms. points: float64 [N, d]; centre, scale_squared from centre_and_scale; dtypes:
+    the filter dtypes to prepare (default both).
     """
     shifted = (points - centre) * np.sqrt(scale_squared)  # scale: exact power of two
     norms = squared_norms(shifted)
@@ -201,8 +207,8 @@ def filter_points(points: np.ndarray, centre: np.ndarray, scale_squared: float) 
     as_columns = np.hstack([-2.0 * shifted, ones, norms[:, None]])
     return FilterPoints(
         points,
-        {dtype: as_rows.astype(dtype) for dtype in FILTER_DTYPES},
-        {dtype: as_columns.astype(dtype) for dtype in FILTER_DTYPES},
+        {dtype: as_rows.astype(dtype) for dtype in dtypes},
+        {dtype: as_columns.astype(dtype) for dtype in dtypes},
         norms,
         scale_squared,
     )
@@ -289,19 +295,55 @@ def default_workers() -> int:
     return max(1, min(MAX_WORKERS, available))
 
 
-def run_tiles(task: Callable[..., None], arguments: list[tuple], workers: int) -> None:
-    """task(*each) for each of arguments, on `workers` threads (in order when workers == 1).
+@contextlib.contextmanager
+def tile_pool(workers: int) -> Iterator[ThreadPoolExecutor | None]:
+    """A pool of `workers` threads for run_tiles, BLAS at one thread meanwhile (None, BLAS as
+    it is, for one worker). Starting both costs about a millisecond: a caller making hundreds
+    of short sweeps (K-means) keeps one pool for all of them."""
+    if workers <= 1:
+        yield None
+        return
+    with blas_single_threaded(), ThreadPoolExecutor(workers) as pool:
+        yield pool
+
+
+def run_tiles(
+    task: Callable[..., None],
+    arguments: list[tuple],
+    workers: int,
+    pool: ThreadPoolExecutor | None = None,
+) -> None:
+    """task(*each) for each of arguments, on `workers` threads (in order when workers == 1),
+    or on pool (from tile_pool; workers is then ignored).
 
     numpy releases the GIL in matrix products, comparisons and nonzero, so tiles overlap.
     BLAS is limited to one thread meanwhile (two levels of threads would oversubscribe).
     """
-    if workers <= 1:
+    if pool is None and workers > 1:
+        with tile_pool(workers) as pool:
+            run_tiles(task, arguments, workers, pool)
+        return
+    if pool is None:
         for each in arguments:
             task(*each)
         return
-    with blas_single_threaded(), ThreadPoolExecutor(workers) as pool:
-        for future in [pool.submit(task, *each) for each in arguments]:
-            future.result()
+    for future in [pool.submit(task, *each) for each in arguments]:
+        future.result()
+
+
+def nearest_in_block(
+    points: np.ndarray,
+    centres: np.ndarray,
+    rows: slice,
+    point_norms: np.ndarray,
+    centre_norms: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(index int64 [n], squared distance float64 [n]) of the nearest centre of points[rows]:
+    one tile of nearest_centres, the same values whenever it is computed (K-means recomputes
+    single tiles of a pass). point_norms [N], centre_norms [K]: squared_norms of both."""
+    tile = squared_distances(points[rows], centres, point_norms[rows], centre_norms)
+    index = np.argmin(tile, axis=1)
+    return index, tile[np.arange(tile.shape[0]), index]
 
 
 def nearest_centres(
@@ -310,13 +352,15 @@ def nearest_centres(
     block_size: int = DEFAULT_BLOCK_SIZE,
     point_norms: np.ndarray | None = None,
     workers: int | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(index int64 [N], squared distance float64 [N]) of each point's nearest centre.
 
     points: float64 [N, d]; centres: float64 [K, d]; K is small, so tiles are
-    block_size x K. Ties go to the lower index (argmin). point_norms: squared_norms(points),
-    when the caller has them (K-means asks for every iteration); workers: threads
-    (default_workers()). The tiles are the same whatever the threads, so are the results.
+    block_size x K (nearest_in_block). Ties go to the lower index (argmin). point_norms:
+    squared_norms(points), when the caller has them (K-means asks for every iteration);
+    workers: threads (default_workers()), or pool: a tile_pool the caller keeps. The tiles
+    are the same whatever the threads, so are the results.
     """
     point_norms = squared_norms(points) if point_norms is None else point_norms
     centre_norms = squared_norms(centres)
@@ -324,11 +368,11 @@ def nearest_centres(
     distance = np.empty(points.shape[0])
 
     def nearest_in(rows: slice) -> None:
-        tile = squared_distances(points[rows], centres, point_norms[rows], centre_norms)
-        index[rows] = np.argmin(tile, axis=1)
-        distance[rows] = tile[np.arange(tile.shape[0]), index[rows]]
+        index[rows], distance[rows] = nearest_in_block(
+            points, centres, rows, point_norms, centre_norms
+        )
 
     tasks = [(rows,) for rows in block_ranges(points.shape[0], block_size)]
     workers = default_workers() if workers is None else workers
-    run_tiles(nearest_in, tasks, min(workers, len(tasks)))  # one tile: no pool
+    run_tiles(nearest_in, tasks, min(workers, len(tasks)), pool)  # one tile: no new pool
     return index, distance

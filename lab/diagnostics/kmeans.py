@@ -4,13 +4,19 @@ reference (clusters.py) both cluster with these functions.
 Lloyd's algorithm from a k-means++ start (Arthur & Vassilvitskii 2007); every distance goes
 through blocks.nearest_centres, so memory is O(N d + K d) however many points there are.
 Deterministic for a seed.
+
+Each assignment pass labels the points through assignment.nearest_labels, which gives the
+labels of a nearest_centres pass bit for bit at a fraction of its cost, so the centres, which
+follow from the labels alone, are those of plain Lloyd passes too.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from .blocks import nearest_centres, squared_norms
+from .assignment import LabelledPoints, nearest_labels
+from .blocks import default_workers, nearest_centres, squared_norms, tile_pool
 
 MAX_ITERATIONS = 100
 
@@ -27,17 +33,21 @@ class KMeansFit:
 
 def kmeans_plus_plus(points: np.ndarray, n_bins: int, rng: np.random.Generator) -> np.ndarray:
     """Initial centres float64 [K, d] (Arthur & Vassilvitskii 2007): each next centre is a
-    point drawn with probability proportional to its squared distance to the nearest centre."""
+    point drawn with probability proportional to its squared distance to the nearest centre.
+
+    A pass against one centre is many tiles of one column: handing them to threads costs more
+    than they take, so they run in turn (the same tiles, the same values).
+    """
     chosen = [int(rng.integers(points.shape[0]))]
     norms = squared_norms(points)
-    closest = nearest_centres(points, points[chosen], point_norms=norms)[1]
+    closest = nearest_centres(points, points[chosen], point_norms=norms, workers=1)[1]
     for _ in range(1, n_bins):
         total = closest.sum()
         if total <= 0:  # fewer distinct points than bins: repeat one
             chosen.append(chosen[-1])
             continue
         chosen.append(int(rng.choice(points.shape[0], p=closest / total)))
-        newest = nearest_centres(points, points[chosen[-1:]], point_norms=norms)[1]
+        newest = nearest_centres(points, points[chosen[-1:]], point_norms=norms, workers=1)[1]
         closest = np.minimum(closest, newest)
     return points[chosen].copy()
 
@@ -52,26 +62,36 @@ def kmeans(points: np.ndarray, n_bins: int, seed: int = 0) -> np.ndarray:
 
 
 def kmeans_fit(points: np.ndarray, n_bins: int, seed: int = 0) -> KMeansFit:
-    """kmeans' centres with the labels and inertia of the points at them.
+    """kmeans' centres with the labels and inertia of the points at them (a last
+    nearest_centres pass: the assignment passes give labels only)."""
+    with tile_pool(default_workers()) as pool:  # one pool for the 101 passes, BLAS at 1 thread
+        centres = kmeans_plus_plus(points, n_bins, np.random.default_rng(seed))
+        centres = lloyd(points, centres, pool)
+        labels, squared = nearest_centres(points, centres, pool=pool)
+    return KMeansFit(centres, labels, float(squared.sum()))
 
-    Converged, the last assignment pass was made with the returned centres: its labels and
-    squared distances are those a fresh nearest_centres pass would give, so none is made.
-    """
-    centres = kmeans_plus_plus(points, n_bins, np.random.default_rng(seed))
+
+def lloyd(
+    points: np.ndarray, centres: np.ndarray, pool: ThreadPoolExecutor | None = None
+) -> np.ndarray:
+    """Lloyd's iterations on points float64 [N, d] from centres float64 [K, d] (updated in
+    place and returned): stop when an assignment pass changes no label, or after
+    MAX_ITERATIONS centre updates. An empty bin keeps its previous centre. pool: a
+    blocks.tile_pool for the passes."""
+    labelled = LabelledPoints.prepare(points)
     columns = np.ascontiguousarray(points.T)  # [d, N]: one contiguous row per coordinate
-    norms = squared_norms(points)
+    n_bins = centres.shape[0]
     assignment = np.full(points.shape[0], -1)
-    for _ in range(MAX_ITERATIONS):
-        updated, squared = nearest_centres(points, centres, point_norms=norms)
+    for iteration in range(MAX_ITERATIONS):  # the previous labels are the guesses to test
+        updated = nearest_labels(labelled, centres, assignment if iteration else None, pool)
         if np.array_equal(updated, assignment):
-            return KMeansFit(centres, updated, float(squared.sum()))
+            break
         assignment = updated
         counts = np.bincount(assignment, minlength=n_bins)
         sums = cluster_sums(columns, assignment, n_bins)
         filled = counts > 0
         centres[filled] = sums[filled] / counts[filled, None]
-    labels, squared = nearest_centres(points, centres, point_norms=norms)
-    return KMeansFit(centres, labels, float(squared.sum()))
+    return centres
 
 
 def cluster_sums(columns: np.ndarray, labels: np.ndarray, n_bins: int) -> np.ndarray:
