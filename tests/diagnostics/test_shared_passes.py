@@ -174,12 +174,23 @@ def test_duplicates_alone_equal_previous() -> None:
     assert duplicates(batch, reference) == previous_duplicates(batch, reference)
 
 
+def kmeans_points(kind: str) -> np.ndarray:
+    """Seeded points for K-means: Gaussian; or 10 distinct integer rows, each many times
+    (k-means++ runs out of distinct rows for 12 bins and repeats a centre: exact ties)."""
+    rng = np.random.default_rng(6)
+    if kind == "gaussian":
+        return rng.standard_normal((2000, 5))
+    distinct = rng.integers(0, 4, (10, 3)).astype(np.float64)
+    return distinct[rng.integers(0, 10, 600)]
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "copies"])
 @pytest.mark.parametrize("iterations", [2, MAX_ITERATIONS])
-def test_kmeans_fit_equals_previous(monkeypatch, iterations: int) -> None:
-    # Converged, the labels come from the last assignment pass; stopped early (2 iterations),
-    # from a fresh one. Either way they, the centres and the inertia are the previous values.
+def test_kmeans_fit_equals_previous(monkeypatch, kind: str, iterations: int) -> None:
+    # Converged or stopped early (2 iterations), the labels come from a fresh assignment
+    # pass; the centres, labels and inertia are those of plain Lloyd passes, bit for bit.
     monkeypatch.setattr("lab.diagnostics.kmeans.MAX_ITERATIONS", iterations)
-    points = np.random.default_rng(6).standard_normal((2000, 5))
+    points = kmeans_points(kind)
     fit = kmeans_fit(points, 12, seed=1)
     centres = previous_kmeans(points, 12, 1, iterations)
     labels, squared = nearest_centres(points, centres)
