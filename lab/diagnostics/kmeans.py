@@ -2,12 +2,12 @@
 reference (clusters.py) both cluster with these functions.
 
 Lloyd's algorithm from a k-means++ start (Arthur & Vassilvitskii 2007); every distance goes
-through blocks.nearest_centres, so memory is O(N d + K d) however many points there are.
+through tiles of blocks.py, so memory is O(N d + K d) however many points there are.
 Deterministic for a seed.
 
 Each assignment pass labels the points through assignment.nearest_labels, which gives the
-labels of a nearest_centres pass bit for bit at a fraction of its cost, so the centres, which
-follow from the labels alone, are those of plain Lloyd passes too.
+labels of a blocks.nearest_centres pass bit for bit at a fraction of its cost, so the
+centres, which follow from the labels alone, are those of plain Lloyd passes too.
 """
 
 from concurrent.futures import ThreadPoolExecutor
