@@ -202,16 +202,21 @@ def filter_points(
     """
     shifted = (points - centre) * np.sqrt(scale_squared)  # scale: exact power of two
     norms = squared_norms(shifted)
-    ones = np.ones((points.shape[0], 1))
-    as_rows = np.hstack([shifted, norms[:, None], ones])
-    as_columns = np.hstack([-2.0 * shifted, ones, norms[:, None]])
     return FilterPoints(
         points,
-        {dtype: as_rows.astype(dtype) for dtype in dtypes},
-        {dtype: as_columns.astype(dtype) for dtype in dtypes},
+        {dtype: _augmented(shifted, norms, 1.0, dtype) for dtype in dtypes},
+        {dtype: _augmented(-2.0 * shifted, 1.0, norms, dtype) for dtype in dtypes},
         norms,
         scale_squared,
     )
+
+
+def _augmented(points: np.ndarray, second_last, last, dtype: type) -> np.ndarray:
+    """[points, second_last, last] of dtype, [N, d + 2], written in place (no float64 copy
+    to convert): second_last and last are float64 [N] columns or scalars."""
+    out = np.empty((points.shape[0], points.shape[1] + 2), dtype)
+    out[:, :-2], out[:, -2], out[:, -1] = points, second_last, last
+    return out
 
 
 def filter_error(dim: int, norms: np.ndarray, other_largest: float, dtype: type) -> np.ndarray:
