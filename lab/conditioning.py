@@ -75,9 +75,10 @@ def check_labels(labels: np.ndarray, classes: int) -> None:
     outside = np.flatnonzero((labels < 0) | (labels >= classes))
     if outside.size:
         first = int(outside[0])
+        value = int(labels[first])
+        where = f"got {value}" if labels.size == 1 else f"label {first} is {value}"
         raise ValueError(
-            f"labels must lie in 0..{classes - 1} (the model's {classes} classes); "
-            f"label {first} is {int(labels[first])}"
+            f"labels must lie in 0..{classes - 1} (the model's {classes} classes); {where}"
         )
 
 
