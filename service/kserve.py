@@ -139,13 +139,30 @@ def decode_input(spec: object, binary: bytes, offset: int) -> tuple[str, np.ndar
             )
         array = np.frombuffer(binary, dtype=dtype, count=count, offset=offset).reshape(shape)
         return name, array, offset + size
-    try:
-        array = np.asarray(spec.get("data"), dtype=dtype)
-    except (TypeError, ValueError):
-        raise bad(f"input {name!r}: 'data' is not a list of {datatype} numbers") from None
+    array = json_values(spec.get("data"), dtype)
+    if array is None:
+        raise bad(f"input {name!r}: 'data' is not a list of {datatype} numbers")
     if array.size != count:
         raise bad(f"input {name!r}: {array.size} values for shape {shape}")
     return name, array.reshape(shape), offset
+
+
+def json_values(data: object, dtype: np.dtype) -> np.ndarray | None:
+    """JSON `data` as an array of `dtype`, or None when they are not its values: an integer or
+    bool tensor takes JSON integers or booleans within its range only (numpy would cut 0.5 to
+    0, and integers past int64 arrive as Python objects)."""
+    try:
+        given = np.asarray(data)
+        if dtype.kind in "iub" and given.size:
+            if given.dtype.kind not in "iub":
+                return None
+            if dtype.kind in "iu":
+                limits = np.iinfo(dtype)
+                if given.min() < limits.min or given.max() > limits.max:
+                    return None
+        return given.astype(dtype)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def encode_response(

@@ -175,6 +175,16 @@ def test_v2_refuses_float_or_out_of_range_labels(client):
     assert wrong_type.status_code == 400 and "must be INT64" in wrong_type.get_json()["detail"]
     outside = v2_infer(client, np.array([0, 9]))
     assert outside.status_code == 400 and "label 1 is 9" in outside.get_json()["detail"]
+    # JSON values that are no INT64: a fraction (not cut to 0), an integer past int64
+    for data in ([0, 0.5], [0, 2**70]):
+        z = gaussian_latents(2, 2, 0)
+        inputs = [
+            {"name": "z", "shape": [2, 2], "datatype": "FP32", "data": z.ravel().tolist()},
+            {"name": "labels", "shape": [2], "datatype": "INT64", "data": data},
+        ]
+        answer = client.post(f"/v2/models/{NAME}/infer", data=json.dumps({"inputs": inputs}))
+        assert answer.status_code == 400
+        assert "'data' is not a list of INT64 numbers" in answer.get_json()["detail"]
 
 
 def test_an_ensemble_refuses_a_conditional_member(conditional_repo):
