@@ -55,7 +55,7 @@ class LabelChoice:
         if isinstance(self.labels, int):
             return np.full(n, self.labels, np.int64)
         if self.labels is not None:
-            return np.asarray(self.labels[:n], dtype=np.int64)
+            return np.asarray(self.labels, dtype=np.int64)
         return drawn_labels(self.mix or weights, n, seed)
 
     def echo(self) -> dict:

@@ -25,8 +25,8 @@ from lab.cards import (
     to_jsonable,
     write_card,
 )
-from lab.conditioning import DEFAULT_CHOICE, LABEL_INPUT, request_labels
-from lab.diagnostics.classes import Classes
+from lab.conditioning import DEFAULT_CHOICE, LABEL_INPUT
+from lab.diagnostics.classes import Classes, request_classes
 from lab.ensembles import ensemble_members, file_ensemble_drawer
 from lab.sampling import DEFAULT_MAX_BATCH, file_sampler, generator_drawer
 from trainer.evaluation import REFERENCE_MODELS, diagnose_samples
@@ -48,12 +48,8 @@ def run_onnx(path: Path, z: np.ndarray, labels: np.ndarray | None = None) -> np.
 
 def default_classes(card: dict[str, Any], n: int, seed: int) -> Classes | None:
     """The classes of the n samples of a request of `seed` that sets no labels (the card's class
-    mix, lab.conditioning.request_labels), for a conditional card's classes section; None for
-    an unconditional card."""
-    labels_of = request_labels(card, DEFAULT_CHOICE)
-    if labels_of is None:
-        return None
-    return Classes(card["conditional"]["classes"], labels_of(n, seed))
+    mix), for a conditional card's classes section; None for an unconditional card."""
+    return request_classes(card, DEFAULT_CHOICE, n, seed)
 
 
 def sample_count(dataset_name: str) -> int:

@@ -19,7 +19,7 @@ from torch import nn
 from lab.cards import write_card
 from lab.conditioning import LABEL_INPUT
 from lab.noise import gaussian_latents
-from trainer.conditioning import conditional_card
+from trainer.conditioning import conditional_card, every_class
 from trainer.datasets import get_dataset
 from trainer.diagnose import gan_diagnostics, run_onnx
 from trainer.half import half_version
@@ -57,19 +57,16 @@ def to_onnx(generator: nn.Module, latent_dim: int) -> onnx.ModelProto:
 
 def generator_inputs(generator: nn.Module, z: np.ndarray) -> tuple[np.ndarray, ...]:
     """G's inputs for latents z [n, latent_dim]: (z,), or for a conditional G (z, labels) with
-    the labels 0, 1, .., K-1, 0, 1, .. (every class, for export and parity checks)."""
-    if not isinstance(generator, ConditionalGenerator):
-        return (z,)
-    classes = generator.embedding.num_embeddings
-    return z, np.arange(len(z), dtype=np.int64) % classes
+    every class in turn (trainer.conditioning.every_class, for export and parity checks)."""
+    labels = every_class(len(z), generator_classes(generator))
+    return (z,) if labels is None else (z, labels)
 
 
-def conditional_spec(generator: nn.Module, dataset: str) -> dict[str, Any]:
-    """The card's `conditional` object of a conditional G (lab.conditioning): its classes, the
-    dataset's class mix and the labels input; {} for an unconditional G."""
+def generator_classes(generator: nn.Module) -> int:
+    """A conditional G's number of classes; 0 for an unconditional G."""
     if not isinstance(generator, ConditionalGenerator):
-        return {}
-    return conditional_card(dataset, generator.embedding.num_embeddings)
+        return 0
+    return generator.embedding.num_embeddings
 
 
 def measure_parity(generator: nn.Module, path: Path, latent_dim: int) -> dict[str, Any]:
@@ -180,7 +177,7 @@ def export_generator(
     def make_card(model_dir: Path, entry: dict, versions: list[dict]) -> dict[str, Any]:
         output = output_spec(generator, latent_dim)
         card = gan_card(name, description, meta, versions, {}, output, kind) | (extra or {})
-        card |= conditional_spec(generator, card["dataset"])
+        card |= conditional_card(card["dataset"], generator_classes(generator))
         card["diagnostics"] = gan_diagnostics(model_dir / entry["file"], card)
         if "conditional" not in card:  # trainer/half.py casts one float input: z alone
             half_version(model_dir, card, entry)  # the float16 graph, where parity allows

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from lab.conditioning import LabelChoice, request_labels
+
 from .statistics import ModeStats, finite_or_none, no_feature_stats
 from .verdict import starved_modes, verdict
 
@@ -27,6 +29,15 @@ class Classes:
 
     count: int
     labels: np.ndarray
+
+
+def request_classes(card: dict, choice: LabelChoice, n: int, seed: int) -> Classes | None:
+    """The classes of the n samples a request of `seed` with `choice` draws from a conditional
+    card (lab.conditioning.request_labels); None for an unconditional card."""
+    labels_of = request_labels(card, choice)
+    if labels_of is None:
+        return None
+    return Classes(card["conditional"]["classes"], labels_of(n, seed))
 
 
 # Below this on_class_fraction a class's reasons warn that the model does not follow the label

@@ -282,7 +282,7 @@ def per_class(
     def class_stats(rows: np.ndarray, own: range) -> tuple[ModeStats, ModeStats | None]:
         subset = None if classified is None else tuple(part[rows] for part in classified)
         everywhere = mode_stats(samples[rows], reference, subset)
-        return everywhere, restricted_stats(samples[rows], reference, subset, own)
+        return everywhere, restricted_stats(samples[rows], reference, everywhere, own)
 
     def class_duplicates(rows: np.ndarray) -> dict[str, float] | None:
         if features is None or threshold is None:
@@ -295,30 +295,25 @@ def per_class(
 
 
 def restricted_stats(
-    samples: np.ndarray,
-    reference: dict[str, Any],
-    classified: tuple[np.ndarray, np.ndarray] | None,
-    modes: range,
+    samples: np.ndarray, reference: dict[str, Any], everywhere: ModeStats, modes: range
 ) -> ModeStats | None:
     """The mode statistics of a batch against the reference's `modes` alone, their weights
-    renormalised (a mixture's other centres removed; a classifier's other modes not counted),
-    for a class of a conditional model; None when those modes all have weight 0."""
-    weights = np.asarray(reference["weights"], dtype=np.float64)[modes.start : modes.stop]
+    renormalised, for a class of a conditional model; None when those modes all have weight
+    0. A mixture's other centres are removed (a sample is then judged by the class's centres);
+    a classifier's histograms are the batch's over every mode (`everywhere`), cut to `modes`."""
+    own = slice(modes.start, modes.stop)
+    weights = np.asarray(reference["weights"], dtype=np.float64)[own]
     if weights.sum() <= 0:
         return None
     weights = weights / weights.sum()
     if reference_type(reference) == "gaussian_mixture":
-        centres = reference["centres"][modes.start : modes.stop]
+        centres = reference["centres"][own]
         mixture = GaussianMixture.from_spec({**reference, "centres": centres, "weights": weights})
         return mixture_mode_stats(validate_samples(samples, mixture.dim), mixture)
-    probabilities = classified[0]
-    own = slice(modes.start, modes.stop)
-    every = argmax_histogram(probabilities, reference)[own]
-    n = probabilities.shape[0]
+    n, every = everywhere.n_samples, everywhere.all_samples.histogram[own]
     all_samples = histogram_stats(every, n, weights, weights, "are counted by their argmax mode")
-    histogram = classified_histogram(probabilities, reference)[own]
     rule = f"are classified with confidence >= {confidence_threshold(reference):g}"
-    return histogram_stats(histogram, n, weights, weights, rule, all_samples)
+    return histogram_stats(everywhere.histogram[own], n, weights, weights, rule, all_samples)
 
 
 def diagnose_modes(

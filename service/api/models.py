@@ -15,7 +15,7 @@ from flask import request as http_request
 
 from lab.cards import ENSEMBLE, FEATURE_KINDS, SERVABLE_KINDS, WEIGHT_TOLERANCE, check_members
 from lab.conditioning import DEFAULT_CHOICE, LabelChoice, check_labels
-from lab.diagnostics.classes import Classes
+from lab.diagnostics.classes import Classes, request_classes
 from lab.diagnostics.members import Members
 from lab.ensembles import ensemble_drawer, member_assignment
 from lab.noise import MAX_SEED, random_seed
@@ -164,9 +164,7 @@ class SampleRequest:
         None otherwise."""
         if self.choice is None:
             return None
-        conditional = self.entry.card["conditional"]
-        labels = self.choice.draw(conditional["weights"], self.n, self.seed)
-        return Classes(conditional["classes"], labels)
+        return request_classes(self.entry.card, self.choice, self.n, self.seed)
 
     def headers(self) -> dict[str, str]:
         """X-Seed and X-Model-Version (+ X-Steps and X-Sampler for score models), on every
