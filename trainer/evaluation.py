@@ -67,12 +67,16 @@ def diagnose_samples(
 
 
 def protocol_numbers(report: dict[str, Any]) -> dict[str, Any]:
-    """The collapse table's numbers from a mode report (diagnose_samples): modes_covered,
+    """The collapse table's numbers from a report (diagnose_samples): modes_covered,
     modes_total, high_quality_fraction, kl (the high-quality histogram), modes_expected and
     modes_expected_std (the modes an exact sampler with the same high-quality samples covers:
-    mean, std), verdict and verdict_reasons (the report's) and, for classifier references,
+    mean, std), verdict and verdict_reasons (the report's), verdict_rules ("modes" for a
+    modes-only report, "full" with the feature rules) and, for classifier references,
     modes_covered_all and kl_all (every sample by its argmax mode: the Stacked-MNIST papers'
-    count)."""
+    count).
+
+    A full report adds its feature numbers (feature_numbers): coverage against the coverage
+    of identical distributions, and the near-duplicate share."""
     numbers = {
         "modes_covered": report["modes"]["covered"],
         "modes_total": report["modes"]["total"],
@@ -82,10 +86,28 @@ def protocol_numbers(report: dict[str, Any]) -> dict[str, Any]:
         "modes_expected_std": report["expected_covered_same_quality_std"],
         "verdict": report["verdict"]["status"],
         "verdict_reasons": report["verdict"]["reasons"],
+        "verdict_rules": "full" if "features" in report else "modes",
     }
+    numbers |= feature_numbers(report)
     every = report.get("all_samples")
     if every is not None:
         numbers |= {"modes_covered_all": every["covered"], "kl_all": every["kl"]}
     if "classes" in report:  # a conditional GAN: how many classes are healthy on their own
         numbers["classes_healthy"] = report["classes"]["healthy"]
     return numbers
+
+
+def feature_numbers(report: dict[str, Any]) -> dict[str, Any]:
+    """A full report's k-NN numbers, {} for a modes-only one: coverage (Naeem et al. 2020),
+    coverage_identical (what two identical distributions of these sizes score: the verdict's
+    yardstick), coverage_ratio (coverage / coverage_identical) and near_duplicate_fraction."""
+    manifold = report.get("features", {}).get("manifold")
+    if manifold is None:
+        return {}
+    coverage, identical = manifold["coverage"], manifold["coverage_expected_identical"]
+    return {
+        "coverage": coverage,
+        "coverage_identical": identical,
+        "coverage_ratio": coverage / identical if identical else None,
+        "near_duplicate_fraction": report["duplicates"]["near_fraction"],
+    }

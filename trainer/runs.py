@@ -54,8 +54,9 @@ class Run(Protocol):
     def train_step(self) -> dict[str, float]:
         """One update (step += 1); the losses to log."""
 
-    def evaluate(self) -> dict[str, Any]:
-        """The papers' protocol numbers of the current model and its verdict, to log."""
+    def evaluate(self, full: bool = False) -> dict[str, Any]:
+        """The papers' protocol numbers of the current model and the mode rules' verdict, to
+        log; `full`: the full report's verdict, with its coverage (trainer.evaluation)."""
 
     def samples(self, n: int, seed: int) -> np.ndarray:
         """n samples of the current (evaluated) model from the service's latents/noise of

@@ -96,15 +96,16 @@ class TrainState:
         self.step += 1
         return mean_over_ranks({"d_loss": d_loss, "g_loss": g_loss.item()})
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluate(self, full: bool = False) -> dict[str, Any]:
         """The papers' protocol on `eval_samples` samples: modes covered, high quality, KL,
-        and the mode rules' verdict (trainer.evaluation.protocol_numbers)."""
+        and the mode rules' verdict (trainer.evaluation.protocol_numbers); `full`: the full
+        report's verdict and feature numbers (coverage) instead."""
         n = self.config.eval_samples
         samples = self.samples(n, EVAL_SEED)
         classes = None
         if self.config.classes:
             classes = Classes(self.config.classes, self.labels(n, EVAL_SEED))
-        report = diagnose_samples(samples, self.dataset.name, modes_only=True, classes=classes)
+        report = diagnose_samples(samples, self.dataset.name, modes_only=not full, classes=classes)
         return protocol_numbers(report)
 
     def labels(self, n: int, seed: int) -> np.ndarray | None:

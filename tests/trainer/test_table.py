@@ -6,14 +6,17 @@ import numpy as np
 import pytest
 
 from trainer.cli import main
+from trainer.evaluation import diagnose_samples
 from trainer.table import (
     QUICK,
+    RESULT_FILE,
     build_table,
     execute,
     mean_and_error,
     plan,
     section,
     summarise,
+    trained,
 )
 
 
@@ -139,9 +142,9 @@ def test_vae_cells_train_with_the_vae_loop_and_record_active_dims(tmp_path):
     assert 0 <= result["active_dims"] <= 2 and result["decoder_std"] > 0
     assert np.load(runs[0].run_dir / "samples.npy").shape == (64, 2)
     (table,) = [line for line in section("grid25", summarise([result])) if "`grid25-vae`" in line]
-    assert table.split("|")[-4].strip() == f"{result['active_dims']:.1f}"  # active latent dims
+    assert table.split("|")[-5].strip() == f"{result['active_dims']:.1f}"  # active latent dims
     healthy = int(result["verdict"] == "healthy")
-    assert table.split("|")[-3].strip() == f"{healthy} of 1"  # healthy seeds
+    assert table.split("|")[-3].strip() == f"{healthy} of 1"  # healthy seeds, by the full report
 
 
 def test_conditional_cells_record_their_healthy_classes(tmp_path):
@@ -152,7 +155,7 @@ def test_conditional_cells_record_their_healthy_classes(tmp_path):
     (result,) = execute(runs, jobs=1, progress=False)
     assert 0 <= result["classes_healthy"] <= 8
     (table,) = [line for line in section("ring8", summarise([result])) if "`ring8-cgan`" in line]
-    assert table.split("|")[-4].strip() == f"{result['classes_healthy']:.1f} of 8"
+    assert table.split("|")[-5].strip() == f"{result['classes_healthy']:.1f} of 8"
 
 
 def test_a_run_of_another_recipe_in_the_runs_folder_starts_over(quick_table):
@@ -182,3 +185,45 @@ def test_no_train_writes_the_finished_runs_and_names_the_rest(quick_table):
     text = (out / "collapse.md").read_text()
     assert "Not run (no finished run in the runs folder): `ring8-gan` (1 seed(s)), " in text
     assert "`ring8-pacgan4` (2 seed(s))" in text
+
+
+def test_every_run_records_the_full_reports_verdict_and_coverage(quick_table):
+    """The table's runs carry the service's full report of their evaluation batch: its
+    verdict (feature rules included) and its coverage against identical distributions."""
+    fields = QUICK["overrides"]["ring8"]
+    (run,) = plan(["ring8"], ["pacgan2"], 1, quick_table / "runs", {"ring8": fields})
+    result = json.loads((run.run_dir / RESULT_FILE).read_text())
+    state = trained(run)  # finished: the checkpoint, no training
+    report = diagnose_samples(state.samples(fields["eval_samples"], 0), "ring8")
+    manifold = report["features"]["manifold"]
+    assert result["verdict_rules"] == "full"
+    assert result["verdict"] == report["verdict"]["status"]
+    assert result["coverage"] == pytest.approx(manifold["coverage"])
+    assert result["coverage_identical"] == pytest.approx(manifold["coverage_expected_identical"])
+    assert result["near_duplicate_fraction"] == report["duplicates"]["near_fraction"]
+    text = (quick_table / "out" / "collapse.md").read_text()
+    assert "| coverage (identical) | healthy seeds |" in text
+
+
+def test_a_run_judged_by_the_mode_rules_only_is_evaluated_again_without_training(tmp_path):
+    fields = {"steps": 10, "eval_every": 0, "snapshot_every": 0, "eval_samples": 500}
+    runs = plan(["ring8"], ["gan"], 1, tmp_path / "runs", {"ring8": fields})
+    (first,) = execute(runs, jobs=1, progress=False)
+    path = runs[0].run_dir / RESULT_FILE
+    feature_keys = ("coverage", "coverage_identical", "coverage_ratio", "near_duplicate_fraction")
+    old = {k: v for k, v in first.items() if k not in feature_keys and k != "verdict_rules"}
+    old |= {"verdict": "healthy", "seconds": 1234.0}  # as an older table recorded it
+    path.write_text(json.dumps(old))
+    (row,) = summarise([old])
+    assert section("ring8", [row])[-1].split("|")[-4:-2] == [" n/a ", " 1 of 1 (mode rules) "]
+    log = (runs[0].run_dir / "metrics.jsonl").read_text()
+
+    (again,) = execute(runs, jobs=1, progress=False)
+    assert (runs[0].run_dir / "metrics.jsonl").read_text() == log  # not trained again
+    assert again["seconds"] == 1234.0 and again["report_seconds"] > 0
+    assert {k: again[k] for k in feature_keys} == {k: first[k] for k in feature_keys}
+    assert again["verdict"] == first["verdict"] and again["verdict_rules"] == "full"
+    (row,) = summarise([again, old | {"seed": 1}])
+    assert section("ring8", [row])[-1].split("|")[-3].strip() == (
+        f"{int(first['verdict'] == 'healthy') + 1} of 2 (1 by the mode rules only)"
+    )

@@ -82,9 +82,11 @@ class ScoreState:
         seed: int = EVAL_SEED,
         steps: int | None = None,
         models_dir: Path = REFERENCE_MODELS,
+        full: bool = False,
     ) -> dict[str, Any]:
         """The papers' protocol on the EMA network: modes covered, high quality, KL (and for a
-        conditional model each class against its own modes: classes_healthy).
+        conditional model each class against its own modes: classes_healthy); `full`: the
+        full report's verdict and feature numbers (coverage) instead of the mode rules'.
 
         n defaults to eval_samples, steps to the config's sample_steps, with its sampler. Image
         samples are judged by the classifier reference in models_dir (trainer.evaluation).
@@ -95,7 +97,7 @@ class ScoreState:
         samples = self.samples(n, seed, steps, labels)
         classes = None if labels is None else Classes(config.classes, labels)
         report = diagnose_samples(
-            samples, config.dataset, models_dir, modes_only=True, classes=classes
+            samples, config.dataset, models_dir, modes_only=not full, classes=classes
         )
         return protocol_numbers(report)
 

@@ -92,12 +92,13 @@ class VAEState:
         terms |= {"latent_kl": kl.item(), "decoder_std": self.vae.decoder_std().item()}
         return mean_over_ranks(terms) | {"kl_weight": weight}
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluate(self, full: bool = False) -> dict[str, Any]:
         """The papers' protocol on `eval_samples` decoder samples (modes covered, high quality,
-        KL, the mode rules' verdict), and the encoder's active latent dimensions and the
-        negative ELBO on as many fresh data points (latent_health)."""
+        KL, the mode rules' verdict; `full`: the full report's verdict and coverage), and the
+        encoder's active latent dimensions and the negative ELBO on as many fresh data points
+        (latent_health)."""
         samples = self.samples(self.config.eval_samples, EVAL_SEED)
-        report = diagnose_samples(samples, self.dataset.name, modes_only=True)
+        report = diagnose_samples(samples, self.dataset.name, modes_only=not full)
         return protocol_numbers(report) | latent_health(self)
 
     def samples(self, n: int, seed: int) -> np.ndarray:
