@@ -74,6 +74,7 @@ from trainer.monitor_cli import (
 from trainer.nets import ARCHITECTURES, SCORE_NETWORKS, VAE_NETWORKS
 from trainer.settings import preset_names
 from trainer.table import (
+    ABLATION_METHODS,
     BENCHMARKS,
     HARDER_BENCHMARKS,
     METHODS,
@@ -264,9 +265,10 @@ def add_table_command(commands: argparse._SubParsersAction) -> None:
     table.add_argument(
         "--methods",
         nargs="+",
-        choices=METHODS + PACGAN_PAPER_METHODS,
+        choices=METHODS + ABLATION_METHODS + PACGAN_PAPER_METHODS,
         default=list(METHODS),
-        help="default: every method but the pacgan-paper-* ones (400k steps each)",
+        help="default: every method but the ablation's (ring8, grid25) and the pacgan-paper-* "
+        "ones (400k steps each)",
     )
     table.add_argument("--seeds", type=positive_int, default=5, help="seeds 0..N-1 (default 5)")
     table.add_argument("--jobs", type=positive_int, default=1, help="runs trained in parallel")

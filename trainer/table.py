@@ -68,6 +68,21 @@ PACGAN_PAPER_METHODS = (
     "pacgan-paper-pacgan3",
     "pacgan-paper-pacgan4",
 )
+# The matched-budget ablation on ring8 and grid25: each mitigation alone on the plain GAN's base
+# (5k steps, lr 1e-3 decayed linearly), each loss, G-EMA alone and with WGAN-GP at the same
+# steps. Beside "gan", "unrolled", "pacgan2", "pacgan4", "mbstd" and "wgan-gp" of METHODS (the
+# same base), they make one row per fix at one budget; a table takes them when --methods does.
+ABLATION_METHODS = (
+    "hinge",
+    "mbd",
+    "feature-matching",
+    "ttur",
+    "spectral-norm",
+    "instance-noise",
+    "r1",
+    "g-ema",
+    "wgan-gp-g-ema",
+)
 METHOD_LABELS = {
     "gan": "GAN (non-saturating, no fix)",
     "unrolled": "Unrolled GAN (K = 5)",
@@ -83,6 +98,15 @@ METHOD_LABELS = {
     "vae": "VAE (the decoder's mean)",
     "cgan": "Class-conditional GAN (projection D)",
     "edm-conditional": "Class-conditional score model (EDM, class embedding)",
+    "hinge": "Hinge loss",
+    "mbd": "Minibatch discrimination (5 kernels x 3)",
+    "feature-matching": "Feature matching (G matches D's features)",
+    "ttur": "TTUR (lr_g 2.5e-4, lr_d 1e-3)",
+    "spectral-norm": "Spectral norm on D",
+    "instance-noise": "Instance noise (std 0.1, annealed to 0)",
+    "r1": "R1 penalty (gamma 10)",
+    "g-ema": "G weight EMA (0.99)",
+    "wgan-gp-g-ema": "WGAN-GP + G weight EMA (0.99), the base's steps",
     "pacgan-paper-gan": "GAN, PacGAN's 2-D setup (BN G, maxout D)",
     "pacgan-paper-pacgan2": "PacGAN2, PacGAN's 2-D setup (2 independent batches)",
     "pacgan-paper-pacgan3": "PacGAN3, PacGAN's 2-D setup (3 independent batches)",
