@@ -70,7 +70,8 @@ def protocol_numbers(report: dict[str, Any]) -> dict[str, Any]:
     """The collapse table's numbers from a report (diagnose_samples): modes_covered,
     modes_total, high_quality_fraction, kl (the high-quality histogram), modes_expected and
     modes_expected_std (the modes an exact sampler with the same high-quality samples covers:
-    mean, std), verdict and verdict_reasons (the report's), verdict_rules ("modes" for a
+    mean, std), kl_exact (the mean KL of an exact sampler with as many high-quality samples),
+    verdict and verdict_reasons (the report's), verdict_rules ("modes" for a
     modes-only report, "full" with the feature rules) and, for classifier references,
     modes_covered_all and kl_all (every sample by its argmax mode: the Stacked-MNIST papers'
     count).
@@ -87,6 +88,7 @@ def protocol_numbers(report: dict[str, Any]) -> dict[str, Any]:
         "verdict": report["verdict"]["status"],
         "verdict_reasons": report["verdict"]["reasons"],
         "verdict_rules": "full" if "features" in report else "modes",
+        "kl_exact": report["kl_expected_ideal"],  # an exact sampler's, as many high-quality
     }
     numbers |= feature_numbers(report)
     every = report.get("all_samples")

@@ -198,7 +198,7 @@ def test_evaluate_score_run_reports_the_protocol(tiny_run):
     result = evaluate_score_run(tiny_run, n=500)
     protocol = {"modes_covered", "modes_total", "high_quality_fraction", "kl", "nfe"}
     monitored = {"modes_expected", "modes_expected_std", "verdict", "verdict_reasons"}
-    assert set(result) == protocol | monitored | {"verdict_rules"}
+    assert set(result) == protocol | monitored | {"verdict_rules", "kl_exact"}
     assert result["verdict_rules"] == "modes"  # the monitor's evaluation: no k-NN report
     assert result["modes_total"] == 25 and result["nfe"] == 35
 

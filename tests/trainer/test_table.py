@@ -10,6 +10,7 @@ from trainer.evaluation import diagnose_samples
 from trainer.table import (
     QUICK,
     RESULT_FILE,
+    at_goal,
     build_table,
     execute,
     mean_and_error,
@@ -18,6 +19,16 @@ from trainer.table import (
     summarise,
     trained,
 )
+
+
+def columns(lines: list[str]) -> dict[str, str]:
+    """A one-row markdown section (header, rule, row) as {column name: cell}."""
+    header, _, row = lines
+
+    def cells(line: str) -> list[str]:
+        return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+    return dict(zip(cells(header), cells(row), strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -141,10 +152,11 @@ def test_vae_cells_train_with_the_vae_loop_and_record_active_dims(tmp_path):
     assert result["method"] == "vae" and result["modes_total"] == 25
     assert 0 <= result["active_dims"] <= 2 and result["decoder_std"] > 0
     assert np.load(runs[0].run_dir / "samples.npy").shape == (64, 2)
-    (table,) = [line for line in section("grid25", summarise([result])) if "`grid25-vae`" in line]
-    assert table.split("|")[-5].strip() == f"{result['active_dims']:.1f}"  # active latent dims
+    cells = columns(section("grid25", summarise([result])))
+    assert cells["active latent dims"] == f"{result['active_dims']:.1f}"
     healthy = int(result["verdict"] == "healthy")
-    assert table.split("|")[-3].strip() == f"{healthy} of 1"  # healthy seeds, by the full report
+    assert cells["healthy seeds"] == f"{healthy} of 1"  # by the full report
+    assert cells["seeds at the goal"] == f"{int(at_goal(result))} of 1"
 
 
 def test_conditional_cells_record_their_healthy_classes(tmp_path):
@@ -154,8 +166,8 @@ def test_conditional_cells_record_their_healthy_classes(tmp_path):
     assert runs[0].config.classes == 8
     (result,) = execute(runs, jobs=1, progress=False)
     assert 0 <= result["classes_healthy"] <= 8
-    (table,) = [line for line in section("ring8", summarise([result])) if "`ring8-cgan`" in line]
-    assert table.split("|")[-5].strip() == f"{result['classes_healthy']:.1f} of 8"
+    cells = columns(section("ring8", summarise([result])))
+    assert cells["healthy classes"] == f"{result['classes_healthy']:.1f} of 8"
 
 
 def test_a_run_of_another_recipe_in_the_runs_folder_starts_over(quick_table):
@@ -215,7 +227,10 @@ def test_a_run_judged_by_the_mode_rules_only_is_evaluated_again_without_training
     old |= {"verdict": "healthy", "seconds": 1234.0}  # as an older table recorded it
     path.write_text(json.dumps(old))
     (row,) = summarise([old])
-    assert section("ring8", [row])[-1].split("|")[-4:-2] == [" n/a ", " 1 of 1 (mode rules) "]
+    cells = columns(section("ring8", [row]))
+    assert (
+        cells["coverage (identical)"] == "n/a" and cells["healthy seeds"] == "1 of 1 (mode rules)"
+    )
     log = (runs[0].run_dir / "metrics.jsonl").read_text()
 
     (again,) = execute(runs, jobs=1, progress=False)
@@ -224,6 +239,49 @@ def test_a_run_judged_by_the_mode_rules_only_is_evaluated_again_without_training
     assert {k: again[k] for k in feature_keys} == {k: first[k] for k in feature_keys}
     assert again["verdict"] == first["verdict"] and again["verdict_rules"] == "full"
     (row,) = summarise([again, old | {"seed": 1}])
-    assert section("ring8", [row])[-1].split("|")[-3].strip() == (
+    assert columns(section("ring8", [row]))["healthy seeds"] == (
         f"{int(first['verdict'] == 'healthy') + 1} of 2 (1 by the mode rules only)"
     )
+
+
+def exact_like(**changes):
+    """A ring8 result as an exact sampler of 2,500 scores it (full report), with changes."""
+    result = {"benchmark": "ring8", "method": "gan", "seed": 0, "seconds": 1.0}
+    result |= {"config": {"dataset": "ring8", "steps": 5000}, "verdict_rules": "full"}
+    result |= {"modes_covered": 8, "modes_total": 8, "high_quality_fraction": 0.988}
+    result |= {"kl": 0.0016, "kl_exact": 0.0014, "verdict": "healthy"}
+    result |= {"coverage": 0.97, "coverage_identical": 0.969}
+    return result | changes
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({}, True),
+        ({"high_quality_fraction": 0.9689}, True),  # 98.89% - 2 points, rounded down
+        ({"high_quality_fraction": 0.9680}, False),
+        ({"kl": 0.0064}, True),  # within 0.005 of the exact sampler's 0.0014
+        ({"kl": 0.0066}, False),
+        ({"modes_covered": 7}, False),
+        ({"coverage": 0.873}, True),  # 0.9 x 0.969 = 0.8721
+        ({"coverage": 0.871}, False),  # the tight samples of the best 2-D GANs: 0.27, 0.34
+        ({"verdict": "partial_collapse"}, False),
+        ({"kl": None}, False),
+        ({"verdict_rules": "modes"}, None),  # judged without the full report: unknown
+        ({"config": {"dataset": "stacked-digits", "steps": 2000}}, None),  # its own goal
+    ],
+)
+def test_the_2d_goal_holds_seed_by_seed(changes, expected):
+    result = exact_like(**changes)
+    if "kl_exact" in changes or changes.get("verdict_rules") == "modes":
+        result = {k: v for k, v in result.items() if k != "coverage"}
+    assert at_goal(result) is expected
+
+
+def test_the_goal_column_counts_the_seeds_at_the_goal():
+    (row,) = summarise([exact_like(), exact_like(seed=1, coverage=0.3), exact_like(seed=2)])
+    assert row["at_goal"] == 2
+    assert columns(section("ring8", [row]))["seeds at the goal"] == "2 of 3"
+    (row,) = summarise([exact_like(), exact_like(seed=1, verdict_rules="modes")])
+    assert row["at_goal"] is None  # a seed judged by the mode rules only: not counted
+    assert "seeds at the goal" not in columns(section("ring8", [row]))
