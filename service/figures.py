@@ -10,7 +10,8 @@
   samples against what an exact sampler with as many puts there, missing modes marked; an
   ensemble's bars stacked by member) for up
   to MAX_MODE_BARS modes, a heat map of samples / expected in rows of HEATMAP_ROW modes beyond
-  (1,000 stacked-digit modes: 10 x 100); without modes, the NDB bin histogram.
+  (1,000 stacked-digit modes: 10 x 100; stacked-digits4's 10,000: 100 x 100); without modes,
+  the NDB bin histogram.
 
 The title names the model, version and seed (when the samples were generated), the reference,
 the verdict and the key numbers. Legends sit outside the data. Without a reference (an upload
@@ -371,9 +372,8 @@ def draw_heatmap(axes, grid: np.ndarray, n_missing: int, figure) -> None:
     from matplotlib import colormaps
     from matplotlib.colors import LogNorm
 
-    colours = colormaps["viridis"].copy()
-    colours.set_bad("white")  # padding and weight-0 modes
-    colours.set_under("red")  # missing modes (ratio 0, below the log scale)
+    # white: padding and weight-0 modes; red: missing modes (ratio 0, below the log scale)
+    colours = colormaps["viridis"].with_extremes(bad="white", under="red")
     shown = np.where(grid > 0, grid, np.where(np.isnan(grid), np.nan, 1e-9))
     image = axes.imshow(
         shown, aspect="auto", cmap=colours, norm=LogNorm(0.1, 10.0), interpolation="nearest"
