@@ -51,8 +51,13 @@ def draw_samples(ax: Axes, samples: np.ndarray, dataset_name: str) -> None:
 
 
 def image_grid(samples: np.ndarray, columns: int = 8) -> np.ndarray:
-    """Images [n, C, H, W] in [-1, 1] -> one [rows*H, columns*W, 3] array in [0, 1]."""
+    """Images [n, C, H, W] in [-1, 1] -> one [rows*H, columns*W', 3] array in [0, 1]: gray for
+    C = 1, RGB for C = 3, and otherwise (stacked-digits4's 4 channels) the channels side by side
+    in gray (W' = C * W), so every digit of a stack shows."""
     images = (np.clip(samples, -1.0, 1.0) + 1.0) / 2.0
+    if images.shape[1] not in (1, 3):
+        n, channels, height, width = images.shape
+        images = images.transpose(0, 2, 1, 3).reshape(n, 1, height, channels * width)
     if images.shape[1] == 1:
         images = np.repeat(images, 3, axis=1)
     n, _, height, width = images.shape

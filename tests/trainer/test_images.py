@@ -1,4 +1,5 @@
-"""Image datasets (digits, stacked digits), the fixed split, and the user-data loaders."""
+"""Image datasets (digits, stacked digits in 3 and 4 channels), the fixed split, and the
+user-data loaders."""
 
 import numpy as np
 import pytest
@@ -41,16 +42,19 @@ def test_unknown_split_part_is_refused():
         split_digits("test")
 
 
-@pytest.mark.parametrize("name", ["digits", "stacked-digits"])
+CHANNELS = {"digits": 1, "stacked-digits": 3, "stacked-digits4": 4}
+
+
+@pytest.mark.parametrize("name", list(CHANNELS))
 def test_image_datasets_are_registered_with_a_uniform_reference(name):
     assert name in DATASETS.names()
     spec = get_dataset(name).reference_spec()
-    assert spec["type"] == "classifier" and spec["channels"] == {"digits": 1}.get(name, 3)
+    assert spec["type"] == "classifier" and spec["channels"] == CHANNELS[name]
     assert len(spec["weights"]) == spec["n_modes"] == 10 ** spec["channels"]
     assert sum(spec["weights"]) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name, channels", [("digits", 1), ("stacked-digits", 3)])
+@pytest.mark.parametrize("name, channels", list(CHANNELS.items()))
 def test_samples_are_training_images_in_range(name, channels):
     dataset = get_dataset(name)
     assert dataset.shape == (channels, 8, 8) and dataset.dim == channels * 64
@@ -62,7 +66,7 @@ def test_samples_are_training_images_in_range(name, channels):
     assert all(image.numpy().tobytes() in known for image in samples.reshape(-1, 8, 8))
 
 
-@pytest.mark.parametrize("name", ["digits", "stacked-digits"])
+@pytest.mark.parametrize("name", list(CHANNELS))
 def test_same_seed_same_samples(name):
     dataset = get_dataset(name)
     first = dataset.sample(64, torch.Generator().manual_seed(7))
@@ -75,12 +79,16 @@ def test_mode_ids_are_base_10_over_channels():
     digits = torch.tensor([[1, 2, 3], [0, 0, 7], [9, 9, 9]])
     assert mode_ids(digits).tolist() == [123, 7, 999]
     assert mode_ids(torch.tensor([[4], [9]])).tolist() == [4, 9]
+    assert mode_ids(torch.tensor([[1, 2, 3, 4], [0, 9, 0, 1]])).tolist() == [1234, 901]
 
 
-def test_stacked_channels_show_the_digits_of_their_mode_id():
-    dataset = get_dataset("stacked-digits")
+@pytest.mark.parametrize(
+    "name, places", [("stacked-digits", (100, 10, 1)), ("stacked-digits4", (1000, 100, 10, 1))]
+)
+def test_stacked_channels_show_the_digits_of_their_mode_id(name, places):
+    dataset = get_dataset(name)
     images, modes = dataset.sample_with_modes(300, torch.Generator().manual_seed(1))
-    assert modes.min() >= 0 and modes.max() <= 999
+    assert modes.min() >= 0 and modes.max() < dataset.num_modes
     images_train, labels_train = split_digits("train")
     label_of = {
         image.numpy().tobytes(): int(label)
@@ -88,17 +96,18 @@ def test_stacked_channels_show_the_digits_of_their_mode_id():
     }
     for image, mode in zip(images, modes.tolist(), strict=True):
         digits = [label_of[channel.numpy().tobytes()] for channel in image]
-        assert 100 * digits[0] + 10 * digits[1] + digits[2] == mode
+        assert sum(place * digit for place, digit in zip(places, digits, strict=True)) == mode
 
 
-def test_stacked_modes_are_uniform_over_1000_so_channels_are_independent():
-    _, modes = get_dataset("stacked-digits").sample_with_modes(
-        100_000, torch.Generator().manual_seed(2)
-    )
-    counts = torch.bincount(modes, minlength=1000).double()
-    assert len(counts) == 1000 and counts.min() > 0
-    chi_square = ((counts - 100) ** 2 / 100).sum().item()
-    assert chi_square < 999 + 5 * (2 * 999) ** 0.5  # chi2(999): mean 999, sd ~44.7
+@pytest.mark.parametrize("name, n", [("stacked-digits", 100_000), ("stacked-digits4", 260_000)])
+def test_stacked_modes_are_uniform_so_channels_are_independent(name, n):
+    _, modes = get_dataset(name).sample_with_modes(n, torch.Generator().manual_seed(2))
+    k = get_dataset(name).num_modes
+    counts = torch.bincount(modes, minlength=k).double()
+    assert len(counts) == k and counts.min() > 0
+    expected = n / k
+    chi_square = ((counts - expected) ** 2 / expected).sum().item()
+    assert chi_square < (k - 1) + 5 * (2 * (k - 1)) ** 0.5  # chi2(k - 1): mean k - 1
 
 
 # --- the user's own data ---------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Image datasets: real handwritten digits (scikit-learn's 8x8 digits, 28x28 MNIST) and their
-stacked 1000-mode versions, plus loaders for the user's own data (a folder of PNG images, an
-.npy/.npz array, a CSV of points).
+stacked versions (1,000 modes; 10,000 for stacked-digits4), plus loaders for the user's own
+data (a folder of PNG images, an .npy/.npz array, a CSV of points).
 
 Two sources of real digits, both shipped inside installed packages, so nothing is downloaded:
 - `digits`: scikit-learn's `load_digits`, 1,797 images 8x8, pixel values 0..16;
@@ -14,15 +14,17 @@ held-out part, which no model ever sees.
 
 stacked-digits is the Stacked-MNIST benchmark (Metz et al. 2017; VEEGAN; PacGAN) at 8x8: three
 independently drawn training digits as the R, G, B channels, mode id = 100*d_R + 10*d_G + d_B
-(stacked-mnist: the same at 28x28, the papers' own size).
+(stacked-mnist: the same at 28x28, the papers' own size). stacked-digits4 stacks four 8x8
+training digits as 4 channels, mode id = 1000*d_0 + 100*d_1 + 10*d_2 + d_3: 10,000 modes, the
+"many modes" scale (the protocol scaled by 10: 260,000 samples, 26 a mode).
 Its training set is not a fixed list of triples: every batch draws fresh triples from the
 caller's generator (the run's seeded data RNG), so a run is reproducible from its seed, the
 data is exactly the product distribution the benchmark defines (a fixed set of 100k triples
 would only approximate it, with ~100 +- 10 images per mode), and nothing is held in memory.
 
 All sample class-balanced (a class uniformly, then an image of that class uniformly), so the
-real data's mode distribution is exactly uniform: 1/10 for digits, 1/1000 for stacked digits,
-matching the reference weights the diagnostics compare against.
+real data's mode distribution is exactly uniform: 1/10 for digits, 1/1000 for stacked digits
+(1/10,000 for stacked-digits4), matching the reference weights the diagnostics compare against.
 """
 
 import csv
@@ -119,7 +121,8 @@ def split_digits(part: str, source: str = "digits") -> tuple[torch.Tensor, torch
 def mode_ids(digits: torch.Tensor) -> torch.Tensor:
     """Per-channel digits [n, C] -> mode ids [n]: sum_c digits[:, c] * 10^(C-1-c).
 
-    C = 3 gives 100*d_R + 10*d_G + d_B; C = 1 gives the digit itself.
+    C = 3 gives 100*d_R + 10*d_G + d_B, C = 4 1000*d_0 + 100*d_1 + 10*d_2 + d_3; C = 1 gives
+    the digit itself.
     """
     channels = digits.shape[1]
     powers = NUM_DIGITS ** torch.arange(channels - 1, -1, -1, dtype=torch.int64)
@@ -134,7 +137,7 @@ class ImageDataset:
     images: [N, 1, S, S] float32 in [-1, 1], the training digits sorted by label (S = 8 for
     digits, 28 for mnist).
     labels: [N] int64, non-decreasing (so each class is one contiguous block).
-    channels: 1 (10 modes) or 3 (stacked, 1000 modes).
+    channels: 1 (10 modes), 3 (stacked, 1000 modes) or 4 (stacked-digits4, 10,000 modes).
     """
 
     name: str
@@ -212,6 +215,12 @@ def digits() -> ImageDataset:
 def stacked_digits() -> ImageDataset:
     """Three independent training digits as RGB, [3, 8, 8] in [-1, 1], 1000 modes."""
     return training_digits("stacked-digits", 3)
+
+
+@DATASETS.register("stacked-digits4")
+def stacked_digits4() -> ImageDataset:
+    """Four independent training digits as 4 channels, [4, 8, 8] in [-1, 1], 10,000 modes."""
+    return training_digits("stacked-digits4", 4)
 
 
 @DATASETS.register("mnist")

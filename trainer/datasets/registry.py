@@ -7,7 +7,8 @@ from typing import Any
 from trainer.registry import Registry
 
 DATASETS: Registry[Callable[[], Any]] = Registry("dataset")  # name -> () -> dataset
-IMAGE_DATASETS = ("digits", "stacked-digits")  # 8x8, registered by images.py; the rest are points
+# 8x8, registered by images.py; the rest are points
+IMAGE_DATASETS = ("digits", "stacked-digits", "stacked-digits4")
 # 28x28 MNIST (images.py): only the classifier references train on it; the generators' nets are
 # built for 8x8 images or points.
 REFERENCE_ONLY_DATASETS = ("mnist", "stacked-mnist")
