@@ -14,6 +14,10 @@ The one classifier of a source serves both its references (trainer.classifier_re
 `digits` / `mnist` (1 channel, 10 modes) and `stacked-digits` / `stacked-mnist` (3 channels,
 1000 modes: each channel is classified as its own [1, S, S] image and the mode id is
 100*d_R + 10*d_G + d_B, as in Stacked MNIST); each reference keeps its real samples' features.
+A reference added later (`stacked-digits4`: 4 channels, 10,000 modes) is written from the
+classifier already in the repository, without training it again
+(`python -m trainer classifier-reference stacked-digits4`, export_classifier_reference), so
+the bundled classifier and the references measured with it stay as they are.
 """
 
 import dataclasses
@@ -31,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lab.cards import newest_version, read_card
+from lab.cards import checked_file, newest_version, read_card
 from trainer.classifier_references import classifier_model_card, write_classifier_reference
 from trainer.datasets import get_dataset
 from trainer.datasets.images import (
@@ -51,9 +55,13 @@ from trainer.onnx_export import (
 )
 
 CLASSIFIER_NAMES = {"digits": "digit-classifier", "mnist": "mnist-classifier"}  # per source
-REFERENCE_DATASETS = {  # digit source -> the references its classifier serves
+REFERENCE_DATASETS = {  # digit source -> the references written with its classifier
     "digits": ("digits", "stacked-digits"),
     "mnist": ("mnist", "stacked-mnist"),
+}
+REFERENCE_SOURCES = {  # every reference dataset -> the digit source whose classifier counts it
+    **{name: source for source, names in REFERENCE_DATASETS.items() for name in names},
+    "stacked-digits4": "digits",  # written later, from the classifier: classifier-reference
 }
 REFERENCE_FEATURES = 5_000  # real samples whose embeddings the k-NN metrics compare against
 REFERENCE_FEATURES_SEED = 0
@@ -304,18 +312,27 @@ def reference_modes(dataset_name: str) -> dict[str, Any]:
         "argmax of logits is the digit"
         if channels == 1
         else f"classify each of the {channels} channels as its own [batch, 1, {size}, {size}] "
-        "image; mode id = 100 * digit_R + 10 * digit_G + digit_B"
+        f"image; mode id = {mode_id_formula(channels)}"
     )
     return {key: spec[key] for key in ("channels", "n_modes", "weights")} | {"apply": apply}
+
+
+def mode_id_formula(channels: int) -> str:
+    """How the channels' digits make the mode id, in words: "100 * digit_R + 10 * digit_G +
+    digit_B" for 3 channels (RGB), "1000 * digit_0 + ... + digit_3" for 4."""
+    names = "RGB" if channels == 3 else [str(channel) for channel in range(channels)]
+    places = [10 ** (channels - 1 - channel) for channel in range(channels)]
+    terms = [f"{place} * digit_{name}" for place, name in zip(places, names, strict=True)]
+    return " + ".join([*terms[:-1], f"digit_{names[-1]}"])
 
 
 def reference_features(dataset_name: str, path: Path) -> np.ndarray:
     """Embeddings of real samples of the dataset, [n, C * E] float32.
 
     digits, mnist: each training digit once (resampling would put exact duplicates in the
-    reference and shrink its k-NN radii to 0); stacked: REFERENCE_FEATURES triples drawn with a
-    fixed seed. Each channel is embedded by the exported classifier (the service's own path),
-    channel embeddings side by side.
+    reference and shrink its k-NN radii to 0); stacked: REFERENCE_FEATURES stacks (triples;
+    quadruples for stacked-digits4) drawn with a fixed seed. Each channel is embedded by the
+    exported classifier (the service's own path), channel embeddings side by side.
     """
     dataset = get_dataset(dataset_name)
     if dataset.channels == 1:
@@ -348,23 +365,55 @@ def export_classifier_references(
     classifier_path = export_digit_classifier(model, models_dir, config)
     classifier = read_card(classifier_path.parent)
     onnx_path = classifier_path.parent / newest_version(classifier)["file"]
+    return [classifier_path] + [
+        write_reference(models_dir, name, classifier, onnx_path) for name in names
+    ]
+
+
+def write_reference(
+    models_dir: Path, name: str, classifier: dict[str, Any], onnx_path: Path
+) -> Path:
+    """Write models_dir/<name>, the reference of the image dataset `name` naming the newest
+    version of the `classifier` card (its ONNX file at onnx_path): uniform modes
+    (reference_modes) and the real samples' features (reference_features) in 1/features.npy.
+    The card's path; ValueError when the folder already holds a reference (nothing written)."""
+    features = reference_features(name, onnx_path)
+    modes = reference_modes(name)
     accuracy = classifier["held_out"]["accuracy"]
-    source = DIGIT_SOURCES[config.dataset].description
-    cards = [classifier_path]
-    for name in names:
-        features = reference_features(name, onnx_path)
-        modes = reference_modes(name)
-        description = (
-            f"Digit classifier reference for {name} ({modes['n_modes']} modes, uniform): "
-            f"{accuracy:.2%} held-out accuracy on {source}."
+    source = DIGIT_SOURCES[REFERENCE_SOURCES[name]].description
+    description = (
+        f"Digit classifier reference for {name} ({modes['n_modes']} modes, uniform): "
+        f"{accuracy:.2%} held-out accuracy on {source}."
+    )
+    extra = {"seed": REFERENCE_FEATURES_SEED}
+    return write_classifier_reference(
+        models_dir, name, name, description, classifier, modes, (features, extra)
+    )
+
+
+def export_classifier_reference(name: str, models_dir: Path) -> Path:
+    """Write the reference of the image dataset `name` (REFERENCE_SOURCES) from its source's
+    classifier already in models_dir (the newest version of models_dir/digit-classifier or
+    mnist-classifier, checked against its sha256), without training: how a reference added
+    after the classifier (stacked-digits4) joins the repository. The card's path; ValueError
+    for an unknown name, a missing or altered classifier, or a reference folder already there.
+    """
+    if name not in REFERENCE_SOURCES:
+        known = ", ".join(REFERENCE_SOURCES)
+        raise ValueError(f"no classifier reference for {name!r}; choose from {known}")
+    source = REFERENCE_SOURCES[name]
+    reference_dir = Path(models_dir) / name
+    if (reference_dir / "1").exists() or (reference_dir / "card.json").exists():
+        raise ValueError(f"{reference_dir} already holds a reference; remove it first")
+    classifier_dir = Path(models_dir) / CLASSIFIER_NAMES[source]
+    classifier = read_card(classifier_dir)
+    if classifier is None:
+        raise ValueError(
+            f"no classifier {classifier_dir / 'card.json'}: train it with "
+            f"`python -m trainer classifier --dataset {source} --models-dir {models_dir}`"
         )
-        extra = {"seed": REFERENCE_FEATURES_SEED}
-        cards.append(
-            write_classifier_reference(
-                models_dir, name, name, description, classifier, modes, (features, extra)
-            )
-        )
-    return cards
+    onnx_path = checked_file(classifier_dir, newest_version(classifier))
+    return write_reference(models_dir, name, classifier, onnx_path)
 
 
 def build_classifier_references(models_dir: Path, config: ClassifierConfig) -> dict[str, Any]:

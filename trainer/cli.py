@@ -19,6 +19,7 @@ function with named parameters.
                                        --reference REF [--models-dir models] [--dry-run]
     python -m trainer classifier [--dataset digits|mnist] [--models-dir models]
                                  [--steps N --seed S] [--dry-run]
+    python -m trainer classifier-reference DATASET [--models-dir models]
     python -m trainer export-classifier --module PKG.MOD:CLASS --state-dict FILE
                                         --input-shape C,H,W --value-range LO,HI --classes N
                                         --name NAME [--embedding-output NAME] [...]
@@ -43,7 +44,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trainer.classifier import REFERENCE_DATASETS, build_classifier_references, classifier_config
+from trainer.classifier import (
+    REFERENCE_DATASETS,
+    REFERENCE_SOURCES,
+    build_classifier_references,
+    classifier_config,
+    export_classifier_reference,
+)
 from trainer.cli_tools import add_command, or_usage_error, positive_int
 from trainer.datasets import DATASETS, GaussianMixture, get_dataset
 from trainer.device_cli import add_device_flags, train_placed
@@ -151,8 +158,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Every subcommand: train, export, reference, classifier, table, fuse, half, diagnose,
-    plot."""
+    """Every subcommand: train, export, reference, classifier, classifier-reference, table,
+    fuse, half, diagnose, plot."""
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     help = "train a GAN, a score model or a VAE from a preset or a JSON config file"
@@ -234,7 +241,9 @@ def add_model_commands(commands: argparse._SubParsersAction) -> None:
 
 def add_classifier_command(commands: argparse._SubParsersAction) -> None:
     """`classifier`: train a digit classifier, write it (digit-classifier or mnist-classifier)
-    and the two references naming it (digits and stacked-digits, or mnist and stacked-mnist)."""
+    and the two references naming it (digits and stacked-digits, or mnist and stacked-mnist);
+    `classifier-reference`: write another reference (stacked-digits4) from the classifier
+    already written."""
     help = "train a digit classifier; write it and the image datasets' references"
     classifier = add_command(commands, "classifier", help, run_classifier)
     classifier.add_argument(
@@ -249,6 +258,16 @@ def add_classifier_command(commands: argparse._SubParsersAction) -> None:
     classifier.add_argument("--steps", type=positive_int, help="default: the dataset's recipe")
     classifier.add_argument("--seed", type=int, help="default: the dataset's recipe")
     classifier.add_argument("--dry-run", action="store_true", help="print the config, exit")
+    help = "write an image dataset's reference from the classifier already in the repository"
+    reference = add_command(commands, "classifier-reference", help, run_classifier_reference)
+    reference.add_argument(
+        "dataset",
+        choices=list(REFERENCE_SOURCES),
+        help="the reference (and image dataset) to write, e.g. stacked-digits4 (4 channels, "
+        "10,000 modes), counted by its source's classifier (digit-classifier or "
+        "mnist-classifier), which is not trained again",
+    )
+    reference.add_argument("--models-dir", type=Path, default=Path("models"))
 
 
 def add_table_command(commands: argparse._SubParsersAction) -> None:
@@ -356,7 +375,8 @@ def run_reference(args: argparse.Namespace) -> int:
     if not isinstance(get_dataset(args.dataset), GaussianMixture):
         args.parser.error(
             f"{args.dataset} is an image dataset: its reference is the digit classifier, "
-            "written by `python -m trainer classifier` (--dataset mnist for the 28x28 ones)"
+            "written by `python -m trainer classifier` (--dataset mnist for the 28x28 ones) "
+            f"or from it by `python -m trainer classifier-reference {args.dataset}`"
         )
     print(export_reference(args.dataset, args.models_dir))
     return 0
@@ -438,6 +458,13 @@ def run_classifier(args: argparse.Namespace) -> int:
     )
     for card in result["cards"]:
         print(card)
+    return 0
+
+
+def run_classifier_reference(args: argparse.Namespace) -> int:
+    """Call export_classifier_reference (no classifier, a reference already there: usage
+    errors) and print the card's path."""
+    print(or_usage_error(args, export_classifier_reference, args.dataset, args.models_dir))
     return 0
 
 

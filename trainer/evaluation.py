@@ -2,7 +2,8 @@
 
 The 2-D mixtures are their own analytic reference (`GaussianMixture.reference_spec`). The image
 datasets are judged by their reference card (`python -m trainer classifier` writes
-models/digit-classifier and the references models/digits and models/stacked-digits naming it):
+models/digit-classifier and the references models/digits and models/stacked-digits naming it;
+`python -m trainer classifier-reference stacked-digits4` adds models/stacked-digits4):
 the classifier model's ONNX file and the reference's real-sample features, run by onnxruntime on
 the CPU exactly as the service runs them, so a number means the same thing in the trainer, in a
 card and through the API.
@@ -32,7 +33,8 @@ def classifier_reference(dataset_name: str, models_dir: Path) -> ClassifierRefer
     if not (folder / "card.json").is_file():
         raise ValueError(
             f"no classifier reference {folder / 'card.json'}: write it with "
-            f"`python -m trainer classifier --models-dir {models_dir}`"
+            f"`python -m trainer classifier-reference {dataset_name} --models-dir {models_dir}` "
+            f"(the classifier itself: `python -m trainer classifier --models-dir {models_dir}`)"
         )
     return load_classifier_reference(folder, "cpu")
 

@@ -1,5 +1,5 @@
 """Modes counted by a classifier (the image benchmarks): digits (10 modes) and stacked digits
-(1,000 modes, Stacked MNIST at 8x8).
+(1,000 modes, Stacked MNIST at 8x8; 10,000 for the four channels of stacked-digits4).
 
 The reference card names a classifier model (kind classifier) whose input is images of C_in
 channels in its `value_range`; a sample of `channels` groups of C_in channels is classified group

@@ -21,6 +21,7 @@ CARDS = sorted(REPO_MODELS.glob("*/card.json"))
 def test_bundle_has_the_promised_models():
     names = {path.parent.name for path in CARDS}
     promised = {"ring8", "grid25", "ring8-gan", "grid25-gan", "digits", "stacked-digits"}
+    promised |= {"stacked-digits4"}
     promised |= {"digit-classifier", "mnist-classifier", "mnist", "stacked-mnist"}
     assert promised | {"ring8-edm", "grid25-edm", "digits-edm", "stacked-digits-edm"} <= names
 
@@ -48,31 +49,31 @@ def test_bundle_is_ready():
     assert response.status_code == 200, response.get_json()
 
 
-BUNDLED_CLASSIFIERS = {  # classifier: (ONNX sha256, confidence threshold, its references)
+BUNDLED_CLASSIFIERS = {  # classifier: (ONNX sha256, threshold, its references: channels)
     "digit-classifier": (
         "1315e7a482fa0dd2c5c66412e29d729d862011d280e288dccad1bff56ac065c0",
         0.99,
-        ("digits", "stacked-digits"),
+        {"digits": 1, "stacked-digits": 3, "stacked-digits4": 4},
     ),
     "mnist-classifier": (
         "19f31609aa44d01c3212ba6010822c26cee6e1561e244c4ce482874da4f116f3",
         0.999,
-        ("mnist", "stacked-mnist"),
+        {"mnist": 1, "stacked-mnist": 3},
     ),
 }
 
 
 @pytest.mark.parametrize("classifier_name", list(BUNDLED_CLASSIFIERS))
 def test_digit_references_name_the_bundled_classifier(classifier_name):
-    """Each pair of references shares one classifier model (its ONNX bytes unchanged by the
-    move out of the references), whose card holds the confidence rule, and keeps only its
-    features."""
+    """A source's references share one classifier model (its ONNX bytes unchanged by the move
+    out of the references and by the later stacked-digits4), whose card holds the confidence
+    rule, and keep only their features."""
     sha, threshold, names = BUNDLED_CLASSIFIERS[classifier_name]
     classifier = json.loads((REPO_MODELS / classifier_name / "card.json").read_text())
     assert classifier["kind"] == "classifier" and classifier["n_classes"] == 10
     assert classifier["versions"][0]["sha256"] == sha
     assert classifier["confidence"] == {"type": "max_probability", "threshold": threshold}
-    for name, channels in zip(names, (1, 3), strict=True):
+    for name, channels in names.items():
         reference = json.loads((REPO_MODELS / name / "card.json").read_text())["reference"]
         assert reference["classifier"] == classifier_name and reference["channels"] == channels
         assert not list((REPO_MODELS / name).rglob("*.onnx"))

@@ -1,4 +1,5 @@
-"""Image diagnostics against the bundled classifier references (digits, stacked-digits)."""
+"""Image diagnostics against the bundled classifier references (digits, stacked-digits,
+stacked-digits4)."""
 
 import io
 import shutil
@@ -84,6 +85,40 @@ def test_random_triples_cover_what_an_ideal_sampler_covers(client, digits):
     expected = report["expected_covered_ideal"]
     assert abs(report["modes"]["covered"] - expected) < 4 * report["expected_covered_ideal_std"] + 5
     assert report["verdict"]["status"] == "healthy", report["verdict"]
+
+
+def test_four_stacked_digits_count_base_ten_modes_of_10000(client, digits):
+    """Stacks of the digits 1, 2, 3, 4 (one class per channel) land on mode 1234 of the
+    stacked-digits4 reference; random stacks cover what an exact sampler with as many
+    high-quality samples covers."""
+    images, labels = digits
+    by_class = {d: images[labels == d][:20] for d in range(10)}
+    batch = np.concatenate([by_class[1], by_class[2], by_class[3], by_class[4]], axis=1)
+    report = diagnose(client, batch, "stacked-digits4")
+    assert report["modes"]["total"] == 10_000 and report["modes"]["covered"] == 1
+    assert report["modes"]["histogram"][1234] == report["high_quality_fraction"] * 20
+    assert report["all_samples"]["covered"] == 1
+    picks = np.random.default_rng(0).integers(0, len(images), size=(400, 4))  # < 500 kB
+    report = diagnose(client, images[picks][:, :, 0], "stacked-digits4")
+    expected = report["expected_covered_same_quality"]
+    spread = report["expected_covered_same_quality_std"]
+    assert abs(report["modes"]["covered"] - expected) < 4 * spread + 5
+    assert report["features"]["manifold"]["coverage"] > 0
+
+
+def test_a_four_channel_batch_is_drawn_as_a_figure(client, digits):
+    images, _ = digits
+    picks = np.random.default_rng(1).integers(0, len(images), size=(100, 4))
+    buffer = io.BytesIO()
+    np.save(buffer, images[picks][:, :, 0])
+    form = {"file": (io.BytesIO(buffer.getvalue()), "x.npy"), "reference": "stacked-digits4"}
+    response = client.post(
+        "/v1/diagnostics",
+        data=form,
+        content_type="multipart/form-data",
+        headers={"Accept": "image/png"},
+    )
+    assert response.status_code == 200 and response.data[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_png_pixels_are_mapped_to_the_classifier_range(client, digits):

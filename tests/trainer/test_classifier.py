@@ -4,6 +4,7 @@ CLI."""
 import dataclasses
 import hashlib
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -12,7 +13,8 @@ import pytest
 import torch
 
 from lab.cards import load_classifier_reference
-from lab.diagnostics.classifier import CONFIDENCE_THRESHOLD
+from lab.classify import classify
+from lab.diagnostics.classifier import CONFIDENCE_THRESHOLD, classified_modes
 from tests.helpers import run_main
 from trainer.classifier import (
     CLASSIFIER_NAMES,
@@ -20,12 +22,14 @@ from trainer.classifier import (
     ClassifierConfig,
     DigitClassifier,
     classifier_config,
+    export_classifier_reference,
     export_classifier_references,
     held_out_accuracy,
     random_shift,
     train_classifier,
 )
-from trainer.datasets.images import split_digits
+from trainer.datasets.images import ImageDataset, split_digits
+from trainer.evaluation import REFERENCE_MODELS, classifier_reference
 
 TINY = ClassifierConfig(steps=5, batch_size=16, width=8, embedding_dim=12)
 TINY_MNIST = dataclasses.replace(TINY, dataset="mnist", max_shift=2)
@@ -188,6 +192,77 @@ def test_cli_writes_the_classifier_and_both_references(capsys, tmp_path, card_va
         card_validator.validate(json.loads((tmp_path / name / "card.json").read_text()))
     status, _, err = run_main(argv, capsys)
     assert status == 2 and "already holds a reference" in err
+
+
+def test_a_later_reference_is_written_from_the_classifier_already_there(exported, tmp_path):
+    """stacked-digits4 joins a repository whose classifier is not trained again: 4 channels,
+    10,000 uniform modes, features of 5,000 real stacks; the classifier's files are untouched."""
+    models_dir, _ = exported
+    shutil.copytree(models_dir / "digit-classifier", tmp_path / "digit-classifier")
+    before = sorted(
+        p.read_bytes() for p in (tmp_path / "digit-classifier").rglob("*") if p.is_file()
+    )
+    path = export_classifier_reference("stacked-digits4", tmp_path)
+    reference = json.loads(path.read_text())["reference"]
+    assert (reference["channels"], reference["n_modes"]) == (4, 10_000)
+    assert reference["weights"] == [1e-4] * 10_000
+    assert (reference["classifier"], reference["classifier_version"]) == ("digit-classifier", 1)
+    assert reference["apply"].endswith("1000 * digit_0 + 100 * digit_1 + 10 * digit_2 + digit_3")
+    loaded = load_classifier_reference(tmp_path / "stacked-digits4", "cpu")
+    assert loaded.features.shape == (5000, 4 * TINY.embedding_dim)
+    after = sorted(
+        p.read_bytes() for p in (tmp_path / "digit-classifier").rglob("*") if p.is_file()
+    )
+    assert after == before
+    with pytest.raises(ValueError, match="already holds a reference"):
+        export_classifier_reference("stacked-digits4", tmp_path)
+
+
+@pytest.mark.parametrize("name", ["stacked-digits", "stacked-digits4"])
+def test_the_bundled_classifier_writes_the_bundled_reference_again(tmp_path, name):
+    """classifier-reference from the bundled classifier gives the bundled reference object,
+    features' sha256 included: stacked-digits (written by `classifier`) bit for bit, and
+    stacked-digits4 as committed."""
+    shutil.copytree(REFERENCE_MODELS / "digit-classifier", tmp_path / "digit-classifier")
+    card = json.loads(export_classifier_reference(name, tmp_path).read_text())
+    bundled = json.loads((REFERENCE_MODELS / name / "card.json").read_text())
+    assert card["reference"] == bundled["reference"]
+
+
+def test_the_bundled_stacked_digits4_reference_reads_real_stacks():
+    """Held-out digits (no classifier trained on them) stacked four at a time: the reference's
+    classifier gives most stacks their own mode id, and its confident ones nearly all."""
+    images, labels = split_digits("held_out")
+    order = torch.argsort(labels, stable=True)
+    held_out = ImageDataset("held-out", images[order], labels[order], 4)
+    stacks, modes = held_out.sample_with_modes(2000, torch.Generator().manual_seed(0))
+    reference = classifier_reference("stacked-digits4", REFERENCE_MODELS)
+    probabilities, features = classify(reference.session, reference.spec, stacks.numpy())
+    predicted, confidence = classified_modes(probabilities)
+    assert probabilities.shape == (2000, 4, 10) and features.shape == (2000, 4 * 64)
+    right = predicted == modes.numpy()
+    confident = confidence >= CONFIDENCE_THRESHOLD
+    assert right.mean() >= 0.95 and right[confident].mean() >= 0.99 and confident.mean() >= 0.7
+
+
+def test_cli_writes_a_reference_from_the_existing_classifier(capsys, exported, tmp_path):
+    argv = ["classifier-reference", "stacked-digits4", "--models-dir", str(tmp_path)]
+    status, _, err = run_main(argv, capsys)
+    assert status == 2 and "python -m trainer classifier --dataset digits" in err
+    shutil.copytree(exported[0] / "digit-classifier", tmp_path / "digit-classifier")
+    status, out, _ = run_main(argv, capsys)
+    assert status == 0 and out.strip() == str(tmp_path / "stacked-digits4" / "card.json")
+    status, _, err = run_main(argv, capsys)
+    assert status == 2 and "already holds a reference" in err and "Traceback" not in err
+
+
+def test_an_altered_classifier_writes_no_reference(exported, tmp_path):
+    shutil.copytree(exported[0] / "digit-classifier", tmp_path / "digit-classifier")
+    with (tmp_path / "digit-classifier" / "1" / "model.onnx").open("ab") as onnx_file:
+        onnx_file.write(b"\0")
+    with pytest.raises(ValueError, match="sha256 differs"):
+        export_classifier_reference("stacked-digits4", tmp_path)
+    assert not (tmp_path / "stacked-digits4").exists()
 
 
 @pytest.mark.parametrize(
