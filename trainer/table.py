@@ -284,15 +284,15 @@ def cached_result(run: Run) -> dict[str, Any] | None:
 
 
 def needs_report(result: dict[str, Any]) -> bool:
-    """True for a result judged by the mode rules alone (evaluated before the table recorded
-    the full report): its run is evaluated again."""
-    return result.get("verdict_rules") != "full"
+    """True for a result judged by the mode rules alone, or without kl_exact (evaluated before
+    the table recorded them): its run is evaluated again."""
+    return result.get("verdict_rules") != "full" or "kl_exact" not in result
 
 
 def at_goal(result: dict[str, Any]) -> bool | None:
     """Whether a Gaussian-mixture run meets the goal above; None for another reference or a
     result without the full report (or, from before it was recorded, kl_exact)."""
-    if needs_report(result) or "kl_exact" not in result:
+    if needs_report(result):
         return None
     dataset = get_dataset(result["config"].get("dataset", result["benchmark"]))
     if not isinstance(dataset, GaussianMixture):
@@ -439,7 +439,7 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["classes"] = cell[0]["config"].get("classes", 0)
         verdicts = [r.get("verdict") for r in cell]
         row["healthy"] = None if None in verdicts else verdicts.count("healthy")
-        row["seeds_mode_rules"] = sum(needs_report(r) for r in cell)  # no full report
+        row["seeds_mode_rules"] = sum(r.get("verdict_rules") != "full" for r in cell)
         goals = [at_goal(r) for r in cell]
         row["at_goal"] = None if None in goals else sum(goals)
         row["seconds"] = float(np.mean([r["seconds"] for r in cell]))

@@ -14,6 +14,7 @@ from trainer.table import (
     build_table,
     execute,
     mean_and_error,
+    needs_report,
     plan,
     section,
     summarise,
@@ -215,6 +216,12 @@ def test_every_run_records_the_full_reports_verdict_and_coverage(quick_table):
     assert result["near_duplicate_fraction"] == report["duplicates"]["near_fraction"]
     text = (quick_table / "out" / "collapse.md").read_text()
     assert "| coverage (identical) | healthy seeds |" in text
+
+
+def test_results_without_the_full_reports_keys_are_evaluated_again():
+    assert not needs_report(exact_like())
+    assert needs_report(exact_like(verdict_rules="modes"))
+    assert needs_report({k: v for k, v in exact_like().items() if k != "kl_exact"})
 
 
 def test_a_run_judged_by_the_mode_rules_only_is_evaluated_again_without_training(tmp_path):
