@@ -86,6 +86,7 @@ ABLATION_METHODS = (
     "r1",
     "g-ema",
     "wgan-gp-g-ema",
+    "mbd-ttur",
 )
 METHOD_LABELS = {
     "gan": "GAN (non-saturating, no fix)",
@@ -111,6 +112,7 @@ METHOD_LABELS = {
     "r1": "R1 penalty (gamma 10)",
     "g-ema": "G weight EMA (0.99)",
     "wgan-gp-g-ema": "WGAN-GP + G weight EMA (0.99), the base's steps",
+    "mbd-ttur": "Minibatch discrimination + TTUR",
     "pacgan-paper-gan": "GAN, PacGAN's 2-D setup (BN G, maxout D)",
     "pacgan-paper-pacgan2": "PacGAN2, PacGAN's 2-D setup (2 independent batches)",
     "pacgan-paper-pacgan3": "PacGAN3, PacGAN's 2-D setup (3 independent batches)",
