@@ -21,6 +21,7 @@ Outputs, in `out_dir`: `collapse.md` (the table next to the papers' numbers), `c
 (every run's numbers and config) and `collapse.png` (the figure).
 """
 
+import functools
 import json
 import math
 import os
@@ -296,11 +297,11 @@ def at_goal(result: dict[str, Any]) -> bool | None:
     result without the full report (or, from before it was recorded, kl_exact)."""
     if needs_report(result):
         return None
-    dataset = get_dataset(result["config"].get("dataset", result["benchmark"]))
-    if not isinstance(dataset, GaussianMixture):
+    dim = mixture_dim(result["config"].get("dataset", result["benchmark"]))
+    if dim is None:
         return None
     kl, kl_exact = result["kl"], result["kl_exact"]
-    ceiling = high_quality_probability(dataset.dim)
+    ceiling = high_quality_probability(dim)
     return bool(
         result["verdict"] == "healthy"
         and result["modes_covered"] == result["modes_total"]
@@ -310,6 +311,14 @@ def at_goal(result: dict[str, Any]) -> bool | None:
         and kl <= kl_exact + GOAL_KL_MARGIN
         and result["coverage"] >= GOAL_COVERAGE_RATIO * result["coverage_identical"]
     )
+
+
+@functools.cache
+def mixture_dim(dataset_name: str) -> int | None:
+    """The dimension of a Gaussian-mixture dataset, None for an image dataset (each built once:
+    a table summarises many runs of few datasets)."""
+    dataset = get_dataset(dataset_name)
+    return dataset.dim if isinstance(dataset, GaussianMixture) else None
 
 
 def train_and_evaluate(run: Run) -> dict[str, Any]:
