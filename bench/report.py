@@ -5,6 +5,10 @@
     python -m bench.report --baseline HEAD~2 --size 10000
     python -m bench.report --no-baseline                # this tree only
 
+The row "the same reference again" times a second report in the interpreter of a first, as a
+serving worker makes its next report against the same reference: the reference's own k-NN
+sweep and K-means are kept (lab/diagnostics/reference_passes.py), the values must be equal.
+
 Each measurement runs in a fresh interpreter that draws the same seeded float64 features as
 bench.diagnostics (real N(0, I), fake 1.1 N(0, I) + 0.1); imports are not timed. The report
 is diagnose() end to end against a features reference (raw embedding, the real rows as its
@@ -37,6 +41,20 @@ def time_report(real, fake) -> tuple[float, dict]:
     start = time.perf_counter()
     report = diagnose(fake, REFERENCE, "bench", reference_features=real)
     return time.perf_counter() - start, report
+
+
+def time_again(real, fake) -> tuple[float, dict]:
+    """(seconds, report) of a second diagnose() against the same reference rows in one
+    interpreter: the reference's k-NN sweep and K-means kept from the first
+    (lab.diagnostics.reference_passes), as a serving worker diagnoses its next batch. The
+    report must equal the first one's."""
+    from lab.diagnostics.reference_passes import REFERENCE_PASSES
+
+    first = time_report(real, fake)[1]
+    seconds, report = time_report(real, fake)
+    if report != first or REFERENCE_PASSES.hits != 2:
+        raise SystemExit(f"the second report differs or kept nothing ({REFERENCE_PASSES.hits})")
+    return seconds, report
 
 
 def time_knn(real, fake) -> tuple[float, dict]:
@@ -86,7 +104,8 @@ def worker(which: str, size: int) -> None:
     real, fake = draw(size, size, DIM)
     import lab.diagnostics.report  # noqa: F401  (imported before timing)
 
-    timed = {"report": time_report, "knn": time_knn, "parts": time_parts}[which]
+    timed = {"report": time_report, "again": time_again, "knn": time_knn, "parts": time_parts}
+    timed = timed[which]
     seconds, values = timed(real, fake)
     print(json.dumps({"seconds": seconds, "values": values}))
 
@@ -176,17 +195,22 @@ def main() -> None:
             codes = {f"baseline {args.baseline}": extract_lab(args.baseline, Path(directory))}
             codes["this tree"] = ROOT
         runs = {(label, which): [] for label in codes for which in ("knn", "report")}
-        runs["parts"] = []
+        runs["parts"], runs["again"] = [], []
         for _ in range(args.repeats):
             for label, code in codes.items():
                 for which in ("knn", "report"):
                     runs[label, which].append(measure(which, args.size, code))
+            runs["again"].append(measure("again", args.size, ROOT))
             runs["parts"].append(measure("parts", args.size, ROOT))
     print(f"N = M = {args.size}, d = {DIM}, {args.repeats} run(s) each, min-max seconds\n")
     print("| code | k-NN metrics s | full report s | report / k-NN |")
     print("|---|---|---|---|")
     for label in codes:
         print(code_row(label, runs[label, "knn"], runs[label, "report"]))
+    label = "this tree, the same reference again (its passes kept)"
+    print(code_row(label, runs["this tree", "knn"], runs["again"]))
+    same = runs["again"][0]["values"] == runs["this tree", "report"][0]["values"]
+    print(f"\nthe second report vs the first: {'identical' if same else 'DIFFERENT'}")
     if not args.no_baseline:
         baseline, ours = (runs[label, "report"][0]["values"] for label in codes)
         changed = differences(baseline, ours)

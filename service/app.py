@@ -9,6 +9,7 @@ import sys
 
 from flask import Flask
 
+from lab.diagnostics.reference_passes import REFERENCE_PASSES
 from service import logs, metrics
 from service.api import register_blueprints
 from service.batching import Batchers, BatchSettings
@@ -45,7 +46,16 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
         config.data_dir, config.max_references, config.max_reference_bytes
     )
     start_jobs(app, config)
+    keep_reference_passes(config)
     return app
+
+
+def keep_reference_passes(config: ServiceConfig) -> None:
+    """The process's memo of references' own passes: its size, and its lookups counted."""
+    REFERENCE_PASSES.entries = config.reference_pass_entries
+    REFERENCE_PASSES.observer = lambda part, kept: metrics.REFERENCE_PASS_LOOKUPS.labels(
+        part, "found" if kept else "missing"
+    ).inc()
 
 
 def batchers(config: ServiceConfig, guard: Guard) -> Batchers | None:

@@ -78,6 +78,10 @@ class ServiceConfig:
     batch_max_rows: int = 1024
     batch_queue: int = 64
     batch_large_queue: int = 16
+    # REFERENCE_PASS_ENTRIES: references whose own k-NN sweep and K-means each worker keeps
+    # (lab/diagnostics/reference_passes.py: about 3 MB each at 50,000 rows; the next report
+    # against the same rows skips them, same values); 0 keeps none.
+    reference_pass_entries: int = 8
     request_deadline: float = 60.0  # REQUEST_DEADLINE: seconds before a heavy request gets 504
     api_key: str = ""  # API_KEY: when set, required as `Authorization: Bearer` (not on probes)
     log_level: str = "INFO"  # LOG_LEVEL
@@ -149,8 +153,9 @@ class ServiceConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.upper()} must be >= 1")
-        if self.batch_large_queue < 0:
-            raise ValueError("BATCH_LARGE_QUEUE must be >= 0")
+        for name in ("batch_large_queue", "reference_pass_entries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name.upper()} must be >= 0")
         if not 0 <= self.batch_window_us <= 1_000_000:
             raise ValueError("BATCH_WINDOW_US must be between 0 and 1000000 (one second)")
         if not self.request_deadline > 0:

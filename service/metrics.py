@@ -93,6 +93,11 @@ DIAGNOSTICS_SECONDS = Histogram(
     ["reference"],
     buckets=LATENCY_BUCKETS,
 )
+REFERENCE_PASS_LOOKUPS = Counter(
+    "diagnostics_reference_pass_lookups_total",
+    "A reference's own k-NN sweep or K-means looked up: kept (found) or computed (missing).",
+    ["part", "result"],
+)
 JOBS_SUBMITTED = Counter("jobs_submitted_total", "Jobs accepted (202).", ["route"])
 JOBS_FINISHED = Counter("jobs_finished_total", "Jobs finished, by final state.", ["state"])
 MODEL_PROVIDER = Gauge(

@@ -6,7 +6,9 @@ reason is listed under "skipped".
 
 The distance passes are shared: the reference's k-NN sweep gives the manifold radii and the
 near-duplicate threshold, and the batch's k-NN sweep counts the near-duplicate pairs too
-(shared_passes); the values are those of manifold_metrics and duplicates called apart.
+(shared_passes); the values are those of manifold_metrics and duplicates called apart. The
+reference's own passes (its k-NN sweep, its K-means) are kept per reference rows and reused by
+the next report against the same rows (reference_passes.py): the same values, computed once.
 """
 
 from typing import Any
@@ -15,14 +17,16 @@ import numpy as np
 
 from .duplicates import duplicates, duplicates_from_pairs, threshold_from_neighbours
 from .errors import DiagnosticsError
+from .kmeans import KMeansFit, kmeans_fit
 from .manifold import (
     DENSITY_COVERAGE_K,
     PRECISION_RECALL_K,
     manifold_from_neighbours,
     manifold_inputs,
 )
-from .ndb import MIN_POINTS_PER_BIN, ndb
+from .ndb import MIN_POINTS_PER_BIN, default_bins, ndb
 from .neighbours import nearest_neighbour_squared_distances, neighbour_sweep
+from .reference_passes import REFERENCE_PASSES, reference_digest
 from .vendi import MAX_SAMPLES as VENDI_MAX_SAMPLES
 from .vendi import vendi_score
 
@@ -40,12 +44,13 @@ def feature_metrics(samples: np.ndarray, reference: np.ndarray | None) -> dict[s
         return unreferenced_metrics(samples)
     m, n = samples.shape[0], reference.shape[0]
     section: dict[str, Any] = {"n_reference": n, "skipped": []}
+    digest = reference_digest(reference)
     shared = attempt(
         section,
         "manifold",
         m >= MIN_BATCH and n >= MIN_REFERENCE,
         f"needs >= {MIN_BATCH} samples and >= {MIN_REFERENCE} reference rows",
-        lambda: shared_passes(reference, samples),
+        lambda: shared_passes(reference, samples, digest),
     )
     section["manifold"] = None if shared is None else shared[0]
     section["ndb"] = attempt(
@@ -53,7 +58,7 @@ def feature_metrics(samples: np.ndarray, reference: np.ndarray | None) -> dict[s
         "ndb",
         n >= 2 * MIN_POINTS_PER_BIN,
         f"needs >= {2 * MIN_POINTS_PER_BIN} reference rows",
-        lambda: ndb(reference, samples),
+        lambda: ndb(reference, samples, fit=reference_bins(reference, digest)),
     )
     section["vendi"] = attempt(section, "vendi", True, "", lambda: vendi_score(samples))
     # The reference's own Vendi score at the batch's size (the score grows with n up to the
@@ -80,23 +85,39 @@ def feature_metrics(samples: np.ndarray, reference: np.ndarray | None) -> dict[s
     return section
 
 
-def shared_passes(reference: np.ndarray, samples: np.ndarray) -> tuple[dict, dict]:
+def shared_passes(
+    reference: np.ndarray, samples: np.ndarray, digest: str | None = None
+) -> tuple[dict, dict]:
     """(manifold_metrics(reference, samples), duplicates(samples, reference)) from two k-NN
     sweeps instead of four distance passes: the reference's k-NN distances give its radii and
     the near-duplicate threshold (column 1, the nearest other row), and the batch's sweep
     counts the pairs within that threshold while it finds the batch's radii.
 
     reference: float64 [N, D] with N > DENSITY_COVERAGE_K; samples: float64 [M, D] with
-    M > PRECISION_RECALL_K.
+    M > PRECISION_RECALL_K. digest: reference_digest(reference) to keep the reference's sweep
+    for the next call (REFERENCE_PASSES), None to compute it afresh.
     """
     real, fake = manifold_inputs(reference, samples, PRECISION_RECALL_K, DENSITY_COVERAGE_K)
-    real_smallest = nearest_neighbour_squared_distances(
-        real, max(PRECISION_RECALL_K, DENSITY_COVERAGE_K)
+    real_smallest = REFERENCE_PASSES.get(
+        digest,
+        "k-NN",
+        lambda: nearest_neighbour_squared_distances(
+            real, max(PRECISION_RECALL_K, DENSITY_COVERAGE_K)
+        ),
     )
     threshold = threshold_from_neighbours(real_smallest)
     fake_smallest, near = neighbour_sweep(fake, PRECISION_RECALL_K, threshold * threshold)
     manifold = manifold_from_neighbours(real, fake, (real_smallest, fake_smallest))
     return manifold, duplicates_from_pairs(fake, threshold, near.pairs, near.has_partner)
+
+
+def reference_bins(reference: np.ndarray, digest: str | None = None) -> KMeansFit | None:
+    """NDB's K-means fit of reference (float64 [N, D]) at its default bins and seed, kept per
+    digest (REFERENCE_PASSES); None when N is too small for two bins (ndb says why)."""
+    n_bins = default_bins(reference.shape[0])  # one K per N, so per digest
+    if n_bins < 2:
+        return None
+    return REFERENCE_PASSES.get(digest, "K-means", lambda: kmeans_fit(reference, n_bins))
 
 
 def unreferenced_metrics(samples: np.ndarray) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .blocks import nearest_centres
 from .errors import DiagnosticsError
-from .kmeans import kmeans_fit
+from .kmeans import KMeansFit, kmeans_fit
 
 MAX_BINS = 100  # Richardson & Weiss use K = 100
 MIN_POINTS_PER_BIN = 20  # smaller references get K = N_ref // 20 bins (>= 20 points a bin)
@@ -61,12 +61,15 @@ def ndb(
     n_bins: int | None = None,
     alpha: float = ALPHA,
     seed: int = 0,
+    fit: KMeansFit | None = None,
 ) -> dict[str, float | int | list[int]]:
     """NDB/K of samples [M, d] against reference [N, d] (any int/float dtype, same d).
 
     n_bins: K (default default_bins(N), which must be >= 2). Returns "n_bins" K, "ndb" (number
     of bins with p-value < alpha), "ndb_over_k", "different_bins" (their indices, ascending),
     "reference_histogram" / "sample_histogram" (counts per bin) and "js_divergence" (nats).
+    fit: kmeans_fit(reference, K, seed) when the caller has it already (features.py keeps it
+    per reference), else it is computed here.
     """
     reference, samples = np.asarray(reference, np.float64), np.asarray(samples, np.float64)
     if reference.ndim != 2 or samples.ndim != 2 or reference.shape[1] != samples.shape[1]:
@@ -77,7 +80,8 @@ def ndb(
             f"NDB needs 2 <= K <= N_ref bins and samples; got K = {n_bins}, "
             f"N_ref = {reference.shape[0]} (default K = N_ref // {MIN_POINTS_PER_BIN})"
         )
-    fit = kmeans_fit(reference, n_bins, seed)  # its labels: the reference's bins
+    if fit is None:
+        fit = kmeans_fit(reference, n_bins, seed)  # its labels: the reference's bins
     reference_counts = np.bincount(fit.labels, minlength=n_bins)
     sample_counts = np.bincount(nearest_centres(samples, fit.centres)[0], minlength=n_bins)
     p_values = two_proportion_p_values(

@@ -349,6 +349,7 @@ def test_concurrent_v2_inferences_get_what_they_get_alone(servers):
         ("BATCH_MAX_ROWS", "0"),
         ("BATCH_QUEUE", "0"),
         ("BATCH_LARGE_QUEUE", "-1"),
+        ("REFERENCE_PASS_ENTRIES", "-1"),
     ],
 )
 def test_batching_settings_are_validated(setting, raw):

@@ -136,3 +136,34 @@ def test_workers_default_to_the_usable_cores_on_a_cpu_host():
         cores = min(cores, -(-limit // period))
     assert printed_setting("workers", DEVICE="cpu") == str(cores)
     assert printed_setting("workers", DEVICE="cpu", WEB_CONCURRENCY="3") == "3"
+
+
+def test_repeated_diagnoses_reuse_the_reference_passes(server):
+    # The same reference rows in every report (ring8's seeded draws at one batch size): the
+    # reference's k-NN sweep and K-means are kept per worker, and the reports stay the same.
+    url, _, _ = server
+    samples = requests.post(
+        f"{url}/v1/models/ring8-gan/samples",
+        json={"n": 600, "seed": 2},
+        headers={"Accept": "application/x-npy"},
+        timeout=30,
+    ).content
+    reports = [
+        requests.post(
+            f"{url}/v1/diagnostics",
+            data={"reference": "ring8"},
+            files={"file": ("samples.npy", samples)},
+            timeout=30,
+        ).json()
+        for _ in range(5)  # at least two land on one of the workers
+    ]
+    for report in reports[1:]:
+        assert report == reports[0]
+    lookups = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines()
+        if line.startswith("diagnostics_reference_pass_lookups_total{")
+    }
+    found = {key: value for key, value in lookups.items() if 'result="found"' in key}
+    assert sum(found.values()) >= 2  # the k-NN sweep and K-means, at least once each
+    assert any('part="K-means"' in key for key in found)
