@@ -27,6 +27,7 @@ function with named parameters.
                                        --input-shape C,H,W --value-range LO,HI --name NAME
     python -m trainer export-embedding --from-classifier CLASSIFIER --name NAME
     python -m trainer migrate-reference MODELS/REFERENCE --classifier NAME
+    python -m trainer boost PRESET --members T --out DIR [--seed S ...] [--name NAME]
     python -m trainer table [--benchmarks ...] [--methods ...] [--seeds 5] [--jobs J]
                             [--steps N] [--grid FIELD=V1,V2 ...] [--quick] [--runs-dir DIR]
                             [--out DIR]
@@ -44,6 +45,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trainer.boost_cli import add_boost_command
 from trainer.classifier import (
     REFERENCE_DATASETS,
     REFERENCE_SOURCES,
@@ -185,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_feature_commands(commands)
     add_import_command(commands)
     add_plot_command(commands)
+    add_config_flags(add_boost_command(commands))
     return parser
 
 

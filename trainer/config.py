@@ -68,6 +68,9 @@ class TrainConfig:
     # modes in order (lab.conditioning.class_modes), 0 for an unconditional GAN.
     classes: int = 0
     class_embed_dim: int = 16  # width of G's label embedding, joined to z
+    # A pool file of the dataset's points with per-point weights (trainer/datasets/weighted.py,
+    # written by `trainer boost`: AdaGAN's reweighted data); "": draw from the dataset itself.
+    data_weights: str = ""
 
     def __post_init__(self) -> None:
         # JSON gives a list; keep the field a hashable tuple (the dataclass is frozen).
@@ -135,6 +138,8 @@ def check_config(config: TrainConfig) -> None:
     check_mitigations(config)
     if config.classes:
         check_classes(config)
+    if config.data_weights and config.classes:
+        raise ValueError("data_weights reweights points, not classes: use classes 0 with it")
 
 
 def check_classes(config: TrainConfig) -> None:

@@ -24,6 +24,7 @@ from lab.noise import gaussian_latents
 from trainer.conditioning import default_labels, labelled_rows
 from trainer.config import IMAGE_ARCHITECTURES, MAXOUT_ARCHITECTURES, TrainConfig
 from trainer.datasets import GaussianMixture, ImageDataset, get_dataset
+from trainer.datasets.weighted import WeightedPool
 from trainer.devices import Placement, float32_outputs, full_precision
 from trainer.distributed import (
     average_buffers,
@@ -48,7 +49,7 @@ from trainer.mitigations import (
 from trainer.nets.conditional import build_networks
 from trainer.runs import derive_seeds, train, update_ema
 
-Dataset = GaussianMixture | ImageDataset
+Dataset = GaussianMixture | ImageDataset | WeightedPool
 EVAL_SEED = 0  # eval latents come from lab.sampling, like the export-time diagnostics
 
 
@@ -177,6 +178,8 @@ def build(config: TrainConfig, placement: Placement | None = None) -> TrainState
     check_shards(config, placement.world_size)
     init_seed, data_seed, latent_seed, noise_seed = derive_seeds(config.seed, 4)
     dataset = get_dataset(config.dataset)
+    if config.data_weights:  # AdaGAN's reweighted points (trainer/boosting.py)
+        dataset = WeightedPool.read(config.data_weights, dataset)
     architecture = architecture_spec(config, dataset)
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
         torch.manual_seed(init_seed)
