@@ -30,7 +30,9 @@ from .reference_passes import REFERENCE_PASSES, reference_digest
 from .vendi import MAX_SAMPLES as VENDI_MAX_SAMPLES
 from .vendi import vendi_score
 
-MIN_REFERENCE = max(PRECISION_RECALL_K, DENSITY_COVERAGE_K) + 1
+NEIGHBOURS_K = max(PRECISION_RECALL_K, DENSITY_COVERAGE_K)  # the reference's k-NN sweep
+MIN_REFERENCE = NEIGHBOURS_K + 1
+KNN_PART, KMEANS_PART = "k-NN", "K-means"  # the reference's passes, as REFERENCE_PASSES keeps them
 MIN_BATCH = PRECISION_RECALL_K + 1
 
 
@@ -98,17 +100,19 @@ def shared_passes(
     for the next call (REFERENCE_PASSES), None to compute it afresh.
     """
     real, fake = manifold_inputs(reference, samples, PRECISION_RECALL_K, DENSITY_COVERAGE_K)
-    real_smallest = REFERENCE_PASSES.get(
-        digest,
-        "k-NN",
-        lambda: nearest_neighbour_squared_distances(
-            real, max(PRECISION_RECALL_K, DENSITY_COVERAGE_K)
-        ),
-    )
+    real_smallest = reference_neighbours(real, digest)
     threshold = threshold_from_neighbours(real_smallest)
     fake_smallest, near = neighbour_sweep(fake, PRECISION_RECALL_K, threshold * threshold)
     manifold = manifold_from_neighbours(real, fake, (real_smallest, fake_smallest))
     return manifold, duplicates_from_pairs(fake, threshold, near.pairs, near.has_partner)
+
+
+def reference_neighbours(reference: np.ndarray, digest: str | None = None) -> np.ndarray:
+    """The manifold metrics' k-NN squared distances of reference (float64 [N, D], N >
+    NEIGHBOURS_K), float64 [N, NEIGHBOURS_K + 1], kept per digest (REFERENCE_PASSES)."""
+    return REFERENCE_PASSES.get(
+        digest, KNN_PART, lambda: nearest_neighbour_squared_distances(reference, NEIGHBOURS_K)
+    )
 
 
 def reference_bins(reference: np.ndarray, digest: str | None = None) -> KMeansFit | None:
@@ -117,7 +121,46 @@ def reference_bins(reference: np.ndarray, digest: str | None = None) -> KMeansFi
     n_bins = default_bins(reference.shape[0])  # one K per N, so per digest
     if n_bins < 2:
         return None
-    return REFERENCE_PASSES.get(digest, "K-means", lambda: kmeans_fit(reference, n_bins))
+    return REFERENCE_PASSES.get(digest, KMEANS_PART, lambda: kmeans_fit(reference, n_bins))
+
+
+def stored_passes(reference: np.ndarray) -> dict[str, np.ndarray]:
+    """The reference's own passes as arrays to store beside it (a service's uploaded
+    reference): `neighbours` (reference_neighbours) and `bin_centres`, `bin_labels`,
+    `bin_inertia` (reference_bins), each where the reference is large enough for it."""
+    digest, arrays = reference_digest(reference), {}
+    if reference.shape[0] >= MIN_REFERENCE:
+        arrays["neighbours"] = reference_neighbours(reference, digest)
+    fit = reference_bins(reference, digest)
+    if fit is not None:
+        arrays |= {"bin_centres": fit.centres, "bin_labels": fit.labels}
+        arrays["bin_inertia"] = np.array(fit.inertia)
+    return arrays
+
+
+def keep_stored_passes(reference: np.ndarray, arrays: dict[str, np.ndarray]) -> bool:
+    """Keep the passes stored_passes gave for these reference rows (REFERENCE_PASSES), so that
+    no report computes them again; False, keeping nothing, when they do not fit the rows."""
+    n, d = reference.shape
+    bins = default_bins(n)
+    fits = (
+        ("neighbours" not in arrays or arrays["neighbours"].shape == (n, NEIGHBOURS_K + 1))
+        and ("bin_centres" not in arrays or arrays["bin_centres"].shape == (bins, d))
+        and ("bin_labels" not in arrays or arrays["bin_labels"].shape == (n,))
+    )
+    if not fits or any(array.dtype.kind not in "fi" for array in arrays.values()):
+        return False
+    digest = reference_digest(reference)
+    if "neighbours" in arrays:
+        REFERENCE_PASSES.put(digest, KNN_PART, np.asarray(arrays["neighbours"], np.float64))
+    if "bin_centres" in arrays and "bin_labels" in arrays and "bin_inertia" in arrays:
+        fit = KMeansFit(
+            np.asarray(arrays["bin_centres"], np.float64),
+            np.asarray(arrays["bin_labels"], np.int64),
+            float(arrays["bin_inertia"]),
+        )
+        REFERENCE_PASSES.put(digest, KMEANS_PART, fit)
+    return True
 
 
 def unreferenced_metrics(samples: np.ndarray) -> dict[str, Any]:

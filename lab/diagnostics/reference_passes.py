@@ -78,17 +78,26 @@ class ReferencePasses:
             if found:
                 return kept[part]
             try:
-                value = _read_only(compute())
+                value = compute()
+                self.put(digest, part, value)
                 with self._lock:
                     self.misses += 1
-                    self._kept.setdefault(digest, {})[part] = value
-                    self._kept.move_to_end(digest)
-                    while len(self._kept) > self.entries:
-                        self._kept.popitem(last=False)
             finally:
                 with self._lock:
                     self._computing.pop(key, None)
         return value
+
+    def put(self, digest: str, part: str, value) -> None:
+        """Keep value as the reference's `part` (read from where an earlier process stored
+        it); nothing when entries is 0."""
+        if self.entries <= 0:
+            return
+        value = _read_only(value)
+        with self._lock:
+            self._kept.setdefault(digest, {})[part] = value
+            self._kept.move_to_end(digest)
+            while len(self._kept) > self.entries:
+                self._kept.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ from lab.classify import embed_images
 from lab.diagnostics.classifier import classifier_sample_shape
 from lab.diagnostics.clusters import CONFIG as CLUSTERS
 from lab.diagnostics.embedding import fits, image_layout, mismatch, shape_layout, to_channels_first
+from lab.diagnostics.features import stored_passes
 from service.api.inference import guard
 from service.api.requests import (
     Reference,
@@ -110,7 +111,8 @@ def create_reference() -> Response:
         )
     spec, features = reference_features(batch, upload_format, upload.filename, model)
     discovered = discovered_modes(spec, features, requested, batch)
-    card = reference_store().create(name, spec, features, discovered)
+    passes = guard().run(stored_passes, features)  # once here, not in each report against it
+    card = reference_store().create(name, spec, features, discovered, passes)
     response = jsonify(card)
     response.status_code = 201
     response.headers["Location"] = f"/v1/references/{name}"

@@ -1,10 +1,12 @@
 """Uploaded references (POST/DELETE /v1/references) and self-diagnosis of a model."""
 
 import io
+import os
 
 import numpy as np
 import pytest
 
+from lab.diagnostics.reference_passes import REFERENCE_PASSES
 from service.app import create_app
 from service.references import CARD_BYTES
 from tests.helpers import make_config
@@ -242,8 +244,44 @@ def test_uploaded_points_get_discovered_modes(ring8_upload):
         "centres.npy",
         "exemplars.npy",
         "features.npy",
+        "passes.npz",
     ]
     assert np.load(folder / "exemplars.npy").shape == (8, 4, 2)
+
+
+def test_stored_passes_spare_each_worker_the_reference_sweeps(model_repo, ring8_upload):
+    """The reference's k-NN sweep and K-means are stored with it: another worker's first
+    report against it computes neither, and says what a fresh computation says."""
+    data_dir, _ = ring8_upload
+    with np.load(data_dir / "references" / "ring8-real" / "passes.npz") as stored:
+        assert sorted(stored.files) == ["bin_centres", "bin_inertia", "bin_labels", "neighbours"]
+        assert stored["neighbours"].shape == (2000, 6) and stored["bin_centres"].shape == (100, 2)
+    batch = npy(ring8_points(1000, 5))
+    REFERENCE_PASSES.clear()  # a fresh worker: only what it reads from disk
+    client = create_app(make_config(model_repo, data_dir=data_dir)).test_client()
+    report = post_file(client, "/v1/diagnostics", batch, reference="ring8-real").get_json()
+    assert (REFERENCE_PASSES.hits, REFERENCE_PASSES.misses) == (2, 0)
+    fresh = create_app(make_config(model_repo, data_dir=data_dir, reference_pass_entries=0))
+    recomputed = post_file(fresh.test_client(), "/v1/diagnostics", batch, reference="ring8-real")
+    assert recomputed.get_json() == report
+    REFERENCE_PASSES.entries = 8
+    REFERENCE_PASSES.clear()
+
+
+def test_unusable_stored_passes_are_computed_instead(model_repo, tmp_path, capsys):
+    client = create_app(make_config(model_repo, data_dir=tmp_path)).test_client()
+    points = ring8_points(400, 3)
+    assert post_file(client, "/v1/references", npy(points), name="r").status_code == 201
+    expected = post_file(client, "/v1/diagnostics", npy(points[::-1]), reference="r").get_json()
+    folder = tmp_path / "references" / "r"
+    np.savez(folder / "passes.npz", neighbours=np.zeros((3, 6)))  # rows of another reference
+    os.utime(folder / "card.json")  # the card changed: the workers read the reference again
+    REFERENCE_PASSES.clear()
+    other = create_app(make_config(model_repo, data_dir=tmp_path)).test_client()
+    capsys.readouterr()
+    report = post_file(other, "/v1/diagnostics", npy(points[::-1]), reference="r")
+    assert report.get_json() == expected
+    assert "passes.npz does not fit its features" in "".join(capsys.readouterr())
 
 
 def test_another_worker_names_the_missing_modes(model_repo, ring8_upload):
