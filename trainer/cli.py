@@ -55,6 +55,7 @@ from trainer.classifier import (
 )
 from trainer.cli_tools import add_command, or_usage_error, positive_int
 from trainer.datasets import DATASETS, GaussianMixture, get_dataset
+from trainer.datasets.weighted import read_pool
 from trainer.device_cli import add_device_flags, train_placed
 from trainer.diagnose import rediagnose
 from trainer.edm.fused import add_fused
@@ -355,6 +356,8 @@ def run_train(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     run_dir = args.run_dir or Path("runs") / f"{Path(args.preset).stem}-seed{config.seed}"
+    if getattr(config, "data_weights", ""):  # a pool file (trainer boost): readable, or say why
+        or_usage_error(args, read_pool, config.data_weights)
     monitoring = monitor_options(args)
     if train_placed(args, family, config, run_dir, monitoring):  # on --device, across ranks
         print(f"run dir: {run_dir}")  # from the writer (rank 0) only

@@ -128,3 +128,10 @@ def test_boost_trains_members_on_reweighted_pools_and_exports_the_ensemble(tmp_p
     before = (out / "member1" / "checkpoint.pt").stat().st_mtime_ns
     assert main(["boost", "ring8-gan", *common]) == 0
     assert (out / "member1" / "checkpoint.pt").stat().st_mtime_ns == before
+
+
+def test_train_names_an_unreadable_pool_file(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "ring8-gan", "--data-weights", str(tmp_path / "none.npz"), "--steps", "1"])
+    assert exit_info.value.code == 2
+    assert "not a pool file" in capsys.readouterr().err
