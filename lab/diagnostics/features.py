@@ -148,6 +148,9 @@ def keep_stored_passes(reference: np.ndarray, arrays: dict[str, np.ndarray]) -> 
         and ("bin_centres" not in arrays or arrays["bin_centres"].shape == (bins, d))
         and ("bin_labels" not in arrays or arrays["bin_labels"].shape == (n,))
     )
+    labels = arrays.get("bin_labels")
+    if fits and labels is not None and labels.size:
+        fits = labels.dtype.kind == "i" and 0 <= labels.min() and labels.max() < bins
     if not fits or any(array.dtype.kind not in "fi" for array in arrays.values()):
         return False
     digest = reference_digest(reference)
