@@ -172,7 +172,14 @@ def boost(
     pool = dataset.sample(pool_size, torch.Generator().manual_seed(config.seed))
     done: list[Member] = []
     weights: list[float] = []
-    record: list[dict[str, Any]] = []
+    summary = {
+        "method": "AdaGAN (Tolstikhin et al. 2017): beta 1/t, theory-star weights",
+        "recipe": config.to_dict(),
+        "pool_size": pool_size,
+        "classifier_steps": classifier_steps,
+        "weights": weights,
+        "members": [],
+    }
     for t in range(members):
         beta = next_beta(t + 1)
         entry: dict[str, Any] = {"member": t, "seed": config.seed + t, "beta": beta}
@@ -194,16 +201,10 @@ def boost(
         entry["alone"] = mode_numbers(draw_mixture([run_dir], [1.0], n, 0), config)
         mixture = draw_mixture([m.run_dir for m in done], weights, n, 0)
         entry["mixture"] = mode_numbers(mixture, config)
-        record.append(entry | {"run_dir": str(run_dir)})
-    summary = {
-        "method": "AdaGAN (Tolstikhin et al. 2017): beta 1/t, theory-star weights",
-        "recipe": config.to_dict(),
-        "pool_size": pool_size,
-        "classifier_steps": classifier_steps,
-        "weights": weights,
-        "members": record,
-    }
-    (out_dir / "boost.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary["weights"] = weights
+        summary["members"].append(entry | {"run_dir": str(run_dir)})
+        # after each member, so that a long boost can be followed (and its record survives)
+        (out_dir / "boost.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
