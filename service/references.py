@@ -9,9 +9,10 @@ diagnosis embeds its batch the same way. A features reference whose modes were d
 figures), described by the card's `reference.modes` object. `passes.npz` holds the reference's own
 passes of the report (its k-NN sweep and NDB's K-means: lab.diagnostics.features.stored_passes),
 computed once when the reference is stored, so that no report against it computes them
-(about 4.6 s at 50,000 rows); a reference stored without it still diagnoses, computing them
-in each worker's first report. Every gunicorn worker reads the
-same folder, so a reference created through one worker is seen by all. Writes are atomic: a
+(about 4.6 s at 50,000 x 64); a reference stored without it (N^2 D above PASSES_MAX_WORK, or
+stored before it existed) still diagnoses, computing them in each worker's first report.
+Every gunicorn worker reads the same folder, so a reference created through one worker is seen
+by all. Writes are atomic: a
 reference is built in a staging folder and renamed into place, and deleted by renaming it
 away first (service/folders.py), so a reader never sees half a reference. Built-in references
 (the model repository) are read-only.
@@ -42,6 +43,10 @@ CARD_BYTES = 4096  # room counted for a stored reference's card.json and .npy he
 MODES_AUTO, MODES_NONE = "auto", "none"
 CENTRES_FILE, EXEMPLARS_FILE = "centres.npy", "exemplars.npy"
 PASSES_FILE = "passes.npz"  # the reference's own k-NN sweep and K-means (features.stored_passes)
+# The largest N^2 D whose passes are computed when a reference is stored: 4x the 50,000 x 64
+# of docs/performance.md (4.6 s there, about 18 s at this size on 2 idle cores), well inside
+# REQUEST_DEADLINE; a larger reference is stored without them (its reports compute them).
+PASSES_MAX_WORK = 4 * 50_000**2 * 64
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,13 @@ def read_array(path: Path) -> np.ndarray:
     array = np.load(path, allow_pickle=False)
     array.setflags(write=False)
     return array
+
+
+def passes_worth_storing(features: np.ndarray) -> bool:
+    """Whether storing a reference of these features (float64 [N, D]) computes its passes:
+    N^2 D within PASSES_MAX_WORK."""
+    n, d = features.shape
+    return n * n * d <= PASSES_MAX_WORK
 
 
 def read_passes(folder: Path, features: np.ndarray) -> None:

@@ -31,6 +31,7 @@ from service.references import (
     classified_spec,
     embedded_spec,
     features_spec,
+    passes_worth_storing,
     with_modes,
 )
 from service.repository import Entry
@@ -111,7 +112,9 @@ def create_reference() -> Response:
         )
     spec, features = reference_features(batch, upload_format, upload.filename, model)
     discovered = discovered_modes(spec, features, requested, batch)
-    passes = guard().run(stored_passes, features)  # once here, not in each report against it
+    passes = None  # computed once here, not in each report against it
+    if passes_worth_storing(features):
+        passes = guard().run(stored_passes, features)
     card = reference_store().create(name, spec, features, discovered, passes)
     response = jsonify(card)
     response.status_code = 201
