@@ -12,7 +12,8 @@ from trainer.families import preset_family
 
 def add_boost_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """The parser of `boost`; the caller adds the config flags (trainer.cli.add_config_flags),
-    which override the preset's recipe for every member."""
+    which override the preset's recipe for every member, and sets `config_overrides`, the
+    function that reads them."""
     help = "AdaGAN: train GAN members one after another on reweighted data; an ensemble of them"
     command = add_command(commands, "boost", help, run_boost)
     command.add_argument("preset", help="a GAN preset (each member's recipe)")
@@ -30,13 +31,11 @@ def add_boost_command(commands: argparse._SubParsersAction) -> argparse.Argument
 
 def run_boost(args: argparse.Namespace) -> int:
     """Resolve the preset (a GAN's) with the flags (member t: --seed + t), boost, and export
-    when --name is given."""
-    from trainer.cli import config_overrides  # the parser's module imports this one
-
+    when --name is given. args.config_overrides: the flags' reader trainer.cli gives."""
     family = or_usage_error(args, preset_family, args.preset)
     if family.kind != "gan":
         args.parser.error(f"{args.preset}: boost trains GAN members; name a GAN preset")
-    config = or_usage_error(args, resolve_config, args.preset, config_overrides(args, family))
+    config = or_usage_error(args, resolve_config, args.preset, args.config_overrides(args, family))
     summary = or_usage_error(
         args,
         boost,

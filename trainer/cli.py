@@ -188,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_feature_commands(commands)
     add_import_command(commands)
     add_plot_command(commands)
-    add_config_flags(add_boost_command(commands))
+    boost = add_boost_command(commands)
+    add_config_flags(boost)
+    boost.set_defaults(config_overrides=config_overrides)
     return parser
 
 
