@@ -81,7 +81,9 @@ def theory_star_weights(ratios: np.ndarray, beta: float) -> np.ndarray:
     ordered = np.sort(ratios) * (1.0 - beta)
     lambdas = (n * beta + np.cumsum(ordered)) / np.arange(1, n + 1)
     above = np.append(ordered[1:], np.inf)
-    kept = np.flatnonzero((ordered <= lambdas) & (lambdas <= above))[0]
+    # the first i whose lambda_i lies in its interval; rounding can leave every interval
+    # missed by an ulp (ties), so the least violation decides
+    kept = int(np.argmin(np.maximum(np.maximum(ordered - lambdas, lambdas - above), 0.0)))
     weights = np.maximum(lambdas[kept] - (1.0 - beta) * ratios, 0.0) / (n * beta)
     return weights / weights.sum()
 

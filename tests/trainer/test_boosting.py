@@ -47,6 +47,11 @@ def test_covered_points_lose_their_weight() -> None:
     assert np.all(weights[np.arange(800) % 8 == 6] == 0)
     np.testing.assert_allclose(weights[np.arange(800) % 8 != 6], 1 / 700)
     np.testing.assert_allclose(theory_star_weights(np.full(50, 1.0), 0.25), 1 / 50)
+    for beta in (1 / 3, 1 / 7, 0.1):  # ties everywhere: each interval is one point wide
+        ratios = np.repeat([0.1, 0.7, 3.0], [333, 333, 334])
+        weights = theory_star_weights(ratios, beta)
+        expected = np.maximum(solved_lambda(ratios, beta) - (1 - beta) * ratios, 0)
+        np.testing.assert_allclose(weights, expected / expected.sum(), rtol=1e-9, atol=1e-15)
 
 
 def test_theory_star_weights_refuse_bad_input() -> None:
