@@ -30,7 +30,7 @@ boost.json (the members, their betas, seeds, weights and what each pool reweight
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lab.ensembles import member_stream
+from lab.ensembles import ensemble_drawer
+from lab.sampling import Draw
 from trainer.config import TrainConfig
 from trainer.datasets import get_dataset
 from trainer.datasets.weighted import write_pool
@@ -123,33 +124,12 @@ def density_ratios(
     return torch.exp(-logits.double().clamp(-LOGIT_LIMIT, LOGIT_LIMIT)).numpy()
 
 
-def draw_mixture(run_dirs: Sequence[Path], weights: Sequence[float], n: int, seed: int):
-    """n samples [n, ...] float32 of the members' generators mixed by weights, drawn as the
-    service draws an ensemble (lab.ensembles: the seed picks each sample's member and each
-    member's seed; a gan member's samples are its seeded latents through G)."""
-    seeds, members = member_stream(weights, n, seed)
-    samples = None
-    for k, run_dir in enumerate(run_dirs):
-        rows = np.flatnonzero(members == k)
-        if rows.size == 0:
-            continue
-        generator, meta = load_generator(run_dir)
-        drawn = generate(generator, rows.size, meta["config"]["latent_dim"], seeds[k])
-        if samples is None:
-            samples = np.empty((n, *drawn.shape[1:]), dtype=np.float32)
-        samples[rows] = drawn
-    return samples
-
-
-@dataclass(frozen=True)
-class Member:
-    """One boosted member: its run, seed, weight when it joined (beta) and its training pool
-    file ("" for the first, which trains on the data itself)."""
-
-    run_dir: Path
-    seed: int
-    beta: float
-    data_weights: str
+def member_draw(run_dir: Path) -> Draw:
+    """A trained member as a lab.sampling Draw: its generator on the seed's latents, as the
+    service draws a gan member (loaded once, then drawn from as often as needed)."""
+    generator, meta = load_generator(run_dir)
+    latent_dim = meta["config"]["latent_dim"]
+    return lambda n, seed, progress=None: generate(generator, n, latent_dim, seed)
 
 
 def boost(
@@ -172,7 +152,7 @@ def boost(
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = get_dataset(config.dataset)
     pool = dataset.sample(pool_size, torch.Generator().manual_seed(config.seed))
-    done: list[Member] = []
+    draws: list[Draw] = []  # the members trained so far
     weights: list[float] = []
     summary = {
         "method": "AdaGAN (Tolstikhin et al. 2017): beta 1/t, theory-star weights",
@@ -189,7 +169,7 @@ def boost(
         if t > 0:
             path = out_dir / f"weights{t}.npz"
             if not path.is_file():
-                fake = draw_mixture([m.run_dir for m in done], weights, pool_size, t)
+                fake = ensemble_drawer(draws, weights)(pool_size, t)
                 ratios = density_ratios(pool, torch.from_numpy(fake), t, classifier_steps)
                 write_pool(path, pool.numpy(), theory_star_weights(ratios, beta))
             entry |= pool_summary(np.load(path)["weights"])
@@ -197,12 +177,11 @@ def boost(
         member_config = replace(config, seed=config.seed + t, data_weights=data_weights)
         run_dir = out_dir / f"member{t}"
         train(build, member_config, run_dir, progress=progress)
-        done.append(Member(run_dir, member_config.seed, beta, data_weights))
+        draws.append(member_draw(run_dir))
         weights = mixture_after(weights, beta)
-        n = config.eval_samples
-        entry["alone"] = mode_numbers(draw_mixture([run_dir], [1.0], n, 0), config)
-        mixture = draw_mixture([m.run_dir for m in done], weights, n, 0)
-        entry["mixture"] = mode_numbers(mixture, config)
+        n = config.eval_samples  # the member alone, then the mixture so far (the seed rule)
+        entry["alone"] = mode_numbers(ensemble_drawer(draws[-1:], [1.0])(n, 0), config)
+        entry["mixture"] = mode_numbers(ensemble_drawer(draws, weights)(n, 0), config)
         summary["weights"] = weights
         summary["members"].append(entry | {"run_dir": str(run_dir)})
         # after each member, so that a long boost can be followed (and its record survives)
