@@ -4,6 +4,11 @@ Protocol (Metz et al. 2017, Unrolled GAN; Srivastava et al. 2017, VEEGAN, sectio
 Lin et al. 2018, PacGAN, section 5): a sample is *high quality* when it lies within 3 std of
 its nearest centre; a mode is *captured* when it is the nearest centre of at least one
 high-quality sample; the mode histogram counts the high-quality samples per mode.
+
+A reference may set another radius (`high_quality_stds`) and keep the noise to its first
+`noise_dims` axes (VEEGAN's 1200-D mixture: 700 noisy axes, 500 constant ones). In high
+dimension a fixed radius of 3 std excludes every exact draw (the noise norm grows like the
+square root of the noisy axes), so such a reference states the radius its protocol uses.
 """
 
 from dataclasses import dataclass
@@ -24,12 +29,16 @@ class GaussianMixture:
     """An isotropic Gaussian mixture: mode k is N(centres[k], std^2 I) with weight weights[k].
 
     centres: float64 [K, d]; std: float > 0 (same units as the samples);
-    weights: float64 [K], >= 0, normalised to sum 1.
+    weights: float64 [K], >= 0, normalised to sum 1; noise_dims: the axes 0..m-1 that carry
+    the noise (the others hold the centre's value exactly), d by default;
+    high_quality_stds: the high-quality radius in std (the papers' 3 by default).
     """
 
     centres: np.ndarray
     std: float
     weights: np.ndarray
+    noise_dims: int | None = None
+    high_quality_stds: float = HIGH_QUALITY_STDS
 
     @property
     def dim(self) -> int:
@@ -41,12 +50,27 @@ class GaussianMixture:
         """K, the number of centres (modes of weight 0 included)."""
         return int(self.centres.shape[0])
 
+    @property
+    def noisy_axes(self) -> int:
+        """m, the axes that carry the noise (d unless the reference sets noise_dims)."""
+        return self.dim if self.noise_dims is None else self.noise_dims
+
+    @property
+    def high_quality_radius(self) -> float:
+        """The high-quality radius in sample units: high_quality_stds * std."""
+        return self.high_quality_stds * self.std
+
+    def high_quality_probability(self) -> float:
+        """q: the chance that an exact draw lies within the radius of its own centre."""
+        return high_quality_probability(self.noisy_axes, self.high_quality_stds)
+
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "GaussianMixture":
         """Build from a reference card's `reference` object; DiagnosticsError when invalid.
 
         spec: {"type": "gaussian_mixture", "dim": d, "centres": [[...], ...] (K x d),
-        "std": s > 0, "weights": [K numbers >= 0 with a positive sum]}.
+        "std": s > 0, "weights": [K numbers >= 0 with a positive sum]}, and optionally
+        "noise_dims": an integer in 1..d and "high_quality_stds": a number > 0.
         """
         if not isinstance(spec, dict) or spec.get("type") != "gaussian_mixture":
             kind = spec.get("type") if isinstance(spec, dict) else type(spec).__name__
@@ -58,16 +82,41 @@ class GaussianMixture:
         weights = _float_array(spec["weights"], "weights", ndim=1)
         std = _float_array(spec["std"], "std", ndim=0)
         _check_geometry(spec["dim"], centres, weights, float(std))
+        noise_dims = _noise_dims(spec.get("noise_dims"), spec["dim"])
+        stds = _high_quality_stds(spec.get("high_quality_stds", HIGH_QUALITY_STDS))
         weights = weights / weights.sum()
         centres.setflags(write=False)
         weights.setflags(write=False)
-        return cls(centres=centres, std=float(std), weights=weights)
+        return cls(centres, float(std), weights, noise_dims, stds)
 
     def sample(self, n: int, seed: int) -> np.ndarray:
-        """n exact draws, float64 [n, d], from numpy's PCG64(seed): mode ~ weights, then noise."""
+        """n exact draws, float64 [n, d], from numpy's PCG64(seed): mode ~ weights, then noise
+        on the noisy axes."""
         rng = np.random.Generator(np.random.PCG64(seed))
         modes = rng.choice(self.n_modes, size=n, p=self.weights)
-        return self.centres[modes] + self.std * rng.standard_normal((n, self.dim))
+        draws = self.centres[modes]
+        draws[:, : self.noisy_axes] += self.std * rng.standard_normal((n, self.noisy_axes))
+        return draws
+
+
+def _noise_dims(value: Any, dim: int) -> int | None:
+    """A spec's noise_dims (None when absent), or DiagnosticsError unless an integer in 1..dim."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= dim:
+        raise DiagnosticsError(
+            f"reference noise_dims must be an integer from 1 to dim ({dim}), got {value!r}"
+        )
+    return value
+
+
+def _high_quality_stds(value: Any) -> float:
+    """A spec's high_quality_stds as a float, or DiagnosticsError unless a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DiagnosticsError(f"reference high_quality_stds must be a number, got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise DiagnosticsError(f"reference high_quality_stds must be finite and > 0, got {value}")
+    return float(value)
 
 
 def _float_array(value: Any, name: str, ndim: int) -> np.ndarray:
@@ -128,11 +177,12 @@ def mode_metrics(
 
     samples: finite float [N, d] with d == mixture.dim. Returns numpy values:
     "nearest" int64 [N], "distance" float64 [N], "high_quality" bool [N]
-    (distance <= 3 std), "histogram" int64 [K] (high-quality samples per mode),
+    (distance <= the radius, 3 std unless the reference sets another), "histogram" int64 [K]
+    (high-quality samples per mode),
     "captured" bool [K] (histogram > 0), "high_quality_count" int, "covered" int.
     """
     nearest, distance = nearest_modes(samples, mixture.centres, block_size)
-    high_quality = distance <= HIGH_QUALITY_STDS * mixture.std
+    high_quality = distance <= mixture.high_quality_radius
     histogram = np.bincount(nearest[high_quality], minlength=mixture.n_modes).astype(np.int64)
     captured = histogram > 0
     return {
@@ -146,18 +196,19 @@ def mode_metrics(
     }
 
 
-def high_quality_probability(dim: int) -> float:
-    """q = P(chi2_d <= 9): chance an exact draw of a mode lies within 3 std of its own centre.
+def high_quality_probability(dim: int, stds: float = HIGH_QUALITY_STDS) -> float:
+    """q = P(chi2_d <= stds^2): chance an exact draw of a mode lies within `stds` std of its
+    own centre, d its noisy axes.
 
-    |x - mu|^2 / std^2 ~ chi2 with d degrees of freedom, so q depends on d only
-    (0.9973 for d = 1, 0.9889 for d = 2).
+    |x - mu|^2 / std^2 ~ chi2 with d degrees of freedom, so q depends on d and the radius
+    only (at 3 std: 0.9973 for d = 1, 0.9889 for d = 2).
     """
-    return float(chi2_cdf(HIGH_QUALITY_STDS**2, dim))
+    return float(chi2_cdf(stds**2, dim))
 
 
 def expected_coverage_ideal(mixture: GaussianMixture, n_samples: int) -> tuple[float, float]:
-    """expected_coverage with s_k = w_k q, q = high_quality_probability(d) (see below)."""
-    return expected_coverage(mixture.weights * high_quality_probability(mixture.dim), n_samples)
+    """expected_coverage with s_k = w_k q, q = mixture.high_quality_probability() (below)."""
+    return expected_coverage(mixture.weights * mixture.high_quality_probability(), n_samples)
 
 
 def expected_coverage(success: np.ndarray, n_samples: int) -> tuple[float, float]:

@@ -28,7 +28,7 @@ from .embedding import embed
 from .errors import DiagnosticsError
 from .features import feature_metrics
 from .members import Members, members_section
-from .mixture import HIGH_QUALITY_STDS, GaussianMixture, high_quality_probability, mode_metrics
+from .mixture import GaussianMixture, mode_metrics
 from .statistics import (
     ChiSquare,
     FeatureStats,
@@ -152,8 +152,8 @@ def mode_stats(
 def mixture_mode_stats(samples: np.ndarray, mixture: GaussianMixture) -> ModeStats:
     """Coverage, divergences and ideal-sampler expectations of validated samples [N, d]."""
     histogram = mode_metrics(samples, mixture)["histogram"]
-    success = mixture.weights * high_quality_probability(mixture.dim)
-    rule = f"lie within {HIGH_QUALITY_STDS:g} std of a mode centre"
+    success = mixture.weights * mixture.high_quality_probability()
+    rule = f"lie within {mixture.high_quality_stds:g} std of a mode centre"
     return histogram_stats(histogram, samples.shape[0], mixture.weights, success, rule)
 
 

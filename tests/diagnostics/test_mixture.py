@@ -111,3 +111,64 @@ def test_a_mode_holding_all_the_weight_is_surely_covered_without_a_warning() -> 
 
     mean, std = expected_coverage(np.array([1.0, 0.0, 0.0]), 50)
     assert mean == 1.0 and std == 0.0
+
+
+HIGH_DIMENSIONAL = {
+    "type": "gaussian_mixture",
+    "dim": 6,
+    "centres": [[0.0] * 6, [5.0] * 6],
+    "std": 1.0,
+    "weights": [1, 1],
+    "noise_dims": 4,
+    "high_quality_stds": 4.5,
+}
+
+
+def test_noise_dims_keep_the_other_axes_at_the_centre() -> None:
+    mixture = GaussianMixture.from_spec(HIGH_DIMENSIONAL)
+    draws = mixture.sample(4000, seed=0)
+    assert set(np.unique(draws[:, 4:])) <= {0.0, 5.0}  # the constant axes
+    np.testing.assert_array_equal(draws[:, 4], draws[:, 5])
+    centred = draws[:, :4] - draws[:, 4:5]
+    assert centred.std(axis=0) == pytest.approx([1.0] * 4, abs=0.05)
+
+
+def test_a_reference_without_the_optional_keys_draws_as_before() -> None:
+    """noise_dims absent: the draws are those of centres + std * N(0, I) from the same PCG64
+    stream (the 2-D references' mixture draws, and so their reports, are unchanged)."""
+    mixture = GaussianMixture.from_spec(VALID)
+    rng = np.random.Generator(np.random.PCG64(7))
+    modes = rng.choice(3, size=50, p=mixture.weights)
+    expected = mixture.centres[modes] + 0.1 * rng.standard_normal((50, 2))
+    np.testing.assert_array_equal(mixture.sample(50, seed=7), expected)
+
+
+def test_the_radius_and_q_follow_high_quality_stds_and_the_noisy_axes() -> None:
+    mixture = GaussianMixture.from_spec(HIGH_DIMENSIONAL)
+    assert mixture.high_quality_radius == 4.5
+    assert mixture.high_quality_probability() == high_quality_probability(4, 4.5)
+    inside, outside = np.zeros((1, 6)), np.zeros((1, 6))
+    inside[0, 0], outside[0, 0] = 4.49, 4.51
+    assert mode_metrics(inside, mixture)["high_quality"].tolist() == [True]
+    assert mode_metrics(outside, mixture)["high_quality"].tolist() == [False]
+    draws = mixture.sample(20_000, seed=1)
+    share = mode_metrics(draws, mixture)["high_quality"].mean()
+    q = mixture.high_quality_probability()
+    assert abs(share - q) < 4 * np.sqrt(q * (1 - q) / 20_000)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"noise_dims": 0}, "noise_dims must be an integer from 1 to dim \\(6\\)"),
+        ({"noise_dims": 7}, "noise_dims must be an integer from 1 to dim"),
+        ({"noise_dims": 2.0}, "noise_dims must be an integer"),
+        ({"noise_dims": True}, "noise_dims must be an integer"),
+        ({"high_quality_stds": 0}, "high_quality_stds must be finite and > 0"),
+        ({"high_quality_stds": float("inf")}, "high_quality_stds must be finite and > 0"),
+        ({"high_quality_stds": "3"}, "high_quality_stds must be a number"),
+    ],
+)
+def test_from_spec_rejects_invalid_protocol_keys(change: dict, message: str) -> None:
+    with pytest.raises(DiagnosticsError, match=message):
+        GaussianMixture.from_spec({**HIGH_DIMENSIONAL, **change})

@@ -90,3 +90,45 @@ def test_reference_spec_is_plain_json_matching_the_centres(name):
     assert all(type(v) is float for row in spec["centres"] for v in row)
     assert type(spec["std"]) is float and spec["std"] == dataset.std
     assert spec["weights"] == [1 / dataset.num_modes] * dataset.num_modes
+
+
+def test_veegan1200_is_the_pacgan_authors_recipe():
+    """VEEGAN1200DPackingMixture (fjxmlzn/PacGAN): mode k adds shift k to all 1200 axes,
+    N(0, 1) noise on axes 0-699 only, uniform modes."""
+    dataset = get_dataset("veegan1200")
+    shifts = [-1.0, -0.5, 0.0, 0.5, -2.0, -2.5, 10.0, 0.25, -13.0, -5.5]
+    assert dataset.centres.shape == (10, 1200)
+    torch.testing.assert_close(
+        dataset.centres, torch.tensor(shifts)[:, None].double().expand(10, 1200)
+    )
+    draws, modes = dataset.sample_with_modes(4000, torch.Generator().manual_seed(0))
+    offsets = draws.double() - dataset.centres[modes]
+    assert torch.all(offsets[:, 700:] == 0)
+    assert offsets[:, :700].std().item() == pytest.approx(1.0, rel=0.01)
+    counts = torch.bincount(modes, minlength=10)
+    assert counts.min().item() > 0.8 * 400
+
+
+def test_veegan1200_radius_keeps_the_2d_chance_of_high_quality():
+    """P(chi2_700 <= r^2) = P(chi2_2 <= 9): an exact draw is high quality as often as in 2-D,
+    where the papers' 10 std would exclude every draw (sqrt(chi2_700) is about 26.5)."""
+    from lab.diagnostics import GaussianMixture as Reference
+    from lab.diagnostics.mixture import high_quality_probability, mode_metrics
+
+    dataset = get_dataset("veegan1200")
+    assert dataset.high_quality_probability() == pytest.approx(1 - math.exp(-4.5), abs=1e-6)
+    assert 28.0 < dataset.high_quality_stds < 28.2
+    assert high_quality_probability(700, 10.0) < 1e-100
+    spec = dataset.reference_spec()
+    assert (spec["noise_dims"], spec["high_quality_stds"]) == (700, dataset.high_quality_stds)
+    reference = Reference.from_spec(spec)
+    metrics = mode_metrics(
+        dataset.sample(5000, torch.Generator().manual_seed(1)).double().numpy(), reference
+    )
+    assert metrics["covered"] == 10
+    assert abs(metrics["high_quality"].mean() - 0.98889) < 4 * math.sqrt(0.98889 * 0.0111 / 5000)
+
+
+@pytest.mark.parametrize("name", ["ring8", "grid25", "grid100", "grid25-rare"])
+def test_2d_reference_specs_carry_no_protocol_keys(name):
+    assert set(get_dataset(name).reference_spec()) == {"type", "dim", "centres", "std", "weights"}

@@ -1,9 +1,10 @@
-"""The 2-D Gaussian-mixture collapse benchmarks, registered by short name.
+"""The Gaussian-mixture collapse benchmarks, registered by short name.
 
 ring8 and grid25 follow the geometry of the PacGAN (Lin et al. 2018) and VEEGAN (Srivastava et
-al. 2017) experiments; grid100 (many modes) and grid25-rare (rare modes) extend them where
-methods still fail. Each dataset is also the analytic reference the diagnostics compare against
-(`reference_spec`), so the trainer and the service agree on the modes.
+al. 2017) experiments; grid100 (many modes), grid25-rare (rare modes) and veegan1200 (VEEGAN's
+1200-D mixture: high dimension) extend them where methods still fail. Each dataset is also the
+analytic reference the diagnostics compare against (`reference_spec`), so the trainer and the
+service agree on the modes.
 """
 
 import math
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lab.diagnostics.mixture import HIGH_QUALITY_STDS, high_quality_probability
 from trainer.datasets.registry import DATASETS
 
 
@@ -21,12 +23,16 @@ class GaussianMixture:
     centres: [K, dim] float64 (kept in double so the reference card holds exact centres).
     std: per-axis standard deviation of every mode (same units as the centres).
     weights: [K] float64, non-negative, summing to 1.
+    noise_dims: only axes 0..noise_dims-1 carry the noise, the others hold the centre's value
+    (None: every axis). high_quality_stds: the protocol's high-quality radius in std.
     """
 
     name: str
     centres: torch.Tensor
     std: float
     weights: torch.Tensor
+    noise_dims: int | None = None
+    high_quality_stds: float = HIGH_QUALITY_STDS
 
     @property
     def dim(self) -> int:
@@ -43,8 +49,11 @@ class GaussianMixture:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """n points [n, dim] float32 and their modes [n] int64, using only `generator`."""
         modes = torch.multinomial(self.weights, n, replacement=True, generator=generator)
-        noise = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
-        return (self.centres[modes] + self.std * noise).to(torch.float32), modes
+        noisy = self.dim if self.noise_dims is None else self.noise_dims
+        noise = torch.randn(n, noisy, generator=generator, dtype=torch.float64)
+        points = self.centres[modes]
+        points[:, :noisy] += self.std * noise
+        return points.to(torch.float32), modes
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Draw n points, shape [n, dim] float32, using only `generator` (no global RNG)."""
@@ -58,7 +67,22 @@ class GaussianMixture:
             "centres": [[float(v) for v in row] for row in self.centres.tolist()],
             "std": float(self.std),
             "weights": [float(w) for w in self.weights.tolist()],
-        }
+        } | self.protocol_spec()
+
+    def protocol_spec(self) -> dict:
+        """The reference's optional keys, present only where they differ from the defaults (so
+        the 2-D mixtures' cards are unchanged): noise_dims and high_quality_stds."""
+        spec: dict = {}
+        if self.noise_dims is not None:
+            spec["noise_dims"] = self.noise_dims
+        if self.high_quality_stds != HIGH_QUALITY_STDS:
+            spec["high_quality_stds"] = self.high_quality_stds
+        return spec
+
+    def high_quality_probability(self) -> float:
+        """q: the chance that an exact draw lies within the high-quality radius of its centre."""
+        noisy = self.dim if self.noise_dims is None else self.noise_dims
+        return high_quality_probability(noisy, self.high_quality_stds)
 
 
 def equal_weights(num_modes: int) -> torch.Tensor:
@@ -113,3 +137,42 @@ def grid25_rare() -> GaussianMixture:
     weights = torch.full((25,), (1.0 - RARE_WEIGHT * len(RARE_MODES)) / 20, dtype=torch.float64)
     weights[list(RARE_MODES)] = RARE_WEIGHT
     return GaussianMixture("grid25-rare", grid_centres(5), 0.05, weights)
+
+
+# VEEGAN's 1200-D mixture (Srivastava et al. 2017, Table 1) as the PacGAN authors' code builds it
+# (fjxmlzn/PacGAN, synthetic_data_experiments/PacGAN/pacgan/datasets.py, VEEGAN1200DPackingMixture):
+# mode k adds MEANS[k] to every one of the 1200 axes; axes 0-699 carry N(0, 1) noise, axes
+# 700-1199 none; the modes are drawn uniformly.
+VEEGAN1200_SHIFTS = (-1.0, -0.5, 0.0, 0.5, -2.0, -2.5, 10.0, 0.25, -13.0, -5.5)
+VEEGAN1200_DIM = 1200
+VEEGAN1200_NOISE_DIMS = 700
+# The papers count a sample as high quality within 10 std of its nearest centre; an exact draw
+# lies sqrt(chi2_700) ~ 26.5 std from its own, so under that rule an exact sampler scores 0 of
+# 10 modes (P(chi2_700 <= 100) < 1e-100). The benchmark's radius instead keeps the 2-D rule's
+# chance that an exact draw is high quality: P(chi2_700 <= r^2) = P(chi2_2 <= 9) = 0.98889.
+VEEGAN1200_PAPERS_STDS = 10.0
+
+
+def matching_radius(noisy_axes: int, target: float) -> float:
+    """r (in std) with P(chi2_noisy_axes <= r^2) = target, by bisection (to 1e-12 std)."""
+    low, high = 0.0, 10.0 * math.sqrt(noisy_axes) + 10.0
+    while high - low > 1e-12:
+        middle = (low + high) / 2
+        if high_quality_probability(noisy_axes, middle) < target:
+            low = middle
+        else:
+            high = middle
+    return round(high, 6)
+
+
+@DATASETS.register("veegan1200")
+def veegan1200() -> GaussianMixture:
+    """VEEGAN's 10 modes in 1200-D: centre k is VEEGAN1200_SHIFTS[k] on every axis, N(0, 1)
+    noise on axes 0-699 only, equal weights; high quality within the radius (about 28.1 std)
+    at which an exact draw is high quality as often as in 2-D (see VEEGAN1200_PAPERS_STDS)."""
+    shifts = torch.tensor(VEEGAN1200_SHIFTS, dtype=torch.float64)
+    centres = shifts[:, None].expand(len(shifts), VEEGAN1200_DIM).clone()
+    radius = matching_radius(VEEGAN1200_NOISE_DIMS, high_quality_probability(2))
+    return GaussianMixture(
+        "veegan1200", centres, 1.0, equal_weights(len(shifts)), VEEGAN1200_NOISE_DIMS, radius
+    )
