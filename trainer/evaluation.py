@@ -17,9 +17,11 @@ import numpy as np
 
 from lab.cards import ClassifierReference, load_classifier_reference
 from lab.classify import classify
+from lab.diagnostics import GaussianMixture as Reference
 from lab.diagnostics import diagnose, diagnose_modes  # the shared metric core
 from lab.diagnostics.classes import Classes
 from lab.diagnostics.members import Members
+from lab.diagnostics.mixture import mode_metrics
 from trainer.datasets import GaussianMixture, get_dataset
 
 REFERENCE_MODELS = Path(__file__).resolve().parents[1] / "models"  # the bundled repository
@@ -114,4 +116,23 @@ def feature_numbers(report: dict[str, Any]) -> dict[str, Any]:
         "coverage_identical": identical,
         "coverage_ratio": coverage / identical if identical else None,
         "near_duplicate_fraction": report["duplicates"]["near_fraction"],
+    }
+
+
+def papers_rule(samples: np.ndarray, dataset_name: str) -> dict[str, Any]:
+    """Where the dataset's protocol radius is not the papers' (veegan1200: 28.08 std against
+    their 10), the same samples counted by the papers' radius: {"papers_rule":
+    {"high_quality_stds", "modes_covered", "high_quality_fraction"}}; {} otherwise."""
+    dataset = get_dataset(dataset_name)
+    stds = getattr(dataset, "papers_high_quality_stds", None)
+    if stds is None:
+        return {}
+    reference = Reference.from_spec(dataset.reference_spec() | {"high_quality_stds": stds})
+    counted = mode_metrics(np.asarray(samples, dtype=np.float64), reference)
+    return {
+        "papers_rule": {
+            "high_quality_stds": stds,
+            "modes_covered": counted["covered"],
+            "high_quality_fraction": counted["high_quality_count"] / len(samples),
+        }
     }

@@ -33,7 +33,7 @@ from trainer.distributed import (
     local_rows,
     mean_over_ranks,
 )
-from trainer.evaluation import diagnose_samples, protocol_numbers
+from trainer.evaluation import diagnose_samples, papers_rule, protocol_numbers
 from trainer.losses import Critic, GANLoss, get_loss
 from trainer.mitigations import (
     add_instance_noise,
@@ -107,7 +107,7 @@ class TrainState:
         if self.config.classes:
             classes = Classes(self.config.classes, self.labels(n, EVAL_SEED))
         report = diagnose_samples(samples, self.dataset.name, modes_only=not full, classes=classes)
-        return protocol_numbers(report)
+        return protocol_numbers(report) | papers_rule(samples, self.dataset.name)
 
     def labels(self, n: int, seed: int) -> np.ndarray | None:
         """A conditional GAN's labels for (n, seed), as the service draws them by default (the

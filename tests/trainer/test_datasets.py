@@ -132,3 +132,20 @@ def test_veegan1200_radius_keeps_the_2d_chance_of_high_quality():
 @pytest.mark.parametrize("name", ["ring8", "grid25", "grid100", "grid25-rare"])
 def test_2d_reference_specs_carry_no_protocol_keys(name):
     assert set(get_dataset(name).reference_spec()) == {"type", "dim", "centres", "std", "weights"}
+
+
+def test_papers_rule_counts_veegan1200_by_10_std_and_other_datasets_not_at_all():
+    """Under the papers' 10 std an exact sampler covers nothing and the bare centres (no noise:
+    every mode collapsed to a point) cover everything; the 2-D datasets add no such numbers."""
+    from trainer.evaluation import papers_rule
+
+    dataset = get_dataset("veegan1200")
+    exact = dataset.sample(500, torch.Generator().manual_seed(0)).numpy()
+    centres = dataset.centres.numpy()[[k % 10 for k in range(500)]]
+    assert papers_rule(exact, "veegan1200")["papers_rule"] == {
+        "high_quality_stds": 10.0,
+        "modes_covered": 0,
+        "high_quality_fraction": 0.0,
+    }
+    assert papers_rule(centres, "veegan1200")["papers_rule"]["modes_covered"] == 10
+    assert papers_rule(exact[:, :2], "ring8") == {}

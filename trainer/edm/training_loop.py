@@ -30,7 +30,7 @@ from trainer.devices import Placement, float32_outputs
 from trainer.distributed import average_gradients, check_shards, mean_over_ranks
 from trainer.edm.config import ScoreConfig, resolve_score_config
 from trainer.edm.precond import Denoiser, edm_loss
-from trainer.evaluation import REFERENCE_MODELS, diagnose_samples, protocol_numbers
+from trainer.evaluation import REFERENCE_MODELS, diagnose_samples, papers_rule, protocol_numbers
 from trainer.nets import SCORE_NETWORKS
 from trainer.runs import derive_seeds, maybe_resume, train, update_ema
 
@@ -99,7 +99,7 @@ class ScoreState:
         report = diagnose_samples(
             samples, config.dataset, models_dir, modes_only=not full, classes=classes
         )
-        return protocol_numbers(report)
+        return protocol_numbers(report) | papers_rule(samples, config.dataset)
 
     def labels(self, n: int, seed: int) -> np.ndarray | None:
         """A conditional model's labels int64 [n] for (n, seed), as the service draws them by

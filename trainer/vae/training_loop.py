@@ -29,7 +29,7 @@ from trainer.distributed import (
     local_rows,
     mean_over_ranks,
 )
-from trainer.evaluation import diagnose_samples, protocol_numbers
+from trainer.evaluation import diagnose_samples, papers_rule, protocol_numbers
 from trainer.nets import VAE_NETWORKS
 from trainer.runs import derive_seeds, maybe_resume
 from trainer.training_loop import generate
@@ -99,7 +99,9 @@ class VAEState:
         (latent_health)."""
         samples = self.samples(self.config.eval_samples, EVAL_SEED)
         report = diagnose_samples(samples, self.dataset.name, modes_only=not full)
-        return protocol_numbers(report) | latent_health(self)
+        return (
+            protocol_numbers(report) | papers_rule(samples, self.dataset.name) | latent_health(self)
+        )
 
     def samples(self, n: int, seed: int) -> np.ndarray:
         """The decoder's means on the service's latents of `seed` (what the export serves)."""
