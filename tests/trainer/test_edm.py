@@ -251,3 +251,38 @@ def test_cli_export_dispatches_score_runs(tiny_run, tmp_path, capsys):
     )
     card = json.loads((tmp_path / "grid25-cli" / "card.json").read_text())
     assert card["kind"] == "score" and capsys.readouterr().out.strip().endswith("card.json")
+
+
+def test_data_scale_counts_only_the_noisy_axes():
+    """veegan1200: noise on 700 of 1200 axes, so the per-axis variance is the shifts' spread
+    plus 700/1200 of the noise's."""
+    dataset = get_dataset("veegan1200")
+    points = dataset.sample(20_000, torch.Generator().manual_seed(0)) * data_scale(dataset, 0.5)
+    assert points.var(dim=0).mean().sqrt().item() == pytest.approx(0.5, rel=0.02)
+
+
+def test_axis_gain_adds_a_per_axis_noise_conditioned_path():
+    torch.manual_seed(0)
+    plain = SCORE_NETWORKS.get("mlp")(data_dim=6, width=8, depth=1)
+    torch.manual_seed(0)
+    gained = SCORE_NETWORKS.get("mlp")(data_dim=6, width=8, depth=1, axis_gain=1)
+    x, c_noise = torch.randn(5, 6), torch.randn(5)
+    torch.testing.assert_close(gained(x, c_noise), plain(x, c_noise))  # the gain starts at 0
+    with torch.no_grad():
+        gained.gain.bias.copy_(torch.arange(6.0))
+    torch.testing.assert_close(gained(x, c_noise), plain(x, c_noise) + torch.arange(6.0) * x)
+    assert plain.gain is None
+
+
+def test_axis_gain_is_validated_and_recorded_only_where_set(tmp_path, card_validator):
+    with pytest.raises(ValueError, match="axis_gain is 0 or 1"):
+        ScoreConfig(axis_gain=2)
+    with pytest.raises(ValueError, match="axis_gain is an 'mlp' option"):
+        ScoreConfig(dataset="digits", arch="unet", axis_gain=1)
+    config = ScoreConfig(dataset="veegan1200", steps=4, axis_gain=1, eval_samples=200, **TINY)
+    score_training_loop(config, tmp_path / "run", progress=False)
+    card = json.loads(export_score(tmp_path / "run", tmp_path / "models", "v-tiny").read_text())
+    card_validator.validate(card)
+    assert card["architecture"]["args"]["axis_gain"] == 1
+    assert card["versions"][0]["parity"]["max_abs_error"] <= 1e-4
+    assert "axis_gain" not in build(ScoreConfig(**TINY)).architecture["args"]

@@ -31,6 +31,7 @@ class ScoreConfig:
     width: int = 256  # mlp: hidden units; unet: channels at 8x8 (twice that at 4x4)
     depth: int = 4  # mlp: residual blocks (unused by unet)
     input_frequencies: int = 0  # mlp: sin/cos(2^k pi x_in) input features, k < this (0: none)
+    axis_gain: int = 0  # mlp: 1 adds a per-axis, noise-conditioned gain on x_in (high dimension)
     # A class-conditional denoiser D(x, sigma, labels) (trainer.nets.edm.NoiseEmbedding): K
     # classes splitting the dataset's modes in order (lab.conditioning.class_modes); 0: none.
     classes: int = 0
@@ -93,6 +94,10 @@ def check_score_config(config: ScoreConfig) -> None:
     if not config.sigma_max > config.sigma_min:
         raise ValueError(f"sigma_max must exceed sigma_min, got {config.sigma_max}")
     check_ranges(config, below_one=("beta1", "beta2", "ema_decay"), non_negative=("classes",))
+    if config.axis_gain not in (0, 1):
+        raise ValueError(f"axis_gain is 0 or 1, got {config.axis_gain}")
+    if config.axis_gain and config.arch != "mlp":
+        raise ValueError(f"axis_gain is an 'mlp' option, not {config.arch!r}'s")
     check_class_split(config.dataset, config.classes, "score model")
 
 

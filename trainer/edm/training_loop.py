@@ -168,6 +168,8 @@ def architecture_spec(config: ScoreConfig, dataset: GaussianMixture | ImageDatas
         raise ValueError(f"arch 'mlp' is for points; use 'unet' for {config.dataset!r}")
     args = {"data_dim": dataset.dim, "width": config.width, "depth": config.depth}
     args["input_frequencies"] = config.input_frequencies
+    if config.axis_gain:  # only where set: the other cards' args are what they were
+        args["axis_gain"] = config.axis_gain
     return {"name": config.arch, "args": args | class_args(config)}
 
 
