@@ -153,8 +153,8 @@ def data_scale(dataset: GaussianMixture | ImageDataset, sigma_data: float) -> fl
     weights = dataset.weights[:, None]
     mean = (weights * dataset.centres).sum(dim=0)
     spread = (weights * (dataset.centres - mean) ** 2).sum() / dataset.dim  # per-axis variance
-    noisy = dataset.dim if dataset.noise_dims is None else dataset.noise_dims
-    return sigma_data / math.sqrt(float(spread) + dataset.std**2 * noisy / dataset.dim)
+    noise = dataset.std**2 * dataset.noisy_axes / dataset.dim  # per-axis, over every axis
+    return sigma_data / math.sqrt(float(spread) + noise)
 
 
 def architecture_spec(config: ScoreConfig, dataset: GaussianMixture | ImageDataset) -> dict:
