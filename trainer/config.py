@@ -38,6 +38,9 @@ class TrainConfig:
     d_depth: int = 3
     maxout_pieces: int = 5  # "pacgan-mlp": pieces of each of D's maxout units (PacGAN: 5)
     conv_width: int = 64  # "dcgan": channels of G's and D's 8x8 layers (4x4 layers: twice)
+    # "dcgan": D's own channels at 8x8 when > 0, 0: conv_width (the weak-discriminator setting of
+    # Metz et al. 2017 and PacGAN's Table 3 gives D 1/4 or 1/2 of G's width)
+    d_conv_width: int = 0
     batch_size: int = 100
     steps: int = 10_000  # generator updates (d_steps D updates each)
     d_steps: int = 1  # D (critic) updates per G update; WGAN-GP's n_critic = 5
@@ -114,7 +117,8 @@ def check_config(config: TrainConfig) -> None:
     check_ranges(
         config,
         at_least_one=at_least_one,
-        non_negative=("steps", "seed", "eval_every", "snapshot_every", "unroll_steps", "classes"),
+        non_negative=("steps", "seed", "eval_every", "snapshot_every", "unroll_steps", "classes")
+        + ("d_conv_width",),
         positive=("lr_g", "lr_d"),
     )
     if config.lr_schedule not in LR_SCHEDULES:
@@ -136,6 +140,10 @@ def check_config(config: TrainConfig) -> None:
     ):
         raise ValueError(f"mitigations must be a list of names, got {config.mitigations!r}")
     check_mitigations(config)
+    if config.d_conv_width and config.arch not in IMAGE_ARCHITECTURES:
+        raise ValueError(
+            f"d_conv_width sets the 'dcgan' D's channels; arch {config.arch!r} has d_hidden"
+        )
     if config.classes:
         check_classes(config)
     if config.data_weights and config.classes:

@@ -158,6 +158,8 @@ def architecture_spec(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
     args: dict[str, Any] = {"latent_dim": config.latent_dim}
     if config.arch in IMAGE_ARCHITECTURES:
         args |= {"channels": dataset.channels, "width": config.conv_width}
+        if config.d_conv_width:  # only where set: the other cards' args are what they were
+            args |= {"d_width": config.d_conv_width}
     else:
         args |= {"data_dim": dataset.dim}
         args |= {"g_hidden": config.g_hidden, "g_depth": config.g_depth}

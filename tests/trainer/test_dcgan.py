@@ -99,3 +99,37 @@ def test_size_8_keeps_the_layer_layout_of_existing_checkpoints():
 def test_sizes_other_than_powers_of_two_from_8_are_refused(size):
     with pytest.raises(ValueError, match="power of two >= 8"):
         ARCHITECTURES.get("dcgan")(latent_dim=LATENT_DIM, channels=1, width=8, size=size)
+
+
+def test_d_width_makes_a_weaker_discriminator_and_leaves_g_alone():
+    """The weak-D setting (PacGAN Table 3): D with 1/4 of G's channels; G keeps its layers."""
+    generator, discriminator = build(3, width=16)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        weak_g, weak_d = ARCHITECTURES.get("dcgan")(
+            latent_dim=LATENT_DIM, channels=3, width=16, d_width=4
+        )
+    assert (
+        weak_d.features(torch.zeros(2, 3, 8, 8)).shape[-1]
+        == 4 * discriminator.features(torch.zeros(2, 3, 8, 8)).shape[-1] // 16
+    )
+    weak_parameters = sum(p.numel() for p in weak_d.parameters())
+    assert weak_parameters < sum(p.numel() for p in discriminator.parameters()) / 8
+    shapes = {name: tensor.shape for name, tensor in generator.state_dict().items()}
+    assert {name: tensor.shape for name, tensor in weak_g.state_dict().items()} == shapes
+
+
+def test_d_conv_width_is_recorded_only_where_set_and_refused_for_points():
+    from trainer.config import TrainConfig
+    from trainer.datasets import get_dataset
+    from trainer.training_loop import architecture_spec
+
+    dataset = get_dataset("stacked-digits")
+    weak = TrainConfig(dataset="stacked-digits", arch="dcgan", conv_width=32, d_conv_width=8)
+    assert architecture_spec(weak, dataset)["args"]["d_width"] == 8
+    plain = TrainConfig(dataset="stacked-digits", arch="dcgan", conv_width=32)
+    assert "d_width" not in architecture_spec(plain, dataset)["args"]
+    with pytest.raises(ValueError, match="d_conv_width sets the 'dcgan' D's channels"):
+        TrainConfig(d_conv_width=8)
+    with pytest.raises(ValueError, match="d_conv_width"):
+        TrainConfig(dataset="stacked-digits", arch="dcgan", d_conv_width=-1)

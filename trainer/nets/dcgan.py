@@ -120,15 +120,17 @@ def build_dcgan(
     d_mbd_kernel_dim: int = 3,
     d_spectral_norm: bool = False,
     size: int = 8,
+    d_width: int = 0,
 ) -> tuple[DCGANGenerator, DCGANDiscriminator]:
     """The (G, D) pair; the arguments are what the card stores under architecture.args.
 
     The d_* keywords are D's mitigations (trainer.mitigations); their defaults build the plain D.
     size: the images' side (8 for the benchmarks' datasets; cards without it are 8x8).
+    d_width: D's channels at 8x8 when > 0 (a weaker D than G), else `width`.
     """
     discriminator = DCGANDiscriminator(
         channels,
-        width,
+        d_width or width,
         pack=d_pack,
         minibatch_stddev=d_minibatch_stddev,
         mbd_kernels=d_mbd_kernels,
