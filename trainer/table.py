@@ -121,6 +121,9 @@ METHOD_LABELS = {
     "pacgan-paper-pacgan3": "PacGAN3, PacGAN's 2-D setup (3 independent batches)",
     "pacgan-paper-pacgan4": "PacGAN4, PacGAN's 2-D setup (4 independent batches)",
 }
+# A score model's label names the default sampler; a preset with other steps says its own.
+DEFAULT_SAMPLE_STEPS = 18
+DEFAULT_SAMPLER_TEXT = "18 steps = 35 evaluations"
 QUICK_FIELDS = {"steps": 20, "eval_every": 0, "snapshot_every": 0}
 QUICK = {
     "benchmarks": ("ring8", "stacked-digits"),
@@ -179,6 +182,12 @@ PAPERS: dict[str, list[tuple[str, str, str, str, str]]] = {
         ("PacGAN2", f"{PACGAN}, Table 1", "23.8 ± 0.7", "91.3 ± 0.8", "0.13 ± 0.04"),
         ("PacGAN3", f"{PACGAN}, Table 1", "24.6 ± 0.4", "94.2 ± 0.4", "0.06 ± 0.02"),
         ("PacGAN4", f"{PACGAN}, Table 1", "24.8 ± 0.2", "93.6 ± 0.6", "0.04 ± 0.01"),
+    ],
+    "veegan1200": [  # their 10-std rule: the "papers' 10 std" columns, not our radius
+        ("GAN", f"{VEEGAN}, Table 1", "1.6", "2.0", ""),
+        ("ALI", f"{VEEGAN}, Table 1", "3", "5.4", ""),
+        ("Unrolled GAN", f"{VEEGAN}, Table 1", "0", "0.0", ""),
+        ("VEEGAN", f"{VEEGAN}, Table 1", "5.5", "28.29", ""),
     ],
     "stacked-digits": [  # Stacked MNIST at 28x28, 26,000 samples
         ("DCGAN", f"{VEEGAN}, Table 2", "99", "", "3.4"),
@@ -448,6 +457,14 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["seeds_latent"] = sum(r.get("active_dims") is not None for r in cell)
         row["seeds_classes"] = sum(r.get("classes_healthy") is not None for r in cell)
         row["seeds_features"] = sum(r.get("coverage") is not None for r in cell)
+        papers = [r["papers_rule"] for r in cell if r.get("papers_rule")]
+        row["seeds_papers"] = len(papers)
+        if papers:  # the same samples counted by the papers' radius (trainer.evaluation)
+            row["papers_stds"] = papers[0]["high_quality_stds"]
+            row["modes_papers"] = mean_and_error([p["modes_covered"] for p in papers])
+            row["high_quality_papers"] = mean_and_error(
+                [p["high_quality_fraction"] for p in papers]
+            )
         row["classes"] = cell[0]["config"].get("classes", 0)
         verdicts = [r.get("verdict") for r in cell]
         row["healthy"] = None if None in verdicts else verdicts.count("healthy")
@@ -456,6 +473,7 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["at_goal"] = None if None in goals else sum(goals)
         row["seconds"] = float(np.mean([r["seconds"] for r in cell]))
         row["steps"] = cell[0]["config"]["steps"]
+        row["sample_steps"] = cell[0]["config"].get("sample_steps")  # a score model's
         rows.append(row)
     return rows
 
@@ -542,15 +560,21 @@ def section(benchmark: str, rows: list[dict[str, Any]]) -> list[str]:
     every = any(row.get("seeds_all") for row in rows)
     latent = any(row.get("seeds_latent") for row in rows)
     conditional = any(row.get("seeds_classes") for row in rows)
+    papers = next((row["papers_stds"] for row in rows if row.get("seeds_papers")), None)
     goal = any(row.get("at_goal") is not None for row in rows)
     header = f"| method | preset | seeds | steps | modes (of {rows[0]['modes_total']}) "
     header += "| high quality % | KL |"
     header += " modes, every sample | KL, every sample |" if every else ""
     header += " active latent dims |" if latent else ""
     header += " healthy classes |" if conditional else ""
+    header += (
+        f" modes, papers' {papers:g} std | high quality %, papers' {papers:g} std |"
+        if papers
+        else ""
+    )
     header += " coverage (identical) | healthy seeds |"
     header += " seeds at the goal |" if goal else ""
-    columns = 10 + 2 * every + latent + conditional + goal
+    columns = 10 + 2 * every + latent + conditional + 2 * bool(papers) + goal
     lines = [header + " wall s/run |", "|---" * columns + "|"]
     for row in rows:
         seeds = row["seeds"]
@@ -558,6 +582,11 @@ def section(benchmark: str, rows: list[dict[str, Any]]) -> list[str]:
         if row["kl_undefined"]:
             kl += f" ({row['kl_undefined']} run(s) without high-quality samples: undefined)"
         label = METHOD_LABELS.get(row["method"], row["method"])
+        steps = row.get("sample_steps")
+        if steps not in (None, DEFAULT_SAMPLE_STEPS) and DEFAULT_SAMPLER_TEXT in label:
+            label = label.replace(
+                DEFAULT_SAMPLER_TEXT, f"{steps} steps = {2 * steps - 1} evaluations"
+            )
         label += f", {row['setting']}" if row.get("setting") else ""
         line = (
             f"| {label} "
@@ -576,6 +605,10 @@ def section(benchmark: str, rows: list[dict[str, Any]]) -> list[str]:
             healthy_classes = row.get("classes_healthy")
             text = format_cell(healthy_classes, digits=1, seeds=row.get("seeds_classes", 0))
             line += f" {text} of {row['classes']} |" if healthy_classes else " n/a |"
+        if papers:
+            seeds_papers = row.get("seeds_papers", 0)
+            line += f" {format_cell(row.get('modes_papers'), digits=1, seeds=seeds_papers)} |"
+            line += f" {format_cell(row.get('high_quality_papers'), 100.0, 1, seeds_papers)} |"
         line += f" {coverage_cell(row)} | {healthy_cell(row)} |"
         if goal:
             at = row.get("at_goal")

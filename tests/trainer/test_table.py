@@ -338,3 +338,24 @@ def test_a_tiny_stacked_digits4_table_trains_the_gan_and_the_score_model(tmp_pat
     text = (out / "collapse.md").read_text()
     assert "## stacked-digits4" in text and "| modes (of 10000) |" in text
     assert (out / "collapse.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_veegan1200_rows_show_the_papers_10_std_count_and_its_goal_uses_its_own_ceiling():
+    """veegan1200 records the same samples counted by the papers' radius (papers_rule); the
+    table shows them beside the protocol's columns, and the goal's high-quality ceiling is the
+    dataset's q (0.98889 by construction), not 2-D's."""
+    papers = {"high_quality_stds": 10.0, "modes_covered": 8, "high_quality_fraction": 0.5}
+    config = {"dataset": "veegan1200", "steps": 5000}
+    results = [
+        exact_like(benchmark="veegan1200", config=config, modes_total=10, modes_covered=10)
+        | {"seed": seed, "papers_rule": papers | {"modes_covered": 8 + seed}}
+        for seed in (0, 1)
+    ]
+    (row,) = summarise(results)
+    cells = columns(section("veegan1200", [row]))
+    assert cells["modes, papers' 10 std"] == "8.5 ± 0.5"
+    assert cells["high quality %, papers' 10 std"] == "50.0 ± 0.0"
+    assert at_goal(results[0]) is True
+    assert at_goal(results[0] | {"high_quality_fraction": 0.968}) is False
+    (plain,) = summarise([exact_like()])
+    assert "modes, papers' 10 std" not in columns(section("ring8", [plain]))
