@@ -177,9 +177,9 @@ def mode_metrics(
 
     samples: finite float [N, d] with d == mixture.dim. Returns numpy values:
     "nearest" int64 [N], "distance" float64 [N], "high_quality" bool [N]
-    (distance <= the radius, 3 std unless the reference sets another), "histogram" int64 [K]
-    (high-quality samples per mode),
-    "captured" bool [K] (histogram > 0), "high_quality_count" int, "covered" int.
+    (distance <= the radius: 3 std unless the reference sets another), "histogram" int64 [K]
+    (high-quality samples per mode), "captured" bool [K] (histogram > 0),
+    "high_quality_count" int, "covered" int.
     """
     nearest, distance = nearest_modes(samples, mixture.centres, block_size)
     high_quality = distance <= mixture.high_quality_radius
