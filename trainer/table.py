@@ -668,6 +668,17 @@ def draw_figure(runs: list[Run], path: Path) -> None:
     figure.savefig(path, format="png")
 
 
+def result_key(result: dict[str, Any]) -> tuple[str, str, str, int]:
+    """(benchmark, method, setting name, seed) of a result: what tells its run apart."""
+    setting = setting_name(tuple(result.get("setting", {}).items()))
+    return result["benchmark"], result["method"], setting, result["seed"]
+
+
+def run_key(run: Run) -> tuple[str, str, str, int]:
+    """result_key of the run's result."""
+    return run.benchmark, run.method, setting_name(run.setting), run.seed
+
+
 def build_table(
     benchmarks: Iterable[str],
     methods: Iterable[str],
@@ -689,9 +700,9 @@ def build_table(
     results = execute(runs, jobs, progress, train)
     if not results:
         raise ValueError(f"no finished runs under {runs_dir} for this table")
-    finished = {(r["benchmark"], r["method"], r["seed"]) for r in results}
-    unfinished = [run for run in runs if (run.benchmark, run.method, run.seed) not in finished]
-    runs = [run for run in runs if (run.benchmark, run.method, run.seed) in finished]
+    finished = {result_key(result) for result in results}
+    unfinished = [run for run in runs if run_key(run) not in finished]
+    runs = [run for run in runs if run_key(run) in finished]
     rows = summarise(results)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -359,3 +359,33 @@ def test_veegan1200_rows_show_the_papers_10_std_count_and_its_goal_uses_its_own_
     assert at_goal(results[0] | {"high_quality_fraction": 0.968}) is False
     (plain,) = summarise([exact_like()])
     assert "modes, papers' 10 std" not in columns(section("ring8", [plain]))
+
+
+def test_no_train_tells_the_settings_of_a_grid_apart(quick_table, tmp_path):
+    """A seed finished at one --grid point is not finished at another (it crashed drawing the
+    other point's missing samples)."""
+    import shutil
+
+    runs_dir = tmp_path / "runs"
+    finished = runs_dir / "ring8" / "gan" / "eval_samples=500" / "seed1"
+    shutil.copytree(quick_table / "runs" / "ring8" / "gan" / "seed1", finished)
+    result = json.loads((finished / "result.json").read_text())
+    result["setting"] = {"eval_samples": 500}
+    (finished / "result.json").write_text(json.dumps(result))
+    build_table(
+        ["ring8"],
+        ["gan"],
+        2,
+        runs_dir,
+        tmp_path / "out",
+        "python -m trainer table --no-train --grid eval_samples=500,400",
+        overrides=QUICK["overrides"],
+        train=False,
+        progress=False,
+        settings=[(("eval_samples", 500),), (("eval_samples", 400),)],
+    )
+    document = json.loads((tmp_path / "out" / "collapse.json").read_text())
+    assert [(r["setting"], r["seed"]) for r in document["runs"]] == [({"eval_samples": 500}, 1)]
+    text = (tmp_path / "out" / "collapse.md").read_text()
+    assert "`ring8-gan eval_samples=400` (2 seed(s))" in text
+    assert "`ring8-gan eval_samples=500` (1 seed(s))" in text
