@@ -119,11 +119,12 @@ def feature_numbers(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def papers_rule(samples: np.ndarray, dataset_name: str) -> dict[str, Any]:
+def papers_rule(samples: np.ndarray, dataset: Any) -> dict[str, Any]:
     """Where the dataset's protocol radius is not the papers' (veegan1200: 28.08 std against
     their 10), the same samples counted by the papers' radius: {"papers_rule":
-    {"high_quality_stds", "modes_covered", "high_quality_fraction"}}; {} otherwise."""
-    dataset = get_dataset(dataset_name)
+    {"high_quality_stds", "modes_covered", "high_quality_fraction"}}; {} otherwise.
+    dataset: the run's (a GaussianMixture, an ImageDataset, which has no such radius, or a
+    WeightedPool, which answers for the dataset it reweights)."""
     stds = getattr(dataset, "papers_high_quality_stds", None)
     if stds is None:
         return {}

@@ -234,11 +234,11 @@ def reference_description(dataset_name: str) -> str:
         low, high = min(weights), max(weights)
         rare = [k for k, weight in enumerate(weights) if weight == low]
         shares = f"unequal weights: modes {rare} hold {low:g} each, the rest {high:g}"
-    protocol = ""
-    if dataset.noise_dims is not None:
-        protocol = f", noise on axes 0-{dataset.noise_dims - 1} of {dataset.dim}"
-    if "high_quality_stds" in dataset.protocol_spec():
-        protocol += f", high quality within {dataset.high_quality_stds:g} std"
+    optional, protocol = dataset.protocol_spec(), ""
+    if "noise_dims" in optional:
+        protocol = f", noise on axes 0-{optional['noise_dims'] - 1} of {dataset.dim}"
+    if "high_quality_stds" in optional:
+        protocol += f", high quality within {optional['high_quality_stds']:g} std"
     return (
         f"{dataset.num_modes}-mode isotropic Gaussian mixture ({dataset_name}), std "
         f"{dataset.std}, {shares}{protocol}: the analytic reference for mode counting."

@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from trainer.config import TrainConfig, with_defaults
+from lab.samplers import network_evaluations
+from trainer.config import TrainConfig
 from trainer.datasets import GaussianMixture, get_dataset
 from trainer.edm.config import ScoreConfig
 from trainer.families import FAMILIES, preset_family
@@ -121,9 +122,8 @@ METHOD_LABELS = {
     "pacgan-paper-pacgan3": "PacGAN3, PacGAN's 2-D setup (3 independent batches)",
     "pacgan-paper-pacgan4": "PacGAN4, PacGAN's 2-D setup (4 independent batches)",
 }
-# A score model's label names the default sampler; a preset with other steps says its own.
-DEFAULT_SAMPLE_STEPS = 18
-DEFAULT_SAMPLER_TEXT = "18 steps = 35 evaluations"
+# Labels that name the run's own sampler and steps (a score model's config: sampler, sample_steps)
+SAMPLER_LABELS = {"edm": "Score model (EDM, {sampler}, {steps} steps = {evaluations} evaluations)"}
 QUICK_FIELDS = {"steps": 20, "eval_every": 0, "snapshot_every": 0}
 QUICK = {
     "benchmarks": ("ring8", "stacked-digits"),
@@ -218,7 +218,7 @@ class Run:
 
     @property
     def is_gan(self) -> bool:
-        """True for a GAN run (trainer.training_loop), whose config predates some fields."""
+        """True for a GAN run (trainer.training_loop)."""
         return isinstance(self.config, TrainConfig)
 
 
@@ -291,9 +291,8 @@ def cached_result(run: Run) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     result = json.loads(path.read_text())
-    saved = result.get("config", {})
-    if run.is_gan:  # fields added since it ran hold their defaults (the old recipe)
-        saved = with_defaults(saved)
+    # fields added to the run's config class since it ran hold their defaults (the old recipe)
+    saved = type(run.config)().to_dict() | result.get("config", {})
     return result if saved == run.config.to_dict() else None
 
 
@@ -474,6 +473,7 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["seconds"] = float(np.mean([r["seconds"] for r in cell]))
         row["steps"] = cell[0]["config"]["steps"]
         row["sample_steps"] = cell[0]["config"].get("sample_steps")  # a score model's
+        row["sampler"] = cell[0]["config"].get("sampler")
         rows.append(row)
     return rows
 
@@ -581,12 +581,7 @@ def section(benchmark: str, rows: list[dict[str, Any]]) -> list[str]:
         kl = format_cell(row["kl"], digits=3, seeds=seeds - row["kl_undefined"])
         if row["kl_undefined"]:
             kl += f" ({row['kl_undefined']} run(s) without high-quality samples: undefined)"
-        label = METHOD_LABELS.get(row["method"], row["method"])
-        steps = row.get("sample_steps")
-        if steps not in (None, DEFAULT_SAMPLE_STEPS) and DEFAULT_SAMPLER_TEXT in label:
-            label = label.replace(
-                DEFAULT_SAMPLER_TEXT, f"{steps} steps = {2 * steps - 1} evaluations"
-            )
+        label = method_label(row)
         label += f", {row['setting']}" if row.get("setting") else ""
         line = (
             f"| {label} "
@@ -615,6 +610,19 @@ def section(benchmark: str, rows: list[dict[str, Any]]) -> list[str]:
             line += " n/a |" if at is None else f" {at} of {seeds} |"
         lines.append(line + f" {row['seconds']:.0f} |")
     return lines
+
+
+def method_label(row: dict[str, Any]) -> str:
+    """A row's method as the table names it; a score model's with its sampler and steps."""
+    template, steps, sampler = (
+        SAMPLER_LABELS.get(row["method"]),
+        row.get("sample_steps"),
+        row.get("sampler"),
+    )
+    if template is None or steps is None or sampler is None:
+        return METHOD_LABELS.get(row["method"], row["method"])
+    evaluations = network_evaluations(steps, sampler)
+    return template.format(sampler=sampler.capitalize(), steps=steps, evaluations=evaluations)
 
 
 def coverage_cell(row: dict[str, Any]) -> str:

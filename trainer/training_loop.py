@@ -107,7 +107,7 @@ class TrainState:
         if self.config.classes:
             classes = Classes(self.config.classes, self.labels(n, EVAL_SEED))
         report = diagnose_samples(samples, self.dataset.name, modes_only=not full, classes=classes)
-        return protocol_numbers(report) | papers_rule(samples, self.dataset.name)
+        return protocol_numbers(report) | papers_rule(samples, self.dataset)
 
     def labels(self, n: int, seed: int) -> np.ndarray | None:
         """A conditional GAN's labels for (n, seed), as the service draws them by default (the

@@ -142,10 +142,10 @@ def test_papers_rule_counts_veegan1200_by_10_std_and_other_datasets_not_at_all()
     dataset = get_dataset("veegan1200")
     exact = dataset.sample(500, torch.Generator().manual_seed(0)).numpy()
     centres = dataset.centres.numpy()[[k % 10 for k in range(500)]]
-    assert papers_rule(exact, "veegan1200")["papers_rule"] == {
+    assert papers_rule(exact, dataset)["papers_rule"] == {
         "high_quality_stds": 10.0,
         "modes_covered": 0,
         "high_quality_fraction": 0.0,
     }
-    assert papers_rule(centres, "veegan1200")["papers_rule"]["modes_covered"] == 10
-    assert papers_rule(exact[:, :2], "ring8") == {}
+    assert papers_rule(centres, dataset)["papers_rule"]["modes_covered"] == 10
+    assert papers_rule(exact[:, :2], get_dataset("ring8")) == {}

@@ -12,6 +12,7 @@ from trainer.table import (
     RESULT_FILE,
     at_goal,
     build_table,
+    cached_result,
     execute,
     mean_and_error,
     needs_report,
@@ -389,3 +390,17 @@ def test_no_train_tells_the_settings_of_a_grid_apart(quick_table, tmp_path):
     text = (tmp_path / "out" / "collapse.md").read_text()
     assert "`ring8-gan eval_samples=400` (2 seed(s))" in text
     assert "`ring8-gan eval_samples=500` (1 seed(s))" in text
+
+
+def test_a_score_result_from_before_a_new_config_field_is_still_reused(tmp_path):
+    """A field added to ScoreConfig since a run (axis_gain) holds its default, the old recipe:
+    the run's result.json is reused, as a GAN's always was, not trained again."""
+    (run,) = plan(["grid100"], ["edm"], 1, tmp_path / "runs")
+    config = run.config.to_dict()
+    del config["axis_gain"]
+    run.run_dir.mkdir(parents=True)
+    (run.run_dir / RESULT_FILE).write_text(json.dumps({"config": config, "seed": 0}))
+    assert cached_result(run) == {"config": config, "seed": 0}
+    config["steps"] += 1
+    (run.run_dir / RESULT_FILE).write_text(json.dumps({"config": config, "seed": 0}))
+    assert cached_result(run) is None

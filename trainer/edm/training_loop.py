@@ -99,7 +99,7 @@ class ScoreState:
         report = diagnose_samples(
             samples, config.dataset, models_dir, modes_only=not full, classes=classes
         )
-        return protocol_numbers(report) | papers_rule(samples, config.dataset)
+        return protocol_numbers(report) | papers_rule(samples, self.dataset)
 
     def labels(self, n: int, seed: int) -> np.ndarray | None:
         """A conditional model's labels int64 [n] for (n, seed), as the service draws them by

@@ -99,9 +99,7 @@ class VAEState:
         (latent_health)."""
         samples = self.samples(self.config.eval_samples, EVAL_SEED)
         report = diagnose_samples(samples, self.dataset.name, modes_only=not full)
-        return (
-            protocol_numbers(report) | papers_rule(samples, self.dataset.name) | latent_health(self)
-        )
+        return protocol_numbers(report) | papers_rule(samples, self.dataset) | latent_health(self)
 
     def samples(self, n: int, seed: int) -> np.ndarray:
         """The decoder's means on the service's latents of `seed` (what the export serves)."""
