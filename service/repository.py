@@ -30,6 +30,7 @@ from lab.cards import (
     validate_card,
 )
 from lab.conditioning import conditional_input
+from lab.diagnostics import GaussianMixture
 from lab.samplers import SAMPLERS
 from lab.sampling import (
     FUSED_INPUT,
@@ -171,6 +172,8 @@ class Repository:
                 entry.versions = self._load_model_versions(entry)
             elif entry.kind == "reference" and entry.card["reference"]["type"] == "classifier":
                 entry.features = load_features(folder, entry.card["reference"]["features"])
+            elif entry.kind == "reference":  # a mixture: checked now for what the schema
+                GaussianMixture.from_spec(entry.card["reference"])  # cannot (shapes, noise_dims)
             elif entry.kind not in ("reference", ENSEMBLE):  # ensembles: _link_members
                 raise ValueError(f"kind {entry.kind!r} is not served by this version")
         except FileNotFoundError as error:

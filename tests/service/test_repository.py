@@ -1,6 +1,7 @@
 """Loading the model repository: broken entries are not ready; the rest serve."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,24 @@ def test_sha256_mismatch_is_not_ready(repo_copy):
     break_card(repo_copy, "ring8-gan", lambda c: c["versions"][0].update(sha256="0" * 64))
     entry = create_app(make_config(repo_copy)).extensions["repository"].entries["ring8-gan"]
     assert not entry.ready and "sha256" in entry.error
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"noise_dims": 3}, "noise_dims must be an integer from 1 to dim \\(2\\), got 3"),
+        ({"dim": 3}, "need \\[K >= 1, 3\\]"),
+    ],
+)
+def test_a_mixture_reference_the_schema_passes_but_cannot_hold_is_not_ready(
+    repo_copy, change, reason
+):
+    """What the schema cannot check (noise_dims above dim, centres of another dimension) is
+    found at load: the reference is not ready, with the reason, not a 4xx in each report."""
+    break_card(repo_copy, "ring8", lambda c: c["reference"].update(change))
+    entry = create_app(make_config(repo_copy)).extensions["repository"].entries["ring8"]
+    assert not entry.ready
+    assert re.search(reason, entry.error)
 
 
 def test_missing_repository_serves_nothing_but_lives(tmp_path):
