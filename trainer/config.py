@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 
 from trainer.conditioning import check_class_split
 from trainer.datasets import DATASETS, IMAGE_DATASETS
-from trainer.datasets.registry import check_generator_dataset
 from trainer.losses import LOSSES
 from trainer.mitigations import PACK_MODES, check_mitigations
 from trainer.nets import ARCHITECTURES
@@ -103,7 +102,6 @@ def check_config(config: TrainConfig) -> None:
             raise ValueError(
                 f"unknown {field} {value!r}; choose from {', '.join(registry.names())}"
             )
-    check_generator_dataset(config.dataset)
     image_data = config.dataset in IMAGE_DATASETS
     if image_data != (config.arch in IMAGE_ARCHITECTURES):
         wanted = "dcgan" if image_data else "mlp"

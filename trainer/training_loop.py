@@ -160,6 +160,8 @@ def architecture_spec(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
         args |= {"channels": dataset.channels, "width": config.conv_width}
         if config.d_conv_width:  # only where set: the other cards' args are what they were
             args |= {"d_width": config.d_conv_width}
+        if dataset.size != 8:  # MNIST's 28; cards without it are 8x8
+            args |= {"size": dataset.size}
     else:
         args |= {"data_dim": dataset.dim}
         args |= {"g_hidden": config.g_hidden, "g_depth": config.g_depth}

@@ -1,4 +1,5 @@
-"""The DCGAN pair for 8x8 images: shapes, range, batch independence of D, ONNX export."""
+"""The DCGAN pair for 8x8 images (and 16, 32, MNIST's 28): shapes, range, batch independence of
+D, ONNX export."""
 
 import numpy as np
 import onnx
@@ -95,9 +96,23 @@ def test_size_8_keeps_the_layer_layout_of_existing_checkpoints():
     ]
 
 
-@pytest.mark.parametrize("size", [4, 12])
-def test_sizes_other_than_powers_of_two_from_8_are_refused(size):
-    with pytest.raises(ValueError, match="power of two >= 8"):
+def test_size_28_starts_at_7x7_and_d_ends_at_3x3():
+    """MNIST's side: 7x7 -> 14 -> 28 in G (two doublings, as DCGAN-tensorflow's MNIST G), and
+    D's strided convs 28 -> 14 -> 7 -> 3."""
+    generator, discriminator = ARCHITECTURES.get("dcgan")(
+        latent_dim=LATENT_DIM, channels=3, width=8, size=28
+    )
+    first = generator.net[0]
+    assert first.kernel_size == (7, 7) and first.out_channels == 32
+    images = generator(torch.randn(2, LATENT_DIM))
+    assert images.shape == (2, 3, 28, 28)
+    assert discriminator.features(images).shape == (2, 32 * 3 * 3)
+    assert discriminator(images).shape == (2,)
+
+
+@pytest.mark.parametrize("size", [4, 7, 12, 14, 24])
+def test_other_sizes_are_refused(size):
+    with pytest.raises(ValueError, match="power of two >= 8, or 7 x 2\\^n >= 28"):
         ARCHITECTURES.get("dcgan")(latent_dim=LATENT_DIM, channels=1, width=8, size=size)
 
 
@@ -129,6 +144,9 @@ def test_d_conv_width_is_recorded_only_where_set_and_refused_for_points():
     assert architecture_spec(weak, dataset)["args"]["d_width"] == 8
     plain = TrainConfig(dataset="stacked-digits", arch="dcgan", conv_width=32)
     assert "d_width" not in architecture_spec(plain, dataset)["args"]
+    assert "size" not in architecture_spec(plain, dataset)["args"]  # 8x8 cards as they were
+    mnist = TrainConfig(dataset="stacked-mnist", arch="dcgan", conv_width=32)
+    assert architecture_spec(mnist, get_dataset("stacked-mnist"))["args"]["size"] == 28
     with pytest.raises(ValueError, match="d_conv_width sets the 'dcgan' D's channels"):
         TrainConfig(d_conv_width=8)
     with pytest.raises(ValueError, match="d_conv_width"):

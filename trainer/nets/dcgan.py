@@ -1,13 +1,16 @@
 """DCGAN generator and discriminator (Radford et al. 2016) for square images of `size` 8, 16, 32...
+or 28 (MNIST's side).
 
-G: z -> ConvTranspose2d to 4x4 -> a stride-2 ConvTranspose2d per doubling up to size x size
-(channels halving down to `width`) -> 3x3 conv to C channels, tanh; batch norm and ReLU between
-(the paper's recipe). D mirrors it: stride-2 convs from size x size down to 2x2 (channels
-doubling from `width`) with LeakyReLU(0.2) and no batch norm, so its output for one sample never
-depends on the rest of the batch (PacGAN packing and gradient penalties stay well defined).
+G: z -> ConvTranspose2d to base x base (4x4; 7x7 for 28) -> a stride-2 ConvTranspose2d per
+doubling up to size x size (channels halving down to `width`) -> 3x3 conv to C channels, tanh;
+batch norm and ReLU between (the paper's recipe). D mirrors it with one halving more: stride-2
+convs from size x size down to 2x2 (28: 14, 7, 3) (channels doubling from `width`) with
+LeakyReLU(0.2) and no batch norm, so its output for one sample never depends on the rest of the
+batch (PacGAN packing and gradient penalties stay well defined).
 The benchmarks' images are 8x8: at width 64 both nets hold ~0.1-0.3 M parameters and a step on a
-batch of 64 takes milliseconds on a 2-core CPU. Size 32 (4 ConvTranspose layers) is the GPU-scale
-generator of bench/generation.py.
+batch of 64 takes milliseconds on a 2-core CPU. Size 28 is Stacked MNIST at the papers' size
+(DCGAN-tensorflow's MNIST generator also starts at 7x7); size 32 (4 ConvTranspose layers) is the
+GPU-scale generator of bench/generation.py.
 
 D's collapse mitigations are constructor arguments, as for the MLP: packing joins `pack` images
 on the channel axis (PacGAN's image recipe), minibatch discrimination and stddev act on the
@@ -30,10 +33,10 @@ class DCGANGenerator(nn.Module):
     def __init__(self, latent_dim: int = 32, channels: int = 1, width: int = 64, size: int = 8):
         super().__init__()
         self.latent_dim = latent_dim
-        doublings = check_size(size) - 2  # 4x4 -> size x size
-        widths = [width * 2 ** (doublings - i) for i in range(doublings + 1)]  # 4x4 ... size
+        base, doublings = image_base(size)  # base x base -> size x size
+        widths = [width * 2 ** (doublings - i) for i in range(doublings + 1)]  # base ... size
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),  # 1x1 -> 4x4
+            nn.ConvTranspose2d(latent_dim, widths[0], base, 1, 0, bias=False),  # 1x1 -> base
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(),
         ]
@@ -47,11 +50,29 @@ class DCGANGenerator(nn.Module):
         return self.net(z.reshape(z.shape[0], self.latent_dim, 1, 1))
 
 
-def check_size(size: int) -> int:
-    """log2(size) for a power of two >= 8; ValueError otherwise."""
-    if size < 8 or size & (size - 1):
-        raise ValueError(f"DCGAN image size must be a power of two >= 8, got {size}")
-    return size.bit_length() - 1
+def image_base(size: int) -> tuple[int, int]:
+    """(base, doublings) with size = base * 2**doublings: base 4 for a power of two >= 8, base 7
+    for 28 (MNIST); ValueError for any other size."""
+    for base, least in ((4, 1), (7, 2)):
+        doublings = (size // base).bit_length() - 1
+        if doublings >= least and size == base << doublings:
+            return base, doublings
+    raise ValueError(
+        f"DCGAN image size must be a power of two >= 8, or 7 x 2^n >= 28 (MNIST: 28), got {size}"
+    )
+
+
+def conv_body(channels: int, width: int, size: int) -> tuple[nn.Sequential, int]:
+    """(body, features): stride-2 4x4 convs with LeakyReLU(0.2) from size x size down to 2x2
+    (28: 3x3), channels doubling from `width`, flattened; features is the flat width."""
+    halvings = image_base(size)[1] + 1
+    widths = [channels] + [width * 2**i for i in range(halvings)]
+    layers: list[nn.Module] = []
+    side = size
+    for narrow, wide in zip(widths, widths[1:], strict=False):  # each halves the side
+        layers += [nn.Conv2d(narrow, wide, 4, 2, 1), nn.LeakyReLU(0.2)]
+        side = (side - 2) // 2 + 1  # kernel 4, stride 2, padding 1
+    return nn.Sequential(*layers, nn.Flatten()), widths[-1] * side * side
 
 
 def pack_images(x: Tensor, pack: int) -> Tensor:
@@ -85,13 +106,7 @@ class DCGANDiscriminator(nn.Module):
     ):
         super().__init__()
         self.pack = pack
-        halvings = check_size(size) - 1  # size x size -> 2x2
-        widths = [channels * pack] + [width * 2**i for i in range(halvings)]
-        layers: list[nn.Module] = []
-        for narrow, wide in zip(widths, widths[1:], strict=False):  # each halves the side
-            layers += [nn.Conv2d(narrow, wide, 4, 2, 1), nn.LeakyReLU(0.2)]
-        self.body = nn.Sequential(*layers, nn.Flatten())
-        features = widths[-1] * 2 * 2
+        self.body, features = conv_body(channels * pack, width, size)
         self.batch_layers, features = minibatch_layers(
             features, minibatch_stddev, mbd_kernels, mbd_kernel_dim
         )
@@ -102,7 +117,8 @@ class DCGANDiscriminator(nn.Module):
                     spectral_norm(module)
 
     def features(self, x: Tensor) -> Tensor:
-        """Penultimate features f(x): [batch / pack, 8 * width] (before the minibatch layers)."""
+        """Penultimate features f(x): [batch / pack, 8 * width] at 8x8 (before the minibatch
+        layers)."""
         return self.body(pack_images(x, self.pack) if self.pack > 1 else x)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -125,7 +141,7 @@ def build_dcgan(
     """The (G, D) pair; the arguments are what the card stores under architecture.args.
 
     The d_* keywords are D's mitigations (trainer.mitigations); their defaults build the plain D.
-    size: the images' side (8 for the benchmarks' datasets; cards without it are 8x8).
+    size: the images' side (8 for the 8x8 datasets, 28 for MNIST's; cards without it are 8x8).
     d_width: D's channels at 8x8 when > 0 (a weaker D than G), else `width`.
     """
     discriminator = DCGANDiscriminator(

@@ -9,7 +9,7 @@ into [-1, 1]). The decoder alone is exported: it is served like a GAN's G(z), z 
 
 from torch import Tensor, nn
 
-from trainer.nets.dcgan import DCGANGenerator, check_size
+from trainer.nets.dcgan import DCGANGenerator, conv_body
 from trainer.nets.mlp import MLPGenerator, mlp_layers
 from trainer.nets.registry import VAE_NETWORKS
 
@@ -28,18 +28,13 @@ class MLPEncoder(nn.Module):
 
 class ConvEncoder(nn.Module):
     """q(z|x): images [batch, channels, size, size] float32 -> (mu, log_var), each [batch,
-    latent_dim] float32. Strided 4x4 convs with LeakyReLU(0.2) down to 2x2 (channels doubling
-    from `width`), as the DCGAN discriminator's body, then one linear layer."""
+    latent_dim] float32. The DCGAN discriminator's body (dcgan.conv_body: strided 4x4 convs with
+    LeakyReLU(0.2) down to 2x2, channels doubling from `width`), then one linear layer."""
 
     def __init__(self, channels: int, width: int, latent_dim: int, size: int = 8):
         super().__init__()
-        halvings = check_size(size) - 1  # size x size -> 2x2
-        widths = [channels] + [width * 2**i for i in range(halvings)]
-        layers: list[nn.Module] = []
-        for narrow, wide in zip(widths, widths[1:], strict=False):
-            layers += [nn.Conv2d(narrow, wide, 4, 2, 1), nn.LeakyReLU(0.2)]
-        self.body = nn.Sequential(*layers, nn.Flatten())
-        self.head = nn.Linear(widths[-1] * 2 * 2, 2 * latent_dim)
+        self.body, features = conv_body(channels, width, size)
+        self.head = nn.Linear(features, 2 * latent_dim)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         mu, log_var = self.head(self.body(x)).chunk(2, dim=1)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainer.datasets import DATASETS, IMAGE_DATASETS
-from trainer.datasets.registry import check_generator_dataset
 from trainer.nets import VAE_NETWORKS
 from trainer.settings import as_field_types, check_ranges, check_same_recipe, resolve_fields
 
@@ -64,7 +63,6 @@ def check_vae_config(config: VAEConfig) -> None:
     for field, names in choices.items():
         if getattr(config, field) not in names:
             raise ValueError(f"unknown {field} {getattr(config, field)!r}; choose from {names}")
-    check_generator_dataset(config.dataset)
     images = config.dataset in IMAGE_DATASETS
     if images != (config.arch == "conv"):
         fit = "'conv' for" if images else "'mlp' for the points of"
