@@ -60,7 +60,7 @@ class LabelledPoints:
         k-means++ points) stay inside the filter's scaled unit ball. Only the float32
         columns [-2 x, 1, |x|^2] are used (tiles are centres x points)."""
         centre, scale_squared = centre_and_scale(points)
-        filtered = filter_points(points, centre, scale_squared, (np.float32,))
+        filtered = filter_points(points, centre, scale_squared)
         return cls(points, squared_norms(points), filtered, centre)
 
 
@@ -89,7 +89,7 @@ def nearest_labels(
     (any: the labels do not depend on it).
     """
     points, filtered = labelled.points, labelled.filtered
-    centre_points = filter_points(centres, labelled.centre, filtered.scale_squared, (np.float32,))
+    centre_points = filter_points(centres, labelled.centre, filtered.scale_squared)
     centre_norms = squared_norms(centres)
     bound = rounding_bound(points.shape[1], labelled.norms, centre_norms)
     error = filter_error(

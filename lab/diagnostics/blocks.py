@@ -22,7 +22,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -150,24 +150,44 @@ class Scratch(threading.local):
 # is only needed to within a bound: float32 tiles (about twice as fast as float64) find the
 # few candidate pairs, and those are recomputed exactly. Where float32 cannot resolve the
 # points (a tight cluster), a float64 tile narrows the candidates first.
-FILTER_DTYPES = (np.float32, np.float64)
-
-
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class FilterPoints:
     """Points prepared for filter tiles (see filter_points).
 
     exact: float64 [N, d], the points as given (exact recomputation uses these).
-    as_rows, as_columns: dtype -> [N, d + 2] arrays (float32 and float64) with
-    as_rows[i] . as_columns[j] = scale_squared |x_i - x_j|^2 up to rounding (filter_error).
-    norms: float64 [N], scale_squared |x_i - centre|^2. scale_squared: a power of four.
+    shifted: float64 [N, d], x = s (exact - centre), s^2 = scale_squared (a power of four).
+    norms: float64 [N], |x|^2.
+    as_rows(dtype), as_columns(dtype): [N, d + 2] arrays with
+    as_rows(dtype)[i] . as_columns(dtype)[j] = scale_squared |x_i - x_j|^2 up to rounding
+    (filter_error), each built on first use and kept (most sweeps never need float64 tiles;
+    a K-means pass needs only the columns).
     """
 
     exact: np.ndarray
-    as_rows: dict[type, np.ndarray]
-    as_columns: dict[type, np.ndarray]
+    shifted: np.ndarray
     norms: np.ndarray
     scale_squared: float
+    _built: dict[tuple[str, type], np.ndarray] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def as_rows(self, dtype: type) -> np.ndarray:
+        """[x, |x|^2, 1] of dtype, [N, d + 2]."""
+        return self._get("rows", dtype)
+
+    def as_columns(self, dtype: type) -> np.ndarray:
+        """[-2 x, 1, |x|^2] of dtype, [N, d + 2]."""
+        return self._get("columns", dtype)
+
+    def _get(self, side: str, dtype: type) -> np.ndarray:
+        """The array of this side and dtype, built once (threads of a sweep share it)."""
+        with self._lock:
+            if (side, dtype) not in self._built:
+                if side == "rows":
+                    built = _augmented(self.shifted, 1.0, self.norms, 1.0, dtype)
+                else:
+                    built = _augmented(self.shifted, -2.0, 1.0, self.norms, dtype)
+                self._built[side, dtype] = built
+            return self._built[side, dtype]
 
 
 def centre_and_scale(*point_sets: np.ndarray) -> tuple[np.ndarray, float]:
@@ -188,34 +208,23 @@ def centre_and_scale(*point_sets: np.ndarray) -> tuple[np.ndarray, float]:
     return centre, float(np.ldexp(1.0, -2 * ((exponent + 1) // 2)))
 
 
-def filter_points(
-    points: np.ndarray,
-    centre: np.ndarray,
-    scale_squared: float,
-    dtypes: tuple[type, ...] = FILTER_DTYPES,
-) -> FilterPoints:
-    """Augmented copies of x = s (points - centre): [x, |x|^2, 1] and [-2 x, 1, |x|^2].
-
-    One matrix product of the two gives s^2 (|u|^2 - 2 u.v + |v|^2) with no passes to add
-    the norms. points: float64 [N, d]; centre, scale_squared from centre_and_scale; dtypes:
-    the filter dtypes to prepare (default both).
+def filter_points(points: np.ndarray, centre: np.ndarray, scale_squared: float) -> FilterPoints:
+    """Points for filter tiles: x = s (points - centre), whose augmented copies [x, |x|^2, 1]
+    and [-2 x, 1, |x|^2] (FilterPoints.as_rows, as_columns) give s^2 (|u|^2 - 2 u.v + |v|^2)
+    in one matrix product with no passes to add the norms. points: float64 [N, d]; centre,
+    scale_squared from centre_and_scale.
     """
     shifted = (points - centre) * np.sqrt(scale_squared)  # scale: exact power of two
-    norms = squared_norms(shifted)
-    return FilterPoints(
-        points,
-        {dtype: _augmented(shifted, norms, 1.0, dtype) for dtype in dtypes},
-        {dtype: _augmented(-2.0 * shifted, 1.0, norms, dtype) for dtype in dtypes},
-        norms,
-        scale_squared,
-    )
+    return FilterPoints(points, shifted, squared_norms(shifted), scale_squared)
 
 
-def _augmented(points: np.ndarray, second_last, last, dtype: type) -> np.ndarray:
-    """[points, second_last, last] of dtype, [N, d + 2], written in place (no float64 copy
-    to convert): second_last and last are float64 [N] columns or scalars."""
+def _augmented(points: np.ndarray, factor: float, second_last, last, dtype: type) -> np.ndarray:
+    """[factor * points, second_last, last] of dtype, [N, d + 2], written in place (no
+    float64 copy to convert): factor 1 or -2 (exact); second_last and last are float64 [N]
+    columns or scalars."""
     out = np.empty((points.shape[0], points.shape[1] + 2), dtype)
-    out[:, :-2], out[:, -2], out[:, -1] = points, second_last, last
+    np.multiply(points, factor, out=out[:, :-2])  # rounded once, to dtype
+    out[:, -2], out[:, -1] = second_last, last
     return out
 
 
@@ -270,8 +279,8 @@ def filter_tile(
     """Scaled squared distances of rows x columns in dtype, [n, m], in scratch memory."""
     shape = (rows.stop - rows.start, columns.stop - columns.start)
     out = scratch.get(f"tile {np.dtype(dtype).name}", shape, dtype)
-    row_part = row_points.as_rows[dtype][rows]
-    return np.matmul(row_part, column_points.as_columns[dtype][columns].T, out=out)
+    row_part = row_points.as_rows(dtype)[rows]
+    return np.matmul(row_part, column_points.as_columns(dtype)[columns].T, out=out)
 
 
 def exact_squared_distances(

@@ -47,13 +47,16 @@ class NearPairs:
     has_partner: np.ndarray
 
 
-def _merge_smallest(running: np.ndarray, owner: np.ndarray, values: np.ndarray) -> None:
+def _merge_smallest(
+    running: np.ndarray, largest: np.ndarray, owner: np.ndarray, values: np.ndarray
+) -> None:
     """Merge values into the m smallest of their owner rows of running, in place.
 
-    running: float64 [N, m], each row's m smallest so far (inf = empty); owner: int [p] rows
-    of running; values: float64 [p]. Only values below the row's current m-th can enter.
+    running: float64 [N, m], each row's m smallest so far (inf = empty); largest: float64
+    [N], each row's largest of them (kept up to date here); owner: int [p] rows of running;
+    values: float64 [p]. Only values below the row's current m-th can enter.
     """
-    keep = values < running[owner].max(axis=1)
+    keep = values < largest[owner]
     owner, values = owner[keep], values[keep]
     if owner.size == 0:
         return
@@ -65,15 +68,17 @@ def _merge_smallest(running: np.ndarray, owner: np.ndarray, values: np.ndarray) 
     padded[np.repeat(np.arange(touched.size), counts), slot] = values
     both = np.concatenate([running[touched], padded], axis=1)
     m = running.shape[1]
-    running[touched] = np.partition(both, m - 1, axis=1)[:, :m]
+    smallest = np.partition(both, m - 1, axis=1)[:, :m]
+    running[touched], largest[touched] = smallest, smallest[:, m - 1]
 
 
 @dataclass
 class _SweepState:
     """Shared by the tile tasks of one sweep: the running k + 1 smallest exact squared
-    distances per point (float64 [N, k + 1], None without k-NN), the near pairs being counted
-    (None without), the filter_error of each point (float64 [N]) for each filter dtype, the
-    lock guarding running and near, and per-thread scratch."""
+    distances per point (float64 [N, k + 1], None without k-NN) and the largest of each
+    row's (float64 [N]), the near pairs being counted (None without), the filter_error of
+    each point (float64 [N]) for each filter dtype, the lock guarding running, largest and
+    near, and per-thread scratch."""
 
     running: np.ndarray | None
     k: int
@@ -82,10 +87,17 @@ class _SweepState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     scratch: Scratch = field(default_factory=Scratch)
 
+    def __post_init__(self) -> None:
+        self.running_largest = None if self.running is None else self.running.max(axis=1)
+
     def largest(self, rows: slice) -> np.ndarray:
         """float64 [n]: each row's current (k + 1)-th smallest (inf while fewer are known)."""
         with self.lock:  # another thread may be rewriting these rows
-            return self.running[rows].max(axis=1)
+            return self.running_largest[rows].copy()
+
+    def merge(self, owner: np.ndarray, values: np.ndarray) -> None:
+        """_merge_smallest into running; the caller holds the lock."""
+        _merge_smallest(self.running, self.running_largest, owner, values)
 
 
 def _candidate_limits(
@@ -122,19 +134,34 @@ def _fold_pairs(
     into the rows of pairs[0], and also of pairs[1] when symmetric."""
     values = exact_squared_distances(points.exact, points.exact, pairs[0], pairs[1])
     with state.lock:
-        _merge_smallest(state.running, pairs[0], values)
+        state.merge(pairs[0], values)
         if symmetric:
-            _merge_smallest(state.running, pairs[1], values)
+            state.merge(pairs[1], values)
+
+
+def _near_limits(points: FilterPoints, state: _SweepState, rows: slice, dtype: type) -> np.ndarray:
+    """[n] of dtype: a tile entry of row i can be within state.near.limit only if it is <=
+    limit i (the scaled limit plus the row's filter error, rounded up)."""
+    scaled = points.scale_squared * state.near.limit  # a power of four: exact
+    return at_least(scaled + state.errors[dtype][rows], dtype)
 
 
 def _knn_flags(
-    tile: np.ndarray, points: FilterPoints, state: _SweepState, rows: slice, columns: slice
+    tile: np.ndarray,
+    points: FilterPoints,
+    state: _SweepState,
+    rows: slice,
+    columns: slice,
+    near: bool = False,
 ) -> np.ndarray:
     """bool [n, m] in scratch: entries of tile (rows x columns, float32 or float64) that
-    could still enter the k + 1 smallest of their row or, off the diagonal, of their column."""
+    could still enter the k + 1 smallest of their row or, off the diagonal, of their column,
+    or, with `near`, be within the near-pair limit."""
     dtype, scale = tile.dtype.type, points.scale_squared
     errors = state.errors[dtype]
     limit = _candidate_limits(state.largest(rows), errors[rows], scale, dtype)
+    if near:  # one pass for both: a row's limit is the larger
+        limit = np.maximum(limit, _near_limits(points, state, rows, dtype))
     flags = state.scratch.get(f"flags {tile.dtype.name}", tile.shape, np.bool_)
     np.less_equal(tile, limit[:, None], out=flags)
     if rows != columns:
@@ -143,11 +170,21 @@ def _knn_flags(
     return flags
 
 
+def _dense(flags: np.ndarray) -> bool:
+    """True when over 1/DENSE_FRACTION of a tile's entries are flagged."""
+    return np.count_nonzero(flags) * DENSE_FRACTION > flags.size
+
+
 def _knn_tile(
     tile: np.ndarray, points: FilterPoints, state: _SweepState, rows: slice, columns: slice
 ) -> None:
     """Fold the pairs of one float32 tile (rows x columns, rows <= columns) into
-    state.running. An off-diagonal tile serves both its rows and its columns."""
+    state.running, and count its near pairs when the sweep has them. An off-diagonal tile
+    serves both its rows and its columns.
+
+    The near pairs share the k-NN's candidate pass and exact values unless they make the
+    tile dense (copies, a collapsed batch): _near_tile then decides them from the tile
+    without an exact value per pair."""
     both = rows != columns
     offset = np.array([[rows.start], [columns.start]])
     first = [_first_pairs(tile, state.largest(rows), state.k)]
@@ -156,13 +193,45 @@ def _knn_tile(
     first = np.unique(np.ravel_multi_index(np.concatenate(first, axis=1), tile.shape))
     if first.size:  # flat indices, each pair once
         _fold_pairs(points, state, np.stack(np.divmod(first, tile.shape[1])) + offset, both)
-    hits = _knn_flags(tile, points, state, rows, columns)
-    hits.ravel()[first] = False  # each pair is merged once
-    if np.count_nonzero(hits) * DENSE_FRACTION > hits.size:
-        tile = filter_tile(points, points, rows, columns, np.float64, state.scratch)
-        hits &= _knn_flags(tile, points, state, rows, columns)
-    pairs = np.stack(np.divmod(np.flatnonzero(hits), tile.shape[1])) + offset
-    _fold_pairs(points, state, pairs, both)
+    joint = state.near is not None
+    hits = _knn_flags(tile, points, state, rows, columns, joint)
+    if joint and _dense(hits):
+        _near_tile(tile, points, state, rows, columns)
+        joint, hits = False, _knn_flags(tile, points, state, rows, columns)
+    if not joint:
+        hits.ravel()[first] = False  # each pair is merged once
+        if _dense(hits):
+            tile = filter_tile(points, points, rows, columns, np.float64, state.scratch)
+            hits &= _knn_flags(tile, points, state, rows, columns)
+    candidates = np.flatnonzero(hits)
+    pairs = np.stack(np.divmod(candidates, tile.shape[1])) + offset
+    values = exact_squared_distances(points.exact, points.exact, pairs[0], pairs[1])
+    if joint:  # first pairs too: a near pair is counted whatever its rank
+        _count_near(state, pairs, values, rows, columns)
+        merged = ~np.isin(candidates, first, assume_unique=True)  # each pair merged once
+        pairs, values = pairs[:, merged], values[merged]
+    with state.lock:
+        state.merge(pairs[0], values)
+        if both:
+            state.merge(pairs[1], values)
+
+
+def _count_near(
+    state: _SweepState, pairs: np.ndarray, values: np.ndarray, rows: slice, columns: slice
+) -> None:
+    """Count the pairs (point indices [2, p], exact squared distances values [p]) of one
+    tile (rows <= columns) within state.near.limit and mark both points of each; a diagonal
+    tile counts only its pairs i < j."""
+    near = values <= state.near.limit
+    if rows == columns:
+        near &= pairs[0] < pairs[1]
+    found = int(np.count_nonzero(near))
+    if found == 0:
+        return
+    with state.lock:
+        state.near.pairs += found
+        state.near.has_partner[pairs[0, near]] = True
+        state.near.has_partner[pairs[1, near]] = True
 
 
 def _near_flags(
@@ -176,7 +245,7 @@ def _near_flags(
     scaled = points.scale_squared * state.near.limit  # a power of four: exact
     error = state.errors[dtype][rows, None]
     unsure = state.scratch.get(f"near {tile.dtype.name}", tile.shape, np.bool_)
-    np.less_equal(tile, at_least(scaled + error, dtype), out=unsure)
+    np.less_equal(tile, _near_limits(points, state, rows, dtype)[:, None], out=unsure)
     if rows == columns:
         unsure[np.tril_indices(tile.shape[0], 0, tile.shape[1])] = False
     if not unsure.any():
@@ -194,7 +263,7 @@ def _near_tile(
     """Count the pairs of one tile (rows <= columns) within state.near.limit and mark both
     points of each. Pairs within the filter error of the limit are decided exactly."""
     flags = _near_flags(tile, points, state, rows, columns)
-    if flags is not None and np.count_nonzero(flags[1]) * DENSE_FRACTION > flags[1].size:
+    if flags is not None and _dense(flags[1]):
         tile = filter_tile(points, points, rows, columns, np.float64, state.scratch)
         flags = _near_flags(tile, points, state, rows, columns)
     if flags is None:
@@ -218,10 +287,10 @@ def _near_tile(
 def _sweep_tile(points: FilterPoints, state: _SweepState, rows: slice, columns: slice) -> None:
     """The float32 tile of rows x columns (rows <= columns), for the near pairs and the k-NN."""
     tile = filter_tile(points, points, rows, columns, np.float32, state.scratch)
-    if state.near is not None:
-        _near_tile(tile, points, state, rows, columns)
-    if state.running is not None:
+    if state.running is not None:  # the near pairs too, in the same candidate pass
         _knn_tile(tile, points, state, rows, columns)
+    else:
+        _near_tile(tile, points, state, rows, columns)
 
 
 def neighbour_sweep(
