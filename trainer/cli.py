@@ -57,6 +57,7 @@ from trainer.cli_tools import add_command, or_usage_error, positive_int
 from trainer.datasets import DATASETS, GaussianMixture, get_dataset
 from trainer.datasets.weighted import read_pool
 from trainer.device_cli import add_device_flags, train_placed
+from trainer.devices import AMP_MODES
 from trainer.diagnose import rediagnose
 from trainer.edm.fused import add_fused
 from trainer.ensemble import MemberChoice, ensemble_card, write_ensemble
@@ -314,6 +315,13 @@ def add_table_command(commands: argparse._SubParsersAction) -> None:
         "--no-train", action="store_true", help="write the table from the finished runs only"
     )
     table.add_argument(
+        "--device",
+        default="cpu",
+        help="where runs left to train train: cpu (default), auto, cuda or cuda:N; result.json "
+        "records it (finished runs are reused wherever they trained)",
+    )
+    table.add_argument("--amp", choices=AMP_MODES, default="auto", help="as for `train`")
+    table.add_argument(
         "--runs-dir",
         type=Path,
         help=f"default {TABLE_DIRS[False][0]} ({TABLE_DIRS[True][0]} quick)",
@@ -516,6 +524,8 @@ def run_table(args: argparse.Namespace) -> int:
             command=command,
             jobs=args.jobs,
             train=train,
+            device=args.device,
+            amp=args.amp,
             **table_plan(args),
         )
 

@@ -38,6 +38,8 @@ import numpy as np
 from lab.samplers import network_evaluations
 from trainer.config import TrainConfig
 from trainer.datasets import GaussianMixture, get_dataset
+from trainer.devices import Placement, resolve_amp, resolve_device
+from trainer.distributed import init_placement
 from trainer.edm.config import ScoreConfig
 from trainer.families import FAMILIES, preset_family
 from trainer.grid import Setting, setting_name
@@ -331,9 +333,11 @@ def high_quality_ceiling(dataset_name: str) -> float | None:
     return dataset.high_quality_probability() if isinstance(dataset, GaussianMixture) else None
 
 
-def train_and_evaluate(run: Run) -> dict[str, Any]:
-    """Train (or resume) the run, evaluate the final generator (the papers' protocol and the
-    full report, trainer.evaluation.protocol_numbers), write and return result.json.
+def train_and_evaluate(run: Run, device: str = "cpu", amp: str = "auto") -> dict[str, Any]:
+    """Train (or resume) the run on `device` (trainer.distributed.init_placement: auto, cpu,
+    cuda, cuda:N; `amp` likewise), evaluate the final generator (the papers' protocol and the
+    full report, trainer.evaluation.protocol_numbers), write and return result.json, which
+    records the device.
 
     A finished run whose result.json predates the full report keeps that result's `seconds`
     (its training) and records this evaluation's as `report_seconds`. Runs in a worker process
@@ -342,9 +346,10 @@ def train_and_evaluate(run: Run) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
+    placement = init_placement(device, amp)
     start = time.perf_counter()
     earlier = cached_result(run) if (run.run_dir / "checkpoint.pt").is_file() else None
-    state = trained(run)
+    state = trained(run, placement)
     final, samples = state.evaluate(full=True), state.samples(64, 0)
     np.save(run.run_dir / "samples.npy", samples)  # the figure's panel: 64 samples of seed 0
     seconds = time.perf_counter() - start  # this call: training left + evaluation
@@ -360,6 +365,7 @@ def train_and_evaluate(run: Run) -> dict[str, Any]:
         **final,
         **timing,
         "threads": torch.get_num_threads(),
+        "device": str(placement.device),
     }
     (run.run_dir / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -375,17 +381,24 @@ def can_resume(run: Run) -> bool:
     return True
 
 
-def trained(run: Run) -> Any:
-    """Train (or resume) the run with its family's recipe (trainer.runs.train); the final state."""
+def trained(run: Run, placement: Placement | None = None) -> Any:
+    """Train (or resume) the run with its family's recipe (trainer.runs.train) on placement
+    (default the CPU); the final state."""
     build = FAMILIES.get(run.config.kind).build
-    return train(build, run.config, run.run_dir, resume=can_resume(run), progress=False)
+    resume = can_resume(run)
+    return train(build, run.config, run.run_dir, resume, progress=False, placement=placement)
 
 
 def execute(
-    runs: list[Run], jobs: int, progress: bool = True, train: bool = True
+    runs: list[Run],
+    jobs: int,
+    progress: bool = True,
+    train: bool = True,
+    device: str = "cpu",
+    amp: str = "auto",
 ) -> list[dict[str, Any]]:
-    """Results of the runs (cached ones read back), training the rest `jobs` at a time; with
-    train=False only the finished runs' results."""
+    """Results of the runs (cached ones read back), training the rest `jobs` at a time on
+    `device` (train_and_evaluate); with train=False only the finished runs' results."""
     results = {run.run_dir: cached_result(run) for run in runs}
     missing = []
     if train:  # not run yet, or evaluated before the full report was recorded
@@ -395,11 +408,11 @@ def execute(
     failures: list[str] = []
     if missing and jobs == 1:
         for done, run in enumerate(missing, start=1):
-            results[run.run_dir] = train_and_evaluate(run)
+            results[run.run_dir] = train_and_evaluate(run, device, amp)
             report_progress(progress, done, len(missing), results[run.run_dir])
     elif missing:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(train_and_evaluate, run): run for run in missing}
+            futures = {pool.submit(train_and_evaluate, run, device, amp): run for run in missing}
             for done, future in enumerate(as_completed(futures), start=1):
                 run = futures[future]
                 try:
@@ -700,13 +713,18 @@ def build_table(
     train: bool = True,
     progress: bool = True,
     settings: list[Setting] | None = None,
+    device: str = "cpu",
+    amp: str = "auto",
 ) -> Path:
     """Run (or reuse) every run, then write collapse.md, collapse.json and collapse.png into
     out_dir; returns the markdown's path. With train=False the table holds the finished runs;
-    settings (--grid points, trainer.grid) make one row per method and setting."""
+    settings (--grid points, trainer.grid) make one row per method and setting; device, amp:
+    where the runs left to train train (execute)."""
     start = time.perf_counter()
+    if train:
+        resolve_amp(amp, resolve_device(device))  # before any run: ValueError naming the fix
     runs = plan(benchmarks, methods, seeds, runs_dir, overrides, settings)
-    results = execute(runs, jobs, progress, train)
+    results = execute(runs, jobs, progress, train, device, amp)
     if not results:
         raise ValueError(f"no finished runs under {runs_dir} for this table")
     finished = {result_key(result) for result in results}

@@ -79,6 +79,18 @@ def test_quick_table_rows_are_the_mean_of_its_runs(quick_table):
         }
 
 
+def test_runs_record_where_they_trained_and_a_device_that_cannot_run_is_a_usage_error(
+    quick_table, tmp_path, capsys
+):
+    document = json.loads((quick_table / "out" / "collapse.json").read_text())
+    assert {run["device"] for run in document["runs"]} == {"cpu"}  # the table's default
+    argv = ["table", "--quick", "--device", "tpu", "--runs-dir", str(tmp_path / "runs")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and "unknown device 'tpu'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # refused before any run started
+
+
 def test_stacked_digits_runs_also_count_every_sample(quick_table):
     document = json.loads((quick_table / "out" / "collapse.json").read_text())
     for run in document["runs"]:
