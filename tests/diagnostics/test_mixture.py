@@ -113,6 +113,31 @@ def test_a_mode_holding_all_the_weight_is_surely_covered_without_a_warning() -> 
     assert mean == 1.0 and std == 0.0
 
 
+@pytest.mark.parametrize(
+    "success",
+    [[0.1] * 7, [0.002] * 5 + [0.0495] * 20, [0.3, 0.1, 0.3, 0.05, 0.1, 0.15], [0.6, 0.4, 0.0]],
+)
+@pytest.mark.parametrize("n_samples", [1, 7, 30, 400])
+def test_modes_of_equal_chance_are_summed_as_one_term_with_the_same_variance(
+    success, n_samples
+) -> None:
+    """expected_coverage groups equal s_k; its variance is the multinomial's sum over every
+    pair of modes, written out here mode by mode."""
+    from lab.diagnostics.mixture import expected_coverage
+
+    s = np.asarray(success)
+    missed = (1 - s) ** n_samples
+    variance = float(np.sum(missed * (1 - missed)))
+    for j in range(len(s)):
+        for k in range(len(s)):
+            if j != k:
+                both = max(1 - s[j] - s[k], 0.0) ** n_samples
+                variance += both - missed[j] * missed[k]
+    mean, std = expected_coverage(s, n_samples)
+    assert mean == pytest.approx(float(np.sum(1 - missed)), rel=1e-12)
+    assert std**2 == pytest.approx(max(variance, 0.0), rel=1e-9, abs=1e-12)
+
+
 HIGH_DIMENSIONAL = {
     "type": "gaussian_mixture",
     "dim": 6,
