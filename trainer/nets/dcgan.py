@@ -7,7 +7,7 @@ batch norm and ReLU between (the paper's recipe). D mirrors it with one halving 
 convs from size x size down to 2x2 (28: 14, 7, 3) (channels doubling from `width`) with
 LeakyReLU(0.2) and no batch norm, so its output for one sample never depends on the rest of the
 batch (PacGAN packing and gradient penalties stay well defined).
-The benchmarks' images are 8x8: at width 64 both nets hold ~0.1-0.3 M parameters and a step on a
+Most benchmarks' images are 8x8: at width 64 both nets hold ~0.1-0.3 M parameters and a step on a
 batch of 64 takes milliseconds on a 2-core CPU. Size 28 is Stacked MNIST at the papers' size
 (DCGAN-tensorflow's MNIST generator also starts at 7x7); size 32 (4 ConvTranspose layers) is the
 GPU-scale generator of bench/generation.py.
@@ -52,7 +52,7 @@ class DCGANGenerator(nn.Module):
 
 def image_base(size: int) -> tuple[int, int]:
     """(base, doublings) with size = base * 2**doublings: base 4 for a power of two >= 8, base 7
-    for 28 (MNIST); ValueError for any other size."""
+    for 7 x 2^n >= 28 (MNIST's 28); ValueError for any other size."""
     for base, least in ((4, 1), (7, 2)):
         doublings = (size // base).bit_length() - 1
         if doublings >= least and size == base << doublings:
