@@ -67,9 +67,11 @@ def test_killed_worker_is_replaced_under_load(model_repo: Path, tmp_path: Path):
 
 
 def test_sigterm_drains_in_flight_requests(model_repo: Path, tmp_path: Path):
-    """A diagnosis running when SIGTERM arrives still completes with 200."""
+    """A diagnosis running when SIGTERM arrives still completes with 200. The signal is sent
+    once /metrics shows the diagnosis computing (http_requests_in_flight), and the batch is
+    large enough for that to last about 2 s on a 2-core CPU."""
     rng = np.random.default_rng(0)
-    reference, batch = rng.normal(size=(20_000, 2)), rng.normal(size=(15_000, 2)) * 1.5
+    reference, batch = rng.normal(size=(20_000, 2)), rng.normal(size=(40_000, 2)) * 1.5
     with running_server(
         model_repo,
         tmp_path / "log.txt",
@@ -101,7 +103,10 @@ def test_sigterm_drains_in_flight_requests(model_repo: Path, tmp_path: Path):
 
         request = threading.Thread(target=slow_request)
         request.start()
-        time.sleep(0.5)  # the upload is in, the diagnosis is computing
+        deadline = time.monotonic() + 30
+        while "http_requests_in_flight 1.0" not in requests.get(f"{url}/metrics", timeout=5).text:
+            assert time.monotonic() < deadline and request.is_alive(), "never seen computing"
+            time.sleep(0.02)
         signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
         request.join()
