@@ -628,11 +628,8 @@ def section(benchmark: str, rows: list[dict[str, Any]]) -> list[str]:
 
 def method_label(row: dict[str, Any]) -> str:
     """A row's method as the table names it; a score model's with its sampler and steps."""
-    template, steps, sampler = (
-        SAMPLER_LABELS.get(row["method"]),
-        row.get("sample_steps"),
-        row.get("sampler"),
-    )
+    template = SAMPLER_LABELS.get(row["method"])
+    steps, sampler = row.get("sample_steps"), row.get("sampler")
     if template is None or steps is None or sampler is None:
         return METHOD_LABELS.get(row["method"], row["method"])
     evaluations = network_evaluations(steps, sampler)

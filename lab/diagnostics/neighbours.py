@@ -133,6 +133,14 @@ def _fold_pairs(
     """Merge the exact squared distances of pairs (point indices [2, p]) into state.running:
     into the rows of pairs[0], and also of pairs[1] when symmetric."""
     values = exact_squared_distances(points.exact, points.exact, pairs[0], pairs[1])
+    _merge_pairs(state, pairs, values, symmetric)
+
+
+def _merge_pairs(
+    state: _SweepState, pairs: np.ndarray, values: np.ndarray, symmetric: bool
+) -> None:
+    """Merge values (float64 [p], the exact squared distances of pairs [2, p]) into
+    state.running: into the rows of pairs[0], and also of pairs[1] when symmetric."""
     with state.lock:
         state.merge(pairs[0], values)
         if symmetric:
@@ -210,10 +218,7 @@ def _knn_tile(
         _count_near(state, pairs, values, rows, columns)
         merged = ~np.isin(candidates, first, assume_unique=True)  # each pair merged once
         pairs, values = pairs[:, merged], values[merged]
-    with state.lock:
-        state.merge(pairs[0], values)
-        if both:
-            state.merge(pairs[1], values)
+    _merge_pairs(state, pairs, values, both)
 
 
 def _count_near(
