@@ -66,6 +66,7 @@ METHODS = (
     "edm",
     "vae",
     "cgan",
+    "edm-conditional",
 )
 # PacGAN's Table 1 in the authors' 2-D setup: their nets ("pacgan-mlp"), Adam lr 1e-4, beta1
 # 0.8, packing by independent batches (pack_mode "batches"), 400k steps: hours a run on a CPU,
