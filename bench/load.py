@@ -9,9 +9,10 @@ Starts the real gunicorn (repo config) on the bundled models, drives it with `wr
 package, a C load generator that leaves the CPU to the server) or a Python client (threads with
 keep-alive connections), and prints a table: requests/s, p50, p99, the workers' CPU time per
 request and the count per status. The only acceptable failures are 503s with Retry-After.
-With --baseline it first drives bench/bare.py (Flask with no model, the same JSON) under the
-same gunicorn settings, times the generator's onnxruntime run alone, and prints the ceiling
-"Flask plus the model's compute" and the service's share of it.
+With --baseline it first drives bench/bare.py (Flask with no model, the same JSON; then Flask
+doing the model's work and nothing else) under the same gunicorn settings, times the
+generator's onnxruntime run alone, and prints the ceiling "Flask plus the model's compute" and
+the service's share of it.
 """
 
 import argparse
@@ -331,8 +332,9 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         action="store_true",
-        help="also drive a bare Flask app (bench/bare.py) under the same gunicorn settings, time "
-        "the generator's onnxruntime run alone, and print the service's share of their ceiling",
+        help="also drive bench/bare.py's two apps (no model; the model and nothing else) under "
+        "the same gunicorn settings, time the generator's onnxruntime run alone, and print the "
+        "service's share of the ceiling",
     )
     args = parser.parse_args()
     settings = dict(setting(text, parser) for text in args.set)
@@ -349,6 +351,8 @@ def main() -> None:
         if args.baseline:
             bare = load_test(models, args.model, *load, log, "bench.bare:app", **common)
             rows.append(("bare Flask, no model", bare))
+            alone = load_test(models, args.model, *load, log, "bench.bare:model_app", **common)
+            rows.append(("Flask + the model, nothing else", alone))
         service = load_test(models, args.model, *load, log, DATA_DIR=folder, **common, **settings)
         rows.append(("service", service))
     print(table(rows, args.clients, args.n, workers))
