@@ -122,7 +122,8 @@ def on_starting(server) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder, exist_ok=True)
     if server.cfg.reuse_port:  # gunicorn's own "Listening at:" line names no socket then
-        refuse_taken_addresses(server)
+        if not server.master_pid:  # a USR2 upgrade's new master listens beside the old one's
+            refuse_taken_addresses(server)
         bound = ", ".join(server.cfg.bind)
         server.log.info("Each worker listens at %s on its own SO_REUSEPORT socket", bound)
 
