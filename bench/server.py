@@ -39,6 +39,23 @@ def wait_ready(
     raise TimeoutError(f"the server did not become ready within {seconds} s")
 
 
+def wait_workers_created(log_path: Path, master: subprocess.Popen, seconds: float = 120) -> None:
+    """Wait until every worker of `master` has logged "app created" (its models loaded, its
+    event loop next): /readyz answers as soon as one worker is ready, and the connections a
+    load opens before the others are up all stay with that one."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if master.poll() is not None:
+            raise RuntimeError(f"the server exited with {master.returncode}")
+        created = [line for line in log_path.read_text().splitlines() if "app created" in line]
+        workers = worker_pids(master.pid)
+        marks = [(f"[{pid}]", f'"pid": {pid}') for pid in workers]  # text or JSON lines
+        if workers and all(any(a in line or b in line for line in created) for a, b in marks):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"the workers did not all start within {seconds} s")
+
+
 @contextmanager
 def running_server(
     models: Path,
@@ -76,6 +93,8 @@ def running_server(
         try:
             try:
                 wait_ready(url, process, path=ready_path)
+                if app is None:
+                    wait_workers_created(log_path, process)
             except (RuntimeError, TimeoutError) as error:
                 log.flush()
                 raise RuntimeError(f"{error}; log:\n{log_path.read_text()[-3000:]}") from None

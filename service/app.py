@@ -24,6 +24,8 @@ from service.middleware import register_request_hooks
 from service.references import ReferenceStore
 from service.repository import Repository
 
+log = logging.getLogger(__name__)
+
 
 def create_app(config: ServiceConfig | None = None) -> Flask:
     """A ready-to-serve app; `config` defaults to `ServiceConfig.from_env()`."""
@@ -47,6 +49,9 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     )
     start_jobs(app, config)
     keep_reference_passes(config)
+    entries = app.extensions["repository"].entries.values()
+    ready = sum(entry.ready for entry in entries)
+    log.info("app created: %d of %d models ready", ready, len(entries))
     return app
 
 

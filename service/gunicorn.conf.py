@@ -6,8 +6,6 @@ Run from the repository root: `gunicorn -c service/gunicorn.conf.py`.
 import math
 import os
 import shutil
-import socket
-import sys
 import tempfile
 from pathlib import Path
 
@@ -44,26 +42,9 @@ def gpu_host() -> bool:
 # one worker left about a third of the small-request throughput unused (docs/performance.md).
 # Threads exceed MAX_IN_FLIGHT (service/config.py, default 4) so that cheap requests (health,
 # metrics, listings) are still answered, and a heavy request beyond the limit gets a fast 503.
-worker_class = "gthread"
+worker_class = "service.worker.BalancedThreadWorker"  # gthread, connections spread (its docstring)
 workers = int(os.environ.get("WEB_CONCURRENCY", "") or (1 if gpu_host() else usable_cpus()))
 threads = int(os.environ.get("THREADS", "8"))
-
-
-def reuse_port_setting(value: str, workers: int, port: str) -> bool:
-    """REUSE_PORT: "auto" (the default: on with more than one worker listening on a fixed port),
-    "on" or "off". On, each worker listens on its own SO_REUSEPORT socket and the kernel spreads
-    new connections over the workers by their address hash; off, the workers share the master's
-    socket and whichever wakes first accepts: under 32 keep-alive clients every connection went
-    to one of two workers, which then served them all with one GIL (docs/performance.md). Port 0
-    would give each worker a port of its own, so auto leaves it off there."""
-    if value not in ("auto", "on", "off"):
-        raise ValueError(f"REUSE_PORT={value!r}: use auto, on or off")
-    return value == "on" or (value == "auto" and workers > 1 and port != "0")
-
-
-reuse_port = reuse_port_setting(
-    os.environ.get("REUSE_PORT", "auto"), workers, os.environ.get("PORT", "8000")
-)
 
 # Seconds a worker may stay silent before the master replaces it; generation of the largest
 # allowed batch and diagnostics of the largest upload finish well within it.
@@ -121,40 +102,20 @@ def on_starting(server) -> None:
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder, exist_ok=True)
-    if server.cfg.reuse_port:  # gunicorn's own "Listening at:" line names no socket then
-        if not server.master_pid:  # a USR2 upgrade's new master listens beside the old one's
-            refuse_taken_addresses(server)
-        bound = ", ".join(server.cfg.bind)
-        server.log.info("Each worker listens at %s on its own SO_REUSEPORT socket", bound)
 
 
-def refuse_taken_addresses(server) -> None:
-    """With REUSE_PORT the master binds nothing, and a worker's SO_REUSEPORT socket would
-    share a port with any other process of this user that listens on it the same way (a second
-    service started on the same port would silently take half the connections). So the master
-    first binds each TCP address without SO_REUSEPORT, which fails while anything listens
-    there, and stops with the reason."""
-    for address in server.cfg.address:
-        if not isinstance(address, tuple):  # a unix socket path
-            continue
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(address[:2])
-            except OSError as error:
-                server.log.error(
-                    "cannot listen on %s:%s: %s; stop what listens there or set another PORT",
-                    address[0],
-                    address[1],
-                    error.strerror,
-                )
-                sys.exit(1)
+def pre_fork(server, worker) -> None:
+    from service.worker import claim_slot
+
+    worker.slot = claim_slot()
 
 
 def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
+    from service.worker import release_slot
+
+    release_slot(worker.slot)
     multiprocess.mark_process_dead(worker.pid)
 
 

@@ -1,7 +1,6 @@
 """The real gunicorn with the repo's config on a free loopback port: generate, diagnose, stop."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -170,28 +169,6 @@ def test_repeated_diagnoses_reuse_the_reference_passes(server):
     assert any('part="K-means"' in key for key in found)
 
 
-@pytest.mark.parametrize(
-    "environment, expected",
-    [
-        ({"WEB_CONCURRENCY": "2"}, "True"),
-        ({"WEB_CONCURRENCY": "1"}, "False"),
-        ({"WEB_CONCURRENCY": "2", "REUSE_PORT": "off"}, "False"),
-        ({"WEB_CONCURRENCY": "2", "PORT": "0"}, "False"),
-        ({"WEB_CONCURRENCY": "1", "REUSE_PORT": "on"}, "True"),
-    ],
-)
-def test_reuse_port_setting(environment, expected):
-    """REUSE_PORT auto (the default): a socket per worker when there are several on a fixed
-    port."""
-    assert printed_setting("reuse_port", **environment) == expected
-
-
-def test_reuse_port_refuses_other_values():
-    with pytest.raises(subprocess.CalledProcessError) as failed:
-        printed_setting("reuse_port", REUSE_PORT="yes")
-    assert "REUSE_PORT='yes': use auto, on or off" in failed.value.stderr
-
-
 def sockets_by_worker(workers: list[int], port: int, state: str) -> dict[int, set[str]]:
     """The socket inodes on local TCP `port` in `state` ("01" established, "0A" listening) that
     each worker holds, from /proc/net/tcp and each worker's descriptors."""
@@ -207,50 +184,22 @@ def sockets_by_worker(workers: list[int], port: int, state: str) -> dict[int, se
     return held
 
 
-def test_each_worker_listens_and_keep_alive_connections_reach_both(server):
-    """Each worker listens on its own SO_REUSEPORT socket (with one socket shared, every
-    connection of a burst went to the first worker to wake), and 32 connections reach both
-    workers (that all 32 hash to one of two sockets has probability 2^-31)."""
+def test_keep_alive_connections_are_spread_evenly_over_the_workers(server):
+    """Both workers take connections from the master's one listening socket, and a worker
+    holding more than the other leaves the next one to it (service/worker.py): 32 connections
+    opened one after another end up 16 and 16, give or take a count not yet published. (With
+    plain gthread the first worker to wake took most: 23-26 of 32 in four wrk runs.)"""
     url, process, _ = server
     port = int(url.rsplit(":", 1)[1])
     workers = worker_pids(process.pid)
     listening = sockets_by_worker(workers, port, "0A")
-    assert len(workers) == 2 and all(len(inodes) == 1 for inodes in listening.values())
-    assert len(set.union(*listening.values())) == 2, listening
+    assert len(workers) == 2 and len(set.union(*listening.values())) == 1  # the master's
     sessions = [requests.Session() for _ in range(32)]
     try:
         for session in sessions:
             assert session.get(f"{url}/healthz", timeout=10).status_code == 200
-        held = {pid: len(inodes) for pid, inodes in sockets_by_worker(workers, port, "01").items()}
-        assert sum(held.values()) == 32 and all(count > 0 for count in held.values()), held
+        held = sorted(len(inodes) for inodes in sockets_by_worker(workers, port, "01").values())
+        assert sum(held) == 32 and held[0] >= 14, held
     finally:
         for session in sessions:
             session.close()
-
-
-def test_a_taken_port_stops_the_master_with_the_reason(tmp_path: Path):
-    """With REUSE_PORT the master binds nothing itself; it still refuses a port that another
-    process listens on, even one with SO_REUSEPORT that a worker's socket would share."""
-    with socket.socket() as taken:
-        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        environment = {
-            **os.environ,
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "DEVICE": "cpu",
-            "WEB_CONCURRENCY": "2",
-            "MODEL_REPOSITORY": str(tmp_path),
-        }
-        stopped = subprocess.run(
-            [str(Path(sys.executable).parent / "gunicorn"), "-c", "service/gunicorn.conf.py"],
-            cwd=ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert stopped.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in stopped.stderr
