@@ -42,7 +42,8 @@ class Stub(BalancedThreadWorker):
     """The accept rule alone: gthread's own accept replaced by a counter."""
 
     def __init__(self, slot, connections, limit=1000):
-        self.slot, self.nr_conns, self.alive, self.worker_connections = slot, connections, True, limit
+        self.slot, self.nr_conns, self.alive = slot, connections, True
+        self.worker_connections = limit
 
     def accept_connection(self, listener) -> None:  # stands for ThreadWorker.accept
         self.nr_conns += 1
