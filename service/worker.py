@@ -35,14 +35,15 @@ _COUNTS = multiprocessing.RawArray(ctypes.c_double, [FREE] * (2 * SLOTS))
 _USED = multiprocessing.RawValue(ctypes.c_int, 0)  # slots ever claimed: 0 .. _USED - 1
 
 
-def claim_slot() -> int:
-    """A free slot for the worker about to be forked (the master's pre_fork)."""
+def claim_slot() -> int | None:
+    """A free slot for the worker about to be forked (the master's pre_fork); None beyond SLOTS
+    workers, whose extra ones then take connections as plain gthread does."""
     for slot in range(SLOTS):  # the lowest free one, so that _USED stays near the workers
         if _COUNTS[2 * slot] == FREE:
             publish(slot, 0)
             _USED.value = max(_USED.value, slot + 1)
             return slot
-    raise RuntimeError(f"more than {SLOTS} gunicorn workers at once")
+    return None
 
 
 def release_slot(slot: int | None) -> None:

@@ -23,6 +23,9 @@ def test_slots_are_claimed_lowest_first_and_released():
     worker.release_slot(1)
     assert claim_slot() == 1 and worker._USED.value == 3
     worker.release_slot(None)  # a worker the master never gave a slot: nothing happens
+    while claim_slot() is not None:
+        pass
+    assert worker._USED.value == worker.SLOTS  # beyond SLOTS workers: None, plain gthread
 
 
 def test_fewest_elsewhere_ignores_itself_free_and_stale_slots(monkeypatch):
