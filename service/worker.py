@@ -26,11 +26,14 @@ SLOTS = 64  # workers alive at once, replacements included (WEB_CONCURRENCY is f
 FRESH_S = 2.5  # a count older than this is ignored (the event loop waits 1 s at most)
 DEFER_S = 0.005  # how long a connection is left to a worker that holds fewer, at most
 DEFER_NAP_S = 0.0002  # the pause between two looks at a connection left to another worker
-FREE = -1.0
+# A slot's count, or one of these marks (negative, so never the fewest):
+FREE = -1.0  # no worker (the master's child_exit)
+BOOTING = -2.0  # forked, loading its app: its loop has not turned yet
+DRAINING = -3.0  # stopping (its handle_exit): takes no new connection
 
-# Per slot: [connections held (FREE: no worker, or one that stopped accepting), the time of its
-# loop's last turn (time.monotonic, one clock for every process)]. Allocated when gunicorn
-# imports this module in the master, so every forked worker shares it.
+# Per slot: [connections held, or a mark above; the time of its loop's last turn
+# (time.monotonic, one clock for every process)]. Allocated when gunicorn imports this module
+# in the master, so every forked worker shares it.
 _COUNTS = multiprocessing.RawArray(ctypes.c_double, [FREE] * (2 * SLOTS))
 _USED = multiprocessing.RawValue(ctypes.c_int, 0)  # slots ever claimed: 0 .. _USED - 1
 
@@ -40,19 +43,21 @@ def claim_slot() -> int | None:
     workers, whose extra ones then take connections as plain gthread does."""
     for slot in range(SLOTS):  # the lowest free one, so that _USED stays near the workers
         if _COUNTS[2 * slot] == FREE:
-            publish(slot, 0)
+            publish(slot, BOOTING)
             _USED.value = max(_USED.value, slot + 1)
             return slot
     return None
 
 
-def release_slot(slot: int | None) -> None:
-    """The slot of a worker that exited (the master's child_exit), or that stops accepting."""
+def release_slot(slot: int | None, mark: float = FREE) -> None:
+    """Mark a worker's slot: FREE when it exited (the master's child_exit, the only place a slot
+    is freed, so that a draining worker's slot is never handed to a new one), DRAINING when it
+    stops taking connections."""
     if slot is not None:
-        _COUNTS[2 * slot] = FREE
+        _COUNTS[2 * slot] = mark
 
 
-def publish(slot: int, connections: int) -> None:
+def publish(slot: int, connections: float) -> None:
     _COUNTS[2 * slot + 1] = time.monotonic()
     _COUNTS[2 * slot] = connections
 
@@ -62,7 +67,7 @@ def fewest_elsewhere(slot: int) -> float:
     now, fewest = time.monotonic(), float("inf")
     for other in range(_USED.value):
         held, turned = _COUNTS[2 * other], _COUNTS[2 * other + 1]
-        if other != slot and held != FREE and now - turned < FRESH_S:
+        if other != slot and held >= 0 and now - turned < FRESH_S:
             fewest = min(fewest, held)
     return fewest
 
@@ -71,14 +76,19 @@ class BalancedThreadWorker(ThreadWorker):
     """gthread's worker, leaving a new connection to another worker that holds fewer."""
 
     slot: int | None = None  # set by the master before the fork (gunicorn.conf.py pre_fork)
-    deferring_since: float | None = None
+    deferring_since: float | None = None  # when this worker began leaving a connection
+    looked = False  # accept() ran since the loop's last turn
 
     @property
     def worker_connections(self) -> int:
         """gthread's loop reads this once a turn (to decide whether to poll the listening
-        socket at all): the turn publishes this worker's count."""
+        socket at all): the turn publishes this worker's count, and a turn after one without a
+        waiting connection ends a deferral (another worker took that connection)."""
         if self.slot is not None and self.alive:
             publish(self.slot, self.nr_conns)
+        if not self.looked:
+            self.deferring_since = None
+        self.looked = False
         return self.limit
 
     @worker_connections.setter
@@ -88,6 +98,7 @@ class BalancedThreadWorker(ThreadWorker):
     def accept(self, listener) -> None:
         """Accept one waiting connection, unless another live worker holds fewer: then leave
         it to that one (every worker is woken for it) for up to DEFER_S, and take it after."""
+        self.looked = True
         if self.slot is not None and self.nr_conns > fewest_elsewhere(self.slot):
             now = time.monotonic()
             self.deferring_since = self.deferring_since or now
@@ -96,9 +107,9 @@ class BalancedThreadWorker(ThreadWorker):
                 return
         self.deferring_since = None
         super().accept(listener)
-        if self.slot is not None:
+        if self.slot is not None and self.alive:
             publish(self.slot, self.nr_conns)
 
     def handle_exit(self, sig, frame) -> None:
-        release_slot(self.slot)  # draining: the others no longer leave connections to it
+        release_slot(self.slot, DRAINING)  # the others no longer leave connections to it
         super().handle_exit(sig, frame)

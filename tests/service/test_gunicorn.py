@@ -179,8 +179,13 @@ def sockets_by_worker(workers: list[int], port: int, state: str) -> dict[int, se
             inodes.add(fields[9])
     held = {}
     for pid in workers:
-        links = (os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir())
-        held[pid] = {link[len("socket:[") : -1] for link in links} & inodes
+        links = set()
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                links.add(os.readlink(fd)[len("socket:[") : -1])
+            except FileNotFoundError:  # closed meanwhile
+                pass
+        held[pid] = links & inodes
     return held
 
 
@@ -199,7 +204,7 @@ def test_keep_alive_connections_are_spread_evenly_over_the_workers(server):
         for session in sessions:
             assert session.get(f"{url}/healthz", timeout=10).status_code == 200
         held = sorted(len(inodes) for inodes in sockets_by_worker(workers, port, "01").values())
-        assert sum(held) == 32 and held[0] >= 14, held
+        assert sum(held) >= 32 and held[0] >= 12, held  # 16/16 here; 6-9 with plain gthread
     finally:
         for session in sessions:
             session.close()

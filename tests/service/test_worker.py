@@ -6,7 +6,14 @@ import time
 import pytest
 
 from service import worker
-from service.worker import FREE, BalancedThreadWorker, claim_slot, fewest_elsewhere, publish
+from service.worker import (
+    DRAINING,
+    FREE,
+    BalancedThreadWorker,
+    claim_slot,
+    fewest_elsewhere,
+    publish,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -34,8 +41,12 @@ def test_fewest_elsewhere_ignores_itself_free_and_stale_slots(monkeypatch):
     publish(b, 4)
     publish(c, 2)
     assert fewest_elsewhere(a) == 2 and fewest_elsewhere(c) == 4
-    worker.release_slot(c)  # exited, or draining
+    worker.release_slot(c, DRAINING)
     assert fewest_elsewhere(a) == 4
+    worker.release_slot(b)  # exited
+    booting = claim_slot()
+    assert booting == b and fewest_elsewhere(a) == float("inf")  # loading: not waited for
+    publish(b, 4)
     now = time.monotonic()
     monkeypatch.setattr(worker.time, "monotonic", lambda: now + worker.FRESH_S + 0.1)
     assert fewest_elsewhere(a) == float("inf")  # b's loop stopped turning: not waited for
@@ -82,9 +93,23 @@ def test_a_lone_draining_or_slotless_worker_accepts_at_once(counted_accept):
     assert lone.nr_conns == 6  # no other worker
     other = Stub(claim_slot(), 0)
     assert other.worker_connections == 1000
-    worker.release_slot(other.slot)  # the other drains (its handle_exit)
+    worker.release_slot(other.slot, DRAINING)  # the other stops (its handle_exit)
     lone.accept(None)
     assert lone.nr_conns == 7
     slotless = Stub(None, 5)
     slotless.accept(None)
     assert slotless.nr_conns == 6
+
+
+def test_a_deferral_ends_when_another_worker_took_the_connection(counted_accept):
+    """A connection left to another worker and taken by it: the next one is left again, not
+    taken at once because the first deferral began more than DEFER_S ago."""
+    a, b = Stub(claim_slot(), 5), Stub(claim_slot(), 2)
+    assert a.worker_connections == b.worker_connections == 1000
+    a.accept(None)  # left to b
+    b.accept(None)
+    assert (a.nr_conns, b.nr_conns) == (5, 3)
+    assert a.worker_connections == 1000 and a.deferring_since is not None  # a turn after a look
+    assert a.worker_connections == 1000 and a.deferring_since is None  # a turn without one
+    a.accept(None)  # the next connection: left to b again
+    assert a.nr_conns == 5 and a.deferring_since is not None
