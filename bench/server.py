@@ -54,13 +54,7 @@ def wait_workers_created(log_path: Path, master: subprocess.Popen, seconds: floa
         if not Path(f"/proc/{master.pid}/task/{master.pid}/children").exists():
             return  # a kernel that does not list children: nothing to wait for
         created = [line for line in log_path.read_text().splitlines() if "app created" in line]
-        pids = {
-            int(pid)
-            for line in created
-            for found in re.findall(PID_MARK, line)
-            for pid in found
-            if pid
-        }
+        pids = {int(text or json) for line in created for text, json in re.findall(PID_MARK, line)}
         workers = worker_pids(master.pid)
         if workers and pids.issuperset(workers):
             return
