@@ -65,6 +65,8 @@ class TrainConfig:
     mbd_kernel_dim: int = 3  # ... of C dims each (paper, images: 5)
     instance_noise_std: float = 0.1  # "instance-noise": start std, annealed linearly to 0
     r1_gamma: float = 10.0  # "r1": gamma (Mescheder et al. 2018 use 10 throughout)
+    fourier_features: int = 64  # "fourier-features": random projections (sin and cos of each)
+    fourier_max_frequency: float = 256.0  # ... at 1 to this many radians per data unit
     g_ema_decay: float = 0.999  # "g-ema": weight of the old average per G step (Karras 2018)
     # Class-conditional G and D (trainer/nets/conditional.py): K classes splitting the dataset's
     # modes in order (lab.conditioning.class_modes), 0 for an unconditional GAN.
@@ -111,13 +113,13 @@ def check_config(config: TrainConfig) -> None:
         )
     at_least_one = ("latent_dim", "g_hidden", "g_depth", "d_hidden", "d_depth", "conv_width")
     at_least_one += ("batch_size", "maxout_pieces", "log_every", "eval_samples", "d_steps")
-    at_least_one += ("pack", "mbd_kernels", "mbd_kernel_dim", "class_embed_dim")
+    at_least_one += ("pack", "mbd_kernels", "mbd_kernel_dim", "class_embed_dim", "fourier_features")
     check_ranges(
         config,
         at_least_one=at_least_one,
         non_negative=("steps", "seed", "eval_every", "snapshot_every", "unroll_steps", "classes")
         + ("d_conv_width",),
-        positive=("lr_g", "lr_d"),
+        positive=("lr_g", "lr_d", "fourier_max_frequency"),
     )
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(

@@ -1,7 +1,7 @@
 """GAN mode-collapse mitigations by short name, composable through `TrainConfig.mitigations`.
 
-Each registered `Mitigation` validates its config fields (`check`) and may change D's
-architecture (`discriminator_args`, stored in the card's architecture args). The training-time
+Each registered `Mitigation` validates its config fields (`check`) and may change G's or D's
+architecture (`architecture_args`, stored in the card's architecture args). The training-time
 pieces live here as plain functions the training loop calls:
 
 - "unrolled" (Metz et al. 2017): G's loss against D unrolled `unroll_steps` differentiable
@@ -19,6 +19,13 @@ pieces live here as plain functions the training loop calls:
 - "diffaugment" (Zhao et al. 2020): the same random translation and cutout, differentiable, on
   every image D sees (real and fake, in D's and G's updates); no colour transform, which would
   mix the channels of stacked digits.
+- "fourier-features" (Tancik et al. 2020): D sees sin and cos of `fourier_features` random
+  projections of each sample, at angular frequencies log-uniform in [1, `fourier_max_frequency`]
+  radians per data unit, besides the sample itself (point architectures only).
+- "noise-injection" (StyleGAN's noise inputs, Karras et al. 2019, Sec. 3.2, at G's output): the
+  last `data_dim` latent axes are not fed to G's MLP but added to its output, each output axis
+  scaled by a learned factor that starts at 0, so G can spread its samples inside a mode without
+  bending its map of the other axes (the 2-D mixtures: point architectures only).
 - "g-ema" (Karras et al. 2018, Sec. A.1; Yazici et al. 2019): an exponential moving average of
   G's weights, w_ema <- decay * w_ema + (1 - decay) * w after every G step, is the generator
   that is evaluated and exported; training itself is unchanged.
@@ -61,16 +68,21 @@ class MitigationSettings(Protocol):
     mbd_kernels: int
     mbd_kernel_dim: int
     instance_noise_std: float
+    classes: int
+    fourier_features: int
+    fourier_max_frequency: float
 
 
 class Mitigation:
-    """Base class: a mitigation checks its config fields and may change D's architecture."""
+    """Base class: a mitigation checks its config fields and may change G's or D's
+    architecture."""
 
     def check(self, config: MitigationSettings) -> None:
         """ValueError with a readable message when `config` cannot use this mitigation."""
 
-    def discriminator_args(self, config: MitigationSettings) -> dict[str, Any]:
-        """Extra keyword arguments for the architecture builder (d_* names), plain values."""
+    def architecture_args(self, config: MitigationSettings) -> dict[str, Any]:
+        """Extra keyword arguments for the architecture builder (d_* names for D, g_* for
+        G), plain values."""
         return {}
 
 
@@ -92,19 +104,19 @@ class Pack(Mitigation):
                 f"(or use pack_mode 'batches': {config.pack} batches of {config.batch_size})"
             )
 
-    def discriminator_args(self, config: MitigationSettings) -> dict[str, Any]:
+    def architecture_args(self, config: MitigationSettings) -> dict[str, Any]:
         return {"d_pack": config.pack}
 
 
 @MITIGATIONS.register("minibatch-stddev")
 class MinibatchStddev(Mitigation):
-    def discriminator_args(self, config: MitigationSettings) -> dict[str, Any]:
+    def architecture_args(self, config: MitigationSettings) -> dict[str, Any]:
         return {"d_minibatch_stddev": True}
 
 
 @MITIGATIONS.register("minibatch-discrimination")
 class MinibatchDiscrimination(Mitigation):
-    def discriminator_args(self, config: MitigationSettings) -> dict[str, Any]:
+    def architecture_args(self, config: MitigationSettings) -> dict[str, Any]:
         return {"d_mbd_kernels": config.mbd_kernels, "d_mbd_kernel_dim": config.mbd_kernel_dim}
 
 
@@ -115,7 +127,7 @@ class FeatureMatching(Mitigation):
 
 @MITIGATIONS.register("spectral-norm")
 class SpectralNorm(Mitigation):
-    def discriminator_args(self, config: MitigationSettings) -> dict[str, Any]:
+    def architecture_args(self, config: MitigationSettings) -> dict[str, Any]:
         return {"d_spectral_norm": True}
 
 
@@ -139,6 +151,32 @@ class DiffAugment(Mitigation):
             )
 
 
+@MITIGATIONS.register("fourier-features")
+class FourierFeatures(Mitigation):
+    def check(self, config: MitigationSettings) -> None:
+        point_only("fourier-features", config)
+
+    def architecture_args(self, config: MitigationSettings) -> dict[str, Any]:
+        return {
+            "d_fourier_features": config.fourier_features,
+            "d_fourier_max_frequency": config.fourier_max_frequency,
+        }
+
+
+@MITIGATIONS.register("noise-injection")
+class NoiseInjection(Mitigation):
+    def check(self, config: MitigationSettings) -> None:
+        point_only("noise-injection", config)
+        if config.classes:
+            raise ValueError(
+                "noise-injection takes the last latent axes as output noise, where a "
+                "class-conditional G joins its label embedding; use it with classes 0"
+            )
+
+    def architecture_args(self, config: MitigationSettings) -> dict[str, Any]:
+        return {"g_noise_injection": True}
+
+
 @MITIGATIONS.register("g-ema")
 class GeneratorAverage(Mitigation):
     pass
@@ -152,6 +190,15 @@ class TwoTimeScale(Mitigation):
                 f"ttur: needs lr_d > lr_g (Heusel et al. 2017), got lr_d {config.lr_d} "
                 f"and lr_g {config.lr_g}"
             )
+
+
+def point_only(name: str, config: MitigationSettings) -> None:
+    """ValueError when `config` trains on images: mitigation `name` is for point data."""
+    if config.dataset in IMAGE_DATASETS:
+        raise ValueError(
+            f"{name} is for the point generators and critics (arch 'mlp' or 'pacgan-mlp'); "
+            f"{config.dataset!r} is an image dataset"
+        )
 
 
 def check_mitigations(config: MitigationSettings) -> None:
@@ -168,11 +215,11 @@ def check_mitigations(config: MitigationSettings) -> None:
         MITIGATIONS.get(name)().check(config)
 
 
-def discriminator_args(config: MitigationSettings) -> dict[str, Any]:
-    """The architecture args the config's mitigations add (empty for a plain D)."""
+def architecture_args(config: MitigationSettings) -> dict[str, Any]:
+    """The architecture args the config's mitigations add (empty for a plain G and D)."""
     args: dict[str, Any] = {}
     for name in config.mitigations:
-        args |= MITIGATIONS.get(name)().discriminator_args(config)
+        args |= MITIGATIONS.get(name)().architecture_args(config)
     return args
 
 

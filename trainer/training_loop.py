@@ -37,8 +37,8 @@ from trainer.evaluation import diagnose_samples, papers_rule, protocol_numbers
 from trainer.losses import Critic, GANLoss, get_loss
 from trainer.mitigations import (
     add_instance_noise,
+    architecture_args,
     diff_augment,
-    discriminator_args,
     feature_matching_loss,
     instance_noise_std,
     pack_draws,
@@ -168,7 +168,7 @@ def architecture_spec(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
         args |= {"d_hidden": config.d_hidden, "d_depth": config.d_depth}
     if config.arch in MAXOUT_ARCHITECTURES:
         args |= {"d_maxout_pieces": config.maxout_pieces}
-    args |= discriminator_args(config)  # D's mitigations; none for a plain D
+    args |= architecture_args(config)  # the mitigations' G and D args; none for plain nets
     if config.classes:  # trainer/nets/conditional.py
         args |= {"classes": config.classes, "class_embed_dim": config.class_embed_dim}
     return {"name": config.arch, "args": args}

@@ -1,5 +1,6 @@
 """Export: the ONNX file runs with a dynamic batch, the card validates and describes it."""
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -14,6 +15,7 @@ from lab.noise import gaussian_latents
 from trainer.datasets import get_dataset
 from trainer.export import export_gan, export_reference, load_generator
 from trainer.onnx_export import export_model
+from trainer.training_loop import training_loop
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +117,29 @@ def test_export_model_removes_the_version_when_its_card_is_invalid(tmp_path: Pat
         export_model(tmp_path, "broken", "gan", None, write_version, make_card)
     assert not (tmp_path / "broken" / "1").exists()
     assert not (tmp_path / "broken" / "card.json").exists()
+
+
+def test_noise_injection_and_fourier_features_export_and_run(tiny_config, tmp_path):
+    """A G with noise injection (its D with Fourier features) exports; onnxruntime gives what
+    torch gives, and moving only the noise axes moves each sample by noise_scale times them."""
+    config = dataclasses.replace(
+        tiny_config, latent_dim=4, mitigations=("noise-injection", "fourier-features")
+    )
+    run_dir = tmp_path / "run"
+    training_loop(config, run_dir, progress=False)
+    card_path = export_gan(run_dir, tmp_path / "models", "ring8-noisy")
+    card = json.loads(card_path.read_text())
+    assert card["latent_dim"] == 4 and card["architecture"]["args"]["g_noise_injection"] is True
+    generator, _ = load_generator(run_dir)
+    scale = generator.noise_scale.detach().numpy()
+    assert np.abs(scale).min() > 0  # trained away from its initial 0
+    z = gaussian_latents(64, 4, seed=5)
+    moved = z.copy()
+    moved[:, 2:] += 1.0
+    session = session_for(tmp_path / "models", card)
+    (samples,) = session.run(["samples"], {"z": z})
+    (shifted,) = session.run(["samples"], {"z": moved})
+    with torch.no_grad():
+        expected = generator(torch.from_numpy(z)).numpy()
+    np.testing.assert_allclose(samples, expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(shifted - samples, np.broadcast_to(scale, (64, 2)), atol=1e-5)

@@ -145,6 +145,9 @@ def test_r1_penalty_is_zero_for_a_constant_d():
         ({"mitigations": ("ttur",), "lr_g": 1e-4, "lr_d": 1e-4}, "lr_d > lr_g"),
         ({"mitigations": ("unrolled", "feature-matching")}, "choose one"),
         ({"mitigations": ("diffaugment",)}, "not an image dataset"),
+        ({"mitigations": ("noise-injection",), "classes": 4}, "classes 0"),
+        ({"mitigations": ("fourier-features",), "fourier_features": 0}, "fourier_features"),
+        ({"mitigations": ("fourier-features",), "fourier_max_frequency": 0.0}, "fourier_max"),
     ],
 )
 def test_bad_mitigations_fail(fields, message):
@@ -162,10 +165,52 @@ def test_a_preset_lists_mitigations():
 def test_every_mitigation_trains_with_every_loss(tiny_config, tiny_image_config, loss, name):
     config = tiny_image_config if name == "diffaugment" else tiny_config
     fields = {"lr_d": 2 * config.lr_g} if name == "ttur" else {}
+    fields |= {"latent_dim": 4} if name == "noise-injection" else {}
     state = build(mitigated(config, name, loss=loss, unroll_steps=2, **fields))
     losses = [state.train_step() for _ in range(3)]
     assert state.step == 3
     assert all(torch.isfinite(torch.tensor(list(r.values()))).all() for r in losses)
+
+
+@pytest.mark.parametrize("name", ["noise-injection", "fourier-features"])
+def test_point_mitigations_refuse_images(tiny_image_config, name):
+    with pytest.raises(ValueError, match="image dataset"):
+        mitigated(tiny_image_config, name)
+
+
+def test_noise_injection_adds_scaled_noise_from_the_last_latent_axes(tiny_config):
+    generator = build(mitigated(tiny_config, "noise-injection", latent_dim=5)).generator
+    assert generator.net[0].in_features == 3  # 5 latent axes, the last 2 are the noise
+    z = torch.randn(16, 5)
+    other = torch.cat([z[:, :3], torch.randn(16, 2)], dim=1)  # the same first axes, new noise
+    with torch.no_grad():
+        assert torch.equal(generator(z), generator(other))  # the scale starts at 0
+        generator.noise_scale.copy_(torch.tensor([0.5, -2.0]))
+        shift = generator(other) - generator(z)
+    torch.testing.assert_close(shift, (other[:, 3:] - z[:, 3:]) * torch.tensor([0.5, -2.0]))
+    generator(z).sum().backward()
+    assert generator.noise_scale.grad is not None
+
+
+def test_noise_injection_needs_a_latent_axis_beyond_the_noise(tiny_config):
+    with pytest.raises(ValueError, match="latent_dim must be at least 3"):
+        build(mitigated(tiny_config, "noise-injection", latent_dim=2))
+
+
+def test_fourier_features_join_sin_and_cos_of_fixed_projections(tiny_config):
+    config = mitigated(tiny_config, "fourier-features", fourier_features=8)
+    first, again = build(config).discriminator, build(config).discriminator
+    fourier = first.fourier
+    assert first.body[0].in_features == 2 + 16
+    torch.testing.assert_close(fourier.frequencies, again.fourier.frequencies)  # seeded
+    magnitudes = fourier.frequencies.norm(dim=0)
+    assert ((magnitudes >= 1 - 1e-5) & (magnitudes <= config.fourier_max_frequency)).all()
+    x = torch.randn(4, 2)
+    features = fourier(x)
+    phase = x @ fourier.frequencies
+    torch.testing.assert_close(features, torch.cat([x, phase.sin(), phase.cos()], dim=1))
+    assert "fourier.frequencies" in first.state_dict()  # a buffer: saved, never trained
+    assert all(p is not fourier.frequencies for p in first.parameters())
 
 
 def test_cli_takes_a_comma_separated_list(capsys):

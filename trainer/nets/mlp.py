@@ -58,6 +58,12 @@ class MLPGenerator(nn.Module):
 
     With batch_norm, training-mode outputs depend on the whole batch; eval mode (sampling,
     export) uses the running statistics, so each sample depends on its own z only.
+
+    With noise_injection (StyleGAN's noise inputs, Karras et al. 2019, Sec. 3.2, here at the
+    output), the last out_dim axes of z are not fed to the MLP: they are Gaussian noise added to
+    its output, scaled per output axis by a learned factor b that starts at 0 (as StyleGAN's):
+    G(z) = MLP(z[:, :-out_dim]) + b * z[:, -out_dim:]. The MLP then maps latent_dim - out_dim
+    axes, and the spread inside a mode need not come from bending that map.
     """
 
     def __init__(
@@ -67,12 +73,23 @@ class MLPGenerator(nn.Module):
         depth: int = 4,
         out_dim: int = 2,
         batch_norm: bool = False,
+        noise_injection: bool = False,
     ):
         super().__init__()
-        self.net = mlp_layers(latent_dim, hidden, depth, out_dim, nn.ReLU, batch_norm)
+        mapped = latent_dim - out_dim if noise_injection else latent_dim
+        if mapped < 1:
+            raise ValueError(
+                f"noise injection takes the last {out_dim} latent axes as output noise, so "
+                f"latent_dim must be at least {out_dim + 1}, got {latent_dim}"
+            )
+        self.net = mlp_layers(mapped, hidden, depth, out_dim, nn.ReLU, batch_norm)
+        self.noise_scale = nn.Parameter(torch.zeros(out_dim)) if noise_injection else None
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)
+        if self.noise_scale is None:
+            return self.net(z)
+        noise_axes = self.noise_scale.shape[0]
+        return self.net(z[:, :-noise_axes]) + self.noise_scale * z[:, -noise_axes:]
 
 
 def pack_samples(x: Tensor, pack: int) -> Tensor:
@@ -110,6 +127,27 @@ def discriminator_body(in_dim: int, hidden: int, depth: int, maxout_pieces: int)
         else:
             layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
     return nn.Sequential(*layers)
+
+
+class FourierFeatures(nn.Module):
+    """Random Fourier features of D's input (Tancik et al. 2020): x [batch, dim] ->
+    [batch, dim + 2 * count], x joined by sin(x B) and cos(x B).
+
+    B's columns are fixed at construction (from the global torch RNG): random directions with
+    angular frequencies log-uniform in [1, max_frequency] radians per data unit, so D can
+    resolve structure as fine as 1 / max_frequency (an MLP alone learns such high frequencies
+    slowly: the spectral bias that Tancik et al. lift this way).
+    """
+
+    def __init__(self, dim: int, count: int, max_frequency: float):
+        super().__init__()
+        directions = nn.functional.normalize(torch.randn(dim, count), dim=0)
+        magnitudes = max_frequency ** torch.rand(count)  # log-uniform in [1, max_frequency]
+        self.register_buffer("frequencies", directions * magnitudes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        phase = x @ self.frequencies
+        return torch.cat([x, torch.sin(phase), torch.cos(phase)], dim=1)
 
 
 class MinibatchStddev(nn.Module):
@@ -169,9 +207,10 @@ def add_spectral_norm(discriminator: nn.Module) -> None:
 class MLPDiscriminator(nn.Module):
     """D(x): x [batch, in_dim] float32 -> logits [batch / pack] float32 (real > 0).
 
-    Layout: pack -> body (depth x Linear + LeakyReLU(0.2), or maxout units of `maxout_pieces`
-    pieces; the penultimate `features`) -> optional minibatch discrimination (+kernels) ->
-    optional minibatch stddev (+1) -> head.
+    Layout: optional Fourier features (+2 x fourier_features per sample) -> pack -> body (depth
+    x Linear + LeakyReLU(0.2), or maxout units of `maxout_pieces` pieces; the penultimate
+    `features`) -> optional minibatch discrimination (+kernels) -> optional minibatch stddev
+    (+1) -> head.
     """
 
     def __init__(
@@ -185,9 +224,15 @@ class MLPDiscriminator(nn.Module):
         mbd_kernel_dim: int = 3,
         spectral: bool = False,
         maxout_pieces: int = 0,
+        fourier_features: int = 0,
+        fourier_max_frequency: float = 1.0,
     ):
         super().__init__()
         self.pack = pack
+        self.fourier = None
+        if fourier_features > 0:
+            self.fourier = FourierFeatures(in_dim, fourier_features, fourier_max_frequency)
+            in_dim += 2 * fourier_features
         self.body = discriminator_body(in_dim * pack, hidden, depth, maxout_pieces)
         self.batch_layers, width = minibatch_layers(
             hidden, minibatch_stddev, mbd_kernels, mbd_kernel_dim
@@ -198,6 +243,8 @@ class MLPDiscriminator(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features f(x): [batch / pack, hidden] (before the minibatch layers)."""
+        if self.fourier is not None:  # each sample's own features, then packed
+            x = self.fourier(x)
         return self.body(pack_samples(x, self.pack) if self.pack > 1 else x)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -220,14 +267,20 @@ def build_mlp(
     g_batch_norm: bool = False,
     d_maxout_pieces: int = 0,
     init_std: float = 0.0,
+    g_noise_injection: bool = False,
+    d_fourier_features: int = 0,
+    d_fourier_max_frequency: float = 1.0,
 ) -> tuple[MLPGenerator, MLPDiscriminator]:
     """The (G, D) pair; the arguments are what the card stores under architecture.args.
 
     The d_* keywords up to d_spectral_norm are D's mitigations (trainer.mitigations); their
-    defaults build the plain D. The last three (batch norm in G, maxout units in D, N(0,
-    init_std^2) weights when > 0, else PyTorch's initialisation) are what "pacgan-mlp" sets.
+    defaults build the plain D. The next three (batch norm in G, maxout units in D, N(0,
+    init_std^2) weights when > 0, else PyTorch's initialisation) are what "pacgan-mlp" sets;
+    g_noise_injection is G's mitigation "noise-injection" (MLPGenerator).
     """
-    generator = MLPGenerator(latent_dim, g_hidden, g_depth, data_dim, g_batch_norm)
+    generator = MLPGenerator(
+        latent_dim, g_hidden, g_depth, data_dim, g_batch_norm, noise_injection=g_noise_injection
+    )
     discriminator = MLPDiscriminator(
         data_dim,
         d_hidden,
@@ -237,6 +290,8 @@ def build_mlp(
         mbd_kernels=d_mbd_kernels,
         mbd_kernel_dim=d_mbd_kernel_dim,
         maxout_pieces=d_maxout_pieces,
+        fourier_features=d_fourier_features,
+        fourier_max_frequency=d_fourier_max_frequency,
     )
     if init_std > 0:
         normal_init(init_std, generator, discriminator)
