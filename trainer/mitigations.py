@@ -22,6 +22,9 @@ pieces live here as plain functions the training loop calls:
 - "fourier-features" (Tancik et al. 2020): D sees sin and cos of `fourier_features` random
   projections of each sample, at angular frequencies log-uniform in [1, `fourier_max_frequency`]
   radians per data unit, besides the sample itself (point architectures only).
+- "minibatch-nn" (this project's, after Salimans et al. 2016's minibatch discrimination): D
+  sees each sample with log of its distance to the nearest other sample of its batch (point
+  architectures only).
 - "noise-injection" (StyleGAN's noise inputs, Karras et al. 2019, Sec. 3.2, at G's output): the
   last `data_dim` latent axes are not fed to G's MLP but added to its output, each output axis
   scaled by a learned factor that starts at 0, so G can spread its samples inside a mode without
@@ -161,6 +164,15 @@ class FourierFeatures(Mitigation):
             "d_fourier_features": config.fourier_features,
             "d_fourier_max_frequency": config.fourier_max_frequency,
         }
+
+
+@MITIGATIONS.register("minibatch-nn")
+class MinibatchNearestNeighbour(Mitigation):
+    def check(self, config: MitigationSettings) -> None:
+        point_only("minibatch-nn", config)
+
+    def architecture_args(self, config: MitigationSettings) -> dict[str, Any]:
+        return {"d_nearest_neighbour": True}
 
 
 @MITIGATIONS.register("noise-injection")

@@ -99,6 +99,9 @@ ABLATION_METHODS = (
     "fourier",
     "fourier-noise",
     "wgan-gp-fourier-noise",
+    "nn-noise",
+    "wgan-gp-nn",
+    "wgan-gp-nn-noise",
 )
 METHOD_LABELS = {
     "gan": "GAN (non-saturating, no fix)",
@@ -132,6 +135,9 @@ METHOD_LABELS = {
     "fourier": "Fourier features in D",
     "fourier-noise": "Fourier features in D + noise injection in G",
     "wgan-gp-fourier-noise": "WGAN-GP + Fourier features + noise injection",
+    "nn-noise": "Nearest-neighbour distance in D + noise injection in G",
+    "wgan-gp-nn": "WGAN-GP + nearest-neighbour distance in D",
+    "wgan-gp-nn-noise": "WGAN-GP + nearest-neighbour distance + noise injection",
     "pacgan-paper-gan": "GAN, PacGAN's 2-D setup (BN G, maxout D)",
     "pacgan-paper-pacgan2": "PacGAN2, PacGAN's 2-D setup (2 independent batches)",
     "pacgan-paper-pacgan3": "PacGAN3, PacGAN's 2-D setup (3 independent batches)",

@@ -172,7 +172,7 @@ def test_every_mitigation_trains_with_every_loss(tiny_config, tiny_image_config,
     assert all(torch.isfinite(torch.tensor(list(r.values()))).all() for r in losses)
 
 
-@pytest.mark.parametrize("name", ["noise-injection", "fourier-features"])
+@pytest.mark.parametrize("name", ["noise-injection", "fourier-features", "minibatch-nn"])
 def test_point_mitigations_refuse_images(tiny_image_config, name):
     with pytest.raises(ValueError, match="image dataset"):
         mitigated(tiny_image_config, name)
@@ -211,6 +211,19 @@ def test_fourier_features_join_sin_and_cos_of_fixed_projections(tiny_config):
     torch.testing.assert_close(features, torch.cat([x, phase.sin(), phase.cos()], dim=1))
     assert "fourier.frequencies" in first.state_dict()  # a buffer: saved, never trained
     assert all(p is not fourier.frequencies for p in first.parameters())
+
+
+def test_minibatch_nn_joins_the_log_distance_to_the_nearest_other_sample(tiny_config):
+    discriminator = build(mitigated(tiny_config, "minibatch-nn")).discriminator
+    assert discriminator.body[0].in_features == 3
+    x = torch.tensor([[0.0, 0.0], [0.0, 0.5], [3.0, 0.0], [3.0, 0.0]], requires_grad=True)
+    features = discriminator.nearest(x)
+    torch.testing.assert_close(features[:, :2], x)
+    expected = torch.log(torch.tensor([0.5, 0.5, 1e-6, 1e-6]))  # coinciding: sqrt(1e-12)
+    torch.testing.assert_close(features[:, 2], expected)
+    features[:, 2].sum().backward()  # finite where two samples coincide
+    assert torch.isfinite(x.grad).all()
+    torch.testing.assert_close(x.grad[:2], torch.tensor([[0.0, -4.0], [0.0, 4.0]]))
 
 
 def test_cli_takes_a_comma_separated_list(capsys):

@@ -150,6 +150,24 @@ class FourierFeatures(nn.Module):
         return torch.cat([x, torch.sin(phase), torch.cos(phase)], dim=1)
 
 
+class NearestNeighbourDistance(nn.Module):
+    """x [batch, dim] -> [batch, dim + 1]: each sample joined by log of its distance to the
+    nearest other sample of its batch (this project's minibatch feature, in the family of
+    Salimans et al. 2016's minibatch discrimination: a sample's neighbours in the batch, here
+    with no learned kernel and no scale to learn).
+
+    D sees the local spacing of the batch where each sample lies; a generator whose samples
+    crowd tighter than the data's inside a mode gets them pushed apart.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        squared = (x.unsqueeze(0) - x.unsqueeze(1)).pow(2).sum(dim=2)  # [batch, batch]
+        eye = torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
+        nearest = squared.masked_fill(eye, float("inf")).amin(dim=1)
+        # log of the distance, finite with a finite gradient where two samples coincide
+        return torch.cat([x, 0.5 * torch.log(nearest + 1e-12).unsqueeze(1)], dim=1)
+
+
 class MinibatchStddev(nn.Module):
     """Karras et al. 2018, Sec. 3: append mean_f(std_batch(h_f)) to every sample.
 
@@ -207,7 +225,8 @@ def add_spectral_norm(discriminator: nn.Module) -> None:
 class MLPDiscriminator(nn.Module):
     """D(x): x [batch, in_dim] float32 -> logits [batch / pack] float32 (real > 0).
 
-    Layout: optional Fourier features (+2 x fourier_features per sample) -> pack -> body (depth
+    Layout: optional nearest-neighbour distance (+1) -> optional Fourier features (+2 x
+    fourier_features per sample) -> pack -> body (depth
     x Linear + LeakyReLU(0.2), or maxout units of `maxout_pieces` pieces; the penultimate
     `features`) -> optional minibatch discrimination (+kernels) -> optional minibatch stddev
     (+1) -> head.
@@ -226,10 +245,14 @@ class MLPDiscriminator(nn.Module):
         maxout_pieces: int = 0,
         fourier_features: int = 0,
         fourier_max_frequency: float = 1.0,
+        nearest_neighbour: bool = False,
     ):
         super().__init__()
         self.pack = pack
+        self.nearest = NearestNeighbourDistance() if nearest_neighbour else None
         self.fourier = None
+        if nearest_neighbour:
+            in_dim += 1
         if fourier_features > 0:
             self.fourier = FourierFeatures(in_dim, fourier_features, fourier_max_frequency)
             in_dim += 2 * fourier_features
@@ -243,6 +266,8 @@ class MLPDiscriminator(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features f(x): [batch / pack, hidden] (before the minibatch layers)."""
+        if self.nearest is not None:  # the batch's spacing, on the data's own coordinates
+            x = self.nearest(x)
         if self.fourier is not None:  # each sample's own features, then packed
             x = self.fourier(x)
         return self.body(pack_samples(x, self.pack) if self.pack > 1 else x)
@@ -270,6 +295,7 @@ def build_mlp(
     g_noise_injection: bool = False,
     d_fourier_features: int = 0,
     d_fourier_max_frequency: float = 1.0,
+    d_nearest_neighbour: bool = False,
 ) -> tuple[MLPGenerator, MLPDiscriminator]:
     """The (G, D) pair; the arguments are what the card stores under architecture.args.
 
@@ -292,6 +318,7 @@ def build_mlp(
         maxout_pieces=d_maxout_pieces,
         fourier_features=d_fourier_features,
         fourier_max_frequency=d_fourier_max_frequency,
+        nearest_neighbour=d_nearest_neighbour,
     )
     if init_std > 0:
         normal_init(init_std, generator, discriminator)
