@@ -67,6 +67,7 @@ class TrainConfig:
     r1_gamma: float = 10.0  # "r1": gamma (Mescheder et al. 2018 use 10 throughout)
     fourier_features: int = 64  # "fourier-features": random projections (sin and cos of each)
     fourier_max_frequency: float = 256.0  # ... at 1 to this many radians per data unit
+    mmd_weight: float = 1.0  # "mmd": weight of MMD^2 in G's loss
     g_ema_decay: float = 0.999  # "g-ema": weight of the old average per G step (Karras 2018)
     # Class-conditional G and D (trainer/nets/conditional.py): K classes splitting the dataset's
     # modes in order (lab.conditioning.class_modes), 0 for an unconditional GAN.
@@ -132,7 +133,7 @@ def check_config(config: TrainConfig) -> None:
     check_ranges(
         config,
         below_one=("beta1", "beta2", "g_ema_decay"),
-        non_negative=("gp_lambda", "instance_noise_std", "r1_gamma"),
+        non_negative=("gp_lambda", "instance_noise_std", "r1_gamma", "mmd_weight"),
     )
     if not (
         isinstance(config.mitigations, tuple)

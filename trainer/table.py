@@ -102,6 +102,9 @@ ABLATION_METHODS = (
     "nn-noise",
     "wgan-gp-nn",
     "wgan-gp-nn-noise",
+    "mmd",
+    "wgan-gp-mmd",
+    "mbstd-mmd",
 )
 METHOD_LABELS = {
     "gan": "GAN (non-saturating, no fix)",
@@ -138,6 +141,9 @@ METHOD_LABELS = {
     "nn-noise": "Nearest-neighbour distance in D + noise injection in G",
     "wgan-gp-nn": "WGAN-GP + nearest-neighbour distance in D",
     "wgan-gp-nn-noise": "WGAN-GP + nearest-neighbour distance + noise injection",
+    "mmd": "MMD^2 added to G's loss (Gaussian kernels, 0.005-5.12)",
+    "wgan-gp-mmd": "WGAN-GP + MMD^2 in G's loss",
+    "mbstd-mmd": "Minibatch stddev + MMD^2 in G's loss",
     "pacgan-paper-gan": "GAN, PacGAN's 2-D setup (BN G, maxout D)",
     "pacgan-paper-pacgan2": "PacGAN2, PacGAN's 2-D setup (2 independent batches)",
     "pacgan-paper-pacgan3": "PacGAN3, PacGAN's 2-D setup (3 independent batches)",

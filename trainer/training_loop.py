@@ -41,6 +41,7 @@ from trainer.mitigations import (
     diff_augment,
     feature_matching_loss,
     instance_noise_std,
+    mmd_squared,
     pack_draws,
     packed_fakes,
     r1_penalty,
@@ -274,12 +275,18 @@ def real_batch(state: TrainState, rows: int) -> tuple[Tensor, Tensor | None]:
     return labelled_rows(dataset, rng, rows, classes, state.placement.device)
 
 
-def generator_objective(state: TrainState, real: Tensor, fake: Tensor, critic: Critic) -> Tensor:
+def generator_objective(
+    state: TrainState, real: Tensor, fake: Tensor, critic: Critic, mmd: bool = True
+) -> Tensor:
     """G's loss: feature matching, or the loss against the critic (D, or a conditional D given
-    the batch's labels; unrolled when that mitigation is on)."""
+    the batch's labels; unrolled when that mitigation is on), plus the weighted MMD^2 of the
+    batches with "mmd" (when `mmd`)."""
     config, discriminator = state.config, state.discriminator
     if "feature-matching" in config.mitigations:  # replaces the adversarial loss (Salimans 2016)
         return feature_matching_loss(discriminator, real, fake)
+    if mmd and "mmd" in config.mitigations:  # the adversarial loss plus the batches' MMD^2
+        adversarial = generator_objective(state, real, fake, critic, mmd=False)
+        return adversarial + config.mmd_weight * mmd_squared(real, fake)
     if "unrolled" not in config.mitigations:
         return state.loss.generator_loss(critic, fake)
     with full_precision(fake):  # differentiates through K differentiable D steps: float32

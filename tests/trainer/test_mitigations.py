@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from trainer.mitigations import (
     MITIGATIONS,
     feature_matching_loss,
     instance_noise_std,
+    mmd_squared,
     r1_penalty,
 )
 from trainer.nets.mlp import MinibatchDiscrimination, MinibatchStddev, MLPDiscriminator
@@ -144,6 +146,8 @@ def test_r1_penalty_is_zero_for_a_constant_d():
         ({"mitigations": ("r1", "r1")}, "repeat"),
         ({"mitigations": ("ttur",), "lr_g": 1e-4, "lr_d": 1e-4}, "lr_d > lr_g"),
         ({"mitigations": ("unrolled", "feature-matching")}, "choose one"),
+        ({"mitigations": ("mmd", "feature-matching")}, "choose one"),
+        ({"mitigations": ("mmd",), "mmd_weight": -1.0}, "mmd_weight"),
         ({"mitigations": ("diffaugment",)}, "not an image dataset"),
         ({"mitigations": ("noise-injection",), "classes": 4}, "classes 0"),
         ({"mitigations": ("fourier-features",), "fourier_features": 0}, "fourier_features"),
@@ -224,6 +228,46 @@ def test_minibatch_nn_joins_the_log_distance_to_the_nearest_other_sample(tiny_co
     features[:, 2].sum().backward()  # finite where two samples coincide
     assert torch.isfinite(x.grad).all()
     torch.testing.assert_close(x.grad[:2], torch.tensor([[0.0, -4.0], [0.0, 4.0]]))
+
+
+def test_mmd_squared_is_gretton_et_al_s_unbiased_estimate():
+    generator = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(5, 2, generator=generator), torch.randn(4, 2, generator=generator)
+    bandwidths = (0.5, 2.0)
+
+    def k(a, b):
+        return sum(math.exp(-float((a - b).pow(2).sum()) / (2 * s * s)) for s in bandwidths)
+
+    def mean_off_diagonal(x):
+        n = len(x)
+        return sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+
+    cross = sum(k(a, b) for a in real for b in fake) / (len(real) * len(fake))
+    expected = mean_off_diagonal(real) + mean_off_diagonal(fake) - 2 * cross
+    fake.requires_grad_(True)
+    value = mmd_squared(real, fake, bandwidths)
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+    value.backward()
+    assert torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
+
+
+def test_mmd_pushes_a_tight_batch_apart_and_is_near_zero_for_the_same_distribution():
+    generator = torch.Generator().manual_seed(1)
+    real = 0.01 * torch.randn(400, 2, generator=generator)
+    same = 0.01 * torch.randn(400, 2, generator=generator)
+    tight = (0.003 * torch.randn(400, 2, generator=generator)).requires_grad_(True)
+    assert abs(mmd_squared(real, same).item()) < 0.02 < mmd_squared(real, tight).item()
+    mmd_squared(real, tight).backward()
+    outward = (tight.grad * tight.detach()).sum(dim=1)  # < 0: descent moves a point outward
+    assert (outward < 0).float().mean() > 0.9
+
+
+def test_mmd_adds_to_the_adversarial_loss(tiny_config):
+    state = build(mitigated(tiny_config, "mmd", mmd_weight=3.0))
+    _, real, fake, critic = discriminator_step(state)
+    adversarial = state.loss.generator_loss(critic, fake)
+    expected = adversarial + 3.0 * mmd_squared(real, fake)
+    torch.testing.assert_close(generator_objective(state, real, fake, critic), expected)
 
 
 def test_cli_takes_a_comma_separated_list(capsys):
