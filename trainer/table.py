@@ -105,6 +105,8 @@ ABLATION_METHODS = (
     "mmd",
     "wgan-gp-mmd",
     "mbstd-mmd",
+    "mmd-g-ema",
+    "mmd-noise",
 )
 METHOD_LABELS = {
     "gan": "GAN (non-saturating, no fix)",
@@ -144,6 +146,8 @@ METHOD_LABELS = {
     "mmd": "MMD^2 added to G's loss (Gaussian kernels, 0.005-5.12)",
     "wgan-gp-mmd": "WGAN-GP + MMD^2 in G's loss",
     "mbstd-mmd": "Minibatch stddev + MMD^2 in G's loss",
+    "mmd-g-ema": "MMD^2 in G's loss + G weight EMA (0.999)",
+    "mmd-noise": "MMD^2 in G's loss + noise injection",
     "pacgan-paper-gan": "GAN, PacGAN's 2-D setup (BN G, maxout D)",
     "pacgan-paper-pacgan2": "PacGAN2, PacGAN's 2-D setup (2 independent batches)",
     "pacgan-paper-pacgan3": "PacGAN3, PacGAN's 2-D setup (3 independent batches)",
