@@ -49,7 +49,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from trainer.datasets.registry import IMAGE_DATASETS
+from trainer.datasets.registry import IMAGE_DATASETS, get_dataset
 from trainer.devices import full_precision
 from trainer.distributed import local_rows
 from trainer.losses import Critic
@@ -78,6 +78,7 @@ class MitigationSettings(Protocol):
     mbd_kernel_dim: int
     instance_noise_std: float
     classes: int
+    latent_dim: int
     mmd_weight: float
     fourier_features: int
     fourier_max_frequency: float
@@ -195,6 +196,12 @@ class MaximumMeanDiscrepancy(Mitigation):
 class NoiseInjection(Mitigation):
     def check(self, config: MitigationSettings) -> None:
         point_only("noise-injection", config)
+        dim = get_dataset(config.dataset).dim  # a point dataset: cheap to build
+        if config.latent_dim <= dim:
+            raise ValueError(
+                f"noise-injection takes the last {dim} latent axes as output noise, so "
+                f"latent_dim must be at least {dim + 1}, got {config.latent_dim}"
+            )
         if config.classes:
             raise ValueError(
                 "noise-injection takes the last latent axes as output noise, where a "
