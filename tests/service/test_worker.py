@@ -81,7 +81,9 @@ def test_a_worker_leaves_a_connection_to_one_holding_fewer_then_takes_it(
     a.accept(None)  # level again: a takes it
     assert (a.nr_conns, b.nr_conns, a.deferring_since) == (2, 1, None)
     now = time.monotonic()
-    a.deferring_since = now - worker.DEFER_S  # left waiting that long: taken all the same
+    # left waiting twice that long: taken all the same (exactly DEFER_S ago can round to a
+    # hair under it, depending on the clock's value)
+    a.deferring_since = now - 2 * worker.DEFER_S
     monkeypatch.setattr(worker.time, "monotonic", lambda: now)
     a.accept(None)
     assert a.nr_conns == 3

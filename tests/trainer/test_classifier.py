@@ -221,12 +221,21 @@ def test_a_later_reference_is_written_from_the_classifier_already_there(exported
 @pytest.mark.parametrize("name", ["stacked-digits", "stacked-digits4"])
 def test_the_bundled_classifier_writes_the_bundled_reference_again(tmp_path, name):
     """classifier-reference from the bundled classifier gives the bundled reference object,
-    features' sha256 included: stacked-digits (written by `classifier`) bit for bit, and
-    stacked-digits4 as committed."""
+    and the bundled features to float32 rounding. Not bit for bit: onnxruntime's kernels round
+    differently on different CPUs (an AMD EPYC machine differs from the committed file in 22%
+    of the values, by at most 1e-5 on values up to 26), so the features' sha256 may differ."""
     shutil.copytree(REFERENCE_MODELS / "digit-classifier", tmp_path / "digit-classifier")
     card = json.loads(export_classifier_reference(name, tmp_path).read_text())
     bundled = json.loads((REFERENCE_MODELS / name / "card.json").read_text())
-    assert card["reference"] == bundled["reference"]
+    written, committed = card["reference"], bundled["reference"]
+    features_file = committed["features"]["file"]
+    for reference in (written, committed):
+        reference["features"] = {k: v for k, v in reference["features"].items() if k != "sha256"}
+    assert written == committed
+    features = np.load(tmp_path / name / features_file)
+    expected = np.load(REFERENCE_MODELS / name / features_file)
+    assert features.dtype == expected.dtype and features.shape == expected.shape
+    np.testing.assert_allclose(features, expected, rtol=0, atol=1e-4)
 
 
 def test_the_bundled_stacked_digits4_reference_reads_real_stacks():
