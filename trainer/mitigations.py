@@ -53,6 +53,7 @@ from trainer.datasets.registry import IMAGE_DATASETS, get_dataset
 from trainer.devices import full_precision
 from trainer.distributed import local_rows
 from trainer.losses import Critic
+from trainer.nets.mlp import squared_distances
 from trainer.registry import Registry
 
 MITIGATIONS: Registry[type["Mitigation"]] = Registry("mitigation")
@@ -326,8 +327,7 @@ def mmd_squared(
     scales = torch.tensor(bandwidths, device=fake.device).pow(2).mul(-2.0).reciprocal()
 
     def kernel_mean(a: Tensor, b: Tensor, same: bool) -> Tensor:
-        squared = (a.unsqueeze(1) - b.unsqueeze(0)).pow(2).sum(dim=2)  # [len(a), len(b)]
-        k = torch.exp(squared.unsqueeze(-1) * scales).sum(dim=-1)
+        k = torch.exp(squared_distances(a, b).unsqueeze(-1) * scales).sum(dim=-1)
         if not same:
             return k.mean()
         n = a.shape[0]  # the unbiased estimate leaves out each sample's own term

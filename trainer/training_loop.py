@@ -275,18 +275,21 @@ def real_batch(state: TrainState, rows: int) -> tuple[Tensor, Tensor | None]:
     return labelled_rows(dataset, rng, rows, classes, state.placement.device)
 
 
-def generator_objective(
-    state: TrainState, real: Tensor, fake: Tensor, critic: Critic, mmd: bool = True
-) -> Tensor:
-    """G's loss: feature matching, or the loss against the critic (D, or a conditional D given
-    the batch's labels; unrolled when that mitigation is on), plus the weighted MMD^2 of the
-    batches with "mmd" (when `mmd`)."""
+def generator_objective(state: TrainState, real: Tensor, fake: Tensor, critic: Critic) -> Tensor:
+    """G's loss: the adversarial one (adversarial_objective), plus mmd_weight x the batches'
+    MMD^2 with "mmd"."""
+    loss = adversarial_objective(state, real, fake, critic)
+    if "mmd" in state.config.mitigations:
+        loss = loss + state.config.mmd_weight * mmd_squared(real, fake)
+    return loss
+
+
+def adversarial_objective(state: TrainState, real: Tensor, fake: Tensor, critic: Critic) -> Tensor:
+    """Feature matching, or the loss against the critic (D, or a conditional D given the
+    batch's labels; unrolled when that mitigation is on)."""
     config, discriminator = state.config, state.discriminator
     if "feature-matching" in config.mitigations:  # replaces the adversarial loss (Salimans 2016)
         return feature_matching_loss(discriminator, real, fake)
-    if mmd and "mmd" in config.mitigations:  # the adversarial loss plus the batches' MMD^2
-        adversarial = generator_objective(state, real, fake, critic, mmd=False)
-        return adversarial + config.mmd_weight * mmd_squared(real, fake)
     if "unrolled" not in config.mitigations:
         return state.loss.generator_loss(critic, fake)
     with full_precision(fake):  # differentiates through K differentiable D steps: float32

@@ -150,6 +150,12 @@ class FourierFeatures(nn.Module):
         return torch.cat([x, torch.sin(phase), torch.cos(phase)], dim=1)
 
 
+def squared_distances(a: Tensor, b: Tensor) -> Tensor:
+    """||a_i - b_j||^2 for rows a [n, d] and b [m, d]: [n, m] (differentiable everywhere, unlike
+    torch.cdist's square root at 0)."""
+    return (a.unsqueeze(1) - b.unsqueeze(0)).pow(2).sum(dim=2)
+
+
 class NearestNeighbourDistance(nn.Module):
     """x [batch, dim] -> [batch, dim + 1]: each sample joined by log of its distance to the
     nearest other sample of its batch (this project's minibatch feature, in the family of
@@ -161,7 +167,7 @@ class NearestNeighbourDistance(nn.Module):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        squared = (x.unsqueeze(0) - x.unsqueeze(1)).pow(2).sum(dim=2)  # [batch, batch]
+        squared = squared_distances(x, x)
         eye = torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
         nearest = squared.masked_fill(eye, float("inf")).amin(dim=1)
         # log of the distance, finite with a finite gradient where two samples coincide
@@ -226,10 +232,9 @@ class MLPDiscriminator(nn.Module):
     """D(x): x [batch, in_dim] float32 -> logits [batch / pack] float32 (real > 0).
 
     Layout: optional nearest-neighbour distance (+1) -> optional Fourier features (+2 x
-    fourier_features per sample) -> pack -> body (depth
-    x Linear + LeakyReLU(0.2), or maxout units of `maxout_pieces` pieces; the penultimate
-    `features`) -> optional minibatch discrimination (+kernels) -> optional minibatch stddev
-    (+1) -> head.
+    fourier_features per sample) -> pack -> body (depth x Linear + LeakyReLU(0.2), or maxout
+    units of `maxout_pieces` pieces; the penultimate `features`) -> optional minibatch
+    discrimination (+kernels) -> optional minibatch stddev (+1) -> head.
     """
 
     def __init__(
@@ -250,9 +255,8 @@ class MLPDiscriminator(nn.Module):
         super().__init__()
         self.pack = pack
         self.nearest = NearestNeighbourDistance() if nearest_neighbour else None
+        in_dim += 1 if nearest_neighbour else 0
         self.fourier = None
-        if nearest_neighbour:
-            in_dim += 1
         if fourier_features > 0:
             self.fourier = FourierFeatures(in_dim, fourier_features, fourier_max_frequency)
             in_dim += 2 * fourier_features
