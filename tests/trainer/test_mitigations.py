@@ -13,6 +13,7 @@ from trainer.config import TrainConfig, resolve_config
 from trainer.losses import LOSSES
 from trainer.mitigations import (
     MITIGATIONS,
+    GaussianKernelSum,
     feature_matching_loss,
     instance_noise_std,
     mmd_squared,
@@ -250,6 +251,20 @@ def test_mmd_squared_is_gretton_et_al_s_unbiased_estimate():
     assert value.item() == pytest.approx(expected, rel=1e-5)
     value.backward()
     assert torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
+
+
+def test_the_kernel_sum_s_gradient_is_autograd_s_and_far_pairs_underflow_to_nothing():
+    generator = torch.Generator().manual_seed(2)
+    squared = (4 * torch.rand(6, 5, generator=generator, dtype=torch.float64)).requires_grad_(True)
+    scales = torch.tensor([-2.0, -0.5, -0.02], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda d: GaussianKernelSum.apply(d, scales), (squared,))
+    direct = torch.exp(squared.detach().unsqueeze(-1) * scales).sum(dim=-1)
+    torch.testing.assert_close(GaussianKernelSum.apply(squared, scales), direct)
+    far = torch.tensor([[0.0, 1e4]], requires_grad=True)  # exp(-1e4 / (2 * 0.05^2)) is 0 in float32
+    kernel = GaussianKernelSum.apply(far, torch.tensor([-200.0], dtype=torch.float64))
+    kernel.sum().backward()
+    assert kernel[0, 0].item() == 1.0 and 0.0 <= kernel[0, 1].item() < 1e-37
+    assert far.grad[0, 1].abs().item() < 1e-34
 
 
 def test_mmd_pushes_a_tight_batch_apart_and_is_near_zero_for_the_same_distribution():
