@@ -47,6 +47,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torch.func import functional_call
 
 from trainer.datasets.registry import IMAGE_DATASETS, get_dataset
@@ -339,6 +340,7 @@ class GaussianKernelSum(torch.autograd.Function):
         return kernel
 
     @staticmethod
+    @once_differentiable  # G's loss is differentiated once; a second time would raise
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         (slope,) = ctx.saved_tensors
         return grad * slope, None
