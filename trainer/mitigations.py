@@ -325,14 +325,14 @@ SMALLEST_EXPONENT = -87.0
 
 
 class GaussianKernelSum(torch.autograd.Function):
-    """squared [n, m], scales [S] (-1 / (2 s^2) per bandwidth) -> sum_s exp(scales_s * squared)
-    [n, m]. Forward also keeps the derivative sum_s scales_s exp(scales_s * squared), so backward
+    """squared [n, m], scales (-1 / (2 s^2) for each bandwidth s) -> sum_s exp(scale_s * squared)
+    [n, m]. Forward also keeps the derivative sum_s scale_s exp(scale_s * squared), so backward
     is one product instead of autograd's pass over the [S, n, m] exponentials."""
 
     @staticmethod
-    def forward(ctx: Any, squared: Tensor, scales: Tensor) -> Tensor:
+    def forward(ctx: Any, squared: Tensor, scales: tuple[float, ...]) -> Tensor:
         kernel, slope = torch.zeros_like(squared), torch.zeros_like(squared)
-        for scale in scales.tolist():
+        for scale in scales:
             term = torch.exp((squared * scale).clamp_(min=SMALLEST_EXPONENT))
             kernel += term
             slope += term.mul_(scale)
@@ -353,7 +353,7 @@ def mmd_squared(
     (flattened), kernel sum_s exp(-||a - b||^2 / (2 s^2)); scalar, in float32. Gradients reach
     `fake` (real is a constant)."""
     real, fake = real.detach().flatten(1).float(), fake.flatten(1).float()
-    scales = torch.tensor(bandwidths, dtype=torch.float64).pow(2).mul(-2.0).reciprocal()
+    scales = tuple(-1.0 / (2.0 * s * s) for s in bandwidths)
 
     def kernel_mean(a: Tensor, b: Tensor, same: bool) -> Tensor:
         k = GaussianKernelSum.apply(squared_distances(a, b), scales)

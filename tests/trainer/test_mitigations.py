@@ -256,12 +256,12 @@ def test_mmd_squared_is_gretton_et_al_s_unbiased_estimate():
 def test_the_kernel_sum_s_gradient_is_autograd_s_and_far_pairs_underflow_to_nothing():
     generator = torch.Generator().manual_seed(2)
     squared = (4 * torch.rand(6, 5, generator=generator, dtype=torch.float64)).requires_grad_(True)
-    scales = torch.tensor([-2.0, -0.5, -0.02], dtype=torch.float64)
+    scales = (-2.0, -0.5, -0.02)
     assert torch.autograd.gradcheck(lambda d: GaussianKernelSum.apply(d, scales), (squared,))
-    direct = torch.exp(squared.detach().unsqueeze(-1) * scales).sum(dim=-1)
+    direct = torch.exp(squared.detach().unsqueeze(-1) * torch.tensor(scales)).sum(dim=-1)
     torch.testing.assert_close(GaussianKernelSum.apply(squared, scales), direct)
     far = torch.tensor([[0.0, 1e4]], requires_grad=True)  # exp(-1e4 / (2 * 0.05^2)) is 0 in float32
-    kernel = GaussianKernelSum.apply(far, torch.tensor([-200.0], dtype=torch.float64))
+    kernel = GaussianKernelSum.apply(far, (-200.0,))
     kernel.sum().backward()
     assert kernel[0, 0].item() == 1.0 and 0.0 <= kernel[0, 1].item() < 1e-37
     assert far.grad[0, 1].abs().item() < 1e-34
