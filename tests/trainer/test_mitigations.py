@@ -258,7 +258,8 @@ def test_the_kernel_sum_s_gradient_is_autograd_s_and_far_pairs_underflow_to_noth
     squared = (4 * torch.rand(6, 5, generator=generator, dtype=torch.float64)).requires_grad_(True)
     scales = (-2.0, -0.5, -0.02)
     assert torch.autograd.gradcheck(lambda d: GaussianKernelSum.apply(d, scales), (squared,))
-    direct = torch.exp(squared.detach().unsqueeze(-1) * torch.tensor(scales)).sum(dim=-1)
+    direct = torch.exp(squared.detach().unsqueeze(-1) * torch.tensor(scales, dtype=torch.float64))
+    direct = direct.sum(dim=-1)
     torch.testing.assert_close(GaussianKernelSum.apply(squared, scales), direct)
     far = torch.tensor([[0.0, 1e4]], requires_grad=True)  # exp(-1e4 / (2 * 0.05^2)) is 0 in float32
     kernel = GaussianKernelSum.apply(far, (-200.0,))
