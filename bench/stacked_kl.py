@@ -29,7 +29,8 @@ import torch
 
 from lab.cards import newest_version, read_card
 from lab.classify import classify
-from lab.diagnostics.classifier import confidence_threshold
+from lab.diagnostics.classifier import classified_modes, confidence_threshold
+from lab.diagnostics.statistics import kl_divergences
 from lab.sampling import file_drawer
 from service.config import REPO_MODELS
 from trainer.datasets import get_dataset
@@ -40,9 +41,9 @@ DIGITS = 10
 
 
 def kl_uniform(counts: np.ndarray) -> float:
-    """KL(counts / sum || uniform) in nats over the histogram's bins (empty bins add 0)."""
-    q = counts[counts > 0] / counts.sum()
-    return float(np.sum(q * np.log(q * counts.size)))
+    """KL(counts / sum || uniform) in nats over the histogram's bins, as the report computes
+    its KL (lab.diagnostics.statistics.kl_divergences: empty bins add 0)."""
+    return kl_divergences(counts, np.full(counts.size, 1.0 / counts.size))[0]
 
 
 def split_kl(digits: np.ndarray) -> tuple[float, list[float]]:
@@ -89,7 +90,8 @@ def analyse(name: str, dataset_name: str) -> dict:
     images = source_images(name, dataset_name)
     probabilities, _ = classify(reference.session, reference.spec, images)
     digits = probabilities.argmax(axis=-1)  # [N, C]
-    confident = probabilities.max(axis=-1).prod(axis=-1) >= confidence_threshold(reference.spec)
+    _, confidence = classified_modes(probabilities)
+    confident = confidence >= confidence_threshold(reference.spec)
     channels = digits.shape[1]
     rate = [
         float(np.mean([confident[digits[:, c] == d].mean() for c in range(channels)]))
