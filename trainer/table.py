@@ -81,6 +81,8 @@ PACGAN_PAPER_METHODS = (
 # (5k steps, lr 1e-3 decayed linearly), each loss, G-EMA alone and with WGAN-GP at the same
 # steps. Beside "gan", "unrolled", "pacgan2", "pacgan4", "mbstd" and "wgan-gp" of METHODS (the
 # same base), they make one row per fix at one budget; a table takes them when --methods does.
+# "cgan-mmd" is the class-conditional GAN ("cgan", the same base with a class per mode) with
+# "mmd": the fix for its collapse inside the classes (docs/results/conditional.md).
 ABLATION_METHODS = (
     "hinge",
     "mbd",
@@ -107,6 +109,7 @@ ABLATION_METHODS = (
     "mbstd-mmd",
     "mmd-g-ema",
     "mmd-noise",
+    "cgan-mmd",
 )
 METHOD_LABELS = {
     "gan": "GAN (non-saturating, no fix)",
@@ -148,6 +151,7 @@ METHOD_LABELS = {
     "mbstd-mmd": "Minibatch stddev + MMD^2 in G's loss",
     "mmd-g-ema": "MMD^2 in G's loss + G weight EMA (0.999)",
     "mmd-noise": "MMD^2 in G's loss + noise injection",
+    "cgan-mmd": "Class-conditional GAN + MMD^2 in G's loss",
     "pacgan-paper-gan": "GAN, PacGAN's 2-D setup (BN G, maxout D)",
     "pacgan-paper-pacgan2": "PacGAN2, PacGAN's 2-D setup (2 independent batches)",
     "pacgan-paper-pacgan3": "PacGAN3, PacGAN's 2-D setup (3 independent batches)",

@@ -173,15 +173,25 @@ def test_vae_cells_train_with_the_vae_loop_and_record_active_dims(tmp_path):
     assert cells["seeds at the goal"] == f"{int(at_goal(result))} of 1"
 
 
-def test_conditional_cells_record_their_healthy_classes(tmp_path):
+@pytest.mark.parametrize("method", ["cgan", "cgan-mmd"])
+def test_conditional_cells_record_their_healthy_classes(tmp_path, method):
     tiny = {"steps": 30, "eval_every": 0, "snapshot_every": 0, "eval_samples": 400}
     tiny |= {"g_hidden": 16, "g_depth": 2, "d_hidden": 16, "d_depth": 2, "batch_size": 32}
-    runs = plan(["ring8"], ["cgan"], 1, tmp_path / "runs", {"ring8": tiny})
+    runs = plan(["ring8"], [method], 1, tmp_path / "runs", {"ring8": tiny})
     assert runs[0].config.classes == 8
     (result,) = execute(runs, jobs=1, progress=False)
     assert 0 <= result["classes_healthy"] <= 8
     cells = columns(section("ring8", summarise([result])))
     assert cells["healthy classes"] == f"{result['classes_healthy']:.1f} of 8"
+
+
+@pytest.mark.parametrize("benchmark, classes", [("ring8", 8), ("grid25", 25)])
+def test_the_conditional_mmd_cells_are_the_conditional_gan_with_mmd(tmp_path, benchmark, classes):
+    (cgan,) = plan([benchmark], ["cgan"], 1, tmp_path)
+    (with_mmd,) = plan([benchmark], ["cgan-mmd"], 1, tmp_path)
+    assert with_mmd.config.classes == classes
+    assert {**with_mmd.config.to_dict(), "mitigations": []} == cgan.config.to_dict()
+    assert list(with_mmd.config.mitigations) == ["mmd"]
 
 
 def test_a_run_of_another_recipe_in_the_runs_folder_starts_over(quick_table):
