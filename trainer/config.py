@@ -68,6 +68,9 @@ class TrainConfig:
     fourier_features: int = 64  # "fourier-features": random projections (sin and cos of each)
     fourier_max_frequency: float = 256.0  # ... at 1 to this many radians per data unit
     mmd_weight: float = 1.0  # "mmd": weight of MMD^2 in G's loss
+    # "mmd": multiplies the kernel bandwidths (trainer.mitigations.MMD_BANDWIDTHS, 0.005-5.12 data
+    # units, made for the 2-D mixtures); images need their own distances' scale
+    mmd_bandwidth_scale: float = 1.0
     g_ema_decay: float = 0.999  # "g-ema": weight of the old average per G step (Karras 2018)
     # Class-conditional G and D (trainer/nets/conditional.py): K classes splitting the dataset's
     # modes in order (lab.conditioning.class_modes), 0 for an unconditional GAN.
@@ -120,7 +123,7 @@ def check_config(config: TrainConfig) -> None:
         at_least_one=at_least_one,
         non_negative=("steps", "seed", "eval_every", "snapshot_every", "unroll_steps", "classes")
         + ("d_conv_width",),
-        positive=("lr_g", "lr_d", "fourier_max_frequency"),
+        positive=("lr_g", "lr_d", "fourier_max_frequency", "mmd_bandwidth_scale"),
     )
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(

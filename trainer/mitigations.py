@@ -28,7 +28,8 @@ pieces live here as plain functions the training loop calls:
 - "mmd" (the generator loss of Li et al. 2015 and Dziugaite et al. 2015, added to G's adversarial
   one): G also minimises `mmd_weight` x the unbiased squared maximum mean discrepancy (Gretton et
   al. 2012) between its batch and D's real batch, with a sum of Gaussian kernels of bandwidths
-  `MMD_BANDWIDTHS` (0.005 to 5.12 data units, doubling). The fakes' kernel term repels them from
+  `MMD_BANDWIDTHS` (0.005 to 5.12 data units, doubling) times `mmd_bandwidth_scale` (1 for the
+  2-D mixtures; images set their distances' scale). The fakes' kernel term repels them from
   one another at every scale, and its minimum is the data's distribution, so it pulls against a
   D that rewards the centre of a mode.
 - "noise-injection" (StyleGAN's noise inputs, Karras et al. 2019, Sec. 3.2, at G's output): the

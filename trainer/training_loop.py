@@ -36,6 +36,7 @@ from trainer.distributed import (
 from trainer.evaluation import diagnose_samples, papers_rule, protocol_numbers
 from trainer.losses import Critic, GANLoss, get_loss
 from trainer.mitigations import (
+    MMD_BANDWIDTHS,
     add_instance_noise,
     architecture_args,
     diff_augment,
@@ -277,10 +278,12 @@ def real_batch(state: TrainState, rows: int) -> tuple[Tensor, Tensor | None]:
 
 def generator_objective(state: TrainState, real: Tensor, fake: Tensor, critic: Critic) -> Tensor:
     """G's loss: the adversarial one (adversarial_objective), plus mmd_weight x the batches'
-    MMD^2 with "mmd"."""
+    MMD^2 with "mmd" (kernel bandwidths MMD_BANDWIDTHS x mmd_bandwidth_scale)."""
+    config = state.config
     loss = adversarial_objective(state, real, fake, critic)
-    if "mmd" in state.config.mitigations:
-        loss = loss + state.config.mmd_weight * mmd_squared(real, fake)
+    if "mmd" in config.mitigations:
+        bandwidths = tuple(config.mmd_bandwidth_scale * s for s in MMD_BANDWIDTHS)
+        loss = loss + config.mmd_weight * mmd_squared(real, fake, bandwidths)
     return loss
 
 

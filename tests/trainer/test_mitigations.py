@@ -13,6 +13,7 @@ from trainer.config import TrainConfig, resolve_config
 from trainer.losses import LOSSES
 from trainer.mitigations import (
     MITIGATIONS,
+    MMD_BANDWIDTHS,
     GaussianKernelSum,
     feature_matching_loss,
     instance_noise_std,
@@ -149,6 +150,7 @@ def test_r1_penalty_is_zero_for_a_constant_d():
         ({"mitigations": ("unrolled", "feature-matching")}, "choose one"),
         ({"mitigations": ("mmd", "feature-matching")}, "choose one"),
         ({"mitigations": ("mmd",), "mmd_weight": -1.0}, "mmd_weight"),
+        ({"mitigations": ("mmd",), "mmd_bandwidth_scale": 0.0}, "mmd_bandwidth_scale"),
         ({"mitigations": ("diffaugment",)}, "not an image dataset"),
         ({"mitigations": ("noise-injection",), "latent_dim": 4, "classes": 4}, "classes 0"),
         ({"mitigations": ("noise-injection",)}, "latent_dim must be at least 3, got 2"),
@@ -285,6 +287,16 @@ def test_mmd_adds_to_the_adversarial_loss(tiny_config):
     adversarial = state.loss.generator_loss(critic, fake)
     expected = adversarial + 3.0 * mmd_squared(real, fake)
     torch.testing.assert_close(generator_objective(state, real, fake, critic), expected)
+
+
+def test_mmd_bandwidth_scale_widens_every_kernel(tiny_config):
+    state = build(mitigated(tiny_config, "mmd", mmd_weight=3.0, mmd_bandwidth_scale=4.0))
+    _, real, fake, critic = discriminator_step(state)
+    adversarial = state.loss.generator_loss(critic, fake)
+    wide = tuple(4.0 * s for s in MMD_BANDWIDTHS)
+    expected = adversarial + 3.0 * mmd_squared(real, fake, wide)
+    torch.testing.assert_close(generator_objective(state, real, fake, critic), expected)
+    assert not torch.allclose(mmd_squared(real, fake, wide), mmd_squared(real, fake))
 
 
 def test_cli_takes_a_comma_separated_list(capsys):
