@@ -11,8 +11,10 @@ says some digits are drawn, or confidently drawn, more often than others, whiche
 sit in; a TC well above it says stacks are missing or repeated beyond what the digits explain.
 
 For each source, 26,000 images (seed 0): a bundled model drawn as the service draws it (its
-card's newest version, default settings), or `real` (the dataset's own class-balanced
-sampler, torch seed 0), classified by the bundled classifier reference as the collapse table
+card's newest version, default settings), a GAN run's checkpoint (a folder holding
+checkpoint.pt, its sampling generator on the same latents and, when conditional, the labels the
+service draws by default), or `real` (the dataset's own class-balanced sampler, torch seed 0),
+classified by the bundled classifier reference as the collapse table
 does (trainer.evaluation). Both counts: the confident samples (the project's high-quality rule)
 and every sample (the papers' argmax count). Beside each, an exact sampler with as many samples
 (mean of 5 draws, numpy seeds 0-4). Prints a markdown table, then each source's confident rate
@@ -20,9 +22,11 @@ per digit (the share of samples whose channel shows that digit that pass the con
 averaged over channels) and each channel's digit shares counting every sample (%).
 
     python -m bench.stacked_kl real stacked-digits-r1-ema stacked-digits-edm
+    python -m bench.stacked_kl stacked-digits-cgan runs/table/stacked-digits/cgan/seed1
 """
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,8 +37,10 @@ from lab.diagnostics.classifier import classified_modes, confidence_threshold
 from lab.diagnostics.statistics import kl_divergences
 from lab.sampling import file_drawer
 from service.config import REPO_MODELS
+from trainer.config import TrainConfig
 from trainer.datasets import get_dataset
 from trainer.evaluation import classifier_reference
+from trainer.training_loop import build
 
 SAMPLES, SEED, EXACT_DRAWS = 26_000, 0, 5
 DIGITS = 10
@@ -70,10 +76,13 @@ def exact_split(n: int, channels: int) -> tuple[float, float]:
 
 
 def source_images(name: str, dataset_name: str) -> np.ndarray:
-    """SAMPLES images of a bundled model (its newest version) or of the data (`real`)."""
+    """SAMPLES images of a bundled model (its newest version), of a GAN run's checkpoint or of
+    the data (`real`)."""
     if name == "real":
         dataset = get_dataset(dataset_name)
         return dataset.sample(SAMPLES, torch.Generator().manual_seed(SEED)).numpy()
+    if (Path(name) / "checkpoint.pt").is_file():
+        return run_images(Path(name), dataset_name)
     card = read_card(REPO_MODELS / name)
     if card is None:
         raise SystemExit(f"no bundled model {name!r} under {REPO_MODELS}")
@@ -81,6 +90,19 @@ def source_images(name: str, dataset_name: str) -> np.ndarray:
         raise SystemExit(f"{name!r} was trained on {card.get('dataset')!r}, not {dataset_name!r}")
     draw = file_drawer(REPO_MODELS / name, card, newest_version(card)["version"])
     return draw(SAMPLES, SEED)
+
+
+def run_images(run_dir: Path, dataset_name: str) -> np.ndarray:
+    """SAMPLES images of a GAN run's checkpoint, drawn as its export would serve them."""
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    config = TrainConfig(**checkpoint["config"])
+    if config.dataset != dataset_name:
+        raise SystemExit(
+            f"{str(run_dir)!r} was trained on {config.dataset!r}, not {dataset_name!r}"
+        )
+    state = build(config)
+    state.load_state_dict(checkpoint)
+    return state.samples(SAMPLES, SEED)
 
 
 def analyse(name: str, dataset_name: str) -> dict:
@@ -112,7 +134,9 @@ def analyse(name: str, dataset_name: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sources", nargs="+", help="bundled model names, or `real`")
+    parser.add_argument(
+        "sources", nargs="+", help="bundled model names, GAN run folders, or `real`"
+    )
     parser.add_argument("--dataset", default="stacked-digits")
     args = parser.parse_args()
     results = {name: analyse(name, args.dataset) for name in args.sources}

@@ -1,9 +1,14 @@
 """bench.stacked_kl: KL against the uniform stacks splits into the channels' marginals and TC."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
-from bench.stacked_kl import exact_split, kl_uniform, split_kl
+from bench.stacked_kl import SAMPLES, SEED, exact_split, kl_uniform, source_images, split_kl
+from trainer.config import TrainConfig
+from trainer.training_loop import build, training_loop
 
 
 def test_kl_uniform_of_a_point_mass_and_of_an_even_histogram():
@@ -40,3 +45,36 @@ def test_an_exact_sampler_scores_about_k_minus_1_over_2n():
     kl, marginal = exact_split(26_000, 3)
     assert kl == pytest.approx(999 / (2 * 26_000), rel=0.1)
     assert marginal == pytest.approx(3 * 9 / (2 * 26_000), rel=0.5)
+
+
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-step class-conditional DCGAN run on stacked digits (shared, read-only)."""
+    config = TrainConfig(
+        dataset="stacked-digits",
+        arch="dcgan",
+        latent_dim=8,
+        conv_width=8,
+        batch_size=16,
+        steps=4,
+        eval_every=0,
+        snapshot_every=0,
+        classes=10,
+    )
+    run_dir = tmp_path_factory.mktemp("run")
+    training_loop(config, run_dir, progress=False)
+    return run_dir
+
+
+def test_a_run_folder_is_drawn_as_its_export_serves_it(conditional_run):
+    checkpoint = torch.load(conditional_run / "checkpoint.pt", weights_only=True)
+    state = build(TrainConfig(**checkpoint["config"]))
+    state.load_state_dict(checkpoint)
+    images = source_images(str(conditional_run), "stacked-digits")
+    assert images.shape == (SAMPLES, 3, 8, 8)
+    np.testing.assert_array_equal(images[:64], state.samples(SAMPLES, SEED)[:64])
+
+
+def test_a_run_on_another_dataset_is_refused(conditional_run):
+    with pytest.raises(SystemExit, match="trained on 'stacked-digits', not 'digits'"):
+        source_images(str(conditional_run), "digits")
