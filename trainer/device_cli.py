@@ -1,11 +1,13 @@
-"""The `train` command's placement: --device and --amp, and the run under torchrun (one process
-per rank, rank 0 writing). The flags are run-time choices, never part of the recipe
-(trainer.devices)."""
+"""The `train` command's placement: --device, --amp and --threads, and the run under torchrun
+(one process per rank, rank 0 writing). The flags are run-time choices, never part of the
+recipe (trainer.devices)."""
 
 import argparse
 from pathlib import Path
 
-from trainer.cli_tools import or_usage_error
+import torch
+
+from trainer.cli_tools import or_usage_error, positive_int
 from trainer.devices import AMP_MODES
 from trainer.distributed import (
     check_same_start,
@@ -20,7 +22,7 @@ from trainer.runs import RunConfig, check_run_dir, train
 
 
 def add_device_flags(parser: argparse.ArgumentParser) -> None:
-    """--device and --amp for `train`."""
+    """--device, --amp and --threads for `train`."""
     parser.add_argument(
         "--device",
         default="auto",
@@ -33,6 +35,12 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="bfloat16 autocast around the training step's forward passes: auto = on for CUDA "
         "with bfloat16, off on the CPU (default auto)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        help="torch's CPU threads for this run (default: torch's, one per core); 1 when runs "
+        "share the machine, as `table` gives each of its runs",
     )
 
 
@@ -47,6 +55,8 @@ def train_placed(
     launched by torchrun. A device that cannot run here, a batch that does not split across the
     ranks, a run dir of another recipe or process count, or one that some ranks do not see:
     usage errors on every rank. Returns True for the writer (rank 0), the one that reports."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
     placement = or_usage_error(args, init_placement, args.device, args.amp)
     try:
         resume = not args.no_resume

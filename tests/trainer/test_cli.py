@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers import run_main
 
@@ -41,6 +42,7 @@ def test_flags_override_the_preset(capsys, tmp_path):
         (["train", "ring8-vae", "--sigma-max", "3"], "sigma_max (score-model): settings not"),
         (["train", "ring8-gan", "--steps", "-5"], "steps must be >= 0"),
         (["train", "ring8-gan", "--steps", "ten"], "invalid int value"),
+        (["train", "ring8-gan", "--threads", "0"], "must be >= 1"),
         (["export", "/nonexistent/run", "--name", "x"], "no checkpoint.pt"),
         (["export", "/tmp", "--name", "x", "--version", "0"], "must be >= 1"),
         (["reference", "ring9"], "invalid choice"),
@@ -80,3 +82,15 @@ def test_train_refuses_to_resume_another_recipe(capsys, trained_run, tmp_path):
     argv = ["train", "ring8-gan", "--run-dir", str(tmp_path), "--no-progress"]
     status, _, err = run_main(argv, capsys)
     assert status == 2 and "cannot resume: config changed" in err
+
+
+def test_threads_sets_torchs_cpu_threads_for_the_run(capsys, tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        argv = ["train", "ring8-gan", "--steps", "2", "--eval-every", "0", "--threads", "1"]
+        status, out, _ = run_main(argv + ["--run-dir", str(tmp_path), "--no-progress"], capsys)
+        assert status == 0 and (tmp_path / "checkpoint.pt").is_file()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
