@@ -83,6 +83,7 @@ from trainer.monitor_cli import (
     monitor_options,
 )
 from trainer.nets import ARCHITECTURES, SCORE_NETWORKS, VAE_NETWORKS
+from trainer.nets.conditional import PROJECTION_INITS
 from trainer.settings import preset_names
 from trainer.table import (
     ABLATION_METHODS,
@@ -100,6 +101,7 @@ CHOICES = {
     "dataset": DATASETS.names(),
     "arch": sorted({*ARCHITECTURES.names(), *SCORE_NETWORKS.names(), *VAE_NETWORKS.names()}),
     "loss": LOSSES.names(),
+    "projection_init": PROJECTION_INITS,
 }
 # `table`'s default (runs folder, output folder), full and --quick: runs/ is git-ignored.
 TABLE_DIRS = {

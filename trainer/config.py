@@ -13,6 +13,7 @@ from trainer.datasets import DATASETS, IMAGE_DATASETS
 from trainer.losses import LOSSES
 from trainer.mitigations import PACK_MODES, check_mitigations
 from trainer.nets import ARCHITECTURES
+from trainer.nets.conditional import PROJECTION_INITS
 from trainer.settings import check_ranges, check_same_recipe, resolve_fields
 
 IMAGE_ARCHITECTURES = ("dcgan",)  # the others take points [batch, dim]
@@ -76,6 +77,9 @@ class TrainConfig:
     # modes in order (lab.conditioning.class_modes), 0 for an unconditional GAN.
     classes: int = 0
     class_embed_dim: int = 16  # width of G's label embedding, joined to z
+    # init of D's class embedding (trainer.nets.conditional.PROJECTION_INITS): "normal" (N(0, 1),
+    # nn.Embedding's) or "glorot" (Glorot uniform, the projection paper's code)
+    projection_init: str = "normal"
     # A pool file of the dataset's points with per-point weights (trainer/datasets/weighted.py,
     # written by `trainer boost`: AdaGAN's reweighted data); "": draw from the dataset itself.
     data_weights: str = ""
@@ -148,8 +152,18 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(
             f"d_conv_width sets the 'dcgan' D's channels; arch {config.arch!r} has d_hidden"
         )
+    if config.projection_init not in PROJECTION_INITS:
+        raise ValueError(
+            f"unknown projection_init {config.projection_init!r}; choose from "
+            f"{', '.join(PROJECTION_INITS)}"
+        )
     if config.classes:
         check_classes(config)
+    elif config.projection_init != "normal":
+        raise ValueError(
+            "projection_init initialises a class-conditional D's class embedding; "
+            "set classes > 0, or leave projection_init 'normal'"
+        )
     if config.data_weights and config.classes:
         raise ValueError("data_weights reweights points, not classes: use classes 0 with it")
 

@@ -48,7 +48,7 @@ from trainer.mitigations import (
     r1_penalty,
     unrolled_critic,
 )
-from trainer.nets.conditional import build_networks
+from trainer.nets.conditional import build_networks, init_projection
 from trainer.runs import derive_seeds, train, update_ema
 
 Dataset = GaussianMixture | ImageDataset | WeightedPool
@@ -190,6 +190,8 @@ def build(config: TrainConfig, placement: Placement | None = None) -> TrainState
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
         torch.manual_seed(init_seed)
         generator, discriminator = build_networks(architecture)
+        if config.classes:  # D's class embedding, after the rest: their init is unchanged
+            init_projection(discriminator, config.projection_init)
     generator, discriminator = generator.to(placement.device), discriminator.to(placement.device)
     if placement.amp:
         float32_outputs(generator, discriminator)

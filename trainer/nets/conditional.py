@@ -3,7 +3,8 @@
 G(z, y) = G_base([z, e_G(y)]): the base generator with latent_dim + class_embed_dim inputs, the
 label's learned embedding joined to z (the cGAN input of Mirza & Osindero 2014).
 D(x, y) = head(phi(x)) + <e_D(y), phi(x)>: the projection discriminator (Miyato & Koyama 2018,
-Eq. 3), phi the base D's penultimate `features`, e_D a learned embedding of phi's width. The
+Eq. 3), phi the base D's penultimate `features`, e_D a learned embedding of phi's width
+(initialised by the config's `projection_init`: init_projection). The
 base D's minibatch layers and spectral norm stay as they are (the embedding e_D is spectrally
 normalised too when D is, as in the paper's code); packing, which joins several samples (and
 so several labels) into one D input, is not combined with conditioning.
@@ -16,11 +17,16 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from trainer.nets.registry import ARCHITECTURES
 
 CONDITIONAL_ARGS = ("classes", "class_embed_dim")
+# e_D's init: "normal" is nn.Embedding's N(0, 1), which every conditional run before 2026-12-08
+# used; "glorot" is the paper's code's (pfnet-research/sngan_projection, dis_models: the
+# projection's SNEmbedID takes initialW=GlorotUniform()), U(-a, a) with a = sqrt(6 / (K + width)).
+PROJECTION_INITS = ("normal", "glorot")
 
 
 class ConditionalGenerator(nn.Module):
@@ -54,6 +60,23 @@ class ProjectionDiscriminator(nn.Module):
         phi = self.base.features(x)
         unconditional = self.base.head(self.base.batch_layers(phi)).squeeze(-1)
         return unconditional + (self.embedding(labels) * phi).sum(dim=-1)
+
+
+def init_projection(discriminator: ProjectionDiscriminator, scheme: str) -> None:
+    """Initialise D's class embedding e_D in place by `scheme` (PROJECTION_INITS): "normal"
+    leaves nn.Embedding's N(0, 1); "glorot" draws Glorot uniform from torch's global RNG. With
+    N(0, 1) the projection term starts tens of times larger than head(phi) (stacked digits:
+    phi 512 wide); Glorot's bound, 0.106 there, starts it near head(phi)'s scale."""
+    if scheme == "normal":
+        return
+    embedding = discriminator.embedding
+    weight = (
+        embedding.parametrizations.weight.original  # the raw weight under spectral norm
+        if parametrize.is_parametrized(embedding, "weight")
+        else embedding.weight
+    )
+    with torch.no_grad():
+        nn.init.xavier_uniform_(weight)
 
 
 def feature_width(discriminator: nn.Module, args: dict[str, Any]) -> int:
