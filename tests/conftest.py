@@ -8,6 +8,24 @@ import pytest
 
 from service.app import create_app
 from tests.helpers import make_config, train_and_export, train_and_export_score
+from trainer.config import TrainConfig
+
+
+@pytest.fixture(scope="session")
+def tiny_image_config() -> TrainConfig:
+    """A DCGAN on stacked digits that trains in about a second, evaluated on 1,000 samples."""
+    return TrainConfig(
+        dataset="stacked-digits",
+        arch="dcgan",
+        latent_dim=8,
+        conv_width=8,
+        batch_size=16,
+        steps=6,
+        log_every=3,
+        eval_every=6,
+        snapshot_every=3,
+        eval_samples=1000,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """bench.stacked_kl: KL against the uniform stacks splits into the channels' marginals and TC."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,19 +49,9 @@ def test_an_exact_sampler_scores_about_k_minus_1_over_2n():
 
 
 @pytest.fixture(scope="module")
-def conditional_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def conditional_run(tiny_image_config: TrainConfig, tmp_path_factory) -> Path:
     """A 4-step class-conditional DCGAN run on stacked digits (shared, read-only)."""
-    config = TrainConfig(
-        dataset="stacked-digits",
-        arch="dcgan",
-        latent_dim=8,
-        conv_width=8,
-        batch_size=16,
-        steps=4,
-        eval_every=0,
-        snapshot_every=0,
-        classes=10,
-    )
+    config = replace(tiny_image_config, steps=4, eval_every=0, snapshot_every=0, classes=10)
     run_dir = tmp_path_factory.mktemp("run")
     training_loop(config, run_dir, progress=False)
     return run_dir

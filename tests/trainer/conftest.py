@@ -30,23 +30,6 @@ def tiny_config() -> TrainConfig:
 
 
 @pytest.fixture(scope="session")
-def tiny_image_config() -> TrainConfig:
-    """A DCGAN on stacked digits that trains in about a second, evaluated on 1,000 samples."""
-    return TrainConfig(
-        dataset="stacked-digits",
-        arch="dcgan",
-        latent_dim=8,
-        conv_width=8,
-        batch_size=16,
-        steps=6,
-        log_every=3,
-        eval_every=6,
-        snapshot_every=3,
-        eval_samples=1000,
-    )
-
-
-@pytest.fixture(scope="session")
 def trained_run(tiny_config: TrainConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory trained once with tiny_config (shared, treat as read-only)."""
     run_dir = tmp_path_factory.mktemp("run")

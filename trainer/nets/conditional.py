@@ -24,8 +24,9 @@ from trainer.nets.registry import ARCHITECTURES
 
 CONDITIONAL_ARGS = ("classes", "class_embed_dim")
 # e_D's init: "normal" is nn.Embedding's N(0, 1), which every conditional GAN run before the
-# option existed used; "glorot" is the paper's code's (pfnet-research/sngan_projection, dis_models: the
-# projection's SNEmbedID takes initialW=GlorotUniform()), U(-a, a) with a = sqrt(6 / (K + width)).
+# option existed used; "glorot" is the paper's code's (pfnet-research/sngan_projection,
+# dis_models: the projection's SNEmbedID takes initialW=GlorotUniform()), U(-a, a) with
+# a = sqrt(6 / (K + width)).
 PROJECTION_INITS = ("normal", "glorot")
 
 
