@@ -16,18 +16,15 @@ from pathlib import Path
 import torch
 
 from lab.diagnostics.classes import Classes
-from trainer.config import TrainConfig
 from trainer.evaluation import diagnose_samples
-from trainer.training_loop import EVAL_SEED, build
+from trainer.training_loop import EVAL_SEED, restore
 
 VERDICTS = ("collapsed", "partial_collapse", "inconclusive", "healthy")
 
 
 def full_report(run_dir: Path) -> dict:
     """The full report of a GAN run's checkpoint on its evaluation batch."""
-    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
-    state = build(TrainConfig(**checkpoint["config"]))
-    state.load_state_dict(checkpoint)
+    state = restore(run_dir)
     n, classes = state.config.eval_samples, state.config.classes
     labels = state.labels(n, EVAL_SEED)
     drawn = None if labels is None else Classes(classes, labels)

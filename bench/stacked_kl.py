@@ -37,10 +37,9 @@ from lab.diagnostics.classifier import classified_modes, confidence_threshold
 from lab.diagnostics.statistics import kl_divergences
 from lab.sampling import file_drawer
 from service.config import REPO_MODELS
-from trainer.config import TrainConfig
 from trainer.datasets import get_dataset
 from trainer.evaluation import classifier_reference
-from trainer.training_loop import build
+from trainer.training_loop import restore
 
 SAMPLES, SEED, EXACT_DRAWS = 26_000, 0, 5
 DIGITS = 10
@@ -94,14 +93,10 @@ def source_images(name: str, dataset_name: str) -> np.ndarray:
 
 def run_images(run_dir: Path, dataset_name: str) -> np.ndarray:
     """SAMPLES images of a GAN run's checkpoint, drawn as its export would serve them."""
-    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
-    config = TrainConfig(**checkpoint["config"])
-    if config.dataset != dataset_name:
-        raise SystemExit(
-            f"{str(run_dir)!r} was trained on {config.dataset!r}, not {dataset_name!r}"
-        )
-    state = build(config)
-    state.load_state_dict(checkpoint)
+    state = restore(run_dir)
+    if state.config.dataset != dataset_name:
+        trained_on = state.config.dataset
+        raise SystemExit(f"{str(run_dir)!r} was trained on {trained_on!r}, not {dataset_name!r}")
     return state.samples(SAMPLES, SEED)
 
 

@@ -271,6 +271,15 @@ def discriminator_step(state: TrainState) -> tuple[float, Tensor, Tensor, Critic
     return d_loss.item(), real, fake, critic
 
 
+def restore(run_dir: Path) -> TrainState:
+    """A GAN run's state as its checkpoint.pt left it (weights_only: tensors and plain values),
+    on the CPU."""
+    checkpoint = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=True)
+    state = build(TrainConfig(**checkpoint["config"]))
+    state.load_state_dict(checkpoint)
+    return state
+
+
 def real_batch(state: TrainState, rows: int) -> tuple[Tensor, Tensor | None]:
     """This rank's rows of a real batch [rows, ...] and, for a conditional GAN, their labels
     [rows] int64 on the device (each sample's mode's class: lab.conditioning.class_modes)."""

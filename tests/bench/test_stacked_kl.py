@@ -5,11 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from bench.stacked_kl import SAMPLES, SEED, exact_split, kl_uniform, source_images, split_kl
 from trainer.config import TrainConfig
-from trainer.training_loop import build, training_loop
+from trainer.training_loop import restore, training_loop
 
 
 def test_kl_uniform_of_a_point_mass_and_of_an_even_histogram():
@@ -58,9 +57,7 @@ def conditional_run(tiny_image_config: TrainConfig, tmp_path_factory) -> Path:
 
 
 def test_a_run_folder_is_drawn_as_its_export_serves_it(conditional_run):
-    checkpoint = torch.load(conditional_run / "checkpoint.pt", weights_only=True)
-    state = build(TrainConfig(**checkpoint["config"]))
-    state.load_state_dict(checkpoint)
+    state = restore(conditional_run)
     images = source_images(str(conditional_run), "stacked-digits")
     assert images.shape == (SAMPLES, 3, 8, 8)
     np.testing.assert_array_equal(images[:64], state.samples(SAMPLES, SEED)[:64])
