@@ -252,9 +252,9 @@ def labels_field(value: object, classes: int, n: int) -> int | tuple[int, ...]:
             f"sample, got {json.dumps(value)[:60]}",
             "invalid-field",
         )
-    try:
-        check_labels(np.asarray(values, dtype=np.int64), classes)
-    except (ValueError, OverflowError) as error:
+    try:  # Python ints compared as they are: one past int64 still gets the range, not an overflow
+        check_labels(np.asarray(values, dtype=object), classes)
+    except ValueError as error:
         raise ApiError(400, f"'labels': {error}", "invalid-field") from None
     return tuple(values) if isinstance(value, list) else value
 
