@@ -139,6 +139,12 @@ def _diversity_reasons(modes: ModeStats | None, features: FeatureStats) -> list[
     return reasons
 
 
+def ndb_limit(bins: int) -> float:
+    """The most differing bins of K that chance explains: alpha K + NDB_SIGMAS sd of the
+    binomial count of false alarms (11.5 of 100 bins)."""
+    return NDB_ALPHA * bins + NDB_SIGMAS * math.sqrt(bins * NDB_ALPHA * (1 - NDB_ALPHA))
+
+
 def _feature_partial_reasons(features: FeatureStats) -> list[str]:
     reasons = []
     coverage, expected = features.coverage, features.coverage_expected_identical
@@ -153,7 +159,7 @@ def _feature_partial_reasons(features: FeatureStats) -> list[str]:
             )
     bins, ndb = features.ndb_bins, features.ndb
     if bins:
-        limit = NDB_ALPHA * bins + NDB_SIGMAS * math.sqrt(bins * NDB_ALPHA * (1 - NDB_ALPHA))
+        limit = ndb_limit(bins)
         if ndb > limit:
             reasons.append(
                 f"{ndb} of {bins} K-means bins differ significantly from the reference "
