@@ -127,13 +127,19 @@ def analyse(name: str, dataset_name: str) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def source_arguments(doc: str) -> argparse.Namespace:
+    """The command line of a stacked-digits bench: its sources (bundled model names, GAN run
+    folders or `real`, as source_images takes them) and --dataset."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument(
         "sources", nargs="+", help="bundled model names, GAN run folders, or `real`"
     )
     parser.add_argument("--dataset", default="stacked-digits")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = source_arguments(__doc__)
     results = {name: analyse(name, args.dataset) for name in args.sources}
     print(
         "| source | count | share % | KL | marginals' part | per channel | TC "

@@ -15,8 +15,6 @@ count. The last column says whether the verdict counts NDB for this batch and wh
     python -m bench.stacked_ndb real stacked-digits-r1-ema stacked-digits-cgan-glorot
 """
 
-import argparse
-
 import numpy as np
 
 from lab.classify import classify
@@ -28,7 +26,7 @@ from lab.diagnostics.verdict import LOW_QUALITY_FRACTION, ndb_limit
 from service.config import REPO_MODELS
 from trainer.evaluation import classifier_reference
 
-from .stacked_kl import source_images
+from .stacked_kl import source_arguments, source_images
 
 SUBSET_SEED = 0
 
@@ -77,12 +75,7 @@ def percent(value: float | None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "sources", nargs="+", help="bundled model names, GAN run folders, or `real`"
-    )
-    parser.add_argument("--dataset", default="stacked-digits")
-    args = parser.parse_args()
+    args = source_arguments(__doc__)
     reference = classifier_reference(args.dataset, REPO_MODELS)
     features = np.asarray(reference.features, dtype=np.float64)
     fit = kmeans_fit(features, default_bins(len(features)), 0)
