@@ -311,9 +311,12 @@ def _warnings(modes: ModeStats | None, features: FeatureStats) -> list[str]:
             "of samples lie within the reference's k-NN balls; warning only)"
         ]
     if modes is not None and modes.high_quality_fraction < LOW_QUALITY_FRACTION:
+        measured = (("coverage", features.coverage is not None), ("NDB", bool(features.ndb_bins)))
+        unjudged = [name for name, present in measured if present]  # the feature rules skipped
+        skipped = f"; {' and '.join(unjudged)} not judged below it" if unjudged else ""
         return [
             f"low sample quality: only {modes.high_quality_fraction:.1%} of samples "
-            f"{modes.high_quality_rule} (warning below {LOW_QUALITY_FRACTION:.0%})"
+            f"{modes.high_quality_rule} (warning below {LOW_QUALITY_FRACTION:.0%}{skipped})"
         ]
     return []
 

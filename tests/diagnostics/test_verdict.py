@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from lab.diagnostics import diagnose
-from lab.diagnostics.statistics import ChiSquare, FeatureStats, ModeStats, histogram_stats
+from lab.diagnostics.statistics import (
+    ChiSquare,
+    FeatureStats,
+    ModeStats,
+    histogram_stats,
+    no_feature_stats,
+)
 from lab.diagnostics.verdict import (
     COLLAPSE_COVERAGE_RATIO,
     DUPLICATE_COLLAPSE_FRACTION,
@@ -197,6 +203,11 @@ def test_blurred_samples_skip_the_feature_evidence() -> None:
     blurred = replace(RING8_EXACT, high_quality_fraction=0.3)
     result = verdict(blurred, replace(FEATURES_ONLY, coverage=0.85, ndb=15))
     assert result.status == "healthy" and result.reasons[-1].startswith("low sample quality")
+    # the warning says which rules it left unjudged, so a user does not read 15 bins as passed
+    assert result.reasons[-1].endswith("(warning below 50%; coverage and NDB not judged below it)")
+    # the modes-only verdict measured no feature rule, so it names none
+    modes_only = verdict(blurred, no_feature_stats(1000))
+    assert modes_only.reasons[-1].endswith("(warning below 50%)")
 
 
 def exact_batch(mixture_spec: dict, n: int, seed: int) -> dict:
