@@ -75,7 +75,9 @@ def check_labels(labels: np.ndarray, classes: int) -> None:
     outside = np.flatnonzero((labels < 0) | (labels >= classes))
     if outside.size:
         first = int(outside[0])
-        value = int(labels[first])
+        value = str(int(labels[first]))
+        if len(value) > 24:  # a label of thousands of digits is named, not repeated
+            value = f"{value[:12]}... ({len(value.lstrip('-'))} digits)"
         where = f"got {value}" if labels.size == 1 else f"label {first} is {value}"
         raise ValueError(
             f"labels must lie in 0..{classes - 1} (the model's {classes} classes); {where}"

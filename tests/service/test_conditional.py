@@ -132,6 +132,7 @@ def test_diagnose_reports_each_class_against_its_own_modes(client):
         ({"n": 3, "labels": 1.5}, "one class (an integer)"),
         ({"n": 3, "labels": 2**70}, "labels must lie in 0..3"),
         ({"n": 3, "labels": [0, 1, -(2**70)]}, "labels must lie in 0..3"),
+        ({"n": 3, "labels": 10**400}, "got 100000000000... (401 digits)"),
         ({"n": 3, "labels": 1, "class_mix": [1, 0, 0, 0]}, "not both"),
         ({"n": 3, "class_mix": [0.5, 0.5]}, "a list of 4 numbers"),
         ({"n": 3, "class_mix": [0.5, 0.5, 0.5, 0]}, "summing to 1"),
