@@ -37,7 +37,11 @@ def ndb_split(
     """NDB of embeddings [N, d] against reference [N_ref, d] in fit's bins: of every row, of the
     confident rows (bool [N]) and of a random subset as large; the differing bins of every row
     split into over- and under-filled ones, with the confident rate of the rows in each."""
-    every = ndb(reference, embeddings, len(fit.centres), fit=fit)
+
+    def in_bins(rows: np.ndarray) -> dict:  # NDB of these rows in fit's bins
+        return ndb(reference, rows, len(fit.centres), fit=fit)
+
+    every = in_bins(embeddings)
     bins = np.asarray(every["different_bins"], dtype=np.int64)
     reference_share = np.asarray(every["reference_histogram"]) / len(reference)
     sample_share = np.asarray(every["sample_histogram"]) / len(embeddings)
@@ -52,8 +56,8 @@ def ndb_split(
         "under": int(under.size),
         "confident_over": rate_in(confident, assigned, over),
         "confident_under": rate_in(confident, assigned, under),
-        "ndb_confident": ndb(reference, embeddings[confident], len(fit.centres), fit=fit)["ndb"],
-        "ndb_subset": ndb(reference, embeddings[subset], len(fit.centres), fit=fit)["ndb"],
+        "ndb_confident": in_bins(embeddings[confident])["ndb"],
+        "ndb_subset": in_bins(embeddings[subset])["ndb"],
     }
 
 
